@@ -1,0 +1,4 @@
+//! # tipc-integration
+//!
+//! The deterministic multi-node simulation harness and helpers for cross-crate tests:
+//! real sockets on loopback, network namespaces and a Linux kernel peer.

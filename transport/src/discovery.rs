@@ -1,0 +1,1 @@
+//! Neighbour discovery (kernel `discover.c`), spec §3. (In progress.)

@@ -1,0 +1,1 @@
+//! The unicast link endpoint (kernel `link.c`), spec §4. (In progress.)

@@ -1,0 +1,90 @@
+//! Media: the bearer-level transports that move TIPC frames between nodes
+//! (kernel `bearer.c`, `udp_media.c`, `eth_media.c`), spec §3.1.
+//!
+//! A [`Media`] sends and receives whole TIPC messages in batches. It does no protocol work:
+//! the discovery and link cores decide what to send where. Implementations:
+//! `udp` (quinn-udp, batched, GSO/GRO), `eth` (pnet_datalink, EtherType 0x88CA),
+//! `mem` (in-process, for tests) and `fault` (a seeded fault injector around any media).
+
+use bytes::Bytes;
+use std::future::Future;
+use std::io;
+
+pub use crate::wire::MediaAddr;
+
+/// A frame received from the media.
+#[derive(Debug, Clone)]
+pub struct RxFrame {
+    /// The source address as seen by the media (UDP source, Ethernet source MAC).
+    /// TIPC replies to the address written inside discovery messages, not to this one.
+    pub src: MediaAddr,
+    /// The TIPC message (for Ethernet, without the Ethernet header; may carry trailing padding).
+    pub data: Bytes,
+}
+
+/// Where a frame goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dest {
+    /// One peer bearer.
+    Unicast(MediaAddr),
+    /// Every neighbour: the Ethernet broadcast address, the UDP multicast group, or each
+    /// address of the UDP replicast list.
+    Broadcast,
+}
+
+/// A frame to send.
+#[derive(Debug, Clone)]
+pub struct TxFrame {
+    /// Destination.
+    pub dest: Dest,
+    /// The complete TIPC message.
+    pub data: Bytes,
+}
+
+/// Which kind of media a bearer uses (kernel media names "udp", "eth").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    /// UDP/IP.
+    Udp,
+    /// Ethernet, EtherType 0x88CA.
+    Eth,
+    /// In-memory (tests).
+    Mem,
+}
+
+impl MediaKind {
+    /// The kernel's media name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            MediaKind::Udp => "udp",
+            MediaKind::Eth => "eth",
+            MediaKind::Mem => "mem",
+        }
+    }
+}
+
+/// A transport for TIPC frames. Methods take `&self` so that one task can receive while
+/// another sends; implementations synchronise internally where they must.
+pub trait Media: Send + Sync + 'static {
+    /// The media kind.
+    fn kind(&self) -> MediaKind;
+    /// The address peers use to reach this bearer; written into discovery messages.
+    fn local_addr(&self) -> MediaAddr;
+    /// Largest TIPC message this media carries in one frame (the bearer MTU).
+    fn mtu(&self) -> usize;
+    /// The bearer's name as the kernel forms it, e.g. `udp:udp1` or `eth:eth0`.
+    fn bearer_name(&self) -> String;
+    /// Wait until at least one frame arrives, then append every frame available without
+    /// waiting (one batch, e.g. one `recvmmsg`) to `out`.
+    fn recv_batch<'a>(
+        &'a self,
+        out: &'a mut Vec<RxFrame>,
+    ) -> impl Future<Output = io::Result<()>> + Send + 'a;
+    /// Send a batch of frames, batching system calls where the media can (GSO, sendmmsg).
+    /// Waits while the socket is not writable. A frame that cannot be sent to one destination
+    /// does not stop the others; the error is returned after the batch.
+    fn send_batch<'a>(
+        &'a self,
+        frames: &'a [TxFrame],
+    ) -> impl Future<Output = io::Result<()>> + Send + 'a;
+}

@@ -26,9 +26,8 @@ impl NodeId {
 
     /// The node address the kernel derives: XOR of the four big-endian words; OR if that is 0.
     pub fn hash(&self) -> NodeAddr {
-        let w = |i: usize| {
-            u32::from_be_bytes([self.0[i], self.0[i + 1], self.0[i + 2], self.0[i + 3]])
-        };
+        let w =
+            |i: usize| u32::from_be_bytes([self.0[i], self.0[i + 1], self.0[i + 2], self.0[i + 3]]);
         let x = w(0) ^ w(4) ^ w(8) ^ w(12);
         if x != 0 {
             x

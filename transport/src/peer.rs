@@ -1,1 +1,630 @@
-//! A peer node and its links (kernel `node.c`), spec §4.1–4.2. (In progress.)
+//! A peer node and its links (kernel `node.c`), spec §3.3 (step 6–9), §4.1, §4.2, §4.12, §5.2, §5.5.
+//!
+//! One [`Peer`] per remote node owns that node's links (one per bearer, at most two working),
+//! chooses among them for sending, keeps the broadcast bookkeeping a kernel peer needs (§5.5
+//! items 1–4: our broadcast receive state from the peer's bc-init, `bcast_ack` in every packet,
+//! our own bc-init sent as unicast seqno 1 at link-up, `last_bcast = 0` since we never
+//! broadcast) and turns link events into node events.
+//!
+//! [`classify`] is the packet entry of `tipc_rcv` (§4.1): it decides whether a received frame
+//! goes to discovery, to a peer's broadcast receive state or to a peer's unicast link.
+
+use crate::link::{DownReason, Link, LinkConfig, LinkEvent, LinkSnapshot, SendError, SendStatus};
+use crate::wire::{self, field, user, Header, MediaAddr, Seqno, WireError, INT_H_SIZE};
+use crate::{BearerId, NodeAddr, NodeId, MAX_BEARERS};
+use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Where a received frame goes (`tipc_rcv`, §4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// A LINK_CONFIG message: to the bearer's discoverer.
+    Discovery,
+    /// A broadcast-link packet (`non_seq`, not LINK_CONFIG) from this node.
+    Broadcast(NodeAddr),
+    /// A unicast link packet from this node (by `prevnode`).
+    Unicast(NodeAddr),
+}
+
+/// Why [`classify`] dropped a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DropReason {
+    /// The header failed validation.
+    #[error("malformed: {0}")]
+    Malformed(WireError),
+    /// A unicast packet for another node.
+    #[error("destination is another node")]
+    WrongDestination,
+    /// `prevnode` is 0 or our own address.
+    #[error("bad previous node")]
+    BadPrevNode,
+}
+
+/// Classify a received frame (`tipc_rcv` steps 1–4).
+pub fn classify(own_addr: NodeAddr, frame: &[u8]) -> Result<Route, DropReason> {
+    let h = Header::new_checked(frame).map_err(DropReason::Malformed)?;
+    if h.non_seq() {
+        if h.user() == user::LINK_CONFIG {
+            return Ok(Route::Discovery);
+        }
+        let from = h.prevnode();
+        if from == 0 || from == own_addr {
+            return Err(DropReason::BadPrevNode);
+        }
+        return Ok(Route::Broadcast(from));
+    }
+    if h.user() == user::LINK_CONFIG {
+        return Ok(Route::Discovery);
+    }
+    if h.header_len() > wire::SHORT_H_SIZE && h.destnode() != own_addr {
+        return Err(DropReason::WrongDestination);
+    }
+    let from = h.prevnode();
+    if from == 0 || from == own_addr {
+        return Err(DropReason::BadPrevNode);
+    }
+    Ok(Route::Unicast(from))
+}
+
+/// Parameters of one of our bearers, for creating links on it.
+#[derive(Debug, Clone)]
+pub struct BearerParams {
+    /// Bearer id.
+    pub id: BearerId,
+    /// Interface name (after the media prefix of the bearer name: `udp1` in `udp:udp1`).
+    pub if_name: String,
+    /// Bearer MTU.
+    pub mtu: usize,
+    /// Encapsulation overhead (28 UDP/IPv4, 48 UDP/IPv6, 0 Ethernet).
+    pub encap_hlen: usize,
+    /// Link tolerance.
+    pub tolerance: Duration,
+    /// Link priority.
+    pub priority: u8,
+    /// Minimum window.
+    pub min_win: u16,
+    /// Maximum window.
+    pub max_win: u16,
+}
+
+/// What discovery told us about a neighbour on one bearer (from [`crate::discovery`]).
+#[derive(Debug, Clone, Copy)]
+pub struct NeighborSighting {
+    /// The peer's media address on this bearer (from inside the discovery message).
+    pub media_addr: MediaAddr,
+    /// The peer's node identity.
+    pub id: NodeId,
+    /// The peer's capabilities.
+    pub caps: u16,
+    /// The peer's signature.
+    pub signature: u16,
+}
+
+/// The outcome of [`Peer::handle_discovery`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DiscoveryOutcome {
+    /// Answer the request (if it was a request) with a DSC_RESP.
+    pub respond: bool,
+    /// The message looked like a duplicate node address (kernel "duplicate alert").
+    pub duplicate: bool,
+    /// A new link was created.
+    pub link_created: bool,
+}
+
+/// Node-level events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerEvent {
+    /// A link to the peer came up.
+    LinkUp {
+        /// Bearer.
+        bearer: BearerId,
+        /// Link name.
+        name: String,
+    },
+    /// A link to the peer went down.
+    LinkDown {
+        /// Bearer.
+        bearer: BearerId,
+        /// Link name.
+        name: String,
+        /// Why.
+        reason: DownReason,
+    },
+    /// First link up: the peer node is reachable.
+    NodeUp,
+    /// Last link down: the peer node is lost.
+    NodeDown,
+    /// A message from the peer, in link order.
+    Deliver(Bytes),
+    /// Senders of this importance may resume.
+    Unblocked(u8),
+    /// A message that was queued but not sent when a link went down.
+    Purged(Bytes),
+}
+
+/// A frame the owner must send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    /// Out of which bearer.
+    pub bearer: BearerId,
+    /// To which media address.
+    pub dest: MediaAddr,
+    /// Length of the frame appended to the caller's buffer.
+    pub len: usize,
+}
+
+/// Counters of a peer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerStats {
+    /// Packets for a bearer without a link.
+    pub no_link: u64,
+    /// Broadcast-link packets received (not yet processed).
+    pub bcast_rx: u64,
+    /// Discovery duplicate alerts.
+    pub duplicates: u64,
+}
+
+#[derive(Debug)]
+struct LinkSlot {
+    link: Link,
+    media: MediaAddr,
+}
+
+/// One remote node: identity, capabilities, links, broadcast receive state.
+#[derive(Debug)]
+pub struct Peer {
+    own_addr: NodeAddr,
+    own_id: NodeId,
+    addr: NodeAddr,
+    id: NodeId,
+    caps: u16,
+    signature: Option<u16>,
+    links: [Option<LinkSlot>; MAX_BEARERS],
+    node_up: bool,
+    bc_up: bool,
+    bc_rcv_nxt: Seqno,
+    events: VecDeque<PeerEvent>,
+    tx_rr: usize,
+    lost_at: Option<Instant>,
+    stats: PeerStats,
+}
+
+impl Peer {
+    /// A new peer object, with no links yet.
+    pub fn new(own_addr: NodeAddr, own_id: NodeId, addr: NodeAddr, id: NodeId, caps: u16) -> Peer {
+        Peer {
+            own_addr,
+            own_id,
+            addr,
+            id,
+            caps,
+            signature: None,
+            links: Default::default(),
+            node_up: false,
+            bc_up: false,
+            bc_rcv_nxt: Seqno(1),
+            events: VecDeque::new(),
+            tx_rr: 0,
+            lost_at: None,
+            stats: PeerStats::default(),
+        }
+    }
+
+    /// Peer node address.
+    pub fn addr(&self) -> NodeAddr {
+        self.addr
+    }
+    /// Peer node identity.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+    /// Peer capabilities.
+    pub fn caps(&self) -> u16 {
+        self.caps
+    }
+    /// Is the node up (at least one working link)?
+    pub fn is_up(&self) -> bool {
+        self.node_up
+    }
+    /// Counters.
+    pub fn stats(&self) -> &PeerStats {
+        &self.stats
+    }
+    /// Does the peer have a link on this bearer?
+    pub fn has_link(&self, bearer: BearerId) -> bool {
+        self.slot(bearer).is_some()
+    }
+    /// Is the link on this bearer up?
+    pub fn link_up(&self, bearer: BearerId) -> bool {
+        self.slot(bearer).is_some_and(|s| s.link.is_up())
+    }
+    /// Number of working links.
+    pub fn up_links(&self) -> usize {
+        self.links
+            .iter()
+            .flatten()
+            .filter(|s| s.link.is_up())
+            .count()
+    }
+    /// When the node lost its last link (for cleanup after 300 s).
+    pub fn lost_at(&self) -> Option<Instant> {
+        self.lost_at
+    }
+    /// Snapshots of all links.
+    pub fn links(&self) -> Vec<(BearerId, LinkSnapshot)> {
+        self.links
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|s| (i as BearerId, s.link.snapshot())))
+            .collect()
+    }
+    /// Reset the counters of every link.
+    pub fn reset_link_stats(&mut self) {
+        for s in self.links.iter_mut().flatten() {
+            s.link.reset_stats();
+        }
+    }
+
+    fn slot(&self, bearer: BearerId) -> Option<&LinkSlot> {
+        self.links.get(bearer as usize).and_then(|s| s.as_ref())
+    }
+
+    /// Discovery saw this peer on `bearer` (§3.3 step 6–7, `tipc_node_check_dest`). Creates the
+    /// link when the address is accepted; `session` is a fresh random session for a new link.
+    pub fn handle_discovery(
+        &mut self,
+        now: Instant,
+        bearer: &BearerParams,
+        n: &NeighborSighting,
+        session: u16,
+    ) -> DiscoveryOutcome {
+        self.caps = n.caps;
+        let idx = bearer.id as usize;
+        if idx >= MAX_BEARERS {
+            return DiscoveryOutcome::default();
+        }
+        for s in self.links.iter_mut().flatten() {
+            s.link.set_peer_caps(n.caps);
+        }
+        let slot = self.links[idx].as_ref();
+        let link_up = slot.is_some_and(|s| s.link.is_up());
+        let addr_match = slot.is_some_and(|s| s.media == n.media_addr);
+        let sig_match = self.signature == Some(n.signature);
+        let d = decide(sig_match, addr_match, link_up);
+        let mut out = DiscoveryOutcome {
+            respond: d.respond,
+            duplicate: d.dup_alert,
+            link_created: false,
+        };
+        if d.dup_alert {
+            self.stats.duplicates += 1;
+        }
+        if d.store_signature {
+            self.signature = Some(n.signature);
+        }
+        if !d.accept_addr {
+            return out;
+        }
+        if self.links[idx].is_none() {
+            if self.links.iter().flatten().count() >= 2 {
+                out.respond = false;
+                return out;
+            }
+            let name = format!(
+                "{}:{}-{}:unknown",
+                self.own_id.to_id_string(),
+                bearer.if_name,
+                self.id.to_id_string()
+            );
+            let cfg = LinkConfig {
+                own_addr: self.own_addr,
+                peer_addr: self.addr,
+                peer_caps: self.caps,
+                name,
+                if_name: bearer.if_name.clone(),
+                bearer_id: bearer.id,
+                mtu: bearer.mtu,
+                encap_hlen: bearer.encap_hlen,
+                tolerance: bearer.tolerance,
+                priority: bearer.priority,
+                min_win: bearer.min_win,
+                max_win: bearer.max_win,
+                session,
+            };
+            let mut link = Link::new(cfg, now);
+            link.set_bcast_state(self.bc_rcv_nxt.sub(1).0, self.bc_up, 0);
+            self.links[idx] = Some(LinkSlot {
+                link,
+                media: n.media_addr,
+            });
+            out.link_created = true;
+        } else if let Some(s) = self.links[idx].as_mut() {
+            s.media = n.media_addr;
+            if d.reset_link && s.link.is_up() {
+                s.link.force_reset(now, DownReason::PeerReset);
+            }
+        }
+        self.drain_link(now, idx);
+        out
+    }
+
+    /// Remove the link on a bearer (bearer disabled): the peer is told (RESET with
+    /// `peer_stopping`); call [`Peer::poll_transmit`] before dropping the bearer.
+    pub fn shutdown_link(&mut self, now: Instant, bearer: BearerId) {
+        let idx = bearer as usize;
+        if let Some(s) = self.links.get_mut(idx).and_then(|s| s.as_mut()) {
+            s.link.shutdown(now);
+        }
+        self.drain_link(now, idx);
+    }
+
+    /// Tell the peer we are stopping: every link sends RESET with `peer_stopping`.
+    pub fn shutdown(&mut self, now: Instant) {
+        for i in 0..MAX_BEARERS {
+            self.shutdown_link(now, i as BearerId);
+        }
+    }
+
+    /// Forget the link on a bearer after [`Peer::shutdown_link`] and draining its transmits.
+    pub fn remove_link(&mut self, bearer: BearerId) {
+        if let Some(s) = self.links.get_mut(bearer as usize) {
+            *s = None;
+        }
+    }
+
+    /// A unicast-link packet from this peer arrived on `bearer` (already [`classify`]d).
+    pub fn handle_packet(&mut self, now: Instant, bearer: BearerId, pkt: Bytes) {
+        let idx = bearer as usize;
+        match self.links.get_mut(idx).and_then(|s| s.as_mut()) {
+            Some(s) => s.link.handle_packet(now, pkt),
+            None => {
+                self.stats.no_link += 1;
+                return;
+            }
+        }
+        self.drain_link(now, idx);
+    }
+
+    /// A broadcast-link packet from this peer. We advertise `BCAST_RCAST` and not
+    /// `NAMED_BCAST`, so a kernel peer in a cluster of two sends none; they are counted.
+    pub fn handle_broadcast(&mut self, _now: Instant, _pkt: Bytes) {
+        self.stats.bcast_rx += 1;
+    }
+
+    /// When to call [`Peer::handle_timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.links
+            .iter()
+            .flatten()
+            .filter_map(|s| s.link.poll_timeout())
+            .min()
+    }
+
+    /// Drive the links' timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for i in 0..MAX_BEARERS {
+            let due = self.links[i]
+                .as_ref()
+                .and_then(|s| s.link.poll_timeout())
+                .is_some_and(|t| t <= now);
+            if due {
+                if let Some(s) = self.links[i].as_mut() {
+                    s.link.handle_timeout(now);
+                }
+                self.drain_link(now, i);
+            }
+        }
+    }
+
+    /// The largest message that goes unfragmented over the active link (0 if none is up).
+    pub fn mss(&self) -> usize {
+        self.active(0)
+            .map_or(0, |i| self.links[i].as_ref().map_or(0, |s| s.link.mss()))
+    }
+
+    fn active(&self, selector: u32) -> Option<usize> {
+        let mut best: Option<(u8, usize)> = None;
+        let mut cands = [usize::MAX; MAX_BEARERS];
+        let mut n = 0;
+        for (i, s) in self.links.iter().enumerate() {
+            let Some(s) = s else { continue };
+            if !s.link.is_up() {
+                continue;
+            }
+            let p = s.link.priority();
+            match best {
+                Some((bp, _)) if bp > p => {}
+                Some((bp, _)) if bp == p => {
+                    cands[n] = i;
+                    n += 1;
+                }
+                _ => {
+                    best = Some((p, i));
+                    cands[0] = i;
+                    n = 1;
+                }
+            }
+        }
+        best?;
+        Some(cands[(selector as usize & 1) % n])
+    }
+
+    /// Send a complete message to the peer over the active link chosen by `selector` (the
+    /// sender's port: equal-priority links share the load by its low bit).
+    pub fn send(
+        &mut self,
+        now: Instant,
+        msg: BytesMut,
+        selector: u32,
+    ) -> Result<SendStatus, SendError> {
+        let Some(i) = self.active(selector) else {
+            return Err(SendError::NotUp(msg));
+        };
+        let r = match self.links[i].as_mut() {
+            Some(s) => s.link.send(now, msg),
+            None => return Err(SendError::NotUp(msg)),
+        };
+        self.drain_link(now, i);
+        r
+    }
+
+    /// Is this importance congested on the link `selector` would use?
+    pub fn is_congested(&self, importance: u8, selector: u32) -> bool {
+        self.active(selector)
+            .and_then(|i| self.links[i].as_ref())
+            .is_some_and(|s| s.link.is_congested(importance))
+    }
+
+    /// Append the next frame to `out`.
+    pub fn poll_transmit(&mut self, out: &mut BytesMut) -> Option<Transmit> {
+        for k in 0..MAX_BEARERS {
+            let i = (self.tx_rr + k) % MAX_BEARERS;
+            if let Some(s) = self.links[i].as_mut() {
+                if let Some(len) = s.link.poll_transmit(out) {
+                    self.tx_rr = i;
+                    return Some(Transmit {
+                        bearer: i as BearerId,
+                        dest: s.media,
+                        len,
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// Next node event.
+    pub fn poll_event(&mut self) -> Option<PeerEvent> {
+        self.events.pop_front()
+    }
+
+    fn sync_bc_state(&mut self) {
+        let ack = self.bc_rcv_nxt.sub(1).0;
+        for s in self.links.iter_mut().flatten() {
+            s.link.set_bcast_state(ack, self.bc_up, 0);
+        }
+    }
+
+    /// Move link events up, applying the node-level glue of `node.c`.
+    fn drain_link(&mut self, now: Instant, idx: usize) {
+        loop {
+            let Some(slot) = self.links[idx].as_mut() else {
+                return;
+            };
+            let Some(ev) = slot.link.poll_event() else {
+                return;
+            };
+            let name = slot.link.name().to_string();
+            match ev {
+                LinkEvent::Up => {
+                    self.lost_at = None;
+                    self.events.push_back(PeerEvent::LinkUp {
+                        bearer: idx as BearerId,
+                        name,
+                    });
+                    if !self.node_up {
+                        self.node_up = true;
+                        self.events.push_back(PeerEvent::NodeUp);
+                        // Our bc-init goes as unicast seqno 1 (§5.2, §5.5 item 3).
+                        let init = bc_init_msg(self.own_addr, self.addr, self.bc_rcv_nxt);
+                        if let Some(s) = self.links[idx].as_mut() {
+                            let _ = s.link.send(now, init);
+                        }
+                    }
+                }
+                LinkEvent::Down(reason) => {
+                    self.events.push_back(PeerEvent::LinkDown {
+                        bearer: idx as BearerId,
+                        name,
+                        reason,
+                    });
+                    if self.node_up && self.up_links() == 0 {
+                        self.node_up = false;
+                        self.bc_up = false;
+                        self.bc_rcv_nxt = Seqno(1);
+                        self.lost_at = Some(now);
+                        self.sync_bc_state();
+                        self.events.push_back(PeerEvent::NodeDown);
+                    }
+                }
+                LinkEvent::BcInit { last_bcast } => {
+                    if !self.bc_up {
+                        self.bc_up = true;
+                        self.bc_rcv_nxt = Seqno(last_bcast).next();
+                        self.sync_bc_state();
+                    }
+                }
+                LinkEvent::Deliver(b) => self.events.push_back(PeerEvent::Deliver(b)),
+                LinkEvent::Unblocked(i) => self.events.push_back(PeerEvent::Unblocked(i)),
+                LinkEvent::Purged(b) => self.events.push_back(PeerEvent::Purged(b)),
+            }
+        }
+    }
+}
+
+/// The broadcast-init message (`tipc_link_build_bc_init_msg`, §5.2): BCAST_PROTOCOL STATE,
+/// `last_bcast` = our broadcast `snd_nxt - 1` (0: we never broadcast), `bc_ack_invalid` set.
+fn bc_init_msg(own: NodeAddr, peer: NodeAddr, bc_rcv_nxt: Seqno) -> BytesMut {
+    let mut b = BytesMut::zeroed(INT_H_SIZE);
+    let mut h = Header::new_unchecked(&mut b[..]);
+    h.init(user::BCAST_PROTOCOL, 0, INT_H_SIZE, INT_H_SIZE, own);
+    h.set(field::ORIGNODE, own);
+    h.set(field::DESTNODE, peer);
+    let ack = bc_rcv_nxt.sub(1).0;
+    h.set(field::LAST_BCAST, 0);
+    h.set_bcast_ack(ack);
+    h.set(field::BCGAP_AFTER, ack as u32);
+    h.set(field::BCGAP_TO, ack as u32);
+    h.set_flag(field::BC_ACK_INVALID, true);
+    b
+}
+
+/// §3.3 step 6: what to do given S (signature matches), A (media address matches), L (link up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Decision {
+    respond: bool,
+    accept_addr: bool,
+    reset_link: bool,
+    store_signature: bool,
+    dup_alert: bool,
+}
+
+fn decide(s: bool, a: bool, l: bool) -> Decision {
+    let mut d = Decision {
+        respond: false,
+        accept_addr: false,
+        reset_link: false,
+        store_signature: false,
+        dup_alert: false,
+    };
+    match (s, a, l) {
+        (true, true, true) => {}
+        (true, true, false) => d.respond = true,
+        (true, false, true) => d.dup_alert = true,
+        (true, false, false) => {
+            d.accept_addr = true;
+            d.respond = true;
+            d.reset_link = true;
+        }
+        (false, true, true) => d.store_signature = true,
+        (false, true, false) => {
+            d.store_signature = true;
+            d.respond = true;
+        }
+        (false, false, true) => d.dup_alert = true,
+        (false, false, false) => {
+            d.store_signature = true;
+            d.accept_addr = true;
+            d.respond = true;
+            d.reset_link = true;
+        }
+    }
+    // A link that exists keeps its address unless re-accepted; a missing one is created when
+    // the address is accepted.
+    if s && a && !l {
+        d.accept_addr = true;
+    }
+    d
+}

@@ -106,7 +106,13 @@ impl DiscRepr {
     pub fn emit(&self, buf: &mut [u8]) -> usize {
         let buf = &mut buf[..DISC_MSG_SIZE];
         let mut h = Header::new_unchecked(&mut *buf);
-        h.init(user::LINK_CONFIG, self.mtype as u8, MAX_H_SIZE, DISC_MSG_SIZE, self.prevnode);
+        h.init(
+            user::LINK_CONFIG,
+            self.mtype as u8,
+            MAX_H_SIZE,
+            DISC_MSG_SIZE,
+            self.prevnode,
+        );
         h.set_flag(field::NON_SEQ, self.non_seq);
         // The kernel writes the signature first, then the capabilities (shared bit 15).
         h.set(field::SIGNATURE, self.signature as u32);

@@ -29,7 +29,9 @@ impl MediaAddr {
     pub fn is_broadcast(&self) -> bool {
         match self {
             MediaAddr::Eth(m) => m[0] & 1 == 1,
-            MediaAddr::Udp(sa) => sa.ip().is_multicast() || sa.ip() == IpAddr::V4(Ipv4Addr::BROADCAST),
+            MediaAddr::Udp(sa) => {
+                sa.ip().is_multicast() || sa.ip() == IpAddr::V4(Ipv4Addr::BROADCAST)
+            }
             MediaAddr::Mem(id) => *id == u32::MAX,
         }
     }

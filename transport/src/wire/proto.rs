@@ -90,7 +90,9 @@ impl<'a> LinkProtoRepr<'a> {
             return Err(WireError::BadHeaderSize(h.header_len()));
         }
         let buf: &'a [u8] = h.into_inner_ref();
-        let data = buf.get(h.header_len()..h.size()).ok_or(WireError::Truncated)?;
+        let data = buf
+            .get(h.header_len()..h.size())
+            .ok_or(WireError::Truncated)?;
         Ok(LinkProtoRepr {
             mtype: LinkProtoType::from_u8(h.mtype())?,
             keepalive: h.flag(field::KEEPALIVE),
@@ -145,7 +147,13 @@ impl<'a> LinkProtoRepr<'a> {
         let len = self.buffer_len();
         let buf = &mut buf[..len];
         let mut h = Header::new_unchecked(&mut *buf);
-        h.init(user::LINK_PROTOCOL, self.mtype as u8, INT_H_SIZE, len, self.prevnode);
+        h.init(
+            user::LINK_PROTOCOL,
+            self.mtype as u8,
+            INT_H_SIZE,
+            len,
+            self.prevnode,
+        );
         h.set_flag(field::KEEPALIVE, self.keepalive);
         h.set(field::SEQ_GAP, self.seq_gap as u32);
         h.set(field::BCAST_ACK, self.bcast_ack as u32);

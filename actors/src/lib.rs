@@ -1,5 +1,18 @@
 //! # tipc-actors
 //!
-//! The upper half of TIPC and the actix actors that drive the sans-IO cores of
-//! `tipc-transport`: Bearer, Peer (one per remote node, owning its links) and the node's
-//! registry. (In progress.)
+//! The upper half of TIPC and the thin actix actors that drive the sans-IO cores of
+//! `tipc-transport`:
+//!
+//! * [`bearer::BearerActor`] (kernel `bearer.c` + `discover.c` glue): owns one media and its
+//!   discoverer, demultiplexes received frames to peers;
+//! * [`peer::PeerActor`] (kernel `node.c`): one per remote node, owns that node's links;
+//! * [`node::TransportNode`]: the node's registry of bearers and peers, management queries and
+//!   node events.
+//!
+//! Actors must run inside an actix `System` (or a tokio `LocalSet`).
+
+pub mod bearer;
+pub mod node;
+pub mod peer;
+
+pub use node::{BearerInfo, LinkInfo, NodeEvent, NodeInfo, TransportConfig, TransportNode};

@@ -9,6 +9,7 @@
 //! [`classify`] is the packet entry of `tipc_rcv` (§4.1): it decides whether a received frame
 //! goes to discovery, to a peer's broadcast receive state or to a peer's unicast link.
 
+use crate::discovery::check_dest;
 use crate::link::{DownReason, Link, LinkConfig, LinkEvent, LinkSnapshot, SendError, SendStatus};
 use crate::wire::{self, field, user, Header, MediaAddr, Seqno, WireError, INT_H_SIZE};
 use crate::{BearerId, NodeAddr, NodeId, MAX_BEARERS};
@@ -292,7 +293,7 @@ impl Peer {
         let link_up = slot.is_some_and(|s| s.link.is_up());
         let addr_match = slot.is_some_and(|s| s.media == n.media_addr);
         let sig_match = self.signature == Some(n.signature);
-        let d = decide(sig_match, addr_match, link_up);
+        let d = check_dest(sig_match, addr_match, link_up);
         let mut out = DiscoveryOutcome {
             respond: d.respond,
             duplicate: d.dup_alert,
@@ -579,52 +580,4 @@ fn bc_init_msg(own: NodeAddr, peer: NodeAddr, bc_rcv_nxt: Seqno) -> BytesMut {
     h.set(field::BCGAP_TO, ack as u32);
     h.set_flag(field::BC_ACK_INVALID, true);
     b
-}
-
-/// §3.3 step 6: what to do given S (signature matches), A (media address matches), L (link up).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Decision {
-    respond: bool,
-    accept_addr: bool,
-    reset_link: bool,
-    store_signature: bool,
-    dup_alert: bool,
-}
-
-fn decide(s: bool, a: bool, l: bool) -> Decision {
-    let mut d = Decision {
-        respond: false,
-        accept_addr: false,
-        reset_link: false,
-        store_signature: false,
-        dup_alert: false,
-    };
-    match (s, a, l) {
-        (true, true, true) => {}
-        (true, true, false) => d.respond = true,
-        (true, false, true) => d.dup_alert = true,
-        (true, false, false) => {
-            d.accept_addr = true;
-            d.respond = true;
-            d.reset_link = true;
-        }
-        (false, true, true) => d.store_signature = true,
-        (false, true, false) => {
-            d.store_signature = true;
-            d.respond = true;
-        }
-        (false, false, true) => d.dup_alert = true,
-        (false, false, false) => {
-            d.store_signature = true;
-            d.accept_addr = true;
-            d.respond = true;
-            d.reset_link = true;
-        }
-    }
-    // A link that exists keeps its address unless re-accepted; a missing one is created when
-    // the address is accepted.
-    if s && a && !l {
-        d.accept_addr = true;
-    }
-    d
 }

@@ -1,0 +1,254 @@
+//! The Bearer actor (kernel `bearer.c: tipc_l2_rcv_msg/tipc_rcv` entry and `discover.c` glue).
+//!
+//! Owns one [`Media`] and its [`Discoverer`]. A receive stream hands it batches of frames; each
+//! frame is classified (`tipc_rcv`, spec §4.1) and goes to the discoverer or to the peer's actor.
+//! Sending goes through a channel drained by a task that batches whatever is queued into one
+//! `send_batch` call (GSO, sendmmsg) without passing through the actor.
+
+use crate::node::{BearerInfo, Shared};
+use crate::peer::{BcastPackets, Discovered, Packets, PeerActor};
+use actix::prelude::*;
+use bytes::Bytes;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tipc_transport::discovery::{Discoverer, DiscoveryConfig, Neighbor};
+use tipc_transport::media::{Media, RxFrame, TxFrame};
+use tipc_transport::peer::{classify, DropReason, Route};
+use tipc_transport::NodeAddr;
+use tokio::sync::mpsc;
+
+/// A batch of frames for one bearer.
+#[derive(Debug, Default)]
+pub struct TxBatch {
+    /// The frames.
+    pub frames: Vec<TxFrame>,
+}
+
+/// Commands to a bearer actor.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub enum BearerCmd {
+    /// Answer a discovery request from this neighbour.
+    Respond(Neighbor),
+    /// A link on this bearer came up.
+    LinkUp,
+    /// A link on this bearer went down.
+    LinkDown,
+    /// Nothing; answered once earlier messages were handled (used to order shutdown).
+    Flush,
+}
+
+/// Receive-side counters of a bearer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BearerStats {
+    /// Frames received.
+    pub rx_frames: u64,
+    /// Frames dropped as malformed.
+    pub rx_malformed: u64,
+    /// Frames dropped for another destination or a bad previous node.
+    pub rx_misrouted: u64,
+    /// Frames from nodes we have no peer for.
+    pub rx_unknown_peer: u64,
+    /// Receive errors.
+    pub rx_errors: u64,
+}
+
+/// The actor driving one bearer.
+pub struct BearerActor<M: Media> {
+    shared: Arc<Shared>,
+    info: BearerInfo,
+    media: Arc<M>,
+    disc: Discoverer,
+    tx: mpsc::UnboundedSender<TxBatch>,
+    timer: Option<SpawnHandle>,
+    up_links: usize,
+    stats: BearerStats,
+}
+
+impl<M: Media> BearerActor<M> {
+    pub(crate) fn start_on(
+        shared: Arc<Shared>,
+        info: BearerInfo,
+        media: M,
+        tx: mpsc::UnboundedSender<TxBatch>,
+        mut rx: mpsc::UnboundedReceiver<TxBatch>,
+    ) -> Addr<Self> {
+        let media = Arc::new(media);
+        let now = Instant::now();
+        let disc = Discoverer::new(
+            DiscoveryConfig {
+                net_id: shared.cfg.net_id,
+                own_addr: shared.own_addr,
+                own_id: shared.cfg.id,
+                caps: shared.cfg.caps,
+                signature: shared.signature,
+                bearer_id: info.id,
+                media_addr: media.local_addr(),
+                domain: 0,
+                net_hash: 0,
+            },
+            now,
+        );
+        // Send task: drain everything queued into one batch per wake-up.
+        let m2 = media.clone();
+        let bname = info.name.clone();
+        actix::spawn(async move {
+            let mut frames: Vec<TxFrame> = Vec::with_capacity(64);
+            while let Some(b) = rx.recv().await {
+                frames.extend(b.frames);
+                while let Ok(b) = rx.try_recv() {
+                    frames.extend(b.frames);
+                    if frames.len() >= 256 {
+                        break;
+                    }
+                }
+                if let Err(e) = m2.send_batch(&frames).await {
+                    tracing::debug!(bearer = %bname, error = %e, "send error");
+                }
+                frames.clear();
+            }
+        });
+        BearerActor::create(move |ctx| {
+            let m = media.clone();
+            let stream = futures_util::stream::unfold(m, |m| async move {
+                let mut v = Vec::with_capacity(64);
+                let r = m.recv_batch(&mut v).await.map(|_| v);
+                Some((r, m))
+            });
+            ctx.add_stream(stream);
+            BearerActor {
+                shared,
+                info,
+                media,
+                disc,
+                tx,
+                timer: None,
+                up_links: 0,
+                stats: BearerStats::default(),
+            }
+        })
+    }
+
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        let mut frames = Vec::new();
+        while let Some((dest, data)) = self.disc.poll_transmit() {
+            frames.push(TxFrame { dest, data });
+        }
+        if !frames.is_empty() {
+            let _ = self.tx.send(TxBatch { frames });
+        }
+        if let Some(h) = self.timer.take() {
+            ctx.cancel_future(h);
+        }
+        if let Some(t) = self.disc.poll_timeout() {
+            let d = t.saturating_duration_since(Instant::now());
+            self.timer = Some(ctx.run_later(d, |act, ctx| {
+                act.timer = None;
+                act.disc.handle_timeout(Instant::now());
+                act.pump(ctx);
+            }));
+        }
+    }
+
+    fn peer_for(&self, addr: NodeAddr) -> Option<Addr<PeerActor>> {
+        self.shared.peers.get(&addr).map(|e| e.value().clone())
+    }
+}
+
+impl<M: Media> Actor for BearerActor<M> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        tracing::info!(bearer = %self.info.name, addr = %self.media.local_addr(), "bearer enabled");
+        self.pump(ctx);
+    }
+}
+
+impl<M: Media> StreamHandler<io::Result<Vec<RxFrame>>> for BearerActor<M> {
+    fn handle(&mut self, item: io::Result<Vec<RxFrame>>, ctx: &mut Self::Context) {
+        let frames = match item {
+            Ok(f) => f,
+            Err(e) => {
+                self.stats.rx_errors += 1;
+                tracing::debug!(bearer = %self.info.name, error = %e, "receive error");
+                // Avoid spinning on a persistent error.
+                ctx.wait(actix::fut::wrap_future(tokio::time::sleep(
+                    Duration::from_millis(10),
+                )));
+                return;
+            }
+        };
+        let now = Instant::now();
+        let own = self.shared.own_addr;
+        // Frames for one peer are usually consecutive: batch them per peer.
+        let mut batch: Option<(NodeAddr, Vec<Bytes>)> = None;
+        let flush = |b: &mut Option<(NodeAddr, Vec<Bytes>)>, me: &mut Self| {
+            if let Some((from, pkts)) = b.take() {
+                match me.peer_for(from) {
+                    Some(p) => p.do_send(Packets {
+                        bearer: me.info.id,
+                        pkts,
+                    }),
+                    None => me.stats.rx_unknown_peer += pkts.len() as u64,
+                }
+            }
+        };
+        for f in frames {
+            self.stats.rx_frames += 1;
+            match classify(own, &f.data) {
+                Ok(Route::Discovery) => {
+                    if let Some(n) = self.disc.handle_frame(now, &f.data) {
+                        let peer = self
+                            .shared
+                            .peers
+                            .entry(n.addr)
+                            .or_insert_with(|| PeerActor::start_new(self.shared.clone(), &n))
+                            .value()
+                            .clone();
+                        peer.do_send(Discovered {
+                            bearer: self.info.id,
+                            neighbor: n,
+                        });
+                    }
+                }
+                Ok(Route::Unicast(from)) => match &mut batch {
+                    Some((a, v)) if *a == from => v.push(f.data),
+                    _ => {
+                        flush(&mut batch, self);
+                        batch = Some((from, vec![f.data]));
+                    }
+                },
+                Ok(Route::Broadcast(from)) => match self.peer_for(from) {
+                    Some(p) => p.do_send(BcastPackets { pkts: vec![f.data] }),
+                    None => self.stats.rx_unknown_peer += 1,
+                },
+                Err(DropReason::Malformed(_)) => self.stats.rx_malformed += 1,
+                Err(_) => self.stats.rx_misrouted += 1,
+            }
+        }
+        flush(&mut batch, self);
+        self.pump(ctx);
+    }
+}
+
+impl<M: Media> Handler<BearerCmd> for BearerActor<M> {
+    type Result = ();
+
+    fn handle(&mut self, msg: BearerCmd, ctx: &mut Self::Context) {
+        let now = Instant::now();
+        match msg {
+            BearerCmd::Respond(n) => self.disc.respond(&n),
+            BearerCmd::LinkUp => {
+                self.up_links += 1;
+                self.disc.set_up_links(now, self.up_links);
+            }
+            BearerCmd::LinkDown => {
+                self.up_links = self.up_links.saturating_sub(1);
+                self.disc.set_up_links(now, self.up_links);
+            }
+            BearerCmd::Flush => {}
+        }
+        self.pump(ctx);
+    }
+}

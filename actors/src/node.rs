@@ -1,0 +1,351 @@
+//! The node's transport registry (kernel `net.c`, `node.c` node table, `bearer.c` bearer list):
+//! identity, bearers, one [`PeerActor`] per remote node, management queries and node events.
+
+use crate::bearer::{BearerActor, BearerCmd, TxBatch};
+use crate::peer::{PeerActor, PeerQuery, PeerSnapshot, Shutdown};
+use actix::prelude::*;
+use bytes::Bytes;
+use dashmap::DashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tipc_transport::link::LinkSnapshot;
+use tipc_transport::media::Media;
+use tipc_transport::peer::BearerParams;
+use tipc_transport::{BearerId, NodeAddr, NodeId, MAX_BEARERS};
+use tokio::sync::{broadcast, mpsc};
+
+/// Transport settings of a node.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    /// Node identity.
+    pub id: NodeId,
+    /// Network (cluster) id, 1..=9999.
+    pub net_id: u32,
+    /// Capabilities to advertise.
+    pub caps: u16,
+    /// Link tolerance.
+    pub tolerance: Duration,
+    /// Link priority.
+    pub priority: u8,
+    /// Seed for session numbers and the node signature (None: from the OS).
+    pub seed: Option<u64>,
+}
+
+impl TransportConfig {
+    /// Defaults of the kernel: net id 4711, tolerance 1500 ms, priority 10.
+    pub fn new(id: NodeId) -> Self {
+        TransportConfig {
+            id,
+            net_id: 4711,
+            caps: tipc_transport::OWN_CAPABILITIES,
+            tolerance: tipc_transport::link::DEFAULT_TOLERANCE,
+            priority: tipc_transport::link::DEFAULT_PRIORITY,
+            seed: None,
+        }
+    }
+}
+
+/// Events of the transport layer, for management and upper layers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeEvent {
+    /// A link came up.
+    LinkUp {
+        /// Peer node.
+        peer: NodeAddr,
+        /// Link name.
+        name: String,
+    },
+    /// A link went down.
+    LinkDown {
+        /// Peer node.
+        peer: NodeAddr,
+        /// Link name.
+        name: String,
+        /// Why, as text.
+        reason: String,
+    },
+    /// A peer node became reachable.
+    NodeUp(NodeAddr),
+    /// A peer node was lost.
+    NodeDown(NodeAddr),
+}
+
+/// A message delivered by a peer's link, for the upper layers.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    /// The peer it came from.
+    pub from: NodeAddr,
+    /// The complete TIPC message.
+    pub msg: Bytes,
+}
+
+/// One of the node's bearers.
+#[derive(Debug, Clone)]
+pub struct BearerInfo {
+    /// Bearer id.
+    pub id: BearerId,
+    /// Name as the kernel prints it (`udp:udp0`, `eth:eth0`).
+    pub name: String,
+    /// Media address.
+    pub media_addr: String,
+    /// Link parameters.
+    pub params: BearerParams,
+}
+
+/// One link, for `link list` and `link stat show`.
+#[derive(Debug, Clone)]
+pub struct LinkInfo {
+    /// Peer node address.
+    pub peer: NodeAddr,
+    /// Bearer id.
+    pub bearer: BearerId,
+    /// Snapshot.
+    pub link: LinkSnapshot,
+}
+
+/// One peer node, for `node list`.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    /// Node address.
+    pub addr: NodeAddr,
+    /// Node identity.
+    pub id: NodeId,
+    /// Up or down.
+    pub up: bool,
+}
+
+/// State shared by the node's actors.
+pub(crate) struct Shared {
+    pub own_addr: NodeAddr,
+    pub cfg: TransportConfig,
+    pub signature: u16,
+    pub peers: DashMap<NodeAddr, Addr<PeerActor>>,
+    pub bearers: RwLock<Vec<Option<BearerSlot>>>,
+    pub events: broadcast::Sender<NodeEvent>,
+    pub deliver: RwLock<Option<mpsc::UnboundedSender<Delivered>>>,
+    pub rng: std::sync::Mutex<rand_chacha::ChaCha8Rng>,
+}
+
+#[derive(Clone)]
+pub(crate) struct BearerSlot {
+    pub info: BearerInfo,
+    pub tx: mpsc::UnboundedSender<TxBatch>,
+    pub ctl: Recipient<BearerCmd>,
+}
+
+impl Shared {
+    pub fn random_u16(&self) -> u16 {
+        use rand_core::RngCore;
+        match self.rng.lock() {
+            Ok(mut r) => r.next_u32() as u16,
+            Err(p) => p.into_inner().next_u32() as u16,
+        }
+    }
+
+    pub fn bearer(&self, id: BearerId) -> Option<BearerSlot> {
+        let b = self.bearers.read().ok()?;
+        b.get(id as usize).cloned().flatten()
+    }
+}
+
+/// Errors of the transport node.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// All bearer slots are used.
+    #[error("a node has at most {MAX_BEARERS} bearers")]
+    TooManyBearers,
+    /// A bearer with that name exists.
+    #[error("bearer {0} already enabled")]
+    DuplicateBearer(String),
+    /// The actor system is gone.
+    #[error("node stopped")]
+    Stopped,
+}
+
+/// A running node's transport layer. Cheap to clone.
+#[derive(Clone)]
+pub struct TransportNode {
+    shared: Arc<Shared>,
+}
+
+impl TransportNode {
+    /// Create the node (no bearers yet). Must be called inside an actix System.
+    pub fn new(cfg: TransportConfig) -> TransportNode {
+        use rand_core::{RngCore, SeedableRng};
+        let seed = cfg.seed.unwrap_or_else(|| {
+            let mut b = [0u8; 8];
+            // Any failure here leaves a fixed seed, which only makes signatures predictable.
+            let _ = std::fs::File::open("/dev/urandom")
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b));
+            u64::from_le_bytes(b) ^ std::process::id() as u64
+        });
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let signature = rng.next_u32() as u16;
+        let (events, _) = broadcast::channel(1024);
+        TransportNode {
+            shared: Arc::new(Shared {
+                own_addr: cfg.id.hash(),
+                cfg,
+                signature,
+                peers: DashMap::new(),
+                bearers: RwLock::new(vec![None; MAX_BEARERS]),
+                events,
+                deliver: RwLock::new(None),
+                rng: std::sync::Mutex::new(rng),
+            }),
+        }
+    }
+
+    /// Own node address.
+    pub fn addr(&self) -> NodeAddr {
+        self.shared.own_addr
+    }
+
+    /// Own identity.
+    pub fn id(&self) -> NodeId {
+        self.shared.cfg.id
+    }
+
+    /// Subscribe to transport events.
+    pub fn events(&self) -> broadcast::Receiver<NodeEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Route messages delivered by links to this channel (upper layers).
+    pub fn set_delivery(&self, tx: mpsc::UnboundedSender<Delivered>) {
+        if let Ok(mut d) = self.shared.deliver.write() {
+            *d = Some(tx);
+        }
+    }
+
+    /// Enable a bearer on a media. `if_name` is the part after the media prefix in its name.
+    pub fn enable_bearer<M: Media>(
+        &self,
+        media: M,
+        if_name: &str,
+        max_win: u16,
+    ) -> Result<BearerInfo, TransportError> {
+        let name = format!("{}:{}", media.kind().name(), if_name);
+        let mut bearers = self
+            .shared
+            .bearers
+            .write()
+            .map_err(|_| TransportError::Stopped)?;
+        if bearers.iter().flatten().any(|b| b.info.name == name) {
+            return Err(TransportError::DuplicateBearer(name));
+        }
+        let id = bearers
+            .iter()
+            .position(|b| b.is_none())
+            .ok_or(TransportError::TooManyBearers)? as BearerId;
+        let encap_hlen = match media.local_addr() {
+            tipc_transport::MediaAddr::Udp(sa) if sa.is_ipv4() => 28,
+            tipc_transport::MediaAddr::Udp(_) => 48,
+            _ => 0,
+        };
+        let params = BearerParams {
+            id,
+            if_name: if_name.to_string(),
+            mtu: media.mtu(),
+            encap_hlen,
+            tolerance: self.shared.cfg.tolerance,
+            priority: self.shared.cfg.priority,
+            min_win: 50,
+            max_win,
+        };
+        let info = BearerInfo {
+            id,
+            name,
+            media_addr: media.local_addr().to_string(),
+            params,
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let addr = BearerActor::start_on(self.shared.clone(), info.clone(), media, tx.clone(), rx);
+        bearers[id as usize] = Some(BearerSlot {
+            info: info.clone(),
+            tx,
+            ctl: addr.recipient(),
+        });
+        Ok(info)
+    }
+
+    /// The node's bearers.
+    pub fn bearers(&self) -> Vec<BearerInfo> {
+        self.shared
+            .bearers
+            .read()
+            .map(|b| b.iter().flatten().map(|s| s.info.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Snapshot of every peer and its links.
+    pub async fn peers(&self) -> Vec<PeerSnapshot> {
+        let addrs: Vec<Addr<PeerActor>> = self
+            .shared
+            .peers
+            .iter()
+            .map(|e| e.value().clone())
+            .collect();
+        let mut out = Vec::with_capacity(addrs.len());
+        for a in addrs {
+            if let Ok(s) = a.send(PeerQuery).await {
+                out.push(s);
+            }
+        }
+        out.sort_by_key(|p| p.addr);
+        out
+    }
+
+    /// Peer nodes, for `node list`.
+    pub async fn nodes(&self) -> Vec<NodeInfo> {
+        self.peers()
+            .await
+            .into_iter()
+            .map(|p| NodeInfo {
+                addr: p.addr,
+                id: p.id,
+                up: p.up,
+            })
+            .collect()
+    }
+
+    /// All links, for `link list`.
+    pub async fn links(&self) -> Vec<LinkInfo> {
+        let mut v: Vec<LinkInfo> = self
+            .peers()
+            .await
+            .into_iter()
+            .flat_map(|p| {
+                let peer = p.addr;
+                p.links
+                    .into_iter()
+                    .map(move |(bearer, link)| LinkInfo { peer, bearer, link })
+            })
+            .collect();
+        v.sort_by(|a, b| a.link.name.cmp(&b.link.name));
+        v
+    }
+
+    /// Stop: every link tells its peer (RESET with `peer_stopping`), then bearers close.
+    pub async fn shutdown(&self) {
+        let addrs: Vec<Addr<PeerActor>> = self
+            .shared
+            .peers
+            .iter()
+            .map(|e| e.value().clone())
+            .collect();
+        for a in addrs {
+            let _ = a.send(Shutdown).await;
+        }
+        let bearers: Vec<BearerSlot> = self
+            .shared
+            .bearers
+            .read()
+            .map(|b| b.iter().flatten().cloned().collect())
+            .unwrap_or_default();
+        for b in bearers {
+            let _ = b.ctl.send(BearerCmd::Flush).await;
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! The Peer actor (kernel `node.c`): one per remote node, owning that node's links through the
+//! sans-IO [`Peer`] core. Handlers call the core with `now`, then [`PeerActor::pump`] drains
+//! events to the node, transmits to the bearers' send channels, and re-arms one timer.
+
+use crate::bearer::{BearerCmd, TxBatch};
+use crate::node::{Delivered, NodeEvent, Shared};
+use actix::prelude::*;
+use bytes::{Bytes, BytesMut};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tipc_transport::discovery::Neighbor;
+use tipc_transport::link::{LinkSnapshot, SendError, SendStatus};
+use tipc_transport::media::{Dest, TxFrame};
+use tipc_transport::peer::{NeighborSighting, Peer, PeerEvent, Transmit};
+use tipc_transport::{BearerId, NodeAddr, NodeId, MAX_BEARERS};
+
+/// A node with no working link for this long is forgotten (`NODE_CLEANUP_AFTER`).
+pub const NODE_CLEANUP_AFTER: Duration = Duration::from_secs(300);
+
+/// Discovery saw this peer on a bearer.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Discovered {
+    /// Bearer.
+    pub bearer: BearerId,
+    /// What discovery learned.
+    pub neighbor: Neighbor,
+}
+
+/// Unicast-link packets from this peer, in arrival order.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Packets {
+    /// Bearer they arrived on.
+    pub bearer: BearerId,
+    /// The packets.
+    pub pkts: Vec<Bytes>,
+}
+
+/// Broadcast-link packets from this peer.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct BcastPackets {
+    /// The packets.
+    pub pkts: Vec<Bytes>,
+}
+
+/// Ask for a snapshot.
+#[derive(Debug, Message)]
+#[rtype(result = "PeerSnapshot")]
+pub struct PeerQuery;
+
+/// Stop: tell the peer on every link.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+/// Send a complete message to this peer.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<SendStatus, SendError>")]
+pub struct SendMsg {
+    /// The message.
+    pub msg: BytesMut,
+    /// Link selector (the sender's port).
+    pub selector: u32,
+}
+
+/// A peer and its links, for management output.
+#[derive(Debug, Clone, MessageResponse)]
+pub struct PeerSnapshot {
+    /// Address.
+    pub addr: NodeAddr,
+    /// Identity.
+    pub id: NodeId,
+    /// Node up.
+    pub up: bool,
+    /// Links.
+    pub links: Vec<(BearerId, LinkSnapshot)>,
+}
+
+/// The actor owning one peer node.
+pub struct PeerActor {
+    shared: Arc<Shared>,
+    core: Peer,
+    timer: Option<(Instant, SpawnHandle)>,
+    out: BytesMut,
+    order: Vec<Transmit>,
+    link_up: [bool; MAX_BEARERS],
+}
+
+impl PeerActor {
+    pub(crate) fn start_new(shared: Arc<Shared>, n: &Neighbor) -> Addr<PeerActor> {
+        let core = Peer::new(shared.own_addr, shared.cfg.id, n.addr, n.id, n.caps);
+        PeerActor {
+            shared,
+            core,
+            timer: None,
+            out: BytesMut::with_capacity(64 * 1024),
+            order: Vec::new(),
+            link_up: [false; MAX_BEARERS],
+        }
+        .start()
+    }
+
+    /// Drain events, transmits and the timer of the core.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        let peer = self.core.addr();
+        while let Some(ev) = self.core.poll_event() {
+            match ev {
+                PeerEvent::Deliver(msg) => {
+                    let d = self.shared.deliver.read().ok().and_then(|d| d.clone());
+                    if let Some(tx) = d {
+                        let _ = tx.send(Delivered { from: peer, msg });
+                    }
+                }
+                PeerEvent::LinkUp { bearer, name } => {
+                    tracing::info!(link = %name, "link up");
+                    if let Some(b) = self.shared.bearer(bearer) {
+                        b.ctl.do_send(BearerCmd::LinkUp);
+                    }
+                    if let Some(f) = self.link_up.get_mut(bearer as usize) {
+                        *f = true;
+                    }
+                    let _ = self.shared.events.send(NodeEvent::LinkUp { peer, name });
+                }
+                PeerEvent::LinkDown {
+                    bearer,
+                    name,
+                    reason,
+                } => {
+                    tracing::info!(link = %name, ?reason, "link down");
+                    if self.link_up.get(bearer as usize).copied().unwrap_or(false) {
+                        if let Some(b) = self.shared.bearer(bearer) {
+                            b.ctl.do_send(BearerCmd::LinkDown);
+                        }
+                        self.link_up[bearer as usize] = false;
+                    }
+                    let _ = self.shared.events.send(NodeEvent::LinkDown {
+                        peer,
+                        name,
+                        reason: format!("{reason:?}"),
+                    });
+                }
+                PeerEvent::NodeUp => {
+                    let _ = self.shared.events.send(NodeEvent::NodeUp(peer));
+                }
+                PeerEvent::NodeDown => {
+                    let _ = self.shared.events.send(NodeEvent::NodeDown(peer));
+                }
+                PeerEvent::Unblocked(_) | PeerEvent::Purged(_) => {}
+            }
+        }
+        self.flush();
+        self.arm(ctx);
+    }
+
+    fn flush(&mut self) {
+        self.order.clear();
+        while let Some(t) = self.core.poll_transmit(&mut self.out) {
+            self.order.push(t);
+        }
+        if self.order.is_empty() {
+            return;
+        }
+        // One buffer for every frame of this round: the bearers get zero-copy slices of it.
+        let all = self.out.split().freeze();
+        let mut batches: [Vec<TxFrame>; MAX_BEARERS] = Default::default();
+        let mut off = 0;
+        for t in &self.order {
+            if let Some(b) = batches.get_mut(t.bearer as usize) {
+                b.push(TxFrame {
+                    dest: Dest::Unicast(t.dest),
+                    data: all.slice(off..off + t.len),
+                });
+            }
+            off += t.len;
+        }
+        for (b, frames) in batches.into_iter().enumerate() {
+            if frames.is_empty() {
+                continue;
+            }
+            if let Some(slot) = self.shared.bearer(b as BearerId) {
+                let _ = slot.tx.send(TxBatch { frames });
+            }
+        }
+    }
+
+    fn arm(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        let mut deadline = self.core.poll_timeout();
+        if !self.core.is_up() {
+            if let Some(t) = self.core.lost_at() {
+                let c = t + NODE_CLEANUP_AFTER;
+                deadline = Some(deadline.map_or(c, |d| d.min(c)));
+            }
+        }
+        match (deadline, &self.timer) {
+            (Some(d), Some((cur, _))) if *cur == d => return,
+            _ => {}
+        }
+        if let Some((_, h)) = self.timer.take() {
+            ctx.cancel_future(h);
+        }
+        if let Some(d) = deadline {
+            let h = ctx.run_later(d.saturating_duration_since(now), |act, ctx| {
+                act.timer = None;
+                let now = Instant::now();
+                act.core.handle_timeout(now);
+                if !act.core.is_up()
+                    && act
+                        .core
+                        .lost_at()
+                        .is_some_and(|t| now >= t + NODE_CLEANUP_AFTER)
+                {
+                    act.shared.peers.remove(&act.core.addr());
+                    ctx.stop();
+                    return;
+                }
+                act.pump(ctx);
+            });
+            self.timer = Some((d, h));
+        }
+    }
+}
+
+impl Actor for PeerActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<Discovered> for PeerActor {
+    type Result = ();
+    fn handle(&mut self, m: Discovered, ctx: &mut Self::Context) {
+        let now = Instant::now();
+        let Some(b) = self.shared.bearer(m.bearer) else {
+            return;
+        };
+        let n = m.neighbor;
+        let sighting = NeighborSighting {
+            media_addr: n.media_addr,
+            id: n.id,
+            caps: n.caps,
+            signature: n.signature,
+        };
+        let out =
+            self.core
+                .handle_discovery(now, &b.info.params, &sighting, self.shared.random_u16());
+        if out.respond && n.is_request {
+            b.ctl.do_send(BearerCmd::Respond(n));
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Packets> for PeerActor {
+    type Result = ();
+    fn handle(&mut self, m: Packets, ctx: &mut Self::Context) {
+        let now = Instant::now();
+        for p in m.pkts {
+            self.core.handle_packet(now, m.bearer, p);
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<BcastPackets> for PeerActor {
+    type Result = ();
+    fn handle(&mut self, m: BcastPackets, ctx: &mut Self::Context) {
+        let now = Instant::now();
+        for p in m.pkts {
+            self.core.handle_broadcast(now, p);
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<PeerQuery> for PeerActor {
+    type Result = PeerSnapshot;
+    fn handle(&mut self, _: PeerQuery, _: &mut Self::Context) -> PeerSnapshot {
+        PeerSnapshot {
+            addr: self.core.addr(),
+            id: self.core.id(),
+            up: self.core.is_up(),
+            links: self.core.links(),
+        }
+    }
+}
+
+impl Handler<Shutdown> for PeerActor {
+    type Result = ();
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
+        self.core.shutdown(Instant::now());
+        self.pump(ctx);
+    }
+}
+
+impl Handler<SendMsg> for PeerActor {
+    type Result = Result<SendStatus, SendError>;
+    fn handle(&mut self, m: SendMsg, ctx: &mut Self::Context) -> Self::Result {
+        let r = self.core.send(Instant::now(), m.msg, m.selector);
+        self.pump(ctx);
+        r
+    }
+}

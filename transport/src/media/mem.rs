@@ -211,10 +211,10 @@ impl Media for MemMedia {
         let mut first_err = None;
         let src = MediaAddr::Mem(self.id);
         let hub = self.net.lock();
-        if !hub
+        if hub
             .ports
             .get(&self.id)
-            .is_some_and(|p| p.generation == self.generation)
+            .is_none_or(|p| p.generation != self.generation)
         {
             return Err(io::Error::new(
                 io::ErrorKind::NotConnected,

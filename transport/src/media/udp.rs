@@ -53,6 +53,7 @@ pub enum UdpRemote {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UdpConfig {
     /// The local `ip:port`. The IP must be assigned to an interface; it is what peers reach.
+    /// Port 0 picks a free port (replicast mode; in multicast mode all nodes need one port).
     pub local: SocketAddr,
     /// Multicast group or replicast list.
     pub remote: UdpRemote,
@@ -248,6 +249,12 @@ impl UdpMedia {
             }
         }
         let std_sock: std::net::UdpSocket = sock.into();
+        // Port 0 asks the kernel for a port: report the one it chose.
+        let local = if local.port() == 0 {
+            SocketAddr::new(local.ip(), std_sock.local_addr()?.port())
+        } else {
+            local
+        };
         let state = UdpSocketState::new((&std_sock).into())?;
         // Best effort: the kernel caps these at rmem_max/wmem_max.
         let _ = state.set_recv_buffer_size((&std_sock).into(), SOCKET_BUFFER);

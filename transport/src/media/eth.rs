@@ -3,7 +3,8 @@
 //! An `AF_PACKET`/`SOCK_RAW` socket bound to one interface and to EtherType 0x88CA
 //! (`ETH_P_TIPC`), so the kernel filters out every other protocol and our own outgoing frames.
 //! The TIPC message directly follows the 14-byte Ethernet header, which this media adds and
-//! strips. Broadcast goes to `ff:ff:ff:ff:ff:ff`. The interface's MAC, index and MTU are looked
+//! strips. Broadcast goes to `ff:ff:ff:ff:ff:ff`. Received frames are accepted only when sent
+//! to our MAC, broadcast or multicast, and not from our own MAC. The interface's MAC, index and MTU are looked
 //! up with `pnet_datalink` and `SIOCGIFMTU`; frames move through the raw socket, driven by a
 //! tokio [`AsyncFd`].
 //!
@@ -165,8 +166,15 @@ impl EthMedia {
             };
             got += 1;
             let buf = arena.space(need);
-            if n < ETH_HLEN || buf[12..14] != ETH_P_TIPC.to_be_bytes() || buf[6..12] == self.mac {
-                continue; // runt, foreign EtherType or our own frame: drop, reuse the space
+            // Like the kernel (`tipc_l2_rcv_msg`), accept only frames for our MAC, broadcast or
+            // multicast: a packet socket also sees frames for other hosts (PACKET_OTHERHOST).
+            let for_us = buf[..6] == self.mac || buf[0] & 1 == 1;
+            if n < ETH_HLEN
+                || !for_us
+                || buf[12..14] != ETH_P_TIPC.to_be_bytes()
+                || buf[6..12] == self.mac
+            {
+                continue; // runt, not ours, foreign EtherType or our own frame: reuse the space
             }
             let mut src = [0u8; 6];
             src.copy_from_slice(&buf[6..12]);

@@ -118,6 +118,46 @@ async fn udp_multicast_nodes_hear_each_others_broadcast() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_multicast_ipv6_nodes_hear_each_others_broadcast() {
+    let ns = Netns::new("m6");
+    // lo has no IPv6 multicast route; a veth device gets ff00::/8 like a real NIC.
+    let nsn = ns.0.as_str();
+    ip(&[
+        "-n", nsn, "link", "add", "tmt6", "type", "veth", "peer", "name", "tmt6p",
+    ]);
+    ip(&["-n", nsn, "link", "set", "tmt6p", "up"]);
+    ip(&["-n", nsn, "link", "set", "tmt6", "up"]);
+    for a in ["fd00::1/64", "fd00::2/64"] {
+        ip(&["-n", nsn, "addr", "add", a, "dev", "tmt6", "nodad"]);
+    }
+    let group = std::net::SocketAddr::new(multicast_group(4711, true), 6118);
+    let open = |local: &'static str| {
+        in_netns(&ns, move || {
+            UdpMedia::bind(UdpConfig {
+                local: local.parse().unwrap(),
+                remote: UdpRemote::Multicast(group),
+                mtu: None,
+                name: "m6".into(),
+            })
+        })
+        .expect("bind multicast")
+    };
+    let a = open("[fd00::1]:6118");
+    let b = open("[fd00::2]:6118");
+    assert_eq!(a.mtu(), 1280);
+    a.send_batch(&[tx(Dest::Broadcast, b"from-a")])
+        .await
+        .unwrap();
+    let f = recv_until(&b, |f| &f.data[..] == b"from-a").await;
+    assert_eq!(f.src, a.local_addr());
+    b.send_batch(&[tx(Dest::Broadcast, b"from-b")])
+        .await
+        .unwrap();
+    let f = recv_until(&a, |f| &f.data[..] == b"from-b").await;
+    assert_eq!(f.src, b.local_addr());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eth_veth_pair_exchanges_unicast_and_broadcast() {
     let na = Netns::new("ea");
     let nb = Netns::new("eb");

@@ -10,6 +10,16 @@ use bytes::Bytes;
 use std::future::Future;
 use std::io;
 
+pub mod eth;
+pub mod fault;
+pub mod mem;
+pub mod udp;
+
+pub use eth::EthMedia;
+pub use fault::{FaultConfig, FaultInjector, FaultStats, FaultyMedia};
+pub use mem::{MemMedia, MemNetwork, MemStats};
+pub use udp::{multicast_group, UdpConfig, UdpMedia, UdpRemote};
+
 pub use crate::wire::MediaAddr;
 
 /// A frame received from the media.
@@ -76,6 +86,9 @@ pub trait Media: Send + Sync + 'static {
     fn bearer_name(&self) -> String;
     /// Wait until at least one frame arrives, then append every frame available without
     /// waiting (one batch, e.g. one `recvmmsg`) to `out`.
+    ///
+    /// Must be cancel-safe: dropping the future before it completes loses no frame (callers
+    /// `select!` on it, e.g. [`FaultyMedia`] against its delay timer).
     fn recv_batch<'a>(
         &'a self,
         out: &'a mut Vec<RxFrame>,

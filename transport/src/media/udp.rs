@@ -1,0 +1,554 @@
+//! UDP media on quinn-udp (kernel `net/tipc/udp_media.c`), spec §3.1 and §12.
+//!
+//! The TIPC message is the whole UDP payload. A bearer is configured with a local `ip:port`
+//! and a remote that is either a multicast group ([`UdpRemote::Multicast`]: bind the wildcard
+//! address, join the group) or a replicast list ([`UdpRemote::Replicast`]: bind `ip:port`,
+//! copy broadcast-class frames to every entry).
+//!
+//! Receiving uses `recvmmsg` with GRO; one batch is received into one shared buffer and handed
+//! out as zero-copy [`Bytes`] slices. Sending groups consecutive equal-sized frames to one
+//! destination into a single GSO `sendmsg`.
+//!
+//! Limitation: in multicast mode the socket is bound to the wildcard address with
+//! `SO_REUSEADDR`, as the kernel binds `INADDR_ANY`. Two bearers on one host in multicast mode
+//! on the same port therefore both hear the group, but the kernel delivers a *unicast* datagram
+//! to only one of them. Use replicast (or distinct hosts/namespaces) for several nodes on one
+//! host.
+
+use super::{Dest, Media, MediaAddr, MediaKind, RxFrame, TxFrame};
+use bytes::{Bytes, BytesMut};
+use quinn_udp::{RecvMeta, Transmit, UdpSocketState, BATCH_SIZE};
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io::{self, IoSliceMut};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Mutex;
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+
+/// The default TIPC UDP port (iproute2 `tipc/bearer.c`, kernel `UDP_PORT_DEFAULT`).
+pub const DEFAULT_PORT: u16 = 6118;
+/// Default IPv4 bearer MTU (`TIPC_DEF_LINK_UDP_MTU`), spec §3.1.
+pub const IPV4_DEFAULT_MTU: usize = 14000;
+/// IPv6 bearer MTU, spec §3.1.
+pub const IPV6_MTU: usize = 1280;
+/// IPv4 + UDP header bytes (`encap_hlen` for IPv4).
+const IPV4_ENCAP: usize = 28;
+/// Receive slot per datagram: large enough for a full 64 KiB GRO buffer.
+const RX_SLOT: usize = 64 * 1024;
+/// Largest UDP payload of one `sendmsg`, also the bound on a GSO batch's total size.
+const MAX_UDP_PAYLOAD: usize = 65_507;
+/// Socket buffer size requested (capped by the kernel at `rmem_max`/`wmem_max`).
+const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
+
+/// Where broadcast-class frames go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UdpRemote {
+    /// A multicast group `ip:port`; the bearer binds the wildcard address on its local port.
+    Multicast(SocketAddr),
+    /// A list of unicast peers; every broadcast frame is copied to each of them.
+    Replicast(Vec<SocketAddr>),
+}
+
+/// Configuration of a [`UdpMedia`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UdpConfig {
+    /// The local `ip:port`. The IP must be assigned to an interface; it is what peers reach.
+    /// Port 0 picks a free port (replicast mode; in multicast mode all nodes need one port).
+    pub local: SocketAddr,
+    /// Multicast group or replicast list.
+    pub remote: UdpRemote,
+    /// Bearer MTU override; `None` derives it (IPv4 `min(14000, ifmtu - 28)`, IPv6 1280).
+    pub mtu: Option<usize>,
+    /// The bearer name after `udp:` (e.g. `udp1`).
+    pub name: String,
+}
+
+/// The multicast group iproute2 derives from a network id when no remote IP is given
+/// (`tipc/bearer.c: generate_multicast`).
+///
+/// IPv4: `228.0.(id>>8 & 0xFF).(id & 0xFF)`. IPv6: iproute2 prints `ff02::%u` with the id in
+/// *decimal* and parses that text as an IPv6 address, so the decimal digits become hex digits:
+/// id 4711 gives `ff02::4711` (= 0x4711). Kernel network ids are 1..9999, which fit one group;
+/// larger ids (which iproute2 cannot express) are spread over the low 32 bits the same way,
+/// e.g. 12345 gives `ff02::1:2345`.
+pub fn multicast_group(net_id: u32, v6: bool) -> IpAddr {
+    if !v6 {
+        return IpAddr::V4(Ipv4Addr::new(
+            228,
+            0,
+            ((net_id >> 8) & 0xFF) as u8,
+            (net_id & 0xFF) as u8,
+        ));
+    }
+    // Reinterpret the decimal digits as hexadecimal digits.
+    let mut hexval: u64 = 0;
+    for d in net_id.to_string().bytes() {
+        hexval = (hexval << 4) | u64::from(d - b'0');
+    }
+    let low = (hexval & 0xFFFF) as u16;
+    let high = ((hexval >> 16) & 0xFFFF) as u16;
+    IpAddr::V6(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, high, low))
+}
+
+/// A shared receive buffer: frames are received into it and split off as [`Bytes`], so a
+/// batch costs no allocation; a new zeroed chunk is allocated when the rest is too small.
+///
+/// A frame kept alive keeps its whole chunk alive (up to a few MiB); long-term holders of
+/// many small frames may prefer to copy them.
+#[derive(Debug)]
+pub(crate) struct RxArena {
+    buf: BytesMut,
+    chunk: usize,
+}
+
+impl RxArena {
+    /// An arena that allocates `chunk` bytes at a time.
+    pub(crate) fn new(chunk: usize) -> Self {
+        RxArena {
+            buf: BytesMut::new(),
+            chunk,
+        }
+    }
+
+    /// Make at least `need` writable bytes available and return them.
+    pub(crate) fn space(&mut self, need: usize) -> &mut [u8] {
+        if self.buf.len() < need {
+            self.buf = BytesMut::zeroed(self.chunk.max(need));
+        }
+        &mut self.buf[..]
+    }
+
+    /// Split off the first `n` bytes (already written through [`RxArena::space`]).
+    pub(crate) fn take(&mut self, n: usize) -> Bytes {
+        let n = n.min(self.buf.len());
+        self.buf.split_to(n).freeze()
+    }
+}
+
+/// A TIPC bearer on UDP/IP.
+#[derive(Debug)]
+pub struct UdpMedia {
+    sock: UdpSocket,
+    state: UdpSocketState,
+    local: SocketAddr,
+    mtu: usize,
+    name: String,
+    /// Multicast group, when in multicast mode.
+    group: Option<SocketAddr>,
+    /// Source IP for transmits (set in multicast mode, where the socket is bound to the wildcard).
+    src_ip: Option<IpAddr>,
+    replicast: Mutex<Vec<SocketAddr>>,
+    rx: Mutex<RxArena>,
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg)
+}
+
+/// The interface that owns `ip`: (name, index).
+fn interface_of(ip: IpAddr) -> Option<(String, u32)> {
+    pnet_datalink::interfaces()
+        .into_iter()
+        .find(|i| i.ips.iter().any(|n| n.ip() == ip))
+        .map(|i| (i.name, i.index))
+}
+
+fn bind_error(e: io::Error, local: SocketAddr) -> io::Error {
+    match e.kind() {
+        io::ErrorKind::AddrInUse => io::Error::new(
+            e.kind(),
+            format!(
+                "UDP port {} on {} is already in use",
+                local.port(),
+                local.ip()
+            ),
+        ),
+        io::ErrorKind::AddrNotAvailable => io::Error::new(
+            e.kind(),
+            format!(
+                "address {} is not available (not assigned to any interface)",
+                local.ip()
+            ),
+        ),
+        _ => io::Error::new(e.kind(), format!("binding UDP {local}: {e}")),
+    }
+}
+
+impl UdpMedia {
+    /// Open the bearer. Must be called inside a tokio runtime.
+    ///
+    /// Errors: `InvalidInput` for an unspecified local IP, a non-multicast group or mixed
+    /// address families; `AddrInUse`/`AddrNotAvailable` with a message naming the address.
+    pub fn bind(cfg: UdpConfig) -> io::Result<Self> {
+        let local = cfg.local;
+        if local.ip().is_unspecified() {
+            return Err(invalid(format!(
+                "UDP bearer needs a specific local IP, not {}",
+                local.ip()
+            )));
+        }
+        let v6 = local.is_ipv6();
+        let (group, replicast) = match &cfg.remote {
+            UdpRemote::Multicast(g) => {
+                if !g.ip().is_multicast() || g.is_ipv6() != v6 {
+                    return Err(invalid(format!(
+                        "{g} is not a multicast group of the local address family"
+                    )));
+                }
+                (Some(*g), Vec::new())
+            }
+            UdpRemote::Replicast(list) => {
+                if let Some(bad) = list.iter().find(|a| a.is_ipv6() != v6) {
+                    return Err(invalid(format!(
+                        "replicast peer {bad} is not of the local address family"
+                    )));
+                }
+                (None, list.clone())
+            }
+        };
+        let iface = interface_of(local.ip());
+
+        let sock = Socket::new(Domain::for_address(local), Type::DGRAM, Some(Protocol::UDP))?;
+        if v6 {
+            sock.set_only_v6(true)?;
+        }
+        let bind_addr = match group {
+            Some(_) => {
+                // Several of our nodes on one host may share the group port.
+                sock.set_reuse_address(true)?;
+                let any = if v6 {
+                    IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+                } else {
+                    IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+                };
+                SocketAddr::new(any, local.port())
+            }
+            None => local,
+        };
+        sock.bind(&bind_addr.into())
+            .map_err(|e| bind_error(e, local))?;
+        if let Some(g) = group {
+            match (g.ip(), local.ip()) {
+                (IpAddr::V4(gip), IpAddr::V4(lip)) => {
+                    sock.join_multicast_v4(&gip, &lip)?;
+                    sock.set_multicast_if_v4(&lip)?;
+                    sock.set_multicast_loop_v4(true)?;
+                }
+                (IpAddr::V6(gip), _) => {
+                    let index = iface.as_ref().map(|(_, i)| *i).ok_or_else(|| {
+                        io::Error::new(
+                            io::ErrorKind::AddrNotAvailable,
+                            format!("no interface owns {}", local.ip()),
+                        )
+                    })?;
+                    sock.join_multicast_v6(&gip, index)?;
+                    sock.set_multicast_if_v6(index)?;
+                    sock.set_multicast_loop_v6(true)?;
+                }
+                _ => return Err(invalid(format!("{g} and {local} differ in family"))),
+            }
+        }
+        let std_sock: std::net::UdpSocket = sock.into();
+        // Port 0 asks the kernel for a port: report the one it chose.
+        let local = if local.port() == 0 {
+            SocketAddr::new(local.ip(), std_sock.local_addr()?.port())
+        } else {
+            local
+        };
+        let state = UdpSocketState::new((&std_sock).into())?;
+        // Best effort: the kernel caps these at rmem_max/wmem_max.
+        let _ = state.set_recv_buffer_size((&std_sock).into(), SOCKET_BUFFER);
+        let _ = state.set_send_buffer_size((&std_sock).into(), SOCKET_BUFFER);
+        let sock = UdpSocket::from_std(std_sock)?;
+
+        let mtu = match cfg.mtu {
+            Some(m) => m,
+            None if v6 => IPV6_MTU,
+            None => {
+                let ifmtu = iface
+                    .as_ref()
+                    .and_then(|(n, _)| super::eth::interface_mtu(n).ok())
+                    .unwrap_or(IPV4_DEFAULT_MTU + IPV4_ENCAP);
+                IPV4_DEFAULT_MTU.min(ifmtu.saturating_sub(IPV4_ENCAP))
+            }
+        };
+        Ok(UdpMedia {
+            sock,
+            state,
+            local,
+            mtu,
+            name: cfg.name,
+            group,
+            src_ip: group.map(|_| local.ip()),
+            replicast: Mutex::new(replicast),
+            rx: Mutex::new(RxArena::new(2 * BATCH_SIZE * RX_SLOT)),
+        })
+    }
+
+    /// Add a peer to the replicast list (ignored if present or in multicast mode's group).
+    pub fn add_replicast(&self, addr: SocketAddr) {
+        let mut list = self.replicast.lock().unwrap_or_else(|p| p.into_inner());
+        if !list.contains(&addr) {
+            list.push(addr);
+        }
+    }
+
+    /// The current replicast list.
+    pub fn replicast(&self) -> Vec<SocketAddr> {
+        self.replicast
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The multicast group in multicast mode.
+    pub fn group(&self) -> Option<SocketAddr> {
+        self.group
+    }
+
+    /// Largest number of segments one GSO send may carry.
+    pub fn max_gso_segments(&self) -> usize {
+        self.state.max_gso_segments()
+    }
+
+    /// One non-blocking `recvmmsg` into the arena; appends the frames to `out`.
+    fn try_recv(&self, out: &mut Vec<RxFrame>) -> io::Result<()> {
+        let mut arena = self.rx.lock().unwrap_or_else(|p| p.into_inner());
+        let space = arena.space(BATCH_SIZE * RX_SLOT);
+        let mut meta = [RecvMeta::default(); BATCH_SIZE];
+        let n = {
+            let mut bufs: Vec<IoSliceMut<'_>> = space
+                .chunks_mut(RX_SLOT)
+                .take(BATCH_SIZE)
+                .map(IoSliceMut::new)
+                .collect();
+            self.state.recv((&self.sock).into(), &mut bufs, &mut meta)?
+        };
+        let n = n.min(BATCH_SIZE);
+        if n == 0 {
+            return Ok(());
+        }
+        let used = (n - 1) * RX_SLOT + meta[n - 1].len.min(RX_SLOT);
+        let batch = arena.take(used);
+        drop(arena);
+        for (i, m) in meta[..n].iter().enumerate() {
+            let base = i * RX_SLOT;
+            let len = m.len.min(RX_SLOT);
+            let stride = if m.stride == 0 { len } else { m.stride };
+            let src = MediaAddr::Udp(m.addr);
+            let mut off = 0;
+            while off < len {
+                let end = (off + stride).min(len);
+                out.push(RxFrame {
+                    src,
+                    data: batch.slice(base + off..base + end),
+                });
+                off = end;
+            }
+        }
+        Ok(())
+    }
+
+    async fn transmit(&self, t: &Transmit<'_>) -> io::Result<()> {
+        loop {
+            self.sock.writable().await?;
+            match self.sock.try_io(Interest::WRITABLE, || {
+                self.state.try_send((&self.sock).into(), t)
+            }) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return r,
+            }
+        }
+    }
+
+    /// Send `frames` (all to `dest`, all of `seg` bytes except perhaps the last) in one GSO
+    /// transmit, falling back to one datagram each if the kernel refuses GSO.
+    async fn send_group(
+        &self,
+        dest: SocketAddr,
+        frames: &[&Bytes],
+        gso_buf: &mut Vec<u8>,
+    ) -> io::Result<()> {
+        if let [one] = frames {
+            return self.send_one(dest, one).await;
+        }
+        gso_buf.clear();
+        for f in frames {
+            gso_buf.extend_from_slice(f);
+        }
+        let seg = frames.first().map(|f| f.len()).unwrap_or(0);
+        let t = Transmit {
+            destination: dest,
+            ecn: None,
+            contents: gso_buf,
+            segment_size: Some(seg),
+            src_ip: self.src_ip,
+        };
+        match self.transmit(&t).await {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EIO) | Some(libc::EINVAL)) => {
+                tracing::debug!("GSO send to {dest} failed ({e}); sending one by one");
+                let mut first_err = None;
+                for f in frames {
+                    if let Err(e) = self.send_one(dest, f).await {
+                        first_err.get_or_insert(e);
+                    }
+                }
+                first_err.map_or(Ok(()), Err)
+            }
+            r => r,
+        }
+    }
+
+    async fn send_one(&self, dest: SocketAddr, data: &[u8]) -> io::Result<()> {
+        let t = Transmit {
+            destination: dest,
+            ecn: None,
+            contents: data,
+            segment_size: None,
+            src_ip: self.src_ip,
+        };
+        self.transmit(&t).await
+    }
+
+    /// Expand frames into (destination, frame) in send order; a run of consecutive broadcast
+    /// frames is emitted destination by destination so that each can go as one GSO batch.
+    fn expand<'f>(
+        &self,
+        frames: &'f [TxFrame],
+    ) -> (Vec<(SocketAddr, &'f Bytes)>, Option<io::Error>) {
+        let mut out = Vec::with_capacity(frames.len());
+        let mut err = None;
+        let bcast: Vec<SocketAddr> = match self.group {
+            Some(g) => vec![g],
+            None => self.replicast(),
+        };
+        let mut i = 0;
+        while i < frames.len() {
+            match frames[i].dest {
+                Dest::Unicast(MediaAddr::Udp(sa)) => {
+                    out.push((sa, &frames[i].data));
+                    i += 1;
+                }
+                Dest::Unicast(other) => {
+                    err.get_or_insert_with(|| invalid(format!("{other} is not a UDP address")));
+                    i += 1;
+                }
+                Dest::Broadcast => {
+                    let start = i;
+                    while i < frames.len() && frames[i].dest == Dest::Broadcast {
+                        i += 1;
+                    }
+                    for d in &bcast {
+                        out.extend(frames[start..i].iter().map(|f| (*d, &f.data)));
+                    }
+                }
+            }
+        }
+        (out, err)
+    }
+}
+
+impl Media for UdpMedia {
+    fn kind(&self) -> MediaKind {
+        MediaKind::Udp
+    }
+
+    fn local_addr(&self) -> MediaAddr {
+        MediaAddr::Udp(self.local)
+    }
+
+    fn mtu(&self) -> usize {
+        self.mtu
+    }
+
+    fn bearer_name(&self) -> String {
+        format!("udp:{}", self.name)
+    }
+
+    async fn recv_batch(&self, out: &mut Vec<RxFrame>) -> io::Result<()> {
+        loop {
+            self.sock.readable().await?;
+            let before = out.len();
+            match self.sock.try_io(Interest::READABLE, || self.try_recv(out)) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+                Ok(()) if out.len() == before => continue,
+                Ok(()) => return Ok(()),
+            }
+        }
+    }
+
+    async fn send_batch(&self, frames: &[TxFrame]) -> io::Result<()> {
+        let (list, mut first_err) = self.expand(frames);
+        let max_segs = self.state.max_gso_segments().max(1);
+        let mut gso_buf = Vec::new();
+        let mut i = 0;
+        while i < list.len() {
+            let (dest, first) = list[i];
+            let seg = first.len();
+            let mut group: Vec<&Bytes> = vec![first];
+            let mut total = seg;
+            let mut j = i + 1;
+            // Only frames within the bearer MTU are segmented: a GSO segment larger than the
+            // path MTU is refused by the kernel.
+            if seg > 0 && seg <= self.mtu {
+                while j < list.len() && group.len() < max_segs {
+                    let (d, f) = list[j];
+                    if d != dest
+                        || f.len() > seg
+                        || f.is_empty()
+                        || total + f.len() > MAX_UDP_PAYLOAD
+                    {
+                        break;
+                    }
+                    group.push(f);
+                    total += f.len();
+                    j += 1;
+                    if f.len() < seg {
+                        break; // a shorter frame ends the segment run
+                    }
+                }
+            }
+            if let Err(e) = self.send_group(dest, &group, &mut gso_buf).await {
+                tracing::debug!("UDP send to {dest} failed: {e}");
+                first_err.get_or_insert(e);
+            }
+            i = j;
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multicast_group_v4_default_netid() {
+        assert_eq!(
+            multicast_group(4711, false),
+            "228.0.18.103".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn multicast_group_v6_reads_decimal_as_hex() {
+        assert_eq!(
+            multicast_group(4711, true),
+            "ff02::4711".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            multicast_group(12345, true),
+            "ff02::1:2345".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn arena_take_splits_written_bytes() {
+        let mut a = RxArena::new(16);
+        a.space(4)[..3].copy_from_slice(b"abc");
+        let b = a.take(3);
+        assert_eq!(&b[..], b"abc");
+        assert_eq!(a.space(4).len(), 13);
+    }
+}

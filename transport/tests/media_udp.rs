@@ -1,0 +1,200 @@
+//! UDP media over real loopback sockets (127.0.0.1 and ::1).
+
+use bytes::Bytes;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tipc_transport::media::udp::{IPV4_DEFAULT_MTU, IPV6_MTU};
+use tipc_transport::media::{
+    Dest, Media, MediaAddr, RxFrame, TxFrame, UdpConfig, UdpMedia, UdpRemote,
+};
+
+fn replicast(ip: &str, peers: Vec<SocketAddr>) -> io::Result<UdpMedia> {
+    UdpMedia::bind(UdpConfig {
+        local: format!("{ip}:0").parse().unwrap(),
+        remote: UdpRemote::Replicast(peers),
+        mtu: None,
+        name: "t".into(),
+    })
+}
+
+fn udp_addr(m: &UdpMedia) -> SocketAddr {
+    match m.local_addr() {
+        MediaAddr::Udp(sa) => sa,
+        other => panic!("not a UDP address: {other}"),
+    }
+}
+
+/// Receive until `n` frames have arrived (or fail after 5 s).
+async fn recv_n(m: &UdpMedia, n: usize) -> Vec<RxFrame> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        tokio::time::timeout(Duration::from_secs(5), m.recv_batch(&mut out))
+            .await
+            .expect("timed out waiting for frames")
+            .expect("recv failed");
+    }
+    out
+}
+
+fn frame(dest: Dest, data: Vec<u8>) -> TxFrame {
+    TxFrame {
+        dest,
+        data: Bytes::from(data),
+    }
+}
+
+async fn unicast_both_ways(ip: &str) {
+    let a = replicast(ip, vec![]).unwrap();
+    let b = replicast(ip, vec![]).unwrap();
+    assert_ne!(udp_addr(&a).port(), 0);
+    a.send_batch(&[frame(Dest::Unicast(b.local_addr()), b"ping".to_vec())])
+        .await
+        .unwrap();
+    let got = recv_n(&b, 1).await;
+    assert_eq!(&got[0].data[..], b"ping");
+    assert_eq!(got[0].src, a.local_addr());
+    b.send_batch(&[frame(Dest::Unicast(a.local_addr()), b"pong".to_vec())])
+        .await
+        .unwrap();
+    let got = recv_n(&a, 1).await;
+    assert_eq!(&got[0].data[..], b"pong");
+    assert_eq!(got[0].src, b.local_addr());
+}
+
+#[tokio::test]
+async fn udp_replicast_unicast_both_ways_ipv4() {
+    unicast_both_ways("127.0.0.1").await;
+}
+
+#[tokio::test]
+async fn udp_replicast_unicast_both_ways_ipv6() {
+    unicast_both_ways("[::1]").await;
+}
+
+#[tokio::test]
+async fn udp_gso_batch_of_ten_equal_frames_arrives_as_ten() {
+    let a = replicast("127.0.0.1", vec![]).unwrap();
+    let b = replicast("127.0.0.1", vec![]).unwrap();
+    assert!(a.max_gso_segments() > 1, "GSO not available here");
+    let frames: Vec<TxFrame> = (0..10u8)
+        .map(|i| frame(Dest::Unicast(b.local_addr()), vec![i; 1200]))
+        .collect();
+    a.send_batch(&frames).await.unwrap();
+    let got = recv_n(&b, 10).await;
+    assert_eq!(got.len(), 10);
+    for (i, f) in got.iter().enumerate() {
+        assert_eq!(f.data.len(), 1200);
+        assert!(f.data.iter().all(|&x| x == i as u8), "frame {i} corrupted");
+        assert_eq!(f.src, a.local_addr());
+    }
+}
+
+#[tokio::test]
+async fn udp_mixed_sizes_batch_arrives_in_order() {
+    let a = replicast("127.0.0.1", vec![]).unwrap();
+    let b = replicast("127.0.0.1", vec![]).unwrap();
+    let sizes = [1000usize, 1000, 500, 1000, 1000, 1000, 20, 7000, 7000];
+    let frames: Vec<TxFrame> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| frame(Dest::Unicast(b.local_addr()), vec![i as u8; n]))
+        .collect();
+    a.send_batch(&frames).await.unwrap();
+    let got = recv_n(&b, sizes.len()).await;
+    let lens: Vec<usize> = got.iter().map(|f| f.data.len()).collect();
+    assert_eq!(lens, sizes);
+    for (i, f) in got.iter().enumerate() {
+        assert!(f.data.iter().all(|&x| x == i as u8));
+    }
+}
+
+#[tokio::test]
+async fn udp_broadcast_reaches_every_replicast_peer() {
+    let b = replicast("127.0.0.1", vec![]).unwrap();
+    let c = replicast("127.0.0.1", vec![]).unwrap();
+    let a = replicast("127.0.0.1", vec![udp_addr(&b)]).unwrap();
+    a.add_replicast(udp_addr(&c));
+    a.add_replicast(udp_addr(&c)); // duplicates are ignored
+    assert_eq!(a.replicast().len(), 2);
+    let frames: Vec<TxFrame> = (0..3u8)
+        .map(|i| frame(Dest::Broadcast, vec![i; 300]))
+        .collect();
+    a.send_batch(&frames).await.unwrap();
+    for m in [&b, &c] {
+        let got = recv_n(m, 3).await;
+        assert_eq!(got.len(), 3);
+        for (i, f) in got.iter().enumerate() {
+            assert_eq!(&f.data[..], &[i as u8; 300][..]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn udp_bind_reports_port_in_use() {
+    let a = replicast("127.0.0.1", vec![]).unwrap();
+    let err = UdpMedia::bind(UdpConfig {
+        local: udp_addr(&a),
+        remote: UdpRemote::Replicast(vec![]),
+        mtu: None,
+        name: "t".into(),
+    })
+    .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+    let text = err.to_string();
+    assert!(
+        text.contains("already in use") && text.contains("127.0.0.1"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn udp_bind_reports_address_not_available() {
+    // 192.0.2.0/24 (TEST-NET-1) is never assigned here.
+    let err = UdpMedia::bind(UdpConfig {
+        local: "192.0.2.1:6118".parse().unwrap(),
+        remote: UdpRemote::Replicast(vec![]),
+        mtu: None,
+        name: "t".into(),
+    })
+    .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::AddrNotAvailable);
+    assert!(err.to_string().contains("192.0.2.1"), "{err}");
+}
+
+#[tokio::test]
+async fn udp_mtu_defaults_per_family_and_override() {
+    // lo has MTU 65536, so IPv4 gets the 14000 cap.
+    assert_eq!(
+        replicast("127.0.0.1", vec![]).unwrap().mtu(),
+        IPV4_DEFAULT_MTU
+    );
+    assert_eq!(replicast("[::1]", vec![]).unwrap().mtu(), IPV6_MTU);
+    let m = UdpMedia::bind(UdpConfig {
+        local: "127.0.0.1:0".parse().unwrap(),
+        remote: UdpRemote::Replicast(vec![]),
+        mtu: Some(1400),
+        name: "x".into(),
+    })
+    .unwrap();
+    assert_eq!(m.mtu(), 1400);
+    assert_eq!(m.bearer_name(), "udp:x");
+}
+
+#[tokio::test]
+async fn udp_bind_rejects_unicast_group_and_unspecified_local() {
+    let bad_group = UdpMedia::bind(UdpConfig {
+        local: "127.0.0.1:0".parse().unwrap(),
+        remote: UdpRemote::Multicast("127.0.0.2:6118".parse().unwrap()),
+        mtu: None,
+        name: "t".into(),
+    });
+    assert_eq!(bad_group.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+    let any = UdpMedia::bind(UdpConfig {
+        local: "0.0.0.0:0".parse().unwrap(),
+        remote: UdpRemote::Replicast(vec![]),
+        mtu: None,
+        name: "t".into(),
+    });
+    assert_eq!(any.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+}

@@ -1,4 +1,13 @@
 //! # tipc-runtime
 //!
-//! What users touch: the node builder and configuration, and the binaries `tipc-node` and
-//! `tipcctl`. (In progress.)
+//! What users touch: the [`Node`] built from a [`NodeConfig`] (command-line flags or TOML), the
+//! control socket ([`control`]) between the node daemon `tipc-node` and the management tool
+//! `tipcctl`.
+
+pub mod config;
+pub mod control;
+pub mod node;
+
+pub use config::NodeConfig;
+pub use node::{Node, NodeError};
+pub use tipc_actors::NodeEvent;

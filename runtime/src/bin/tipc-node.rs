@@ -1,1 +1,131 @@
-fn main() {}
+//! `tipc-node`: run a userspace TIPC node.
+//!
+//! Prints one line per transport event on stdout (`link up NAME`, `link down NAME REASON`,
+//! `node up ADDR`, `node down ADDR`) and serves `tipcctl` on `--control PATH`.
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tipc_runtime::{control, Node, NodeConfig, NodeEvent};
+
+/// Run a userspace TIPC node that interoperates with Linux kernel TIPC nodes.
+#[derive(Parser, Debug)]
+#[command(name = "tipc-node", version)]
+struct Args {
+    /// Node identity (1..16 bytes of text); default: from the first bearer's address.
+    #[arg(long = "id", value_name = "IDENTITY")]
+    id: Option<String>,
+    /// Network (cluster) id, 1..9999 [default: 4711].
+    #[arg(long = "net-id", value_name = "N")]
+    net_id: Option<u32>,
+    /// Enable a UDP bearer on IP[:PORT] (port 6118 by default). Repeatable.
+    #[arg(long = "udp", value_name = "IP[:PORT]")]
+    udp: Vec<String>,
+    /// Discover by unicast to this peer instead of multicast (the kernel's remoteip). Repeatable.
+    #[arg(long = "udp-peer", value_name = "IP[:PORT]")]
+    udp_peer: Vec<String>,
+    /// Enable an Ethernet bearer on this interface. Repeatable.
+    #[arg(long = "eth", value_name = "IFNAME")]
+    eth: Vec<String>,
+    /// Control socket for tipcctl.
+    #[arg(long = "control", value_name = "PATH")]
+    control: Option<PathBuf>,
+    /// Link tolerance in ms (50..30000) [default: 1500].
+    #[arg(long = "tolerance", value_name = "MS")]
+    tolerance: Option<u32>,
+    /// Read settings from a TOML file (command-line flags override it).
+    #[arg(long = "config", value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = NodeConfig {
+        id: args.id,
+        net_id: args.net_id,
+        udp: args.udp,
+        udp_peer: args.udp_peer,
+        eth: args.eth,
+        control: args.control,
+        tolerance_ms: args.tolerance,
+    };
+    let cfg = match args.config {
+        Some(p) => match NodeConfig::from_file(&p) {
+            Ok(f) => f.merge(cli),
+            Err(e) => {
+                eprintln!("tipc-node: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => cli,
+    };
+    if let Err(e) = cfg.validate() {
+        eprintln!("tipc-node: {e}");
+        return ExitCode::from(2);
+    }
+    let sys = actix_rt::System::new();
+    let code = sys.block_on(run(cfg));
+    ExitCode::from(code)
+}
+
+async fn run(cfg: NodeConfig) -> u8 {
+    let node = match Node::start(&cfg) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("tipc-node: {e}");
+            return 1;
+        }
+    };
+    if let Some(p) = &cfg.control {
+        if let Err(e) = control::serve(node.clone(), p) {
+            eprintln!(
+                "tipc-node: cannot serve control socket {}: {e}",
+                p.display()
+            );
+            return 1;
+        }
+    }
+    println!(
+        "node {} {:08x} started, bearers: {}",
+        node.id(),
+        node.addr(),
+        node.bearer_list().trim_end().replace('\n', " ")
+    );
+    let mut events = node.events();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tipc-node: cannot install signal handler: {e}");
+            return 1;
+        }
+    };
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Ok(NodeEvent::LinkUp { name, .. }) => println!("link up {name}"),
+                Ok(NodeEvent::LinkDown { name, reason, .. }) => println!("link down {name} {reason}"),
+                Ok(NodeEvent::NodeUp(a)) => println!("node up {a:08x}"),
+                Ok(NodeEvent::NodeDown(a)) => println!("node down {a:08x}"),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => break,
+            },
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+        }
+    }
+    node.shutdown().await;
+    // Give the bearers' send tasks a moment to put the RESETs on the wire.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    if let Some(p) = &cfg.control {
+        let _ = std::fs::remove_file(p);
+    }
+    println!("node stopped");
+    0
+}

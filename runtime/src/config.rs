@@ -1,0 +1,213 @@
+//! Node configuration: command-line flags of `tipc-node` and the same settings in TOML.
+//!
+//! ```toml
+//! id = "node1"            # node identity, 1..16 bytes (default: from the first bearer)
+//! net_id = 4711           # cluster id, 1..9999
+//! udp = ["127.0.0.1:6118"]          # UDP bearers, IP[:PORT]
+//! udp_peer = ["127.0.0.1:6119"]     # unicast discovery peers (replicast); none = multicast
+//! eth = ["eth0"]                    # Ethernet bearers
+//! control = "/run/tipc-node.sock"   # control socket for tipcctl
+//! tolerance_ms = 1500
+//! ```
+
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use tipc_transport::media::udp::DEFAULT_PORT;
+
+/// Node settings.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Node identity (text, 1..=16 bytes).
+    pub id: Option<String>,
+    /// Network id (default 4711).
+    pub net_id: Option<u32>,
+    /// UDP bearers, `IP[:PORT]`.
+    #[serde(default)]
+    pub udp: Vec<String>,
+    /// UDP unicast discovery peers, `IP[:PORT]`.
+    #[serde(default)]
+    pub udp_peer: Vec<String>,
+    /// Ethernet bearers (interface names).
+    #[serde(default)]
+    pub eth: Vec<String>,
+    /// Control socket path.
+    pub control: Option<PathBuf>,
+    /// Link tolerance in ms (50..=30000).
+    pub tolerance_ms: Option<u32>,
+}
+
+/// A configuration error.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Unreadable file.
+    #[error("cannot read config file {0}: {1}")]
+    Read(String, String),
+    /// TOML syntax or unknown key.
+    #[error("invalid config file {0}: {1}")]
+    Parse(String, String),
+    /// A bad `IP[:PORT]`.
+    #[error("invalid UDP address '{0}': expected IP[:PORT], e.g. 127.0.0.1:6118 or [::1]:6118")]
+    BadUdpAddr(String),
+    /// Net id out of range.
+    #[error("network id {0} out of range 1..9999")]
+    BadNetId(u32),
+    /// Tolerance out of range.
+    #[error("link tolerance {0} ms out of range 50..30000")]
+    BadTolerance(u32),
+    /// Identity too long or empty.
+    #[error("node identity '{0}' must be 1 to 16 bytes")]
+    BadIdentity(String),
+    /// No bearer.
+    #[error("no bearer configured: give --udp IP[:PORT] or --eth IFNAME")]
+    NoBearer,
+}
+
+impl NodeConfig {
+    /// Read a TOML file.
+    pub fn from_file(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let p = path.display().to_string();
+        let s = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Read(p.clone(), e.to_string()))?;
+        toml::from_str(&s).map_err(|e| ConfigError::Parse(p, e.message().to_string()))
+    }
+
+    /// Apply command-line values over file values: scalars replace, lists extend.
+    pub fn merge(mut self, cli: NodeConfig) -> NodeConfig {
+        if cli.id.is_some() {
+            self.id = cli.id;
+        }
+        if cli.net_id.is_some() {
+            self.net_id = cli.net_id;
+        }
+        if cli.control.is_some() {
+            self.control = cli.control;
+        }
+        if cli.tolerance_ms.is_some() {
+            self.tolerance_ms = cli.tolerance_ms;
+        }
+        self.udp.extend(cli.udp);
+        self.udp_peer.extend(cli.udp_peer);
+        self.eth.extend(cli.eth);
+        self
+    }
+
+    /// Check every value; returns the parsed UDP bearer and peer addresses.
+    pub fn validate(&self) -> Result<(Vec<SocketAddr>, Vec<SocketAddr>), ConfigError> {
+        let net = self.net_id.unwrap_or(4711);
+        if !(1..=9999).contains(&net) {
+            return Err(ConfigError::BadNetId(net));
+        }
+        if let Some(t) = self.tolerance_ms {
+            if !(50..=30000).contains(&t) {
+                return Err(ConfigError::BadTolerance(t));
+            }
+        }
+        if let Some(id) = &self.id {
+            if id.is_empty() || id.len() > 16 {
+                return Err(ConfigError::BadIdentity(id.clone()));
+            }
+        }
+        let udp = self
+            .udp
+            .iter()
+            .map(|s| parse_udp_addr(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let peers = self
+            .udp_peer
+            .iter()
+            .map(|s| parse_udp_addr(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        if udp.is_empty() && self.eth.is_empty() {
+            return Err(ConfigError::NoBearer);
+        }
+        Ok((udp, peers))
+    }
+}
+
+/// Parse `IP[:PORT]` (IPv6 with a port in brackets); the default port is 6118.
+pub fn parse_udp_addr(s: &str) -> Result<SocketAddr, ConfigError> {
+    if let Ok(sa) = s.parse::<SocketAddr>() {
+        return Ok(sa);
+    }
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, DEFAULT_PORT));
+    }
+    let t = s.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = t.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, DEFAULT_PORT));
+    }
+    Err(ConfigError::BadUdpAddr(s.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_udp_addr_accepts_ip_with_and_without_port() {
+        assert_eq!(
+            parse_udp_addr("127.0.0.1").unwrap(),
+            "127.0.0.1:6118".parse().unwrap()
+        );
+        assert_eq!(
+            parse_udp_addr("127.0.0.1:7000").unwrap(),
+            "127.0.0.1:7000".parse().unwrap()
+        );
+        assert_eq!(
+            parse_udp_addr("::1").unwrap(),
+            "[::1]:6118".parse().unwrap()
+        );
+        assert_eq!(
+            parse_udp_addr("[::1]:9").unwrap(),
+            "[::1]:9".parse().unwrap()
+        );
+        assert!(matches!(
+            parse_udp_addr("localhost"),
+            Err(ConfigError::BadUdpAddr(_))
+        ));
+        assert!(matches!(
+            parse_udp_addr("1.2.3.4:99999"),
+            Err(ConfigError::BadUdpAddr(_))
+        ));
+    }
+
+    #[test]
+    fn validate_rejects_bad_values() {
+        let c = NodeConfig {
+            udp: vec!["127.0.0.1".into()],
+            ..Default::default()
+        };
+        assert!(c.validate().is_ok());
+        let bad = NodeConfig {
+            net_id: Some(0),
+            ..c.clone()
+        };
+        assert_eq!(bad.validate(), Err(ConfigError::BadNetId(0)));
+        let bad = NodeConfig {
+            id: Some("x".repeat(17)),
+            ..c.clone()
+        };
+        assert!(matches!(bad.validate(), Err(ConfigError::BadIdentity(_))));
+        assert_eq!(NodeConfig::default().validate(), Err(ConfigError::NoBearer));
+    }
+
+    #[test]
+    fn toml_config_parses_and_cli_overrides() {
+        let f: NodeConfig = toml::from_str(
+            "id = \"n1\"\nnet_id = 42\nudp = [\"127.0.0.1:7000\"]\nudp_peer = [\"127.0.0.1:7001\"]\n",
+        )
+        .unwrap();
+        assert_eq!(f.net_id, Some(42));
+        let m = f.merge(NodeConfig {
+            id: Some("n2".into()),
+            udp_peer: vec!["127.0.0.1:7002".into()],
+            ..Default::default()
+        });
+        assert_eq!(m.id.as_deref(), Some("n2"));
+        assert_eq!(m.udp_peer.len(), 2);
+        assert!(toml::from_str::<NodeConfig>("bogus = 1").is_err());
+    }
+}

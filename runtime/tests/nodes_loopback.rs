@@ -1,0 +1,248 @@
+//! Real `tipc-node` processes on 127.0.0.1 (unicast discovery) and `tipcctl` against them.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const NODE: &str = env!("CARGO_BIN_EXE_tipc-node");
+const CTL: &str = env!("CARGO_BIN_EXE_tipcctl");
+
+/// A node process whose stdout lines arrive on a channel with their arrival time.
+struct NodeProc {
+    child: Child,
+    lines: mpsc::Receiver<(Instant, String)>,
+    seen: Vec<String>,
+    control: PathBuf,
+}
+
+impl NodeProc {
+    fn start(id: &str, port: u16, peer: u16) -> NodeProc {
+        let control =
+            std::env::temp_dir().join(format!("tipc-test-{}-{id}.sock", std::process::id()));
+        let mut child = Command::new(NODE)
+            .args(["--id", id, "--udp", &format!("127.0.0.1:{port}")])
+            .args(["--udp-peer", &format!("127.0.0.1:{peer}")])
+            .arg("--control")
+            .arg(&control)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn tipc-node");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines() {
+                let Ok(l) = l else { break };
+                if tx.send((Instant::now(), l)).is_err() {
+                    break;
+                }
+            }
+        });
+        NodeProc {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+            control,
+        }
+    }
+
+    /// Wait for a line starting with `prefix`; returns when it arrived.
+    fn wait_line(&mut self, prefix: &str, timeout: Duration) -> Option<Instant> {
+        let end = Instant::now() + timeout;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok((t, l)) => {
+                    self.seen.push(l.clone());
+                    if l.starts_with(prefix) {
+                        return Some(t);
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    fn ctl(&self, args: &[&str]) -> (bool, String, String) {
+        let o = Command::new(CTL)
+            .arg("--node")
+            .arg(&self.control)
+            .args(args)
+            .output()
+            .expect("run tipcctl");
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.control);
+    }
+}
+
+/// Two free UDP ports on 127.0.0.1 (bound and released; the test binds them again at once).
+fn free_ports() -> (u16, u16) {
+    let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    (
+        a.local_addr().unwrap().port(),
+        b.local_addr().unwrap().port(),
+    )
+}
+
+#[test]
+fn two_nodes_bring_link_up_within_one_second_and_detect_sigkill_within_tolerance() {
+    let (pa, pb) = free_ports();
+    let mut a = NodeProc::start("alpha", pa, pb);
+    a.wait_line("node alpha", Duration::from_secs(10))
+        .expect("alpha started");
+    let t0 = Instant::now();
+    let mut b = NodeProc::start("beta", pb, pa);
+    let up_a = a
+        .wait_line("link up", Duration::from_secs(5))
+        .expect("alpha: link up");
+    let up_b = b
+        .wait_line("link up", Duration::from_secs(5))
+        .expect("beta: link up");
+    let took = up_a.max(up_b) - t0;
+    assert!(
+        took <= Duration::from_secs(1),
+        "link came up after {took:?}: {:?}",
+        a.seen
+    );
+    assert!(
+        a.seen.iter().any(|l| l == "link up alpha:udp0-beta:udp0"),
+        "{:?}",
+        a.seen
+    );
+
+    let (ok, out, err) = a.ctl(&["link", "list"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("alpha:udp0-beta:udp0: up"), "{out}");
+    let (ok, out, _) = a.ctl(&["node", "list"]);
+    assert!(ok && out.contains("beta") && out.contains(" up"), "{out}");
+    let (ok, out, _) = a.ctl(&["bearer", "list"]);
+    assert!(ok && out.trim() == "udp:udp0", "{out}");
+    let (ok, out, _) = a.ctl(&["link", "stat", "show", "alpha:udp0-beta:udp0"]);
+    assert!(
+        ok && out.contains("ACTIVE") && out.contains("Tolerance:1500 ms"),
+        "{out}"
+    );
+    let (ok, _, err) = a.ctl(&["link", "stat", "show", "nosuch"]);
+    assert!(!ok && err.contains("link not found"), "{err}");
+
+    // Let the link idle (probes keep it up), then kill beta hard.
+    std::thread::sleep(Duration::from_millis(500));
+    b.child.kill().expect("kill beta");
+    let killed = Instant::now();
+    let down = a
+        .wait_line("link down", Duration::from_secs(5))
+        .expect("alpha: link down after SIGKILL");
+    let took = down - killed;
+    assert!(
+        took <= Duration::from_millis(1650),
+        "link down {took:?} after SIGKILL (tolerance 1.5 s + 10 %)"
+    );
+    let (_, out, _) = a.ctl(&["link", "list"]);
+    assert!(out.contains("alpha:udp0-beta:udp0: down"), "{out}");
+}
+
+#[test]
+fn stopping_node_resets_peer_link_at_once() {
+    let (pa, pb) = free_ports();
+    let mut a = NodeProc::start("gamma", pa, pb);
+    let mut b = NodeProc::start("delta", pb, pa);
+    a.wait_line("link up", Duration::from_secs(5))
+        .expect("link up");
+    b.wait_line("link up", Duration::from_secs(5))
+        .expect("link up");
+    // SIGTERM: delta sends RESET with peer_stopping.
+    let pid = b.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let t = Instant::now();
+    let down = a
+        .wait_line("link down", Duration::from_secs(5))
+        .expect("link down");
+    assert!(down - t < Duration::from_millis(500), "took {:?}", down - t);
+    assert!(
+        a.seen.last().unwrap().contains("PeerStopping"),
+        "{:?}",
+        a.seen
+    );
+}
+
+fn run_node(args: &[&str]) -> (Option<i32>, String) {
+    let o = Command::new(NODE)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tipc-node");
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn node_reports_bad_flags_busy_port_and_missing_interface_clearly() {
+    let (code, err) = run_node(&["--udp", "not-an-ip"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("invalid UDP address 'not-an-ip'"), "{err}");
+    let (code, err) = run_node(&["--net-id", "0", "--udp", "127.0.0.1"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("network id 0"), "{err}");
+    let (code, err) = run_node(&["--id", "x"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no bearer configured"), "{err}");
+    let (code, err) = run_node(&["--bogus"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--bogus"), "{err}");
+
+    let busy = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let (code, err) = run_node(&[
+        "--id",
+        "x",
+        "--udp",
+        &format!("127.0.0.1:{port}"),
+        "--udp-peer",
+        "127.0.0.1:1",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("already in use"), "{err}");
+
+    let (code, err) = run_node(&["--id", "x", "--eth", "nosuch0"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("nosuch0"), "{err}");
+}
+
+#[test]
+fn node_reports_missing_privilege_for_ethernet() {
+    // Drop to an unprivileged user: opening a packet socket needs CAP_NET_RAW.
+    let o = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(NODE)
+        .args(["--id", "x", "--eth", "lo"])
+        .output()
+        .expect("setpriv (util-linux) must be installed");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("CAP_NET_RAW"), "{err}");
+}

@@ -25,20 +25,21 @@ fn check_round_trip(r: MessageRepr<'_>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Raw data-header fields: (hsize, importance, mtype, flags), (errcode, reroute, scope),
+/// (bcast_ack, ack, seqno), the eight 32-bit words, (grp_bc_seqno, grp_bc_ack_req).
+type DataFields = (
+    (usize, u8, DataType, [bool; 4]),
+    (u8, u8, u8),
+    [u16; 3],
+    [u32; 8],
+    (u16, bool),
+);
+
 fn data_type() -> impl Strategy<Value = DataType> {
     (0u8..8).prop_map(|t| DataType::from_u8(t).unwrap())
 }
 
-#[allow(clippy::type_complexity)]
-fn data_fields() -> impl Strategy<
-    Value = (
-        (usize, u8, DataType, [bool; 4]),
-        (u8, u8, u8),
-        [u16; 3],
-        [u32; 8],
-        (u16, bool),
-    ),
-> {
+fn data_fields() -> impl Strategy<Value = DataFields> {
     (
         (
             prop::sample::select(vec![24usize, 32, 40, 44]),
@@ -54,16 +55,7 @@ fn data_fields() -> impl Strategy<
 }
 
 /// Make a data repr consistent with its header size and type (what `parse` would return).
-fn make_data<'a>(
-    f: (
-        (usize, u8, DataType, [bool; 4]),
-        (u8, u8, u8),
-        [u16; 3],
-        [u32; 8],
-        (u16, bool),
-    ),
-    payload: &'a [u8],
-) -> DataRepr<'a> {
+fn make_data<'a>(f: DataFields, payload: &'a [u8]) -> DataRepr<'a> {
     let ((hsize, importance, mtype, flags), (errcode, reroute_cnt, lookup_scope), w16, w32, grp) =
         f;
     let mut r = DataRepr {
@@ -114,16 +106,7 @@ fn make_data<'a>(
 }
 
 /// A valid data message of `payload_len` bytes, as raw bytes.
-fn data_msg(
-    f: (
-        (usize, u8, DataType, [bool; 4]),
-        (u8, u8, u8),
-        [u16; 3],
-        [u32; 8],
-        (u16, bool),
-    ),
-    payload: &[u8],
-) -> Vec<u8> {
+fn data_msg(f: DataFields, payload: &[u8]) -> Vec<u8> {
     let r = make_data(f, payload);
     let mut buf = vec![0u8; r.buffer_len()];
     r.emit(&mut buf);

@@ -6,17 +6,35 @@
 //! [`Header`] is a zero-copy view in smoltcp's style; each message kind has a `Repr` with
 //! `parse`, `emit` and `buffer_len`. Malformed input yields a [`WireError`], never a panic.
 
+mod any;
+mod bcast;
+mod bundle;
+mod conn;
+mod data;
 mod disc;
+mod frag;
+mod group;
 mod header;
 mod media_addr;
+mod named;
 mod proto;
 mod seqno;
+mod tunnel;
 
+pub use any::*;
+pub use bcast::*;
+pub use bundle::*;
+pub use conn::*;
+pub use data::*;
 pub use disc::*;
+pub use frag::*;
+pub use group::*;
 pub use header::*;
 pub use media_addr::*;
+pub use named::*;
 pub use proto::*;
 pub use seqno::Seqno;
+pub use tunnel::*;
 
 /// Why a buffer was not accepted as a TIPC message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

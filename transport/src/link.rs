@@ -22,7 +22,7 @@ use crate::wire::{
     self, field, user, Header, LinkProtoRepr, LinkProtoType, Seqno, IF_NAME_LEN, INT_H_SIZE,
 };
 use crate::NodeAddr;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -243,6 +243,8 @@ pub struct LinkStats {
     pub dropped_not_up: u64,
     /// Messages returned to the owner after a reset.
     pub purged: u64,
+    /// Malformed packets or bundled messages dropped.
+    pub rx_malformed: u64,
 }
 
 /// A snapshot of a link for management output.
@@ -273,7 +275,7 @@ pub struct LinkSnapshot {
 #[derive(Debug)]
 struct TxPkt {
     seqno: Seqno,
-    buf: BytesMut,
+    buf: Bytes,
     /// Earliest time of the next retransmission.
     next_retr: Option<Instant>,
     /// Time of the first retransmission (for the retransmit-failure rule).
@@ -286,6 +288,28 @@ enum Outgoing {
     Seq(Seqno),
     /// A link protocol message built at the time of the decision.
     Proto([u8; INT_H_SIZE + IF_NAME_LEN], usize),
+}
+
+/// A queued packet: still open for bundling, or frozen (fragments, shared buffers).
+#[derive(Debug)]
+enum Frame {
+    Open(BytesMut),
+    Frozen(Bytes),
+}
+
+impl Frame {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Frame::Open(b) => b,
+            Frame::Frozen(b) => b,
+        }
+    }
+    fn freeze(self) -> Bytes {
+        match self {
+            Frame::Open(b) => b.freeze(),
+            Frame::Frozen(b) => b,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -318,12 +342,12 @@ pub struct Link {
     rcv_nxt_state: Seqno,
     // queues
     transmq: VecDeque<TxPkt>,
-    backlogq: VecDeque<(u8, BytesMut)>,
+    backlogq: VecDeque<(u8, Frame)>,
     backlog: [Backlog; IMPORTANCE_LEVELS],
     /// Index into `backlogq` of the packet open for bundling, if it is the tail.
     bundle_open: bool,
     deferdq: BTreeMap<u64, Bytes>,
-    reasm: Option<BytesMut>,
+    reasm: wire::Reassembler,
     outq: VecDeque<Outgoing>,
     events: VecDeque<LinkEvent>,
     // congestion control
@@ -369,7 +393,7 @@ impl Link {
             backlog: Default::default(),
             bundle_open: false,
             deferdq: BTreeMap::new(),
-            reasm: None,
+            reasm: wire::Reassembler::new(),
             outq: VecDeque::new(),
             events: VecDeque::new(),
             window: min_win,
@@ -627,10 +651,8 @@ impl Link {
         self.mtu = self.cfg.mtu;
         self.set_queue_limits();
         for p in self.transmq.drain(..) {
-            if p.buf.len() > INT_H_SIZE || Header::new_unchecked(&p.buf[..]).user() <= 3 {
-                self.stats.purged += 1;
-                self.events.push_back(LinkEvent::Purged(p.buf.freeze()));
-            }
+            self.stats.purged += 1;
+            self.events.push_back(LinkEvent::Purged(p.buf));
         }
         for (_, b) in self.backlogq.drain(..) {
             self.stats.purged += 1;
@@ -647,7 +669,7 @@ impl Link {
         }
         self.bundle_open = false;
         self.deferdq.clear();
-        self.reasm = None;
+        self.reasm.reset();
         self.outq.clear();
         self.rcv_unacked = 0;
         self.snd_nxt = Seqno(1);
@@ -988,40 +1010,36 @@ impl Link {
     /// Deliver one in-sequence packet: unbundle, reassemble, intercept link-level users.
     fn input(&mut self, now: Instant, pkt: Bytes) {
         let Ok(h) = Header::new_checked(&pkt[..]) else {
+            self.stats.rx_malformed += 1;
             return;
         };
-        match h.user() {
+        let usr = h.user();
+        let last_bcast = h.get(field::LAST_BCAST) as u16;
+        match usr {
             user::MSG_BUNDLER => {
                 self.stats.rx_bundles += 1;
-                let hl = h.header_len();
-                let size = h.size();
-                let mut pos = hl;
-                while pos + wire::SHORT_H_SIZE <= size {
-                    let Ok(inner) = Header::new_checked(&pkt[pos..size]) else {
-                        break;
-                    };
-                    let isz = inner.size();
-                    if pos + isz > size {
-                        break;
+                for m in wire::extract(&pkt) {
+                    match m {
+                        Ok(m) => {
+                            self.stats.rx_bundled += 1;
+                            self.deliver(m);
+                        }
+                        Err(_) => self.stats.rx_malformed += 1,
                     }
-                    self.stats.rx_bundled += 1;
-                    self.deliver(pkt.slice(pos..pos + isz));
-                    pos += (isz + 3) & !3;
                 }
             }
             user::MSG_FRAGMENTER => {
                 self.stats.rx_fragments += 1;
-                match self.reassemble(&h) {
+                match self.reasm.push(pkt) {
                     Ok(Some(msg)) => {
                         self.stats.rx_fragmented += 1;
                         self.deliver(msg);
                     }
                     Ok(None) => {}
-                    Err(()) => self.fail(now, DownReason::ReassemblyFailure),
+                    Err(_) => self.fail(now, DownReason::ReassemblyFailure),
                 }
             }
             user::BCAST_PROTOCOL => {
-                let last_bcast = h.get(field::LAST_BCAST) as u16;
                 self.events.push_back(LinkEvent::BcInit { last_bcast });
             }
             user::TUNNEL_PROTOCOL => {
@@ -1034,40 +1052,6 @@ impl Link {
 
     fn deliver(&mut self, msg: Bytes) {
         self.events.push_back(LinkEvent::Deliver(msg));
-    }
-
-    /// One reassembly per link (§4.9). `Err` means the link must fail.
-    fn reassemble(&mut self, h: &Header<&[u8]>) -> Result<Option<Bytes>, ()> {
-        let data = h.payload();
-        match h.mtype() {
-            0 => {
-                if self.reasm.is_some() {
-                    return Err(());
-                }
-                let mut b = BytesMut::with_capacity(data.len() * 4);
-                b.extend_from_slice(data);
-                self.reasm = Some(b);
-                Ok(None)
-            }
-            1 | 2 => {
-                let Some(b) = self.reasm.as_mut() else {
-                    return Err(());
-                };
-                if b.len() + data.len() > wire::MAX_MSG_SIZE {
-                    return Err(());
-                }
-                b.extend_from_slice(data);
-                if h.mtype() == 1 {
-                    return Ok(None);
-                }
-                let msg = self.reasm.take().map(BytesMut::freeze).unwrap_or_default();
-                match Header::new_checked(&msg[..]) {
-                    Ok(inner) if inner.size() == msg.len() => Ok(Some(msg)),
-                    _ => Err(()),
-                }
-            }
-            _ => Err(()),
-        }
     }
 
     // ------------------------------------------------------------------ acks and retransmission
@@ -1188,9 +1172,11 @@ impl Link {
             }
         }
         if size > self.mss() {
-            self.send_fragmented(&msg, imp as u8);
+            if !self.send_fragmented(&msg, imp as u8) {
+                return Err(SendError::Invalid(msg));
+            }
         } else {
-            self.enqueue(msg, imp as u8);
+            self.enqueue(Frame::Open(msg), imp as u8);
         }
         let b = &mut self.backlog[imp];
         let status = if b.len >= b.limit && imp < IMPORTANCE_LEVELS - 1 {
@@ -1209,130 +1195,72 @@ impl Link {
         Ok(status)
     }
 
-    fn send_fragmented(&mut self, msg: &[u8], imp: u8) {
-        let pktmax = self.mss();
-        let h = Header::new_unchecked(msg);
-        let (prev, orig, dest) = (h.prevnode(), h.orignode(), h.destnode());
-        let per = pktmax - INT_H_SIZE;
-        let total = msg.len();
-        let mut off = 0;
-        let mut no = 1u32;
-        self.stats.tx_fragmented += 1;
-        while off < total {
-            let n = per.min(total - off);
-            let mtype = if off == 0 {
-                0
-            } else if off + n == total {
-                2
-            } else {
-                1
-            };
-            let mut f = BytesMut::with_capacity(INT_H_SIZE + n);
-            f.resize(INT_H_SIZE, 0);
-            {
-                let mut fh = Header::new_unchecked(&mut f[..]);
-                fh.init(
-                    user::MSG_FRAGMENTER,
-                    mtype,
-                    INT_H_SIZE,
-                    INT_H_SIZE + n,
-                    prev,
-                );
-                fh.set(field::ORIGNODE, orig);
-                fh.set(field::DESTNODE, dest);
-                fh.set(field::FRAGM_NO, no);
-                fh.set(field::INNER_IMPORTANCE, imp as u32);
-            }
-            f.extend_from_slice(&msg[off..off + n]);
-            self.stats.tx_fragments += 1;
-            self.enqueue(f, imp);
-            off += n;
-            no += 1;
+    fn send_fragmented(&mut self, msg: &[u8], imp: u8) -> bool {
+        let mut frags = Vec::new();
+        if wire::fragment(msg, self.mss(), &mut frags).is_err() {
+            return false;
         }
+        self.stats.tx_fragmented += 1;
+        for f in frags {
+            self.stats.tx_fragments += 1;
+            self.enqueue(Frame::Frozen(f), imp);
+        }
+        true
     }
 
-    fn enqueue(&mut self, msg: BytesMut, imp: u8) {
+    fn enqueue(&mut self, msg: Frame, imp: u8) {
         if self.backlogq.is_empty() && self.transmq.len() < self.window as usize {
-            self.push_transmq(msg);
+            self.push_transmq(msg.freeze());
             return;
         }
         // Window full: bundle into the backlog tail if possible (§4.10).
-        let user = Header::new_unchecked(&msg[..]).user();
-        let bundleable = !matches!(
-            user,
-            user::MSG_FRAGMENTER | user::TUNNEL_PROTOCOL | user::BCAST_PROTOCOL
-        ) && msg.len() + INT_H_SIZE < self.mss();
+        let mss = self.mss();
+        let (usr, len) = {
+            let b = msg.as_slice();
+            (Header::new_unchecked(b).user(), b.len())
+        };
+        let bundleable = wire::can_bundle(usr, len, mss);
         if bundleable && self.bundle_open {
-            let mss = self.mss();
             if let Some((timp, tail)) = self.backlogq.back_mut() {
-                if *timp == imp && Self::try_bundle(tail, &msg, mss) {
+                if *timp == imp && Self::try_bundle(tail, msg.as_slice(), mss, self.cfg.peer_addr) {
                     self.stats.tx_bundled += 1;
                     return;
                 }
             }
         }
         self.backlog[imp as usize].len += 1;
-        if bundleable {
-            // Start a bundle lazily: keep the message as is until a second one joins.
-            self.bundle_open = true;
-        } else {
-            self.bundle_open = false;
-        }
+        self.bundle_open = bundleable;
         self.backlogq.push_back((imp, msg));
     }
 
-    /// Append `msg` to `tail`, turning `tail` into a bundle first if needed.
-    fn try_bundle(tail: &mut BytesMut, msg: &[u8], mss: usize) -> bool {
-        let th = Header::new_unchecked(&tail[..]);
-        let is_bundle = th.user() == user::MSG_BUNDLER;
-        let cur = tail.len();
-        let aligned = |n: usize| (n + 3) & !3;
-        let new_len = if is_bundle {
-            aligned(cur) + msg.len()
+    /// Append `msg` to the backlog tail, turning the tail into a bundle first if needed.
+    fn try_bundle(tail: &mut Frame, msg: &[u8], mss: usize, dest: NodeAddr) -> bool {
+        let cur = tail.as_slice();
+        let is_bundle = Header::new_unchecked(cur).user() == user::MSG_BUNDLER;
+        let builder = if is_bundle {
+            let Frame::Open(b) = std::mem::replace(tail, Frame::Frozen(Bytes::new())) else {
+                return false;
+            };
+            wire::BundleBuilder::from_bytes_mut(b).ok()
         } else {
-            INT_H_SIZE + aligned(cur) + msg.len()
-        };
-        if new_len > mss {
-            return false;
-        }
-        if !is_bundle {
-            let (prev, dest) = (th.prevnode(), th.destnode());
-            let imp = wire::importance(&th);
-            let inner = std::mem::take(tail);
-            let mut b = BytesMut::with_capacity(mss);
-            b.resize(INT_H_SIZE, 0);
-            {
-                let mut bh = Header::new_unchecked(&mut b[..]);
-                bh.init(user::MSG_BUNDLER, 0, INT_H_SIZE, INT_H_SIZE, prev);
-                bh.set(field::ORIGNODE, prev);
-                bh.set(field::DESTNODE, dest);
-                bh.set(field::MSGCNT, 1);
-                bh.set(field::INNER_IMPORTANCE, imp as u32);
+            if !wire::BundleBuilder::would_fit(cur.len(), msg.len(), mss) {
+                return false;
             }
-            b.extend_from_slice(&inner);
-            *tail = b;
-        }
-        while tail.len() % 4 != 0 {
-            tail.put_u8(0);
-        }
-        tail.extend_from_slice(msg);
-        let len = tail.len();
-        let mut bh = Header::new_unchecked(&mut tail[..]);
-        let cnt = bh.get(field::MSGCNT);
-        bh.set(field::MSGCNT, cnt + 1);
-        bh.set(field::SIZE, len as u32);
-        true
+            wire::BundleBuilder::new(cur, dest).ok()
+        };
+        let Some(mut builder) = builder else {
+            return false;
+        };
+        let ok = builder.push(msg, mss).is_ok();
+        *tail = Frame::Open(builder.into_bytes_mut());
+        ok
     }
 
-    fn push_transmq(&mut self, mut buf: BytesMut) {
+    fn push_transmq(&mut self, buf: Bytes) {
         let seqno = self.snd_nxt;
         self.snd_nxt = self.snd_nxt.next();
-        {
-            let mut h = Header::new_unchecked(&mut buf[..]);
-            h.set_seqno(seqno.0);
-            if h.user() == user::MSG_BUNDLER {
-                self.stats.tx_bundles += 1;
-            }
+        if Header::new_unchecked(&buf[..]).user() == user::MSG_BUNDLER {
+            self.stats.tx_bundles += 1;
         }
         self.stats.tx_packets += 1;
         self.transmq.push_back(TxPkt {
@@ -1359,7 +1287,7 @@ impl Link {
                 b.congested = false;
                 self.events.push_back(LinkEvent::Unblocked(imp));
             }
-            self.push_transmq(buf);
+            self.push_transmq(buf.freeze());
         }
     }
 
@@ -1385,13 +1313,15 @@ impl Link {
                     }
                     let ack = self.rcv_nxt.sub(1).0;
                     let bcast_ack = self.bcast_ack;
-                    let p = &mut self.transmq[idx];
+                    let p = &self.transmq[idx];
+                    let start = out.len();
+                    out.extend_from_slice(&p.buf);
                     {
-                        let mut h = Header::new_unchecked(&mut p.buf[..]);
+                        let mut h = Header::new_unchecked(&mut out[start..]);
+                        h.set_seqno(s.0);
                         h.set_ack(ack);
                         h.set_bcast_ack(bcast_ack);
                     }
-                    out.extend_from_slice(&p.buf);
                     // Every sequenced packet acks what we received.
                     self.rcv_unacked = 0;
                     return Some(p.buf.len());

@@ -2,3 +2,6 @@
 //!
 //! The deterministic multi-node simulation harness and helpers for cross-crate tests:
 //! real sockets on loopback, network namespaces and a Linux kernel peer.
+
+pub mod kernel_peer;
+pub mod netns;

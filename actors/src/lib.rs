@@ -15,4 +15,6 @@ pub mod bearer;
 pub mod node;
 pub mod peer;
 
-pub use node::{BearerInfo, LinkInfo, NodeEvent, NodeInfo, TransportConfig, TransportNode};
+pub use node::{
+    BearerInfo, Delivered, LinkInfo, NodeEvent, NodeInfo, TransportConfig, TransportNode,
+};

@@ -124,6 +124,8 @@ pub(crate) struct Shared {
     pub events: broadcast::Sender<NodeEvent>,
     pub deliver: RwLock<Option<mpsc::UnboundedSender<Delivered>>>,
     pub rng: std::sync::Mutex<rand_chacha::ChaCha8Rng>,
+    /// Per-peer wake-up for senders waiting out link congestion.
+    pub unblocked: DashMap<NodeAddr, Arc<tokio::sync::Notify>>,
 }
 
 #[derive(Clone)]
@@ -193,6 +195,7 @@ impl TransportNode {
                 events,
                 deliver: RwLock::new(None),
                 rng: std::sync::Mutex::new(rng),
+                unblocked: DashMap::new(),
             }),
         }
     }
@@ -325,6 +328,56 @@ impl TransportNode {
             .collect();
         v.sort_by(|a, b| a.link.name.cmp(&b.link.name));
         v
+    }
+
+    /// Send a complete TIPC message to a peer node over its active link. `selector` (the
+    /// sender's port) picks among equal-priority links. The message is handed back in the error
+    /// if the node is unknown or down, or if the link refuses it (congestion).
+    pub async fn send(
+        &self,
+        to: NodeAddr,
+        msg: bytes::BytesMut,
+        selector: u32,
+    ) -> Result<tipc_transport::link::SendStatus, tipc_transport::link::SendError> {
+        use tipc_transport::link::SendError;
+        let Some(p) = self.shared.peers.get(&to).map(|e| e.value().clone()) else {
+            return Err(SendError::NotUp(msg));
+        };
+        match p.send(crate::peer::SendMsg { msg, selector }).await {
+            Ok(r) => r,
+            Err(_) => Err(SendError::NotUp(bytes::BytesMut::new())),
+        }
+    }
+
+    /// Like [`TransportNode::send`], but waits while the link is congested instead of failing,
+    /// as a blocking socket does. Fails only if the peer is unknown or down.
+    pub async fn send_wait(
+        &self,
+        to: NodeAddr,
+        mut msg: bytes::BytesMut,
+        selector: u32,
+    ) -> Result<(), tipc_transport::link::SendError> {
+        use tipc_transport::link::{SendError, SendStatus};
+        loop {
+            let notify = self
+                .shared
+                .unblocked
+                .entry(to)
+                .or_insert_with(|| Arc::new(tokio::sync::Notify::new()))
+                .clone();
+            match self.send(to, msg, selector).await {
+                Ok(SendStatus::Accepted) => return Ok(()),
+                Ok(SendStatus::Congested) => {
+                    notify.notified().await;
+                    return Ok(());
+                }
+                Err(SendError::Congested(m)) => {
+                    notify.notified().await;
+                    msg = m;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Stop: every link tells its peer (RESET with `peer_stopping`), then bearers close.

@@ -145,9 +145,19 @@ impl PeerActor {
                     let _ = self.shared.events.send(NodeEvent::NodeUp(peer));
                 }
                 PeerEvent::NodeDown => {
+                    if let Some(n) = self.shared.unblocked.get(&peer) {
+                        n.notify_waiters();
+                        n.notify_one();
+                    }
                     let _ = self.shared.events.send(NodeEvent::NodeDown(peer));
                 }
-                PeerEvent::Unblocked(_) | PeerEvent::Purged(_) => {}
+                PeerEvent::Unblocked(_) => {
+                    if let Some(n) = self.shared.unblocked.get(&peer) {
+                        n.notify_waiters();
+                        n.notify_one();
+                    }
+                }
+                PeerEvent::Purged(_) => {}
             }
         }
         self.flush();

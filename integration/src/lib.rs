@@ -5,3 +5,4 @@
 
 pub mod kernel_peer;
 pub mod netns;
+pub mod node_proc;

@@ -135,7 +135,6 @@ impl Node {
     /// `tipc node list`.
     pub async fn node_list(&self) -> String {
         let mut s = String::from("Node Identity                    Hash     State\n");
-        let _ = writeln!(s, "{:<32} {:08x} up", self.id().to_id_string(), self.addr());
         for n in self.transport.nodes().await {
             let _ = writeln!(
                 s,

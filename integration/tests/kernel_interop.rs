@@ -1,0 +1,160 @@
+//! Interop with a real Linux 6.1 kernel TIPC node (../shared/tipc-peer, QEMU): our `tipc-node`
+//! runs inside the harness' network namespace and brings a link up with the kernel over UDP
+//! (multicast and unicast discovery) and over Ethernet; the link stays up for 60 s of idle time
+//! and under traffic the kernel sends; when our node dies the kernel reports the link down.
+//!
+//! Runs when TIPC_KERNEL_TESTS=1 (scripts/test and CI set it); needs root and the harness set up.
+
+use std::time::{Duration, Instant};
+use tipc_integration::kernel_peer::{
+    kernel_tests_enabled, Bearer, KernelPeer, PeerNetns, UpOptions,
+};
+use tipc_integration::node_proc::NodeProc;
+
+/// How long the link must stay up while idle.
+const IDLE: Duration = Duration::from_secs(60);
+/// The kernel declares a silent link lost at its 6th silent tick (375 ms each, spec §4.7):
+/// at most 2.25 s after the last packet; polling the VM adds up to ~0.7 s.
+const KERNEL_DETECT: Duration = Duration::from_millis(3000);
+
+fn scenario(ns: &str, bearer: Bearer, remote: Option<&str>, node_args: &[&str], link: &str) {
+    if !kernel_tests_enabled() {
+        eprintln!("skipped: set TIPC_KERNEL_TESTS=1 to run kernel interop tests");
+        return;
+    }
+    let _guard = PeerNetns::new(ns);
+    let mut k = KernelPeer::up(
+        "k",
+        &UpOptions {
+            bearer,
+            remote: remote.map(str::to_string),
+            netns: Some(ns.into()),
+            id: None,
+        },
+    )
+    .expect("kernel VM up");
+    let mut args = vec!["--id", "host"];
+    args.extend_from_slice(node_args);
+    let mut node = NodeProc::start(ns, &args, Some(ns));
+    let t0 = Instant::now();
+    node.wait_line("link up", Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("our link never came up: {:?}", node.seen));
+    eprintln!("{ns}: our side up after {:?}", t0.elapsed());
+    assert!(
+        node.seen.iter().any(|l| l == &format!("link up {link}")),
+        "unexpected link name: {:?}",
+        node.seen
+    );
+    assert!(
+        k.wait_link_up("host", Duration::from_secs(10)).unwrap(),
+        "kernel never saw the link up"
+    );
+    let (rc, out) = k.exec("tipc node list").unwrap();
+    assert!(
+        rc == 0 && out.contains("host") && out.contains("686f7374"),
+        "{out}"
+    );
+
+    // Idle, then traffic the kernel originates: 200 bindings published (name-table updates to
+    // us, several messages), then withdrawn when the server stops.
+    let start = Instant::now();
+    let mut published = false;
+    let mut withdrawn = false;
+    while start.elapsed() < IDLE {
+        std::thread::sleep(Duration::from_secs(5));
+        let links = k.link_list().unwrap();
+        assert!(
+            links.iter().any(|(n, s)| n.contains("host") && s == "up"),
+            "kernel link went down after {:?}: {links:?}",
+            start.elapsed()
+        );
+        node.drain();
+        assert!(
+            !node.seen.iter().any(|l| l.starts_with("link down")),
+            "our link went down: {:?}",
+            node.seen
+        );
+        if !published && start.elapsed() > IDLE / 3 {
+            let names: Vec<String> = (0..200).map(|i| format!("4000:{i}")).collect();
+            let cmd = format!(
+                "tipc-helper rdm-server {} --no-echo >/tmp/srv.log 2>&1 & echo $! >/tmp/srv.pid",
+                names.join(" ")
+            );
+            let (rc, out) = k.exec(&cmd).unwrap();
+            assert_eq!(rc, 0, "{out}");
+            published = true;
+        } else if published && !withdrawn && start.elapsed() > 2 * IDLE / 3 {
+            let (rc, out) = k.exec("kill $(cat /tmp/srv.pid)").unwrap();
+            assert_eq!(rc, 0, "{out}");
+            withdrawn = true;
+        }
+    }
+    assert!(published && withdrawn);
+    let (ok, stat, err) = node.ctl(&["link", "stat", "show", link]);
+    assert!(ok, "{err}");
+    eprintln!("{ns}: {stat}");
+    let rx: u64 = stat
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("RX packets:"))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("RX packets in stat output");
+    assert!(
+        rx >= 3,
+        "the kernel's name-table traffic must arrive: {stat}"
+    );
+
+    // Our node dies: the kernel notices within its own tolerance.
+    node.kill();
+    let killed = Instant::now();
+    loop {
+        let links = k.link_list().unwrap();
+        if links.iter().any(|(n, s)| n.contains("host") && s == "down") {
+            break;
+        }
+        assert!(
+            killed.elapsed() < KERNEL_DETECT,
+            "kernel still reports the link up {:?} after our node died: {links:?}",
+            killed.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "{ns}: kernel saw the link down {:?} after SIGKILL",
+        killed.elapsed()
+    );
+    k.down().unwrap();
+}
+
+#[test]
+fn kernel_udp_multicast_discovery_link_stays_up_and_is_lost_when_node_dies() {
+    scenario(
+        "tpk-mc",
+        Bearer::Udp,
+        None,
+        &["--udp", "10.99.0.1"],
+        "host:udp0-k:udp1",
+    );
+}
+
+#[test]
+fn kernel_udp_unicast_discovery_link_stays_up_and_is_lost_when_node_dies() {
+    scenario(
+        "tpk-uc",
+        Bearer::Udp,
+        Some("host"),
+        &["--udp", "10.99.0.1", "--udp-peer", "10.99.0.11"],
+        "host:udp0-k:udp1",
+    );
+}
+
+#[test]
+fn kernel_ethernet_link_stays_up_and_is_lost_when_node_dies() {
+    scenario(
+        "tpk-eth",
+        Bearer::Eth,
+        None,
+        &["--eth", "tpbr0"],
+        "host:tpbr0-k:eth0",
+    );
+}

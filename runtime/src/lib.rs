@@ -11,3 +11,6 @@ pub mod node;
 pub use config::NodeConfig;
 pub use node::{Node, NodeError};
 pub use tipc_actors::NodeEvent;
+
+/// The actix System nodes run in (re-exported so applications need no direct actix dependency).
+pub use actix_rt::System;

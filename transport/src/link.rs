@@ -563,7 +563,7 @@ impl Link {
                 }
             }
             LinkState::Reset => {
-                let setup = self.rst_cnt <= 4 || (self.rst_cnt + 1) % 16 == 0;
+                let setup = self.rst_cnt <= 4 || (self.rst_cnt + 1).is_multiple_of(16);
                 self.rst_cnt += 1;
                 if setup {
                     self.build_proto(LinkProtoType::Reset, false, false, 0, now);
@@ -855,10 +855,10 @@ impl Link {
                     }
                 }
                 let mut up = false;
-                if r.mtype == LinkProtoType::Reset || !self.is_up() {
-                    if self.fsm(FsmEvent::PeerReset) {
-                        self.went_down(now, DownReason::PeerReset);
-                    }
+                if (r.mtype == LinkProtoType::Reset || !self.is_up())
+                    && self.fsm(FsmEvent::PeerReset)
+                {
+                    self.went_down(now, DownReason::PeerReset);
                 }
                 if r.mtype == LinkProtoType::Activate && self.state == LinkState::Establishing {
                     up = true;
@@ -979,7 +979,7 @@ impl Link {
             self.deferdq.insert(key, pkt);
             self.stats.deferred += 1;
             let n = self.deferdq.len();
-            if n >= 3 && (n - 3) % 16 == 0 {
+            if n >= 3 && (n - 3).is_multiple_of(16) {
                 let first = *self.deferdq.keys().next().unwrap_or(&key);
                 let gap = (first - self.rcv_nxt_abs) as u16;
                 self.build_proto(LinkProtoType::State, false, false, gap, now);

@@ -39,8 +39,13 @@ pub enum BearerCmd {
     Flush,
 }
 
+/// Ask a bearer for its counters.
+#[derive(Debug, Message)]
+#[rtype(result = "BearerStats")]
+pub struct BearerStatsQuery;
+
 /// Receive-side counters of a bearer.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, MessageResponse)]
 pub struct BearerStats {
     /// Frames received.
     pub rx_frames: u64,
@@ -52,6 +57,10 @@ pub struct BearerStats {
     pub rx_unknown_peer: u64,
     /// Receive errors.
     pub rx_errors: u64,
+    /// Discovery messages received.
+    pub disc_received: u64,
+    /// Discovery messages dropped (bad net id, media address, own address, malformed...).
+    pub disc_dropped: u64,
 }
 
 /// The actor driving one bearer.
@@ -229,6 +238,19 @@ impl<M: Media> StreamHandler<io::Result<Vec<RxFrame>>> for BearerActor<M> {
         }
         flush(&mut batch, self);
         self.pump(ctx);
+    }
+}
+
+impl<M: Media> Handler<BearerStatsQuery> for BearerActor<M> {
+    type Result = BearerStats;
+
+    fn handle(&mut self, _: BearerStatsQuery, _: &mut Self::Context) -> BearerStats {
+        let d = self.disc.stats();
+        BearerStats {
+            disc_received: d.received,
+            disc_dropped: d.total_dropped(),
+            ..self.stats
+        }
     }
 }
 

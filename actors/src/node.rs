@@ -1,7 +1,7 @@
 //! The node's transport registry (kernel `net.c`, `node.c` node table, `bearer.c` bearer list):
 //! identity, bearers, one [`PeerActor`] per remote node, management queries and node events.
 
-use crate::bearer::{BearerActor, BearerCmd, TxBatch};
+use crate::bearer::{BearerActor, BearerCmd, BearerStats, BearerStatsQuery, TxBatch};
 use crate::peer::{PeerActor, PeerQuery, PeerSnapshot, Shutdown};
 use actix::prelude::*;
 use bytes::Bytes;
@@ -133,6 +133,7 @@ pub(crate) struct BearerSlot {
     pub info: BearerInfo,
     pub tx: mpsc::UnboundedSender<TxBatch>,
     pub ctl: Recipient<BearerCmd>,
+    pub stats: Recipient<BearerStatsQuery>,
 }
 
 impl Shared {
@@ -268,7 +269,8 @@ impl TransportNode {
         bearers[id as usize] = Some(BearerSlot {
             info: info.clone(),
             tx,
-            ctl: addr.recipient(),
+            ctl: addr.clone().recipient(),
+            stats: addr.recipient(),
         });
         Ok(info)
     }
@@ -280,6 +282,12 @@ impl TransportNode {
             .read()
             .map(|b| b.iter().flatten().map(|s| s.info.clone()).collect())
             .unwrap_or_default()
+    }
+
+    /// Counters of a bearer (None if there is no such bearer).
+    pub async fn bearer_stats(&self, id: BearerId) -> Option<BearerStats> {
+        let slot = self.shared.bearer(id)?;
+        slot.stats.send(BearerStatsQuery).await.ok()
     }
 
     /// Snapshot of every peer and its links.

@@ -364,6 +364,10 @@ pub struct Link {
     bcast_ack: u16,
     bc_synced: bool,
     last_bcast: u16,
+    /// Broadcast packets missing after `bcast_ack` (NACK carried in STATE w8).
+    bc_gap: u16,
+    /// Broadcast packets were received that no packet of ours has acked yet.
+    bc_unacked: bool,
     stats: LinkStats,
 }
 
@@ -407,6 +411,8 @@ impl Link {
             bcast_ack: 0,
             bc_synced: false,
             last_bcast: 0,
+            bc_gap: 0,
+            bc_unacked: false,
             stats: LinkStats::default(),
             cfg,
         };
@@ -506,9 +512,25 @@ impl Link {
     /// receive state for the peer is initialised (else `bc_ack_invalid` is set and the
     /// `redundant_link` bit is clear); `last_bcast` is our own broadcast `snd_nxt - 1`.
     pub fn set_bcast_state(&mut self, bcast_ack: u16, synced: bool, last_bcast: u16) {
+        if bcast_ack != self.bcast_ack {
+            self.bc_unacked = true;
+        }
         self.bcast_ack = bcast_ack;
         self.bc_synced = synced;
         self.last_bcast = last_bcast;
+    }
+
+    /// Broadcast receive state from the node: `gap` packets are missing after `bcast_ack`
+    /// (sent as `bc_gap` in STATE messages, a broadcast NACK).
+    pub fn set_bcast_gap(&mut self, gap: u16) {
+        self.bc_gap = gap & 0x3FF;
+    }
+
+    /// Send a STATE now (an explicit ack of broadcast packets, or a broadcast NACK), if up.
+    pub fn send_state(&mut self, now: Instant) {
+        if self.is_up() {
+            self.build_proto(LinkProtoType::State, false, false, 0, now);
+        }
     }
 
     // ------------------------------------------------------------------ timers
@@ -548,7 +570,7 @@ impl Link {
     fn tick(&mut self, now: Instant) {
         match self.state {
             LinkState::Established | LinkState::Synching => {
-                let state = self.rcv_unacked > 0 || !self.transmq.is_empty();
+                let state = self.rcv_unacked > 0 || self.bc_unacked || !self.transmq.is_empty();
                 // Every link is monitored in clusters below the monitoring threshold.
                 let mut probe = self.silent_intv_cnt > 0;
                 self.silent_intv_cnt += 1;
@@ -684,6 +706,8 @@ impl Link {
         self.cong_acks = 0;
         self.checkpoint = Seqno(1);
         self.bc_synced = false;
+        self.bc_gap = 0;
+        self.bc_unacked = false;
         self.next_tick = now + self.tick_interval();
     }
 
@@ -771,6 +795,7 @@ impl Link {
                 self.snd_nxt_state = self.snd_nxt_state.next();
             }
             r.seq_gap = rcvgap & 0x1FFF;
+            r.bc_gap = self.bc_gap;
             r.probe = probe;
             r.keepalive = probe || probe_reply;
             self.stats.tx_states += 1;
@@ -791,6 +816,9 @@ impl Link {
         }
         let mut buf = [0u8; INT_H_SIZE + IF_NAME_LEN];
         let len = r.emit(&mut buf);
+        if mtyp == LinkProtoType::State {
+            self.bc_unacked = false;
+        }
         self.outq.push_back(Outgoing::Proto(buf, len));
     }
 
@@ -1322,8 +1350,9 @@ impl Link {
                         h.set_ack(ack);
                         h.set_bcast_ack(bcast_ack);
                     }
-                    // Every sequenced packet acks what we received.
+                    // Every sequenced packet acks what we received, broadcast included.
                     self.rcv_unacked = 0;
+                    self.bc_unacked = false;
                     return Some(p.buf.len());
                 }
             }

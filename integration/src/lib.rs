@@ -2,3 +2,5 @@
 //!
 //! The deterministic multi-node simulation harness and helpers for cross-crate tests:
 //! real sockets on loopback, network namespaces and a Linux kernel peer.
+
+pub mod sim;

@@ -521,8 +521,9 @@ pub struct Sim {
     rules: HashMap<(usize, usize), FaultRule>,
     cut: BTreeSet<(usize, usize)>,
     flows: BTreeMap<(usize, usize), Flow>,
-    /// (node, peer, bearer) -> deadline by which the link must be declared down.
-    must_go_down: BTreeMap<(usize, usize, BearerId), Instant>,
+    /// (node, peer, bearer) -> deadline by which the link must be declared down, and whether
+    /// the cause is a partition (a heal before the deadline cancels it).
+    must_go_down: BTreeMap<(usize, usize, BearerId), (Instant, bool)>,
     /// Unordered pair -> last time a fault touched it.
     last_fault: HashMap<(usize, usize), Instant>,
     /// All links must be up by then.
@@ -531,6 +532,7 @@ pub struct Sim {
     max_queue_seen: usize,
     frames_sent: u64,
     corrupted_delivered: u64,
+    trace: bool,
 }
 
 fn pair(a: usize, b: usize) -> (usize, usize) {
@@ -583,6 +585,7 @@ impl Sim {
             max_queue_seen: 0,
             frames_sent: 0,
             corrupted_delivered: 0,
+            trace: std::env::var_os("SIM_TRACE").is_some(),
         };
         sim.up_deadline = Some(start + sim.up_bound());
         sim
@@ -716,11 +719,12 @@ impl Sim {
         if a == b || !self.cut.insert(pair(a, b)) {
             return;
         }
+        self.trace(format_args!("partition {a} | {b}"));
         self.up_deadline = None;
         self.fault(a, b);
         let deadline = self.now + self.down_bound();
         for (x, y) in [(a, b), (b, a)] {
-            self.expect_down(x, y, deadline);
+            self.expect_down(x, y, deadline, true);
         }
     }
     /// Cut node `n` from every other node.
@@ -731,6 +735,9 @@ impl Sim {
     }
     /// Remove every cut; invariant 4 then expects all links up within [`Sim::up_bound`].
     pub fn heal(&mut self) {
+        self.trace(format_args!("heal"));
+        // A cut shorter than the tolerance need not take a link down.
+        self.must_go_down.retain(|_, (_, partition)| !*partition);
         let cut: Vec<_> = std::mem::take(&mut self.cut).into_iter().collect();
         for (a, b) in cut {
             self.fault(a, b);
@@ -744,6 +751,7 @@ impl Sim {
         if self.nodes[n].take().is_none() {
             return;
         }
+        self.trace(format_args!("crash {n}"));
         self.up_deadline = None;
         for o in 0..self.cfg.nodes {
             if o != n {
@@ -754,7 +762,7 @@ impl Sim {
         let deadline = self.now + self.down_bound();
         for o in 0..self.cfg.nodes {
             if o != n {
-                self.expect_down(o, n, deadline);
+                self.expect_down(o, n, deadline, false);
             }
         }
         for ((src, _), f) in self.flows.iter_mut() {
@@ -769,6 +777,7 @@ impl Sim {
         if self.nodes[n].is_some() {
             return;
         }
+        self.trace(format_args!("restart {n}"));
         let sig = self.rng.next_u32() as u16;
         let seed = self.rng.next_u64();
         self.nodes[n] = Some(SimNode::new(&self.cfg, n, self.ids[n], sig, seed, self.now));
@@ -781,12 +790,18 @@ impl Sim {
         self.pump(n);
     }
 
+    fn trace(&self, what: std::fmt::Arguments<'_>) {
+        if self.trace {
+            eprintln!("[sim {:>12?} step {}] {what}", self.elapsed(), self.step);
+        }
+    }
+
     fn fault(&mut self, a: usize, b: usize) {
         self.last_fault.insert(pair(a, b), self.now);
     }
 
     /// Every up link of `x` towards `y` must go down by `deadline`.
-    fn expect_down(&mut self, x: usize, y: usize, deadline: Instant) {
+    fn expect_down(&mut self, x: usize, y: usize, deadline: Instant, partition: bool) {
         let ya = self.addrs[y];
         let Some(p) = self.node(x).and_then(|n| n.peer(ya)) else {
             return;
@@ -795,7 +810,9 @@ impl Sim {
             .filter(|&k| p.link_up(k))
             .collect();
         for k in ups {
-            self.must_go_down.entry((x, y, k)).or_insert(deadline);
+            self.must_go_down
+                .entry((x, y, k))
+                .or_insert((deadline, partition));
         }
     }
 
@@ -1103,6 +1120,12 @@ impl Sim {
             ));
         };
         let t = self.elapsed();
+        if !matches!(
+            ev,
+            PeerEvent::Deliver(_) | PeerEvent::Purged(_) | PeerEvent::Unblocked(_)
+        ) {
+            self.trace(format_args!("node {node} about {peer}: {ev:?}"));
+        }
         let mut log = |kind| {
             self.log.push(LogEntry {
                 t,
@@ -1249,7 +1272,7 @@ impl Sim {
             }
         }
         // 3: lost peers detected in time.
-        if let Some(((x, y, k), d)) = self.must_go_down.iter().find(|(_, d)| now > **d) {
+        if let Some(((x, y, k), (d, _))) = self.must_go_down.iter().find(|(_, d)| now > d.0) {
             self.violation(&format!(
                 "link {x}->{y} bearer {k} still up {:?} after its deadline (bound {:?})",
                 now - *d,

@@ -288,3 +288,23 @@ fn lossy_stream_statistics_show_real_work() {
     );
     assert!(retransmitted > 100);
 }
+
+/// Minimal reproduction of a core gap: a flow that starts on the first link of a two-bearer
+/// pair moves to the other link when it comes up (`Peer::active` picks by selector among
+/// equal-priority links) and, with no SYNCH procedure, its newer messages overtake older ones.
+#[test]
+#[ignore = "Peer lacks link synch (kernel SYNCH_MSG): order breaks when the second link comes up"]
+fn two_bearers_keep_flow_order_when_second_link_comes_up() {
+    for seed in seeds([100]) {
+        let mut sim = Sim::new(
+            SimConfig {
+                nodes: 2,
+                bearers: 2,
+                ..SimConfig::default()
+            },
+            seed,
+        );
+        sim.send_stream(0, 1, 5000);
+        assert!(sim.run_until(Duration::from_secs(60), |s| s.traffic_done()));
+    }
+}

@@ -383,20 +383,16 @@ impl SimNode {
         for (&addr, p) in self.peers.iter_mut() {
             while let Some(ev) = p.poll_event() {
                 match &ev {
-                    PeerEvent::LinkUp { bearer, .. } => {
-                        if self.link_up.insert((addr, *bearer)) {
-                            if let Some(b) = self.bearers.get_mut(*bearer as usize) {
-                                b.up_links += 1;
-                                b.disc.set_up_links(now, b.up_links);
-                            }
+                    PeerEvent::LinkUp { bearer, .. } if self.link_up.insert((addr, *bearer)) => {
+                        if let Some(b) = self.bearers.get_mut(*bearer as usize) {
+                            b.up_links += 1;
+                            b.disc.set_up_links(now, b.up_links);
                         }
                     }
-                    PeerEvent::LinkDown { bearer, .. } => {
-                        if self.link_up.remove(&(addr, *bearer)) {
-                            if let Some(b) = self.bearers.get_mut(*bearer as usize) {
-                                b.up_links = b.up_links.saturating_sub(1);
-                                b.disc.set_up_links(now, b.up_links);
-                            }
+                    PeerEvent::LinkDown { bearer, .. } if self.link_up.remove(&(addr, *bearer)) => {
+                        if let Some(b) = self.bearers.get_mut(*bearer as usize) {
+                            b.up_links = b.up_links.saturating_sub(1);
+                            b.disc.set_up_links(now, b.up_links);
                         }
                     }
                     _ => {}
@@ -874,10 +870,7 @@ impl Sim {
         let now = self.now;
         for (src, dst) in keys {
             let mut sent_any = false;
-            loop {
-                let Some(f) = self.flows.get(&(src, dst)) else {
-                    break;
-                };
+            while let Some(f) = self.flows.get(&(src, dst)) {
                 if f.next >= f.target {
                     break;
                 }
@@ -1082,7 +1075,7 @@ impl Sim {
         if b.len() < 2 {
             return data.clone();
         }
-        if self.rng.next_u32() % 2 == 0 {
+        if self.rng.next_u32().is_multiple_of(2) {
             let mask =
                 ((self.rng.next_u32() % 7 + 1) << 5) as u8 | (self.rng.next_u32() as u8 & 0x1F);
             b[0] ^= mask;

@@ -59,3 +59,33 @@ fn chaos_three_nodes_two_bearers_keeps_invariants() {
         chaos(seed, 3, 2, 6);
     }
 }
+
+/// The long version (about 30 s in debug): `cargo test --test sim_chaos -- --ignored`.
+#[test]
+#[ignore = "long run: 100 seeds"]
+fn chaos_three_nodes_one_bearer_many_seeds() {
+    for seed in seeds(1000..1100) {
+        chaos(seed, 3, 1, 6);
+    }
+}
+
+/// A node restarted at once (before its peers could notice): stale frames of the old instance
+/// are still on the wire and the peers' links still hold the old session.
+#[test]
+fn restarted_node_before_detection_keeps_invariants() {
+    for seed in seeds(2000..2010) {
+        let mut sim = Sim::new(
+            SimConfig {
+                nodes: 2,
+                ..SimConfig::default()
+            },
+            seed,
+        );
+        sim.set_default_rule(FaultRule::lossy(0.05, 0.05, 0.3));
+        sim.send_all_pairs(5000);
+        sim.run_for(Duration::from_millis(300));
+        sim.crash(1);
+        sim.restart(1);
+        sim.run_for(Duration::from_secs(10));
+    }
+}

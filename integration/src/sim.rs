@@ -20,7 +20,7 @@
 //! # Invariants (checked after every step)
 //!
 //! A violation panics with `sim seed=N step=K t=T: ...`; rerun with `SIM_SEED=N` (see
-//! [`seeds`]).
+//! [`seeds`]), adding `SIM_TRACE=1` to print every fault action and link/node event.
 //!
 //! 1. **Exactly once, in order**, per (src, dst): a delivered message was sent, is intact (header
 //!    and payload name the right nodes), and its number is larger than every number delivered

@@ -6,3 +6,4 @@
 pub mod kernel_peer;
 pub mod netns;
 pub mod node_proc;
+pub mod sim;

@@ -1,0 +1,1297 @@
+//! A deterministic, seeded simulation of whole TIPC clusters on a virtual clock
+//! (ARCHITECTURE.md "Tests" item 4).
+//!
+//! Each [`SimNode`] glues the sans-IO cores exactly as the actors do (`actors/src/bearer.rs`,
+//! `actors/src/peer.rs`; kernel `bearer.c`/`discover.c`/`node.c`, spec §3.3, §4.1): one
+//! [`Discoverer`] per bearer, one [`Peer`] per remote node, frames [`classify`]d to discovery or
+//! to the peer, discovered neighbours passed to [`Peer::handle_discovery`] (answered with a
+//! `DSC_RESP` when it says so), link up/down counted per bearer into
+//! [`Discoverer::set_up_links`]. Bearer `b` of every node is attached to segment `b`; node `i`
+//! has the media address `MediaAddr::Mem(i + 1)` on every segment, and a broadcast reaches every
+//! other node of the segment.
+//!
+//! [`Sim`] owns N nodes, an event queue ordered by (virtual time, sequence number), a virtual
+//! clock that jumps to the next deadline (a frame arrival or the earliest `poll_timeout` of any
+//! core), one seeded RNG ([`ChaCha8Rng`]) from which everything random is drawn (delays, losses,
+//! node signatures, link sessions), per-direction [`FaultRule`]s, partitions, crashes and
+//! restarts, and a traffic model (numbered `DIRECT_MSG` messages per (src, dst) flow, sent while
+//! the link is not congested, as a socket would).
+//!
+//! # Invariants (checked after every step)
+//!
+//! A violation panics with `sim seed=N step=K t=T: ...`; rerun with `SIM_SEED=N` (see
+//! [`seeds`]), adding `SIM_TRACE=1` to print every fault action and link/node event.
+//!
+//! 1. **Exactly once, in order**, per (src, dst): a delivered message was sent, is intact (header
+//!    and payload name the right nodes), and its number is larger than every number delivered
+//!    before on that flow. A number may be skipped only if the sender's link reported it
+//!    [`PeerEvent::Purged`], or if the sender crashed after sending it. (One link per pair is
+//!    used at a time, so this is also the per-link-session order.)
+//! 2. **Bounded queues**: for every link, transmit + backlog + deferred ≤ [`Sim::queue_bound`]
+//!    (`2 × max_win + 3 × min_win + 16`: the window, the LOW backlog limit `2 × min_win` with its
+//!    50 % oversubscription, a peer's window of deferred packets, and slack for protocol
+//!    messages).
+//! 3. **Loss detected in time**: when a peer crashes or is cut off at time T, every link to it
+//!    that was up is declared down by T + [`Sim::down_bound`] (tolerance + one tick margin, a
+//!    tick being `min(tolerance / 4, 500 ms)`). And a link never goes down without a cause: a
+//!    `LinkDown` is accepted only if, within the last `10 × tolerance + down_bound`, a frame
+//!    between the two nodes was lost or corrupted, they were cut apart, or one of them crashed
+//!    or restarted.
+//! 4. **Recovery in time**: after the cluster starts, after [`Sim::heal`] and after
+//!    [`Sim::restart`], every pair of live, connected nodes has all its links up (at both ends)
+//!    within [`Sim::up_bound`] (`16 ticks + DISC_FAST + 2 ticks + 2 × max delay`: a link in
+//!    RESET sends a RESET on ticks 1–5 and then every 16th tick, discovery repeats within
+//!    `DISC_FAST`). The check is disarmed by a new partition or crash.
+//!
+//! # Corruption
+//!
+//! TIPC has no checksum of its own: the media (UDP checksum, Ethernet FCS) drop damaged frames.
+//! A corrupted frame in the simulation therefore has one byte flipped where the header
+//! validation must notice it (the version bits of byte 0, or bit 16 of the message size), so
+//! it must be counted and dropped, never delivered and never a panic.
+//! [`FaultRule::garble`] instead flips a random byte anywhere: TIPC cannot detect that, so it
+//! is for robustness runs only (never panic), with invariant 1 turned off
+//! ([`SimConfig::check_delivery`]).
+
+use bytes::{Bytes, BytesMut};
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::time::{Duration, Instant};
+use tipc_transport::discovery::{Discoverer, DiscoveryConfig, DISC_FAST};
+use tipc_transport::link::{DownReason, SendError, SendStatus};
+use tipc_transport::media::Dest;
+use tipc_transport::peer::{
+    classify, BearerParams, DropReason, NeighborSighting, Peer, PeerEvent, Route,
+};
+use tipc_transport::wire::{field, user, Header, MediaAddr, BASIC_H_SIZE, SHORT_H_SIZE};
+use tipc_transport::{BearerId, NodeAddr, NodeId, MAX_BEARERS, OWN_CAPABILITIES};
+
+/// `TIPC_DIRECT_MSG`: the message type of our traffic.
+const DIRECT_MSG: u8 = 3;
+/// Bytes of the (src, dst, seq) record at the start of a traffic payload.
+const RECORD_LEN: usize = 16;
+/// The network id every simulated node uses.
+const NET_ID: u32 = 4711;
+
+/// The seeds to run: `SIM_SEED=N` in the environment replaces `default` by `[N]`.
+pub fn seeds(default: impl IntoIterator<Item = u64>) -> Vec<u64> {
+    match std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) {
+        Some(s) => vec![s],
+        None => default.into_iter().collect(),
+    }
+}
+
+/// Faults applied to frames going one way between two nodes (all probabilities in 0.0..=1.0).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultRule {
+    /// Probability a frame is lost.
+    pub loss: f64,
+    /// Probability a frame is delivered twice (each copy with its own delay).
+    pub dup: f64,
+    /// Probability a copy gets an extra random delay in `0..reorder_max` (reordering).
+    pub reorder: f64,
+    /// The largest extra delay of a reordered copy.
+    pub reorder_max: Duration,
+    /// Smallest propagation delay.
+    pub delay_min: Duration,
+    /// Largest propagation delay (uniform between min and max).
+    pub delay_max: Duration,
+    /// Probability a copy has one byte flipped where header validation must catch it.
+    pub corrupt: f64,
+    /// Probability a copy has a random byte flipped anywhere (undetectable by TIPC; only for
+    /// robustness runs with [`SimConfig::check_delivery`] off).
+    pub garble: f64,
+}
+
+impl Default for FaultRule {
+    fn default() -> Self {
+        FaultRule {
+            loss: 0.0,
+            dup: 0.0,
+            reorder: 0.0,
+            reorder_max: Duration::from_millis(2),
+            delay_min: Duration::from_micros(50),
+            delay_max: Duration::from_micros(150),
+            corrupt: 0.0,
+            garble: 0.0,
+        }
+    }
+}
+
+impl FaultRule {
+    /// A rule with loss, duplication and reordering, default delays.
+    pub fn lossy(loss: f64, dup: f64, reorder: f64) -> Self {
+        FaultRule {
+            loss,
+            dup,
+            reorder,
+            ..FaultRule::default()
+        }
+    }
+
+    /// Does this rule make links fail legitimately (frames lost or damaged)?
+    fn is_destructive(&self) -> bool {
+        self.loss > 0.0 || self.corrupt > 0.0 || self.garble > 0.0
+    }
+}
+
+/// Cluster parameters.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Number of nodes.
+    pub nodes: usize,
+    /// Bearers per node (segments), 1..=[`MAX_BEARERS`].
+    pub bearers: usize,
+    /// Link tolerance.
+    pub tolerance: Duration,
+    /// Bearer MTU.
+    pub mtu: usize,
+    /// Minimum link window.
+    pub min_win: u16,
+    /// Maximum link window.
+    pub max_win: u16,
+    /// Payload bytes of a traffic message (at least 16, below the link MSS).
+    pub msg_size: usize,
+    /// Check invariant 1 (exactly once, in order, intact). Off only for runs with
+    /// [`FaultRule::garble`].
+    pub check_delivery: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            nodes: 3,
+            bearers: 1,
+            tolerance: Duration::from_millis(1500),
+            mtu: 1500,
+            min_win: 50,
+            max_win: 200,
+            msg_size: 64,
+            check_delivery: true,
+        }
+    }
+}
+
+/// Receive-side counters of a simulated node (the bearer actor's, summed over bearers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Frames received.
+    pub rx_frames: u64,
+    /// Frames dropped by [`classify`] as malformed.
+    pub rx_malformed: u64,
+    /// Frames dropped by [`classify`] for another destination or a bad previous node.
+    pub rx_misrouted: u64,
+    /// Unicast or broadcast frames from a node we have no peer for.
+    pub rx_unknown_peer: u64,
+}
+
+/// A frame a node wants sent.
+#[derive(Debug, Clone)]
+pub struct OutFrame {
+    /// Out of which bearer (= segment).
+    pub bearer: BearerId,
+    /// To whom.
+    pub dest: Dest,
+    /// The frame.
+    pub data: Bytes,
+}
+
+#[derive(Debug)]
+struct SimBearer {
+    params: BearerParams,
+    disc: Discoverer,
+    up_links: usize,
+}
+
+/// One simulated node: the actors' glue of discovery, classification and peers, without actix.
+#[derive(Debug)]
+pub struct SimNode {
+    id: NodeId,
+    addr: NodeAddr,
+    signature: u16,
+    bearers: Vec<SimBearer>,
+    peers: BTreeMap<NodeAddr, Peer>,
+    link_up: BTreeSet<(NodeAddr, BearerId)>,
+    rng: ChaCha8Rng,
+    out: BytesMut,
+    stats: NodeStats,
+}
+
+impl SimNode {
+    /// A fresh node instance: node `index` of the cluster, with its own signature and a seeded
+    /// RNG for link sessions. Its discoverers send their first request at `now`.
+    pub fn new(
+        cfg: &SimConfig,
+        index: usize,
+        id: NodeId,
+        signature: u16,
+        rng_seed: u64,
+        now: Instant,
+    ) -> SimNode {
+        let addr = id.hash();
+        let bearers = (0..cfg.bearers.clamp(1, MAX_BEARERS))
+            .map(|b| {
+                let params = BearerParams {
+                    id: b as BearerId,
+                    if_name: format!("mem{b}"),
+                    mtu: cfg.mtu,
+                    encap_hlen: 0,
+                    tolerance: cfg.tolerance,
+                    priority: 10,
+                    min_win: cfg.min_win,
+                    max_win: cfg.max_win,
+                };
+                let disc = Discoverer::new(
+                    DiscoveryConfig {
+                        net_id: NET_ID,
+                        own_addr: addr,
+                        own_id: id,
+                        caps: OWN_CAPABILITIES,
+                        signature,
+                        bearer_id: b as BearerId,
+                        media_addr: MediaAddr::Mem(index as u32 + 1),
+                        domain: 0,
+                        net_hash: 0,
+                    },
+                    now,
+                );
+                SimBearer {
+                    params,
+                    disc,
+                    up_links: 0,
+                }
+            })
+            .collect();
+        SimNode {
+            id,
+            addr,
+            signature,
+            bearers,
+            peers: BTreeMap::new(),
+            link_up: BTreeSet::new(),
+            rng: ChaCha8Rng::seed_from_u64(rng_seed),
+            out: BytesMut::with_capacity(64 * 1024),
+            stats: NodeStats::default(),
+        }
+    }
+
+    /// Node identity.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+    /// Node address.
+    pub fn addr(&self) -> NodeAddr {
+        self.addr
+    }
+    /// This instance's discovery signature.
+    pub fn signature(&self) -> u16 {
+        self.signature
+    }
+    /// Receive counters.
+    pub fn stats(&self) -> NodeStats {
+        self.stats
+    }
+    /// The peer object for a node address.
+    pub fn peer(&self, addr: NodeAddr) -> Option<&Peer> {
+        self.peers.get(&addr)
+    }
+    /// The peer object for a node address, mutably (to send).
+    pub fn peer_mut(&mut self, addr: NodeAddr) -> Option<&mut Peer> {
+        self.peers.get_mut(&addr)
+    }
+    /// The discoverer of a bearer.
+    pub fn discoverer(&self, bearer: BearerId) -> Option<&Discoverer> {
+        self.bearers.get(bearer as usize).map(|b| &b.disc)
+    }
+    /// Sum of every discoverer's drop counters.
+    pub fn discovery_drops(&self) -> u64 {
+        self.bearers
+            .iter()
+            .map(|b| b.disc.stats().total_dropped())
+            .sum()
+    }
+
+    /// A frame arrived on `bearer` (the bearer actor's receive path).
+    pub fn handle_frame(&mut self, now: Instant, bearer: BearerId, frame: Bytes) {
+        self.stats.rx_frames += 1;
+        let b = bearer as usize;
+        if b >= self.bearers.len() {
+            return;
+        }
+        match classify(self.addr, &frame) {
+            Ok(Route::Discovery) => {
+                let Some(n) = self.bearers[b].disc.handle_frame(now, &frame) else {
+                    return;
+                };
+                let (own, own_id) = (self.addr, self.id);
+                let peer = self
+                    .peers
+                    .entry(n.addr)
+                    .or_insert_with(|| Peer::new(own, own_id, n.addr, n.id, n.caps));
+                let sighting = NeighborSighting {
+                    media_addr: n.media_addr,
+                    id: n.id,
+                    caps: n.caps,
+                    signature: n.signature,
+                };
+                let session = self.rng.next_u32() as u16;
+                let out = peer.handle_discovery(now, &self.bearers[b].params, &sighting, session);
+                if out.respond && n.is_request {
+                    self.bearers[b].disc.respond(&n);
+                }
+            }
+            Ok(Route::Unicast(from)) => match self.peers.get_mut(&from) {
+                Some(p) => p.handle_packet(now, bearer, frame),
+                None => self.stats.rx_unknown_peer += 1,
+            },
+            Ok(Route::Broadcast(from)) => match self.peers.get_mut(&from) {
+                Some(p) => p.handle_broadcast(now, frame),
+                None => self.stats.rx_unknown_peer += 1,
+            },
+            Err(DropReason::Malformed(_)) => self.stats.rx_malformed += 1,
+            Err(_) => self.stats.rx_misrouted += 1,
+        }
+    }
+
+    /// The earliest deadline of any core of this node.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let d = self.bearers.iter().filter_map(|b| b.disc.poll_timeout());
+        let p = self.peers.values().filter_map(|p| p.poll_timeout());
+        d.chain(p).min()
+    }
+
+    /// Run every timer that is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for b in self.bearers.iter_mut() {
+            if b.disc.poll_timeout().is_some_and(|t| t <= now) {
+                b.disc.handle_timeout(now);
+            }
+        }
+        for p in self.peers.values_mut() {
+            if p.poll_timeout().is_some_and(|t| t <= now) {
+                p.handle_timeout(now);
+            }
+        }
+    }
+
+    /// Drain the cores: frames to send and node events (by peer address). Link up/down events
+    /// update the bearers' discoverers, as the peer actor does.
+    pub fn drain(&mut self, now: Instant) -> (Vec<OutFrame>, Vec<(NodeAddr, PeerEvent)>) {
+        let mut events = Vec::new();
+        for (&addr, p) in self.peers.iter_mut() {
+            while let Some(ev) = p.poll_event() {
+                match &ev {
+                    PeerEvent::LinkUp { bearer, .. } if self.link_up.insert((addr, *bearer)) => {
+                        if let Some(b) = self.bearers.get_mut(*bearer as usize) {
+                            b.up_links += 1;
+                            b.disc.set_up_links(now, b.up_links);
+                        }
+                    }
+                    PeerEvent::LinkDown { bearer, .. } if self.link_up.remove(&(addr, *bearer)) => {
+                        if let Some(b) = self.bearers.get_mut(*bearer as usize) {
+                            b.up_links = b.up_links.saturating_sub(1);
+                            b.disc.set_up_links(now, b.up_links);
+                        }
+                    }
+                    _ => {}
+                }
+                events.push((addr, ev));
+            }
+        }
+        let mut frames = Vec::new();
+        for p in self.peers.values_mut() {
+            while let Some(t) = p.poll_transmit(&mut self.out) {
+                frames.push(OutFrame {
+                    bearer: t.bearer,
+                    dest: Dest::Unicast(t.dest),
+                    data: self.out.split_to(t.len).freeze(),
+                });
+            }
+        }
+        for (i, b) in self.bearers.iter_mut().enumerate() {
+            while let Some((dest, data)) = b.disc.poll_transmit() {
+                frames.push(OutFrame {
+                    bearer: i as BearerId,
+                    dest,
+                    data,
+                });
+            }
+        }
+        (frames, events)
+    }
+}
+
+/// A frame on the simulated wire.
+#[derive(Debug)]
+struct InFlight {
+    at: Instant,
+    seq: u64,
+    from: usize,
+    to: usize,
+    bearer: BearerId,
+    data: Bytes,
+    corrupted: bool,
+}
+
+impl PartialEq for InFlight {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for InFlight {}
+impl PartialOrd for InFlight {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for InFlight {
+    /// Reversed: `BinaryHeap` pops the earliest (time, sequence) first.
+    fn cmp(&self, o: &Self) -> Ordering {
+        (o.at, o.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// One traffic flow (src -> dst) and what the invariants know about it.
+#[derive(Debug, Clone, Default)]
+pub struct Flow {
+    /// Messages the application wants sent in total.
+    pub target: u64,
+    /// Next message number to send (= messages accepted by the link so far).
+    pub next: u64,
+    /// Messages delivered.
+    pub delivered: u64,
+    /// Highest number delivered.
+    pub last: Option<u64>,
+    /// Numbers the sender's link reported purged.
+    pub purged: BTreeSet<u64>,
+    /// Numbers below this may be missing: the sender crashed after sending them.
+    pub lost_below: u64,
+    /// Times a send was refused as congested.
+    pub refused: u64,
+}
+
+/// What happened, for tests (`Sim::log`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogKind {
+    /// A link came up at `node` towards `peer`.
+    LinkUp(BearerId),
+    /// A link went down.
+    LinkDown(BearerId, DownReason),
+    /// `peer` became reachable.
+    NodeUp,
+    /// `peer` was lost.
+    NodeDown,
+}
+
+/// A log entry: at `t` (since start), node `node` saw `kind` about node `peer` (indexes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// Virtual time since the start.
+    pub t: Duration,
+    /// The node that saw it.
+    pub node: usize,
+    /// The peer it is about.
+    pub peer: usize,
+    /// What.
+    pub kind: LogKind,
+}
+
+/// A deterministic cluster simulation.
+#[derive(Debug)]
+pub struct Sim {
+    cfg: SimConfig,
+    seed: u64,
+    rng: ChaCha8Rng,
+    start: Instant,
+    now: Instant,
+    step: u64,
+    frame_seq: u64,
+    queue: BinaryHeap<InFlight>,
+    ids: Vec<NodeId>,
+    addrs: Vec<NodeAddr>,
+    index_of: HashMap<NodeAddr, usize>,
+    nodes: Vec<Option<SimNode>>,
+    default_rule: FaultRule,
+    rules: HashMap<(usize, usize), FaultRule>,
+    cut: BTreeSet<(usize, usize)>,
+    flows: BTreeMap<(usize, usize), Flow>,
+    /// (node, peer, bearer) -> deadline by which the link must be declared down, and whether
+    /// the cause is a partition (a heal before the deadline cancels it).
+    must_go_down: BTreeMap<(usize, usize, BearerId), (Instant, bool)>,
+    /// Unordered pair -> last time a fault touched it.
+    last_fault: HashMap<(usize, usize), Instant>,
+    /// All links must be up by then.
+    up_deadline: Option<Instant>,
+    log: Vec<LogEntry>,
+    max_queue_seen: usize,
+    frames_sent: u64,
+    corrupted_delivered: u64,
+    trace: bool,
+}
+
+fn pair(a: usize, b: usize) -> (usize, usize) {
+    (a.min(b), a.max(b))
+}
+
+impl Sim {
+    /// A cluster of `cfg.nodes` fresh nodes at virtual time 0, all traffic-free and fault-free.
+    pub fn new(cfg: SimConfig, seed: u64) -> Sim {
+        let start = Instant::now();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let ids: Vec<NodeId> = (0..cfg.nodes)
+            .map(|i| NodeId::from_str_id(&format!("sim{i}")).expect("short identity"))
+            .collect();
+        let addrs: Vec<NodeAddr> = ids.iter().map(|id| id.hash()).collect();
+        let index_of: HashMap<NodeAddr, usize> =
+            addrs.iter().enumerate().map(|(i, a)| (*a, i)).collect();
+        assert_eq!(index_of.len(), cfg.nodes, "node addresses must be unique");
+        assert!(
+            cfg.msg_size >= RECORD_LEN && BASIC_H_SIZE + cfg.msg_size + 40 <= cfg.mtu,
+            "msg_size must hold the record and stay below the MSS"
+        );
+        let nodes = (0..cfg.nodes)
+            .map(|i| {
+                let sig = rng.next_u32() as u16;
+                Some(SimNode::new(&cfg, i, ids[i], sig, rng.next_u64(), start))
+            })
+            .collect();
+        let mut sim = Sim {
+            cfg,
+            seed,
+            rng,
+            start,
+            now: start,
+            step: 0,
+            frame_seq: 0,
+            queue: BinaryHeap::new(),
+            ids,
+            addrs,
+            index_of,
+            nodes,
+            default_rule: FaultRule::default(),
+            rules: HashMap::new(),
+            cut: BTreeSet::new(),
+            flows: BTreeMap::new(),
+            must_go_down: BTreeMap::new(),
+            last_fault: HashMap::new(),
+            up_deadline: None,
+            log: Vec::new(),
+            max_queue_seen: 0,
+            frames_sent: 0,
+            corrupted_delivered: 0,
+            trace: std::env::var_os("SIM_TRACE").is_some(),
+        };
+        sim.up_deadline = Some(start + sim.up_bound());
+        sim
+    }
+
+    // ------------------------------------------------------------------ accessors and bounds
+
+    /// The seed.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+    /// Virtual time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+    /// Steps taken.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+    /// The configuration.
+    pub fn config(&self) -> &SimConfig {
+        &self.cfg
+    }
+    /// Node `i`, if it is not crashed.
+    pub fn node(&self, i: usize) -> Option<&SimNode> {
+        self.nodes.get(i).and_then(|n| n.as_ref())
+    }
+    /// Node `i`'s address (stable across restarts).
+    pub fn addr(&self, i: usize) -> NodeAddr {
+        self.addrs[i]
+    }
+    /// The log of link and node events.
+    pub fn log(&self) -> &[LogEntry] {
+        &self.log
+    }
+    /// A flow's state.
+    pub fn flow(&self, src: usize, dst: usize) -> Flow {
+        self.flows.get(&(src, dst)).cloned().unwrap_or_default()
+    }
+    /// The largest transmit + backlog + deferred of any link seen so far.
+    pub fn max_queue_seen(&self) -> usize {
+        self.max_queue_seen
+    }
+    /// Frames put on the wire (before faults).
+    pub fn frames_sent(&self) -> u64 {
+        self.frames_sent
+    }
+    /// Frames with a detectable corruption ([`FaultRule::corrupt`]) handed to a live node.
+    pub fn corrupted_delivered(&self) -> u64 {
+        self.corrupted_delivered
+    }
+    /// The link tick: `min(tolerance / 4, 500 ms)`.
+    pub fn tick(&self) -> Duration {
+        (self.cfg.tolerance / 4).min(Duration::from_millis(500))
+    }
+    /// Invariant 2's bound on transmit + backlog + deferred of one link.
+    pub fn queue_bound(&self) -> usize {
+        2 * self.cfg.max_win as usize + 3 * self.cfg.min_win as usize + 16
+    }
+    /// Invariant 3's bound: tolerance + one tick.
+    pub fn down_bound(&self) -> Duration {
+        self.cfg.tolerance + self.tick()
+    }
+    /// Invariant 4's bound: 16 ticks + `DISC_FAST` + 2 ticks + twice the largest delay.
+    pub fn up_bound(&self) -> Duration {
+        let max_delay = std::iter::once(&self.default_rule)
+            .chain(self.rules.values())
+            .map(|r| r.delay_max + r.reorder_max)
+            .max()
+            .unwrap_or_default();
+        self.tick() * 18 + DISC_FAST + max_delay * 2
+    }
+
+    /// Is every link between `a` and `b` up at both ends (one per bearer)?
+    pub fn pair_up(&self, a: usize, b: usize) -> bool {
+        let up = |x: usize, y: usize| {
+            self.node(x)
+                .and_then(|n| n.peer(self.addrs[y]))
+                .is_some_and(|p| (0..self.cfg.bearers).all(|k| p.link_up(k as BearerId)))
+        };
+        up(a, b) && up(b, a)
+    }
+    /// Is every pair of live nodes that is not cut apart fully linked?
+    pub fn all_up(&self) -> bool {
+        let n = self.cfg.nodes;
+        (0..n).all(|a| {
+            (a + 1..n).all(|b| {
+                self.node(a).is_none()
+                    || self.node(b).is_none()
+                    || self.cut.contains(&(a, b))
+                    || self.pair_up(a, b)
+            })
+        })
+    }
+    /// Has node `a`'s peer object for `b` got a working link?
+    pub fn peer_up(&self, a: usize, b: usize) -> bool {
+        self.node(a)
+            .and_then(|n| n.peer(self.addrs[b]))
+            .is_some_and(|p| p.is_up())
+    }
+
+    // ------------------------------------------------------------------ faults
+
+    /// The rule for every direction without its own rule.
+    pub fn set_default_rule(&mut self, r: FaultRule) {
+        self.default_rule = r;
+        self.refresh_up_deadline();
+    }
+    /// The rule for frames from `from` to `to`.
+    pub fn set_rule(&mut self, from: usize, to: usize, r: FaultRule) {
+        self.rules.insert((from, to), r);
+        self.refresh_up_deadline();
+    }
+    /// Remove every per-direction rule and reset the default to fault-free.
+    pub fn clear_rules(&mut self) {
+        self.rules.clear();
+        self.default_rule = FaultRule::default();
+    }
+    fn rule(&self, from: usize, to: usize) -> &FaultRule {
+        self.rules.get(&(from, to)).unwrap_or(&self.default_rule)
+    }
+    fn refresh_up_deadline(&mut self) {
+        if self.up_deadline.is_some() {
+            self.up_deadline = Some(self.now + self.up_bound());
+        }
+    }
+
+    /// Cut `a` from `b` (both directions, every segment). Frames already on the wire between
+    /// them are lost too.
+    pub fn partition(&mut self, a: usize, b: usize) {
+        if a == b || !self.cut.insert(pair(a, b)) {
+            return;
+        }
+        self.trace(format_args!("partition {a} | {b}"));
+        self.up_deadline = None;
+        self.fault(a, b);
+        let deadline = self.now + self.down_bound();
+        for (x, y) in [(a, b), (b, a)] {
+            self.expect_down(x, y, deadline, true);
+        }
+    }
+    /// Cut node `n` from every other node.
+    pub fn isolate(&mut self, n: usize) {
+        for o in 0..self.cfg.nodes {
+            self.partition(n, o);
+        }
+    }
+    /// Remove every cut; invariant 4 then expects all links up within [`Sim::up_bound`].
+    pub fn heal(&mut self) {
+        self.trace(format_args!("heal"));
+        // A cut shorter than the tolerance need not take a link down.
+        self.must_go_down.retain(|_, (_, partition)| !*partition);
+        let cut: Vec<_> = std::mem::take(&mut self.cut).into_iter().collect();
+        for (a, b) in cut {
+            self.fault(a, b);
+        }
+        self.up_deadline = Some(self.now + self.up_bound());
+    }
+
+    /// Node `n` disappears with all its state; frames to it are lost. Messages it had sent
+    /// may be missing at their destinations.
+    pub fn crash(&mut self, n: usize) {
+        if self.nodes[n].take().is_none() {
+            return;
+        }
+        self.trace(format_args!("crash {n}"));
+        self.up_deadline = None;
+        for o in 0..self.cfg.nodes {
+            if o != n {
+                self.fault(n, o);
+            }
+        }
+        self.must_go_down.retain(|k, _| k.0 != n);
+        let deadline = self.now + self.down_bound();
+        for o in 0..self.cfg.nodes {
+            if o != n {
+                self.expect_down(o, n, deadline, false);
+            }
+        }
+        for ((src, _), f) in self.flows.iter_mut() {
+            if *src == n {
+                f.lost_below = f.next;
+            }
+        }
+    }
+
+    /// Start node `n` again: same identity and address, new signature, new link sessions.
+    pub fn restart(&mut self, n: usize) {
+        if self.nodes[n].is_some() {
+            return;
+        }
+        self.trace(format_args!("restart {n}"));
+        let sig = self.rng.next_u32() as u16;
+        let seed = self.rng.next_u64();
+        self.nodes[n] = Some(SimNode::new(&self.cfg, n, self.ids[n], sig, seed, self.now));
+        for o in 0..self.cfg.nodes {
+            if o != n {
+                self.fault(n, o);
+            }
+        }
+        self.up_deadline = Some(self.now + self.up_bound());
+        self.pump(n);
+    }
+
+    fn trace(&self, what: std::fmt::Arguments<'_>) {
+        if self.trace {
+            eprintln!("[sim {:>12?} step {}] {what}", self.elapsed(), self.step);
+        }
+    }
+
+    fn fault(&mut self, a: usize, b: usize) {
+        self.last_fault.insert(pair(a, b), self.now);
+    }
+
+    /// Every up link of `x` towards `y` must go down by `deadline`.
+    fn expect_down(&mut self, x: usize, y: usize, deadline: Instant, partition: bool) {
+        let ya = self.addrs[y];
+        let Some(p) = self.node(x).and_then(|n| n.peer(ya)) else {
+            return;
+        };
+        let ups: Vec<BearerId> = (0..self.cfg.bearers as BearerId)
+            .filter(|&k| p.link_up(k))
+            .collect();
+        for k in ups {
+            self.must_go_down
+                .entry((x, y, k))
+                .or_insert((deadline, partition));
+        }
+    }
+
+    /// Feed node `n` one frame directly (as if it came from the wire on `bearer`).
+    pub fn inject(&mut self, n: usize, bearer: BearerId, frame: Bytes) {
+        let now = self.now;
+        if let Some(node) = self.nodes[n].as_mut() {
+            node.handle_frame(now, bearer, frame);
+        }
+        self.pump(n);
+    }
+
+    // ------------------------------------------------------------------ traffic
+
+    /// Ask node `src` to send `count` more numbered messages to node `dst`.
+    pub fn send_stream(&mut self, src: usize, dst: usize, count: u64) {
+        self.flows.entry((src, dst)).or_default().target += count;
+    }
+    /// Streams of `count` messages between every ordered pair of nodes.
+    pub fn send_all_pairs(&mut self, count: u64) {
+        for a in 0..self.cfg.nodes {
+            for b in 0..self.cfg.nodes {
+                if a != b {
+                    self.send_stream(a, b, count);
+                }
+            }
+        }
+    }
+    /// Has every flow delivered its target?
+    pub fn traffic_done(&self) -> bool {
+        self.flows.values().all(|f| f.delivered >= f.target)
+    }
+
+    fn data_msg(&self, src: usize, dst: usize, seq: u64) -> BytesMut {
+        let len = BASIC_H_SIZE + self.cfg.msg_size;
+        let mut b = BytesMut::zeroed(len);
+        let (sa, da) = (self.addrs[src], self.addrs[dst]);
+        {
+            let mut h = Header::new_unchecked(&mut b[..]);
+            h.init(user::LOW, DIRECT_MSG, BASIC_H_SIZE, len, sa);
+            h.set(field::ORIGNODE, sa);
+            h.set(field::DESTNODE, da);
+            h.set(field::ORIGPORT, 1000 + src as u32);
+            h.set(field::DESTPORT, 1000 + dst as u32);
+        }
+        let p = &mut b[BASIC_H_SIZE..];
+        p[0..4].copy_from_slice(&(src as u32).to_be_bytes());
+        p[4..8].copy_from_slice(&(dst as u32).to_be_bytes());
+        p[8..16].copy_from_slice(&seq.to_be_bytes());
+        for (i, x) in p[RECORD_LEN..].iter_mut().enumerate() {
+            *x = (seq as usize + i) as u8;
+        }
+        b
+    }
+
+    /// Send what the flows want, while the link is up and not congested (like a socket).
+    fn run_traffic(&mut self) {
+        let keys: Vec<(usize, usize)> = self.flows.keys().copied().collect();
+        let now = self.now;
+        for (src, dst) in keys {
+            let mut sent_any = false;
+            while let Some(f) = self.flows.get(&(src, dst)) {
+                if f.next >= f.target {
+                    break;
+                }
+                let seq = f.next;
+                let dst_addr = self.addrs[dst];
+                let selector = 1000 + src as u32;
+                let msg = self.data_msg(src, dst, seq);
+                let Some(peer) = self.nodes[src].as_mut().and_then(|n| n.peer_mut(dst_addr)) else {
+                    break;
+                };
+                if !peer.is_up() || peer.is_congested(user::LOW, selector) {
+                    break;
+                }
+                let r = peer.send(now, msg, selector);
+                let f = self.flows.entry((src, dst)).or_default();
+                match r {
+                    Ok(SendStatus::Accepted) => {
+                        f.next += 1;
+                        sent_any = true;
+                    }
+                    Ok(SendStatus::Congested) => {
+                        f.next += 1;
+                        sent_any = true;
+                        break;
+                    }
+                    Err(SendError::Congested(_)) => {
+                        f.refused += 1;
+                        break;
+                    }
+                    Err(SendError::NotUp(_)) => break,
+                    Err(e) => self.violation(&format!("send {src}->{dst} #{seq} refused: {e}")),
+                }
+            }
+            if sent_any {
+                self.pump(src);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ the loop
+
+    /// The next deadline: a frame arrival or a core's timer.
+    fn next_deadline(&self) -> Option<Instant> {
+        let f = self.queue.peek().map(|f| f.at);
+        let t = self
+            .nodes
+            .iter()
+            .flatten()
+            .filter_map(|n| n.poll_timeout())
+            .min();
+        match (f, t) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Advance to the next deadline, but not beyond `limit`; process everything due, run the
+    /// traffic and check the invariants. Returns false if nothing was due before `limit`.
+    pub fn step_until(&mut self, limit: Instant) -> bool {
+        let Some(next) = self.next_deadline().filter(|&t| t <= limit) else {
+            self.now = self.now.max(limit);
+            self.check_invariants();
+            return false;
+        };
+        self.now = self.now.max(next);
+        let now = self.now;
+        self.step += 1;
+        while self.queue.peek().is_some_and(|f| f.at <= now) {
+            let Some(f) = self.queue.pop() else { break };
+            if self.cut.contains(&pair(f.from, f.to)) {
+                continue;
+            }
+            if let Some(node) = self.nodes[f.to].as_mut() {
+                self.corrupted_delivered += f.corrupted as u64;
+                node.handle_frame(now, f.bearer, f.data);
+                self.pump(f.to);
+            }
+        }
+        for i in 0..self.nodes.len() {
+            let due = self.nodes[i]
+                .as_ref()
+                .and_then(|n| n.poll_timeout())
+                .is_some_and(|t| t <= now);
+            if due {
+                if let Some(n) = self.nodes[i].as_mut() {
+                    n.handle_timeout(now);
+                }
+                self.pump(i);
+            }
+        }
+        self.run_traffic();
+        self.check_invariants();
+        true
+    }
+
+    /// Run for `d` of virtual time.
+    pub fn run_for(&mut self, d: Duration) {
+        let limit = self.now + d;
+        while self.now < limit {
+            self.step_until(limit);
+        }
+    }
+
+    /// Run until `cond` holds or `d` of virtual time passed; returns whether `cond` holds.
+    pub fn run_until(&mut self, d: Duration, mut cond: impl FnMut(&Sim) -> bool) -> bool {
+        let limit = self.now + d;
+        loop {
+            if cond(self) {
+                return true;
+            }
+            if self.now >= limit {
+                return false;
+            }
+            self.step_until(limit);
+        }
+    }
+
+    /// Drain node `i`'s cores: put its frames on the wire, check and record its events.
+    fn pump(&mut self, i: usize) {
+        let now = self.now;
+        let Some(node) = self.nodes[i].as_mut() else {
+            return;
+        };
+        let (frames, events) = node.drain(now);
+        for f in frames {
+            self.transmit(i, f);
+        }
+        for (peer_addr, ev) in events {
+            self.on_event(i, peer_addr, ev);
+        }
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+
+    fn uniform(&mut self, lo: Duration, hi: Duration) -> Duration {
+        if hi <= lo {
+            return lo;
+        }
+        let span = (hi - lo).as_nanos() as u64;
+        lo + Duration::from_nanos(self.rng.next_u64() % (span + 1))
+    }
+
+    fn transmit(&mut self, from: usize, f: OutFrame) {
+        self.frames_sent += 1;
+        let targets: Vec<usize> = match f.dest {
+            Dest::Broadcast => (0..self.cfg.nodes).filter(|&j| j != from).collect(),
+            Dest::Unicast(MediaAddr::Mem(id)) => {
+                let j = id as usize;
+                if j >= 1 && j <= self.cfg.nodes && j - 1 != from {
+                    vec![j - 1]
+                } else {
+                    vec![]
+                }
+            }
+            Dest::Unicast(_) => vec![],
+        };
+        for to in targets {
+            if self.cut.contains(&pair(from, to)) {
+                continue;
+            }
+            let rule = self.rule(from, to).clone();
+            if self.chance(rule.loss) {
+                self.fault(from, to);
+                continue;
+            }
+            let copies = if self.chance(rule.dup) { 2 } else { 1 };
+            for _ in 0..copies {
+                let mut delay = self.uniform(rule.delay_min, rule.delay_max);
+                if self.chance(rule.reorder) {
+                    delay += self.uniform(Duration::ZERO, rule.reorder_max);
+                }
+                let mut data = f.data.clone();
+                let mut corrupted = false;
+                if self.chance(rule.corrupt) {
+                    self.fault(from, to);
+                    data = self.corrupt_detectably(&data);
+                    corrupted = true;
+                } else if self.chance(rule.garble) {
+                    self.fault(from, to);
+                    data = self.garble(&data);
+                }
+                self.frame_seq += 1;
+                self.queue.push(InFlight {
+                    at: self.now + delay.max(Duration::from_nanos(1)),
+                    seq: self.frame_seq,
+                    from,
+                    to,
+                    bearer: f.bearer,
+                    data,
+                    corrupted,
+                });
+            }
+        }
+    }
+
+    /// Flip one byte so that header validation must reject the frame: the version bits of
+    /// byte 0, or bit 16 of the message size (the size then exceeds the frame).
+    fn corrupt_detectably(&mut self, data: &Bytes) -> Bytes {
+        let mut b = BytesMut::from(&data[..]);
+        if b.len() < 2 {
+            return data.clone();
+        }
+        if self.rng.next_u32().is_multiple_of(2) {
+            let mask =
+                ((self.rng.next_u32() % 7 + 1) << 5) as u8 | (self.rng.next_u32() as u8 & 0x1F);
+            b[0] ^= mask;
+        } else {
+            b[1] ^= 0x01;
+        }
+        b.freeze()
+    }
+
+    fn garble(&mut self, data: &Bytes) -> Bytes {
+        let mut b = BytesMut::from(&data[..]);
+        if b.is_empty() {
+            return data.clone();
+        }
+        let i = self.rng.next_u32() as usize % b.len();
+        b[i] ^= (self.rng.next_u32() % 255 + 1) as u8;
+        b.freeze()
+    }
+
+    // ------------------------------------------------------------------ invariants
+
+    fn violation(&self, msg: &str) -> ! {
+        panic!(
+            "sim seed={} step={} t={:?}: {msg}",
+            self.seed,
+            self.step,
+            self.elapsed()
+        );
+    }
+
+    fn on_event(&mut self, node: usize, peer_addr: NodeAddr, ev: PeerEvent) {
+        let Some(&peer) = self.index_of.get(&peer_addr) else {
+            self.violation(&format!(
+                "node {node}: event about unknown node {peer_addr:#x}"
+            ));
+        };
+        let t = self.elapsed();
+        if !matches!(
+            ev,
+            PeerEvent::Deliver(_) | PeerEvent::Purged(_) | PeerEvent::Unblocked(_)
+        ) {
+            self.trace(format_args!("node {node} about {peer}: {ev:?}"));
+        }
+        let mut log = |kind| {
+            self.log.push(LogEntry {
+                t,
+                node,
+                peer,
+                kind,
+            })
+        };
+        match ev {
+            PeerEvent::LinkUp { bearer, .. } => log(LogKind::LinkUp(bearer)),
+            PeerEvent::NodeUp => log(LogKind::NodeUp),
+            PeerEvent::NodeDown => log(LogKind::NodeDown),
+            PeerEvent::LinkDown { bearer, reason, .. } => {
+                log(LogKind::LinkDown(bearer, reason));
+                self.must_go_down.remove(&(node, peer, bearer));
+                let window = self.cfg.tolerance * 10 + self.down_bound();
+                let caused = self
+                    .last_fault
+                    .get(&pair(node, peer))
+                    .is_some_and(|&f| self.now.duration_since(f) <= window)
+                    || self.rule(node, peer).is_destructive()
+                    || self.rule(peer, node).is_destructive();
+                if !caused {
+                    self.violation(&format!(
+                        "link {node}->{peer} bearer {bearer} went down ({reason:?}) without a cause"
+                    ));
+                }
+            }
+            PeerEvent::Deliver(m) => self.on_deliver(node, peer, &m),
+            PeerEvent::Purged(m) => self.on_purged(node, peer, &m),
+            PeerEvent::Unblocked(_) => {}
+        }
+    }
+
+    /// The (src, dst, seq) record of one of our data messages.
+    fn parse_record(m: &[u8]) -> Option<(NodeAddr, NodeAddr, usize, usize, u64)> {
+        let h = Header::new_checked(m).ok()?;
+        if h.user() != user::LOW || h.mtype() != DIRECT_MSG || h.header_len() != BASIC_H_SIZE {
+            return None;
+        }
+        let p = h.payload();
+        if p.len() < RECORD_LEN {
+            return None;
+        }
+        let src = u32::from_be_bytes(p[0..4].try_into().ok()?) as usize;
+        let dst = u32::from_be_bytes(p[4..8].try_into().ok()?) as usize;
+        let seq = u64::from_be_bytes(p[8..16].try_into().ok()?);
+        Some((h.orignode(), h.destnode(), src, dst, seq))
+    }
+
+    fn on_deliver(&mut self, node: usize, peer: usize, m: &[u8]) {
+        if !self.cfg.check_delivery {
+            return;
+        }
+        let Some((orig, dest, src, dst, seq)) = Self::parse_record(m) else {
+            self.violation(&format!(
+                "node {node} got an unexpected message from {peer}: {} bytes",
+                m.len()
+            ));
+        };
+        if orig != self.addrs[peer] || dest != self.addrs[node] || src != peer || dst != node {
+            self.violation(&format!(
+                "node {node} got a message from {peer} naming {orig:#x}->{dest:#x} ({src}->{dst} #{seq})"
+            ));
+        }
+        let expect = self.data_msg(src, dst, seq);
+        if m.len() != expect.len() || m[BASIC_H_SIZE..] != expect[BASIC_H_SIZE..] {
+            self.violation(&format!("{src}->{dst} #{seq}: payload damaged"));
+        }
+        let f = self.flows.entry((src, dst)).or_default().clone();
+        if seq >= f.next {
+            self.violation(&format!(
+                "{src}->{dst} #{seq} delivered but never sent (next {})",
+                f.next
+            ));
+        }
+        if let Some(l) = f.last {
+            if seq <= l {
+                self.violation(&format!(
+                    "{src}->{dst} #{seq} delivered after #{l}: duplicate or reordered"
+                ));
+            }
+        }
+        let from = f.last.map_or(0, |l| l + 1);
+        for k in from.max(f.lost_below)..seq {
+            if !f.purged.contains(&k) {
+                self.violation(&format!(
+                    "{src}->{dst} #{seq} delivered but #{k} was skipped without being purged"
+                ));
+            }
+        }
+        let f = self.flows.entry((src, dst)).or_default();
+        f.last = Some(seq);
+        f.delivered += 1;
+    }
+
+    fn on_purged(&mut self, node: usize, peer: usize, m: &[u8]) {
+        let mut seqs = Vec::new();
+        if let Ok(h) = Header::new_checked(m) {
+            if h.user() == user::MSG_BUNDLER {
+                let size = h.size();
+                let mut pos = h.header_len();
+                while pos + SHORT_H_SIZE <= size {
+                    let Ok(inner) = Header::new_checked(&m[pos..size]) else {
+                        break;
+                    };
+                    let isz = inner.size();
+                    if let Some(r) = Self::parse_record(&m[pos..pos + isz]) {
+                        seqs.push(r);
+                    }
+                    pos += (isz + 3) & !3;
+                }
+            } else if let Some(r) = Self::parse_record(m) {
+                seqs.push(r);
+            }
+        }
+        for (_, _, src, dst, seq) in seqs {
+            if src != node || dst != peer {
+                self.violation(&format!(
+                    "node {node} purged a message {src}->{dst} on its link to {peer}"
+                ));
+            }
+            self.flows.entry((src, dst)).or_default().purged.insert(seq);
+        }
+    }
+
+    fn check_invariants(&mut self) {
+        let now = self.now;
+        // 2: bounded queues.
+        let bound = self.queue_bound();
+        for (i, n) in self.nodes.iter().enumerate() {
+            let Some(n) = n else { continue };
+            for p in n.peers.values() {
+                for (b, s) in p.links() {
+                    let q = s.transmq_len + s.backlog_len + s.deferred_len;
+                    self.max_queue_seen = self.max_queue_seen.max(q);
+                    if q > bound {
+                        self.violation(&format!(
+                            "node {i} link {} bearer {b}: queue {q} (transmit {} backlog {} deferred {}) above bound {bound}",
+                            s.name, s.transmq_len, s.backlog_len, s.deferred_len
+                        ));
+                    }
+                }
+            }
+        }
+        // 3: lost peers detected in time.
+        if let Some(((x, y, k), (d, _))) = self.must_go_down.iter().find(|(_, d)| now > d.0) {
+            self.violation(&format!(
+                "link {x}->{y} bearer {k} still up {:?} after its deadline (bound {:?})",
+                now - *d,
+                self.down_bound()
+            ));
+        }
+        // 4: recovery in time.
+        if let Some(d) = self.up_deadline {
+            if self.all_up() {
+                self.up_deadline = None;
+            } else if now > d {
+                let n = self.cfg.nodes;
+                let missing: Vec<(usize, usize)> = (0..n)
+                    .flat_map(|a| (a + 1..n).map(move |b| (a, b)))
+                    .filter(|&(a, b)| {
+                        self.node(a).is_some()
+                            && self.node(b).is_some()
+                            && !self.cut.contains(&(a, b))
+                            && !self.pair_up(a, b)
+                    })
+                    .collect();
+                self.violation(&format!(
+                    "links {missing:?} not up within {:?}",
+                    self.up_bound()
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Randomised fault schedules (partitions, crashes, restarts, loss) on seeded clusters: the
+//! per-step invariants of `tipc_integration::sim` must hold throughout. A failure prints
+//! `sim seed=N step=K`; rerun with `SIM_SEED=N cargo test -p tipc-integration --test sim_chaos`.
+
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::time::Duration;
+use tipc_integration::sim::{seeds, FaultRule, Sim, SimConfig};
+
+fn chaos(seed: u64, nodes: usize, bearers: usize, rounds: usize) -> Sim {
+    let mut sim = Sim::new(
+        SimConfig {
+            nodes,
+            bearers,
+            ..SimConfig::default()
+        },
+        seed,
+    );
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
+    sim.set_default_rule(FaultRule::lossy(0.1, 0.05, 0.1));
+    for _ in 0..rounds {
+        sim.send_all_pairs(300);
+        let n = rng.next_u32() as usize % nodes;
+        match rng.next_u32() % 4 {
+            0 => sim.isolate(n),
+            1 => {
+                let m = (n + 1 + rng.next_u32() as usize % (nodes - 1)) % nodes;
+                sim.partition(n, m);
+            }
+            2 => sim.crash(n),
+            _ => {}
+        }
+        sim.run_for(Duration::from_millis(200 + (rng.next_u32() % 3000) as u64));
+        sim.heal();
+        for i in 0..nodes {
+            if sim.node(i).is_none() && rng.next_u32() % 2 == 0 {
+                sim.restart(i);
+            }
+        }
+        sim.run_for(Duration::from_millis((rng.next_u32() % 4000) as u64));
+    }
+    sim
+}
+
+#[test]
+fn chaos_three_nodes_one_bearer_keeps_invariants() {
+    for seed in seeds(0..8) {
+        chaos(seed, 3, 1, 8);
+    }
+}
+
+/// Fails: `Peer` has no link synchronisation or failover (kernel `tipc_node_link_up` SYNCH,
+/// `tipc_node_link_down` FAILOVER over TUNNEL_PROTOCOL), so when a second link comes up or one
+/// of two goes down, a flow switches links and later messages overtake earlier ones.
+#[test]
+#[ignore = "Peer lacks link synch/failover: order breaks when a flow changes link"]
+fn chaos_three_nodes_two_bearers_keeps_invariants() {
+    for seed in seeds(100..105) {
+        chaos(seed, 3, 2, 6);
+    }
+}
+
+/// The long version (about 30 s in debug): `cargo test --test sim_chaos -- --ignored`.
+#[test]
+#[ignore = "long run: 100 seeds"]
+fn chaos_three_nodes_one_bearer_many_seeds() {
+    for seed in seeds(1000..1100) {
+        chaos(seed, 3, 1, 6);
+    }
+}
+
+/// A node restarted at once (before its peers could notice): stale frames of the old instance
+/// are still on the wire and the peers' links still hold the old session.
+#[test]
+fn restarted_node_before_detection_keeps_invariants() {
+    for seed in seeds(2000..2010) {
+        let mut sim = Sim::new(
+            SimConfig {
+                nodes: 2,
+                ..SimConfig::default()
+            },
+            seed,
+        );
+        sim.set_default_rule(FaultRule::lossy(0.05, 0.05, 0.3));
+        sim.send_all_pairs(5000);
+        sim.run_for(Duration::from_millis(300));
+        sim.crash(1);
+        sim.restart(1);
+        sim.run_for(Duration::from_secs(10));
+    }
+}

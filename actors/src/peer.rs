@@ -90,7 +90,8 @@ pub struct PeerActor {
 
 impl PeerActor {
     pub(crate) fn start_new(shared: Arc<Shared>, n: &Neighbor) -> Addr<PeerActor> {
-        let core = Peer::new(shared.own_addr, shared.cfg.id, n.addr, n.id, n.caps);
+        let mut core = Peer::new(shared.own_addr, shared.cfg.id, n.addr, n.id, n.caps);
+        core.set_net_id(shared.cfg.net_id);
         PeerActor {
             shared,
             core,

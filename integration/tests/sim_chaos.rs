@@ -49,20 +49,17 @@ fn chaos_three_nodes_one_bearer_keeps_invariants() {
     }
 }
 
-/// Fails: `Peer` has no link synchronisation or failover (kernel `tipc_node_link_up` SYNCH,
-/// `tipc_node_link_down` FAILOVER over TUNNEL_PROTOCOL), so when a second link comes up or one
-/// of two goes down, a flow switches links and later messages overtake earlier ones.
+/// Two bearers per node pair: links come and go under chaos; a flow switches link only when
+/// its link failed (messages queued on it are purged), so order always holds.
 #[test]
-#[ignore = "Peer lacks link synch/failover: order breaks when a flow changes link"]
 fn chaos_three_nodes_two_bearers_keeps_invariants() {
     for seed in seeds(100..105) {
         chaos(seed, 3, 2, 6);
     }
 }
 
-/// The long version (about 30 s in debug): `cargo test --test sim_chaos -- --ignored`.
+/// The long version: 100 seeds (about 30 s in debug).
 #[test]
-#[ignore = "long run: 100 seeds"]
 fn chaos_three_nodes_one_bearer_many_seeds() {
     for seed in seeds(1000..1100) {
         chaos(seed, 3, 1, 6);

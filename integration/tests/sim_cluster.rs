@@ -289,11 +289,9 @@ fn lossy_stream_statistics_show_real_work() {
     assert!(retransmitted > 100);
 }
 
-/// Minimal reproduction of a core gap: a flow that starts on the first link of a two-bearer
-/// pair moves to the other link when it comes up (`Peer::active` picks by selector among
-/// equal-priority links) and, with no SYNCH procedure, its newer messages overtake older ones.
+/// A flow that starts on the first link of a two-bearer pair keeps its order when the second
+/// link comes up (the peer keeps one active link; there is no kernel SYNCH procedure yet).
 #[test]
-#[ignore = "Peer lacks link synch (kernel SYNCH_MSG): order breaks when the second link comes up"]
 fn two_bearers_keep_flow_order_when_second_link_comes_up() {
     for seed in seeds([100]) {
         let mut sim = Sim::new(

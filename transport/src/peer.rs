@@ -14,7 +14,7 @@ use crate::link::{DownReason, Link, LinkConfig, LinkEvent, LinkSnapshot, SendErr
 use crate::wire::{self, field, user, Header, MediaAddr, Seqno, WireError, INT_H_SIZE};
 use crate::{BearerId, NodeAddr, NodeId, MAX_BEARERS};
 use bytes::{Bytes, BytesMut};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Where a received frame goes (`tipc_rcv`, §4.1).
@@ -161,8 +161,13 @@ pub struct Transmit {
 pub struct PeerStats {
     /// Packets for a bearer without a link.
     pub no_link: u64,
-    /// Broadcast-link packets received (not yet processed).
+    /// Broadcast-link packets received in sequence.
     pub bcast_rx: u64,
+    /// Broadcast-link packets dropped (wrong network id, receive state not synchronised,
+    /// duplicate, malformed).
+    pub bcast_dropped: u64,
+    /// Broadcast-link packets held for a gap.
+    pub bcast_deferred: u64,
     /// Discovery duplicate alerts.
     pub duplicates: u64,
 }
@@ -186,8 +191,15 @@ pub struct Peer {
     node_up: bool,
     bc_up: bool,
     bc_rcv_nxt: Seqno,
+    /// `bc_rcv_nxt` unwrapped: keys the broadcast deferred queue.
+    bc_rcv_abs: u64,
+    bc_deferred: BTreeMap<u64, Bytes>,
+    bc_reasm: wire::Reassembler,
+    bc_rcv_unacked: u16,
+    net_id: u32,
     events: VecDeque<PeerEvent>,
     tx_rr: usize,
+    active_link: Option<usize>,
     lost_at: Option<Instant>,
     stats: PeerStats,
 }
@@ -206,8 +218,14 @@ impl Peer {
             node_up: false,
             bc_up: false,
             bc_rcv_nxt: Seqno(1),
+            bc_rcv_abs: 1,
+            bc_deferred: BTreeMap::new(),
+            bc_reasm: wire::Reassembler::new(),
+            bc_rcv_unacked: 0,
+            net_id: 4711,
             events: VecDeque::new(),
             tx_rr: 0,
+            active_link: None,
             lost_at: None,
             stats: PeerStats::default(),
         }
@@ -388,10 +406,110 @@ impl Peer {
         self.drain_link(now, idx);
     }
 
-    /// A broadcast-link packet from this peer. We advertise `BCAST_RCAST` and not
-    /// `NAMED_BCAST`, so a kernel peer in a cluster of two sends none; they are counted.
-    pub fn handle_broadcast(&mut self, _now: Instant, _pkt: Bytes) {
+    /// The network id broadcast-link packets must carry in w5 (default 4711).
+    pub fn set_net_id(&mut self, net_id: u32) {
+        self.net_id = net_id;
+    }
+
+    /// A broadcast-link packet from this peer (§5.1, §5.5 item 5): sequenced in the peer's
+    /// broadcast seqno space, acked through `bcast_ack` on our unicast packets (an explicit
+    /// STATE after 16 packets, spread over receivers by address as the kernel does), NACKed
+    /// through `bc_gap` in a STATE when packets are missing.
+    pub fn handle_broadcast(&mut self, now: Instant, pkt: Bytes) {
+        let Ok(h) = Header::new_checked(&pkt[..]) else {
+            self.stats.bcast_dropped += 1;
+            return;
+        };
+        // Legacy broadcast NACKs (BCAST_PROTOCOL, non_seq) concern our own broadcasts: we send
+        // none. Packets with another network id, or before the peer's bc-init, are dropped.
+        if h.user() == user::BCAST_PROTOCOL || h.destport() != self.net_id || !self.bc_up {
+            self.stats.bcast_dropped += 1;
+            return;
+        }
+        let seqno = Seqno(h.seqno());
+        let size = h.size();
+        if seqno.less(self.bc_rcv_nxt) || seqno.more(self.bc_rcv_nxt.add(crate::link::RCV_WINDOW)) {
+            self.stats.bcast_dropped += 1;
+            return;
+        }
+        let pkt = pkt.slice(..size);
+        if seqno != self.bc_rcv_nxt {
+            let key = self.bc_rcv_abs + seqno.diff(self.bc_rcv_nxt) as u64;
+            if self.bc_deferred.insert(key, pkt).is_some() {
+                self.stats.bcast_dropped += 1;
+                return;
+            }
+            self.stats.bcast_deferred += 1;
+            let n = self.bc_deferred.len();
+            // NACK at 3, 19, 35 ... deferred packets, like the unicast link.
+            if n >= 3 && (n - 3).is_multiple_of(16) {
+                self.bc_nack(now);
+            }
+            return;
+        }
+        self.bc_accept(now, pkt);
+        while let Some(p) = self.bc_deferred.remove(&self.bc_rcv_abs) {
+            self.bc_accept(now, p);
+        }
+        let gap = self.bc_gap();
+        let ack = self.bc_rcv_nxt.sub(1).0;
+        let explicit = self.bc_rcv_unacked >= crate::link::ACK_INTERVAL
+            && ((self.bc_rcv_nxt.0 as u32 ^ self.own_addr) & 0xF) == 0xF;
+        if explicit {
+            self.bc_rcv_unacked = 0;
+        }
+        for i in 0..MAX_BEARERS {
+            if let Some(s) = self.links[i].as_mut() {
+                s.link.set_bcast_state(ack, true, 0);
+                s.link.set_bcast_gap(gap);
+            }
+            if explicit && Some(i) == self.active_link {
+                if let Some(s) = self.links[i].as_mut() {
+                    s.link.send_state(now);
+                }
+            }
+        }
+    }
+
+    fn bc_gap(&self) -> u16 {
+        self.bc_deferred
+            .keys()
+            .next()
+            .map_or(0, |&k| (k - self.bc_rcv_abs).min(0x3FF) as u16)
+    }
+
+    fn bc_nack(&mut self, now: Instant) {
+        let gap = self.bc_gap();
+        if let Some(i) = self.active_link {
+            if let Some(s) = self.links[i].as_mut() {
+                s.link.set_bcast_gap(gap);
+                s.link.send_state(now);
+            }
+        }
+    }
+
+    fn bc_accept(&mut self, _now: Instant, pkt: Bytes) {
+        self.bc_rcv_nxt = self.bc_rcv_nxt.next();
+        self.bc_rcv_abs += 1;
+        self.bc_rcv_unacked += 1;
         self.stats.bcast_rx += 1;
+        let usr = Header::new_unchecked(&pkt[..]).user();
+        match usr {
+            user::MSG_BUNDLER => {
+                for m in wire::extract(&pkt) {
+                    match m {
+                        Ok(m) => self.events.push_back(PeerEvent::Deliver(m)),
+                        Err(_) => self.stats.bcast_dropped += 1,
+                    }
+                }
+            }
+            user::MSG_FRAGMENTER => match self.bc_reasm.push(pkt) {
+                Ok(Some(m)) => self.events.push_back(PeerEvent::Deliver(m)),
+                Ok(None) => {}
+                Err(_) => self.stats.bcast_dropped += 1,
+            },
+            _ => self.events.push_back(PeerEvent::Deliver(pkt)),
+        }
     }
 
     /// When to call [`Peer::handle_timeout`].
@@ -425,31 +543,29 @@ impl Peer {
             .map_or(0, |i| self.links[i].as_ref().map_or(0, |s| s.link.mss()))
     }
 
-    fn active(&self, selector: u32) -> Option<usize> {
-        let mut best: Option<(u8, usize)> = None;
-        let mut cands = [usize::MAX; MAX_BEARERS];
-        let mut n = 0;
-        for (i, s) in self.links.iter().enumerate() {
-            let Some(s) = s else { continue };
-            if !s.link.is_up() {
-                continue;
-            }
-            let p = s.link.priority();
-            match best {
-                Some((bp, _)) if bp > p => {}
-                Some((bp, _)) if bp == p => {
-                    cands[n] = i;
-                    n += 1;
-                }
-                _ => {
-                    best = Some((p, i));
-                    cands[0] = i;
-                    n = 1;
-                }
-            }
+    /// The link all traffic uses. Until link synchronisation and failover (kernel SYNCH and
+    /// FAILOVER over TUNNEL_PROTOCOL) are implemented, a peer sends on one link at a time and
+    /// keeps it while it is up, so a flow never changes link while older messages are in
+    /// flight on the other one; when it fails, queued messages are purged (returned to the
+    /// owner) and traffic moves to another working link.
+    fn active(&self, _selector: u32) -> Option<usize> {
+        self.active_link
+            .filter(|&i| self.links[i].as_ref().is_some_and(|s| s.link.is_up()))
+    }
+
+    /// Choose a new active link among the working ones: the highest priority, then the lowest
+    /// bearer id.
+    fn choose_active(&mut self) {
+        if self.active(0).is_some() {
+            return;
         }
-        best?;
-        Some(cands[(selector as usize & 1) % n])
+        self.active_link = self
+            .links
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().filter(|s| s.link.is_up()).map(|s| (i, s)))
+            .max_by_key(|(i, s)| (s.link.priority(), std::cmp::Reverse(*i)))
+            .map(|(i, _)| i);
     }
 
     /// Send a complete message to the peer over the active link chosen by `selector` (the
@@ -521,6 +637,7 @@ impl Peer {
             match ev {
                 LinkEvent::Up => {
                     self.lost_at = None;
+                    self.choose_active();
                     self.events.push_back(PeerEvent::LinkUp {
                         bearer: idx as BearerId,
                         name,
@@ -536,6 +653,10 @@ impl Peer {
                     }
                 }
                 LinkEvent::Down(reason) => {
+                    if self.active_link == Some(idx) {
+                        self.active_link = None;
+                    }
+                    self.choose_active();
                     self.events.push_back(PeerEvent::LinkDown {
                         bearer: idx as BearerId,
                         name,
@@ -545,6 +666,10 @@ impl Peer {
                         self.node_up = false;
                         self.bc_up = false;
                         self.bc_rcv_nxt = Seqno(1);
+                        self.bc_rcv_abs = 1;
+                        self.bc_deferred.clear();
+                        self.bc_reasm.reset();
+                        self.bc_rcv_unacked = 0;
                         self.lost_at = Some(now);
                         self.sync_bc_state();
                         self.events.push_back(PeerEvent::NodeDown);
@@ -554,6 +679,8 @@ impl Peer {
                     if !self.bc_up {
                         self.bc_up = true;
                         self.bc_rcv_nxt = Seqno(last_bcast).next();
+                        self.bc_rcv_abs = 1;
+                        self.bc_deferred.clear();
                         self.sync_bc_state();
                     }
                 }

@@ -11,6 +11,7 @@
 //!
 //! Actors must run inside an actix `System` (or a tokio `LocalSet`).
 
+pub mod addr;
 pub mod bearer;
 pub mod node;
 pub mod peer;

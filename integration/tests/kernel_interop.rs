@@ -105,8 +105,8 @@ fn scenario(ns: &str, bearer: Bearer, remote: Option<&str>, node_args: &[&str], 
     );
 
     // Our node dies: the kernel notices within its own tolerance.
-    node.kill();
     let killed = Instant::now();
+    node.kill();
     loop {
         let links = k.link_list().unwrap();
         if links.iter().any(|(n, s)| n.contains("host") && s == "down") {

@@ -1,91 +1,22 @@
 //! Real `tipc-node` processes on 127.0.0.1 (unicast discovery) and `tipcctl` against them.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use tipc_integration::node_proc::{bin_path, NodeProc};
 
-const NODE: &str = env!("CARGO_BIN_EXE_tipc-node");
-const CTL: &str = env!("CARGO_BIN_EXE_tipcctl");
-
-/// A node process whose stdout lines arrive on a channel with their arrival time.
-struct NodeProc {
-    child: Child,
-    lines: mpsc::Receiver<(Instant, String)>,
-    seen: Vec<String>,
-    control: PathBuf,
-}
-
-impl NodeProc {
-    fn start(id: &str, port: u16, peer: u16) -> NodeProc {
-        let control =
-            std::env::temp_dir().join(format!("tipc-test-{}-{id}.sock", std::process::id()));
-        let mut child = Command::new(NODE)
-            .args(["--id", id, "--udp", &format!("127.0.0.1:{port}")])
-            .args(["--udp-peer", &format!("127.0.0.1:{peer}")])
-            .arg("--control")
-            .arg(&control)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn tipc-node");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines() {
-                let Ok(l) = l else { break };
-                if tx.send((Instant::now(), l)).is_err() {
-                    break;
-                }
-            }
-        });
-        NodeProc {
-            child,
-            lines: rx,
-            seen: Vec::new(),
-            control,
-        }
-    }
-
-    /// Wait for a line starting with `prefix`; returns when it arrived.
-    fn wait_line(&mut self, prefix: &str, timeout: Duration) -> Option<Instant> {
-        let end = Instant::now() + timeout;
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok((t, l)) => {
-                    self.seen.push(l.clone());
-                    if l.starts_with(prefix) {
-                        return Some(t);
-                    }
-                }
-                Err(_) => return None,
-            }
-        }
-    }
-
-    fn ctl(&self, args: &[&str]) -> (bool, String, String) {
-        let o = Command::new(CTL)
-            .arg("--node")
-            .arg(&self.control)
-            .args(args)
-            .output()
-            .expect("run tipcctl");
-        (
-            o.status.success(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
-    }
-}
-
-impl Drop for NodeProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.control);
-    }
+fn start(id: &str, port: u16, peer: u16) -> NodeProc {
+    NodeProc::start(
+        id,
+        &[
+            "--id",
+            id,
+            "--udp",
+            &format!("127.0.0.1:{port}"),
+            "--udp-peer",
+            &format!("127.0.0.1:{peer}"),
+        ],
+        None,
+    )
 }
 
 /// Two free UDP ports on 127.0.0.1 (bound and released; the test binds them again at once).
@@ -101,11 +32,11 @@ fn free_ports() -> (u16, u16) {
 #[test]
 fn two_nodes_bring_link_up_within_one_second_and_detect_sigkill_within_tolerance() {
     let (pa, pb) = free_ports();
-    let mut a = NodeProc::start("alpha", pa, pb);
+    let mut a = start("alpha", pa, pb);
     a.wait_line("node alpha", Duration::from_secs(10))
         .expect("alpha started");
     let t0 = Instant::now();
-    let mut b = NodeProc::start("beta", pb, pa);
+    let mut b = start("beta", pb, pa);
     let up_a = a
         .wait_line("link up", Duration::from_secs(5))
         .expect("alpha: link up");
@@ -141,8 +72,8 @@ fn two_nodes_bring_link_up_within_one_second_and_detect_sigkill_within_tolerance
 
     // Let the link idle (probes keep it up), then kill beta hard.
     std::thread::sleep(Duration::from_millis(500));
-    b.child.kill().expect("kill beta");
     let killed = Instant::now();
+    b.kill();
     let down = a
         .wait_line("link down", Duration::from_secs(5))
         .expect("alpha: link down after SIGKILL");
@@ -158,8 +89,8 @@ fn two_nodes_bring_link_up_within_one_second_and_detect_sigkill_within_tolerance
 #[test]
 fn stopping_node_resets_peer_link_at_once() {
     let (pa, pb) = free_ports();
-    let mut a = NodeProc::start("gamma", pa, pb);
-    let mut b = NodeProc::start("delta", pb, pa);
+    let mut a = start("gamma", pa, pb);
+    let mut b = start("delta", pb, pa);
     a.wait_line("link up", Duration::from_secs(5))
         .expect("link up");
     b.wait_line("link up", Duration::from_secs(5))
@@ -184,7 +115,7 @@ fn stopping_node_resets_peer_link_at_once() {
 }
 
 fn run_node(args: &[&str]) -> (Option<i32>, String) {
-    let o = Command::new(NODE)
+    let o = Command::new(bin_path("tipc-node"))
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -238,7 +169,7 @@ fn node_reports_missing_privilege_for_ethernet() {
             "--clear-groups",
             "--inh-caps=-all",
         ])
-        .arg(NODE)
+        .arg(bin_path("tipc-node"))
         .args(["--id", "x", "--eth", "lo"])
         .output()
         .expect("setpriv (util-linux) must be installed");

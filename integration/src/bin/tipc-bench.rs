@@ -311,8 +311,7 @@ fn serve_tcp(port: u16, echo: bool) {
             let mut r = tokio::io::BufReader::with_capacity(256 * 1024, r);
             let mut count = 0u64;
             let mut buf = vec![0u8; 70_000];
-            loop {
-                let Ok(len) = r.read_u32().await else { break };
+            while let Ok(len) = r.read_u32().await {
                 let len = len as usize;
                 if len > buf.len() || r.read_exact(&mut buf[..len]).await.is_err() {
                     break;

@@ -107,7 +107,8 @@ pub struct Filter {
     /// `TIPC_SUB_NO_STATUS` (0x80): no initial events for existing publications.
     pub no_status: bool,
     /// Any other bits the subscriber set (e.g. the kernel-internal scope bits 0x20/0x40): kept
-    /// only to be echoed back verbatim, otherwise ignored.
+    /// only to be echoed back verbatim, otherwise ignored. Bits 24..=26 (the byte-swapped image
+    /// of 0x7) make the subscriber's byte order undetectable, as in the kernel.
     pub other: u32,
 }
 

@@ -599,6 +599,7 @@ impl Topology {
     /// publication of each range object is taken as its first). Initial PUBLISHED events for
     /// the overlapping ones are queued before this returns, unless [`Filter::no_status`].
     ///
+    /// The deadline is `now + timeout` (a timeout too large for `Instant` never expires).
     /// An error leaves every other subscription alone.
     pub fn subscribe<I>(
         &mut self,

@@ -68,13 +68,7 @@ fn topology_initial_events_ports_reports_every_publication_oldest_first() {
         ]
     );
     assert!(evs.iter().all(|(c, e)| *c == C1 && e.sub_id == id));
-    assert_eq!(
-        evs[2].1.port,
-        SocketAddr {
-            node: 3,
-            port: 13
-        }
-    );
+    assert_eq!(evs[2].1.port, SocketAddr { node: 3, port: 13 });
 }
 
 #[test]
@@ -120,13 +114,13 @@ fn topology_overlap_matches_edges_and_rejects_neighbours() {
     t.subscribe(now, Subscription::ports(r(7, 10, 20)), C1, none())
         .unwrap();
     let cases = [
-        (p(7, 5, 10, 1, 1, true), true),  // touches lower edge
-        (p(7, 20, 30, 1, 2, true), true), // touches upper edge
-        (p(7, 5, 9, 1, 3, true), false),  // just below
-        (p(7, 21, 30, 1, 4, true), false), // just above
+        (p(7, 5, 10, 1, 1, true), true),       // touches lower edge
+        (p(7, 20, 30, 1, 2, true), true),      // touches upper edge
+        (p(7, 5, 9, 1, 3, true), false),       // just below
+        (p(7, 21, 30, 1, 4, true), false),     // just above
         (p(7, 0, u32::MAX, 1, 5, true), true), // covers
-        (p(7, 12, 12, 1, 6, true), true), // inside
-        (p(8, 10, 20, 1, 7, true), false), // other type
+        (p(7, 12, 12, 1, 6, true), true),      // inside
+        (p(8, 10, 20, 1, 7, true), false),     // other type
     ];
     for (pubinfo, want) in cases {
         t.on_published(now, &pubinfo);
@@ -417,7 +411,10 @@ fn topology_node_state_subscription_sees_node_up_and_down() {
     t.on_published(now, &peer);
     t.on_withdrawn(now, &peer);
     // A link-state publication (type 2) is not a node-state event.
-    t.on_published(now, &p(LINK_STATE, 0x2000, 0x2000, 0x1000, 0x0001_0000, true));
+    t.on_published(
+        now,
+        &p(LINK_STATE, 0x2000, 0x2000, 0x1000, 0x0001_0000, true),
+    );
     let evs = drain(&mut t);
     assert_eq!(
         evs.iter()

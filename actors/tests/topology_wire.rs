@@ -15,7 +15,11 @@ const C1: ClientId = ClientId(1);
 fn raw_subscr(big: bool, f: [u32; 5], handle: &[u8; 8]) -> Vec<u8> {
     let mut v = Vec::new();
     for w in f {
-        v.extend_from_slice(&if big { w.to_be_bytes() } else { w.to_le_bytes() });
+        v.extend_from_slice(&if big {
+            w.to_be_bytes()
+        } else {
+            w.to_le_bytes()
+        });
     }
     v.extend_from_slice(handle);
     v
@@ -53,7 +57,11 @@ fn subscr_parse_reads_both_byte_orders_alike() {
         assert!(!m.cancel);
         assert_eq!(
             m.order,
-            if big { ByteOrder::Big } else { ByteOrder::Little }
+            if big {
+                ByteOrder::Big
+            } else {
+                ByteOrder::Little
+            }
         );
         assert_eq!(m.emit().as_slice(), raw.as_slice(), "big={big}");
     }
@@ -85,7 +93,11 @@ fn subscr_parse_rejects_wrong_length() {
 
 #[test]
 fn subscr_parse_keeps_unknown_filter_bits_verbatim() {
-    let raw = raw_subscr(false, [1, 0, 0, 0, SUB_PORTS | 0x20 | 0x80 | 0x100], &[0; 8]);
+    let raw = raw_subscr(
+        false,
+        [1, 0, 0, 0, SUB_PORTS | 0x20 | 0x80 | 0x100],
+        &[0; 8],
+    );
     let m = SubscrMsg::parse(&raw).unwrap();
     assert!(m.sub.filter.ports && m.sub.filter.no_status);
     assert_eq!(m.sub.filter.other, 0x120);
@@ -97,7 +109,11 @@ fn event_emitted_in_subscriber_byte_order_with_verbatim_subscription() {
     for big in [false, true] {
         let now = Instant::now();
         let mut t = Topology::new();
-        let raw = raw_subscr(big, [1000, 0, 100, WAIT_FOREVER, SUB_PORTS], b"\x01\x02\x03\x04\x05\x06\x07\x08");
+        let raw = raw_subscr(
+            big,
+            [1000, 0, 100, WAIT_FOREVER, SUB_PORTS],
+            b"\x01\x02\x03\x04\x05\x06\x07\x08",
+        );
         let pubinfo = PubInfo {
             range: ServiceRange {
                 type_: 1000,
@@ -167,7 +183,11 @@ fn cancel_by_bytes_removes_the_matching_subscription_only() {
         panic!("not subscribed")
     };
     // Another client's identical bytes are not ours to cancel.
-    let cancel_b = raw_subscr(true, [1000, 0, 10, WAIT_FOREVER, SUB_PORTS | SUB_CANCEL], b"BBBBBBBB");
+    let cancel_b = raw_subscr(
+        true,
+        [1000, 0, 10, WAIT_FOREVER, SUB_PORTS | SUB_CANCEL],
+        b"BBBBBBBB",
+    );
     assert_eq!(
         t.handle_subscr(now, ClientId(2), &cancel_b, none()),
         Ok(SubscrOutcome::Cancelled(None))
@@ -179,7 +199,11 @@ fn cancel_by_bytes_removes_the_matching_subscription_only() {
     assert_eq!(t.len(), 1);
     assert!(t.poll_event().is_none(), "no event for a cancel");
     // Same fields in the other byte order: different bytes, no match (the kernel memcmp()s).
-    let cancel_a_le = raw_subscr(false, [1000, 0, 10, WAIT_FOREVER, SUB_PORTS | SUB_CANCEL], b"AAAAAAAA");
+    let cancel_a_le = raw_subscr(
+        false,
+        [1000, 0, 10, WAIT_FOREVER, SUB_PORTS | SUB_CANCEL],
+        b"AAAAAAAA",
+    );
     assert_eq!(
         t.handle_subscr(now, C1, &cancel_a_le, none()),
         Ok(SubscrOutcome::Cancelled(None))
@@ -191,7 +215,11 @@ fn cancel_by_bytes_removes_the_matching_subscription_only() {
         Ok(SubscrOutcome::Cancelled(None))
     );
     assert_eq!(t.len(), 1);
-    let cancel_a = raw_subscr(true, [1000, 0, 10, WAIT_FOREVER, SUB_PORTS | SUB_CANCEL], b"AAAAAAAA");
+    let cancel_a = raw_subscr(
+        true,
+        [1000, 0, 10, WAIT_FOREVER, SUB_PORTS | SUB_CANCEL],
+        b"AAAAAAAA",
+    );
     assert!(matches!(
         t.handle_subscr(now, C1, &cancel_a, none()),
         Ok(SubscrOutcome::Cancelled(Some(_)))
@@ -206,7 +234,11 @@ fn cancel_by_bytes_removes_one_of_two_identical_subscriptions() {
     let a = raw_subscr(false, [1000, 0, 10, WAIT_FOREVER, SUB_SERVICE], &[0; 8]);
     t.handle_subscr(now, C1, &a, none()).unwrap();
     t.handle_subscr(now, C1, &a, none()).unwrap();
-    let cancel = raw_subscr(false, [1000, 0, 10, WAIT_FOREVER, SUB_SERVICE | SUB_CANCEL], &[0; 8]);
+    let cancel = raw_subscr(
+        false,
+        [1000, 0, 10, WAIT_FOREVER, SUB_SERVICE | SUB_CANCEL],
+        &[0; 8],
+    );
     t.handle_subscr(now, C1, &cancel, none()).unwrap();
     assert_eq!(t.len(), 1);
 }
@@ -218,7 +250,11 @@ fn handle_subscr_malformed_closes_client_and_removes_its_subscriptions() {
     let good = raw_subscr(true, [1000, 0, 10, WAIT_FOREVER, SUB_PORTS], &[0; 8]);
     t.handle_subscr(now, C1, &good, none()).unwrap();
     t.handle_subscr(now, ClientId(2), &good, none()).unwrap();
-    let both = raw_subscr(true, [1000, 0, 10, WAIT_FOREVER, SUB_PORTS | SUB_SERVICE], &[0; 8]);
+    let both = raw_subscr(
+        true,
+        [1000, 0, 10, WAIT_FOREVER, SUB_PORTS | SUB_SERVICE],
+        &[0; 8],
+    );
     assert_eq!(
         t.handle_subscr(now, C1, &both, none()),
         Err(SubError::PortsAndService)
@@ -270,24 +306,26 @@ fn any_sub() -> impl Strategy<Value = Subscription> {
         any::<u32>(),
         any::<[u8; 8]>(),
     )
-        .prop_map(|(type_, lower, upper, to, kind, no_status, other, handle)| {
-            // Bits 24..=26 are the byte-swapped image of PORTS|SERVICE|CANCEL: a subscriber
-            // setting them makes its order undetectable (the kernel's quirk), so leave them out.
-            let mut f = Filter::from_bits(other & !0x0700_0000);
-            f.ports = kind == 0;
-            f.service = kind == 1;
-            f.no_status = no_status;
-            Subscription {
-                range: ServiceRange {
-                    type_,
-                    lower,
-                    upper,
-                },
-                timeout: to.map(|ms| Duration::from_millis(u64::from(ms))),
-                filter: f,
-                handle,
-            }
-        })
+        .prop_map(
+            |(type_, lower, upper, to, kind, no_status, other, handle)| {
+                // Bits 24..=26 are the byte-swapped image of PORTS|SERVICE|CANCEL: a subscriber
+                // setting them makes its order undetectable (the kernel's quirk), so leave them out.
+                let mut f = Filter::from_bits(other & !0x0700_0000);
+                f.ports = kind == 0;
+                f.service = kind == 1;
+                f.no_status = no_status;
+                Subscription {
+                    range: ServiceRange {
+                        type_,
+                        lower,
+                        upper,
+                    },
+                    timeout: to.map(|ms| Duration::from_millis(u64::from(ms))),
+                    filter: f,
+                    handle,
+                }
+            },
+        )
 }
 
 proptest! {

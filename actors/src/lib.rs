@@ -15,6 +15,7 @@ pub mod addr;
 pub mod bearer;
 pub mod node;
 pub mod peer;
+pub mod topology;
 
 pub use node::{
     BearerInfo, Delivered, LinkInfo, NodeEvent, NodeInfo, TransportConfig, TransportNode,

@@ -1,5 +1,5 @@
 //! The Peer actor (kernel `node.c`): one per remote node, owning that node's links through the
-//! sans-IO [`Peer`] core. Handlers call the core with `now`, then [`PeerActor::pump`] drains
+//! sans-IO [`Peer`] core. Handlers call the core with `now`, then `pump` drains
 //! events to the node, transmits to the bearers' send channels, and re-arms one timer.
 
 use crate::bearer::{BearerCmd, TxBatch};

@@ -18,7 +18,7 @@ struct Args {
     /// Network (cluster) id, 1..9999 [default: 4711].
     #[arg(long = "net-id", value_name = "N")]
     net_id: Option<u32>,
-    /// Enable a UDP bearer on IP[:PORT] (port 6118 by default). Repeatable.
+    /// Enable a UDP bearer on IP or IP:PORT (port 6118 by default). Repeatable.
     #[arg(long = "udp", value_name = "IP[:PORT]")]
     udp: Vec<String>,
     /// Discover by unicast to this peer instead of multicast (the kernel's remoteip). Repeatable.

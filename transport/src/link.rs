@@ -641,6 +641,18 @@ impl Link {
             LinkProtoType::Reset
         };
         self.build_proto(mtyp, false, false, 0, now);
+        // `tipc_link_build_reset_msg`: the first RESET after we took the link down tells the
+        // peer we are stopping, so a peer that still thinks the link works resets at once.
+        if mtyp == LinkProtoType::Reset {
+            self.mark_last_stopping();
+        }
+    }
+
+    fn mark_last_stopping(&mut self) {
+        if let Some(Outgoing::Proto(buf, _)) = self.outq.back_mut() {
+            let mut h = Header::new_unchecked(&mut buf[..]);
+            h.set_flag(field::PEER_STOPPING, true);
+        }
     }
 
     fn fail(&mut self, now: Instant, reason: DownReason) {
@@ -722,10 +734,7 @@ impl Link {
             self.events.push_back(LinkEvent::Down(DownReason::Local));
         }
         self.build_proto(LinkProtoType::Reset, false, false, 0, now);
-        if let Some(Outgoing::Proto(buf, _)) = self.outq.back_mut() {
-            let mut h = Header::new_unchecked(&mut buf[..]);
-            h.set_flag(field::PEER_STOPPING, true);
-        }
+        self.mark_last_stopping();
     }
 
     /// The node layer tells the link the peer node was lost on another path (or the link must

@@ -28,6 +28,8 @@ struct Net {
     events: [Vec<PeerEvent>; 2],
     up: [bool; 2],
     partitioned: bool,
+    /// Frames from node i are dropped.
+    cut_from: [bool; 2],
 }
 
 fn bearer(mtu: usize) -> BearerParams {
@@ -83,6 +85,7 @@ impl Net {
             events: [Vec::new(), Vec::new()],
             up: [false, false],
             partitioned: false,
+            cut_from: [false, false],
         }
     }
 
@@ -98,7 +101,7 @@ impl Net {
                 frames.push(out.split_to(t.len).freeze());
             }
             for f in frames {
-                if self.partitioned || self.chance(self.faults.loss) {
+                if self.partitioned || self.cut_from[i] || self.chance(self.faults.loss) {
                     continue;
                 }
                 let delay = Duration::from_micros(100);
@@ -354,4 +357,43 @@ fn link_goes_down_within_tolerance_after_partition() {
     // Heal: the link comes back.
     net.partitioned = false;
     assert!(net.run_until(Duration::from_secs(3), |n| n.up[0] && n.up[1]));
+}
+
+#[test]
+fn link_failure_tells_a_peer_that_still_hears_us_to_reset_at_once() {
+    let mut net = Net::new(
+        4,
+        Faults {
+            loss: 0,
+            dup: 0,
+            reorder: 0,
+        },
+        1500,
+    );
+    assert!(net.run_until(Duration::from_secs(1), |n| n.up[0] && n.up[1]));
+    // Frames from node 1 are lost: node 0 hears nothing, node 1 still hears node 0.
+    net.cut_from[1] = true;
+    let cut = net.now;
+    assert!(net.run_until(Duration::from_secs(3), |n| !n.up[0] && !n.up[1]));
+    // Node 0 timed out; its first RESET carried peer_stopping, so node 1 (which still heard
+    // node 0) reset at once instead of waiting for its own tolerance.
+    assert!(net.events[0].iter().any(|e| matches!(
+        e,
+        PeerEvent::LinkDown {
+            reason: DownReason::Timeout,
+            ..
+        }
+    )));
+    assert!(net.events[1].iter().any(|e| matches!(
+        e,
+        PeerEvent::LinkDown {
+            reason: DownReason::PeerStopping,
+            ..
+        }
+    )));
+    assert!(
+        net.now - cut <= Duration::from_millis(1600),
+        "took {:?}",
+        net.now - cut
+    );
 }

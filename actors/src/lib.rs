@@ -13,6 +13,8 @@
 
 pub mod addr;
 pub mod bearer;
+pub mod binding;
+pub mod name_distr;
 pub mod node;
 pub mod peer;
 

@@ -397,8 +397,7 @@ impl Model {
         if x.node == OWN {
             self.local.insert(0, x);
         }
-        self.events
-            .push(TableEvent::Published { publ: x, first });
+        self.events.push(TableEvent::Published { publ: x, first });
         Ok(())
     }
 

@@ -6,6 +6,8 @@
 //! * [`bearer::BearerActor`] (kernel `bearer.c` + `discover.c` glue): owns one media and its
 //!   discoverer, demultiplexes received frames to peers;
 //! * [`peer::PeerActor`] (kernel `node.c`): one per remote node, owns that node's links;
+//! * [`binding::BindingTable`] (kernel `name_table.c`): the sans-IO binding table;
+//! * [`name_distr::NameDistributor`] (kernel `name_distr.c`): sans-IO name distribution;
 //! * [`node::TransportNode`]: the node's registry of bearers and peers, management queries and
 //!   node events.
 //!
@@ -13,6 +15,8 @@
 
 pub mod addr;
 pub mod bearer;
+pub mod binding;
+pub mod name_distr;
 pub mod node;
 pub mod peer;
 pub mod topology;

@@ -17,6 +17,7 @@ pub mod addr;
 pub mod bearer;
 pub mod binding;
 pub mod name_distr;
+pub mod names;
 pub mod node;
 pub mod peer;
 pub mod topology;

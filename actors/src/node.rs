@@ -126,6 +126,10 @@ pub(crate) struct Shared {
     pub rng: std::sync::Mutex<rand_chacha::ChaCha8Rng>,
     /// Per-peer wake-up for senders waiting out link congestion.
     pub unblocked: DashMap<NodeAddr, Arc<tokio::sync::Notify>>,
+    /// The binding table actor (set once at start).
+    pub names: std::sync::OnceLock<Addr<crate::names::NameTable>>,
+    /// Identities of known peer nodes (for display).
+    pub node_ids: DashMap<NodeAddr, NodeId>,
 }
 
 #[derive(Clone)]
@@ -186,7 +190,7 @@ impl TransportNode {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let signature = rng.next_u32() as u16;
         let (events, _) = broadcast::channel(1024);
-        TransportNode {
+        let node = TransportNode {
             shared: Arc::new(Shared {
                 own_addr: cfg.id.hash(),
                 cfg,
@@ -197,8 +201,13 @@ impl TransportNode {
                 deliver: RwLock::new(None),
                 rng: std::sync::Mutex::new(rng),
                 unblocked: DashMap::new(),
+                names: std::sync::OnceLock::new(),
+                node_ids: DashMap::new(),
             }),
-        }
+        };
+        let names = crate::names::NameTable::new(node.shared.clone()).start();
+        let _ = node.shared.names.set(names);
+        node
     }
 
     /// Own node address.
@@ -385,6 +394,72 @@ impl TransportNode {
                 }
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    fn names(&self) -> Result<&Addr<crate::names::NameTable>, TransportError> {
+        self.shared.names.get().ok_or(TransportError::Stopped)
+    }
+
+    /// Every binding in the table (`nametable show` order).
+    pub async fn nametable(&self) -> Vec<crate::binding::Publication> {
+        match self.names() {
+            Ok(a) => a.send(crate::names::ShowTable).await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The identity of a node (own or a known peer).
+    pub fn node_id(&self, addr: NodeAddr) -> Option<NodeId> {
+        if addr == self.shared.own_addr {
+            return Some(self.shared.cfg.id);
+        }
+        self.shared.node_ids.get(&addr).map(|e| *e.value())
+    }
+
+    /// Publish a binding of a local socket (distributed to the cluster if cluster scope).
+    pub async fn publish(
+        &self,
+        p: crate::binding::Publication,
+    ) -> Result<(), crate::binding::BindingError> {
+        match self.names() {
+            Ok(a) => a
+                .send(crate::names::Publish(p))
+                .await
+                .unwrap_or(Err(crate::binding::BindingError::LimitReached)),
+            Err(_) => Err(crate::binding::BindingError::LimitReached),
+        }
+    }
+
+    /// Withdraw a binding of a local socket.
+    pub async fn withdraw(
+        &self,
+        range: crate::addr::ServiceRange,
+        port: u32,
+        key: u32,
+    ) -> Option<crate::binding::Publication> {
+        let a = self.names().ok()?;
+        a.send(crate::names::Withdraw { range, port, key })
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Subscribe to a service range: events arrive on the returned channel (initial matches
+    /// first). Dropping the receiver ends the subscription.
+    pub async fn subscribe(
+        &self,
+        sub: crate::topology::Subscription,
+    ) -> Result<mpsc::UnboundedReceiver<crate::topology::TopoEvent>, crate::topology::SubError>
+    {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let a = self
+            .names()
+            .map_err(|_| crate::topology::SubError::TooManySubscriptions)?;
+        match a.send(crate::names::Subscribe { sub, events: tx }).await {
+            Ok(Ok(_)) => Ok(rx),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(crate::topology::SubError::TooManySubscriptions),
         }
     }
 

@@ -3,6 +3,7 @@
 //! events to the node, transmits to the bearers' send channels, and re-arms one timer.
 
 use crate::bearer::{BearerCmd, TxBatch};
+use crate::names::{FromPeer, PeerState};
 use crate::node::{Delivered, NodeEvent, Shared};
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
@@ -90,6 +91,7 @@ pub struct PeerActor {
 
 impl PeerActor {
     pub(crate) fn start_new(shared: Arc<Shared>, n: &Neighbor) -> Addr<PeerActor> {
+        shared.node_ids.insert(n.addr, n.id);
         let mut core = Peer::new(shared.own_addr, shared.cfg.id, n.addr, n.id, n.caps);
         core.set_net_id(shared.cfg.net_id);
         PeerActor {
@@ -103,17 +105,37 @@ impl PeerActor {
         .start()
     }
 
-    /// Drain events, transmits and the timer of the core.
+    /// Drain events, transmits and the timer of the core. Delivered messages and node/link
+    /// state changes go to the name table in the order the core produced them.
     fn pump(&mut self, ctx: &mut Context<Self>) {
         let peer = self.core.addr();
-        while let Some(ev) = self.core.poll_event() {
-            match ev {
-                PeerEvent::Deliver(msg) => {
+        let names = self.shared.names.get().cloned();
+        let mut batch: Vec<Bytes> = Vec::new();
+        let flush_batch = |batch: &mut Vec<Bytes>| {
+            if batch.is_empty() {
+                return;
+            }
+            let msgs = std::mem::take(batch);
+            match &names {
+                Some(n) => n.do_send(FromPeer { from: peer, msgs }),
+                None => {
                     let d = self.shared.deliver.read().ok().and_then(|d| d.clone());
                     if let Some(tx) = d {
-                        let _ = tx.send(Delivered { from: peer, msg });
+                        for msg in msgs {
+                            let _ = tx.send(Delivered { from: peer, msg });
+                        }
                     }
                 }
+            }
+        };
+        let state = |s: PeerState| {
+            if let Some(n) = &names {
+                n.do_send(s);
+            }
+        };
+        while let Some(ev) = self.core.poll_event() {
+            match ev {
+                PeerEvent::Deliver(msg) => batch.push(msg),
                 PeerEvent::LinkUp { bearer, name } => {
                     tracing::info!(link = %name, "link up");
                     if let Some(b) = self.shared.bearer(bearer) {
@@ -122,6 +144,9 @@ impl PeerActor {
                     if let Some(f) = self.link_up.get_mut(bearer as usize) {
                         *f = true;
                     }
+                    let id = self.link_id(bearer);
+                    flush_batch(&mut batch);
+                    state(PeerState::LinkUp(peer, id));
                     let _ = self.shared.events.send(NodeEvent::LinkUp { peer, name });
                 }
                 PeerEvent::LinkDown {
@@ -136,6 +161,9 @@ impl PeerActor {
                         }
                         self.link_up[bearer as usize] = false;
                     }
+                    let id = self.link_id(bearer);
+                    flush_batch(&mut batch);
+                    state(PeerState::LinkDown(peer, id));
                     let _ = self.shared.events.send(NodeEvent::LinkDown {
                         peer,
                         name,
@@ -143,6 +171,8 @@ impl PeerActor {
                     });
                 }
                 PeerEvent::NodeUp => {
+                    flush_batch(&mut batch);
+                    state(PeerState::Up(peer));
                     let _ = self.shared.events.send(NodeEvent::NodeUp(peer));
                 }
                 PeerEvent::NodeDown => {
@@ -150,6 +180,8 @@ impl PeerActor {
                         n.notify_waiters();
                         n.notify_one();
                     }
+                    flush_batch(&mut batch);
+                    state(PeerState::Down(peer));
                     let _ = self.shared.events.send(NodeEvent::NodeDown(peer));
                 }
                 PeerEvent::Unblocked(_) => {
@@ -161,8 +193,20 @@ impl PeerActor {
                 PeerEvent::Purged(_) => {}
             }
         }
+        flush_batch(&mut batch);
         self.flush();
         self.arm(ctx);
+    }
+
+    /// The kernel's link id: `(peer_bearer_id << 16) | bearer_id`.
+    fn link_id(&self, bearer: BearerId) -> u32 {
+        let peer_bearer = self
+            .core
+            .links()
+            .into_iter()
+            .find(|(b, _)| *b == bearer)
+            .map_or(0, |(_, s)| s.peer_bearer_id);
+        ((peer_bearer as u32) << 16) | bearer as u32
     }
 
     fn flush(&mut self) {

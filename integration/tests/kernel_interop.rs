@@ -54,6 +54,23 @@ fn scenario(ns: &str, bearer: Bearer, remote: Option<&str>, node_args: &[&str], 
         rc == 0 && out.contains("host") && out.contains("686f7374"),
         "{out}"
     );
+    // Name tables: the kernel lists our node-state binding {0, host}, we list the kernel's.
+    let host_addr = 0x686f_7374u32.to_string();
+    let (rc, out) = k.exec("tipc nametable show").unwrap();
+    assert!(
+        rc == 0
+            && out.lines().any(|l| l.starts_with("0 ")
+                && l.contains(&host_addr)
+                && l.trim_end().ends_with("host")),
+        "kernel nametable lacks our node binding:\n{out}"
+    );
+    let (ok, ours, err) = node.ctl(&["nametable", "show"]);
+    assert!(ok, "{err}");
+    assert!(
+        ours.lines()
+            .any(|l| l.starts_with("0 ") && l.trim_end().ends_with(" k")),
+        "{ours}"
+    );
 
     // Idle, then traffic the kernel originates: 200 bindings published (name-table updates to
     // us, several messages), then withdrawn when the server stops.
@@ -83,10 +100,22 @@ fn scenario(ns: &str, bearer: Bearer, remote: Option<&str>, node_args: &[&str], 
             let (rc, out) = k.exec(&cmd).unwrap();
             assert_eq!(rc, 0, "{out}");
             published = true;
+            assert!(
+                wait_nametable(&node, |t| t
+                    .lines()
+                    .filter(|l| l.starts_with("4000 "))
+                    .count()
+                    == 200),
+                "the kernel's 200 bindings never reached our name table"
+            );
         } else if published && !withdrawn && start.elapsed() > 2 * IDLE / 3 {
             let (rc, out) = k.exec("kill $(cat /tmp/srv.pid)").unwrap();
             assert_eq!(rc, 0, "{out}");
             withdrawn = true;
+            assert!(
+                wait_nametable(&node, |t| !t.lines().any(|l| l.starts_with("4000 "))),
+                "the kernel's withdrawals never reached our name table"
+            );
         }
     }
     assert!(published && withdrawn);
@@ -124,6 +153,19 @@ fn scenario(ns: &str, bearer: Bearer, remote: Option<&str>, node_args: &[&str], 
         killed.elapsed()
     );
     k.down().unwrap();
+}
+
+/// Poll our `tipcctl nametable show` (up to 5 s) until `cond` holds.
+fn wait_nametable(node: &NodeProc, cond: impl Fn(&str) -> bool) -> bool {
+    let end = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < end {
+        let (ok, out, _) = node.ctl(&["nametable", "show"]);
+        if ok && cond(&out) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
 }
 
 #[test]

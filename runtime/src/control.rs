@@ -24,6 +24,8 @@ pub enum Request {
     LinkStat(Option<String>),
     /// `bearer list`.
     BearerList,
+    /// `nametable show`.
+    NameTable,
 }
 
 /// A reply frame.
@@ -109,6 +111,7 @@ async fn handle(node: Node, mut s: UnixStream) -> io::Result<()> {
         Request::LinkList => Ok(node.link_list().await),
         Request::LinkStat(name) => node.link_stat(name.as_deref()).await,
         Request::BearerList => Ok(node.bearer_list()),
+        Request::NameTable => Ok(node.nametable_show().await),
     };
     match out {
         Ok(text) => {

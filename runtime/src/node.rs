@@ -178,6 +178,31 @@ impl Node {
         Ok(s)
     }
 
+    /// `tipc nametable show`: every binding, with the publishing node's identity.
+    pub async fn nametable_show(&self) -> String {
+        let mut s = format!(
+            "{:<10} {:<10} {:<10} {:<8} {:<10} {:<33}\n",
+            "Type", "Lower", "Upper", "Scope", "Port", "Node"
+        );
+        for p in self.transport.nametable().await {
+            let node = self
+                .transport
+                .node_id(p.node)
+                .map(|id| id.to_id_string())
+                .unwrap_or_else(|| format!("{:x}", p.node));
+            let scope = match p.scope {
+                tipc_actors::addr::Scope::Cluster => "cluster",
+                tipc_actors::addr::Scope::Node => "node",
+            };
+            let _ = writeln!(
+                s,
+                "{:<10} {:<10} {:<10} {:<8} {:<10} {}",
+                p.range.type_, p.range.lower, p.range.upper, scope, p.port, node
+            );
+        }
+        s
+    }
+
     /// `tipc bearer list`.
     pub fn bearer_list(&self) -> String {
         let mut s = String::new();

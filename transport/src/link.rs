@@ -268,6 +268,8 @@ pub struct LinkSnapshot {
     pub backlog_len: usize,
     /// Packets in the deferred queue.
     pub deferred_len: usize,
+    /// The peer's bearer id (from its RESET/ACTIVATE).
+    pub peer_bearer_id: u8,
     /// Counters.
     pub stats: LinkStats,
 }
@@ -503,6 +505,7 @@ impl Link {
             transmq_len: self.transmq.len(),
             backlog_len: self.backlogq.len(),
             deferred_len: self.deferdq.len(),
+            peer_bearer_id: self.peer_bearer_id,
             stats: self.stats,
         }
     }

@@ -33,6 +33,17 @@ enum Cmd {
         #[command(subcommand)]
         cmd: BearerCmd,
     },
+    /// The binding table.
+    Nametable {
+        #[command(subcommand)]
+        cmd: NametableCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum NametableCmd {
+    /// Show every binding: type, lower, upper, scope, port, node.
+    Show,
 }
 
 #[derive(Subcommand, Debug)]
@@ -80,6 +91,9 @@ fn main() -> ExitCode {
         Cmd::Bearer {
             cmd: BearerCmd::List,
         } => Request::BearerList,
+        Cmd::Nametable {
+            cmd: NametableCmd::Show,
+        } => Request::NameTable,
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -1,0 +1,354 @@
+//! The NameTable actor: the node's binding table, name distribution and service tracking
+//! (kernel `name_table.c`, `name_distr.c`, `subscr.c`/`topsrv.c`), spec §7, §8.
+//!
+//! Every message a peer's link delivers passes through this actor in link order: a
+//! NAME_DISTRIBUTOR message is applied to the table before any later message from that peer is
+//! handed on. So a binding the peer published before sending a message is visible here before
+//! that message is delivered (the kernel does not guarantee this since 5.10; we do).
+//!
+//! At node-up the actor sends our cluster-scope bindings to the peer (the bulk); at node-down it
+//! purges what the peer published. It publishes our node-state binding `{0, own, own}` at start
+//! and a node-scope link-state binding `{2, peer, peer}` per working link.
+
+use crate::addr::{Scope, ServiceRange, SocketAddr};
+use crate::binding::{BindingError, BindingTable, Publication, TableEvent};
+use crate::name_distr::{stamp_destnode, NameDistributor, Update};
+use crate::node::{Delivered, Shared};
+use crate::peer::SendMsg;
+use crate::topology::{ClientId, PubInfo, SubError, SubId, Subscription, TopoEvent, Topology};
+use actix::prelude::*;
+use bytes::{Bytes, BytesMut};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+use tipc_transport::wire::{user, Header};
+use tipc_transport::NodeAddr;
+use tokio::sync::mpsc;
+
+/// Messages delivered by a peer's links, in link order.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct FromPeer {
+    /// The peer.
+    pub from: NodeAddr,
+    /// The messages.
+    pub msgs: Vec<Bytes>,
+}
+
+/// A peer node came up (first link) or went down (last link).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub enum PeerState {
+    /// Up: send it our bindings.
+    Up(NodeAddr),
+    /// Down: forget its bindings.
+    Down(NodeAddr),
+    /// A link to the peer came up: publish `{2, peer, peer}` (node scope) with this link id.
+    LinkUp(NodeAddr, u32),
+    /// That link went down.
+    LinkDown(NodeAddr, u32),
+}
+
+/// Publish a binding of a local socket.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), BindingError>")]
+pub struct Publish(pub Publication);
+
+/// Withdraw a binding of a local socket.
+#[derive(Debug, Message)]
+#[rtype(result = "Option<Publication>")]
+pub struct Withdraw {
+    /// Exact range.
+    pub range: ServiceRange,
+    /// Port.
+    pub port: u32,
+    /// Key.
+    pub key: u32,
+}
+
+/// Ask for every binding, in `nametable show` order.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<Publication>")]
+pub struct ShowTable;
+
+/// Subscribe to a service range; events go to `events`.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<SubId, SubError>")]
+pub struct Subscribe {
+    /// The subscription.
+    pub sub: Subscription,
+    /// Where its events go; dropping the receiver ends the subscription.
+    pub events: mpsc::UnboundedSender<TopoEvent>,
+}
+
+/// Counters of the name table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NameTableStats {
+    /// Name-distribution messages received.
+    pub distr_rx: u64,
+    /// Updates applied.
+    pub applied: u64,
+    /// Updates the table refused (duplicates, invalid, over the limit, unknown withdrawal).
+    pub refused: u64,
+}
+
+/// The actor owning the binding table.
+pub struct NameTable {
+    shared: Arc<Shared>,
+    table: BindingTable,
+    distr: NameDistributor,
+    topo: Topology,
+    clients: HashMap<ClientId, mpsc::UnboundedSender<TopoEvent>>,
+    next_client: u64,
+    up_peers: BTreeSet<NodeAddr>,
+    timer: Option<SpawnHandle>,
+    stats: NameTableStats,
+}
+
+impl NameTable {
+    pub(crate) fn new(shared: Arc<Shared>) -> NameTable {
+        let own = shared.own_addr;
+        let mut table = BindingTable::new(own);
+        // Our node-state binding; the kernel publishes it when its address is set.
+        let _ = table.publish(Publication::node_state(own));
+        let mut distr = NameDistributor::new(own);
+        let _ = distr.publish(&Publication::node_state(own));
+        let mut me = NameTable {
+            shared,
+            table,
+            distr,
+            topo: Topology::new(),
+            clients: HashMap::new(),
+            next_client: 1,
+            up_peers: BTreeSet::new(),
+            timer: None,
+            stats: NameTableStats::default(),
+        };
+        me.drain_table(Instant::now());
+        me
+    }
+
+    fn peer_send(&self, peer: NodeAddr, msg: BytesMut) {
+        if let Some(p) = self.shared.peers.get(&peer) {
+            p.do_send(SendMsg { msg, selector: 0 });
+        }
+    }
+
+    /// Table events to service tracking.
+    fn drain_table(&mut self, now: Instant) {
+        while let Some(ev) = self.table.poll_event() {
+            match ev {
+                TableEvent::Published { publ, first } => self.topo.on_published(
+                    now,
+                    &PubInfo {
+                        range: publ.range,
+                        node: publ.node,
+                        port: publ.port,
+                        first_of_range: first,
+                    },
+                ),
+                TableEvent::Withdrawn { publ, last } => self.topo.on_withdrawn(
+                    now,
+                    &PubInfo {
+                        range: publ.range,
+                        node: publ.node,
+                        port: publ.port,
+                        first_of_range: last,
+                    },
+                ),
+            }
+        }
+    }
+
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        self.drain_table(now);
+        while let Some((client, ev)) = self.topo.poll_event() {
+            let gone = match self.clients.get(&client) {
+                Some(tx) => tx.send(ev).is_err(),
+                None => false,
+            };
+            if gone {
+                self.clients.remove(&client);
+                self.topo.client_gone(client);
+            }
+        }
+        if let Some(h) = self.timer.take() {
+            ctx.cancel_future(h);
+        }
+        if let Some(t) = self.topo.poll_timeout() {
+            self.timer = Some(ctx.run_later(t.saturating_duration_since(now), |act, ctx| {
+                act.timer = None;
+                act.topo.handle_timeout(Instant::now());
+                act.pump(ctx);
+            }));
+        }
+    }
+
+    fn apply(&mut self, u: Update) {
+        let ok = match u {
+            Update::Publish(p) => self.table.publish(p).is_ok(),
+            Update::Withdraw {
+                range,
+                node,
+                port,
+                key,
+            } => self.table.withdraw(range, node, port, key).is_some(),
+        };
+        if ok {
+            self.stats.applied += 1;
+        } else {
+            self.stats.refused += 1;
+        }
+    }
+
+    /// Our cluster-scope publications (for the bulk).
+    fn own_cluster_bindings(&self) -> Vec<Publication> {
+        self.table
+            .bindings_of_node(self.shared.own_addr)
+            .into_iter()
+            .filter(|p| p.scope == Scope::Cluster)
+            .collect()
+    }
+}
+
+impl Actor for NameTable {
+    type Context = Context<Self>;
+}
+
+impl Handler<FromPeer> for NameTable {
+    type Result = ();
+
+    fn handle(&mut self, m: FromPeer, ctx: &mut Self::Context) {
+        let deliver = self.shared.deliver.read().ok().and_then(|d| d.clone());
+        for msg in m.msgs {
+            let usr = Header::new_unchecked(&msg[..]).user();
+            if usr == user::NAME_DISTRIBUTOR {
+                self.stats.distr_rx += 1;
+                for u in self.distr.receive(m.from, &msg) {
+                    self.apply(u);
+                }
+            } else if let Some(tx) = &deliver {
+                let _ = tx.send(Delivered { from: m.from, msg });
+            }
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<PeerState> for NameTable {
+    type Result = ();
+
+    fn handle(&mut self, m: PeerState, ctx: &mut Self::Context) {
+        match m {
+            PeerState::Up(peer) => {
+                self.up_peers.insert(peer);
+                let own = self.own_cluster_bindings();
+                // One item list per message up to the smallest bearer MTU we may use.
+                let mss = self
+                    .shared
+                    .bearers
+                    .read()
+                    .ok()
+                    .and_then(|b| b.iter().flatten().map(|s| s.info.params.mtu).min())
+                    .unwrap_or(1500)
+                    .saturating_sub(2 * tipc_transport::wire::INT_H_SIZE);
+                for msg in self.distr.bulk(peer, own.iter(), mss) {
+                    self.peer_send(peer, msg);
+                }
+            }
+            PeerState::Down(peer) => {
+                self.up_peers.remove(&peer);
+                self.distr.node_down(peer);
+                let gone = self.table.purge_node(peer);
+                self.stats.applied += gone.len() as u64;
+            }
+            PeerState::LinkUp(peer, link_id) => {
+                let own = self.shared.own_addr;
+                let _ = self
+                    .table
+                    .publish(Publication::link_state(own, peer, link_id));
+            }
+            PeerState::LinkDown(peer, link_id) => {
+                let p = Publication::link_state(self.shared.own_addr, peer, link_id);
+                let _ = self.table.withdraw(p.range, p.node, p.port, p.key);
+            }
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Publish> for NameTable {
+    type Result = Result<(), BindingError>;
+
+    fn handle(&mut self, m: Publish, ctx: &mut Self::Context) -> Self::Result {
+        self.table.publish(m.0)?;
+        if let Some((_, msg)) = self.distr.publish(&m.0) {
+            for &peer in &self.up_peers {
+                let mut copy = msg.clone();
+                stamp_destnode(&mut copy, peer);
+                self.peer_send(peer, copy);
+            }
+        }
+        self.pump(ctx);
+        Ok(())
+    }
+}
+
+impl Handler<Withdraw> for NameTable {
+    type Result = Option<Publication>;
+
+    fn handle(&mut self, m: Withdraw, ctx: &mut Self::Context) -> Self::Result {
+        let p = self
+            .table
+            .withdraw(m.range, self.shared.own_addr, m.port, m.key)?;
+        if let Some((_, msg)) = self.distr.withdraw(&p) {
+            for &peer in &self.up_peers {
+                let mut copy = msg.clone();
+                stamp_destnode(&mut copy, peer);
+                self.peer_send(peer, copy);
+            }
+        }
+        self.pump(ctx);
+        Some(p)
+    }
+}
+
+impl Handler<ShowTable> for NameTable {
+    type Result = Vec<Publication>;
+
+    fn handle(&mut self, _: ShowTable, _: &mut Self::Context) -> Vec<Publication> {
+        self.table.iter().copied().collect()
+    }
+}
+
+impl Handler<Subscribe> for NameTable {
+    type Result = Result<SubId, SubError>;
+
+    fn handle(&mut self, m: Subscribe, ctx: &mut Self::Context) -> Self::Result {
+        let client = ClientId(self.next_client);
+        self.next_client += 1;
+        let existing: Vec<PubInfo> = self
+            .table
+            .subscription_snapshot(m.sub.range, true)
+            .into_iter()
+            .map(|p| PubInfo {
+                range: p.range,
+                node: p.node,
+                port: p.port,
+                first_of_range: false,
+            })
+            .collect();
+        let id = self
+            .topo
+            .subscribe(Instant::now(), m.sub, client, existing)?;
+        self.clients.insert(client, m.events);
+        self.pump(ctx);
+        Ok(id)
+    }
+}
+
+/// The socket address of a publication, for display.
+pub fn publication_socket(p: &Publication) -> SocketAddr {
+    p.socket()
+}

@@ -7,7 +7,9 @@
 //!   discoverer, demultiplexes received frames to peers;
 //! * [`peer::PeerActor`] (kernel `node.c`): one per remote node, owns that node's links;
 //! * [`node::TransportNode`]: the node's registry of bearers and peers, management queries and
-//!   node events.
+//!   node events;
+//! * [`socket`] (kernel `socket.c`, connectionless part): sans-IO datagram message building,
+//!   receive queue, rejection and secondary lookup.
 //!
 //! Actors must run inside an actix `System` (or a tokio `LocalSet`).
 
@@ -15,6 +17,7 @@ pub mod addr;
 pub mod bearer;
 pub mod node;
 pub mod peer;
+pub mod socket;
 
 pub use node::{
     BearerInfo, Delivered, LinkInfo, NodeEvent, NodeInfo, TransportConfig, TransportNode,

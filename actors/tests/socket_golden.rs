@@ -139,7 +139,11 @@ fn build_named_matches_kernel_rdm_a2b() {
 #[test]
 fn build_direct_matches_every_captured_rdm_direct_message() {
     let vs = vectors_matching("data-low-direct", &["-err-"]);
-    assert!(vs.len() >= 8, "expected the direct vectors, got {}", vs.len());
+    assert!(
+        vs.len() >= 8,
+        "expected the direct vectors, got {}",
+        vs.len()
+    );
     for (name, v) in vs {
         let r = parse(&v);
         assert_eq!(r.mtype, DataType::Direct, "{name}");
@@ -165,7 +169,11 @@ fn build_direct_matches_every_captured_rdm_direct_message() {
 fn build_named_matches_every_captured_rdm_named_message() {
     // The `-syn` ones are connection SYNs (SEQPACKET/STREAM), not datagrams.
     let vs = vectors_matching("data-low-named", &["-syn", "-err-"]);
-    assert!(vs.len() >= 5, "expected the named vectors, got {}", vs.len());
+    assert!(
+        vs.len() >= 5,
+        "expected the named vectors, got {}",
+        vs.len()
+    );
     for (name, v) in vs {
         let r = parse(&v);
         let own = SocketAddr {
@@ -229,7 +237,11 @@ fn build_mcast_replicast_copy_matches_kernel_after_method_switch() {
 #[test]
 fn build_mcast_matches_every_captured_replicast_copy() {
     let vs = vectors_matching("data-low-mcast-a2b", &["-err-"]);
-    assert!(vs.len() >= 3, "expected the mcast vectors, got {}", vs.len());
+    assert!(
+        vs.len() >= 3,
+        "expected the mcast vectors, got {}",
+        vs.len()
+    );
     for (name, v) in vs {
         let r = parse(&v);
         let own = SocketAddr {

@@ -164,6 +164,7 @@ proptest! {
                             prop_assert!(before + truesize(size) >= q.limit(imp));
                         }
                         Offer::Dropped => prop_assert!(corrupt),
+                        other => prop_assert!(false, "unexpected {:?}", other),
                     }
                 }
                 None => {

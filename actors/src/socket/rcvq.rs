@@ -72,6 +72,7 @@ pub struct Received {
 
 /// The outcome of [`RecvQueue::offer`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Offer {
     /// Queued; [`RecvQueue::recv`] will return it.
     Accepted,

@@ -9,7 +9,12 @@
 //! * [`binding::BindingTable`] (kernel `name_table.c`): the sans-IO binding table;
 //! * [`name_distr::NameDistributor`] (kernel `name_distr.c`): sans-IO name distribution;
 //! * [`node::TransportNode`]: the node's registry of bearers and peers, management queries and
-//!   node events.
+//!   node events;
+//! * [`socket`] (kernel `socket.c`, connectionless part): sans-IO datagram message building,
+//!   receive queue, rejection and secondary lookup;
+//! * [`topology`] (kernel `subscr.c`, `topsrv.c`): sans-IO service tracking;
+//! * [`names::NameTable`]: the actor owning the binding table, name distribution and
+//!   subscriptions, on the delivery path of every peer.
 //!
 //! Actors must run inside an actix `System` (or a tokio `LocalSet`).
 
@@ -20,6 +25,7 @@ pub mod name_distr;
 pub mod names;
 pub mod node;
 pub mod peer;
+pub mod socket;
 pub mod topology;
 
 pub use node::{

@@ -1,0 +1,47 @@
+//! Connectionless (SOCK_RDM / SOCK_DGRAM) socket core, sans-IO (kernel `net/tipc/socket.c`
+//! with the message helpers of `net/tipc/msg.c` and the multicast sync of `net/tipc/bcast.c`).
+//!
+//! Spec: tipc-protocol.md §2.2 (data header), §2.6 (error codes), §8.2 (secondary lookup),
+//! §9.1 (datagram sockets), §9.2 (rejection, `tipc_msg_reverse`), §9.3 (`rcvbuf_limit`).
+//!
+//! The core does no I/O and never consults the binding table itself: name lookups are passed in
+//! as closures. It has three parts:
+//!
+//! * **Building** what `sendto()` puts on the wire ([`build_direct`], [`build_named`],
+//!   [`build_mcast`], [`replicast_copy`], [`mcast_sync`]): byte-exact with the kernel's socket
+//!   header template (`tipc_sk_create`, `__tipc_sendmsg`, `tipc_sendmcast`). The link-stamped
+//!   fields (w1 `bcast_ack`, w2 `ack`/`seqno`) are left 0 for the link to fill in.
+//! * **Receiving** into a per-socket queue ([`RecvQueue`], the connectionless half of
+//!   `tipc_sk_filter_rcv` with the §9.3 limits).
+//! * **Rejecting and rerouting** messages ([`reverse`], [`lookup_dest`],
+//!   [`reject_or_reroute`]), the `tipc_sk_rcv` path for a message whose port does not exist.
+
+mod msg;
+mod rcvq;
+
+pub use msg::{
+    build_direct, build_mcast, build_named, lookup_dest, mcast_sync, reject_or_reroute,
+    replicast_copy, reverse, SendOpts, MAX_FORWARD_SIZE,
+};
+pub use rcvq::{
+    truesize, Offer, Received, RecvQueue, RecvStats, Returned, RCVBUF_DEFAULT, RCVBUF_MAX,
+    RCVBUF_MIN, SKB_OVERHEAD,
+};
+
+/// Why a socket operation was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SocketError {
+    /// The payload exceeds `TIPC_MAX_USER_MSG_SIZE` (66000 bytes): the kernel's `EMSGSIZE`.
+    #[error("message of {0} bytes exceeds 66000 bytes")]
+    TooLarge(usize),
+    /// Importance outside 0..=3 (`TIPC_IMPORTANCE` takes LOW..CRITICAL): the kernel's `EINVAL`.
+    #[error("bad importance {0}")]
+    BadImportance(u8),
+    /// A service range with `lower > upper`: the kernel's `EINVAL`.
+    #[error("bad service range: lower > upper")]
+    BadRange,
+    /// A receive buffer size outside 512 KiB..=16 MiB.
+    #[error("receive buffer size {0} outside 512 KiB..=16 MiB")]
+    BadRcvbuf(usize),
+}

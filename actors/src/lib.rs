@@ -26,6 +26,7 @@ pub mod names;
 pub mod node;
 pub mod peer;
 pub mod socket;
+pub mod sockets;
 pub mod topology;
 
 pub use node::{

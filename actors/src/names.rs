@@ -10,18 +10,20 @@
 //! purges what the peer published. It publishes our node-state binding `{0, own, own}` at start
 //! and a node-scope link-state binding `{2, peer, peer}` per working link.
 
-use crate::addr::{Scope, ServiceRange, SocketAddr};
-use crate::binding::{BindingError, BindingTable, Publication, TableEvent};
+use crate::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
+use crate::binding::{AnycastResult, BindingError, BindingTable, Publication, TableEvent};
 use crate::name_distr::{stamp_destnode, NameDistributor, Update};
 use crate::node::{Delivered, Shared};
 use crate::peer::SendMsg;
+use crate::socket::{lookup_dest, replicast_copy, reverse};
+use crate::sockets::{DgramError, Incoming};
 use crate::topology::{ClientId, PubInfo, SubError, SubId, Subscription, TopoEvent, Topology};
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
-use tipc_transport::wire::{user, Header};
+use tipc_transport::wire::{field, user, DataType, ErrorCode, Header};
 use tipc_transport::NodeAddr;
 use tokio::sync::mpsc;
 
@@ -80,6 +82,34 @@ pub struct Subscribe {
     /// Where its events go; dropping the receiver ends the subscription.
     pub events: mpsc::UnboundedSender<TopoEvent>,
 }
+
+/// A message produced on this node that must go where its header says.
+#[derive(Debug)]
+pub enum Route {
+    /// A rejected message on its way back to its sender (header destnode/destport).
+    Returned(BytesMut),
+}
+
+/// Route a message (see [`Route`]).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RouteMsg(pub Route);
+
+/// What a local socket sends.
+#[derive(Debug)]
+pub enum SendKind {
+    /// A DIRECT_MSG (destination in the header).
+    Direct(BytesMut),
+    /// A NAMED_MSG to be resolved by anycast lookup.
+    Named(BytesMut, ServiceAddr),
+    /// A MCAST_MSG to replicate to every node and local socket bound in the range.
+    Mcast(BytesMut, ServiceRange),
+}
+
+/// Send a message from a local socket.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), DgramError>")]
+pub struct SendFromSocket(pub SendKind);
 
 /// Counters of the name table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -202,6 +232,97 @@ impl NameTable {
         }
     }
 
+    /// Send to a peer node; false if it is unknown.
+    fn send_to_peer(&self, node: NodeAddr, msg: BytesMut) -> bool {
+        match self.shared.peers.get(&node) {
+            Some(p) => {
+                p.do_send(SendMsg { msg, selector: 0 });
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Deliver to a local socket; `reject` a message for a port that does not exist.
+    fn deliver_to_port(&mut self, port: u32, msg: Bytes, reject: bool) {
+        let sock = self.shared.sockets.get(&port).map(|e| e.value().clone());
+        match sock {
+            Some(a) => a.do_send(Incoming(msg)),
+            None if reject => self.reject(&msg, ErrorCode::NoPort),
+            None => {}
+        }
+    }
+
+    /// Return a message to its sender with an error code, unless it is droppable.
+    fn reject(&mut self, msg: &[u8], err: ErrorCode) {
+        if let Some(ret) = reverse(msg, err, self.shared.own_addr) {
+            self.route_out(ret);
+        }
+    }
+
+    /// A message built here goes to its header's destination node.
+    fn route_out(&mut self, msg: BytesMut) -> bool {
+        let dest = Header::new_unchecked(&msg[..]).destnode();
+        if dest == self.shared.own_addr || dest == 0 {
+            self.deliver_local(msg.freeze());
+            true
+        } else {
+            self.send_to_peer(dest, msg)
+        }
+    }
+
+    /// The receiving half of the socket layer (`tipc_sk_rcv`): a data message for this node.
+    fn deliver_local(&mut self, msg: Bytes) {
+        let own = self.shared.own_addr;
+        let Ok(h) = Header::new_checked(&msg[..]) else {
+            return;
+        };
+        if h.user() > user::CRITICAL {
+            return;
+        }
+        let destport = h.destport();
+        if h.errcode() != 0 {
+            // One of our messages coming back: to the socket that sent it, never re-rejected.
+            self.deliver_to_port(destport, msg, false);
+            return;
+        }
+        match DataType::from_u8(h.mtype()) {
+            Ok(DataType::Direct) => self.deliver_to_port(destport, msg, true),
+            Ok(DataType::Named) => {
+                if destport != 0 && self.shared.sockets.contains_key(&destport) {
+                    self.deliver_to_port(destport, msg, true);
+                    return;
+                }
+                let mut m = BytesMut::from(&msg[..]);
+                let table = &mut self.table;
+                match lookup_dest(&mut m, own, |sa, scope| table.lookup_secondary(sa, scope)) {
+                    Ok(sock) if sock.node == own => {
+                        self.deliver_to_port(sock.port, m.freeze(), true)
+                    }
+                    Ok(sock) => {
+                        if !self.send_to_peer(sock.node, m) {
+                            self.reject(&msg, ErrorCode::NoNode);
+                        }
+                    }
+                    Err(e) => self.reject(&msg, e),
+                }
+            }
+            Ok(DataType::Mcast) => {
+                let range = ServiceRange {
+                    type_: h.get(field::NAMETYPE),
+                    lower: h.get(field::NAMEINST),
+                    upper: h.get(field::NAMEUPPER),
+                };
+                let from_local = h.orignode() == own;
+                for port in self.table.lookup_mcast_local_ports(range, from_local) {
+                    self.deliver_to_port(port, msg.clone(), false);
+                }
+            }
+            // Connection and group messages to a connectionless world: NO_PORT.
+            _ => self.reject(&msg, ErrorCode::NoPort),
+        }
+    }
+
     /// Our cluster-scope publications (for the bulk).
     fn own_cluster_bindings(&self) -> Vec<Publication> {
         self.table
@@ -229,7 +350,10 @@ impl Handler<FromPeer> for NameTable {
                     self.apply(u);
                 }
             } else if let Some(tx) = &deliver {
+                // Raw transport mode (tests, benchmarks): every message to the hook.
                 let _ = tx.send(Delivered { from: m.from, msg });
+            } else {
+                self.deliver_local(msg);
             }
         }
         self.pump(ctx);
@@ -345,6 +469,72 @@ impl Handler<Subscribe> for NameTable {
         self.clients.insert(client, m.events);
         self.pump(ctx);
         Ok(id)
+    }
+}
+
+impl Handler<RouteMsg> for NameTable {
+    type Result = ();
+
+    fn handle(&mut self, m: RouteMsg, _: &mut Self::Context) {
+        match m.0 {
+            Route::Returned(msg) => {
+                self.route_out(msg);
+            }
+        }
+    }
+}
+
+impl Handler<SendFromSocket> for NameTable {
+    type Result = Result<(), DgramError>;
+
+    fn handle(&mut self, m: SendFromSocket, _: &mut Self::Context) -> Self::Result {
+        let own = self.shared.own_addr;
+        match m.0 {
+            SendKind::Direct(msg) => {
+                if self.route_out(msg) {
+                    Ok(())
+                } else {
+                    Err(DgramError::NoNode)
+                }
+            }
+            SendKind::Named(mut msg, name) => {
+                let dest = match self.table.lookup_anycast(name, 0) {
+                    AnycastResult::Found(sock) => sock,
+                    AnycastResult::Deferred(node) => SocketAddr { node, port: 0 },
+                    AnycastResult::NotFound => return Err(DgramError::NoDestination),
+                };
+                {
+                    let mut h = Header::new_unchecked(&mut msg[..]);
+                    h.set(field::DESTNODE, dest.node);
+                    h.set(field::DESTPORT, dest.port);
+                }
+                if dest.node == own {
+                    self.deliver_local(msg.freeze());
+                    Ok(())
+                } else if self.send_to_peer(dest.node, msg) {
+                    Ok(())
+                } else {
+                    Err(DgramError::NoNode)
+                }
+            }
+            SendKind::Mcast(msg, range) => {
+                let nodes = self.table.lookup_mcast_nodes(range, true);
+                let ports = self.table.lookup_mcast_local_ports(range, true);
+                if nodes.is_empty() && ports.is_empty() {
+                    return Err(DgramError::NoDestination);
+                }
+                for n in nodes {
+                    if let Some(copy) = replicast_copy(&msg, n) {
+                        self.send_to_peer(n, copy);
+                    }
+                }
+                let b = msg.freeze();
+                for port in ports {
+                    self.deliver_to_port(port, b.clone(), false);
+                }
+                Ok(())
+            }
+        }
     }
 }
 

@@ -130,6 +130,10 @@ pub(crate) struct Shared {
     pub names: std::sync::OnceLock<Addr<crate::names::NameTable>>,
     /// Identities of known peer nodes (for display).
     pub node_ids: DashMap<NodeAddr, NodeId>,
+    /// Local sockets by port.
+    pub sockets: DashMap<u32, Addr<crate::sockets::SocketActor>>,
+    /// Next port number to try.
+    pub next_port: std::sync::atomic::AtomicU32,
 }
 
 #[derive(Clone)]
@@ -189,6 +193,8 @@ impl TransportNode {
         });
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let signature = rng.next_u32() as u16;
+        // Ports start at a random value and increase, skipping 0 (`tipc_sk_insert`).
+        let port_start = rng.next_u32().max(1);
         let (events, _) = broadcast::channel(1024);
         let node = TransportNode {
             shared: Arc::new(Shared {
@@ -203,6 +209,8 @@ impl TransportNode {
                 unblocked: DashMap::new(),
                 names: std::sync::OnceLock::new(),
                 node_ids: DashMap::new(),
+                sockets: DashMap::new(),
+                next_port: std::sync::atomic::AtomicU32::new(port_start),
             }),
         };
         let names = crate::names::NameTable::new(node.shared.clone()).start();
@@ -461,6 +469,52 @@ impl TransportNode {
             Ok(Err(e)) => Err(e),
             Err(_) => Err(crate::topology::SubError::TooManySubscriptions),
         }
+    }
+
+    /// Open a connectionless (RDM) socket on a fresh port.
+    pub fn dgram_socket(&self) -> crate::sockets::DgramSocket {
+        use std::sync::atomic::Ordering;
+        loop {
+            let p = self.shared.next_port.fetch_add(1, Ordering::Relaxed);
+            if p != 0 && !self.shared.sockets.contains_key(&p) {
+                return crate::sockets::DgramSocket::open(self.clone(), p);
+            }
+        }
+    }
+
+    pub(crate) fn register_socket(&self, port: u32, a: Addr<crate::sockets::SocketActor>) {
+        self.shared.sockets.insert(port, a);
+    }
+
+    pub(crate) fn unregister_socket(&self, port: u32) {
+        self.shared.sockets.remove(&port);
+    }
+
+    /// Ports of the local sockets (`socket list`).
+    pub fn socket_ports(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self.shared.sockets.iter().map(|e| *e.key()).collect();
+        v.sort_unstable();
+        v
+    }
+
+    pub(crate) fn route(&self, r: crate::names::Route) {
+        if let Some(a) = self.shared.names.get() {
+            a.do_send(crate::names::RouteMsg(r));
+        }
+    }
+
+    pub(crate) async fn send_from_socket(
+        &self,
+        kind: crate::names::SendKind,
+    ) -> Result<(), crate::sockets::DgramError> {
+        let a = self
+            .shared
+            .names
+            .get()
+            .ok_or(crate::sockets::DgramError::Stopped)?;
+        a.send(crate::names::SendFromSocket(kind))
+            .await
+            .unwrap_or(Err(crate::sockets::DgramError::Stopped))
     }
 
     /// Stop: every link tells its peer (RESET with `peer_stopping`), then bearers close.

@@ -1,0 +1,280 @@
+//! Datagram socket actors (kernel `socket.c`, connectionless path), spec §9.1–9.3.
+//!
+//! A [`SocketActor`] owns one [`RecvQueue`]; a [`DgramSocket`] is the user's handle. Sends go
+//! through the [`crate::names::NameTable`] actor, which looks the destination up and routes the
+//! message to a local socket or to the destination node's peer actor; received messages reach
+//! the socket through the same actor, after any name-table update the peer sent before them.
+
+use crate::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
+use crate::binding::{BindingError, Publication};
+use crate::names::{Route, SendKind};
+use crate::node::TransportNode;
+use crate::socket::{
+    build_direct, build_mcast, build_named, Offer, Received, RecvQueue, SendOpts, SocketError,
+};
+use actix::prelude::*;
+use bytes::Bytes;
+use std::collections::VecDeque;
+use tokio::sync::oneshot;
+
+/// A message for this socket.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Incoming(pub Bytes);
+
+/// Wait for the next received message.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RecvNext(pub oneshot::Sender<Received>);
+
+/// Close: queued messages are rejected with NO_PORT.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Close;
+
+/// Set the receive buffer size.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), SocketError>")]
+pub struct SetRcvbuf(pub usize);
+
+/// The actor owning one socket's receive queue.
+pub struct SocketActor {
+    node: TransportNode,
+    port: u32,
+    q: RecvQueue,
+    waiters: VecDeque<oneshot::Sender<Received>>,
+    /// Messages taken from the queue for a receiver that had gone away.
+    pending: VecDeque<Received>,
+}
+
+impl SocketActor {
+    /// Hand queued messages to waiting receivers. A message whose receiver gave up (its future
+    /// was dropped) goes to the next receiver: nothing is lost.
+    fn wake(&mut self) {
+        while !self.waiters.is_empty() {
+            let Some(r) = self.pending.pop_front().or_else(|| self.q.recv()) else {
+                return;
+            };
+            let Some(w) = self.waiters.pop_front() else {
+                self.pending.push_front(r);
+                return;
+            };
+            if let Err(r) = w.send(r) {
+                self.pending.push_front(r);
+            }
+        }
+    }
+}
+
+impl Actor for SocketActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<Incoming> for SocketActor {
+    type Result = ();
+    fn handle(&mut self, m: Incoming, _: &mut Self::Context) {
+        match self.q.offer(m.0, self.node.addr()) {
+            Offer::Accepted => self.wake(),
+            Offer::Rejected {
+                returned: Some(ret),
+                ..
+            } => self.node.route(Route::Returned(ret)),
+            _ => {}
+        }
+    }
+}
+
+impl Handler<RecvNext> for SocketActor {
+    type Result = ();
+    fn handle(&mut self, m: RecvNext, _: &mut Self::Context) {
+        self.waiters.push_back(m.0);
+        self.wake();
+    }
+}
+
+impl Handler<SetRcvbuf> for SocketActor {
+    type Result = Result<(), SocketError>;
+    fn handle(&mut self, m: SetRcvbuf, _: &mut Self::Context) -> Self::Result {
+        self.q.set_rcvbuf(m.0)
+    }
+}
+
+impl Handler<Close> for SocketActor {
+    type Result = ();
+    fn handle(&mut self, _: Close, ctx: &mut Self::Context) {
+        self.node.unregister_socket(self.port);
+        for ret in self.q.close(self.node.addr()) {
+            self.node.route(Route::Returned(ret));
+        }
+        ctx.stop();
+    }
+}
+
+/// Why a datagram send failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DgramError {
+    /// Building the message failed (too large, bad importance, bad range).
+    #[error(transparent)]
+    Socket(#[from] SocketError),
+    /// No binding matches the service address or range (the kernel's `EHOSTUNREACH`).
+    #[error("no binding for the destination")]
+    NoDestination,
+    /// The destination node is not reachable.
+    #[error("destination node unreachable")]
+    NoNode,
+    /// The node is stopping.
+    #[error("node stopped")]
+    Stopped,
+}
+
+/// A connectionless socket (SOCK_RDM by default; DGRAM differs only in the header bit 18).
+pub struct DgramSocket {
+    node: TransportNode,
+    port: u32,
+    actor: Addr<SocketActor>,
+    opts: SendOpts,
+    binds: u32,
+    bound: Vec<Publication>,
+}
+
+impl DgramSocket {
+    pub(crate) fn open(node: TransportNode, port: u32) -> DgramSocket {
+        let actor = SocketActor {
+            node: node.clone(),
+            port,
+            q: RecvQueue::new(),
+            waiters: VecDeque::new(),
+            pending: VecDeque::new(),
+        }
+        .start();
+        node.register_socket(port, actor.clone());
+        DgramSocket {
+            node,
+            port,
+            actor,
+            opts: SendOpts::RDM,
+            binds: 0,
+            bound: Vec::new(),
+        }
+    }
+
+    /// This socket's address.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr {
+            node: self.node.addr(),
+            port: self.port,
+        }
+    }
+
+    /// Rejected messages come back with an error code instead of being dropped
+    /// (`TIPC_DEST_DROPPABLE` = 0). Default: dropped.
+    pub fn set_returnable(&mut self, returnable: bool) {
+        self.opts.dest_droppable = !returnable;
+    }
+
+    /// Message importance 0 (LOW) ..= 3 (CRITICAL).
+    pub fn set_importance(&mut self, importance: u8) -> Result<(), SocketError> {
+        if importance > 3 {
+            return Err(SocketError::BadImportance(importance));
+        }
+        self.opts.importance = importance;
+        Ok(())
+    }
+
+    /// Receive buffer size (512 KiB ..= 16 MiB; default 2 MiB).
+    pub async fn set_rcvbuf(&self, bytes: usize) -> Result<(), SocketError> {
+        self.actor
+            .send(SetRcvbuf(bytes))
+            .await
+            .unwrap_or(Err(SocketError::BadRcvbuf(bytes)))
+    }
+
+    /// Bind a service range (`bind()` with `TIPC_SERVICE_RANGE`); types below 64 are
+    /// reserved. The key is `port + number of previous binds + 1`, as the kernel's.
+    pub async fn bind(&mut self, range: ServiceRange, scope: Scope) -> Result<(), BindError> {
+        if range.type_ < crate::addr::RESERVED_TYPES {
+            return Err(BindError::Reserved);
+        }
+        if range.lower > range.upper {
+            return Err(BindError::Table(BindingError::InvalidRange {
+                lower: range.lower,
+                upper: range.upper,
+            }));
+        }
+        self.binds += 1;
+        let p = Publication {
+            range,
+            scope,
+            node: self.node.addr(),
+            port: self.port,
+            key: self.port.wrapping_add(self.binds),
+        };
+        self.node.publish(p).await.map_err(BindError::Table)?;
+        self.bound.push(p);
+        Ok(())
+    }
+
+    /// Withdraw a binding made with [`DgramSocket::bind`] (same range).
+    pub async fn unbind(&mut self, range: ServiceRange) -> bool {
+        let Some(i) = self.bound.iter().position(|p| p.range == range) else {
+            return false;
+        };
+        let p = self.bound.remove(i);
+        self.node.withdraw(p.range, p.port, p.key).await.is_some()
+    }
+
+    /// Send to a socket address (DIRECT_MSG).
+    pub async fn send_to_socket(&self, dest: SocketAddr, data: &[u8]) -> Result<(), DgramError> {
+        let msg = build_direct(self.addr(), dest, &self.opts, data)?;
+        self.node.send_from_socket(SendKind::Direct(msg)).await
+    }
+
+    /// Send to a service address: anycast, round-robin among the matching bindings.
+    pub async fn send_to_service(&self, name: ServiceAddr, data: &[u8]) -> Result<(), DgramError> {
+        let msg = build_named(
+            self.addr(),
+            name,
+            SocketAddr { node: 0, port: 0 },
+            Scope::Cluster,
+            &self.opts,
+            data,
+        )?;
+        self.node.send_from_socket(SendKind::Named(msg, name)).await
+    }
+
+    /// Send to a service range: multicast, one copy to every socket bound in it.
+    pub async fn send_to_range(&self, range: ServiceRange, data: &[u8]) -> Result<(), DgramError> {
+        let msg = build_mcast(self.addr(), range, &self.opts, data)?;
+        self.node
+            .send_from_socket(SendKind::Mcast(msg, range))
+            .await
+    }
+
+    /// The next received message (data, or one of ours returned with an error code).
+    pub async fn recv(&self) -> Option<Received> {
+        let (tx, rx) = oneshot::channel();
+        self.actor.send(RecvNext(tx)).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Close: bindings withdrawn, queued messages rejected (returned if their sender asked).
+    pub async fn close(mut self) {
+        for p in std::mem::take(&mut self.bound) {
+            let _ = self.node.withdraw(p.range, p.port, p.key).await;
+        }
+        let _ = self.actor.send(Close).await;
+    }
+}
+
+/// Why a bind failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BindError {
+    /// Service types below 64 are reserved (the kernel's `EACCES`).
+    #[error("service types below 64 are reserved")]
+    Reserved,
+    /// The table refused it.
+    #[error("binding refused: {0:?}")]
+    Table(BindingError),
+}

@@ -1,0 +1,223 @@
+//! Datagram (RDM) sockets on three transport nodes over UDP on 127.0.0.1: anycast round robin,
+//! range multicast, unbound names, returned messages (NO_PORT, OVERLOAD) and droppable ones.
+
+use std::collections::HashMap;
+use std::time::Duration;
+use tipc_actors::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
+use tipc_actors::sockets::{DgramError, DgramSocket};
+use tipc_actors::{NodeEvent, TransportConfig, TransportNode};
+use tipc_transport::media::{UdpConfig, UdpMedia, UdpRemote};
+use tipc_transport::wire::ErrorCode;
+use tipc_transport::NodeId;
+
+fn node(id: &str, port: u16, peers: &[u16]) -> TransportNode {
+    let udp = UdpMedia::bind(UdpConfig {
+        local: format!("127.0.0.1:{port}").parse().unwrap(),
+        remote: UdpRemote::Replicast(
+            peers
+                .iter()
+                .map(|p| format!("127.0.0.1:{p}").parse().unwrap())
+                .collect(),
+        ),
+        mtu: None,
+        name: "udp0".into(),
+    })
+    .expect("bind");
+    let n = TransportNode::new(TransportConfig::new(NodeId::from_str_id(id).unwrap()));
+    n.enable_bearer(udp, "udp0", 50).expect("bearer");
+    n
+}
+
+async fn cluster() -> Vec<TransportNode> {
+    let socks: Vec<_> = (0..3)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let ports: Vec<u16> = socks
+        .iter()
+        .map(|s| s.local_addr().unwrap().port())
+        .collect();
+    drop(socks);
+    let nodes: Vec<TransportNode> = (0..3)
+        .map(|i| {
+            let others: Vec<u16> = ports
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, p)| *p)
+                .collect();
+            node(&format!("r{i}"), ports[i], &others)
+        })
+        .collect();
+    let mut ev = nodes[0].events();
+    let mut up = 0;
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while up < 2 {
+            if let Ok(NodeEvent::NodeUp(_)) = ev.recv().await {
+                up += 1;
+            }
+        }
+    })
+    .await
+    .expect("cluster up");
+    nodes
+}
+
+fn r(type_: u32, lower: u32, upper: u32) -> ServiceRange {
+    ServiceRange {
+        type_,
+        lower,
+        upper,
+    }
+}
+
+async fn recv_t(s: &DgramSocket, ms: u64) -> Option<tipc_actors::socket::Received> {
+    tokio::time::timeout(Duration::from_millis(ms), s.recv())
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Wait until every node's table has `n` bindings of `type_`.
+async fn settle(nodes: &[TransportNode], type_: u32, n: usize) {
+    for _ in 0..100 {
+        let mut ok = true;
+        for x in nodes {
+            ok &= x
+                .nametable()
+                .await
+                .iter()
+                .filter(|p| p.range.type_ == type_)
+                .count()
+                == n;
+        }
+        if ok {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("bindings of type {type_} did not converge");
+}
+
+#[actix_rt::test]
+async fn anycast_spreads_round_robin_and_multicast_reaches_overlapping_bindings_once() {
+    let nodes = cluster().await;
+    let mut servers = Vec::new();
+    for n in &nodes {
+        let mut s = n.dgram_socket();
+        s.bind(r(6000, 1, 1), Scope::Cluster).await.unwrap();
+        servers.push(s);
+    }
+    let mut m1 = nodes[1].dgram_socket();
+    m1.bind(r(6001, 5, 9), Scope::Cluster).await.unwrap();
+    let mut m2 = nodes[2].dgram_socket();
+    m2.bind(r(6001, 8, 20), Scope::Cluster).await.unwrap();
+    settle(&nodes, 6000, 3).await;
+    settle(&nodes, 6001, 2).await;
+
+    let client = nodes[0].dgram_socket();
+    for i in 0..30u32 {
+        client
+            .send_to_service(
+                ServiceAddr {
+                    type_: 6000,
+                    instance: 1,
+                },
+                &i.to_be_bytes(),
+            )
+            .await
+            .unwrap();
+    }
+    let mut counts = HashMap::new();
+    for (k, s) in servers.iter().enumerate() {
+        while let Some(m) = recv_t(s, 300).await {
+            assert_eq!(m.from, client.addr());
+            *counts.entry(k).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(
+        counts,
+        HashMap::from([(0, 10), (1, 10), (2, 10)]),
+        "round robin over 3 nodes"
+    );
+
+    // [0, 7] overlaps only 5..9; [9, 9] overlaps both; each reached socket gets one copy.
+    client.send_to_range(r(6001, 0, 7), b"low").await.unwrap();
+    client.send_to_range(r(6001, 9, 9), b"nine").await.unwrap();
+    let mut got1 = Vec::new();
+    while let Some(m) = recv_t(&m1, 300).await {
+        got1.push(m.data.to_vec());
+    }
+    let mut got2 = Vec::new();
+    while let Some(m) = recv_t(&m2, 300).await {
+        got2.push(m.data.to_vec());
+    }
+    assert_eq!(got1, vec![b"low".to_vec(), b"nine".to_vec()]);
+    assert_eq!(got2, vec![b"nine".to_vec()]);
+
+    assert_eq!(
+        client
+            .send_to_service(
+                ServiceAddr {
+                    type_: 6999,
+                    instance: 1
+                },
+                b"x"
+            )
+            .await,
+        Err(DgramError::NoDestination)
+    );
+    assert_eq!(
+        client.send_to_range(r(6999, 0, 10), b"x").await,
+        Err(DgramError::NoDestination)
+    );
+}
+
+#[actix_rt::test]
+async fn rejected_messages_come_back_when_returnable_and_vanish_when_droppable() {
+    let nodes = cluster().await;
+    let mut client = nodes[0].dgram_socket();
+    let gone = nodes[1].dgram_socket();
+    let dead = gone.addr();
+    gone.close().await;
+
+    // Droppable (the default): nothing comes back.
+    client.send_to_socket(dead, b"drop me").await.unwrap();
+    assert!(recv_t(&client, 300).await.is_none());
+
+    // Returnable: NO_PORT, with the original destination and the data.
+    client.set_returnable(true);
+    client.send_to_socket(dead, b"come back").await.unwrap();
+    let m = recv_t(&client, 2000).await.expect("returned message");
+    let ret = m.returned.expect("marked returned");
+    assert_eq!(ret.error, ErrorCode::NoPort);
+    assert_eq!(
+        ret.dest,
+        SocketAddr {
+            node: nodes[1].addr(),
+            port: dead.port
+        }
+    );
+    assert_eq!(&m.data[..], b"come back");
+
+    // Overload: a socket that never reads, with the smallest buffer, flooded from another node.
+    let sink = nodes[2].dgram_socket();
+    sink.set_rcvbuf(512 * 1024).await.unwrap();
+    let data = vec![0u8; 4000];
+    for _ in 0..400 {
+        client.send_to_socket(sink.addr(), &data).await.unwrap();
+    }
+    let mut overload = 0;
+    while let Some(m) = recv_t(&client, 500).await {
+        if m.returned.map(|r| r.error) == Some(ErrorCode::Overload) {
+            overload += 1;
+            assert!(
+                m.data.len() <= 1024,
+                "returned data truncated to 1024 bytes"
+            );
+        }
+    }
+    assert!(
+        overload > 200,
+        "a full socket must return the excess: {overload} returned"
+    );
+}

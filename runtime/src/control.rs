@@ -2,10 +2,13 @@
 //! length-prefixed (u32, big-endian) rmp-serde frames. The client sends one [`Request`]; the node
 //! answers with any number of [`Reply::Line`] frames and one [`Reply::Done`].
 
+use crate::dgram::{err_name, sock_str, text, DgramDest};
 use crate::node::Node;
 use serde::{Deserialize, Serialize};
 use std::io;
 use std::path::Path;
+use tipc_actors::addr::{Scope, ServiceRange, SocketAddr};
+use tipc_actors::topology::{EventKind, Subscription};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
@@ -26,6 +29,41 @@ pub enum Request {
     BearerList,
     /// `nametable show`.
     NameTable,
+    /// `socket list`.
+    SocketList,
+    /// `listen rdm BINDING... [--echo] [--count N]`.
+    ListenRdm {
+        /// Ranges to bind (cluster scope).
+        bindings: Vec<(u32, u32, u32)>,
+        /// Send every message back to its sender.
+        echo: bool,
+        /// Stop after this many messages.
+        count: Option<u64>,
+    },
+    /// `send rdm DEST [--count N] [--size BYTES] [--returnable] [--wait-replies N] [DATA]`.
+    SendRdm {
+        /// Destination.
+        dest: DgramDest,
+        /// Messages to send.
+        count: u64,
+        /// Pad or cut the data to this size.
+        size: Option<usize>,
+        /// Ask for rejected messages back.
+        returnable: bool,
+        /// Replies (or returned messages) to wait for.
+        wait_replies: u64,
+        /// How long to wait for them, in ms.
+        timeout_ms: u64,
+        /// The data.
+        data: Vec<u8>,
+    },
+    /// `subscribe T:L:U [--service]`.
+    Subscribe {
+        /// The range.
+        range: (u32, u32, u32),
+        /// One event per range object instead of per binding.
+        service: bool,
+    },
 }
 
 /// A reply frame.
@@ -112,6 +150,38 @@ async fn handle(node: Node, mut s: UnixStream) -> io::Result<()> {
         Request::LinkStat(name) => node.link_stat(name.as_deref()).await,
         Request::BearerList => Ok(node.bearer_list()),
         Request::NameTable => Ok(node.nametable_show().await),
+        Request::SocketList => Ok(node.socket_list().await),
+        Request::ListenRdm {
+            bindings,
+            echo,
+            count,
+        } => return listen_rdm(node, s, bindings, echo, count).await,
+        Request::SendRdm {
+            dest,
+            count,
+            size,
+            returnable,
+            wait_replies,
+            timeout_ms,
+            data,
+        } => {
+            let mut data = data;
+            if let Some(n) = size {
+                data.resize(n, b'.');
+            }
+            return send_rdm(
+                node,
+                s,
+                dest,
+                count,
+                returnable,
+                wait_replies,
+                timeout_ms,
+                data,
+            )
+            .await;
+        }
+        Request::Subscribe { range, service } => return subscribe(node, s, range, service).await,
     };
     match out {
         Ok(text) => {
@@ -119,6 +189,200 @@ async fn handle(node: Node, mut s: UnixStream) -> io::Result<()> {
             write_frame(&mut s, &Reply::Done(Ok(()))).await
         }
         Err(e) => write_frame(&mut s, &Reply::Done(Err(e))).await,
+    }
+}
+
+fn range3((type_, lower, upper): (u32, u32, u32)) -> ServiceRange {
+    ServiceRange {
+        type_,
+        lower,
+        upper,
+    }
+}
+
+/// Resolves when the client closes its end (or sends anything).
+async fn client_gone(rd: &mut tokio::net::unix::OwnedReadHalf) {
+    let mut b = [0u8; 1];
+    let _ = rd.read(&mut b).await;
+}
+
+async fn listen_rdm(
+    node: Node,
+    s: UnixStream,
+    bindings: Vec<(u32, u32, u32)>,
+    echo: bool,
+    count: Option<u64>,
+) -> io::Result<()> {
+    let (mut rd, mut wr) = s.into_split();
+    let mut sock = node.transport().dgram_socket();
+    for b in &bindings {
+        if let Err(e) = sock.bind(range3(*b), Scope::Cluster).await {
+            sock.close().await;
+            return write_frame(&mut wr, &Reply::Done(Err(format!("bind {b:?}: {e}")))).await;
+        }
+    }
+    write_frame(
+        &mut wr,
+        &Reply::Line(format!("READY {}\n", sock_str(sock.addr()))),
+    )
+    .await?;
+    let mut got = 0u64;
+    let result = loop {
+        if count.is_some_and(|c| got >= c) {
+            break write_frame(&mut wr, &Reply::Done(Ok(()))).await;
+        }
+        let m = tokio::select! {
+            m = sock.recv() => m,
+            _ = client_gone(&mut rd) => break Ok(()),
+        };
+        let Some(m) = m else { break Ok(()) };
+        let line = match m.returned {
+            Some(r) => format!(
+                "RETURNED err={} orig_dst={} len={}\n",
+                err_name(r.error),
+                sock_str(r.dest),
+                m.data.len()
+            ),
+            None => {
+                got += 1;
+                format!(
+                    "RECV from={} len={} data={}\n",
+                    sock_str(m.from),
+                    m.data.len(),
+                    text(&m.data)
+                )
+            }
+        };
+        if write_frame(&mut wr, &Reply::Line(line)).await.is_err() {
+            break Ok(());
+        }
+        if echo && m.returned.is_none() {
+            let _ = sock.send_to_socket(m.from, &m.data).await;
+        }
+    };
+    sock.close().await;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn send_rdm(
+    node: Node,
+    s: UnixStream,
+    dest: DgramDest,
+    count: u64,
+    returnable: bool,
+    wait_replies: u64,
+    timeout_ms: u64,
+    data: Vec<u8>,
+) -> io::Result<()> {
+    let (_rd, mut wr) = s.into_split();
+    let mut sock = node.transport().dgram_socket();
+    sock.set_returnable(returnable);
+    for _ in 0..count {
+        let r = match dest {
+            DgramDest::Service(t, i) => {
+                sock.send_to_service(
+                    tipc_actors::addr::ServiceAddr {
+                        type_: t,
+                        instance: i,
+                    },
+                    &data,
+                )
+                .await
+            }
+            DgramDest::Range(t, l, u) => sock.send_to_range(range3((t, l, u)), &data).await,
+            DgramDest::Socket(n, p) => {
+                sock.send_to_socket(SocketAddr { node: n, port: p }, &data)
+                    .await
+            }
+        };
+        if let Err(e) = r {
+            sock.close().await;
+            return write_frame(&mut wr, &Reply::Done(Err(format!("send: {e}")))).await;
+        }
+    }
+    write_frame(&mut wr, &Reply::Line(format!("SENT count={count}\n"))).await?;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
+    let mut got = 0;
+    let mut result = Ok(());
+    while got < wait_replies {
+        let Ok(Some(m)) = tokio::time::timeout_at(deadline, sock.recv()).await else {
+            result = Err(format!("timeout: {got} of {wait_replies} replies"));
+            break;
+        };
+        got += 1;
+        let line = match m.returned {
+            Some(r) => format!(
+                "RETURNED err={} orig_dst={} len={}\n",
+                err_name(r.error),
+                sock_str(r.dest),
+                m.data.len()
+            ),
+            None => format!(
+                "REPLY from={} len={} data={}\n",
+                sock_str(m.from),
+                m.data.len(),
+                text(&m.data)
+            ),
+        };
+        write_frame(&mut wr, &Reply::Line(line)).await?;
+    }
+    sock.close().await;
+    write_frame(&mut wr, &Reply::Done(result)).await
+}
+
+async fn subscribe(
+    node: Node,
+    s: UnixStream,
+    range: (u32, u32, u32),
+    service: bool,
+) -> io::Result<()> {
+    let (mut rd, mut wr) = s.into_split();
+    let r = range3(range);
+    let sub = if service {
+        Subscription::service(r)
+    } else {
+        Subscription::ports(r)
+    };
+    let mut events = match node.transport().subscribe(sub).await {
+        Ok(rx) => rx,
+        Err(e) => return write_frame(&mut wr, &Reply::Done(Err(format!("subscribe: {e}")))).await,
+    };
+    write_frame(
+        &mut wr,
+        &Reply::Line(format!(
+            "SUBSCRIBED type={} lower={} upper={}\n",
+            r.type_, r.lower, r.upper
+        )),
+    )
+    .await?;
+    loop {
+        let ev = tokio::select! {
+            e = events.recv() => e,
+            _ = client_gone(&mut rd) => return Ok(()),
+        };
+        let Some(e) = ev else { return Ok(()) };
+        let line = match e.kind {
+            EventKind::Published | EventKind::Withdrawn => format!(
+                "{} type={} lower={} upper={} sock={}\n",
+                if e.kind == EventKind::Published {
+                    "PUBLISHED"
+                } else {
+                    "WITHDRAWN"
+                },
+                r.type_,
+                e.found_lower,
+                e.found_upper,
+                sock_str(e.port)
+            ),
+            EventKind::Timeout => format!(
+                "TIMEOUT type={} lower={} upper={}\n",
+                r.type_, e.found_lower, e.found_upper
+            ),
+        };
+        if write_frame(&mut wr, &Reply::Line(line)).await.is_err() {
+            return Ok(());
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod control;
+pub mod dgram;
 pub mod node;
 
 pub use config::NodeConfig;

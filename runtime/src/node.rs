@@ -203,6 +203,24 @@ impl Node {
         s
     }
 
+    /// `tipc socket list`: each local socket and its bindings.
+    pub async fn socket_list(&self) -> String {
+        let table = self.transport.nametable().await;
+        let own = self.addr();
+        let mut s = String::new();
+        for port in self.transport.socket_ports() {
+            let _ = writeln!(s, "socket {port}");
+            for p in table.iter().filter(|p| p.node == own && p.port == port) {
+                let _ = writeln!(
+                    s,
+                    "        bound to {{{},{},{}}}",
+                    p.range.type_, p.range.lower, p.range.upper
+                );
+            }
+        }
+        s
+    }
+
     /// `tipc bearer list`.
     pub fn bearer_list(&self) -> String {
         let mut s = String::new();

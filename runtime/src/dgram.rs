@@ -1,0 +1,163 @@
+//! The datagram commands of `tipcctl` (`listen rdm`, `send rdm`, `subscribe`, `socket list`),
+//! run inside the node and streamed back over the control socket as text lines.
+//!
+//! Output lines (stable; scripts and tests depend on them):
+//!
+//! * `READY sock:0xNODE:PORT` once a listener is bound;
+//! * `RECV from=sock:0xNODE:PORT len=N data=TEXT` per message received (TEXT is the payload as
+//!   UTF-8 with `\n`, `\r`, `\t`, `\\` and non-printable bytes escaped);
+//! * `SENT count=N` after a sender sent its messages;
+//! * `REPLY from=sock:0xNODE:PORT len=N data=TEXT` per reply a sender received;
+//! * `RETURNED err=NAME orig_dst=sock:0xNODE:PORT len=N` per message returned to a sender
+//!   (NAME: `no_name`, `no_port`, `no_node`, `overload`, `conn_shutdown`);
+//! * `PUBLISHED|WITHDRAWN type=T lower=L upper=U sock=sock:0xNODE:PORT`, `TIMEOUT type=T lower=L
+//!   upper=U` per subscription event.
+
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use tipc_actors::addr::{ServiceAddr, ServiceRange, SocketAddr};
+use tipc_transport::wire::ErrorCode;
+
+/// Where `send rdm` sends.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum DgramDest {
+    /// `--service T:I` (anycast).
+    Service(u32, u32),
+    /// `--range T:L:U` (multicast).
+    Range(u32, u32, u32),
+    /// `--socket NODE:PORT` (unicast).
+    Socket(u32, u32),
+}
+
+impl DgramDest {
+    /// As a service address, if it is one.
+    pub fn service(&self) -> Option<ServiceAddr> {
+        match *self {
+            DgramDest::Service(type_, instance) => Some(ServiceAddr { type_, instance }),
+            _ => None,
+        }
+    }
+}
+
+/// Parse `TYPE:INST` or `TYPE:LOWER:UPPER` into a range (an instance is the range `[I, I]`).
+pub fn parse_binding(s: &str) -> Result<ServiceRange, String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let num = |p: &str| {
+        p.parse::<u32>()
+            .map_err(|_| format!("invalid binding '{s}': expected TYPE:INST or TYPE:LOWER:UPPER"))
+    };
+    let (type_, lower, upper) = match parts.as_slice() {
+        [t, i] => (num(t)?, num(i)?, num(i)?),
+        [t, l, u] => (num(t)?, num(l)?, num(u)?),
+        _ => {
+            return Err(format!(
+                "invalid binding '{s}': expected TYPE:INST or TYPE:LOWER:UPPER"
+            ))
+        }
+    };
+    if lower > upper {
+        return Err(format!("invalid binding '{s}': lower > upper"));
+    }
+    Ok(ServiceRange {
+        type_,
+        lower,
+        upper,
+    })
+}
+
+/// Parse `NODE:PORT` (node in hex, with or without `0x`, or as `sock:0xNODE:PORT`).
+pub fn parse_socket(s: &str) -> Result<(u32, u32), String> {
+    let t = s.strip_prefix("sock:").unwrap_or(s);
+    let (n, p) = t
+        .split_once(':')
+        .ok_or_else(|| format!("invalid socket '{s}': expected NODE:PORT (node in hex)"))?;
+    let n = n.trim_start_matches("0x");
+    let node = u32::from_str_radix(n, 16).map_err(|_| format!("invalid node '{n}' in '{s}'"))?;
+    let port = p
+        .parse::<u32>()
+        .map_err(|_| format!("invalid port '{p}' in '{s}'"))?;
+    Ok((node, port))
+}
+
+/// `sock:0xNODE:PORT`, as the kernel peer's helper prints socket addresses.
+pub fn sock_str(a: SocketAddr) -> String {
+    format!("sock:0x{:08x}:{}", a.node, a.port)
+}
+
+/// The error names printed in `RETURNED err=NAME`.
+pub fn err_name(e: ErrorCode) -> &'static str {
+    match e {
+        ErrorCode::Ok => "ok",
+        ErrorCode::NoName => "no_name",
+        ErrorCode::NoPort => "no_port",
+        ErrorCode::NoNode => "no_node",
+        ErrorCode::Overload => "overload",
+        ErrorCode::ConnShutdown => "conn_shutdown",
+    }
+}
+
+/// Payload as text: UTF-8 with control characters, backslash and invalid bytes escaped.
+pub fn text(data: &[u8]) -> String {
+    let mut s = String::with_capacity(data.len());
+    for chunk in data.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\n' => s.push_str("\\n"),
+                '\r' => s.push_str("\\r"),
+                '\t' => s.push_str("\\t"),
+                '\\' => s.push_str("\\\\"),
+                c if c.is_control() => {
+                    let _ = write!(s, "\\x{:02x}", c as u32);
+                }
+                c => s.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(s, "\\x{b:02x}");
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_binding_accepts_instance_and_range_and_rejects_bad_input() {
+        assert_eq!(
+            parse_binding("1000:5").unwrap(),
+            ServiceRange {
+                type_: 1000,
+                lower: 5,
+                upper: 5
+            }
+        );
+        assert_eq!(
+            parse_binding("1000:1:9").unwrap(),
+            ServiceRange {
+                type_: 1000,
+                lower: 1,
+                upper: 9
+            }
+        );
+        assert!(parse_binding("1000").is_err());
+        assert!(parse_binding("1000:9:1").is_err());
+        assert!(parse_binding("a:1").is_err());
+    }
+
+    #[test]
+    fn parse_socket_accepts_hex_node_forms() {
+        assert_eq!(parse_socket("0x61000000:7").unwrap(), (0x6100_0000, 7));
+        assert_eq!(parse_socket("61000000:7").unwrap(), (0x6100_0000, 7));
+        assert_eq!(parse_socket("sock:0x61000000:7").unwrap(), (0x6100_0000, 7));
+        assert!(parse_socket("x:7").is_err());
+        assert!(parse_socket("61000000").is_err());
+    }
+
+    #[test]
+    fn text_escapes_control_and_invalid_bytes() {
+        assert_eq!(text(b"hi\nthere\\"), "hi\\nthere\\\\");
+        assert_eq!(text(&[0x41, 0xff, 0x00]), "A\\xff\\x00");
+    }
+}

@@ -27,6 +27,11 @@ pub struct Incoming(pub Bytes);
 #[rtype(result = "()")]
 pub struct RecvNext(pub oneshot::Sender<Received>);
 
+/// Take up to `max` queued messages at once (waiting for the first if none is queued).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RecvBatch(pub usize, pub oneshot::Sender<Vec<Received>>);
+
 /// Close: queued messages are rejected with NO_PORT.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -45,12 +50,24 @@ pub struct SocketActor {
     waiters: VecDeque<oneshot::Sender<Received>>,
     /// Messages taken from the queue for a receiver that had gone away.
     pending: VecDeque<Received>,
+    /// A batch receiver waiting for the first message.
+    batch_waiter: Option<(usize, oneshot::Sender<Vec<Received>>)>,
 }
 
 impl SocketActor {
     /// Hand queued messages to waiting receivers. A message whose receiver gave up (its future
     /// was dropped) goes to the next receiver: nothing is lost.
     fn wake(&mut self) {
+        if let Some((max, w)) = self.batch_waiter.take() {
+            let batch = self.take(max);
+            if batch.is_empty() {
+                self.batch_waiter = Some((max, w));
+            } else if let Err(back) = w.send(batch) {
+                for r in back.into_iter().rev() {
+                    self.pending.push_front(r);
+                }
+            }
+        }
         while !self.waiters.is_empty() {
             let Some(r) = self.pending.pop_front().or_else(|| self.q.recv()) else {
                 return;
@@ -63,6 +80,27 @@ impl SocketActor {
                 self.pending.push_front(r);
             }
         }
+    }
+}
+
+impl SocketActor {
+    fn take(&mut self, max: usize) -> Vec<Received> {
+        let mut v = Vec::new();
+        while v.len() < max {
+            match self.pending.pop_front().or_else(|| self.q.recv()) {
+                Some(r) => v.push(r),
+                None => break,
+            }
+        }
+        v
+    }
+}
+
+impl Handler<RecvBatch> for SocketActor {
+    type Result = ();
+    fn handle(&mut self, m: RecvBatch, _: &mut Self::Context) {
+        self.batch_waiter = Some((m.0.max(1), m.1));
+        self.wake();
     }
 }
 
@@ -146,6 +184,7 @@ impl DgramSocket {
             q: RecvQueue::new(),
             waiters: VecDeque::new(),
             pending: VecDeque::new(),
+            batch_waiter: None,
         }
         .start();
         node.register_socket(port, actor.clone());
@@ -256,6 +295,16 @@ impl DgramSocket {
         let (tx, rx) = oneshot::channel();
         self.actor.send(RecvNext(tx)).await.ok()?;
         rx.await.ok()
+    }
+
+    /// Up to `max` received messages at once (at least one: waits for the first), like
+    /// `recvmmsg`: one round trip to the socket for a whole batch.
+    pub async fn recv_batch(&self, max: usize) -> Vec<Received> {
+        let (tx, rx) = oneshot::channel();
+        if self.actor.send(RecvBatch(max, tx)).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
     }
 
     /// Close: bindings withdrawn, queued messages rejected (returned if their sender asked).

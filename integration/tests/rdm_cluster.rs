@@ -221,3 +221,27 @@ async fn rejected_messages_come_back_when_returnable_and_vanish_when_droppable()
         "a full socket must return the excess: {overload} returned"
     );
 }
+
+#[actix_rt::test]
+async fn recv_batch_returns_every_queued_message_in_order() {
+    let nodes = cluster().await;
+    let rx = nodes[1].dgram_socket();
+    let tx = nodes[0].dgram_socket();
+    for i in 0..50u32 {
+        tx.send_to_socket(rx.addr(), &i.to_be_bytes())
+            .await
+            .unwrap();
+    }
+    let mut got = Vec::new();
+    while got.len() < 50 {
+        let b = tokio::time::timeout(Duration::from_secs(2), rx.recv_batch(16))
+            .await
+            .expect("batch");
+        assert!(!b.is_empty() && b.len() <= 16);
+        got.extend(
+            b.into_iter()
+                .map(|m| u32::from_be_bytes(m.data[..4].try_into().unwrap())),
+        );
+    }
+    assert_eq!(got, (0..50).collect::<Vec<u32>>());
+}

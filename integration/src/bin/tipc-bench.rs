@@ -6,20 +6,19 @@
 //!   per message, counting what arrives);
 //! * request/reply latency (p50, p99) of a 64-byte ping-pong.
 //!
-//! The TIPC side currently measures node-to-node messages (DIRECT_MSG between two
-//! transport nodes); it moves to the socket API once datagram sockets exist.
+//! The TIPC side uses the datagram socket API: an RDM socket bound to a service on the server,
+//! the client sending to it (throughput: to its socket address; latency: anycast to the service).
 //!
 //! ```text
 //! cargo run --release -p tipc-integration --bin tipc-bench -- --count 200000
 //! ```
 
-use bytes::BytesMut;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use tipc_actors::addr::{Scope, ServiceAddr, ServiceRange};
 use tipc_actors::{TransportConfig, TransportNode};
 use tipc_transport::media::{UdpConfig, UdpMedia, UdpRemote};
-use tipc_transport::wire::{field, Header, BASIC_H_SIZE};
 use tipc_transport::NodeId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -168,20 +167,8 @@ fn tipc_node(id: &str, port: u16, peer: u16) -> TransportNode {
     n
 }
 
-fn data_msg(from: u32, to: u32, size: usize, tag: u64) -> BytesMut {
-    let len = BASIC_H_SIZE + size;
-    let mut b = BytesMut::zeroed(len);
-    let mut h = Header::new_unchecked(&mut b[..]);
-    h.init(0, 3, BASIC_H_SIZE, len, from);
-    h.set(field::ORIGNODE, from);
-    h.set(field::DESTNODE, to);
-    h.set(field::ORIGPORT, 1);
-    h.set(field::DESTPORT, 1);
-    if size >= 8 {
-        b[BASIC_H_SIZE..BASIC_H_SIZE + 8].copy_from_slice(&tag.to_be_bytes());
-    }
-    b
-}
+/// The benchmark service: the sink/echo socket binds `{BENCH_TYPE, 1}`.
+const BENCH_TYPE: u32 = 77_777;
 
 async fn wait_node_up(n: &TransportNode) -> u32 {
     let mut ev = n.events();
@@ -192,33 +179,59 @@ async fn wait_node_up(n: &TransportNode) -> u32 {
     }
 }
 
-/// Server side for TIPC: count messages (reporting the count back as one message when a
-/// message with tag u64::MAX arrives) or echo every message (ping-pong).
+/// Wait until the benchmark service is in our table (bound on the other node).
+async fn wait_service(n: &TransportNode) {
+    for _ in 0..500 {
+        if n.nametable()
+            .await
+            .iter()
+            .any(|p| p.range.type_ == BENCH_TYPE)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("benchmark service never appeared");
+}
+
+/// Server side for TIPC: an RDM socket bound to `{BENCH_TYPE, 1}` that counts messages (and
+/// reports the count to the sender when an 8-byte `u64::MAX` marker arrives) or echoes each.
 fn serve_tipc(port: u16, peer: u16, echo: bool) {
     let sys = actix_rt::System::new();
     sys.block_on(async move {
         let n = tipc_node("bsrv", port, peer);
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        n.set_delivery(tx);
+        let mut s = n.dgram_socket();
+        s.bind(
+            ServiceRange {
+                type_: BENCH_TYPE,
+                lower: 1,
+                upper: 1,
+            },
+            Scope::Cluster,
+        )
+        .await
+        .expect("bind");
+        // RDM has no end-to-end flow control: a receiver slower than the link drops (or returns)
+        // what overflows its queue. The sink takes the largest buffer (16 MiB; the client sends
+        // CRITICAL, limit 16 x rcvbuf) and drains in batches.
+        s.set_rcvbuf(16 << 20).await.expect("rcvbuf");
         let mut count = 0u64;
-        while let Some(d) = rx.recv().await {
-            let size = d.msg.len() - BASIC_H_SIZE;
-            if echo {
-                let m = data_msg(n.addr(), d.from, size, 0);
-                let _ = n.send_wait(d.from, m, 1).await;
-                continue;
+        loop {
+            let batch = s.recv_batch(1024).await;
+            if batch.is_empty() {
+                break;
             }
-            count += 1;
-            let tag = d
-                .msg
-                .get(BASIC_H_SIZE..BASIC_H_SIZE + 8)
-                .map(|b| u64::from_be_bytes(b.try_into().unwrap_or([0; 8])))
-                .unwrap_or(0);
-            if tag == u64::MAX {
-                let mut m = data_msg(n.addr(), d.from, 16, count);
-                m[BASIC_H_SIZE + 8..BASIC_H_SIZE + 16].copy_from_slice(&count.to_be_bytes());
-                let _ = n.send_wait(d.from, m, 1).await;
-                count = 0;
+            for m in batch {
+                if echo {
+                    let _ = s.send_to_socket(m.from, &m.data).await;
+                    continue;
+                }
+                if m.data.len() == 8 && m.data[..] == u64::MAX.to_be_bytes() {
+                    let _ = s.send_to_socket(m.from, &count.to_be_bytes()).await;
+                    count = 0;
+                } else {
+                    count += 1;
+                }
             }
         }
     });
@@ -230,30 +243,45 @@ fn tipc_throughput(count: u64, size: usize) -> Result1 {
     let sys = actix_rt::System::new();
     sys.block_on(async move {
         let n = tipc_node("bcli", p1, p2);
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        n.set_delivery(tx);
-        let peer = tokio::time::timeout(Duration::from_secs(10), wait_node_up(&n))
+        tokio::time::timeout(Duration::from_secs(10), wait_node_up(&n))
             .await
             .expect("TIPC link up");
+        wait_service(&n).await;
+        let mut s = n.dgram_socket();
+        s.set_importance(3).expect("importance");
+        let name = ServiceAddr {
+            type_: BENCH_TYPE,
+            instance: 1,
+        };
+        // Resolve once, then send directly to the socket (as a client would after a reply).
+        s.send_to_service(name, &[1u8; 4]).await.expect("send");
+        let payload = vec![7u8; size];
         let start = Instant::now();
-        for i in 0..count {
-            n.send_wait(peer, data_msg(n.addr(), peer, size.max(8), i), 1)
-                .await
-                .expect("send");
+        let mut dest = None;
+        for _ in 0..count {
+            match dest {
+                Some(d) => s.send_to_socket(d, &payload).await.expect("send"),
+                None => s.send_to_service(name, &payload).await.expect("send"),
+            }
+            if dest.is_none() {
+                // Learn the server's socket from the table on the first send.
+                dest = n
+                    .nametable()
+                    .await
+                    .iter()
+                    .find(|p| p.range.type_ == BENCH_TYPE)
+                    .map(|p| p.socket());
+            }
         }
-        n.send_wait(peer, data_msg(n.addr(), peer, 16, u64::MAX), 1)
+        s.send_to_service(name, &u64::MAX.to_be_bytes())
             .await
             .expect("send");
-        let d = tokio::time::timeout(Duration::from_secs(60), rx.recv())
+        let m = tokio::time::timeout(Duration::from_secs(60), s.recv())
             .await
             .expect("sink report")
-            .expect("channel");
+            .expect("socket");
         let el = start.elapsed().as_secs_f64();
-        let got = u64::from_be_bytes(
-            d.msg[BASIC_H_SIZE + 8..BASIC_H_SIZE + 16]
-                .try_into()
-                .unwrap_or([0; 8]),
-        );
+        let got = u64::from_be_bytes(m.data[..8].try_into().unwrap_or([0; 8]));
         assert_eq!(got, count + 1, "TIPC sink received {got} of {}", count + 1);
         n.shutdown().await;
         Result1 {
@@ -269,18 +297,21 @@ fn tipc_latency(rtts: usize) -> Lat {
     let sys = actix_rt::System::new();
     sys.block_on(async move {
         let n = tipc_node("bcli", p1, p2);
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        n.set_delivery(tx);
-        let peer = tokio::time::timeout(Duration::from_secs(10), wait_node_up(&n))
+        tokio::time::timeout(Duration::from_secs(10), wait_node_up(&n))
             .await
             .expect("TIPC link up");
+        wait_service(&n).await;
+        let s = n.dgram_socket();
+        let name = ServiceAddr {
+            type_: BENCH_TYPE,
+            instance: 1,
+        };
+        let payload = [7u8; 64];
         let mut v = Vec::with_capacity(rtts);
         for i in 0..rtts + 100 {
             let t = Instant::now();
-            n.send_wait(peer, data_msg(n.addr(), peer, 64, i as u64), 1)
-                .await
-                .expect("send");
-            rx.recv().await.expect("echo");
+            s.send_to_service(name, &payload).await.expect("send");
+            s.recv().await.expect("echo");
             if i >= 100 {
                 v.push(t.elapsed());
             }

@@ -14,7 +14,6 @@ use crate::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
 use crate::binding::{AnycastResult, BindingError, BindingTable, Publication, TableEvent};
 use crate::name_distr::{stamp_destnode, NameDistributor, Update};
 use crate::node::{Delivered, Shared};
-use crate::peer::SendMsg;
 use crate::socket::{lookup_dest, replicast_copy, reverse};
 use crate::sockets::{DgramError, Incoming};
 use crate::topology::{ClientId, PubInfo, SubError, SubId, Subscription, TopoEvent, Topology};
@@ -160,7 +159,7 @@ impl NameTable {
 
     fn peer_send(&self, peer: NodeAddr, msg: BytesMut) {
         if let Some(p) = self.shared.peers.get(&peer) {
-            p.do_send(SendMsg { msg, selector: 0 });
+            p.do_send(crate::peer::Post(msg));
         }
     }
 
@@ -236,7 +235,8 @@ impl NameTable {
     fn send_to_peer(&self, node: NodeAddr, msg: BytesMut) -> bool {
         match self.shared.peers.get(&node) {
             Some(p) => {
-                p.do_send(SendMsg { msg, selector: 0 });
+                // The same mailbox path as sockets' direct posts, so order is kept.
+                p.do_send(crate::peer::Post(msg));
                 true
             }
             None => false,

@@ -114,6 +114,21 @@ pub struct NodeInfo {
     pub up: bool,
 }
 
+/// Congestion state of one peer, shared by its actor and the senders posting to it.
+#[derive(Debug, Default)]
+pub struct PeerFlow {
+    /// The peer's link is congested (or messages are parked): senders wait.
+    pub congested: std::sync::atomic::AtomicBool,
+    /// Woken when the congestion clears (or the peer goes down).
+    pub notify: tokio::sync::Notify,
+    /// Messages posted so far (a round trip every [`POST_BARRIER`] keeps the mailbox short).
+    pub posted: std::sync::atomic::AtomicU64,
+}
+
+/// A poster waits for the peer actor every this many messages, so that at most this many
+/// messages sit in its mailbox before congestion can be seen.
+pub const POST_BARRIER: u64 = 64;
+
 /// State shared by the node's actors.
 pub(crate) struct Shared {
     pub own_addr: NodeAddr,
@@ -126,6 +141,8 @@ pub(crate) struct Shared {
     pub rng: std::sync::Mutex<rand_chacha::ChaCha8Rng>,
     /// Per-peer wake-up for senders waiting out link congestion.
     pub unblocked: DashMap<NodeAddr, Arc<tokio::sync::Notify>>,
+    /// Per-peer congestion state for fire-and-forget senders ([`TransportNode::post`]).
+    pub flow: DashMap<NodeAddr, Arc<PeerFlow>>,
     /// The binding table actor (set once at start).
     pub names: std::sync::OnceLock<Addr<crate::names::NameTable>>,
     /// Identities of known peer nodes (for display).
@@ -207,6 +224,7 @@ impl TransportNode {
                 deliver: RwLock::new(None),
                 rng: std::sync::Mutex::new(rng),
                 unblocked: DashMap::new(),
+                flow: DashMap::new(),
                 names: std::sync::OnceLock::new(),
                 node_ids: DashMap::new(),
                 sockets: DashMap::new(),
@@ -372,6 +390,33 @@ impl TransportNode {
             Ok(r) => r,
             Err(_) => Err(SendError::NotUp(bytes::BytesMut::new())),
         }
+    }
+
+    /// Post a complete message to a peer node without waiting for the peer actor (the fast path
+    /// of socket sends): waits only while the peer's link is congested, and every
+    /// [`POST_BARRIER`] messages for the actor to catch up. A message the link refuses is parked
+    /// in the peer actor until the congestion clears; one for a peer that is down is rejected
+    /// back to its sender with NO_NODE (if returnable).
+    pub async fn post(&self, to: NodeAddr, msg: bytes::BytesMut) -> bool {
+        use std::sync::atomic::Ordering;
+        let flow = self.shared.flow.entry(to).or_default().clone();
+        loop {
+            let notified = flow.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !flow.congested.load(Ordering::Acquire) {
+                break;
+            }
+            notified.await;
+        }
+        let Some(peer) = self.shared.peers.get(&to).map(|e| e.value().clone()) else {
+            return false;
+        };
+        peer.do_send(crate::peer::Post(msg));
+        if flow.posted.fetch_add(1, Ordering::Relaxed) % POST_BARRIER == POST_BARRIER - 1 {
+            let _ = peer.send(crate::peer::Barrier).await;
+        }
+        true
     }
 
     /// Like [`TransportNode::send`], but waits while the link is congested instead of failing,

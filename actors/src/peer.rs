@@ -66,6 +66,16 @@ pub struct SendMsg {
     pub selector: u32,
 }
 
+/// Post a message to this peer without a reply (see `TransportNode::post`).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Post(pub BytesMut);
+
+/// Answered once every earlier message was handled.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Barrier;
+
 /// A peer and its links, for management output.
 #[derive(Debug, Clone, MessageResponse)]
 pub struct PeerSnapshot {
@@ -87,6 +97,8 @@ pub struct PeerActor {
     out: BytesMut,
     order: Vec<Transmit>,
     link_up: [bool; MAX_BEARERS],
+    /// Posted messages the link refused (congestion), sent when it has room again.
+    parked: std::collections::VecDeque<BytesMut>,
 }
 
 impl PeerActor {
@@ -101,6 +113,7 @@ impl PeerActor {
             out: BytesMut::with_capacity(64 * 1024),
             order: Vec::new(),
             link_up: [false; MAX_BEARERS],
+            parked: std::collections::VecDeque::new(),
         }
         .start()
     }
@@ -194,8 +207,78 @@ impl PeerActor {
             }
         }
         flush_batch(&mut batch);
+        self.unpark();
         self.flush();
         self.arm(ctx);
+    }
+
+    fn flow(&self) -> std::sync::Arc<crate::node::PeerFlow> {
+        self.shared
+            .flow
+            .entry(self.core.addr())
+            .or_default()
+            .clone()
+    }
+
+    /// Offer one posted message to the link; false if it had to be parked.
+    fn offer(&mut self, msg: BytesMut) -> bool {
+        use tipc_transport::link::SendError as E;
+        match self.core.send(Instant::now(), msg, 0) {
+            Ok(SendStatus::Accepted) => true,
+            Ok(SendStatus::Congested) => {
+                self.flow()
+                    .congested
+                    .store(true, std::sync::atomic::Ordering::Release);
+                true
+            }
+            Err(E::Congested(m)) => {
+                self.parked.push_front(m);
+                self.flow()
+                    .congested
+                    .store(true, std::sync::atomic::Ordering::Release);
+                false
+            }
+            Err(E::NotUp(m)) | Err(E::Invalid(m)) => {
+                self.reject(&m);
+                true
+            }
+            Err(_) => true,
+        }
+    }
+
+    /// A message that cannot reach the peer goes back to its sender (NO_NODE), never lost
+    /// silently unless the sender marked it droppable.
+    fn reject(&self, m: &[u8]) {
+        if let Some(ret) =
+            crate::socket::reverse(m, tipc_transport::wire::ErrorCode::NoNode, self.shared.own_addr)
+        {
+            if let Some(n) = self.shared.names.get() {
+                n.do_send(crate::names::RouteMsg(crate::names::Route::Returned(ret)));
+            }
+        }
+    }
+
+    /// Send parked messages while the link takes them; release waiting senders when done.
+    fn unpark(&mut self) {
+        if !self.core.is_up() {
+            for m in std::mem::take(&mut self.parked) {
+                self.reject(&m);
+            }
+        }
+        while let Some(m) = self.parked.pop_front() {
+            if !self.offer(m) {
+                break;
+            }
+        }
+        let clear = self.parked.is_empty() && !(0..4).any(|i| self.core.is_congested(i, 0));
+        let flow = self.flow();
+        if clear && flow.congested.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            flow.notify.notify_waiters();
+        }
+        if !self.core.is_up() {
+            flow.congested.store(false, std::sync::atomic::Ordering::Release);
+            flow.notify.notify_waiters();
+        }
     }
 
     /// The kernel's link id: `(peer_bearer_id << 16) | bearer_id`.
@@ -346,6 +429,24 @@ impl Handler<Shutdown> for PeerActor {
         self.core.shutdown(Instant::now());
         self.pump(ctx);
     }
+}
+
+impl Handler<Post> for PeerActor {
+    type Result = ();
+    fn handle(&mut self, m: Post, ctx: &mut Self::Context) {
+        if self.parked.is_empty() {
+            self.offer(m.0);
+        } else {
+            // Keep order behind the parked ones.
+            self.parked.push_back(m.0);
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Barrier> for PeerActor {
+    type Result = ();
+    fn handle(&mut self, _: Barrier, _: &mut Self::Context) {}
 }
 
 impl Handler<SendMsg> for PeerActor {

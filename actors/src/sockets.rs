@@ -266,6 +266,14 @@ impl DgramSocket {
     /// Send to a socket address (DIRECT_MSG).
     pub async fn send_to_socket(&self, dest: SocketAddr, data: &[u8]) -> Result<(), DgramError> {
         let msg = build_direct(self.addr(), dest, &self.opts, data)?;
+        if dest.node != self.node.addr() && dest.node != 0 {
+            // Straight to the peer actor: no round trip per message.
+            return if self.node.post(dest.node, msg).await {
+                Ok(())
+            } else {
+                Err(DgramError::NoNode)
+            };
+        }
         self.node.send_from_socket(SendKind::Direct(msg)).await
     }
 

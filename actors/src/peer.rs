@@ -249,9 +249,11 @@ impl PeerActor {
     /// A message that cannot reach the peer goes back to its sender (NO_NODE), never lost
     /// silently unless the sender marked it droppable.
     fn reject(&self, m: &[u8]) {
-        if let Some(ret) =
-            crate::socket::reverse(m, tipc_transport::wire::ErrorCode::NoNode, self.shared.own_addr)
-        {
+        if let Some(ret) = crate::socket::reverse(
+            m,
+            tipc_transport::wire::ErrorCode::NoNode,
+            self.shared.own_addr,
+        ) {
             if let Some(n) = self.shared.names.get() {
                 n.do_send(crate::names::RouteMsg(crate::names::Route::Returned(ret)));
             }
@@ -272,11 +274,16 @@ impl PeerActor {
         }
         let clear = self.parked.is_empty() && !(0..4).any(|i| self.core.is_congested(i, 0));
         let flow = self.flow();
-        if clear && flow.congested.swap(false, std::sync::atomic::Ordering::AcqRel) {
+        if clear
+            && flow
+                .congested
+                .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
             flow.notify.notify_waiters();
         }
         if !self.core.is_up() {
-            flow.congested.store(false, std::sync::atomic::Ordering::Release);
+            flow.congested
+                .store(false, std::sync::atomic::Ordering::Release);
             flow.notify.notify_waiters();
         }
     }

@@ -245,3 +245,47 @@ async fn recv_batch_returns_every_queued_message_in_order() {
     }
     assert_eq!(got, (0..50).collect::<Vec<u32>>());
 }
+
+#[actix_rt::test]
+async fn burst_far_beyond_the_link_window_arrives_once_in_order() {
+    let nodes = cluster().await;
+    let rx = nodes[1].dgram_socket();
+    rx.set_rcvbuf(16 << 20).await.unwrap();
+    let mut tx = nodes[0].dgram_socket();
+    // MEDIUM: backlog limit 200 packets. 40 kB messages are 3 fragments each, so one barrier
+    // window of 64 posts (192 packets) on top of the 50-packet window overruns it.
+    tx.set_importance(1).unwrap();
+    const N: u32 = 1_000;
+    let dest = rx.addr();
+    let sender = actix_rt::spawn(async move {
+        let mut data = vec![0u8; 40_000];
+        for i in 0..N {
+            data[..4].copy_from_slice(&i.to_be_bytes());
+            tx.send_to_socket(dest, &data).await.unwrap();
+        }
+        tx
+    });
+    let mut next = 0u32;
+    while next < N {
+        let b = tokio::time::timeout(Duration::from_secs(10), rx.recv_batch(1024))
+            .await
+            .unwrap_or_else(|_| panic!("stalled at {next}"));
+        for m in b {
+            assert!(
+                m.returned.is_none(),
+                "nothing may come back: {:?}",
+                m.returned
+            );
+            assert_eq!(u32::from_be_bytes(m.data[..4].try_into().unwrap()), next);
+            next += 1;
+        }
+    }
+    let _tx = sender.await.unwrap();
+    let links = nodes[0].links().await;
+    let congs: u64 = links.iter().map(|l| l.link.stats.link_congs).sum();
+    eprintln!("link congestion episodes: {congs}");
+    assert!(
+        congs > 0,
+        "the burst must have congested the link (test exercises parking)"
+    );
+}

@@ -42,6 +42,29 @@
 //!    within [`Sim::up_bound`] (`16 ticks + DISC_FAST + 2 ticks + 2 × max delay`: a link in
 //!    RESET sends a RESET on ticks 1–5 and then every 16th tick, discovery repeats within
 //!    `DISC_FAST`). The check is disarmed by a new partition or crash.
+//! 5. **Bindings** (with [`SimConfig::names`], the name glue below): (a) at a node-down, the node keeps no binding of the
+//!    lost peer; (b) on a *quiet* direction — publisher and viewer have each other up and the
+//!    publisher's links to the viewer hold nothing unacknowledged (transmit queue and backlog
+//!    empty) — the viewer's bindings of the publisher equal the publisher's own cluster-scope
+//!    bindings (every update sent was acknowledged, so it was delivered and applied); (c)
+//!    **convergence in time**: after the cluster starts, after [`Sim::heal`] and after
+//!    [`Sim::restart`], if no binding changes after that, every pair of live nodes that are
+//!    up to each other has converged, and no node holds bindings of a node it has no working
+//!    link to, within [`Sim::converge_bound`] (`up_bound + 10 × tolerance`). Disarmed by a new
+//!    partition, crash, publish or withdraw.
+//! 6. **Publish before data**: a binding-reference message ([`Sim::send_ref`]: a data message
+//!    naming one of its sender's bindings, sent after the binding was published) is delivered
+//!    at most once, in order per (src, dst), intact, and only when the receiving node's table
+//!    already holds that binding — checked at every delivery.
+//!
+//! # Name glue
+//!
+//! With [`SimConfig::names`] on, each node also has a [`BindingTable`] and a [`NameDistributor`] glued as
+//! `actors/src/names.rs` (kernel `name_distr.c`, spec §7): the node-state binding at start;
+//! the bulk of its cluster-scope bindings to a peer at that peer's `NodeUp`; purge and
+//! [`NameDistributor::node_down`] at `NodeDown`; NAME_DISTRIBUTOR messages applied in delivery
+//! order, before any later message of the same peer; a node-scope link-state binding per
+//! working link; [`Sim::publish`] / [`Sim::withdraw`] as single updates to every up peer.
 //!
 //! # Corruption
 //!
@@ -59,6 +82,9 @@ use rand_chacha::ChaCha8Rng;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
+use tipc_actors::addr::{Scope, ServiceRange};
+use tipc_actors::binding::{BindingError, BindingTable, Publication};
+use tipc_actors::name_distr::{stamp_destnode, NameDistrStats, NameDistributor, Update};
 use tipc_transport::discovery::{Discoverer, DiscoveryConfig, DISC_FAST};
 use tipc_transport::link::{DownReason, SendError, SendStatus};
 use tipc_transport::media::Dest;
@@ -74,6 +100,11 @@ const DIRECT_MSG: u8 = 3;
 const RECORD_LEN: usize = 16;
 /// The network id every simulated node uses.
 const NET_ID: u32 = 4711;
+/// First payload word of a binding-reference message ("REFS").
+const REF_MAGIC: u32 = 0x5245_4653;
+/// Payload bytes of a binding-reference message: magic, src, dst, id, type, lower, upper, port,
+/// key.
+const REF_LEN: usize = 40;
 
 /// The seeds to run: `SIM_SEED=N` in the environment replaces `default` by `[N]`.
 pub fn seeds(default: impl IntoIterator<Item = u64>) -> Vec<u64> {
@@ -157,6 +188,9 @@ pub struct SimConfig {
     /// Check invariant 1 (exactly once, in order, intact). Off only for runs with
     /// [`FaultRule::garble`].
     pub check_delivery: bool,
+    /// Run the name glue (bulks, single updates, purges) and check invariants 5 and 6. Off by
+    /// default so that runs without it keep their frame sequence (and seeds) unchanged.
+    pub names: bool,
 }
 
 impl Default for SimConfig {
@@ -170,6 +204,7 @@ impl Default for SimConfig {
             max_win: 200,
             msg_size: 64,
             check_delivery: true,
+            names: false,
         }
     }
 }
@@ -217,6 +252,31 @@ pub struct SimNode {
     rng: ChaCha8Rng,
     out: BytesMut,
     stats: NodeStats,
+    table: BindingTable,
+    distr: NameDistributor,
+    /// Peers whose `NodeUp` the name glue has seen (and sent the bulk to).
+    up_peers: BTreeSet<NodeAddr>,
+    /// Link ids of the link-state publications, by (peer, bearer).
+    link_ids: BTreeMap<(NodeAddr, BearerId), u32>,
+    next_key: u32,
+    /// Bumped on every change of the binding table.
+    names_version: u64,
+    name_stats: NameStats,
+}
+
+/// Counters of a simulated node's name glue (as `names::NameTableStats`, plus send failures).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NameStats {
+    /// NAME_DISTRIBUTOR messages received.
+    pub distr_rx: u64,
+    /// Updates applied to the table.
+    pub applied: u64,
+    /// Updates the table refused (duplicate, invalid, unknown withdrawal).
+    pub refused: u64,
+    /// Bindings removed by purges at node-down.
+    pub purged: u64,
+    /// NAME_DISTRIBUTOR messages the peer refused to send (link not up or overflowing).
+    pub send_failed: u64,
 }
 
 impl SimNode {
@@ -264,7 +324,12 @@ impl SimNode {
                 }
             })
             .collect();
-        SimNode {
+        // The node-state binding, published when the address is set (as `names::NameTable`).
+        let mut table = BindingTable::new(addr);
+        let _ = table.publish(Publication::node_state(addr));
+        let mut distr = NameDistributor::new(addr);
+        let _ = distr.publish(&Publication::node_state(addr));
+        let mut node = SimNode {
             id,
             addr,
             signature,
@@ -274,7 +339,206 @@ impl SimNode {
             rng: ChaCha8Rng::seed_from_u64(rng_seed),
             out: BytesMut::with_capacity(64 * 1024),
             stats: NodeStats::default(),
+            table,
+            distr,
+            up_peers: BTreeSet::new(),
+            link_ids: BTreeMap::new(),
+            next_key: 1,
+            names_version: 0,
+            name_stats: NameStats::default(),
+        };
+        node.table_changed();
+        node
+    }
+
+    // ------------------------------------------------------------------ name glue
+
+    /// The binding table.
+    pub fn table(&self) -> &BindingTable {
+        &self.table
+    }
+    /// The name distributor (its drop counters, pending queues).
+    pub fn distributor(&self) -> &NameDistributor {
+        &self.distr
+    }
+    /// Name-distributor drop counters.
+    pub fn distr_stats(&self) -> NameDistrStats {
+        self.distr.stats()
+    }
+    /// Counters of the name glue.
+    pub fn name_stats(&self) -> NameStats {
+        self.name_stats
+    }
+    /// Changes of the binding table so far (a version number).
+    pub fn names_version(&self) -> u64 {
+        self.names_version
+    }
+    /// This node's own cluster-scope bindings, sorted.
+    pub fn own_cluster_bindings(&self) -> Vec<Publication> {
+        let mut v: Vec<Publication> = self
+            .table
+            .bindings_of_node(self.addr)
+            .into_iter()
+            .filter(|p| p.scope == Scope::Cluster)
+            .collect();
+        v.sort();
+        v
+    }
+    /// The bindings of node `node` in this node's table, sorted.
+    pub fn view_of(&self, node: NodeAddr) -> Vec<Publication> {
+        let mut v = self.table.bindings_of_node(node);
+        v.sort();
+        v
+    }
+
+    /// The table changed: drain its events (no service tracking here) and bump the version.
+    fn table_changed(&mut self) {
+        while self.table.poll_event().is_some() {}
+        self.names_version += 1;
+    }
+
+    /// Send a name-distribution message to `peer` over its links.
+    fn send_names(&mut self, now: Instant, peer: NodeAddr, msg: BytesMut) {
+        let sent = self
+            .peers
+            .get_mut(&peer)
+            .is_some_and(|p| p.send(now, msg, 0).is_ok());
+        if !sent {
+            self.name_stats.send_failed += 1;
         }
+    }
+
+    /// A single update to every up peer (`names.rs` Publish/Withdraw handlers).
+    fn distribute(&mut self, now: Instant, msg: Option<BytesMut>) {
+        let Some(msg) = msg else { return };
+        let peers: Vec<NodeAddr> = self.up_peers.iter().copied().collect();
+        for peer in peers {
+            let mut copy = msg.clone();
+            stamp_destnode(&mut copy, peer);
+            self.send_names(now, peer, copy);
+        }
+    }
+
+    /// Publish a binding of a local socket (key = a fresh per-instance number) and send it to
+    /// every up peer if it has cluster scope.
+    pub fn publish(
+        &mut self,
+        now: Instant,
+        range: ServiceRange,
+        port: u32,
+        scope: Scope,
+    ) -> Result<Publication, BindingError> {
+        let p = Publication {
+            range,
+            scope,
+            node: self.addr,
+            port,
+            key: self.next_key,
+        };
+        self.table.publish(p)?;
+        self.next_key = self.next_key.wrapping_add(1).max(1);
+        self.table_changed();
+        let msg = self.distr.publish(&p).map(|(_, m)| m);
+        self.distribute(now, msg);
+        Ok(p)
+    }
+
+    /// Withdraw the local binding of `port` with exactly this range (the most recent one if
+    /// there are several) and send the withdrawal to every up peer.
+    pub fn withdraw(
+        &mut self,
+        now: Instant,
+        range: ServiceRange,
+        port: u32,
+    ) -> Option<Publication> {
+        let own = self.addr;
+        let key = self
+            .table
+            .iter()
+            .find(|p| p.node == own && p.range == range && p.port == port)?
+            .key;
+        let p = self.table.withdraw(range, own, port, key)?;
+        self.table_changed();
+        let msg = self.distr.withdraw(&p).map(|(_, m)| m);
+        self.distribute(now, msg);
+        Some(p)
+    }
+
+    /// A peer came up: send it our cluster-scope bindings (the bulk).
+    fn names_node_up(&mut self, now: Instant, peer: NodeAddr) {
+        self.up_peers.insert(peer);
+        let own = self.own_cluster_bindings_in_table_order();
+        let mss = self.peers.get(&peer).map_or(0, |p| p.mss());
+        let mss = if mss == 0 {
+            self.bearers[0].params.mtu.saturating_sub(80)
+        } else {
+            mss
+        };
+        for msg in self.distr.bulk(peer, own.iter(), mss) {
+            self.send_names(now, peer, msg);
+        }
+    }
+
+    fn own_cluster_bindings_in_table_order(&self) -> Vec<Publication> {
+        self.table
+            .bindings_of_node(self.addr)
+            .into_iter()
+            .filter(|p| p.scope == Scope::Cluster)
+            .collect()
+    }
+
+    /// A peer was lost: forget its distribution state and purge its bindings.
+    fn names_node_down(&mut self, peer: NodeAddr) {
+        self.up_peers.remove(&peer);
+        self.distr.node_down(peer);
+        let gone = self.table.purge_node(peer);
+        self.name_stats.purged += gone.len() as u64;
+        self.table_changed();
+    }
+
+    /// A link came up: the node-scope link-state binding `{2, peer, peer}`.
+    fn names_link_up(&mut self, peer: NodeAddr, bearer: BearerId) {
+        let peer_bearer = self
+            .peers
+            .get(&peer)
+            .and_then(|p| p.links().into_iter().find(|(b, _)| *b == bearer))
+            .map_or(0, |(_, s)| s.peer_bearer_id);
+        let id = ((peer_bearer as u32) << 16) | bearer as u32;
+        self.link_ids.insert((peer, bearer), id);
+        let _ = self
+            .table
+            .publish(Publication::link_state(self.addr, peer, id));
+        self.table_changed();
+    }
+
+    fn names_link_down(&mut self, peer: NodeAddr, bearer: BearerId) {
+        if let Some(id) = self.link_ids.remove(&(peer, bearer)) {
+            let p = Publication::link_state(self.addr, peer, id);
+            let _ = self.table.withdraw(p.range, p.node, p.port, p.key);
+            self.table_changed();
+        }
+    }
+
+    /// A NAME_DISTRIBUTOR message delivered by `from`'s link: apply what is applicable now.
+    fn names_receive(&mut self, from: NodeAddr, msg: &[u8]) {
+        self.name_stats.distr_rx += 1;
+        for u in self.distr.receive(from, msg) {
+            let ok = match u {
+                Update::Publish(p) => self.table.publish(p).is_ok(),
+                Update::Withdraw {
+                    range,
+                    node,
+                    port,
+                    key,
+                } => self.table.withdraw(range, node, port, key).is_some(),
+            };
+            if ok {
+                self.name_stats.applied += 1;
+            } else {
+                self.name_stats.refused += 1;
+            }
+        }
+        self.table_changed();
     }
 
     /// Node identity.
@@ -529,6 +793,54 @@ pub struct Sim {
     frames_sent: u64,
     corrupted_delivered: u64,
     trace: bool,
+    /// Binding-reference messages, by id.
+    refs: Vec<RefMsg>,
+    /// (src, dst) -> id of the last reference message delivered on that flow.
+    ref_last: BTreeMap<(usize, usize), u64>,
+    /// Bindings must have converged by then (invariant 5c).
+    names_deadline: Option<Instant>,
+    /// (publisher, viewer) -> the names versions last verified equal (invariant 5b).
+    names_verified: HashMap<(usize, usize), (u64, u64)>,
+}
+
+/// The (range, port, key) a reference message names.
+type RefBinding = (ServiceRange, u32, u32);
+
+/// What became of a binding-reference message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefState {
+    /// Accepted by the sender's link, not yet delivered.
+    Sent,
+    /// Delivered (once).
+    Delivered,
+    /// Reported purged by the sender's link (a purged message may still be delivered once).
+    Purged,
+    /// Its sender crashed before it was delivered.
+    Lost,
+}
+
+/// A data message that names one of its sender's bindings (publish-before-data traffic).
+#[derive(Debug, Clone, Copy)]
+pub struct RefMsg {
+    /// Sending node.
+    pub src: usize,
+    /// Receiving node.
+    pub dst: usize,
+    /// The binding it refers to (published at `src` before it was sent).
+    pub publ: Publication,
+    /// Its fate so far.
+    pub state: RefState,
+}
+
+/// Why a name command failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameCmdError {
+    /// The node is crashed.
+    NodeDown,
+    /// [`SimConfig::names`] is off.
+    Disabled,
+    /// The binding table refused.
+    Binding(BindingError),
 }
 
 fn pair(a: usize, b: usize) -> (usize, usize) {
@@ -582,8 +894,13 @@ impl Sim {
             frames_sent: 0,
             corrupted_delivered: 0,
             trace: std::env::var_os("SIM_TRACE").is_some(),
+            refs: Vec::new(),
+            ref_last: BTreeMap::new(),
+            names_deadline: None,
+            names_verified: HashMap::new(),
         };
         sim.up_deadline = Some(start + sim.up_bound());
+        sim.names_deadline = Some(start + sim.converge_bound());
         sim
     }
 
@@ -655,6 +972,18 @@ impl Sim {
         self.tick() * 18 + DISC_FAST + max_delay * 2
     }
 
+    /// Invariant 5c's bound: after the cluster starts, after [`Sim::heal`] and after
+    /// [`Sim::restart`], with no publish or withdraw after that, every pair of live, connected
+    /// nodes has converged within [`Sim::up_bound`] + 10 × tolerance. Once the links are up,
+    /// the bulks and single updates are on reliable links, and a link fails when a packet is
+    /// not through within 10 × tolerance of its first retransmission
+    /// (`DownReason::RetransmitFailure`), which invariants 3 and 4 account for. Loss recovery
+    /// on a quiet link is paced by the link tick (one gap per STATE exchange, no gap-ack
+    /// blocks yet), so at 30 % loss a few hundred queued messages take several seconds.
+    pub fn converge_bound(&self) -> Duration {
+        self.up_bound() + self.cfg.tolerance * 10
+    }
+
     /// Is every link between `a` and `b` up at both ends (one per bearer)?
     pub fn pair_up(&self, a: usize, b: usize) -> bool {
         let up = |x: usize, y: usize| {
@@ -717,6 +1046,7 @@ impl Sim {
         }
         self.trace(format_args!("partition {a} | {b}"));
         self.up_deadline = None;
+        self.names_deadline = None;
         self.fault(a, b);
         let deadline = self.now + self.down_bound();
         for (x, y) in [(a, b), (b, a)] {
@@ -739,6 +1069,7 @@ impl Sim {
             self.fault(a, b);
         }
         self.up_deadline = Some(self.now + self.up_bound());
+        self.names_deadline = Some(self.now + self.converge_bound());
     }
 
     /// Node `n` disappears with all its state; frames to it are lost. Messages it had sent
@@ -749,6 +1080,7 @@ impl Sim {
         }
         self.trace(format_args!("crash {n}"));
         self.up_deadline = None;
+        self.names_deadline = None;
         for o in 0..self.cfg.nodes {
             if o != n {
                 self.fault(n, o);
@@ -766,6 +1098,12 @@ impl Sim {
                 f.lost_below = f.next;
             }
         }
+        for r in self.refs.iter_mut() {
+            if r.src == n && r.state == RefState::Sent {
+                r.state = RefState::Lost;
+            }
+        }
+        self.names_verified.retain(|k, _| k.0 != n && k.1 != n);
     }
 
     /// Start node `n` again: same identity and address, new signature, new link sessions.
@@ -783,6 +1121,8 @@ impl Sim {
             }
         }
         self.up_deadline = Some(self.now + self.up_bound());
+        self.names_deadline = Some(self.now + self.converge_bound());
+        self.names_verified.retain(|k, _| k.0 != n && k.1 != n);
         self.pump(n);
     }
 
@@ -910,6 +1250,307 @@ impl Sim {
         }
     }
 
+    // ------------------------------------------------------------------ names
+
+    /// Node `node` binds `port` to `range` with cluster scope; the binding goes to every up
+    /// peer as a single update (and to later peers in their bulk). The key is a fresh number
+    /// of this node instance.
+    pub fn publish(
+        &mut self,
+        node: usize,
+        range: ServiceRange,
+        port: u32,
+    ) -> Result<Publication, NameCmdError> {
+        self.publish_scoped(node, range, port, Scope::Cluster)
+    }
+
+    /// [`Sim::publish`] with a chosen scope (node-scope bindings stay local).
+    pub fn publish_scoped(
+        &mut self,
+        node: usize,
+        range: ServiceRange,
+        port: u32,
+        scope: Scope,
+    ) -> Result<Publication, NameCmdError> {
+        let now = self.now;
+        if !self.cfg.names {
+            return Err(NameCmdError::Disabled);
+        }
+        let n = self.nodes[node].as_mut().ok_or(NameCmdError::NodeDown)?;
+        let p = n
+            .publish(now, range, port, scope)
+            .map_err(NameCmdError::Binding)?;
+        self.trace(format_args!("node {node} publishes {p:?}"));
+        // Bindings change again: convergence is no longer expected by a deadline.
+        self.names_deadline = None;
+        self.pump(node);
+        Ok(p)
+    }
+
+    /// Node `node` withdraws its binding of `port` to exactly `range` (the newest if several);
+    /// the withdrawal goes to every up peer.
+    pub fn withdraw(&mut self, node: usize, range: ServiceRange, port: u32) -> Option<Publication> {
+        let now = self.now;
+        if !self.cfg.names {
+            return None;
+        }
+        let p = self.nodes[node].as_mut()?.withdraw(now, range, port)?;
+        self.trace(format_args!("node {node} withdraws {p:?}"));
+        self.names_deadline = None;
+        self.pump(node);
+        Some(p)
+    }
+
+    /// A data message from `src` to `dst` naming `src`'s binding `publ` (which must be in
+    /// `src`'s table), sent at once at MEDIUM importance if the link is up and that level is
+    /// not congested. Returns the message id, or `None` if it was not sent. Invariant 6 checks
+    /// its delivery.
+    pub fn send_ref(&mut self, src: usize, dst: usize, publ: &Publication) -> Option<u64> {
+        let now = self.now;
+        if !self.cfg.names {
+            return None;
+        }
+        let id = self.refs.len() as u64;
+        let msg = self.ref_msg(src, dst, id, publ);
+        let dst_addr = self.addrs[dst];
+        let n = self.nodes[src].as_mut()?;
+        if !n.table().iter().any(|p| p == publ) || publ.node != n.addr() {
+            return None;
+        }
+        let selector = 2000 + src as u32;
+        let peer = n.peer_mut(dst_addr)?;
+        if !peer.is_up() || peer.is_congested(user::MEDIUM, selector) {
+            return None;
+        }
+        match peer.send(now, msg, selector) {
+            Ok(_) => {}
+            Err(SendError::Congested(_) | SendError::NotUp(_)) => return None,
+            Err(e) => self.violation(&format!("reference {src}->{dst} #{id} refused: {e}")),
+        }
+        self.refs.push(RefMsg {
+            src,
+            dst,
+            publ: *publ,
+            state: RefState::Sent,
+        });
+        self.pump(src);
+        Some(id)
+    }
+
+    /// Every binding-reference message sent so far, by id.
+    pub fn refs(&self) -> &[RefMsg] {
+        &self.refs
+    }
+
+    /// Has every reference message been delivered, purged by its sender's link, or lost with
+    /// its crashed sender?
+    pub fn refs_settled(&self) -> bool {
+        self.refs.iter().all(|r| r.state != RefState::Sent)
+    }
+
+    /// Reference messages in each state: (sent and pending, delivered, purged, lost).
+    pub fn ref_counts(&self) -> (usize, usize, usize, usize) {
+        let c = |s| self.refs.iter().filter(|r| r.state == s).count();
+        (
+            c(RefState::Sent),
+            c(RefState::Delivered),
+            c(RefState::Purged),
+            c(RefState::Lost),
+        )
+    }
+
+    /// Where bindings have not converged: for every pair of live nodes whose peer objects are
+    /// both up, the viewer's bindings of the publisher must equal the publisher's own
+    /// cluster-scope bindings, and a node holds no bindings of a node it has no working link
+    /// to. `None` when converged.
+    pub fn names_divergence(&self) -> Option<String> {
+        let n = self.cfg.nodes;
+        for v in 0..n {
+            let Some(viewer) = self.node(v) else { continue };
+            for j in (0..n).filter(|&j| j != v) {
+                let aj = self.addrs[j];
+                let view = viewer.view_of(aj);
+                if !self.peer_up(v, j) {
+                    if !view.is_empty() {
+                        return Some(format!(
+                            "node {v} holds {} bindings of node {j} it has no link to",
+                            view.len()
+                        ));
+                    }
+                    continue;
+                }
+                let Some(publisher) = self.node(j) else {
+                    continue;
+                };
+                if !self.peer_up(j, v) {
+                    continue;
+                }
+                let own = publisher.own_cluster_bindings();
+                if view != own {
+                    return Some(Self::diff_msg(v, j, &view, &own));
+                }
+            }
+        }
+        None
+    }
+
+    /// Have the binding tables converged (see [`Sim::names_divergence`])?
+    pub fn names_converged(&self) -> bool {
+        self.names_divergence().is_none()
+    }
+
+    fn diff_msg(v: usize, j: usize, view: &[Publication], own: &[Publication]) -> String {
+        let extra: Vec<_> = view.iter().filter(|p| !own.contains(p)).collect();
+        let missing: Vec<_> = own.iter().filter(|p| !view.contains(p)).collect();
+        format!("node {v}'s view of node {j}: extra {extra:?}, missing {missing:?}")
+    }
+
+    fn ref_msg(&self, src: usize, dst: usize, id: u64, publ: &Publication) -> BytesMut {
+        let len = BASIC_H_SIZE + REF_LEN;
+        let mut b = BytesMut::zeroed(len);
+        let (sa, da) = (self.addrs[src], self.addrs[dst]);
+        {
+            let mut h = Header::new_unchecked(&mut b[..]);
+            h.init(user::MEDIUM, DIRECT_MSG, BASIC_H_SIZE, len, sa);
+            h.set(field::ORIGNODE, sa);
+            h.set(field::DESTNODE, da);
+            h.set(field::ORIGPORT, publ.port);
+            h.set(field::DESTPORT, 2000 + dst as u32);
+        }
+        let words = [
+            REF_MAGIC,
+            src as u32,
+            dst as u32,
+            (id >> 32) as u32,
+            id as u32,
+            publ.range.type_,
+            publ.range.lower,
+            publ.range.upper,
+            publ.port,
+            publ.key,
+        ];
+        for (k, w) in words.iter().enumerate() {
+            b[BASIC_H_SIZE + 4 * k..BASIC_H_SIZE + 4 * k + 4].copy_from_slice(&w.to_be_bytes());
+        }
+        b
+    }
+
+    /// (src, dst, id, the binding's (range, port, key)) of a reference message.
+    fn parse_ref(m: &[u8]) -> Option<(usize, usize, u64, RefBinding)> {
+        let h = Header::new_checked(m).ok()?;
+        if h.user() != user::MEDIUM || h.mtype() != DIRECT_MSG || h.header_len() != BASIC_H_SIZE {
+            return None;
+        }
+        let p = h.payload();
+        if p.len() != REF_LEN {
+            return None;
+        }
+        let w = |k: usize| -> Option<u32> {
+            Some(u32::from_be_bytes(
+                p.get(4 * k..4 * k + 4)?.try_into().ok()?,
+            ))
+        };
+        if w(0)? != REF_MAGIC {
+            return None;
+        }
+        let id = ((w(3)? as u64) << 32) | w(4)? as u64;
+        let range = ServiceRange {
+            type_: w(5)?,
+            lower: w(6)?,
+            upper: w(7)?,
+        };
+        Some((w(1)? as usize, w(2)? as usize, id, (range, w(8)?, w(9)?)))
+    }
+
+    /// Invariant 6: a reference message is delivered at most once, in order per (src, dst),
+    /// intact, and only once the receiver's table holds the binding it names.
+    fn on_ref_deliver(&mut self, node: usize, peer: usize, m: &[u8]) {
+        let Some((src, dst, id, (range, port, key))) = Self::parse_ref(m) else {
+            self.violation(&format!(
+                "node {node} got an unexpected MEDIUM message from {peer}: {} bytes",
+                m.len()
+            ));
+        };
+        let Some(r) = self.refs.get(id as usize).copied() else {
+            self.violation(&format!("reference #{id} delivered but never sent"));
+        };
+        if src != peer || dst != node || r.src != src || r.dst != dst {
+            self.violation(&format!(
+                "node {node} got reference #{id} from {peer} naming {src}->{dst} (sent {}->{})",
+                r.src, r.dst
+            ));
+        }
+        let intact = Header::new_checked(m)
+            .is_ok_and(|h| h.orignode() == self.addrs[src] && h.destnode() == self.addrs[dst])
+            && (range, port, key) == (r.publ.range, r.publ.port, r.publ.key);
+        if !intact {
+            self.violation(&format!("reference {src}->{dst} #{id}: damaged"));
+        }
+        if r.state == RefState::Delivered {
+            self.violation(&format!("reference {src}->{dst} #{id} delivered twice"));
+        }
+        if let Some(&l) = self.ref_last.get(&(src, dst)) {
+            if id <= l {
+                self.violation(&format!(
+                    "reference {src}->{dst} #{id} delivered after #{l}: reordered"
+                ));
+            }
+        }
+        let has = self
+            .node(node)
+            .is_some_and(|n| n.table().iter().any(|p| *p == r.publ));
+        if !has {
+            self.violation(&format!(
+                "publish-before-data: node {node} delivers reference #{id} from {src} to {:?} port {} key {} before the binding",
+                r.publ.range, r.publ.port, r.publ.key
+            ));
+        }
+        self.ref_last.insert((src, dst), id);
+        if let Some(r) = self.refs.get_mut(id as usize) {
+            r.state = RefState::Delivered;
+        }
+    }
+
+    /// Invariant 5b: for every direction publisher -> viewer whose peers are up at both ends
+    /// and whose links at the publisher have nothing unacknowledged (transmit queue and backlog
+    /// empty), the viewer has every update the publisher sent: views must be equal. Checked
+    /// again only when either table changed.
+    fn check_quiet_names(&mut self) {
+        let n = self.cfg.nodes;
+        for j in 0..n {
+            for v in (0..n).filter(|&v| v != j) {
+                let (Some(pn), Some(vn)) = (self.node(j), self.node(v)) else {
+                    continue;
+                };
+                let vers = (pn.names_version(), vn.names_version());
+                if self.names_verified.get(&(j, v)) == Some(&vers) {
+                    continue;
+                }
+                let (aj, av) = (self.addrs[j], self.addrs[v]);
+                let (Some(pp), Some(vp)) = (pn.peer(av), vn.peer(aj)) else {
+                    continue;
+                };
+                if !pp.is_up() || !vp.is_up() {
+                    continue;
+                }
+                let quiet = pp
+                    .links()
+                    .iter()
+                    .all(|(_, s)| s.transmq_len == 0 && s.backlog_len == 0);
+                if !quiet {
+                    continue;
+                }
+                let own = pn.own_cluster_bindings();
+                let view = vn.view_of(aj);
+                if view != own {
+                    let msg = Self::diff_msg(v, j, &view, &own);
+                    self.violation(&format!("bindings diverge on a quiet link: {msg}"));
+                }
+                self.names_verified.insert((j, v), vers);
+            }
+        }
+    }
+
     // ------------------------------------------------------------------ the loop
 
     /// The next deadline: a frame arrival or a core's timer.
@@ -989,17 +1630,25 @@ impl Sim {
     }
 
     /// Drain node `i`'s cores: put its frames on the wire, check and record its events.
+    /// The name glue may send while handling events (bulks at node-up), so this drains again
+    /// until the node is quiet (bounded: a round sends only what the previous one's events
+    /// asked for).
     fn pump(&mut self, i: usize) {
         let now = self.now;
-        let Some(node) = self.nodes[i].as_mut() else {
-            return;
-        };
-        let (frames, events) = node.drain(now);
-        for f in frames {
-            self.transmit(i, f);
-        }
-        for (peer_addr, ev) in events {
-            self.on_event(i, peer_addr, ev);
+        for _ in 0..8 {
+            let Some(node) = self.nodes[i].as_mut() else {
+                return;
+            };
+            let (frames, events) = node.drain(now);
+            if frames.is_empty() && events.is_empty() {
+                return;
+            }
+            for f in frames {
+                self.transmit(i, f);
+            }
+            for (peer_addr, ev) in events {
+                self.on_event(i, peer_addr, ev);
+            }
         }
     }
 
@@ -1127,12 +1776,38 @@ impl Sim {
                 kind,
             })
         };
+        let now = self.now;
+        let names = self.cfg.names;
         match ev {
-            PeerEvent::LinkUp { bearer, .. } => log(LogKind::LinkUp(bearer)),
-            PeerEvent::NodeUp => log(LogKind::NodeUp),
-            PeerEvent::NodeDown => log(LogKind::NodeDown),
+            PeerEvent::LinkUp { bearer, .. } => {
+                log(LogKind::LinkUp(bearer));
+                if let Some(n) = self.nodes[node].as_mut().filter(|_| names) {
+                    n.names_link_up(peer_addr, bearer);
+                }
+            }
+            PeerEvent::NodeUp => {
+                log(LogKind::NodeUp);
+                if let Some(n) = self.nodes[node].as_mut().filter(|_| names) {
+                    n.names_node_up(now, peer_addr);
+                }
+            }
+            PeerEvent::NodeDown => {
+                log(LogKind::NodeDown);
+                if let Some(n) = self.nodes[node].as_mut().filter(|_| names) {
+                    n.names_node_down(peer_addr);
+                    let left = n.table().bindings_of_node(peer_addr).len();
+                    if left > 0 {
+                        self.violation(&format!(
+                            "node {node} kept {left} bindings of {peer} after its node-down"
+                        ));
+                    }
+                }
+            }
             PeerEvent::LinkDown { bearer, reason, .. } => {
                 log(LogKind::LinkDown(bearer, reason));
+                if let Some(n) = self.nodes[node].as_mut().filter(|_| names) {
+                    n.names_link_down(peer_addr, bearer);
+                }
                 self.must_go_down.remove(&(node, peer, bearer));
                 let window = self.cfg.tolerance * 10 + self.down_bound();
                 let caused = self
@@ -1147,7 +1822,17 @@ impl Sim {
                     ));
                 }
             }
-            PeerEvent::Deliver(m) => self.on_deliver(node, peer, &m),
+            PeerEvent::Deliver(m) => match Header::new_checked(&m[..]).map(|h| h.user()) {
+                Ok(user::NAME_DISTRIBUTOR) if names => {
+                    if let Some(n) = self.nodes[node].as_mut() {
+                        n.names_receive(peer_addr, &m);
+                    }
+                }
+                Ok(user::MEDIUM) if names && self.cfg.check_delivery => {
+                    self.on_ref_deliver(node, peer, &m)
+                }
+                _ => self.on_deliver(node, peer, &m),
+            },
             PeerEvent::Purged(m) => self.on_purged(node, peer, &m),
             PeerEvent::Unblocked(_) => {}
         }
@@ -1217,6 +1902,7 @@ impl Sim {
 
     fn on_purged(&mut self, node: usize, peer: usize, m: &[u8]) {
         let mut seqs = Vec::new();
+        let mut refs = Vec::new();
         if let Ok(h) = Header::new_checked(m) {
             if h.user() == user::MSG_BUNDLER {
                 let size = h.size();
@@ -1229,10 +1915,27 @@ impl Sim {
                     if let Some(r) = Self::parse_record(&m[pos..pos + isz]) {
                         seqs.push(r);
                     }
+                    if let Some(r) = Self::parse_ref(&m[pos..pos + isz]) {
+                        refs.push(r);
+                    }
                     pos += (isz + 3) & !3;
                 }
             } else if let Some(r) = Self::parse_record(m) {
                 seqs.push(r);
+            } else if let Some(r) = Self::parse_ref(m) {
+                refs.push(r);
+            }
+        }
+        for (src, dst, id, _) in refs {
+            if src != node || dst != peer {
+                self.violation(&format!(
+                    "node {node} purged a reference {src}->{dst} #{id} on its link to {peer}"
+                ));
+            }
+            if let Some(r) = self.refs.get_mut(id as usize) {
+                if r.state == RefState::Sent {
+                    r.state = RefState::Purged;
+                }
             }
         }
         for (_, _, src, dst, seq) in seqs {
@@ -1271,6 +1974,23 @@ impl Sim {
                 now - *d,
                 self.down_bound()
             ));
+        }
+        // 5b: quiet links carry converged views; 5c: convergence in time.
+        if self.cfg.check_delivery && self.cfg.names {
+            self.check_quiet_names();
+            if let Some(d) = self.names_deadline {
+                if self.up_deadline.is_none() && self.names_converged() {
+                    self.names_deadline = None;
+                } else if now > d {
+                    let why = self
+                        .names_divergence()
+                        .unwrap_or_else(|| "links not up".into());
+                    self.violation(&format!(
+                        "bindings not converged within {:?}: {why}",
+                        self.converge_bound()
+                    ));
+                }
+            }
         }
         // 4: recovery in time.
         if let Some(d) = self.up_deadline {

@@ -140,8 +140,9 @@ impl NameTable {
         let mut table = BindingTable::new(own);
         // Our node-state binding; the kernel publishes it when its address is set.
         let _ = table.publish(Publication::node_state(own));
-        let mut distr = NameDistributor::new(own);
-        let _ = distr.publish(&Publication::node_state(own));
+        // `NameDistributor::new` already accounts for the node-state publication's seqno (the
+        // kernel spends seqno 0 on it before any peer exists); it travels in every bulk.
+        let distr = NameDistributor::new(own);
         let mut me = NameTable {
             shared,
             table,

@@ -327,8 +327,8 @@ impl SimNode {
         // The node-state binding, published when the address is set (as `names::NameTable`).
         let mut table = BindingTable::new(addr);
         let _ = table.publish(Publication::node_state(addr));
-        let mut distr = NameDistributor::new(addr);
-        let _ = distr.publish(&Publication::node_state(addr));
+        // As actors/src/names.rs: `NameDistributor::new` already spent the node state's seqno.
+        let distr = NameDistributor::new(addr);
         let mut node = SimNode {
             id,
             addr,

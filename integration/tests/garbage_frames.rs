@@ -106,13 +106,8 @@ fn msg(from: u32, to: u32, seq: u64) -> BytesMut {
 
 #[actix_rt::test]
 async fn node_fed_garbage_keeps_link_up_and_counts_drops() {
-    let s1 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let s2 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let (pa, pb) = (
-        s1.local_addr().unwrap().port(),
-        s2.local_addr().unwrap().port(),
-    );
-    drop((s1, s2));
+    let ports = tipc_integration::cluster::free_udp_ports(2);
+    let (pa, pb) = (ports[0], ports[1]);
     let a = node("ga", pa, pb);
     let b = node("gb", pb, pa);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();

@@ -6,27 +6,8 @@ use std::time::{Duration, Instant};
 use tipc_actors::addr::{Scope, ServiceRange};
 use tipc_actors::binding::Publication;
 use tipc_actors::topology::{EventKind, Subscription};
-use tipc_actors::{NodeEvent, TransportConfig, TransportNode};
-use tipc_transport::media::{UdpConfig, UdpMedia, UdpRemote};
-use tipc_transport::NodeId;
-
-fn node(id: &str, port: u16, peers: &[u16]) -> TransportNode {
-    let udp = UdpMedia::bind(UdpConfig {
-        local: format!("127.0.0.1:{port}").parse().unwrap(),
-        remote: UdpRemote::Replicast(
-            peers
-                .iter()
-                .map(|p| format!("127.0.0.1:{p}").parse().unwrap())
-                .collect(),
-        ),
-        mtu: None,
-        name: "udp0".into(),
-    })
-    .expect("bind");
-    let n = TransportNode::new(TransportConfig::new(NodeId::from_str_id(id).unwrap()));
-    n.enable_bearer(udp, "udp0", 50).expect("bearer");
-    n
-}
+use tipc_actors::TransportNode;
+use tipc_integration::cluster::udp_cluster;
 
 fn range(type_: u32, lower: u32, upper: u32) -> ServiceRange {
     ServiceRange {
@@ -42,41 +23,13 @@ async fn has(n: &TransportNode, r: ServiceRange) -> bool {
 
 #[actix_rt::test]
 async fn bindings_and_withdrawals_reach_other_nodes_and_subscribers() {
-    let socks: Vec<_> = (0..3)
-        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
-        .collect();
-    let ports: Vec<u16> = socks
-        .iter()
-        .map(|s| s.local_addr().unwrap().port())
-        .collect();
-    drop(socks);
-    let others = |i: usize| -> Vec<u16> {
-        ports
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .map(|(_, p)| *p)
-            .collect()
-    };
-    let a = node("na", ports[0], &others(0));
-    let mut ev = a.events();
-    let b = node("nb", ports[1], &others(1));
-    let c = node("nc", ports[2], &others(2));
-    let mut up = 0;
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while up < 2 {
-            if let Ok(NodeEvent::NodeUp(_)) = ev.recv().await {
-                up += 1;
-            }
-        }
-    })
-    .await
-    .expect("node a sees both peers");
+    let nodes = udp_cluster("n", 3).await;
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
 
     // Every node sees every node's node-state binding {0, n, n}.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    for n in [&a, &b, &c] {
-        for m in [&a, &b, &c] {
+    for n in [a, b, c] {
+        for m in [a, b, c] {
             assert!(
                 has(n, range(0, m.addr(), m.addr())).await,
                 "node-state binding missing"
@@ -103,7 +56,7 @@ async fn bindings_and_withdrawals_reach_other_nodes_and_subscribers() {
     assert_eq!(e.kind, EventKind::Published);
     assert_eq!((e.found_lower, e.found_upper), (10, 20));
     assert_eq!((e.port.node, e.port.port), (c.addr(), 77));
-    assert!(has(&b, publ.range).await);
+    assert!(has(b, publ.range).await);
 
     // Node scope: stays on c.
     let local = Publication {
@@ -115,8 +68,8 @@ async fn bindings_and_withdrawals_reach_other_nodes_and_subscribers() {
     };
     c.publish(local).await.expect("publish node scope");
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(has(&c, local.range).await);
-    assert!(!has(&a, local.range).await && !has(&b, local.range).await);
+    assert!(has(c, local.range).await);
+    assert!(!has(a, local.range).await && !has(b, local.range).await);
 
     // A withdrawal is seen by a's subscriber within 100 ms.
     let t = Instant::now();
@@ -130,7 +83,7 @@ async fn bindings_and_withdrawals_reach_other_nodes_and_subscribers() {
         "withdrawal seen by the remote subscriber after {:?}",
         t.elapsed()
     );
-    assert!(!has(&b, publ.range).await);
+    assert!(!has(b, publ.range).await);
 
     // c stops: its bindings disappear from a and b, and a's subscriber sees them withdrawn.
     c.publish(publ).await.expect("publish again");
@@ -145,5 +98,5 @@ async fn bindings_and_withdrawals_reach_other_nodes_and_subscribers() {
         .expect("WITHDRAWN after node loss")
         .unwrap();
     assert_eq!(e.kind, EventKind::Withdrawn);
-    assert!(!has(&a, publ.range).await && !has(&b, range(0, c.addr(), c.addr())).await);
+    assert!(!has(a, publ.range).await && !has(b, range(0, c.addr(), c.addr())).await);
 }

@@ -19,14 +19,10 @@ fn start(id: &str, port: u16, peer: u16) -> NodeProc {
     )
 }
 
-/// Two free UDP ports on 127.0.0.1 (bound and released; the test binds them again at once).
+/// Two free UDP ports on 127.0.0.1.
 fn free_ports() -> (u16, u16) {
-    let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    (
-        a.local_addr().unwrap().port(),
-        b.local_addr().unwrap().port(),
-    )
+    let p = tipc_integration::cluster::free_udp_ports(2);
+    (p[0], p[1])
 }
 
 #[test]

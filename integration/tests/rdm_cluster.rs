@@ -5,61 +5,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tipc_actors::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
 use tipc_actors::sockets::{DgramError, DgramSocket};
-use tipc_actors::{NodeEvent, TransportConfig, TransportNode};
-use tipc_transport::media::{UdpConfig, UdpMedia, UdpRemote};
+use tipc_actors::TransportNode;
+use tipc_integration::cluster::udp_cluster;
 use tipc_transport::wire::ErrorCode;
-use tipc_transport::NodeId;
-
-fn node(id: &str, port: u16, peers: &[u16]) -> TransportNode {
-    let udp = UdpMedia::bind(UdpConfig {
-        local: format!("127.0.0.1:{port}").parse().unwrap(),
-        remote: UdpRemote::Replicast(
-            peers
-                .iter()
-                .map(|p| format!("127.0.0.1:{p}").parse().unwrap())
-                .collect(),
-        ),
-        mtu: None,
-        name: "udp0".into(),
-    })
-    .expect("bind");
-    let n = TransportNode::new(TransportConfig::new(NodeId::from_str_id(id).unwrap()));
-    n.enable_bearer(udp, "udp0", 50).expect("bearer");
-    n
-}
 
 async fn cluster() -> Vec<TransportNode> {
-    let socks: Vec<_> = (0..3)
-        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
-        .collect();
-    let ports: Vec<u16> = socks
-        .iter()
-        .map(|s| s.local_addr().unwrap().port())
-        .collect();
-    drop(socks);
-    let nodes: Vec<TransportNode> = (0..3)
-        .map(|i| {
-            let others: Vec<u16> = ports
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(_, p)| *p)
-                .collect();
-            node(&format!("r{i}"), ports[i], &others)
-        })
-        .collect();
-    let mut ev = nodes[0].events();
-    let mut up = 0;
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while up < 2 {
-            if let Ok(NodeEvent::NodeUp(_)) = ev.recv().await {
-                up += 1;
-            }
-        }
-    })
-    .await
-    .expect("cluster up");
-    nodes
+    udp_cluster("r", 3).await
 }
 
 fn r(type_: u32, lower: u32, upper: u32) -> ServiceRange {

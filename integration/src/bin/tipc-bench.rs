@@ -13,13 +13,10 @@
 //! cargo run --release -p tipc-integration --bin tipc-bench -- --count 200000
 //! ```
 
-use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tipc_actors::addr::{Scope, ServiceAddr, ServiceRange};
-use tipc_actors::{TransportConfig, TransportNode};
-use tipc_transport::media::{UdpConfig, UdpMedia, UdpRemote};
-use tipc_transport::NodeId;
+use tipc_actors::TransportNode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const USAGE: &str = "usage: tipc-bench [--count N] [--rtts N]   (internal: --serve KIND PORT PEER)";
@@ -155,16 +152,7 @@ fn percentiles(mut v: Vec<Duration>) -> Lat {
 // ------------------------------------------------------------------------------------ TIPC
 
 fn tipc_node(id: &str, port: u16, peer: u16) -> TransportNode {
-    let udp = UdpMedia::bind(UdpConfig {
-        local: SocketAddr::from(([127, 0, 0, 1], port)),
-        remote: UdpRemote::Replicast(vec![SocketAddr::from(([127, 0, 0, 1], peer))]),
-        mtu: None,
-        name: "udp0".into(),
-    })
-    .expect("bind UDP bearer");
-    let n = TransportNode::new(TransportConfig::new(NodeId::from_str_id(id).expect("id")));
-    n.enable_bearer(udp, "udp0", 50).expect("bearer");
-    n
+    tipc_integration::cluster::udp_node(id, port, &[peer])
 }
 
 /// The benchmark service: the sink/echo socket binds `{BENCH_TYPE, 1}`.

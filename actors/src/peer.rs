@@ -99,6 +99,9 @@ pub struct PeerActor {
     link_up: [bool; MAX_BEARERS],
     /// Posted messages the link refused (congestion), sent when it has room again.
     parked: std::collections::VecDeque<BytesMut>,
+    /// We told posters the peer is congested (mirror of the shared flag, to keep the shared map
+    /// off the hot path).
+    flow_congested: bool,
 }
 
 impl PeerActor {
@@ -114,6 +117,7 @@ impl PeerActor {
             order: Vec::new(),
             link_up: [false; MAX_BEARERS],
             parked: std::collections::VecDeque::new(),
+            flow_congested: false,
         }
         .start()
     }
@@ -203,7 +207,7 @@ impl PeerActor {
                         n.notify_one();
                     }
                 }
-                PeerEvent::Purged(_) => {}
+                PeerEvent::Purged(pkt) => self.reject_purged(pkt),
             }
         }
         flush_batch(&mut batch);
@@ -226,16 +230,12 @@ impl PeerActor {
         match self.core.send(Instant::now(), msg, 0) {
             Ok(SendStatus::Accepted) => true,
             Ok(SendStatus::Congested) => {
-                self.flow()
-                    .congested
-                    .store(true, std::sync::atomic::Ordering::Release);
+                self.set_congested();
                 true
             }
             Err(E::Congested(m)) => {
                 self.parked.push_front(m);
-                self.flow()
-                    .congested
-                    .store(true, std::sync::atomic::Ordering::Release);
+                self.set_congested();
                 false
             }
             Err(E::NotUp(m)) | Err(E::Invalid(m)) => {
@@ -243,6 +243,33 @@ impl PeerActor {
                 true
             }
             Err(_) => true,
+        }
+    }
+
+    fn set_congested(&mut self) {
+        if !self.flow_congested {
+            self.flow_congested = true;
+            self.flow()
+                .congested
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// A link packet the link purged when it went down: its messages go back to their senders
+    /// (NO_NODE) unless droppable. Bundles are opened; fragments cannot be returned (counted
+    /// by the link as purged).
+    fn reject_purged(&self, pkt: Bytes) {
+        let Ok(h) = tipc_transport::wire::Header::new_checked(&pkt[..]) else {
+            return;
+        };
+        match h.user() {
+            tipc_transport::wire::user::MSG_BUNDLER => {
+                for m in tipc_transport::wire::extract(&pkt).flatten() {
+                    self.reject(&m);
+                }
+            }
+            u if u <= tipc_transport::wire::user::CRITICAL => self.reject(&pkt),
+            _ => {}
         }
     }
 
@@ -262,6 +289,9 @@ impl PeerActor {
 
     /// Send parked messages while the link takes them; release waiting senders when done.
     fn unpark(&mut self) {
+        if !self.flow_congested && self.parked.is_empty() {
+            return;
+        }
         if !self.core.is_up() {
             for m in std::mem::take(&mut self.parked) {
                 self.reject(&m);
@@ -272,16 +302,11 @@ impl PeerActor {
                 break;
             }
         }
-        let clear = self.parked.is_empty() && !(0..4).any(|i| self.core.is_congested(i, 0));
-        let flow = self.flow();
-        if clear
-            && flow
-                .congested
-                .swap(false, std::sync::atomic::Ordering::AcqRel)
-        {
-            flow.notify.notify_waiters();
-        }
-        if !self.core.is_up() {
+        let clear = !self.core.is_up()
+            || (self.parked.is_empty() && !(0..4).any(|i| self.core.is_congested(i, 0)));
+        if clear && self.flow_congested {
+            self.flow_congested = false;
+            let flow = self.flow();
             flow.congested
                 .store(false, std::sync::atomic::Ordering::Release);
             flow.notify.notify_waiters();

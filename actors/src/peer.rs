@@ -276,11 +276,11 @@ impl PeerActor {
     /// A message that cannot reach the peer goes back to its sender (NO_NODE), never lost
     /// silently unless the sender marked it droppable.
     fn reject(&self, m: &[u8]) {
-        if let Some(ret) = crate::socket::reverse(
-            m,
-            tipc_transport::wire::ErrorCode::NoNode,
-            self.shared.own_addr,
-        ) {
+        // Returned in the name of the unreachable node, so that the sender sees the original
+        // destination (`orignode` of a returned message is the node that could not deliver).
+        if let Some(ret) =
+            crate::socket::reverse(m, tipc_transport::wire::ErrorCode::NoNode, self.core.addr())
+        {
             if let Some(n) = self.shared.names.get() {
                 n.do_send(crate::names::RouteMsg(crate::names::Route::Returned(ret)));
             }

@@ -240,3 +240,50 @@ async fn burst_far_beyond_the_link_window_arrives_once_in_order() {
         "the burst must have congested the link (test exercises parking)"
     );
 }
+
+#[actix_rt::test]
+async fn messages_queued_for_a_node_that_died_come_back_with_no_node() {
+    use tipc_integration::cluster::{free_udp_ports, udp_node};
+    let ports = free_udp_ports(2);
+    let a = udp_node("da", ports[0], &[ports[1]]);
+    // Node b lives on its own arbiter (thread) so that it can die without a word.
+    let arb = actix_rt::Arbiter::new();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (pb, pa) = (ports[1], ports[0]);
+    arb.spawn(async move {
+        let b = udp_node("db", pb, &[pa]);
+        let s = b.dgram_socket();
+        let _ = tx.send(s.addr());
+        // Keep node b and its socket alive until the arbiter stops.
+        std::future::pending::<()>().await;
+        drop((b, s));
+    });
+    let dest = rx.await.unwrap();
+    let mut ev = a.events();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !matches!(ev.recv().await, Ok(tipc_actors::NodeEvent::NodeUp(_))) {}
+    })
+    .await
+    .expect("link up");
+    arb.stop();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let mut s = a.dgram_socket();
+    s.set_returnable(true);
+    for i in 0..100u32 {
+        let mut data = vec![0u8; 1000];
+        data[..4].copy_from_slice(&i.to_be_bytes());
+        s.send_to_socket(dest, &data).await.unwrap();
+    }
+    let mut returned = 0;
+    while returned < 100 {
+        let m = tokio::time::timeout(Duration::from_secs(5), s.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {returned} of 100 came back"))
+            .unwrap();
+        let r = m.returned.expect("only returned messages can arrive");
+        assert_eq!(r.error, ErrorCode::NoNode);
+        assert_eq!(r.dest, dest);
+        returned += 1;
+    }
+}

@@ -287,3 +287,67 @@ async fn messages_queued_for_a_node_that_died_come_back_with_no_node() {
         returned += 1;
     }
 }
+
+/// A binding withdrawn while messages to it are in flight: every message is accounted for.
+/// Those that reached the socket before it closed come back NO_PORT (returnable, queued at
+/// close), those that arrive after find no socket and no binding on the secondary lookup and
+/// come back NO_NAME; once the withdrawal reaches the sender its sends fail locally.
+#[actix_rt::test]
+async fn messages_racing_a_withdrawal_come_back_with_no_port_or_no_name() {
+    let nodes = cluster().await;
+    let mut server = nodes[1].dgram_socket();
+    server.bind(r(6100, 7, 7), Scope::Cluster).await.unwrap();
+    settle(&nodes, 6100, 1).await;
+    let mut client = nodes[0].dgram_socket();
+    client.set_returnable(true);
+    let name = ServiceAddr {
+        type_: 6100,
+        instance: 7,
+    };
+    let (close_tx, close_rx) = tokio::sync::oneshot::channel::<()>();
+    let closer = actix_rt::spawn(async move {
+        let _ = close_rx.await;
+        server.close().await;
+    });
+    let mut close_tx = Some(close_tx);
+    let mut sent = 0u32;
+    loop {
+        match client.send_to_service(name, &sent.to_be_bytes()).await {
+            Ok(()) => sent += 1,
+            Err(DgramError::NoDestination) => break,
+            Err(e) => panic!("unexpected send error {e:?}"),
+        }
+        if sent == 300 {
+            if let Some(tx) = close_tx.take() {
+                let _ = tx.send(());
+            }
+        }
+        assert!(sent < 1_000_000, "the withdrawal never reached the sender");
+    }
+    closer.await.unwrap();
+    let mut codes: HashMap<ErrorCode, u32> = HashMap::new();
+    let mut seen = std::collections::HashSet::new();
+    while (seen.len() as u32) < sent {
+        let m = recv_t(&client, 3000).await.unwrap_or_else(|| {
+            panic!(
+                "{} of {sent} came back: {codes:?} (silent loss)",
+                seen.len()
+            )
+        });
+        let ret = m.returned.expect("only returned messages can arrive");
+        let i = u32::from_be_bytes(m.data[..4].try_into().unwrap());
+        assert!(seen.insert(i), "message {i} returned twice");
+        *codes.entry(ret.error).or_default() += 1;
+    }
+    eprintln!("sent {sent}, returned {codes:?}");
+    assert!(
+        codes
+            .keys()
+            .all(|c| matches!(c, ErrorCode::NoPort | ErrorCode::NoName)),
+        "{codes:?}"
+    );
+    assert!(
+        codes.get(&ErrorCode::NoName).copied().unwrap_or(0) > 0,
+        "no message arrived after the socket closed: {codes:?} of {sent}"
+    );
+}

@@ -1,0 +1,353 @@
+//! Connection sockets (SOCK_SEQPACKET / SOCK_STREAM) between in-process nodes over UDP on
+//! 127.0.0.1: 0-RTT and connect-style request/reply, a flow-controlled bulk stream with a slow
+//! reader, shutdown and close, node loss, and refused or unroutable connection requests.
+
+use bytes::Bytes;
+use std::time::{Duration, Instant};
+use tipc_actors::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
+use tipc_actors::conn::{ConnDest, ConnError, ConnKind, Connection, Listener};
+use tipc_actors::TransportNode;
+use tipc_integration::cluster::udp_cluster;
+use tipc_transport::wire::ErrorCode;
+
+fn svc(type_: u32) -> ServiceAddr {
+    ServiceAddr { type_, instance: 1 }
+}
+
+fn range(type_: u32) -> ServiceRange {
+    ServiceRange {
+        type_,
+        lower: 1,
+        upper: 1,
+    }
+}
+
+/// Wait until `node` sees a binding of `type_`.
+async fn settle(node: &TransportNode, type_: u32) {
+    for _ in 0..200 {
+        if node
+            .nametable()
+            .await
+            .iter()
+            .any(|p| p.range.type_ == type_)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("binding of type {type_} never arrived");
+}
+
+async fn listener(node: &TransportNode, kind: ConnKind, type_: u32) -> Listener {
+    let l = node.conn_listener(kind);
+    l.bind(range(type_), Scope::Cluster).await.unwrap();
+    l
+}
+
+/// An echo server: every accepted connection answers each message with `reply(msg)`.
+fn serve_echo(l: Listener) {
+    actix_rt::spawn(async move {
+        while let Ok(c) = l.accept().await {
+            actix_rt::spawn(async move {
+                while let Ok(Some(m)) = c.recv().await {
+                    let mut r = b"re:".to_vec();
+                    r.extend_from_slice(&m);
+                    if c.send(Bytes::from(r)).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+}
+
+async fn t<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), f)
+        .await
+        .expect("timed out")
+}
+
+async fn request_replies(kind: ConnKind, zero_rtt: bool, type_: u32, n: usize) {
+    let nodes = udp_cluster(&format!("c{type_}-"), 2).await;
+    serve_echo(listener(&nodes[1], kind, type_).await);
+    settle(&nodes[0], type_).await;
+    for i in 0..n {
+        let req = Bytes::from(format!("req {i}"));
+        let c = if zero_rtt {
+            t(nodes[0].connect_with(ConnDest::Service(svc(type_)), kind, req.clone()))
+                .await
+                .unwrap()
+        } else {
+            let c = t(nodes[0].connect(ConnDest::Service(svc(type_)), kind))
+                .await
+                .unwrap();
+            c.send(req.clone()).await.unwrap();
+            c
+        };
+        assert_eq!(c.kind(), kind);
+        assert_eq!(c.peer().node, nodes[1].addr());
+        let rep = t(c.recv()).await.unwrap().unwrap();
+        assert_eq!(&rep[..], format!("re:req {i}").as_bytes());
+        c.close().await;
+    }
+}
+
+#[actix_rt::test]
+async fn seqpacket_zero_rtt_request_reply_answers_every_request() {
+    request_replies(ConnKind::Seqpacket, true, 7001, 10_000).await;
+}
+
+#[actix_rt::test]
+async fn seqpacket_connect_request_reply_answers_every_request() {
+    request_replies(ConnKind::Seqpacket, false, 7002, 10_000).await;
+}
+
+#[actix_rt::test]
+async fn stream_zero_rtt_request_reply_answers_every_request() {
+    request_replies(ConnKind::Stream, true, 7003, 10_000).await;
+}
+
+#[actix_rt::test]
+async fn stream_connect_request_reply_answers_every_request() {
+    request_replies(ConnKind::Stream, false, 7004, 10_000).await;
+}
+
+fn fnv(h: &mut u64, data: &[u8]) {
+    for b in data {
+        *h ^= *b as u64;
+        *h = h.wrapping_mul(0x100_0000_01b3);
+    }
+}
+
+#[actix_rt::test]
+async fn stream_bulk_transfer_with_slow_reader_arrives_intact_within_window() {
+    const TOTAL: usize = 64 << 20;
+    let nodes = udp_cluster("cbulk", 2).await;
+    let l = listener(&nodes[1], ConnKind::Stream, 7010).await;
+    settle(&nodes[0], 7010).await;
+    let reader = actix_rt::spawn(async move {
+        let c = l.accept().await.unwrap();
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        let mut got = 0usize;
+        let mut chunks = 0u64;
+        while let Some(b) = c.recv().await.unwrap() {
+            fnv(&mut h, &b);
+            got += b.len();
+            chunks += 1;
+            // Slow reader: a pause every 64 chunks for the first 8 MiB.
+            if got < (8 << 20) && chunks % 64 == 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        (got, h)
+    });
+    let c = t(nodes[0].connect(ConnDest::Service(svc(7010)), ConnKind::Stream))
+        .await
+        .unwrap();
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let mut max_unacked = 0u32;
+    let mut sent = 0usize;
+    let mut seed = 1u32;
+    while sent < TOTAL {
+        let len = (256 << 10).min(TOTAL - sent);
+        let buf: Vec<u8> = (0..len)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                (seed >> 16) as u8
+            })
+            .collect();
+        fnv(&mut h, &buf);
+        tokio::time::timeout(Duration::from_secs(30), c.send(Bytes::from(buf)))
+            .await
+            .expect("send stalled")
+            .unwrap_or_else(|e| panic!("send failed after {sent} bytes: {e}"));
+        sent += len;
+        let info = c.info();
+        max_unacked = max_unacked.max(info.snt_unacked);
+        // The window (512 blocks) plus one message of at most 66000 bytes (65 blocks).
+        assert!(
+            info.snt_unacked <= info.snd_win + 65,
+            "sender queued {} blocks with a window of {}",
+            info.snt_unacked,
+            info.snd_win
+        );
+    }
+    c.shutdown().await.unwrap();
+    let (got, rh) = tokio::time::timeout(Duration::from_secs(60), reader)
+        .await
+        .expect("reader finished")
+        .unwrap();
+    assert_eq!(got, TOTAL);
+    assert_eq!(rh, h, "checksum mismatch");
+    assert!(
+        max_unacked > 128,
+        "window never opened beyond the initial 128 blocks"
+    );
+    assert!(max_unacked <= 512 + 65);
+}
+
+async fn pair(nodes: &[TransportNode], kind: ConnKind, type_: u32) -> (Connection, Connection) {
+    let l = listener(&nodes[1], kind, type_).await;
+    settle(&nodes[0], type_).await;
+    let (a, b) = tokio::join!(
+        nodes[0].connect(ConnDest::Service(svc(type_)), kind),
+        l.accept()
+    );
+    (a.unwrap(), b.unwrap())
+}
+
+#[actix_rt::test]
+async fn recv_returns_orderly_end_when_peer_shuts_down() {
+    let nodes = udp_cluster("cshut", 2).await;
+    let (client, server) = pair(&nodes, ConnKind::Seqpacket, 7020).await;
+    server.send(Bytes::from_static(b"last")).await.unwrap();
+    server.shutdown().await.unwrap();
+    assert_eq!(&t(client.recv()).await.unwrap().unwrap()[..], b"last");
+    assert_eq!(t(client.recv()).await.unwrap(), None);
+    assert_eq!(
+        client.send(Bytes::from_static(b"x")).await,
+        Err(ConnError::PeerShutdown)
+    );
+}
+
+#[actix_rt::test]
+async fn recv_fails_with_reset_when_peer_closes() {
+    let nodes = udp_cluster("cclose", 2).await;
+    let (client, server) = pair(&nodes, ConnKind::Stream, 7021).await;
+    server.close().await;
+    assert_eq!(t(client.recv()).await, Err(ConnError::Reset));
+    // A dropped (not closed) connection does the same.
+    let (client, server) = pair(&nodes, ConnKind::Stream, 7022).await;
+    drop(server);
+    assert_eq!(t(client.recv()).await, Err(ConnError::Reset));
+}
+
+#[actix_rt::test]
+async fn pending_recv_and_blocked_send_fail_with_no_node_when_peer_node_stops() {
+    let nodes = udp_cluster("cnode", 2).await;
+    let (client, server) = pair(&nodes, ConnKind::Seqpacket, 7030).await;
+    let (client2, _server2) = pair(&nodes, ConnKind::Seqpacket, 7031).await;
+    // Block the second client's sender: the server never reads, so the window fills.
+    let blocked = actix_rt::spawn(async move {
+        let chunk = Bytes::from(vec![7u8; 60_000]);
+        loop {
+            if let Err(e) = client2.send(chunk.clone()).await {
+                return e;
+            }
+        }
+    });
+    let pending = actix_rt::spawn(async move { client.recv().await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !blocked.is_finished(),
+        "the sender should be blocked by the window"
+    );
+    assert!(!pending.is_finished());
+    let t0 = Instant::now();
+    nodes[1].shutdown().await;
+    drop(server);
+    let tol = Duration::from_millis(1500) + Duration::from_secs(1);
+    let r = tokio::time::timeout(tol, pending)
+        .await
+        .expect("recv failed in time");
+    assert_eq!(r.unwrap(), Err(ConnError::NoNode));
+    let e = tokio::time::timeout(tol, blocked)
+        .await
+        .expect("send failed in time");
+    assert_eq!(e.unwrap(), ConnError::NoNode);
+    assert!(t0.elapsed() < tol);
+}
+
+#[actix_rt::test]
+async fn connect_to_unbound_service_fails_with_no_destination() {
+    let nodes = udp_cluster("cunb", 2).await;
+    let r = nodes[0]
+        .connect(ConnDest::Service(svc(7040)), ConnKind::Seqpacket)
+        .await;
+    assert_eq!(r.err(), Some(ConnError::NoDestination));
+}
+
+#[actix_rt::test]
+async fn connect_to_closed_port_is_refused_with_no_port() {
+    let nodes = udp_cluster("cref", 2).await;
+    let l = nodes[1].conn_listener(ConnKind::Seqpacket);
+    let addr = l.local();
+    l.close().await;
+    drop(l);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let r = t(nodes[0].connect(ConnDest::Socket(addr), ConnKind::Seqpacket)).await;
+    assert_eq!(r.err(), Some(ConnError::Refused(ErrorCode::NoPort)));
+    // A port that never existed: the same.
+    let r = t(nodes[0].connect(
+        ConnDest::Socket(SocketAddr {
+            node: nodes[1].addr(),
+            port: 12345,
+        }),
+        ConnKind::Stream,
+    ))
+    .await;
+    assert_eq!(r.err(), Some(ConnError::Refused(ErrorCode::NoPort)));
+}
+
+#[actix_rt::test]
+async fn zero_rtt_data_is_first_recv_of_accepted_connection() {
+    let nodes = udp_cluster("c0rtt", 2).await;
+    let l = listener(&nodes[1], ConnKind::Seqpacket, 7050).await;
+    settle(&nodes[0], 7050).await;
+    let (c, s) = tokio::join!(
+        nodes[0].connect_with(
+            ConnDest::Service(svc(7050)),
+            ConnKind::Seqpacket,
+            Bytes::from_static(b"hello")
+        ),
+        l.accept()
+    );
+    let (c, s) = (c.unwrap(), s.unwrap());
+    assert_eq!(s.peer(), c.local());
+    assert_eq!(c.peer(), s.local());
+    assert_eq!(&t(s.recv()).await.unwrap().unwrap()[..], b"hello");
+    // Seqpacket keeps boundaries and refuses oversized messages.
+    assert_eq!(
+        c.send(Bytes::from(vec![0u8; 66_001])).await,
+        Err(ConnError::TooLarge(66_001))
+    );
+    c.send(Bytes::from_static(b"a")).await.unwrap();
+    c.send(Bytes::from_static(b"bc")).await.unwrap();
+    assert_eq!(&t(s.recv()).await.unwrap().unwrap()[..], b"a");
+    assert_eq!(&t(s.recv()).await.unwrap().unwrap()[..], b"bc");
+}
+
+#[actix_rt::test]
+async fn connection_works_between_sockets_of_one_node() {
+    let nodes = udp_cluster("clocal", 2).await;
+    let l = listener(&nodes[0], ConnKind::Seqpacket, 7060).await;
+    let (c, s) = tokio::join!(
+        nodes[0].connect(ConnDest::Socket(l.local()), ConnKind::Seqpacket),
+        l.accept()
+    );
+    let (c, s) = (c.unwrap(), s.unwrap());
+    c.send(Bytes::from_static(b"ping")).await.unwrap();
+    assert_eq!(&t(s.recv()).await.unwrap().unwrap()[..], b"ping");
+    s.send(Bytes::from_static(b"pong")).await.unwrap();
+    assert_eq!(&t(c.recv()).await.unwrap().unwrap()[..], b"pong");
+}
+
+#[actix_rt::test]
+async fn conn_stream_reads_and_writes_bytes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let nodes = udp_cluster("cio", 2).await;
+    let (c, s) = pair(&nodes, ConnKind::Stream, 7070).await;
+    let mut cs = c.into_stream();
+    let mut ss = s.into_stream();
+    let data: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+    let w = data.clone();
+    let writer = actix_rt::spawn(async move {
+        cs.write_all(&w).await.unwrap();
+        cs.shutdown().await.unwrap();
+        cs
+    });
+    let mut got = Vec::new();
+    t(ss.read_to_end(&mut got)).await.unwrap();
+    assert_eq!(got, data);
+    let _ = writer.await;
+}

@@ -135,7 +135,7 @@ async fn stream_bulk_transfer_with_slow_reader_arrives_intact_within_window() {
             got += b.len();
             chunks += 1;
             // Slow reader: a pause every 64 chunks for the first 8 MiB.
-            if got < (8 << 20) && chunks % 64 == 0 {
+            if got < (8 << 20) && chunks.is_multiple_of(64) {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }

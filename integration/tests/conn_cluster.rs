@@ -351,3 +351,214 @@ async fn conn_stream_reads_and_writes_bytes() {
     assert_eq!(got, data);
     let _ = writer.await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// With a real Linux 6.1 kernel node (../shared/tipc-peer, TIPC_KERNEL_TESTS=1): the outer test
+// boots the VM in its own namespace and runs the inner test (this binary again) inside that
+// namespace, where our node reaches the VM over the UDP bearer.
+
+const KCONN_NS: &str = "tpconn";
+
+fn kernel_outer_line(rx: &std::sync::mpsc::Receiver<String>, want: &str, secs: u64) -> bool {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while let Ok(l) = rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
+        eprintln!("inner: {l}");
+        if l.contains(want) {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn kernel_connections_over_udp_both_directions_and_node_loss() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use tipc_integration::kernel_peer::{
+        kernel_tests_enabled, Bearer, KernelPeer, PeerNetns, UpOptions,
+    };
+    if !kernel_tests_enabled() {
+        eprintln!("skipped: set TIPC_KERNEL_TESTS=1 to run kernel interop tests");
+        return;
+    }
+    let _guard = PeerNetns::new(KCONN_NS);
+    let mut k = KernelPeer::up(
+        "k",
+        &UpOptions {
+            bearer: Bearer::Udp,
+            remote: Some("host".into()),
+            netns: Some(KCONN_NS.into()),
+            id: None,
+        },
+    )
+    .expect("kernel VM up");
+    let vm_ip = k.info("ip").expect("vm ip").to_string();
+    for cmd in [
+        "tipc-helper seq-server 2000:1 >/tmp/seq.log 2>&1 &",
+        "tipc-helper stream-server 2001:1 >/tmp/st.log 2>&1 &",
+    ] {
+        let (rc, out) = k.exec(cmd).unwrap();
+        assert_eq!(rc, 0, "{out}");
+    }
+    let exe = std::env::current_exe().unwrap();
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", KCONN_NS])
+        .arg(&exe)
+        .args([
+            "kernel_inner_connections",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("KCONN_VM", format!("{vm_ip}:6118"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("inner test");
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let result = (|| {
+        if !kernel_outer_line(&rx, "KCONN LISTENING", 60) {
+            return Err("inner never listened".to_string());
+        }
+        // The kernel connects to us: implicit (0-RTT) and explicit seqpacket, and a stream.
+        for cmd in [
+            "tipc-helper seq-client 3000:1 first second --implicit",
+            "tipc-helper seq-client 3000:1 a b c",
+            "tipc-helper stream-client 3001:1 big --size 20000",
+        ] {
+            let (rc, out) = k.exec(cmd).map_err(|e| e.to_string())?;
+            if rc != 0 || !out.contains("DONE") {
+                return Err(format!("{cmd}: rc {rc}\n{out}"));
+            }
+            eprintln!("kernel: {out}");
+        }
+        if !kernel_outer_line(&rx, "KCONN HOLDING", 60) {
+            return Err("inner never reached the node-loss step".to_string());
+        }
+        k.down().map_err(|e| e.to_string())?;
+        if !kernel_outer_line(&rx, "KCONN DONE", 30) {
+            return Err("inner did not finish".to_string());
+        }
+        Ok(())
+    })();
+    let status = child.wait().expect("inner status");
+    let logs = k
+        .exec("cat /tmp/seq.log /tmp/st.log")
+        .map(|(_, o)| o)
+        .unwrap_or_default();
+    let _ = k.down();
+    if let Err(e) = result {
+        panic!("{e}\nkernel logs:\n{logs}");
+    }
+    assert!(status.success(), "inner test failed");
+}
+
+#[actix_rt::test]
+#[ignore = "run by kernel_connections_over_udp_both_directions_and_node_loss inside its namespace"]
+async fn kernel_inner_connections() {
+    use tipc_actors::TransportConfig;
+    use tipc_transport::media::{UdpConfig, UdpMedia, UdpRemote};
+    use tipc_transport::NodeId;
+    let Ok(vm) = std::env::var("KCONN_VM") else {
+        panic!("KCONN_VM not set: this test runs only inside the kernel test's namespace");
+    };
+    let vm: std::net::SocketAddr = vm.parse().unwrap();
+    let udp = UdpMedia::bind(UdpConfig {
+        local: "10.99.0.1:6118".parse().unwrap(),
+        remote: UdpRemote::Replicast(vec![vm]),
+        mtu: None,
+        name: "udp0".into(),
+    })
+    .expect("bind UDP bearer");
+    let node = TransportNode::new(TransportConfig::new(NodeId::from_str_id("host").unwrap()));
+    let mut ev = node.events();
+    node.enable_bearer(udp, "udp0", 50).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while !matches!(ev.recv().await, Ok(tipc_actors::NodeEvent::NodeUp(_))) {}
+    })
+    .await
+    .expect("kernel node up");
+    settle(&node, 2000).await;
+    settle(&node, 2001).await;
+
+    // 0-RTT seqpacket to the kernel's echo server.
+    let c = t(node.connect_with(
+        ConnDest::Service(svc(2000)),
+        ConnKind::Seqpacket,
+        Bytes::from_static(b"hello"),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(&t(c.recv()).await.unwrap().unwrap()[..], b"hello");
+    c.shutdown().await.unwrap();
+    // Connect-style, then messages up to 66000 bytes (fragmented both ways), enough to need
+    // several CONN_ACKs from the kernel.
+    let c = t(node.connect(ConnDest::Service(svc(2000)), ConnKind::Seqpacket))
+        .await
+        .unwrap();
+    for i in 0..40usize {
+        let len = [1, 1000, 20000, 66000][i % 4];
+        let m = Bytes::from(vec![i as u8; len]);
+        c.send(m.clone()).await.unwrap();
+        assert_eq!(t(c.recv()).await.unwrap().unwrap(), m);
+    }
+    assert!(c.info().stats.acks_rcvd > 0, "the kernel never acked");
+    assert!(c.info().stats.acks_sent > 0, "we never acked");
+    c.shutdown().await.unwrap();
+    // A 1 MB stream echoed back.
+    let c = t(node.connect(ConnDest::Service(svc(2001)), ConnKind::Stream))
+        .await
+        .unwrap();
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    let (sent, got) = tokio::join!(
+        async {
+            for ch in data.chunks(100_000) {
+                c.send(Bytes::copy_from_slice(ch)).await.unwrap();
+            }
+        },
+        async {
+            let mut got = Vec::new();
+            while got.len() < data.len() {
+                got.extend_from_slice(&t(c.recv()).await.unwrap().unwrap());
+            }
+            got
+        }
+    );
+    let () = sent;
+    assert_eq!(got, data);
+    c.close().await;
+
+    // The kernel connects to us.
+    let seq = listener(&node, ConnKind::Seqpacket, 3000).await;
+    let st = listener(&node, ConnKind::Stream, 3001).await;
+    println!("KCONN LISTENING");
+    for (l, n) in [(&seq, 2), (&st, 1)] {
+        for _ in 0..n {
+            let c = tokio::time::timeout(Duration::from_secs(60), l.accept())
+                .await
+                .expect("kernel connected")
+                .unwrap();
+            while let Some(m) = t(c.recv()).await.unwrap() {
+                c.send(m).await.unwrap();
+            }
+        }
+    }
+
+    // Node loss: a pending recv fails with NoNode once the VM is gone.
+    let c = t(node.connect(ConnDest::Service(svc(2000)), ConnKind::Seqpacket))
+        .await
+        .unwrap();
+    println!("KCONN HOLDING");
+    let r = tokio::time::timeout(Duration::from_secs(20), c.recv())
+        .await
+        .expect("recv ended");
+    assert_eq!(r, Err(ConnError::NoNode));
+    println!("KCONN DONE");
+}

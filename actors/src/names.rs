@@ -282,7 +282,10 @@ impl NameTable {
             return;
         };
         if h.user() == user::CONN_MANAGER {
-            let _ = crate::conn::deliver(&self.shared, h.destport(), msg);
+            // Connection protocol: to its socket, or back with NO_PORT (`tipc_sk_rcv`).
+            if let Err(msg) = crate::conn::deliver(&self.shared, h.destport(), msg) {
+                self.reject(&msg, ErrorCode::NoPort);
+            }
             return;
         }
         if h.user() > user::CRITICAL {

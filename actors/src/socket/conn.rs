@@ -1533,4 +1533,22 @@ mod tests {
         assert_eq!(s.read(), Some(Read::Data(Bytes::from(vec![7u8; 2000]))));
         assert_eq!(s.rcv_unacked(), 2);
     }
+
+    #[test]
+    fn returned_conn_ack_resets_connection() {
+        let now = Instant::now();
+        let (me, peer) = (sa(A, 10), sa(B, 20));
+        let mut c = established(me, peer, OWN_CAPABILITIES, now);
+        let mut own_ack = ConnCore::new(me);
+        own_ack.peer = peer;
+        let ack = own_ack.proto_msg(ConnMgrType::Ack, 3, 512);
+        // The peer's node has no such port any more: the ack comes back with NO_PORT.
+        let ret = reverse(&ack, ErrorCode::NoPort, B).unwrap();
+        assert_eq!(
+            c.on_message(ret.freeze(), OWN_CAPABILITIES, now),
+            Verdict::Queued
+        );
+        assert_eq!(c.can_send(), Err(ConnError::Reset));
+        assert_eq!(c.read(), Some(Read::End(Err(ConnError::Reset))));
+    }
 }

@@ -204,6 +204,7 @@ async fn recv_returns_orderly_end_when_peer_shuts_down() {
     server.shutdown().await.unwrap();
     assert_eq!(&t(client.recv()).await.unwrap().unwrap()[..], b"last");
     assert_eq!(t(client.recv()).await.unwrap(), None);
+    assert_eq!(t(client.recv()).await.unwrap(), None, "the end is sticky");
     assert_eq!(
         client.send(Bytes::from_static(b"x")).await,
         Err(ConnError::PeerShutdown)

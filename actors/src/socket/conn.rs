@@ -208,8 +208,6 @@ pub struct ConnCore {
     rx_mem: usize,
     /// The end reason once DISCONNECTING (`Ok` = peer shutdown).
     end: Option<Result<(), ConnError>>,
-    /// The end was already reported by `read`.
-    end_read: bool,
     syn: Option<(SynDest, Bytes)>,
     connect_deadline: Option<Instant>,
     retry_at: Option<Instant>,
@@ -237,7 +235,6 @@ impl ConnCore {
             rx: VecDeque::new(),
             rx_mem: 0,
             end: None,
-            end_read: false,
             syn: None,
             connect_deadline: None,
             retry_at: None,
@@ -716,29 +713,22 @@ impl ConnCore {
 
     /// Take the next received unit (`recvmsg`): data counts into the consumed count when it is
     /// read, and a CONN_ACK is queued once that count reaches `rcv_win / 4`. After the last
-    /// data the end is reported once; then `None`.
+    /// data the end is reported on every call; `None` while nothing is there.
     pub fn read(&mut self) -> Option<Read> {
         if self.state == ConnState::Listen {
             return None;
         }
         let item = match self.rx.pop_front() {
             Some(i) => i,
-            None => {
-                if self.end_read {
-                    return None;
-                }
-                let end = self.end?;
-                self.end_read = true;
-                return Some(Read::End(end));
-            }
+            // After the last data the end is reported, as often as asked.
+            None => return self.end.map(Read::End),
         };
         self.rx_mem -= item.truesize;
         let h = Header::new_unchecked(&item.msg[..]);
         if h.errcode() != 0 {
-            // The end marker: report it (once), drop what follows.
+            // The end marker: report it, drop what follows.
             self.rx.clear();
             self.rx_mem = 0;
-            self.end_read = true;
             return Some(Read::End(self.end.unwrap_or(Err(ConnError::Reset))));
         }
         let hlen = h.header_len();
@@ -757,8 +747,7 @@ impl ConnCore {
 
     /// Has [`ConnCore::read`] something to return?
     pub fn readable(&self) -> bool {
-        self.state != ConnState::Listen
-            && (!self.rx.is_empty() || (self.end.is_some() && !self.end_read))
+        self.state != ConnState::Listen && (!self.rx.is_empty() || self.end.is_some())
     }
 
     /// LISTEN: take the next connection request and create the accepted socket (`tipc_accept`)
@@ -1424,7 +1413,7 @@ mod tests {
         assert_eq!(c.can_send(), Err(ConnError::NoNode));
         assert_eq!(c.read(), Some(Read::Data(Bytes::from_static(b"before"))));
         assert_eq!(c.read(), Some(Read::End(Err(ConnError::NoNode))));
-        assert_eq!(c.read(), None);
+        assert_eq!(c.read(), Some(Read::End(Err(ConnError::NoNode))));
         assert!(c.node_lost_msg(B).is_none());
     }
 
@@ -1439,7 +1428,7 @@ mod tests {
         assert_eq!(c.can_send(), Err(ConnError::PeerShutdown));
         assert_eq!(c.read(), Some(Read::Data(Bytes::from_static(b"d"))));
         assert_eq!(c.read(), Some(Read::End(Ok(()))));
-        assert!(!c.readable());
+        assert_eq!(c.read(), Some(Read::End(Ok(()))), "the end is sticky");
 
         let mut c = established(me, peer, OWN_CAPABILITIES, now);
         let fin = from_peer(me, peer, ErrorCode::NoPort as u8, &[]);

@@ -20,7 +20,7 @@ use crate::names::{Route, SendKind};
 use crate::node::{Shared, TransportNode};
 use crate::socket::conn::{ConnCore, Output, Read, SynDest, Verdict};
 pub use crate::socket::conn::{ConnError, ConnState, ConnStats};
-use crate::sockets::DgramError;
+use crate::sockets::{BindError, DgramError};
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
@@ -48,18 +48,6 @@ pub enum ConnDest {
     Service(ServiceAddr),
     /// A socket address (the SYN is a DIRECT_MSG).
     Socket(SocketAddr),
-}
-
-/// Why a listener operation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ListenError {
-    /// Service types below 64 are reserved (the kernel's `EACCES`).
-    #[error("service types below 64 are reserved")]
-    Reserved,
-    /// The binding table refused the binding.
-    #[error("binding refused: {0:?}")]
-    Table(BindingError),
 }
 
 /// A snapshot of one connection's flow-control state (for tests and `socket list`).
@@ -407,12 +395,12 @@ impl Listener {
 
     /// Bind a service range (types below 64 are reserved). The key is `port + number of
     /// previous binds + 1`, as the kernel's.
-    pub async fn bind(&self, range: ServiceRange, scope: Scope) -> Result<(), ListenError> {
+    pub async fn bind(&self, range: ServiceRange, scope: Scope) -> Result<(), BindError> {
         if range.type_ < crate::addr::RESERVED_TYPES {
-            return Err(ListenError::Reserved);
+            return Err(BindError::Reserved);
         }
         if range.lower > range.upper {
-            return Err(ListenError::Table(BindingError::InvalidRange {
+            return Err(BindError::Table(BindingError::InvalidRange {
                 lower: range.lower,
                 upper: range.upper,
             }));
@@ -428,7 +416,7 @@ impl Listener {
             port: self.port,
             key,
         };
-        self.node.publish(p).await.map_err(ListenError::Table)?;
+        self.node.publish(p).await.map_err(BindError::Table)?;
         self.bound.lock().unwrap_or_else(|p| p.into_inner()).push(p);
         Ok(())
     }

@@ -468,7 +468,10 @@ async fn kernel_inner_connections() {
     use tipc_transport::media::{UdpConfig, UdpMedia, UdpRemote};
     use tipc_transport::NodeId;
     let Ok(vm) = std::env::var("KCONN_VM") else {
-        panic!("KCONN_VM not set: this test runs only inside the kernel test's namespace");
+        eprintln!(
+            "skipped: runs only inside kernel_connections_over_udp_both_directions_and_node_loss"
+        );
+        return;
     };
     let vm: std::net::SocketAddr = vm.parse().unwrap();
     let udp = UdpMedia::bind(UdpConfig {

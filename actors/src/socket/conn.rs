@@ -219,7 +219,8 @@ pub struct ConnCore {
 }
 
 impl ConnCore {
-    /// A fresh socket (OPEN) at `own`, sending with `importance` (0..=3, clamped).
+    /// A fresh socket (OPEN) at `own`, importance LOW, block flow control assumed until the
+    /// connection is set up.
     pub fn new(own: SocketAddr) -> ConnCore {
         ConnCore {
             own,

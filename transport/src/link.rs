@@ -142,6 +142,9 @@ pub enum DownReason {
     Overflow,
     /// Taken down locally (bearer disabled, node stopping).
     Local,
+    /// The peer node restarted (or lost contact with us and started a new node session): the
+    /// node layer resets every link still held by the old instance (`node.c` restart rules).
+    PeerRestarted,
 }
 
 /// Something the owner must act on.

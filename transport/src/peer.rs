@@ -170,6 +170,9 @@ pub struct PeerStats {
     pub bcast_deferred: u64,
     /// Discovery duplicate alerts.
     pub duplicates: u64,
+    /// Peer restarts detected (a new signature while the node was up, or a second broadcast
+    /// init in one node session); every link to the old instance was reset.
+    pub restarts: u64,
 }
 
 #[derive(Debug)]
@@ -187,6 +190,9 @@ pub struct Peer {
     id: NodeId,
     caps: u16,
     signature: Option<u16>,
+    /// The stored signature was seen since the node last went down, so it names the instance
+    /// the node is up with (a new signature then means a restart, not a delayed rediscovery).
+    sig_current: bool,
     links: [Option<LinkSlot>; MAX_BEARERS],
     node_up: bool,
     bc_up: bool,
@@ -214,6 +220,7 @@ impl Peer {
             id,
             caps,
             signature: None,
+            sig_current: false,
             links: Default::default(),
             node_up: false,
             bc_up: false,
@@ -307,6 +314,22 @@ impl Peer {
         for s in self.links.iter_mut().flatten() {
             s.link.set_peer_caps(n.caps);
         }
+        // A peer that restarts draws a new signature. If the stored one was confirmed since the
+        // node came up, the links still up belong to the old instance: reset them all, so the
+        // node goes down (bindings purged) before links to the new instance bring it up again.
+        // The kernel only stores the signature here and lets the stale links time out, which
+        // leaves a window where a second link to the new instance joins the old node session.
+        // A different media address on a working link stays a duplicate alert, as in the kernel.
+        let addr_differs_on_up_link = self.links[idx]
+            .as_ref()
+            .is_some_and(|s| s.link.is_up() && s.media != n.media_addr);
+        if self.node_up
+            && self.sig_current
+            && self.signature.is_some_and(|s| s != n.signature)
+            && !addr_differs_on_up_link
+        {
+            self.reset_for_restart(now, None);
+        }
         let slot = self.links[idx].as_ref();
         let link_up = slot.is_some_and(|s| s.link.is_up());
         let addr_match = slot.is_some_and(|s| s.media == n.media_addr);
@@ -322,6 +345,9 @@ impl Peer {
         }
         if d.store_signature {
             self.signature = Some(n.signature);
+        }
+        if d.store_signature || sig_match {
+            self.sig_current = true;
         }
         if !d.accept_addr {
             return out;
@@ -617,6 +643,48 @@ impl Peer {
         self.events.pop_front()
     }
 
+    /// The first link is up: the node comes up, and our bc-init goes on that link (as unicast
+    /// seqno 1 on a fresh link, §5.2, §5.5 item 3).
+    fn node_established(&mut self, now: Instant, idx: usize) {
+        self.node_up = true;
+        self.events.push_back(PeerEvent::NodeUp);
+        let init = bc_init_msg(self.own_addr, self.addr, self.bc_rcv_nxt);
+        if let Some(s) = self.links[idx].as_mut() {
+            let _ = s.link.send(now, init);
+        }
+    }
+
+    /// The node session ends (last link lost, or the peer restarted): broadcast receive state
+    /// cleared, `NodeDown` reported.
+    fn node_lost(&mut self, now: Instant) {
+        self.node_up = false;
+        self.sig_current = false;
+        self.bc_up = false;
+        self.bc_rcv_nxt = Seqno(1);
+        self.bc_rcv_abs = 1;
+        self.bc_deferred.clear();
+        self.bc_reasm.reset();
+        self.bc_rcv_unacked = 0;
+        self.lost_at = Some(now);
+        self.sync_bc_state();
+        self.events.push_back(PeerEvent::NodeDown);
+    }
+
+    /// The peer's instance changed: reset every working link except `keep` (the one already in
+    /// the new session, if any). Resetting the last one takes the node down.
+    fn reset_for_restart(&mut self, now: Instant, keep: Option<usize>) {
+        self.stats.restarts += 1;
+        for j in 0..MAX_BEARERS {
+            if Some(j) == keep {
+                continue;
+            }
+            if let Some(s) = self.links[j].as_mut() {
+                s.link.force_reset(now, DownReason::PeerRestarted);
+            }
+            self.drain_link(now, j);
+        }
+    }
+
     fn sync_bc_state(&mut self) {
         let ack = self.bc_rcv_nxt.sub(1).0;
         for s in self.links.iter_mut().flatten() {
@@ -643,13 +711,7 @@ impl Peer {
                         name,
                     });
                     if !self.node_up {
-                        self.node_up = true;
-                        self.events.push_back(PeerEvent::NodeUp);
-                        // Our bc-init goes as unicast seqno 1 (§5.2, §5.5 item 3).
-                        let init = bc_init_msg(self.own_addr, self.addr, self.bc_rcv_nxt);
-                        if let Some(s) = self.links[idx].as_mut() {
-                            let _ = s.link.send(now, init);
-                        }
+                        self.node_established(now, idx);
                     }
                 }
                 LinkEvent::Down(reason) => {
@@ -663,19 +725,24 @@ impl Peer {
                         reason,
                     });
                     if self.node_up && self.up_links() == 0 {
-                        self.node_up = false;
-                        self.bc_up = false;
-                        self.bc_rcv_nxt = Seqno(1);
-                        self.bc_rcv_abs = 1;
-                        self.bc_deferred.clear();
-                        self.bc_reasm.reset();
-                        self.bc_rcv_unacked = 0;
-                        self.lost_at = Some(now);
-                        self.sync_bc_state();
-                        self.events.push_back(PeerEvent::NodeDown);
+                        self.node_lost(now);
                     }
                 }
                 LinkEvent::BcInit { last_bcast } => {
+                    if self.bc_up && self.link_up(idx as BearerId) {
+                        // The peer sends its bc-init only on the first link of a node session
+                        // (§5.2). A second one means the peer went down for us (it restarted, or
+                        // its links timed out) while our other links kept the old session: they
+                        // are stale. Reset them and take the node down and up again on this link,
+                        // so both sides purge and resend their name tables (§7.4).
+                        self.reset_for_restart(now, Some(idx));
+                        if self.node_up {
+                            self.node_lost(now);
+                        }
+                        self.lost_at = None;
+                        self.node_established(now, idx);
+                        self.choose_active();
+                    }
                     if !self.bc_up {
                         self.bc_up = true;
                         self.bc_rcv_nxt = Seqno(last_bcast).next();

@@ -643,6 +643,55 @@ impl Peer {
         self.events.pop_front()
     }
 
+    /// A message the failed link `idx` had not got acknowledged. Without link failover (kernel
+    /// FAILOVER over TUNNEL_PROTOCOL, §4.12) it is returned to the owner, except name-table
+    /// updates (NAME_DISTRIBUTOR) while another link keeps the node up: those are sent again
+    /// over that link, or the peer's table would miss them for the rest of the node session
+    /// (no node-down purge and bulk follows). A copy the peer did receive is applied twice in
+    /// order, which a table keyed by (range, node, port, key) absorbs.
+    fn purged(&mut self, now: Instant, idx: usize, b: Bytes) {
+        let other = (0..MAX_BEARERS)
+            .filter(|&j| j != idx && self.link_up(j as BearerId))
+            .max_by_key(|&j| {
+                let prio = self.links[j].as_ref().map_or(0, |s| s.link.priority());
+                (prio, std::cmp::Reverse(j))
+            });
+        let Some(j) = other else {
+            self.events.push_back(PeerEvent::Purged(b));
+            return;
+        };
+        let usr = match Header::new_checked(&b[..]) {
+            Ok(h) => h.user(),
+            Err(_) => return,
+        };
+        match usr {
+            user::NAME_DISTRIBUTOR => self.resend(now, j, b),
+            user::MSG_BUNDLER => {
+                for m in wire::extract(&b).flatten() {
+                    let names = Header::new_checked(&m[..])
+                        .is_ok_and(|h| h.user() == user::NAME_DISTRIBUTOR);
+                    if names {
+                        self.resend(now, j, m);
+                    } else {
+                        self.events.push_back(PeerEvent::Purged(m));
+                    }
+                }
+            }
+            _ => self.events.push_back(PeerEvent::Purged(b)),
+        }
+    }
+
+    fn resend(&mut self, now: Instant, j: usize, m: Bytes) {
+        let sent = match self.links[j].as_mut() {
+            Some(s) => s.link.send(now, BytesMut::from(&m[..])).is_ok(),
+            None => false,
+        };
+        if !sent {
+            self.events.push_back(PeerEvent::Purged(m));
+        }
+        self.drain_link(now, j);
+    }
+
     /// The first link is up: the node comes up, and our bc-init goes on that link (as unicast
     /// seqno 1 on a fresh link, §5.2, §5.5 item 3).
     fn node_established(&mut self, now: Instant, idx: usize) {
@@ -753,7 +802,7 @@ impl Peer {
                 }
                 LinkEvent::Deliver(b) => self.events.push_back(PeerEvent::Deliver(b)),
                 LinkEvent::Unblocked(i) => self.events.push_back(PeerEvent::Unblocked(i)),
-                LinkEvent::Purged(b) => self.events.push_back(PeerEvent::Purged(b)),
+                LinkEvent::Purged(b) => self.purged(now, idx, b),
             }
         }
     }

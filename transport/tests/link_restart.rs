@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tipc_transport::link::DownReason;
 use tipc_transport::peer::{classify, BearerParams, NeighborSighting, Peer, PeerEvent, Route};
-use tipc_transport::wire::MediaAddr;
+use tipc_transport::wire::{field, user, Header, MediaAddr, BASIC_H_SIZE, INT_H_SIZE};
 use tipc_transport::{BearerId, NodeId, OWN_CAPABILITIES};
 
 fn bearer(id: BearerId) -> BearerParams {
@@ -32,6 +32,8 @@ struct Net {
     /// (arrival, to, bearer, frame)
     wire: VecDeque<(Instant, usize, BearerId, Bytes)>,
     events: [Vec<PeerEvent>; 2],
+    /// Frames on this bearer are lost (both ways).
+    cut_bearer: Option<BearerId>,
 }
 
 impl Net {
@@ -53,6 +55,7 @@ impl Net {
             ids,
             wire: VecDeque::new(),
             events: [Vec::new(), Vec::new()],
+            cut_bearer: None,
         }
     }
 
@@ -87,6 +90,9 @@ impl Net {
             let mut out = BytesMut::new();
             while let Some(t) = self.peers[i].poll_transmit(&mut out) {
                 let f = out.split_to(t.len).freeze();
+                if self.cut_bearer == Some(t.bearer) {
+                    continue;
+                }
                 self.wire
                     .push_back((self.now + Duration::from_micros(100), 1 - i, t.bearer, f));
             }
@@ -278,4 +284,85 @@ fn peer_second_bc_init_resets_stale_link_and_restarts_node_session() {
     assert_eq!(net.node_events(0), vec!["down", "up"]);
     assert!(net.peers[0].link_up(0));
     assert!(!net.peers[0].link_up(1));
+}
+
+fn names_msg(from: u32, to: u32) -> BytesMut {
+    let len = INT_H_SIZE + 20;
+    let mut b = BytesMut::zeroed(len);
+    let mut h = Header::new_unchecked(&mut b[..]);
+    h.init(user::NAME_DISTRIBUTOR, 0, INT_H_SIZE, len, from);
+    h.set(field::ORIGNODE, from);
+    h.set(field::DESTNODE, to);
+    b
+}
+
+fn data_msg(from: u32, to: u32) -> BytesMut {
+    let len = BASIC_H_SIZE + 8;
+    let mut b = BytesMut::zeroed(len);
+    let mut h = Header::new_unchecked(&mut b[..]);
+    h.init(0, 3, BASIC_H_SIZE, len, from);
+    h.set(field::ORIGNODE, from);
+    h.set(field::DESTNODE, to);
+    b
+}
+
+fn users(events: &[PeerEvent], purged: bool) -> Vec<u8> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            PeerEvent::Deliver(m) if !purged => Some(m),
+            PeerEvent::Purged(m) if purged => Some(m),
+            _ => None,
+        })
+        .filter_map(|m| Header::new_checked(&m[..]).ok().map(|h| h.user()))
+        .collect()
+}
+
+#[test]
+fn peer_resends_names_purged_from_failed_link_over_remaining_link() {
+    let mut net = Net::new();
+    net.bring_up();
+    let (a, b) = (net.addrs[0], net.addrs[1]);
+    // Find the link node 0 sends on: the bearer of its next sequenced frame.
+    let now = net.now;
+    net.peers[0]
+        .send(now, data_msg(a, b), 0)
+        .expect("send data");
+    net.flush();
+    let active = net
+        .wire
+        .iter()
+        .find(|w| {
+            w.1 == 1 && Header::new_checked(&w.3[..]).is_ok_and(|h| h.user() != user::LINK_PROTOCOL)
+        })
+        .map(|w| w.2)
+        .expect("no data frame");
+    net.run_for(Duration::from_millis(50));
+    net.events = [Vec::new(), Vec::new()];
+    // Everything on that bearer is lost from now on: its link times out, the other stays up.
+    net.cut_bearer = Some(active);
+    let now = net.now;
+    net.peers[0]
+        .send(now, names_msg(a, b), 0)
+        .expect("send names");
+    net.peers[0]
+        .send(now, data_msg(a, b), 0)
+        .expect("send data");
+    net.flush();
+    assert!(
+        net.run_until(Duration::from_secs(3), |n| !n.peers[0].link_up(active)),
+        "active link never failed"
+    );
+    net.run_for(Duration::from_millis(100));
+    assert!(net.peers[0].is_up() && net.peers[0].link_up(1 - active));
+    // The update went again over the remaining link and arrived once; the unacknowledged data
+    // messages (and the unacknowledged bc-init) came back to the owner.
+    let names_rx = users(&net.events[1], false)
+        .iter()
+        .filter(|&&u| u == user::NAME_DISTRIBUTOR)
+        .count();
+    assert_eq!(names_rx, 1);
+    let purged = users(&net.events[0], true);
+    assert!(!purged.contains(&user::NAME_DISTRIBUTOR), "{purged:?}");
+    assert!(purged.contains(&0), "{purged:?}");
 }

@@ -173,6 +173,9 @@ pub struct PeerStats {
     /// Peer restarts detected (a new signature while the node was up, or a second broadcast
     /// init in one node session); every link to the old instance was reset.
     pub restarts: u64,
+    /// Packets dropped while the node was down and the peer still considered it up
+    /// (`SELF_DOWN_PEER_LEAVING`, §4.2).
+    pub leaving_dropped: u64,
 }
 
 #[derive(Debug)]
@@ -193,6 +196,10 @@ pub struct Peer {
     /// The stored signature was seen since the node last went down, so it names the instance
     /// the node is up with (a new signature then means a restart, not a delayed rediscovery).
     sig_current: bool,
+    /// Node FSM `SELF_DOWN_PEER_LEAVING` (§4.2): our side of the node is down but the peer may
+    /// still consider it up; everything that says "up" is dropped until a RESET or ACTIVATE
+    /// with `redundant_link` clear shows that the peer has taken its side down too.
+    peer_leaving: bool,
     links: [Option<LinkSlot>; MAX_BEARERS],
     node_up: bool,
     bc_up: bool,
@@ -221,6 +228,7 @@ impl Peer {
             caps,
             signature: None,
             sig_current: false,
+            peer_leaving: true,
             links: Default::default(),
             node_up: false,
             bc_up: false,
@@ -422,6 +430,23 @@ impl Peer {
     /// A unicast-link packet from this peer arrived on `bearer` (already [`classify`]d).
     pub fn handle_packet(&mut self, now: Instant, bearer: BearerId, pkt: Bytes) {
         let idx = bearer as usize;
+        if !self.node_up && self.peer_leaving {
+            // `tipc_node_check_state` in SELF_DOWN_PEER_LEAVING: a packet "says up" unless it
+            // is a RESET or ACTIVATE with `redundant_link` clear. Such a packet means the peer
+            // has lost contact too (PEER_LOST_CONTACT): from then on links may come up. This
+            // keeps a restarted node from joining a node session its peer still holds with the
+            // old instance.
+            if let Ok(h) = Header::new_checked(&pkt[..]) {
+                let says_up = h.user() != user::LINK_PROTOCOL
+                    || h.mtype() == 0
+                    || h.flag(field::REDUNDANT_LINK);
+                if says_up {
+                    self.stats.leaving_dropped += 1;
+                    return;
+                }
+                self.peer_leaving = false;
+            }
+        }
         match self.links.get_mut(idx).and_then(|s| s.as_mut()) {
             Some(s) => s.link.handle_packet(now, pkt),
             None => {
@@ -696,6 +721,7 @@ impl Peer {
     /// seqno 1 on a fresh link, §5.2, §5.5 item 3).
     fn node_established(&mut self, now: Instant, idx: usize) {
         self.node_up = true;
+        self.peer_leaving = false;
         self.events.push_back(PeerEvent::NodeUp);
         let init = bc_init_msg(self.own_addr, self.addr, self.bc_rcv_nxt);
         if let Some(s) = self.links[idx].as_mut() {
@@ -704,9 +730,11 @@ impl Peer {
     }
 
     /// The node session ends (last link lost, or the peer restarted): broadcast receive state
-    /// cleared, `NodeDown` reported.
-    fn node_lost(&mut self, now: Instant) {
+    /// cleared, `NodeDown` reported. `peer_may_be_up`: the peer may still consider the node up
+    /// (we lost contact on our own), so wait for it to take its side down (§4.2).
+    fn node_lost(&mut self, now: Instant, peer_may_be_up: bool) {
         self.node_up = false;
+        self.peer_leaving = peer_may_be_up;
         self.sig_current = false;
         self.bc_up = false;
         self.bc_rcv_nxt = Seqno(1);
@@ -774,7 +802,12 @@ impl Peer {
                         reason,
                     });
                     if self.node_up && self.up_links() == 0 {
-                        self.node_lost(now);
+                        // The peer reset the last link itself: it knows (`PEER_LOST_CONTACT`).
+                        self.node_lost(now, reason != DownReason::PeerReset);
+                    } else if self.node_up {
+                        // Still up through another link: RESET/ACTIVATE on this one say so
+                        // (`redundant_link`, like the kernel's `node_up`).
+                        self.sync_bc_state();
                     }
                 }
                 LinkEvent::BcInit { last_bcast } => {
@@ -786,7 +819,7 @@ impl Peer {
                         // so both sides purge and resend their name tables (§7.4).
                         self.reset_for_restart(now, Some(idx));
                         if self.node_up {
-                            self.node_lost(now);
+                            self.node_lost(now, false);
                         }
                         self.lost_at = None;
                         self.node_established(now, idx);

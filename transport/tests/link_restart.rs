@@ -366,3 +366,37 @@ fn peer_resends_names_purged_from_failed_link_over_remaining_link() {
     assert!(!purged.contains(&user::NAME_DISTRIBUTOR), "{purged:?}");
     assert!(purged.contains(&0), "{purged:?}");
 }
+
+#[test]
+fn peer_restarted_instance_waits_until_old_node_session_is_down() {
+    let mut net = Net::new();
+    net.bring_up();
+    // Link 0 fails on both sides; node 0 stays up through link 1.
+    net.cut_bearer = Some(0);
+    assert!(
+        net.run_until(Duration::from_secs(3), |n| !n.peers[0].link_up(0)
+            && !n.peers[1].link_up(0)),
+        "link 0 never failed"
+    );
+    assert!(net.peers[0].is_up());
+    // Node 1 restarts; node 0 hears no discovery from it and its sessions are "older", so
+    // node 0's link 1 keeps the old session until it times out.
+    net.restart_b();
+    net.cut_bearer = None;
+    net.discover(1, 0, 9, 50);
+    net.discover(1, 1, 9, 51);
+    // Node 0 answers on link 0 with `redundant_link` set (its node is up): the new instance
+    // (SELF_DOWN_PEER_LEAVING) must ignore that and stay down.
+    net.run_for(Duration::from_millis(200));
+    assert!(!net.peers[1].is_up(), "joined the old node session");
+    assert!(net.peers[1].stats().leaving_dropped > 0);
+    // Node 0's stale link 1 times out, its node goes down, its RESETs clear the bit: up.
+    assert!(
+        net.run_until(Duration::from_secs(4), |n| n.peers[0].up_links() == 2
+            && n.peers[1].up_links() == 2),
+        "never relinked"
+    );
+    assert_eq!(net.node_events(0), vec!["down", "up"]);
+    assert_eq!(net.node_events(1), vec!["up"]);
+    assert_eq!(net.peers[0].stats().restarts, 0);
+}

@@ -6,6 +6,26 @@
 //! our own bc-init sent as unicast seqno 1 at link-up, `last_bcast = 0` since we never
 //! broadcast) and turns link events into node events.
 //!
+//! # Peer restarts
+//!
+//! A node session (NodeUp … NodeDown) belongs to one instance of the peer. With two links a
+//! peer can restart and bring one link up again before the other, still "up" toward the old
+//! instance, times out; the node must then go down (bindings purged) and up again (bulk resent).
+//! Three rules see to it:
+//!
+//! * **Node FSM, `SELF_DOWN_PEER_LEAVING`** (§4.2, `tipc_node_check_state`): a new peer object,
+//!   or one whose last link we lost on our own, drops everything that says "up" until a RESET
+//!   or ACTIVATE with `redundant_link` clear shows that the peer's side is down too. So a
+//!   restarted node never joins the old node session its peer still holds (the kernel's rule).
+//! * **Signature** (§3.3 step 6, `tipc_node_check_dest`): a discovery message with a new
+//!   signature while the node is up, and the old one was seen since the node came up, means a
+//!   restart: every link is reset (`DownReason::PeerRestarted`) and the node goes down. (The
+//!   kernel only stores the signature and waits for the stale links to time out.)
+//! * **Second bc-init**: the peer sends its bc-init only on the first link of a node session
+//!   (§5.2). One arriving while our broadcast receive state is already set up means the peer
+//!   started a new session (restart, or it lost contact first): the other links are reset and
+//!   the node goes down and up again on the link that carried it.
+//!
 //! [`classify`] is the packet entry of `tipc_rcv` (§4.1): it decides whether a received frame
 //! goes to discovery, to a peer's broadcast receive state or to a peer's unicast link.
 
@@ -598,7 +618,8 @@ impl Peer {
     /// FAILOVER over TUNNEL_PROTOCOL) are implemented, a peer sends on one link at a time and
     /// keeps it while it is up, so a flow never changes link while older messages are in
     /// flight on the other one; when it fails, queued messages are purged (returned to the
-    /// owner) and traffic moves to another working link.
+    /// owner, except name-table updates, which are sent again on the new link) and traffic
+    /// moves to another working link.
     fn active(&self, _selector: u32) -> Option<usize> {
         self.active_link
             .filter(|&i| self.links[i].as_ref().is_some_and(|s| s.link.is_up()))

@@ -8,10 +8,15 @@ use std::time::Duration;
 use tipc_integration::sim::{seeds, FaultRule, Sim, SimConfig};
 
 fn chaos(seed: u64, nodes: usize, bearers: usize, rounds: usize) -> Sim {
+    chaos_cfg(seed, nodes, bearers, rounds, false)
+}
+
+fn chaos_cfg(seed: u64, nodes: usize, bearers: usize, rounds: usize, names: bool) -> Sim {
     let mut sim = Sim::new(
         SimConfig {
             nodes,
             bearers,
+            names,
             ..SimConfig::default()
         },
         seed,
@@ -55,6 +60,31 @@ fn chaos_three_nodes_one_bearer_keeps_invariants() {
 fn chaos_three_nodes_two_bearers_keeps_invariants() {
     for seed in seeds(100..105) {
         chaos(seed, 3, 2, 6);
+    }
+}
+
+/// The same schedules with the name glue on: name-table invariants 5 and 6 hold throughout.
+#[test]
+fn chaos_three_nodes_one_bearer_with_names_keeps_invariants() {
+    for seed in seeds(0..8) {
+        chaos_cfg(seed, 3, 1, 8, true);
+    }
+}
+
+/// Two bearers with the name glue on: peer restarts behind a working link must still take the
+/// node down and resynchronise the tables.
+#[test]
+fn chaos_three_nodes_two_bearers_with_names_keeps_invariants() {
+    for seed in seeds(100..110) {
+        chaos_cfg(seed, 3, 2, 6, true);
+    }
+}
+
+/// The long version with names: 100 seeds.
+#[test]
+fn chaos_three_nodes_one_bearer_with_names_many_seeds() {
+    for seed in seeds(1000..1100) {
+        chaos_cfg(seed, 3, 1, 6, true);
     }
 }
 

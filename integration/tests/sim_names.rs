@@ -334,6 +334,61 @@ fn names_of_instantly_restarted_node_do_not_survive() {
     }
 }
 
+/// Crash and immediate restart with two bearers, under loss and with traffic: every survivor
+/// must see the node go down (both links to the old instance reset) and come up again, and end
+/// up with exactly the new instance's bindings.
+#[test]
+fn names_two_bearers_fast_restart_takes_node_down_and_converges() {
+    for seed in seeds(620..636) {
+        let mut sim = Sim::new(
+            SimConfig {
+                bearers: 2,
+                ..cfg(NODES)
+            },
+            seed,
+        );
+        sim.set_default_rule(FaultRule::lossy(0.05, 0.05, 0.2));
+        bring_up(&mut sim);
+        let mut w = Workload::new(seed);
+        for _ in 0..4 {
+            let r = w.range();
+            sim.publish(1, r, 3).expect("publish");
+        }
+        sim.send_all_pairs(200);
+        sim.run_for(Duration::from_millis(1 + w.below(300) as u64));
+        let crash_at = sim.elapsed();
+        sim.crash(1);
+        sim.restart(1);
+        let p = sim.publish(1, w.range(), 4).expect("publish");
+        let bound = sim.converge_bound() + sim.down_bound();
+        assert!(
+            sim.run_until(bound, |s| s.all_up() && s.names_converged()),
+            "sim seed={seed}: {:?}",
+            sim.names_divergence()
+        );
+        for v in [0, 2] {
+            let went_down = sim.log().iter().any(|e| {
+                e.t >= crash_at && e.node == v && e.peer == 1 && e.kind == LogKind::NodeDown
+            });
+            assert!(
+                went_down,
+                "sim seed={seed}: node {v} never saw node 1 go down"
+            );
+            let view = sim
+                .node(v)
+                .map(|n| n.view_of(sim.addr(1)))
+                .unwrap_or_default();
+            assert_eq!(
+                view.iter()
+                    .filter(|q| q.range.type_ >= 1000)
+                    .collect::<Vec<_>>(),
+                vec![&p],
+                "sim seed={seed}: node {v}"
+            );
+        }
+    }
+}
+
 /// Node-scope bindings stay at their node; cluster-scope ones spread.
 #[test]
 fn names_node_scope_stays_local_and_cluster_scope_spreads() {
@@ -429,14 +484,12 @@ fn names_chaos_keeps_invariants_and_converges() {
     }
 }
 
-/// Known transport defect (reproduction, ignored until fixed): with two bearers, node 1
-/// crashes and restarts before node 0's link on the other bearer times out; node 0's second
-/// link re-establishes with the new instance while the old link still counts as up, so node 0
-/// never sees a `NodeDown`/`NodeUp` for node 1: it neither purges the old instance's bindings
-/// nor sends its bulk to the new one, and the tables diverge for good (invariant 5b fires at
-/// t=23.0 s). Run with `cargo test -p tipc-integration --test sim_names -- --ignored`.
+/// Formerly a transport defect: with two bearers, node 1 crashes and restarts before node 0's
+/// link on the other bearer times out; node 0's second link re-establishes with the new instance
+/// while the old link still counts as up. The peer now detects the restart (new discovery
+/// signature, or a second broadcast init in one node session), resets the stale link and takes
+/// the node down before it comes up again, so bindings are purged and bulks resent.
 #[test]
-#[ignore = "transport: peer restart unnoticed while another link to the old instance is up"]
 fn names_two_bearers_chaos_converges_after_fast_restart() {
     let nodes = 3;
     let mut sim = Sim::new(

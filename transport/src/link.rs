@@ -16,7 +16,8 @@
 //!
 //! Supervision is stricter than the kernel's tick counting: the link fails when nothing has been
 //! received for `tolerance` (the kernel allows up to `abort_limit + 1` silent ticks, about 2 s),
-//! and a silent link probes twice as often.
+//! and a link that heard nothing for a tick interval probes every `tolerance / 16` until it
+//! hears from the peer (the kernel probes once per tick).
 
 use crate::wire::{
     self, field, user, Header, LinkProtoRepr, LinkProtoType, Seqno, IF_NAME_LEN, INT_H_SIZE,
@@ -142,6 +143,9 @@ pub enum DownReason {
     Overflow,
     /// Taken down locally (bearer disabled, node stopping).
     Local,
+    /// The peer node restarted (or lost contact with us and started a new node session): the
+    /// node layer resets every link still held by the old instance (`node.c` restart rules).
+    PeerRestarted,
 }
 
 /// Something the owner must act on.
@@ -361,6 +365,8 @@ pub struct Link {
     silent_intv_cnt: u32,
     rst_cnt: u32,
     last_rx: Instant,
+    /// When we last sent a probe.
+    last_probe: Instant,
     next_tick: Instant,
     // broadcast fields (maintained by the node)
     bcast_ack: u16,
@@ -409,6 +415,7 @@ impl Link {
             silent_intv_cnt: 0,
             rst_cnt: 0,
             last_rx: now,
+            last_probe: now,
             next_tick: now,
             bcast_ack: 0,
             bc_synced: false,
@@ -542,17 +549,36 @@ impl Link {
         (self.tolerance / 4).min(Duration::from_millis(500))
     }
 
+    /// Interval between probes of a silent link: `tolerance / 16` (about 12 probes before the
+    /// link fails, so that even at 30 % loss each way a live peer is heard in time).
+    fn silent_probe_interval(&self) -> Duration {
+        (self.tolerance / 16).max(Duration::from_millis(1))
+    }
+
+    /// When the next extra probe of a silent link is due: once nothing was received for a tick
+    /// interval, every [`Link::silent_probe_interval`] after the last probe.
+    fn silent_probe_at(&self) -> Option<Instant> {
+        if !self.is_up() {
+            return None;
+        }
+        let silent_from = self.last_rx + self.tick_interval();
+        Some(silent_from.max(self.last_probe + self.silent_probe_interval()))
+    }
+
     /// When to call [`Link::handle_timeout`] next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut t = self.next_tick;
         if self.is_up() {
             t = t.min(self.last_rx + self.tolerance);
         }
+        if let Some(p) = self.silent_probe_at() {
+            t = t.min(p);
+        }
         Some(t)
     }
 
-    /// Drive timers: the periodic tick (RESET/ACTIVATE/STATE sending, probing, window checks)
-    /// and the supervision deadline.
+    /// Drive timers: the periodic tick (RESET/ACTIVATE/STATE sending, probing, window checks),
+    /// the extra probes of a silent link and the supervision deadline.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.is_up() && now >= self.last_rx + self.tolerance {
             self.fail(now, DownReason::Timeout);
@@ -560,12 +586,13 @@ impl Link {
         }
         if now >= self.next_tick {
             self.tick(now);
-            let mut iv = self.tick_interval();
-            // Nothing heard during the whole last interval: probe twice as often.
-            if self.is_up() && self.silent_intv_cnt > 1 {
-                iv /= 2;
-            }
-            self.next_tick = now + iv;
+            self.next_tick = now + self.tick_interval();
+        } else if self.silent_probe_at().is_some_and(|t| now >= t) {
+            // Silent for a tick: the kernel probes only at ticks (and fails after about
+            // `abort_limit + 1` silent ones); under heavy loss a live peer may then not be heard
+            // within the tolerance, so probe more often in between. A probe is an ordinary
+            // STATE (the peer answers it and NACKs what we miss), so this stays compatible.
+            self.build_proto(LinkProtoType::State, true, false, 0, now);
         }
     }
 
@@ -756,7 +783,7 @@ impl Link {
         probe: bool,
         probe_reply: bool,
         rcvgap: u16,
-        _now: Instant,
+        now: Instant,
     ) {
         if matches!(
             self.state,
@@ -822,6 +849,7 @@ impl Link {
         }
         if probe {
             self.stats.tx_probes += 1;
+            self.last_probe = now;
         }
         if rcvgap != 0 {
             self.stats.tx_nacks += 1;

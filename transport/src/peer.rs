@@ -6,6 +6,26 @@
 //! our own bc-init sent as unicast seqno 1 at link-up, `last_bcast = 0` since we never
 //! broadcast) and turns link events into node events.
 //!
+//! # Peer restarts
+//!
+//! A node session (NodeUp … NodeDown) belongs to one instance of the peer. With two links a
+//! peer can restart and bring one link up again before the other, still "up" toward the old
+//! instance, times out; the node must then go down (bindings purged) and up again (bulk resent).
+//! Three rules see to it:
+//!
+//! * **Node FSM, `SELF_DOWN_PEER_LEAVING`** (§4.2, `tipc_node_check_state`): a new peer object,
+//!   or one whose last link we lost on our own, drops everything that says "up" until a RESET
+//!   or ACTIVATE with `redundant_link` clear shows that the peer's side is down too. So a
+//!   restarted node never joins the old node session its peer still holds (the kernel's rule).
+//! * **Signature** (§3.3 step 6, `tipc_node_check_dest`): a discovery message with a new
+//!   signature while the node is up, and the old one was seen since the node came up, means a
+//!   restart: every link is reset (`DownReason::PeerRestarted`) and the node goes down. (The
+//!   kernel only stores the signature and waits for the stale links to time out.)
+//! * **Second bc-init**: the peer sends its bc-init only on the first link of a node session
+//!   (§5.2). One arriving while our broadcast receive state is already set up means the peer
+//!   started a new session (restart, or it lost contact first): the other links are reset and
+//!   the node goes down and up again on the link that carried it.
+//!
 //! [`classify`] is the packet entry of `tipc_rcv` (§4.1): it decides whether a received frame
 //! goes to discovery, to a peer's broadcast receive state or to a peer's unicast link.
 
@@ -170,6 +190,12 @@ pub struct PeerStats {
     pub bcast_deferred: u64,
     /// Discovery duplicate alerts.
     pub duplicates: u64,
+    /// Peer restarts detected (a new signature while the node was up, or a second broadcast
+    /// init in one node session); every link to the old instance was reset.
+    pub restarts: u64,
+    /// Packets dropped while the node was down and the peer still considered it up
+    /// (`SELF_DOWN_PEER_LEAVING`, §4.2).
+    pub leaving_dropped: u64,
 }
 
 #[derive(Debug)]
@@ -187,6 +213,13 @@ pub struct Peer {
     id: NodeId,
     caps: u16,
     signature: Option<u16>,
+    /// The stored signature was seen since the node last went down, so it names the instance
+    /// the node is up with (a new signature then means a restart, not a delayed rediscovery).
+    sig_current: bool,
+    /// Node FSM `SELF_DOWN_PEER_LEAVING` (§4.2): our side of the node is down but the peer may
+    /// still consider it up; everything that says "up" is dropped until a RESET or ACTIVATE
+    /// with `redundant_link` clear shows that the peer has taken its side down too.
+    peer_leaving: bool,
     links: [Option<LinkSlot>; MAX_BEARERS],
     node_up: bool,
     bc_up: bool,
@@ -214,6 +247,8 @@ impl Peer {
             id,
             caps,
             signature: None,
+            sig_current: false,
+            peer_leaving: true,
             links: Default::default(),
             node_up: false,
             bc_up: false,
@@ -307,6 +342,22 @@ impl Peer {
         for s in self.links.iter_mut().flatten() {
             s.link.set_peer_caps(n.caps);
         }
+        // A peer that restarts draws a new signature. If the stored one was confirmed since the
+        // node came up, the links still up belong to the old instance: reset them all, so the
+        // node goes down (bindings purged) before links to the new instance bring it up again.
+        // The kernel only stores the signature here and lets the stale links time out, which
+        // leaves a window where a second link to the new instance joins the old node session.
+        // A different media address on a working link stays a duplicate alert, as in the kernel.
+        let addr_differs_on_up_link = self.links[idx]
+            .as_ref()
+            .is_some_and(|s| s.link.is_up() && s.media != n.media_addr);
+        if self.node_up
+            && self.sig_current
+            && self.signature.is_some_and(|s| s != n.signature)
+            && !addr_differs_on_up_link
+        {
+            self.reset_for_restart(now, None);
+        }
         let slot = self.links[idx].as_ref();
         let link_up = slot.is_some_and(|s| s.link.is_up());
         let addr_match = slot.is_some_and(|s| s.media == n.media_addr);
@@ -322,6 +373,9 @@ impl Peer {
         }
         if d.store_signature {
             self.signature = Some(n.signature);
+        }
+        if d.store_signature || sig_match {
+            self.sig_current = true;
         }
         if !d.accept_addr {
             return out;
@@ -396,6 +450,23 @@ impl Peer {
     /// A unicast-link packet from this peer arrived on `bearer` (already [`classify`]d).
     pub fn handle_packet(&mut self, now: Instant, bearer: BearerId, pkt: Bytes) {
         let idx = bearer as usize;
+        if !self.node_up && self.peer_leaving {
+            // `tipc_node_check_state` in SELF_DOWN_PEER_LEAVING: a packet "says up" unless it
+            // is a RESET or ACTIVATE with `redundant_link` clear. Such a packet means the peer
+            // has lost contact too (PEER_LOST_CONTACT): from then on links may come up. This
+            // keeps a restarted node from joining a node session its peer still holds with the
+            // old instance.
+            if let Ok(h) = Header::new_checked(&pkt[..]) {
+                let says_up = h.user() != user::LINK_PROTOCOL
+                    || h.mtype() == 0
+                    || h.flag(field::REDUNDANT_LINK);
+                if says_up {
+                    self.stats.leaving_dropped += 1;
+                    return;
+                }
+                self.peer_leaving = false;
+            }
+        }
         match self.links.get_mut(idx).and_then(|s| s.as_mut()) {
             Some(s) => s.link.handle_packet(now, pkt),
             None => {
@@ -547,7 +618,8 @@ impl Peer {
     /// FAILOVER over TUNNEL_PROTOCOL) are implemented, a peer sends on one link at a time and
     /// keeps it while it is up, so a flow never changes link while older messages are in
     /// flight on the other one; when it fails, queued messages are purged (returned to the
-    /// owner) and traffic moves to another working link.
+    /// owner, except name-table updates, which are sent again on the new link) and traffic
+    /// moves to another working link.
     fn active(&self, _selector: u32) -> Option<usize> {
         self.active_link
             .filter(|&i| self.links[i].as_ref().is_some_and(|s| s.link.is_up()))
@@ -617,6 +689,100 @@ impl Peer {
         self.events.pop_front()
     }
 
+    /// A message the failed link `idx` had not got acknowledged. Without link failover (kernel
+    /// FAILOVER over TUNNEL_PROTOCOL, §4.12) it is returned to the owner, except name-table
+    /// updates (NAME_DISTRIBUTOR) while another link keeps the node up: those are sent again
+    /// over that link, or the peer's table would miss them for the rest of the node session
+    /// (no node-down purge and bulk follows). A copy the peer did receive is applied twice in
+    /// order, which a table keyed by (range, node, port, key) absorbs.
+    fn purged(&mut self, now: Instant, idx: usize, b: Bytes) {
+        let other = (0..MAX_BEARERS)
+            .filter(|&j| j != idx && self.link_up(j as BearerId))
+            .max_by_key(|&j| {
+                let prio = self.links[j].as_ref().map_or(0, |s| s.link.priority());
+                (prio, std::cmp::Reverse(j))
+            });
+        let Some(j) = other else {
+            self.events.push_back(PeerEvent::Purged(b));
+            return;
+        };
+        let usr = match Header::new_checked(&b[..]) {
+            Ok(h) => h.user(),
+            Err(_) => return,
+        };
+        match usr {
+            user::NAME_DISTRIBUTOR => self.resend(now, j, b),
+            user::MSG_BUNDLER => {
+                for m in wire::extract(&b).flatten() {
+                    let names = Header::new_checked(&m[..])
+                        .is_ok_and(|h| h.user() == user::NAME_DISTRIBUTOR);
+                    if names {
+                        self.resend(now, j, m);
+                    } else {
+                        self.events.push_back(PeerEvent::Purged(m));
+                    }
+                }
+            }
+            _ => self.events.push_back(PeerEvent::Purged(b)),
+        }
+    }
+
+    fn resend(&mut self, now: Instant, j: usize, m: Bytes) {
+        let sent = match self.links[j].as_mut() {
+            Some(s) => s.link.send(now, BytesMut::from(&m[..])).is_ok(),
+            None => false,
+        };
+        if !sent {
+            self.events.push_back(PeerEvent::Purged(m));
+        }
+        self.drain_link(now, j);
+    }
+
+    /// The first link is up: the node comes up, and our bc-init goes on that link (as unicast
+    /// seqno 1 on a fresh link, §5.2, §5.5 item 3).
+    fn node_established(&mut self, now: Instant, idx: usize) {
+        self.node_up = true;
+        self.peer_leaving = false;
+        self.events.push_back(PeerEvent::NodeUp);
+        let init = bc_init_msg(self.own_addr, self.addr, self.bc_rcv_nxt);
+        if let Some(s) = self.links[idx].as_mut() {
+            let _ = s.link.send(now, init);
+        }
+    }
+
+    /// The node session ends (last link lost, or the peer restarted): broadcast receive state
+    /// cleared, `NodeDown` reported. `peer_may_be_up`: the peer may still consider the node up
+    /// (we lost contact on our own), so wait for it to take its side down (§4.2).
+    fn node_lost(&mut self, now: Instant, peer_may_be_up: bool) {
+        self.node_up = false;
+        self.peer_leaving = peer_may_be_up;
+        self.sig_current = false;
+        self.bc_up = false;
+        self.bc_rcv_nxt = Seqno(1);
+        self.bc_rcv_abs = 1;
+        self.bc_deferred.clear();
+        self.bc_reasm.reset();
+        self.bc_rcv_unacked = 0;
+        self.lost_at = Some(now);
+        self.sync_bc_state();
+        self.events.push_back(PeerEvent::NodeDown);
+    }
+
+    /// The peer's instance changed: reset every working link except `keep` (the one already in
+    /// the new session, if any). Resetting the last one takes the node down.
+    fn reset_for_restart(&mut self, now: Instant, keep: Option<usize>) {
+        self.stats.restarts += 1;
+        for j in 0..MAX_BEARERS {
+            if Some(j) == keep {
+                continue;
+            }
+            if let Some(s) = self.links[j].as_mut() {
+                s.link.force_reset(now, DownReason::PeerRestarted);
+            }
+            self.drain_link(now, j);
+        }
+    }
+
     fn sync_bc_state(&mut self) {
         let ack = self.bc_rcv_nxt.sub(1).0;
         for s in self.links.iter_mut().flatten() {
@@ -643,13 +809,7 @@ impl Peer {
                         name,
                     });
                     if !self.node_up {
-                        self.node_up = true;
-                        self.events.push_back(PeerEvent::NodeUp);
-                        // Our bc-init goes as unicast seqno 1 (§5.2, §5.5 item 3).
-                        let init = bc_init_msg(self.own_addr, self.addr, self.bc_rcv_nxt);
-                        if let Some(s) = self.links[idx].as_mut() {
-                            let _ = s.link.send(now, init);
-                        }
+                        self.node_established(now, idx);
                     }
                 }
                 LinkEvent::Down(reason) => {
@@ -663,19 +823,29 @@ impl Peer {
                         reason,
                     });
                     if self.node_up && self.up_links() == 0 {
-                        self.node_up = false;
-                        self.bc_up = false;
-                        self.bc_rcv_nxt = Seqno(1);
-                        self.bc_rcv_abs = 1;
-                        self.bc_deferred.clear();
-                        self.bc_reasm.reset();
-                        self.bc_rcv_unacked = 0;
-                        self.lost_at = Some(now);
+                        // The peer reset the last link itself: it knows (`PEER_LOST_CONTACT`).
+                        self.node_lost(now, reason != DownReason::PeerReset);
+                    } else if self.node_up {
+                        // Still up through another link: RESET/ACTIVATE on this one say so
+                        // (`redundant_link`, like the kernel's `node_up`).
                         self.sync_bc_state();
-                        self.events.push_back(PeerEvent::NodeDown);
                     }
                 }
                 LinkEvent::BcInit { last_bcast } => {
+                    if self.bc_up && self.link_up(idx as BearerId) {
+                        // The peer sends its bc-init only on the first link of a node session
+                        // (§5.2). A second one means the peer went down for us (it restarted, or
+                        // its links timed out) while our other links kept the old session: they
+                        // are stale. Reset them and take the node down and up again on this link,
+                        // so both sides purge and resend their name tables (§7.4).
+                        self.reset_for_restart(now, Some(idx));
+                        if self.node_up {
+                            self.node_lost(now, false);
+                        }
+                        self.lost_at = None;
+                        self.node_established(now, idx);
+                        self.choose_active();
+                    }
                     if !self.bc_up {
                         self.bc_up = true;
                         self.bc_rcv_nxt = Seqno(last_bcast).next();
@@ -686,7 +856,7 @@ impl Peer {
                 }
                 LinkEvent::Deliver(b) => self.events.push_back(PeerEvent::Deliver(b)),
                 LinkEvent::Unblocked(i) => self.events.push_back(PeerEvent::Unblocked(i)),
-                LinkEvent::Purged(b) => self.events.push_back(PeerEvent::Purged(b)),
+                LinkEvent::Purged(b) => self.purged(now, idx, b),
             }
         }
     }

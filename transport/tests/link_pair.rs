@@ -423,3 +423,60 @@ fn link_fragments_of_short_header_message_name_the_peer_and_arrive() {
     assert!(net.run_until(Duration::from_secs(2), |n| !n.delivered[1].is_empty()));
     assert_eq!(net.delivered[1], vec![42]);
 }
+
+#[test]
+fn link_probes_silent_peer_every_sixteenth_of_tolerance() {
+    let mut net = Net::new(
+        5,
+        Faults {
+            loss: 0,
+            dup: 0,
+            reorder: 0,
+        },
+        1500,
+    );
+    assert!(net.run_until(Duration::from_secs(1), |n| n.up[0] && n.up[1]));
+    let probes_before = net.peers[0].links()[0].1.stats.tx_probes;
+    // Node 0 hears nothing more; it probes until the tolerance runs out.
+    net.cut_from[1] = true;
+    let cut = net.now;
+    assert!(net.run_until(Duration::from_secs(3), |n| !n.up[0]));
+    let probes = net.peers[0].links()[0].1.stats.tx_probes - probes_before;
+    // Ticks alone (every 375 ms) give at most 4; from one tick of silence on, a probe goes
+    // every 1500 / 16 ms, so a live peer has about a dozen chances to be heard.
+    assert!(probes >= 10, "only {probes} probes in {:?}", net.now - cut);
+    assert!(
+        // Frames already in flight (100 µs) still arrive after the cut.
+        net.now - cut <= Duration::from_millis(1501),
+        "took {:?}",
+        net.now - cut
+    );
+}
+
+#[test]
+fn link_with_traffic_stays_up_at_30_percent_loss_each_way() {
+    for seed in 40..50 {
+        let mut net = transfer(
+            seed,
+            Faults {
+                loss: 30,
+                dup: 0,
+                reorder: 5,
+            },
+            500,
+            64,
+            1500,
+        );
+        // Then idle for a while at the same loss: probes alone must keep the link up.
+        assert!(
+            !net.run_until(Duration::from_secs(20), |n| !n.up[0] || !n.up[1]),
+            "seed {seed}: idle link went down"
+        );
+        let downs = net.events[0]
+            .iter()
+            .chain(net.events[1].iter())
+            .filter(|e| matches!(e, PeerEvent::LinkDown { .. }))
+            .count();
+        assert_eq!(downs, 0, "seed {seed}");
+    }
+}

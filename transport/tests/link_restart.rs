@@ -1,0 +1,402 @@
+//! Peer restart detection with two links (kernel `node.c: tipc_node_check_dest`,
+//! `tipc_node_link_up/down`; spec §3.3 step 6, §4.2, §5.2): two [`Peer`]s joined by a lossless
+//! two-bearer in-memory wire on a virtual clock; one side is replaced by a fresh instance while
+//! the other still has both links up.
+
+use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+use tipc_transport::link::DownReason;
+use tipc_transport::peer::{classify, BearerParams, NeighborSighting, Peer, PeerEvent, Route};
+use tipc_transport::wire::{field, user, Header, MediaAddr, BASIC_H_SIZE, INT_H_SIZE};
+use tipc_transport::{BearerId, NodeId, OWN_CAPABILITIES};
+
+fn bearer(id: BearerId) -> BearerParams {
+    BearerParams {
+        id,
+        if_name: format!("mem{id}"),
+        mtu: 1500,
+        encap_hlen: 0,
+        tolerance: Duration::from_millis(1500),
+        priority: 10,
+        min_win: 50,
+        max_win: 50,
+    }
+}
+
+struct Net {
+    now: Instant,
+    peers: [Peer; 2],
+    addrs: [u32; 2],
+    ids: [NodeId; 2],
+    /// (arrival, to, bearer, frame)
+    wire: VecDeque<(Instant, usize, BearerId, Bytes)>,
+    events: [Vec<PeerEvent>; 2],
+    /// Frames on this bearer are lost (both ways).
+    cut_bearer: Option<BearerId>,
+}
+
+impl Net {
+    fn new() -> Net {
+        let now = Instant::now();
+        let ids = [
+            NodeId::from_str_id("na").unwrap(),
+            NodeId::from_str_id("nb").unwrap(),
+        ];
+        let addrs = [ids[0].hash(), ids[1].hash()];
+        let peers = [
+            Peer::new(addrs[0], ids[0], addrs[1], ids[1], OWN_CAPABILITIES),
+            Peer::new(addrs[1], ids[1], addrs[0], ids[0], OWN_CAPABILITIES),
+        ];
+        Net {
+            now,
+            peers,
+            addrs,
+            ids,
+            wire: VecDeque::new(),
+            events: [Vec::new(), Vec::new()],
+            cut_bearer: None,
+        }
+    }
+
+    /// Node `at` receives a discovery message of node `1 - at` with `signature` on `bearer`.
+    fn discover(&mut self, at: usize, bearer_id: BearerId, signature: u16, session: u16) {
+        let seen = NeighborSighting {
+            media_addr: MediaAddr::Mem(2 - at as u32),
+            id: self.ids[1 - at],
+            caps: OWN_CAPABILITIES,
+            signature,
+        };
+        let now = self.now;
+        self.peers[at].handle_discovery(now, &bearer(bearer_id), &seen, session);
+        self.flush();
+    }
+
+    /// Replace node 1 by a new instance (all state lost).
+    fn restart_b(&mut self) {
+        self.peers[1] = Peer::new(
+            self.addrs[1],
+            self.ids[1],
+            self.addrs[0],
+            self.ids[0],
+            OWN_CAPABILITIES,
+        );
+        self.wire.retain(|w| w.1 != 0);
+        self.events[1].clear();
+    }
+
+    fn flush(&mut self) {
+        for i in 0..2 {
+            let mut out = BytesMut::new();
+            while let Some(t) = self.peers[i].poll_transmit(&mut out) {
+                let f = out.split_to(t.len).freeze();
+                if self.cut_bearer == Some(t.bearer) {
+                    continue;
+                }
+                self.wire
+                    .push_back((self.now + Duration::from_micros(100), 1 - i, t.bearer, f));
+            }
+            while let Some(ev) = self.peers[i].poll_event() {
+                self.events[i].push(ev);
+            }
+        }
+    }
+
+    fn step(&mut self, limit: Instant) {
+        self.flush();
+        let next_frame = self.wire.iter().map(|w| w.0).min();
+        let next_timer = self.peers.iter().filter_map(|p| p.poll_timeout()).min();
+        let next = match (next_frame, next_timer) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or(limit),
+        };
+        if next > limit {
+            self.now = limit;
+            return;
+        }
+        self.now = self.now.max(next);
+        let now = self.now;
+        while let Some(pos) = self.wire.iter().position(|w| w.0 <= now) {
+            let Some((_, to, b, f)) = self.wire.remove(pos) else {
+                break;
+            };
+            match classify(self.addrs[to], &f) {
+                Ok(Route::Unicast(_)) => self.peers[to].handle_packet(now, b, f),
+                other => panic!("unexpected route {other:?}"),
+            }
+        }
+        for p in self.peers.iter_mut() {
+            if p.poll_timeout().is_some_and(|t| t <= now) {
+                p.handle_timeout(now);
+            }
+        }
+        self.flush();
+    }
+
+    fn run_until(&mut self, d: Duration, mut cond: impl FnMut(&Net) -> bool) -> bool {
+        let limit = self.now + d;
+        while self.now < limit {
+            if cond(self) {
+                return true;
+            }
+            self.step(limit);
+        }
+        cond(self)
+    }
+
+    fn run_for(&mut self, d: Duration) {
+        self.run_until(d, |_| false);
+    }
+
+    /// Both nodes see each other on both bearers; both links come up.
+    fn bring_up(&mut self) {
+        for b in 0..2 {
+            self.discover(0, b, 7, 100 + b as u16);
+            self.discover(1, b, 9, 200 + b as u16);
+        }
+        assert!(
+            self.run_until(Duration::from_secs(2), |n| n.peers[0].up_links() == 2
+                && n.peers[1].up_links() == 2),
+            "links never came up"
+        );
+        self.run_for(Duration::from_millis(100));
+        self.events = [Vec::new(), Vec::new()];
+    }
+
+    fn node_events(&self, at: usize) -> Vec<&'static str> {
+        self.events[at]
+            .iter()
+            .filter_map(|e| match e {
+                PeerEvent::NodeUp => Some("up"),
+                PeerEvent::NodeDown => Some("down"),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn down_reasons(&self, at: usize) -> Vec<(BearerId, DownReason)> {
+        self.events[at]
+            .iter()
+            .filter_map(|e| match e {
+                PeerEvent::LinkDown { bearer, reason, .. } => Some((*bearer, *reason)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn peer_new_signature_while_up_resets_every_link_and_node_goes_down() {
+    let mut net = Net::new();
+    net.bring_up();
+    net.restart_b();
+    // The new instance announces itself on bearer 0 only; node 0 still has both links up.
+    net.discover(0, 0, 11, 300);
+    let mut reasons = net.down_reasons(0);
+    reasons.sort_by_key(|r| r.0);
+    assert_eq!(
+        reasons,
+        vec![
+            (0, DownReason::PeerRestarted),
+            (1, DownReason::PeerRestarted)
+        ]
+    );
+    assert_eq!(net.node_events(0), vec!["down"]);
+    assert_eq!(net.peers[0].stats().restarts, 1);
+    assert_eq!(net.peers[0].up_links(), 0);
+}
+
+#[test]
+fn peer_new_signature_relinks_and_node_comes_up_again_with_new_instance() {
+    let mut net = Net::new();
+    net.bring_up();
+    net.restart_b();
+    net.discover(0, 0, 11, 300);
+    net.discover(0, 1, 11, 301);
+    for b in 0..2 {
+        net.discover(1, b, 9, 400 + b as u16);
+    }
+    assert!(
+        net.run_until(Duration::from_secs(3), |n| n.peers[0].up_links() == 2
+            && n.peers[1].up_links() == 2),
+        "links to the new instance never came up"
+    );
+    assert_eq!(net.node_events(0), vec!["down", "up"]);
+    assert_eq!(net.node_events(1), vec!["up"]);
+}
+
+#[test]
+fn peer_same_signature_while_up_keeps_links() {
+    let mut net = Net::new();
+    net.bring_up();
+    net.discover(0, 0, 7, 300);
+    net.discover(0, 1, 7, 301);
+    net.run_for(Duration::from_millis(500));
+    assert_eq!(net.down_reasons(0), vec![]);
+    assert_eq!(net.peers[0].stats().restarts, 0);
+    assert_eq!(net.peers[0].up_links(), 2);
+}
+
+#[test]
+fn peer_new_signature_after_relink_without_discovery_is_only_stored() {
+    // Delayed rediscovery: the node went down and came back with a new instance before any
+    // discovery message of that instance arrived; its signature then arrives late. The links
+    // are already in the new session and must stay up.
+    let mut net = Net::new();
+    net.bring_up();
+    net.restart_b();
+    for b in 0..2 {
+        net.discover(1, b, 9, 400 + b as u16);
+    }
+    assert!(
+        net.run_until(Duration::from_secs(6), |n| n.peers[0].up_links() == 2
+            && n.peers[1].up_links() == 2
+            && n.peers[0].is_up()),
+        "links never came back"
+    );
+    let downs = net.down_reasons(0).len();
+    net.discover(0, 0, 11, 300);
+    net.run_for(Duration::from_millis(500));
+    assert_eq!(net.down_reasons(0).len(), downs);
+    assert_eq!(net.peers[0].up_links(), 2);
+}
+
+#[test]
+fn peer_second_bc_init_resets_stale_link_and_restarts_node_session() {
+    let mut net = Net::new();
+    net.bring_up();
+    net.restart_b();
+    // The new instance finds node 0 on bearer 0 only and sends RESET there with a session
+    // node 0 accepts; node 0 hears nothing of its signature. Its link 1 still holds the old
+    // session when link 0 comes up with the new instance.
+    net.discover(1, 0, 9, 250);
+    assert!(
+        net.run_until(Duration::from_secs(1), |n| n.peers[1].is_up()),
+        "new instance never came up"
+    );
+    net.run_for(Duration::from_millis(50));
+    let reasons = net.down_reasons(0);
+    assert!(
+        reasons.contains(&(1, DownReason::PeerRestarted)),
+        "stale link kept: {reasons:?}"
+    );
+    assert_eq!(net.peers[0].stats().restarts, 1);
+    assert_eq!(net.node_events(0), vec!["down", "up"]);
+    assert!(net.peers[0].link_up(0));
+    assert!(!net.peers[0].link_up(1));
+}
+
+fn names_msg(from: u32, to: u32) -> BytesMut {
+    let len = INT_H_SIZE + 20;
+    let mut b = BytesMut::zeroed(len);
+    let mut h = Header::new_unchecked(&mut b[..]);
+    h.init(user::NAME_DISTRIBUTOR, 0, INT_H_SIZE, len, from);
+    h.set(field::ORIGNODE, from);
+    h.set(field::DESTNODE, to);
+    b
+}
+
+fn data_msg(from: u32, to: u32) -> BytesMut {
+    let len = BASIC_H_SIZE + 8;
+    let mut b = BytesMut::zeroed(len);
+    let mut h = Header::new_unchecked(&mut b[..]);
+    h.init(0, 3, BASIC_H_SIZE, len, from);
+    h.set(field::ORIGNODE, from);
+    h.set(field::DESTNODE, to);
+    b
+}
+
+fn users(events: &[PeerEvent], purged: bool) -> Vec<u8> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            PeerEvent::Deliver(m) if !purged => Some(m),
+            PeerEvent::Purged(m) if purged => Some(m),
+            _ => None,
+        })
+        .filter_map(|m| Header::new_checked(&m[..]).ok().map(|h| h.user()))
+        .collect()
+}
+
+#[test]
+fn peer_resends_names_purged_from_failed_link_over_remaining_link() {
+    let mut net = Net::new();
+    net.bring_up();
+    let (a, b) = (net.addrs[0], net.addrs[1]);
+    // Find the link node 0 sends on: the bearer of its next sequenced frame.
+    let now = net.now;
+    net.peers[0]
+        .send(now, data_msg(a, b), 0)
+        .expect("send data");
+    net.flush();
+    let active = net
+        .wire
+        .iter()
+        .find(|w| {
+            w.1 == 1 && Header::new_checked(&w.3[..]).is_ok_and(|h| h.user() != user::LINK_PROTOCOL)
+        })
+        .map(|w| w.2)
+        .expect("no data frame");
+    net.run_for(Duration::from_millis(50));
+    net.events = [Vec::new(), Vec::new()];
+    // Everything on that bearer is lost from now on: its link times out, the other stays up.
+    net.cut_bearer = Some(active);
+    let now = net.now;
+    net.peers[0]
+        .send(now, names_msg(a, b), 0)
+        .expect("send names");
+    net.peers[0]
+        .send(now, data_msg(a, b), 0)
+        .expect("send data");
+    net.flush();
+    assert!(
+        net.run_until(Duration::from_secs(3), |n| !n.peers[0].link_up(active)),
+        "active link never failed"
+    );
+    net.run_for(Duration::from_millis(100));
+    assert!(net.peers[0].is_up() && net.peers[0].link_up(1 - active));
+    // The update went again over the remaining link and arrived once; the unacknowledged data
+    // messages (and the unacknowledged bc-init) came back to the owner.
+    let names_rx = users(&net.events[1], false)
+        .iter()
+        .filter(|&&u| u == user::NAME_DISTRIBUTOR)
+        .count();
+    assert_eq!(names_rx, 1);
+    let purged = users(&net.events[0], true);
+    assert!(!purged.contains(&user::NAME_DISTRIBUTOR), "{purged:?}");
+    assert!(purged.contains(&0), "{purged:?}");
+}
+
+#[test]
+fn peer_restarted_instance_waits_until_old_node_session_is_down() {
+    let mut net = Net::new();
+    net.bring_up();
+    // Link 0 fails on both sides; node 0 stays up through link 1.
+    net.cut_bearer = Some(0);
+    assert!(
+        net.run_until(Duration::from_secs(3), |n| !n.peers[0].link_up(0)
+            && !n.peers[1].link_up(0)),
+        "link 0 never failed"
+    );
+    assert!(net.peers[0].is_up());
+    // Node 1 restarts; node 0 hears no discovery from it and its sessions are "older", so
+    // node 0's link 1 keeps the old session until it times out.
+    net.restart_b();
+    net.cut_bearer = None;
+    net.discover(1, 0, 9, 50);
+    net.discover(1, 1, 9, 51);
+    // Node 0 answers on link 0 with `redundant_link` set (its node is up): the new instance
+    // (SELF_DOWN_PEER_LEAVING) must ignore that and stay down.
+    net.run_for(Duration::from_millis(200));
+    assert!(!net.peers[1].is_up(), "joined the old node session");
+    assert!(net.peers[1].stats().leaving_dropped > 0);
+    // Node 0's stale link 1 times out, its node goes down, its RESETs clear the bit: up.
+    assert!(
+        net.run_until(Duration::from_secs(4), |n| n.peers[0].up_links() == 2
+            && n.peers[1].up_links() == 2),
+        "never relinked"
+    );
+    assert_eq!(net.node_events(0), vec!["down", "up"]);
+    assert_eq!(net.node_events(1), vec!["up"]);
+    assert_eq!(net.peers[0].stats().restarts, 0);
+}

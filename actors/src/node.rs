@@ -123,6 +123,33 @@ pub struct PeerFlow {
     pub notify: tokio::sync::Notify,
     /// Messages posted so far (a round trip every [`POST_BARRIER`] keeps the mailbox short).
     pub posted: std::sync::atomic::AtomicU64,
+    /// Messages the peer's actor sent to the name table ([`crate::names::FromPeer`],
+    /// [`crate::names::PeerState`]) that it has not handled yet. While this is not zero, the
+    /// peer actor routes delivered data through the name table too, to keep link order with
+    /// the name updates before it.
+    pub at_names: std::sync::atomic::AtomicUsize,
+}
+
+impl PeerFlow {
+    /// One more message on its way to the name table.
+    pub(crate) fn sent_to_names(&self) {
+        self.at_names
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// The name table handled one of them.
+    pub(crate) fn handled_at_names(&self) {
+        let _ = self.at_names.fetch_update(
+            std::sync::atomic::Ordering::AcqRel,
+            std::sync::atomic::Ordering::Acquire,
+            |n| n.checked_sub(1),
+        );
+    }
+
+    /// Nothing from this peer is waiting at the name table.
+    pub(crate) fn names_idle(&self) -> bool {
+        self.at_names.load(std::sync::atomic::Ordering::Acquire) == 0
+    }
 }
 
 /// A poster waits for the peer actor every this many messages, so that at most this many
@@ -145,6 +172,9 @@ pub(crate) struct Shared {
     pub flow: DashMap<NodeAddr, Arc<PeerFlow>>,
     /// The binding table actor (set once at start).
     pub names: std::sync::OnceLock<Addr<crate::names::NameTable>>,
+    /// The binding table. Updated by the name table actor only; read (and rotated, for
+    /// anycast round-robin) by sends and deliveries. Never held across an `await`.
+    pub table: std::sync::Mutex<crate::binding::BindingTable>,
     /// Identities of known peer nodes (for display).
     pub node_ids: DashMap<NodeAddr, NodeId>,
     /// Local sockets by port.
@@ -168,6 +198,12 @@ impl Shared {
             Ok(mut r) => r.next_u32() as u16,
             Err(p) => p.into_inner().next_u32() as u16,
         }
+    }
+
+    /// The binding table (a poisoned lock is taken over: the table has no invariants a panic
+    /// between two calls could break).
+    pub fn table(&self) -> std::sync::MutexGuard<'_, crate::binding::BindingTable> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn bearer(&self, id: BearerId) -> Option<BearerSlot> {
@@ -213,9 +249,10 @@ impl TransportNode {
         // Ports start at a random value and increase, skipping 0 (`tipc_sk_insert`).
         let port_start = rng.next_u32().max(1);
         let (events, _) = broadcast::channel(1024);
+        let own = cfg.id.hash();
         let node = TransportNode {
             shared: Arc::new(Shared {
-                own_addr: cfg.id.hash(),
+                own_addr: own,
                 cfg,
                 signature,
                 peers: DashMap::new(),
@@ -226,6 +263,7 @@ impl TransportNode {
                 unblocked: DashMap::new(),
                 flow: DashMap::new(),
                 names: std::sync::OnceLock::new(),
+                table: std::sync::Mutex::new(crate::binding::BindingTable::new(own)),
                 node_ids: DashMap::new(),
                 sockets: DashMap::new(),
                 next_port: std::sync::atomic::AtomicU32::new(port_start),
@@ -234,6 +272,10 @@ impl TransportNode {
         let names = crate::names::NameTable::new(node.shared.clone()).start();
         let _ = node.shared.names.set(names);
         node
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// Own node address.
@@ -399,8 +441,12 @@ impl TransportNode {
     /// back to its sender with NO_NODE (if returnable).
     pub async fn post(&self, to: NodeAddr, msg: bytes::BytesMut) -> bool {
         use std::sync::atomic::Ordering;
-        let flow = self.shared.flow.entry(to).or_default().clone();
-        loop {
+        let flow = match self.shared.flow.get(&to) {
+            Some(f) => f.value().clone(),
+            None => self.shared.flow.entry(to).or_default().clone(),
+        };
+        // The common case (not congested) builds no `Notified` future.
+        while flow.congested.load(Ordering::Acquire) {
             let notified = flow.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
@@ -409,11 +455,15 @@ impl TransportNode {
             }
             notified.await;
         }
-        let Some(peer) = self.shared.peers.get(&to).map(|e| e.value().clone()) else {
-            return false;
+        let barrier = {
+            let Some(peer) = self.shared.peers.get(&to) else {
+                return false;
+            };
+            peer.do_send(crate::peer::Post(msg));
+            (flow.posted.fetch_add(1, Ordering::Relaxed) % POST_BARRIER == POST_BARRIER - 1)
+                .then(|| peer.value().clone())
         };
-        peer.do_send(crate::peer::Post(msg));
-        if flow.posted.fetch_add(1, Ordering::Relaxed) % POST_BARRIER == POST_BARRIER - 1 {
+        if let Some(peer) = barrier {
             let _ = peer.send(crate::peer::Barrier).await;
         }
         true

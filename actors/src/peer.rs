@@ -1,9 +1,14 @@
 //! The Peer actor (kernel `node.c`): one per remote node, owning that node's links through the
 //! sans-IO [`Peer`] core. Handlers call the core with `now`, then `pump` drains
 //! events to the node, transmits to the bearers' send channels, and re-arms one timer.
+//!
+//! Delivered data goes straight to the local sockets (`names::deliver_local`) unless the batch
+//! holds a NAME_DISTRIBUTOR message or something this actor sent to the name table is still
+//! unhandled there: then the batch goes through the name table actor, which applies name
+//! updates and data in link order (the publish-before-data guarantee of [`crate::names`]).
 
 use crate::bearer::{BearerCmd, TxBatch};
-use crate::names::{FromPeer, PeerState};
+use crate::names::{FromPeer, LocalBatch, PeerState};
 use crate::node::{Delivered, NodeEvent, Shared};
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
@@ -102,6 +107,8 @@ pub struct PeerActor {
     /// We told posters the peer is congested (mirror of the shared flag, to keep the shared map
     /// off the hot path).
     flow_congested: bool,
+    /// This peer's shared flow state (congestion, messages pending at the name table).
+    flow: Arc<crate::node::PeerFlow>,
 }
 
 impl PeerActor {
@@ -109,6 +116,7 @@ impl PeerActor {
         shared.node_ids.insert(n.addr, n.id);
         let mut core = Peer::new(shared.own_addr, shared.cfg.id, n.addr, n.id, n.caps);
         core.set_net_id(shared.cfg.net_id);
+        let flow = shared.flow.entry(n.addr).or_default().clone();
         PeerActor {
             shared,
             core,
@@ -118,6 +126,7 @@ impl PeerActor {
             link_up: [false; MAX_BEARERS],
             parked: std::collections::VecDeque::new(),
             flow_congested: false,
+            flow,
         }
         .start()
     }
@@ -126,15 +135,36 @@ impl PeerActor {
     /// state changes go to the name table in the order the core produced them.
     fn pump(&mut self, ctx: &mut Context<Self>) {
         let peer = self.core.addr();
-        let names = self.shared.names.get().cloned();
+        let shared = &*self.shared;
+        let flow = &*self.flow;
+        let names = shared.names.get();
+        // Raw transport mode (a delivery hook): everything goes through the name table.
+        let hooked = shared.deliver.read().map_or(true, |d| d.is_some());
         let mut batch: Vec<Bytes> = Vec::new();
         let flush_batch = |batch: &mut Vec<Bytes>| {
             if batch.is_empty() {
                 return;
             }
             let msgs = std::mem::take(batch);
-            match &names {
-                Some(n) => n.do_send(FromPeer { from: peer, msgs }),
+            match names {
+                Some(_)
+                    if !hooked
+                        && flow.names_idle()
+                        && !msgs.iter().any(|m| {
+                            tipc_transport::wire::Header::new_unchecked(&m[..]).user()
+                                == tipc_transport::wire::user::NAME_DISTRIBUTOR
+                        }) =>
+                {
+                    let mut out = LocalBatch::default();
+                    for msg in msgs {
+                        crate::names::deliver_local(shared, msg, &mut out);
+                    }
+                    out.flush();
+                }
+                Some(n) => {
+                    flow.sent_to_names();
+                    n.do_send(FromPeer { from: peer, msgs });
+                }
                 None => {
                     let d = self.shared.deliver.read().ok().and_then(|d| d.clone());
                     if let Some(tx) = d {
@@ -146,7 +176,8 @@ impl PeerActor {
             }
         };
         let state = |s: PeerState| {
-            if let Some(n) = &names {
+            if let Some(n) = names {
+                flow.sent_to_names();
                 n.do_send(s);
             }
         };
@@ -216,12 +247,8 @@ impl PeerActor {
         self.arm(ctx);
     }
 
-    fn flow(&self) -> std::sync::Arc<crate::node::PeerFlow> {
-        self.shared
-            .flow
-            .entry(self.core.addr())
-            .or_default()
-            .clone()
+    fn flow(&self) -> Arc<crate::node::PeerFlow> {
+        self.flow.clone()
     }
 
     /// Offer one posted message to the link; false if it had to be parked.

@@ -1,19 +1,22 @@
 //! Datagram socket actors (kernel `socket.c`, connectionless path), spec §9.1–9.3.
 //!
-//! A [`SocketActor`] owns one [`RecvQueue`]; a [`DgramSocket`] is the user's handle. Sends go
-//! through the [`crate::names::NameTable`] actor, which looks the destination up and routes the
-//! message to a local socket or to the destination node's peer actor; received messages reach
-//! the socket through the same actor, after any name-table update the peer sent before them.
+//! A [`SocketActor`] owns one [`RecvQueue`]; a [`DgramSocket`] is the user's handle. Unicast
+//! and anycast sends resolve the destination in the node's binding table themselves and post
+//! the message to the destination node's peer actor (or deliver it to a local socket) without a
+//! round trip to the [`crate::names::NameTable`] actor; multicast goes through that actor.
+//! Received messages reach the socket from the peer actor, or through the name table actor when
+//! name-table updates from that peer are still pending (see [`crate::names`]).
 
 use crate::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
+use crate::binding::AnycastResult;
 use crate::binding::{BindingError, Publication};
-use crate::names::{Route, SendKind};
+use crate::names::{LocalBatch, Route, SendKind};
 use crate::node::TransportNode;
 use crate::socket::{
     build_direct, build_mcast, build_named, Offer, Received, RecvQueue, SendOpts, SocketError,
 };
 use actix::prelude::*;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use tokio::sync::oneshot;
 
@@ -21,6 +24,11 @@ use tokio::sync::oneshot;
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Incoming(pub Bytes);
+
+/// Messages for this socket, in order.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct IncomingBatch(pub Vec<Bytes>);
 
 /// Wait for the next received message.
 #[derive(Debug, Message)]
@@ -118,6 +126,27 @@ impl Handler<Incoming> for SocketActor {
                 ..
             } => self.node.route(Route::Returned(ret)),
             _ => {}
+        }
+    }
+}
+
+impl Handler<IncomingBatch> for SocketActor {
+    type Result = ();
+    fn handle(&mut self, m: IncomingBatch, _: &mut Self::Context) {
+        let own = self.node.addr();
+        let mut accepted = false;
+        for msg in m.0 {
+            match self.q.offer(msg, own) {
+                Offer::Accepted => accepted = true,
+                Offer::Rejected {
+                    returned: Some(ret),
+                    ..
+                } => self.node.route(Route::Returned(ret)),
+                _ => {}
+            }
+        }
+        if accepted {
+            self.wake();
         }
     }
 }
@@ -266,20 +295,30 @@ impl DgramSocket {
     /// Send to a socket address (DIRECT_MSG).
     pub async fn send_to_socket(&self, dest: SocketAddr, data: &[u8]) -> Result<(), DgramError> {
         let msg = build_direct(self.addr(), dest, &self.opts, data)?;
-        if dest.node != self.node.addr() && dest.node != 0 {
-            // Straight to the peer actor: no round trip per message.
-            return if self.node.post(dest.node, msg).await {
+        self.send_built(msg).await
+    }
+
+    /// Send a message whose header names its destination node: straight to the peer actor, or
+    /// to a local socket, without a round trip per message.
+    async fn send_built(&self, msg: BytesMut) -> Result<(), DgramError> {
+        let dest = tipc_transport::wire::Header::new_unchecked(&msg[..]).destnode();
+        if dest != self.node.addr() && dest != 0 {
+            return if self.node.post(dest, msg).await {
                 Ok(())
             } else {
                 Err(DgramError::NoNode)
             };
         }
-        self.node.send_from_socket(SendKind::Direct(msg)).await
+        let mut out = LocalBatch::default();
+        crate::names::route_out(self.node.shared(), msg, &mut out);
+        out.flush();
+        Ok(())
     }
 
-    /// Send to a service address: anycast, round-robin among the matching bindings.
+    /// Send to a service address: anycast, round-robin among the matching bindings (the
+    /// kernel's per-range rotation, `tipc_nametbl_lookup_anycast`).
     pub async fn send_to_service(&self, name: ServiceAddr, data: &[u8]) -> Result<(), DgramError> {
-        let msg = build_named(
+        let mut msg = build_named(
             self.addr(),
             name,
             SocketAddr { node: 0, port: 0 },
@@ -287,7 +326,18 @@ impl DgramSocket {
             &self.opts,
             data,
         )?;
-        self.node.send_from_socket(SendKind::Named(msg, name)).await
+        let found = self.node.shared().table().lookup_anycast(name, 0);
+        let dest = match found {
+            AnycastResult::Found(sock) => sock,
+            AnycastResult::Deferred(node) => SocketAddr { node, port: 0 },
+            AnycastResult::NotFound => return Err(DgramError::NoDestination),
+        };
+        {
+            let mut h = tipc_transport::wire::Header::new_unchecked(&mut msg[..]);
+            h.set(tipc_transport::wire::field::DESTNODE, dest.node);
+            h.set(tipc_transport::wire::field::DESTPORT, dest.port);
+        }
+        self.send_built(msg).await
     }
 
     /// Send to a service range: multicast, one copy to every socket bound in it.

@@ -109,6 +109,8 @@ pub struct PeerActor {
     flow_congested: bool,
     /// This peer's shared flow state (congestion, messages pending at the name table).
     flow: Arc<crate::node::PeerFlow>,
+    /// Send channels of the bearers, looked up once.
+    txs: [Option<tokio::sync::mpsc::UnboundedSender<TxBatch>>; MAX_BEARERS],
 }
 
 impl PeerActor {
@@ -127,6 +129,7 @@ impl PeerActor {
             parked: std::collections::VecDeque::new(),
             flow_congested: false,
             flow,
+            txs: Default::default(),
         }
         .start()
     }
@@ -376,14 +379,20 @@ impl PeerActor {
             if frames.is_empty() {
                 continue;
             }
-            if let Some(slot) = self.shared.bearer(b as BearerId) {
-                let _ = slot.tx.send(TxBatch { frames });
+            let Some(cached) = self.txs.get_mut(b) else {
+                continue;
+            };
+            if cached.as_ref().is_none_or(|t| t.is_closed()) {
+                *cached = self.shared.bearer(b as BearerId).map(|s| s.tx);
+            }
+            if let Some(tx) = cached {
+                let _ = tx.send(TxBatch { frames });
             }
         }
     }
 
-    fn arm(&mut self, ctx: &mut Context<Self>) {
-        let now = Instant::now();
+    /// When the core (or the cleanup of a lost node) next needs a timeout.
+    fn deadline(&self) -> Option<Instant> {
         let mut deadline = self.core.poll_timeout();
         if !self.core.is_up() {
             if let Some(t) = self.core.lost_at() {
@@ -391,17 +400,26 @@ impl PeerActor {
                 deadline = Some(deadline.map_or(c, |d| d.min(c)));
             }
         }
-        match (deadline, &self.timer) {
-            (Some(d), Some((cur, _))) if *cur == d => return,
-            _ => {}
+        deadline
+    }
+
+    /// Keep one timer armed at or before the next deadline. An armed timer that would fire
+    /// earlier is kept (it finds nothing due and re-arms), so a deadline that moves later with
+    /// every packet costs no timer churn.
+    fn arm(&mut self, ctx: &mut Context<Self>) {
+        let Some(d) = self.deadline() else {
+            return;
+        };
+        if matches!(&self.timer, Some((cur, _)) if *cur <= d) {
+            return;
         }
         if let Some((_, h)) = self.timer.take() {
             ctx.cancel_future(h);
         }
-        if let Some(d) = deadline {
-            let h = ctx.run_later(d.saturating_duration_since(now), |act, ctx| {
-                act.timer = None;
-                let now = Instant::now();
+        let h = ctx.run_later(d.saturating_duration_since(Instant::now()), |act, ctx| {
+            act.timer = None;
+            let now = Instant::now();
+            if act.deadline().is_some_and(|d| d <= now) {
                 act.core.handle_timeout(now);
                 if !act.core.is_up()
                     && act
@@ -413,10 +431,10 @@ impl PeerActor {
                     ctx.stop();
                     return;
                 }
-                act.pump(ctx);
-            });
-            self.timer = Some((d, h));
-        }
+            }
+            act.pump(ctx);
+        });
+        self.timer = Some((d, h));
     }
 }
 

@@ -351,7 +351,9 @@ impl DgramSocket {
     /// The next received message (data, or one of ours returned with an error code).
     pub async fn recv(&self) -> Option<Received> {
         let (tx, rx) = oneshot::channel();
-        self.actor.send(RecvNext(tx)).await.ok()?;
+        // No reply from the actor itself: the answer comes through `rx` (dropped with the
+        // message if the actor is gone).
+        self.actor.do_send(RecvNext(tx));
         rx.await.ok()
     }
 
@@ -359,9 +361,7 @@ impl DgramSocket {
     /// `recvmmsg`: one round trip to the socket for a whole batch.
     pub async fn recv_batch(&self, max: usize) -> Vec<Received> {
         let (tx, rx) = oneshot::channel();
-        if self.actor.send(RecvBatch(max, tx)).await.is_err() {
-            return Vec::new();
-        }
+        self.actor.do_send(RecvBatch(max, tx));
         rx.await.unwrap_or_default()
     }
 

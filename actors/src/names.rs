@@ -21,7 +21,7 @@ use crate::binding::{AnycastResult, BindingError, Publication, TableEvent};
 use crate::name_distr::{stamp_destnode, NameDistributor, Update};
 use crate::node::{Delivered, Shared};
 use crate::socket::{lookup_dest, replicast_copy, reverse};
-use crate::sockets::{DgramError, IncomingBatch, SocketActor};
+use crate::sockets::{DgramError, SocketInbox};
 use crate::topology::{ClientId, PubInfo, SubError, SubId, Subscription, TopoEvent, Topology};
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
@@ -127,11 +127,11 @@ pub struct NameTableStats {
     pub refused: u64,
 }
 
-/// Messages for local sockets, grouped per port: a run of messages for one socket costs one
-/// mailbox post ([`IncomingBatch`]). Call [`LocalBatch::flush`] when done.
+/// Messages for local sockets, grouped per port: a run of messages for one socket takes its
+/// queue's lock and wakes its receivers once. Call [`LocalBatch::flush`] when done.
 #[derive(Default)]
 pub(crate) struct LocalBatch {
-    to: Option<(u32, Addr<SocketActor>)>,
+    to: Option<(u32, Arc<SocketInbox>)>,
     msgs: Vec<Bytes>,
 }
 
@@ -139,7 +139,7 @@ impl LocalBatch {
     /// Queue `msg` for local port `port`; handed back if there is no such socket.
     fn push(&mut self, shared: &Shared, port: u32, msg: Bytes) -> Result<(), Bytes> {
         if !matches!(&self.to, Some((p, _)) if *p == port) {
-            self.flush();
+            self.flush(shared);
             match shared.sockets.get(&port) {
                 Some(a) => self.to = Some((port, a.value().clone())),
                 None => {
@@ -152,15 +152,15 @@ impl LocalBatch {
         Ok(())
     }
 
-    /// Post what is queued.
-    pub(crate) fn flush(&mut self) {
+    /// Hand what is queued to its socket.
+    pub(crate) fn flush(&mut self, shared: &Shared) {
         if self.msgs.is_empty() {
             return;
         }
-        if let Some((_, a)) = &self.to {
-            a.do_send(IncomingBatch(std::mem::take(&mut self.msgs)));
+        let msgs = std::mem::take(&mut self.msgs);
+        if let Some((_, inbox)) = &self.to {
+            inbox.deliver(shared, msgs);
         }
-        self.msgs.clear();
     }
 }
 
@@ -384,7 +384,7 @@ impl NameTable {
     fn route_out(&mut self, msg: BytesMut) -> bool {
         let mut out = LocalBatch::default();
         let ok = route_out(&self.shared, msg, &mut out);
-        out.flush();
+        out.flush(&self.shared);
         ok
     }
 
@@ -430,7 +430,7 @@ impl Handler<FromPeer> for NameTable {
                 deliver_local(&self.shared, msg, &mut out);
             }
         }
-        out.flush();
+        out.flush(&self.shared);
         self.handled_from(m.from);
         self.pump(ctx);
     }
@@ -578,7 +578,7 @@ impl Handler<SendFromSocket> for NameTable {
         match m.0 {
             SendKind::Direct(msg) => {
                 let ok = route_out(shared, msg, &mut out);
-                out.flush();
+                out.flush(shared);
                 if ok {
                     Ok(())
                 } else {
@@ -599,7 +599,7 @@ impl Handler<SendFromSocket> for NameTable {
                 }
                 if dest.node == own {
                     deliver_local(shared, msg.freeze(), &mut out);
-                    out.flush();
+                    out.flush(shared);
                     Ok(())
                 } else if send_to_peer(shared, dest.node, msg) {
                     Ok(())
@@ -627,7 +627,7 @@ impl Handler<SendFromSocket> for NameTable {
                 for port in ports {
                     deliver_to_port(shared, port, b.clone(), false, &mut out);
                 }
-                out.flush();
+                out.flush(shared);
                 Ok(())
             }
         }

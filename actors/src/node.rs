@@ -178,7 +178,7 @@ pub(crate) struct Shared {
     /// Identities of known peer nodes (for display).
     pub node_ids: DashMap<NodeAddr, NodeId>,
     /// Local sockets by port.
-    pub sockets: DashMap<u32, Addr<crate::sockets::SocketActor>>,
+    pub sockets: DashMap<u32, Arc<crate::sockets::SocketInbox>>,
     /// Next port number to try.
     pub next_port: std::sync::atomic::AtomicU32,
 }
@@ -577,7 +577,7 @@ impl TransportNode {
         }
     }
 
-    pub(crate) fn register_socket(&self, port: u32, a: Addr<crate::sockets::SocketActor>) {
+    pub(crate) fn register_socket(&self, port: u32, a: Arc<crate::sockets::SocketInbox>) {
         self.shared.sockets.insert(port, a);
     }
 
@@ -590,12 +590,6 @@ impl TransportNode {
         let mut v: Vec<u32> = self.shared.sockets.iter().map(|e| *e.key()).collect();
         v.sort_unstable();
         v
-    }
-
-    pub(crate) fn route(&self, r: crate::names::Route) {
-        if let Some(a) = self.shared.names.get() {
-            a.do_send(crate::names::RouteMsg(r));
-        }
     }
 
     pub(crate) async fn send_from_socket(

@@ -162,7 +162,7 @@ impl PeerActor {
                     for msg in msgs {
                         crate::names::deliver_local(shared, msg, &mut out);
                     }
-                    out.flush();
+                    out.flush(shared);
                 }
                 Some(n) => {
                     flow.sent_to_names();

@@ -166,14 +166,8 @@ impl LocalBatch {
 
 /// Send to a peer node's actor; false if the node is unknown.
 pub(crate) fn send_to_peer(shared: &Shared, node: NodeAddr, msg: BytesMut) -> bool {
-    match shared.peers.get(&node) {
-        Some(p) => {
-            // The same mailbox path as sockets' direct posts, so order is kept.
-            p.do_send(crate::peer::Post(msg));
-            true
-        }
-        None => false,
-    }
+    // The same queue as sockets' direct posts, so order is kept.
+    shared.enqueue_to_peer(node, msg)
 }
 
 /// Deliver to a local socket; `reject` a message for a port that does not exist.

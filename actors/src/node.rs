@@ -128,6 +128,11 @@ pub struct PeerFlow {
     /// peer actor routes delivered data through the name table too, to keep link order with
     /// the name updates before it.
     pub at_names: std::sync::atomic::AtomicUsize,
+    /// Messages for the peer's link, in order, waiting for its actor (see
+    /// [`Shared::enqueue_to_peer`]).
+    pub(crate) queue: std::sync::Mutex<std::collections::VecDeque<bytes::BytesMut>>,
+    /// A [`crate::peer::Drain`] is in the actor's mailbox.
+    pub(crate) drain_scheduled: std::sync::atomic::AtomicBool,
 }
 
 impl PeerFlow {
@@ -197,6 +202,36 @@ impl Shared {
         match self.rng.lock() {
             Ok(mut r) => r.next_u32() as u16,
             Err(p) => p.into_inner().next_u32() as u16,
+        }
+    }
+
+    /// This peer's flow state (created on first use).
+    pub fn flow_of(&self, peer: NodeAddr) -> Arc<PeerFlow> {
+        match self.flow.get(&peer) {
+            Some(f) => f.value().clone(),
+            None => self.flow.entry(peer).or_default().clone(),
+        }
+    }
+
+    /// Queue a complete message for a peer's link, in order with everything else queued for
+    /// it, and make sure its actor drains the queue: a burst of messages costs one mailbox
+    /// message and one pass of the actor. False if the peer is unknown.
+    pub fn enqueue_to_peer(&self, peer: NodeAddr, msg: bytes::BytesMut) -> bool {
+        let Some(actor) = self.peers.get(&peer) else {
+            return false;
+        };
+        self.enqueue_with(&actor, &self.flow_of(peer), msg);
+        true
+    }
+
+    fn enqueue_with(&self, actor: &Addr<PeerActor>, flow: &PeerFlow, msg: bytes::BytesMut) {
+        use std::sync::atomic::Ordering;
+        flow.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(msg);
+        if !flow.drain_scheduled.swap(true, Ordering::AcqRel) {
+            actor.do_send(crate::peer::Drain);
         }
     }
 
@@ -441,10 +476,7 @@ impl TransportNode {
     /// back to its sender with NO_NODE (if returnable).
     pub async fn post(&self, to: NodeAddr, msg: bytes::BytesMut) -> bool {
         use std::sync::atomic::Ordering;
-        let flow = match self.shared.flow.get(&to) {
-            Some(f) => f.value().clone(),
-            None => self.shared.flow.entry(to).or_default().clone(),
-        };
+        let flow = self.shared.flow_of(to);
         // The common case (not congested) builds no `Notified` future.
         while flow.congested.load(Ordering::Acquire) {
             let notified = flow.notify.notified();
@@ -459,7 +491,7 @@ impl TransportNode {
             let Some(peer) = self.shared.peers.get(&to) else {
                 return false;
             };
-            peer.do_send(crate::peer::Post(msg));
+            self.shared.enqueue_with(&peer, &flow, msg);
             (flow.posted.fetch_add(1, Ordering::Relaxed) % POST_BARRIER == POST_BARRIER - 1)
                 .then(|| peer.value().clone())
         };

@@ -20,6 +20,10 @@ use tipc_transport::media::{Dest, TxFrame};
 use tipc_transport::peer::{NeighborSighting, Peer, PeerEvent, Transmit};
 use tipc_transport::{BearerId, NodeAddr, NodeId, MAX_BEARERS};
 
+/// Transmit staging buffer allocation unit. Frames are zero-copy slices of it, so a chunk is
+/// freed only when every frame cut from it was sent; large chunks keep that rare.
+const OUT_CHUNK: usize = 256 * 1024;
+
 /// A node with no working link for this long is forgotten (`NODE_CLEANUP_AFTER`).
 pub const NODE_CLEANUP_AFTER: Duration = Duration::from_secs(300);
 
@@ -76,6 +80,11 @@ pub struct SendMsg {
 #[rtype(result = "()")]
 pub struct Post(pub BytesMut);
 
+/// Send what is queued for this peer (`PeerFlow::queue`).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
 /// Answered once every earlier message was handled.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -118,12 +127,17 @@ impl PeerActor {
         shared.node_ids.insert(n.addr, n.id);
         let mut core = Peer::new(shared.own_addr, shared.cfg.id, n.addr, n.id, n.caps);
         core.set_net_id(shared.cfg.net_id);
-        let flow = shared.flow.entry(n.addr).or_default().clone();
+        let flow = shared.flow_of(n.addr);
+        // A previous actor for this node is gone with its mailbox: what was queued for it is
+        // dropped as its mailbox was, and the next message schedules a drain for this one.
+        flow.queue.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        flow.drain_scheduled
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         PeerActor {
             shared,
             core,
             timer: None,
-            out: BytesMut::with_capacity(64 * 1024),
+            out: BytesMut::with_capacity(OUT_CHUNK),
             order: Vec::new(),
             link_up: [false; MAX_BEARERS],
             parked: std::collections::VecDeque::new(),
@@ -256,8 +270,12 @@ impl PeerActor {
 
     /// Offer one posted message to the link; false if it had to be parked.
     fn offer(&mut self, msg: BytesMut) -> bool {
+        self.offer_at(Instant::now(), msg)
+    }
+
+    fn offer_at(&mut self, now: Instant, msg: BytesMut) -> bool {
         use tipc_transport::link::SendError as E;
-        match self.core.send(Instant::now(), msg, 0) {
+        match self.core.send(now, msg, 0) {
             Ok(SendStatus::Accepted) => true,
             Ok(SendStatus::Congested) => {
                 self.set_congested();
@@ -356,6 +374,10 @@ impl PeerActor {
 
     fn flush(&mut self) {
         self.order.clear();
+        if self.out.capacity() < 16 * 1024 {
+            // Start a fresh chunk rather than letting `reserve` allocate one per frame burst.
+            self.out = BytesMut::with_capacity(OUT_CHUNK);
+        }
         while let Some(t) = self.core.poll_transmit(&mut self.out) {
             self.order.push(t);
         }
@@ -516,6 +538,27 @@ impl Handler<Post> for PeerActor {
         } else {
             // Keep order behind the parked ones.
             self.parked.push_back(m.0);
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Drain> for PeerActor {
+    type Result = ();
+    fn handle(&mut self, _: Drain, ctx: &mut Self::Context) {
+        // Cleared before taking: a message queued after the take schedules a new drain.
+        self.flow
+            .drain_scheduled
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let msgs = std::mem::take(&mut *self.flow.queue.lock().unwrap_or_else(|p| p.into_inner()));
+        let now = Instant::now();
+        for m in msgs {
+            if self.parked.is_empty() {
+                self.offer_at(now, m);
+            } else {
+                // Keep order behind the parked ones.
+                self.parked.push_back(m);
+            }
         }
         self.pump(ctx);
     }

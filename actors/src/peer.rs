@@ -164,14 +164,7 @@ impl PeerActor {
             }
             let msgs = std::mem::take(batch);
             match names {
-                Some(_)
-                    if !hooked
-                        && flow.names_idle()
-                        && !msgs.iter().any(|m| {
-                            tipc_transport::wire::Header::new_unchecked(&m[..]).user()
-                                == tipc_transport::wire::user::NAME_DISTRIBUTOR
-                        }) =>
-                {
+                Some(_) if !hooked && deliver_directly(flow.names_idle(), &msgs) => {
                     let mut out = LocalBatch::default();
                     for msg in msgs {
                         crate::names::deliver_local(shared, msg, &mut out);
@@ -460,6 +453,19 @@ impl PeerActor {
     }
 }
 
+/// May a batch of delivered messages go straight to the sockets? Only if nothing from this
+/// peer is still waiting at the name table (`names_idle`) and the batch holds no
+/// NAME_DISTRIBUTOR message: otherwise a binding published before a message could be applied
+/// after that message is delivered.
+fn deliver_directly(names_idle: bool, msgs: &[Bytes]) -> bool {
+    names_idle
+        && !msgs.iter().any(|m| {
+            m.len() >= 4
+                && tipc_transport::wire::Header::new_unchecked(&m[..]).user()
+                    == tipc_transport::wire::user::NAME_DISTRIBUTOR
+        })
+}
+
 impl Actor for PeerActor {
     type Context = Context<Self>;
 }
@@ -575,5 +581,55 @@ impl Handler<SendMsg> for PeerActor {
         let r = self.core.send(Instant::now(), m.msg, m.selector);
         self.pump(ctx);
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tipc_transport::wire::user;
+
+    fn msg_of_user(u: u8) -> Bytes {
+        let mut m = vec![0u8; 40];
+        m[0] = (2 << 5) | (u << 1);
+        Bytes::from(m)
+    }
+
+    #[test]
+    fn deliver_directly_data_batch_when_names_idle() {
+        let batch = [msg_of_user(user::LOW), msg_of_user(user::CRITICAL)];
+        assert!(deliver_directly(true, &batch));
+    }
+
+    #[test]
+    fn deliver_directly_refused_when_batch_holds_name_distributor() {
+        let batch = [
+            msg_of_user(user::LOW),
+            msg_of_user(user::NAME_DISTRIBUTOR),
+            msg_of_user(user::LOW),
+        ];
+        assert!(!deliver_directly(true, &batch));
+    }
+
+    #[test]
+    fn deliver_directly_refused_while_name_table_has_pending_batches() {
+        assert!(!deliver_directly(false, &[msg_of_user(user::LOW)]));
+    }
+
+    #[test]
+    fn peer_flow_names_idle_after_every_sent_batch_is_handled() {
+        let f = crate::node::PeerFlow::default();
+        assert!(f.names_idle());
+        f.sent_to_names();
+        f.sent_to_names();
+        f.handled_at_names();
+        assert!(!f.names_idle());
+        f.handled_at_names();
+        assert!(f.names_idle());
+        // A stray decrement does not wrap the counter around.
+        f.handled_at_names();
+        assert!(f.names_idle());
+        f.sent_to_names();
+        assert!(!f.names_idle());
     }
 }

@@ -448,6 +448,10 @@ impl UdpMedia {
     }
 
     async fn send_one(&self, dest: SocketAddr, data: &[u8]) -> io::Result<()> {
+        if self.src_ip.is_none() {
+            // A plain `sendto`: no ancillary data for the kernel to parse.
+            return self.sock.send_to(data, dest).await.map(drop);
+        }
         let t = Transmit {
             destination: dest,
             ecn: None,

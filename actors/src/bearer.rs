@@ -70,7 +70,8 @@ pub struct BearerActor<M: Media> {
     media: Arc<M>,
     disc: Discoverer,
     tx: mpsc::UnboundedSender<TxBatch>,
-    timer: Option<SpawnHandle>,
+    /// The armed discovery timer and its deadline.
+    timer: Option<(Instant, SpawnHandle)>,
     up_links: usize,
     stats: BearerStats,
 }
@@ -147,16 +148,22 @@ impl<M: Media> BearerActor<M> {
         if !frames.is_empty() {
             let _ = self.tx.send(TxBatch { frames });
         }
-        if let Some(h) = self.timer.take() {
+        let next = self.disc.poll_timeout();
+        // Re-arm only when the deadline moved (this runs for every received batch).
+        if next.is_some() && next == self.timer.as_ref().map(|(t, _)| *t) {
+            return;
+        }
+        if let Some((_, h)) = self.timer.take() {
             ctx.cancel_future(h);
         }
-        if let Some(t) = self.disc.poll_timeout() {
+        if let Some(t) = next {
             let d = t.saturating_duration_since(Instant::now());
-            self.timer = Some(ctx.run_later(d, |act, ctx| {
+            let h = ctx.run_later(d, |act, ctx| {
                 act.timer = None;
                 act.disc.handle_timeout(Instant::now());
                 act.pump(ctx);
-            }));
+            });
+            self.timer = Some((t, h));
         }
     }
 

@@ -16,7 +16,7 @@
 
 use crate::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
 use crate::binding::{BindingError, Publication};
-use crate::names::{Route, SendKind};
+use crate::names::SendKind;
 use crate::node::{Shared, TransportNode};
 use crate::socket::conn::{ConnCore, Output, Read, SynDest, Verdict};
 pub use crate::socket::conn::{ConnError, ConnState, ConnStats};
@@ -111,17 +111,27 @@ fn flush_now(node: &TransportNode, outs: Vec<Output>) {
 }
 
 fn post_now(node: &TransportNode, to: NodeAddr, msg: BytesMut) {
+    let shared = node.shared();
     if to == node.addr() || to == 0 {
-        node.route(Route::Returned(msg));
-    } else if let Some(p) = node.shared().peers.get(&to) {
-        p.do_send(crate::peer::Post(msg));
+        deliver_here(shared, msg);
+    } else {
+        // The peer's ordered send queue, shared with `TransportNode::post`: an ack or FIN
+        // posted here never overtakes data posted before it.
+        shared.enqueue_to_peer(to, msg);
     }
+}
+
+/// A message for a socket of this node: through the local delivery path.
+fn deliver_here(shared: &Shared, msg: BytesMut) {
+    let mut out = crate::names::LocalBatch::default();
+    crate::names::route_out(shared, msg, &mut out);
+    out.flush(shared);
 }
 
 /// Send with backpressure (waits while the link is congested). False: the node is unknown.
 async fn post_wait(node: &TransportNode, to: NodeAddr, msg: BytesMut) -> bool {
     if to == node.addr() || to == 0 {
-        node.route(Route::Returned(msg));
+        deliver_here(node.shared(), msg);
         true
     } else {
         node.post(to, msg).await

@@ -1,21 +1,27 @@
 //! The NameTable actor: the node's binding table, name distribution and service tracking
 //! (kernel `name_table.c`, `name_distr.c`, `subscr.c`/`topsrv.c`), spec §7, §8.
 //!
-//! Every message a peer's link delivers passes through this actor in link order: a
-//! NAME_DISTRIBUTOR message is applied to the table before any later message from that peer is
-//! handed on. So a binding the peer published before sending a message is visible here before
-//! that message is delivered (the kernel does not guarantee this since 5.10; we do).
+//! The table itself lives in the node's shared state behind a mutex (held only for a lookup or
+//! an update, never across an `await`): sockets resolve anycast sends and peer actors deliver
+//! received data with [`deliver_local`] without a round trip to this actor.
+//!
+//! Ordering guarantee: a binding the peer published before sending a message is visible here
+//! before that message is delivered (the kernel does not guarantee this since 5.10; we do). A
+//! peer actor hands a delivered batch to this actor ([`FromPeer`], applied in link order) when
+//! it holds a NAME_DISTRIBUTOR message or when anything it sent here earlier is still
+//! unhandled (the per-peer counter `PeerFlow::at_names`); only otherwise does it deliver the
+//! batch itself.
 //!
 //! At node-up the actor sends our cluster-scope bindings to the peer (the bulk); at node-down it
 //! purges what the peer published. It publishes our node-state binding `{0, own, own}` at start
 //! and a node-scope link-state binding `{2, peer, peer}` per working link.
 
 use crate::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
-use crate::binding::{AnycastResult, BindingError, BindingTable, Publication, TableEvent};
+use crate::binding::{AnycastResult, BindingError, Publication, TableEvent};
 use crate::name_distr::{stamp_destnode, NameDistributor, Update};
 use crate::node::{Delivered, Shared};
 use crate::socket::{lookup_dest, replicast_copy, reverse};
-use crate::sockets::{DgramError, Incoming};
+use crate::sockets::{DgramError, SocketInbox};
 use crate::topology::{ClientId, PubInfo, SubError, SubId, Subscription, TopoEvent, Topology};
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
@@ -121,10 +127,157 @@ pub struct NameTableStats {
     pub refused: u64,
 }
 
+/// Messages for local sockets, grouped per port: a run of messages for one socket takes its
+/// queue's lock and wakes its receivers once. Call [`LocalBatch::flush`] when done.
+#[derive(Default)]
+pub(crate) struct LocalBatch {
+    to: Option<(u32, Arc<SocketInbox>)>,
+    msgs: Vec<Bytes>,
+}
+
+impl LocalBatch {
+    /// Queue `msg` for local port `port`; handed back if there is no such socket.
+    fn push(&mut self, shared: &Shared, port: u32, msg: Bytes) -> Result<(), Bytes> {
+        if !matches!(&self.to, Some((p, _)) if *p == port) {
+            self.flush(shared);
+            match shared.sockets.get(&port) {
+                Some(a) => self.to = Some((port, a.value().clone())),
+                None => {
+                    self.to = None;
+                    return Err(msg);
+                }
+            }
+        }
+        self.msgs.push(msg);
+        Ok(())
+    }
+
+    /// Hand what is queued to its socket.
+    pub(crate) fn flush(&mut self, shared: &Shared) {
+        if self.msgs.is_empty() {
+            return;
+        }
+        let msgs = std::mem::take(&mut self.msgs);
+        if let Some((_, inbox)) = &self.to {
+            inbox.deliver(shared, msgs);
+        }
+    }
+}
+
+/// Send to a peer node's actor; false if the node is unknown.
+pub(crate) fn send_to_peer(shared: &Shared, node: NodeAddr, msg: BytesMut) -> bool {
+    // The same queue as sockets' direct posts, so order is kept.
+    shared.enqueue_to_peer(node, msg)
+}
+
+/// Deliver to a local socket; `reject` a message for a port that does not exist.
+fn deliver_to_port(
+    shared: &Shared,
+    port: u32,
+    msg: Bytes,
+    reject_missing: bool,
+    out: &mut LocalBatch,
+) {
+    if let Err(msg) = out.push(shared, port, msg) {
+        // Not a datagram socket: a connection socket, or nobody.
+        match crate::conn::deliver(shared, port, msg) {
+            Ok(()) => {}
+            Err(msg) if reject_missing => reject(shared, &msg, ErrorCode::NoPort, out),
+            Err(_) => {}
+        }
+    }
+}
+
+/// Return a message to its sender with an error code, unless it is droppable.
+fn reject(shared: &Shared, msg: &[u8], err: ErrorCode, out: &mut LocalBatch) {
+    if let Some(ret) = reverse(msg, err, shared.own_addr) {
+        route_out(shared, ret, out);
+    }
+}
+
+/// A message built on this node goes to its header's destination node: a local socket (queued
+/// in `out`) or a peer's actor. False if the destination node is unknown.
+pub(crate) fn route_out(shared: &Shared, msg: BytesMut, out: &mut LocalBatch) -> bool {
+    let dest = Header::new_unchecked(&msg[..]).destnode();
+    if dest == shared.own_addr || dest == 0 {
+        deliver_local(shared, msg.freeze(), out);
+        true
+    } else {
+        send_to_peer(shared, dest, msg)
+    }
+}
+
+/// The receiving half of the socket layer (`tipc_sk_rcv`): a data message for this node, to
+/// its socket (queued in `out`), re-routed by secondary lookup, or rejected. The one place
+/// that dispatches received messages by type; the name table actor and peer actors call it.
+pub(crate) fn deliver_local(shared: &Shared, msg: Bytes, out: &mut LocalBatch) {
+    let own = shared.own_addr;
+    let Ok(h) = Header::new_checked(&msg[..]) else {
+        return;
+    };
+    if h.user() == user::CONN_MANAGER {
+        // Connection protocol: to its socket, or back with NO_PORT (`tipc_sk_rcv`).
+        if let Err(msg) = crate::conn::deliver(shared, h.destport(), msg) {
+            reject(shared, &msg, ErrorCode::NoPort, out);
+        }
+        return;
+    }
+    if h.user() > user::CRITICAL {
+        return;
+    }
+    let destport = h.destport();
+    if h.errcode() != 0 {
+        // One of our messages coming back: to the socket that sent it, never re-rejected.
+        deliver_to_port(shared, destport, msg, false, out);
+        return;
+    }
+    match DataType::from_u8(h.mtype()) {
+        Ok(DataType::Direct) => deliver_to_port(shared, destport, msg, true, out),
+        Ok(DataType::Named) => {
+            if destport != 0
+                && (shared.sockets.contains_key(&destport) || shared.conns.contains_key(&destport))
+            {
+                deliver_to_port(shared, destport, msg, true, out);
+                return;
+            }
+            let mut m = BytesMut::from(&msg[..]);
+            let found = {
+                let mut table = shared.table();
+                lookup_dest(&mut m, own, |sa, scope| table.lookup_secondary(sa, scope))
+            };
+            match found {
+                Ok(sock) if sock.node == own => {
+                    deliver_to_port(shared, sock.port, m.freeze(), true, out)
+                }
+                Ok(sock) => {
+                    if !send_to_peer(shared, sock.node, m) {
+                        reject(shared, &msg, ErrorCode::NoNode, out);
+                    }
+                }
+                Err(e) => reject(shared, &msg, e, out),
+            }
+        }
+        Ok(DataType::Mcast) => {
+            let range = ServiceRange {
+                type_: h.get(field::NAMETYPE),
+                lower: h.get(field::NAMEINST),
+                upper: h.get(field::NAMEUPPER),
+            };
+            let from_local = h.orignode() == own;
+            let ports = shared.table().lookup_mcast_local_ports(range, from_local);
+            for port in ports {
+                deliver_to_port(shared, port, msg.clone(), false, out);
+            }
+        }
+        Ok(DataType::Conn) => deliver_to_port(shared, destport, msg, true, out),
+        // Group messages to a connectionless world: NO_PORT.
+        _ => reject(shared, &msg, ErrorCode::NoPort, out),
+    }
+}
+
 /// The actor owning the binding table.
 pub struct NameTable {
     shared: Arc<Shared>,
-    table: BindingTable,
     distr: NameDistributor,
     topo: Topology,
     clients: HashMap<ClientId, mpsc::UnboundedSender<TopoEvent>>,
@@ -137,15 +290,13 @@ pub struct NameTable {
 impl NameTable {
     pub(crate) fn new(shared: Arc<Shared>) -> NameTable {
         let own = shared.own_addr;
-        let mut table = BindingTable::new(own);
         // Our node-state binding; the kernel publishes it when its address is set.
-        let _ = table.publish(Publication::node_state(own));
+        let _ = shared.table().publish(Publication::node_state(own));
         // `NameDistributor::new` already accounts for the node-state publication's seqno (the
         // kernel spends seqno 0 on it before any peer exists); it travels in every bulk.
         let distr = NameDistributor::new(own);
         let mut me = NameTable {
             shared,
-            table,
             distr,
             topo: Topology::new(),
             clients: HashMap::new(),
@@ -159,14 +310,16 @@ impl NameTable {
     }
 
     fn peer_send(&self, peer: NodeAddr, msg: BytesMut) {
-        if let Some(p) = self.shared.peers.get(&peer) {
-            p.do_send(crate::peer::Post(msg));
-        }
+        send_to_peer(&self.shared, peer, msg);
     }
 
     /// Table events to service tracking.
     fn drain_table(&mut self, now: Instant) {
-        while let Some(ev) = self.table.poll_event() {
+        let events: Vec<TableEvent> = {
+            let mut t = self.shared.table();
+            std::iter::from_fn(|| t.poll_event()).collect()
+        };
+        for ev in events {
             match ev {
                 TableEvent::Published { publ, first } => self.topo.on_published(
                     now,
@@ -216,15 +369,17 @@ impl NameTable {
     }
 
     fn apply(&mut self, u: Update) {
+        let mut table = self.shared.table();
         let ok = match u {
-            Update::Publish(p) => self.table.publish(p).is_ok(),
+            Update::Publish(p) => table.publish(p).is_ok(),
             Update::Withdraw {
                 range,
                 node,
                 port,
                 key,
-            } => self.table.withdraw(range, node, port, key).is_some(),
+            } => table.withdraw(range, node, port, key).is_some(),
         };
+        drop(table);
         if ok {
             self.stats.applied += 1;
         } else {
@@ -232,115 +387,25 @@ impl NameTable {
         }
     }
 
-    /// Send to a peer node; false if it is unknown.
-    fn send_to_peer(&self, node: NodeAddr, msg: BytesMut) -> bool {
-        match self.shared.peers.get(&node) {
-            Some(p) => {
-                // The same mailbox path as sockets' direct posts, so order is kept.
-                p.do_send(crate::peer::Post(msg));
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Deliver to a local socket; `reject` a message for a port that does not exist.
-    fn deliver_to_port(&mut self, port: u32, msg: Bytes, reject: bool) {
-        let sock = self.shared.sockets.get(&port).map(|e| e.value().clone());
-        match sock {
-            Some(a) => a.do_send(Incoming(msg)),
-            None => match crate::conn::deliver(&self.shared, port, msg) {
-                Ok(()) => {}
-                Err(msg) if reject => self.reject(&msg, ErrorCode::NoPort),
-                Err(_) => {}
-            },
-        }
-    }
-
-    /// Return a message to its sender with an error code, unless it is droppable.
-    fn reject(&mut self, msg: &[u8], err: ErrorCode) {
-        if let Some(ret) = reverse(msg, err, self.shared.own_addr) {
-            self.route_out(ret);
-        }
-    }
-
     /// A message built here goes to its header's destination node.
     fn route_out(&mut self, msg: BytesMut) -> bool {
-        let dest = Header::new_unchecked(&msg[..]).destnode();
-        if dest == self.shared.own_addr || dest == 0 {
-            self.deliver_local(msg.freeze());
-            true
-        } else {
-            self.send_to_peer(dest, msg)
-        }
+        let mut out = LocalBatch::default();
+        let ok = route_out(&self.shared, msg, &mut out);
+        out.flush(&self.shared);
+        ok
     }
 
-    /// The receiving half of the socket layer (`tipc_sk_rcv`): a data message for this node.
-    fn deliver_local(&mut self, msg: Bytes) {
-        let own = self.shared.own_addr;
-        let Ok(h) = Header::new_checked(&msg[..]) else {
-            return;
-        };
-        if h.user() == user::CONN_MANAGER {
-            // Connection protocol: to its socket, or back with NO_PORT (`tipc_sk_rcv`).
-            if let Err(msg) = crate::conn::deliver(&self.shared, h.destport(), msg) {
-                self.reject(&msg, ErrorCode::NoPort);
-            }
-            return;
-        }
-        if h.user() > user::CRITICAL {
-            return;
-        }
-        let destport = h.destport();
-        if h.errcode() != 0 {
-            // One of our messages coming back: to the socket that sent it, never re-rejected.
-            self.deliver_to_port(destport, msg, false);
-            return;
-        }
-        match DataType::from_u8(h.mtype()) {
-            Ok(DataType::Direct) => self.deliver_to_port(destport, msg, true),
-            Ok(DataType::Named) => {
-                if destport != 0
-                    && (self.shared.sockets.contains_key(&destport)
-                        || self.shared.conns.contains_key(&destport))
-                {
-                    self.deliver_to_port(destport, msg, true);
-                    return;
-                }
-                let mut m = BytesMut::from(&msg[..]);
-                let table = &mut self.table;
-                match lookup_dest(&mut m, own, |sa, scope| table.lookup_secondary(sa, scope)) {
-                    Ok(sock) if sock.node == own => {
-                        self.deliver_to_port(sock.port, m.freeze(), true)
-                    }
-                    Ok(sock) => {
-                        if !self.send_to_peer(sock.node, m) {
-                            self.reject(&msg, ErrorCode::NoNode);
-                        }
-                    }
-                    Err(e) => self.reject(&msg, e),
-                }
-            }
-            Ok(DataType::Mcast) => {
-                let range = ServiceRange {
-                    type_: h.get(field::NAMETYPE),
-                    lower: h.get(field::NAMEINST),
-                    upper: h.get(field::NAMEUPPER),
-                };
-                let from_local = h.orignode() == own;
-                for port in self.table.lookup_mcast_local_ports(range, from_local) {
-                    self.deliver_to_port(port, msg.clone(), false);
-                }
-            }
-            Ok(DataType::Conn) => self.deliver_to_port(destport, msg, true),
-            // Group messages to a connectionless world: NO_PORT.
-            _ => self.reject(&msg, ErrorCode::NoPort),
+    /// One handled message from the peer's actor (see `PeerFlow::at_names`).
+    fn handled_from(&self, peer: NodeAddr) {
+        if let Some(f) = self.shared.flow.get(&peer) {
+            f.handled_at_names();
         }
     }
 
     /// Our cluster-scope publications (for the bulk).
     fn own_cluster_bindings(&self) -> Vec<Publication> {
-        self.table
+        self.shared
+            .table()
             .bindings_of_node(self.shared.own_addr)
             .into_iter()
             .filter(|p| p.scope == Scope::Cluster)
@@ -357,6 +422,7 @@ impl Handler<FromPeer> for NameTable {
 
     fn handle(&mut self, m: FromPeer, ctx: &mut Self::Context) {
         let deliver = self.shared.deliver.read().ok().and_then(|d| d.clone());
+        let mut out = LocalBatch::default();
         for msg in m.msgs {
             let usr = Header::new_unchecked(&msg[..]).user();
             if usr == user::NAME_DISTRIBUTOR {
@@ -368,9 +434,11 @@ impl Handler<FromPeer> for NameTable {
                 // Raw transport mode (tests, benchmarks): every message to the hook.
                 let _ = tx.send(Delivered { from: m.from, msg });
             } else {
-                self.deliver_local(msg);
+                deliver_local(&self.shared, msg, &mut out);
             }
         }
+        out.flush(&self.shared);
+        self.handled_from(m.from);
         self.pump(ctx);
     }
 }
@@ -379,6 +447,11 @@ impl Handler<PeerState> for NameTable {
     type Result = ();
 
     fn handle(&mut self, m: PeerState, ctx: &mut Self::Context) {
+        let (PeerState::Up(peer)
+        | PeerState::Down(peer)
+        | PeerState::LinkUp(peer, _)
+        | PeerState::LinkDown(peer, _)) = m;
+        self.handled_from(peer);
         match m {
             PeerState::Up(peer) => {
                 self.up_peers.insert(peer);
@@ -400,18 +473,19 @@ impl Handler<PeerState> for NameTable {
                 self.up_peers.remove(&peer);
                 crate::conn::node_down(&self.shared, peer);
                 self.distr.node_down(peer);
-                let gone = self.table.purge_node(peer);
+                let gone = self.shared.table().purge_node(peer);
                 self.stats.applied += gone.len() as u64;
             }
             PeerState::LinkUp(peer, link_id) => {
                 let own = self.shared.own_addr;
                 let _ = self
-                    .table
+                    .shared
+                    .table()
                     .publish(Publication::link_state(own, peer, link_id));
             }
             PeerState::LinkDown(peer, link_id) => {
                 let p = Publication::link_state(self.shared.own_addr, peer, link_id);
-                let _ = self.table.withdraw(p.range, p.node, p.port, p.key);
+                let _ = self.shared.table().withdraw(p.range, p.node, p.port, p.key);
             }
         }
         self.pump(ctx);
@@ -422,7 +496,7 @@ impl Handler<Publish> for NameTable {
     type Result = Result<(), BindingError>;
 
     fn handle(&mut self, m: Publish, ctx: &mut Self::Context) -> Self::Result {
-        self.table.publish(m.0)?;
+        self.shared.table().publish(m.0)?;
         if let Some((_, msg)) = self.distr.publish(&m.0) {
             for &peer in &self.up_peers {
                 let mut copy = msg.clone();
@@ -440,7 +514,8 @@ impl Handler<Withdraw> for NameTable {
 
     fn handle(&mut self, m: Withdraw, ctx: &mut Self::Context) -> Self::Result {
         let p = self
-            .table
+            .shared
+            .table()
             .withdraw(m.range, self.shared.own_addr, m.port, m.key)?;
         if let Some((_, msg)) = self.distr.withdraw(&p) {
             for &peer in &self.up_peers {
@@ -458,7 +533,7 @@ impl Handler<ShowTable> for NameTable {
     type Result = Vec<Publication>;
 
     fn handle(&mut self, _: ShowTable, _: &mut Self::Context) -> Vec<Publication> {
-        self.table.iter().copied().collect()
+        self.shared.table().iter().copied().collect()
     }
 }
 
@@ -469,7 +544,8 @@ impl Handler<Subscribe> for NameTable {
         let client = ClientId(self.next_client);
         self.next_client += 1;
         let existing: Vec<PubInfo> = self
-            .table
+            .shared
+            .table()
             .subscription_snapshot(m.sub.range, true)
             .into_iter()
             .map(|p| PubInfo {
@@ -505,16 +581,21 @@ impl Handler<SendFromSocket> for NameTable {
 
     fn handle(&mut self, m: SendFromSocket, _: &mut Self::Context) -> Self::Result {
         let own = self.shared.own_addr;
+        let shared = &self.shared;
+        let mut out = LocalBatch::default();
         match m.0 {
             SendKind::Direct(msg) => {
-                if self.route_out(msg) {
+                let ok = route_out(shared, msg, &mut out);
+                out.flush(shared);
+                if ok {
                     Ok(())
                 } else {
                     Err(DgramError::NoNode)
                 }
             }
             SendKind::Named(mut msg, name) => {
-                let dest = match self.table.lookup_anycast(name, 0) {
+                let found = shared.table().lookup_anycast(name, 0);
+                let dest = match found {
                     AnycastResult::Found(sock) => sock,
                     AnycastResult::Deferred(node) => SocketAddr { node, port: 0 },
                     AnycastResult::NotFound => return Err(DgramError::NoDestination),
@@ -525,29 +606,36 @@ impl Handler<SendFromSocket> for NameTable {
                     h.set(field::DESTPORT, dest.port);
                 }
                 if dest.node == own {
-                    self.deliver_local(msg.freeze());
+                    deliver_local(shared, msg.freeze(), &mut out);
+                    out.flush(shared);
                     Ok(())
-                } else if self.send_to_peer(dest.node, msg) {
+                } else if send_to_peer(shared, dest.node, msg) {
                     Ok(())
                 } else {
                     Err(DgramError::NoNode)
                 }
             }
             SendKind::Mcast(msg, range) => {
-                let nodes = self.table.lookup_mcast_nodes(range, true);
-                let ports = self.table.lookup_mcast_local_ports(range, true);
+                let (nodes, ports) = {
+                    let t = shared.table();
+                    (
+                        t.lookup_mcast_nodes(range, true),
+                        t.lookup_mcast_local_ports(range, true),
+                    )
+                };
                 if nodes.is_empty() && ports.is_empty() {
                     return Err(DgramError::NoDestination);
                 }
                 for n in nodes {
                     if let Some(copy) = replicast_copy(&msg, n) {
-                        self.send_to_peer(n, copy);
+                        send_to_peer(shared, n, copy);
                     }
                 }
                 let b = msg.freeze();
                 for port in ports {
-                    self.deliver_to_port(port, b.clone(), false);
+                    deliver_to_port(shared, port, b.clone(), false, &mut out);
                 }
+                out.flush(shared);
                 Ok(())
             }
         }

@@ -123,6 +123,38 @@ pub struct PeerFlow {
     pub notify: tokio::sync::Notify,
     /// Messages posted so far (a round trip every [`POST_BARRIER`] keeps the mailbox short).
     pub posted: std::sync::atomic::AtomicU64,
+    /// Messages the peer's actor sent to the name table ([`crate::names::FromPeer`],
+    /// [`crate::names::PeerState`]) that it has not handled yet. While this is not zero, the
+    /// peer actor routes delivered data through the name table too, to keep link order with
+    /// the name updates before it.
+    pub at_names: std::sync::atomic::AtomicUsize,
+    /// Messages for the peer's link, in order, waiting for its actor (see
+    /// [`Shared::enqueue_to_peer`]).
+    pub(crate) queue: std::sync::Mutex<std::collections::VecDeque<bytes::BytesMut>>,
+    /// A [`crate::peer::Drain`] is in the actor's mailbox.
+    pub(crate) drain_scheduled: std::sync::atomic::AtomicBool,
+}
+
+impl PeerFlow {
+    /// One more message on its way to the name table.
+    pub(crate) fn sent_to_names(&self) {
+        self.at_names
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// The name table handled one of them.
+    pub(crate) fn handled_at_names(&self) {
+        let _ = self.at_names.fetch_update(
+            std::sync::atomic::Ordering::AcqRel,
+            std::sync::atomic::Ordering::Acquire,
+            |n| n.checked_sub(1),
+        );
+    }
+
+    /// Nothing from this peer is waiting at the name table.
+    pub(crate) fn names_idle(&self) -> bool {
+        self.at_names.load(std::sync::atomic::Ordering::Acquire) == 0
+    }
 }
 
 /// A poster waits for the peer actor every this many messages, so that at most this many
@@ -145,10 +177,13 @@ pub(crate) struct Shared {
     pub flow: DashMap<NodeAddr, Arc<PeerFlow>>,
     /// The binding table actor (set once at start).
     pub names: std::sync::OnceLock<Addr<crate::names::NameTable>>,
+    /// The binding table. Updated by the name table actor only; read (and rotated, for
+    /// anycast round-robin) by sends and deliveries. Never held across an `await`.
+    pub table: std::sync::Mutex<crate::binding::BindingTable>,
     /// Identities of known peer nodes (for display).
     pub node_ids: DashMap<NodeAddr, NodeId>,
     /// Local sockets by port.
-    pub sockets: DashMap<u32, Addr<crate::sockets::SocketActor>>,
+    pub sockets: DashMap<u32, Arc<crate::sockets::SocketInbox>>,
     /// Local connection sockets (listeners and connections) by port.
     pub conns: DashMap<u32, Addr<crate::conn::ConnActor>>,
     /// Capabilities of known peer nodes (connection flow control, SYN bit).
@@ -172,6 +207,42 @@ impl Shared {
             Ok(mut r) => r.next_u32() as u16,
             Err(p) => p.into_inner().next_u32() as u16,
         }
+    }
+
+    /// This peer's flow state (created on first use).
+    pub fn flow_of(&self, peer: NodeAddr) -> Arc<PeerFlow> {
+        match self.flow.get(&peer) {
+            Some(f) => f.value().clone(),
+            None => self.flow.entry(peer).or_default().clone(),
+        }
+    }
+
+    /// Queue a complete message for a peer's link, in order with everything else queued for
+    /// it, and make sure its actor drains the queue: a burst of messages costs one mailbox
+    /// message and one pass of the actor. False if the peer is unknown.
+    pub fn enqueue_to_peer(&self, peer: NodeAddr, msg: bytes::BytesMut) -> bool {
+        let Some(actor) = self.peers.get(&peer) else {
+            return false;
+        };
+        self.enqueue_with(&actor, &self.flow_of(peer), msg);
+        true
+    }
+
+    fn enqueue_with(&self, actor: &Addr<PeerActor>, flow: &PeerFlow, msg: bytes::BytesMut) {
+        use std::sync::atomic::Ordering;
+        flow.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(msg);
+        if !flow.drain_scheduled.swap(true, Ordering::AcqRel) {
+            actor.do_send(crate::peer::Drain);
+        }
+    }
+
+    /// The binding table (a poisoned lock is taken over: the table has no invariants a panic
+    /// between two calls could break).
+    pub fn table(&self) -> std::sync::MutexGuard<'_, crate::binding::BindingTable> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn bearer(&self, id: BearerId) -> Option<BearerSlot> {
@@ -217,9 +288,10 @@ impl TransportNode {
         // Ports start at a random value and increase, skipping 0 (`tipc_sk_insert`).
         let port_start = rng.next_u32().max(1);
         let (events, _) = broadcast::channel(1024);
+        let own = cfg.id.hash();
         let node = TransportNode {
             shared: Arc::new(Shared {
-                own_addr: cfg.id.hash(),
+                own_addr: own,
                 cfg,
                 signature,
                 peers: DashMap::new(),
@@ -230,6 +302,7 @@ impl TransportNode {
                 unblocked: DashMap::new(),
                 flow: DashMap::new(),
                 names: std::sync::OnceLock::new(),
+                table: std::sync::Mutex::new(crate::binding::BindingTable::new(own)),
                 node_ids: DashMap::new(),
                 sockets: DashMap::new(),
                 conns: DashMap::new(),
@@ -240,6 +313,10 @@ impl TransportNode {
         let names = crate::names::NameTable::new(node.shared.clone()).start();
         let _ = node.shared.names.set(names);
         node
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// Own node address.
@@ -405,8 +482,9 @@ impl TransportNode {
     /// back to its sender with NO_NODE (if returnable).
     pub async fn post(&self, to: NodeAddr, msg: bytes::BytesMut) -> bool {
         use std::sync::atomic::Ordering;
-        let flow = self.shared.flow.entry(to).or_default().clone();
-        loop {
+        let flow = self.shared.flow_of(to);
+        // The common case (not congested) builds no `Notified` future.
+        while flow.congested.load(Ordering::Acquire) {
             let notified = flow.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
@@ -415,11 +493,15 @@ impl TransportNode {
             }
             notified.await;
         }
-        let Some(peer) = self.shared.peers.get(&to).map(|e| e.value().clone()) else {
-            return false;
+        let barrier = {
+            let Some(peer) = self.shared.peers.get(&to) else {
+                return false;
+            };
+            self.shared.enqueue_with(&peer, &flow, msg);
+            (flow.posted.fetch_add(1, Ordering::Relaxed) % POST_BARRIER == POST_BARRIER - 1)
+                .then(|| peer.value().clone())
         };
-        peer.do_send(crate::peer::Post(msg));
-        if flow.posted.fetch_add(1, Ordering::Relaxed) % POST_BARRIER == POST_BARRIER - 1 {
+        if let Some(peer) = barrier {
             let _ = peer.send(crate::peer::Barrier).await;
         }
         true
@@ -550,11 +632,7 @@ impl TransportNode {
         }
     }
 
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.shared
-    }
-
-    pub(crate) fn register_socket(&self, port: u32, a: Addr<crate::sockets::SocketActor>) {
+    pub(crate) fn register_socket(&self, port: u32, a: Arc<crate::sockets::SocketInbox>) {
         self.shared.sockets.insert(port, a);
     }
 
@@ -567,12 +645,6 @@ impl TransportNode {
         let mut v: Vec<u32> = self.shared.sockets.iter().map(|e| *e.key()).collect();
         v.sort_unstable();
         v
-    }
-
-    pub(crate) fn route(&self, r: crate::names::Route) {
-        if let Some(a) = self.shared.names.get() {
-            a.do_send(crate::names::RouteMsg(r));
-        }
     }
 
     pub(crate) async fn send_from_socket(

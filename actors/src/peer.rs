@@ -1,9 +1,14 @@
 //! The Peer actor (kernel `node.c`): one per remote node, owning that node's links through the
 //! sans-IO [`Peer`] core. Handlers call the core with `now`, then `pump` drains
 //! events to the node, transmits to the bearers' send channels, and re-arms one timer.
+//!
+//! Delivered data goes straight to the local sockets (`names::deliver_local`) unless the batch
+//! holds a NAME_DISTRIBUTOR message or something this actor sent to the name table is still
+//! unhandled there: then the batch goes through the name table actor, which applies name
+//! updates and data in link order (the publish-before-data guarantee of [`crate::names`]).
 
 use crate::bearer::{BearerCmd, TxBatch};
-use crate::names::{FromPeer, PeerState};
+use crate::names::{FromPeer, LocalBatch, PeerState};
 use crate::node::{Delivered, NodeEvent, Shared};
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
@@ -14,6 +19,10 @@ use tipc_transport::link::{LinkSnapshot, SendError, SendStatus};
 use tipc_transport::media::{Dest, TxFrame};
 use tipc_transport::peer::{NeighborSighting, Peer, PeerEvent, Transmit};
 use tipc_transport::{BearerId, NodeAddr, NodeId, MAX_BEARERS};
+
+/// Transmit staging buffer allocation unit. Frames are zero-copy slices of it, so a chunk is
+/// freed only when every frame cut from it was sent; large chunks keep that rare.
+const OUT_CHUNK: usize = 256 * 1024;
 
 /// A node with no working link for this long is forgotten (`NODE_CLEANUP_AFTER`).
 pub const NODE_CLEANUP_AFTER: Duration = Duration::from_secs(300);
@@ -71,6 +80,11 @@ pub struct SendMsg {
 #[rtype(result = "()")]
 pub struct Post(pub BytesMut);
 
+/// Send what is queued for this peer (`PeerFlow::queue`).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
 /// Answered once every earlier message was handled.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -102,6 +116,10 @@ pub struct PeerActor {
     /// We told posters the peer is congested (mirror of the shared flag, to keep the shared map
     /// off the hot path).
     flow_congested: bool,
+    /// This peer's shared flow state (congestion, messages pending at the name table).
+    flow: Arc<crate::node::PeerFlow>,
+    /// Send channels of the bearers, looked up once.
+    txs: [Option<tokio::sync::mpsc::UnboundedSender<TxBatch>>; MAX_BEARERS],
 }
 
 impl PeerActor {
@@ -110,15 +128,23 @@ impl PeerActor {
         shared.node_caps.insert(n.addr, n.caps);
         let mut core = Peer::new(shared.own_addr, shared.cfg.id, n.addr, n.id, n.caps);
         core.set_net_id(shared.cfg.net_id);
+        let flow = shared.flow_of(n.addr);
+        // A previous actor for this node is gone with its mailbox: what was queued for it is
+        // dropped as its mailbox was, and the next message schedules a drain for this one.
+        flow.queue.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        flow.drain_scheduled
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         PeerActor {
             shared,
             core,
             timer: None,
-            out: BytesMut::with_capacity(64 * 1024),
+            out: BytesMut::with_capacity(OUT_CHUNK),
             order: Vec::new(),
             link_up: [false; MAX_BEARERS],
             parked: std::collections::VecDeque::new(),
             flow_congested: false,
+            flow,
+            txs: Default::default(),
         }
         .start()
     }
@@ -127,15 +153,29 @@ impl PeerActor {
     /// state changes go to the name table in the order the core produced them.
     fn pump(&mut self, ctx: &mut Context<Self>) {
         let peer = self.core.addr();
-        let names = self.shared.names.get().cloned();
+        let shared = &*self.shared;
+        let flow = &*self.flow;
+        let names = shared.names.get();
+        // Raw transport mode (a delivery hook): everything goes through the name table.
+        let hooked = shared.deliver.read().map_or(true, |d| d.is_some());
         let mut batch: Vec<Bytes> = Vec::new();
         let flush_batch = |batch: &mut Vec<Bytes>| {
             if batch.is_empty() {
                 return;
             }
             let msgs = std::mem::take(batch);
-            match &names {
-                Some(n) => n.do_send(FromPeer { from: peer, msgs }),
+            match names {
+                Some(_) if !hooked && deliver_directly(flow.names_idle(), &msgs) => {
+                    let mut out = LocalBatch::default();
+                    for msg in msgs {
+                        crate::names::deliver_local(shared, msg, &mut out);
+                    }
+                    out.flush(shared);
+                }
+                Some(n) => {
+                    flow.sent_to_names();
+                    n.do_send(FromPeer { from: peer, msgs });
+                }
                 None => {
                     let d = self.shared.deliver.read().ok().and_then(|d| d.clone());
                     if let Some(tx) = d {
@@ -147,7 +187,8 @@ impl PeerActor {
             }
         };
         let state = |s: PeerState| {
-            if let Some(n) = &names {
+            if let Some(n) = names {
+                flow.sent_to_names();
                 n.do_send(s);
             }
         };
@@ -217,18 +258,18 @@ impl PeerActor {
         self.arm(ctx);
     }
 
-    fn flow(&self) -> std::sync::Arc<crate::node::PeerFlow> {
-        self.shared
-            .flow
-            .entry(self.core.addr())
-            .or_default()
-            .clone()
+    fn flow(&self) -> Arc<crate::node::PeerFlow> {
+        self.flow.clone()
     }
 
     /// Offer one posted message to the link; false if it had to be parked.
     fn offer(&mut self, msg: BytesMut) -> bool {
+        self.offer_at(Instant::now(), msg)
+    }
+
+    fn offer_at(&mut self, now: Instant, msg: BytesMut) -> bool {
         use tipc_transport::link::SendError as E;
-        match self.core.send(Instant::now(), msg, 0) {
+        match self.core.send(now, msg, 0) {
             Ok(SendStatus::Accepted) => true,
             Ok(SendStatus::Congested) => {
                 self.set_congested();
@@ -327,6 +368,10 @@ impl PeerActor {
 
     fn flush(&mut self) {
         self.order.clear();
+        if self.out.capacity() < 16 * 1024 {
+            // Start a fresh chunk rather than letting `reserve` allocate one per frame burst.
+            self.out = BytesMut::with_capacity(OUT_CHUNK);
+        }
         while let Some(t) = self.core.poll_transmit(&mut self.out) {
             self.order.push(t);
         }
@@ -350,14 +395,20 @@ impl PeerActor {
             if frames.is_empty() {
                 continue;
             }
-            if let Some(slot) = self.shared.bearer(b as BearerId) {
-                let _ = slot.tx.send(TxBatch { frames });
+            let Some(cached) = self.txs.get_mut(b) else {
+                continue;
+            };
+            if cached.as_ref().is_none_or(|t| t.is_closed()) {
+                *cached = self.shared.bearer(b as BearerId).map(|s| s.tx);
+            }
+            if let Some(tx) = cached {
+                let _ = tx.send(TxBatch { frames });
             }
         }
     }
 
-    fn arm(&mut self, ctx: &mut Context<Self>) {
-        let now = Instant::now();
+    /// When the core (or the cleanup of a lost node) next needs a timeout.
+    fn deadline(&self) -> Option<Instant> {
         let mut deadline = self.core.poll_timeout();
         if !self.core.is_up() {
             if let Some(t) = self.core.lost_at() {
@@ -365,17 +416,26 @@ impl PeerActor {
                 deadline = Some(deadline.map_or(c, |d| d.min(c)));
             }
         }
-        match (deadline, &self.timer) {
-            (Some(d), Some((cur, _))) if *cur == d => return,
-            _ => {}
+        deadline
+    }
+
+    /// Keep one timer armed at or before the next deadline. An armed timer that would fire
+    /// earlier is kept (it finds nothing due and re-arms), so a deadline that moves later with
+    /// every packet costs no timer churn.
+    fn arm(&mut self, ctx: &mut Context<Self>) {
+        let Some(d) = self.deadline() else {
+            return;
+        };
+        if matches!(&self.timer, Some((cur, _)) if *cur <= d) {
+            return;
         }
         if let Some((_, h)) = self.timer.take() {
             ctx.cancel_future(h);
         }
-        if let Some(d) = deadline {
-            let h = ctx.run_later(d.saturating_duration_since(now), |act, ctx| {
-                act.timer = None;
-                let now = Instant::now();
+        let h = ctx.run_later(d.saturating_duration_since(Instant::now()), |act, ctx| {
+            act.timer = None;
+            let now = Instant::now();
+            if act.deadline().is_some_and(|d| d <= now) {
                 act.core.handle_timeout(now);
                 if !act.core.is_up()
                     && act
@@ -387,11 +447,24 @@ impl PeerActor {
                     ctx.stop();
                     return;
                 }
-                act.pump(ctx);
-            });
-            self.timer = Some((d, h));
-        }
+            }
+            act.pump(ctx);
+        });
+        self.timer = Some((d, h));
     }
+}
+
+/// May a batch of delivered messages go straight to the sockets? Only if nothing from this
+/// peer is still waiting at the name table (`names_idle`) and the batch holds no
+/// NAME_DISTRIBUTOR message: otherwise a binding published before a message could be applied
+/// after that message is delivered.
+fn deliver_directly(names_idle: bool, msgs: &[Bytes]) -> bool {
+    names_idle
+        && !msgs.iter().any(|m| {
+            m.len() >= 4
+                && tipc_transport::wire::Header::new_unchecked(&m[..]).user()
+                    == tipc_transport::wire::user::NAME_DISTRIBUTOR
+        })
 }
 
 impl Actor for PeerActor {
@@ -477,6 +550,27 @@ impl Handler<Post> for PeerActor {
     }
 }
 
+impl Handler<Drain> for PeerActor {
+    type Result = ();
+    fn handle(&mut self, _: Drain, ctx: &mut Self::Context) {
+        // Cleared before taking: a message queued after the take schedules a new drain.
+        self.flow
+            .drain_scheduled
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let msgs = std::mem::take(&mut *self.flow.queue.lock().unwrap_or_else(|p| p.into_inner()));
+        let now = Instant::now();
+        for m in msgs {
+            if self.parked.is_empty() {
+                self.offer_at(now, m);
+            } else {
+                // Keep order behind the parked ones.
+                self.parked.push_back(m);
+            }
+        }
+        self.pump(ctx);
+    }
+}
+
 impl Handler<Barrier> for PeerActor {
     type Result = ();
     fn handle(&mut self, _: Barrier, _: &mut Self::Context) {}
@@ -488,5 +582,55 @@ impl Handler<SendMsg> for PeerActor {
         let r = self.core.send(Instant::now(), m.msg, m.selector);
         self.pump(ctx);
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tipc_transport::wire::user;
+
+    fn msg_of_user(u: u8) -> Bytes {
+        let mut m = vec![0u8; 40];
+        m[0] = (2 << 5) | (u << 1);
+        Bytes::from(m)
+    }
+
+    #[test]
+    fn deliver_directly_data_batch_when_names_idle() {
+        let batch = [msg_of_user(user::LOW), msg_of_user(user::CRITICAL)];
+        assert!(deliver_directly(true, &batch));
+    }
+
+    #[test]
+    fn deliver_directly_refused_when_batch_holds_name_distributor() {
+        let batch = [
+            msg_of_user(user::LOW),
+            msg_of_user(user::NAME_DISTRIBUTOR),
+            msg_of_user(user::LOW),
+        ];
+        assert!(!deliver_directly(true, &batch));
+    }
+
+    #[test]
+    fn deliver_directly_refused_while_name_table_has_pending_batches() {
+        assert!(!deliver_directly(false, &[msg_of_user(user::LOW)]));
+    }
+
+    #[test]
+    fn peer_flow_names_idle_after_every_sent_batch_is_handled() {
+        let f = crate::node::PeerFlow::default();
+        assert!(f.names_idle());
+        f.sent_to_names();
+        f.sent_to_names();
+        f.handled_at_names();
+        assert!(!f.names_idle());
+        f.handled_at_names();
+        assert!(f.names_idle());
+        // A stray decrement does not wrap the counter around.
+        f.handled_at_names();
+        assert!(f.names_idle());
+        f.sent_to_names();
+        assert!(!f.names_idle());
     }
 }

@@ -1,151 +1,101 @@
-//! Datagram socket actors (kernel `socket.c`, connectionless path), spec §9.1–9.3.
+//! Datagram sockets (kernel `socket.c`, connectionless path), spec §9.1–9.3.
 //!
-//! A [`SocketActor`] owns one [`RecvQueue`]; a [`DgramSocket`] is the user's handle. Sends go
-//! through the [`crate::names::NameTable`] actor, which looks the destination up and routes the
-//! message to a local socket or to the destination node's peer actor; received messages reach
-//! the socket through the same actor, after any name-table update the peer sent before them.
+//! A [`SocketInbox`] holds one socket's [`RecvQueue`] behind a mutex (never held across an
+//! `await`); a [`DgramSocket`] is the user's handle. Whoever delivers a message (a peer actor,
+//! the name table actor, a local sender) queues it in the inbox and wakes the waiting receivers
+//! directly, so a received message costs no actor hop between the link and the user. Unicast and
+//! anycast sends resolve the destination in the node's binding table themselves and post the
+//! message to the destination node's peer actor (or deliver it to a local socket) without a
+//! round trip to the [`crate::names::NameTable`] actor; multicast goes through that actor.
+//! Received messages come from the peer actor, or through the name table actor when name-table
+//! updates from that peer are still pending (see [`crate::names`]).
 
 use crate::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
+use crate::binding::AnycastResult;
 use crate::binding::{BindingError, Publication};
-use crate::names::{Route, SendKind};
-use crate::node::TransportNode;
+use crate::names::{LocalBatch, SendKind};
+use crate::node::{Shared, TransportNode};
 use crate::socket::{
     build_direct, build_mcast, build_named, Offer, Received, RecvQueue, SendOpts, SocketError,
 };
-use actix::prelude::*;
-use bytes::Bytes;
-use std::collections::VecDeque;
-use tokio::sync::oneshot;
+use bytes::{Bytes, BytesMut};
+use std::sync::{Mutex, MutexGuard};
+use tokio::sync::Notify;
 
-/// A message for this socket.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Incoming(pub Bytes);
-
-/// Wait for the next received message.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct RecvNext(pub oneshot::Sender<Received>);
-
-/// Take up to `max` queued messages at once (waiting for the first if none is queued).
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct RecvBatch(pub usize, pub oneshot::Sender<Vec<Received>>);
-
-/// Close: queued messages are rejected with NO_PORT.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Close;
-
-/// Set the receive buffer size.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<(), SocketError>")]
-pub struct SetRcvbuf(pub usize);
-
-/// The actor owning one socket's receive queue.
-pub struct SocketActor {
-    node: TransportNode,
-    port: u32,
-    q: RecvQueue,
-    waiters: VecDeque<oneshot::Sender<Received>>,
-    /// Messages taken from the queue for a receiver that had gone away.
-    pending: VecDeque<Received>,
-    /// A batch receiver waiting for the first message.
-    batch_waiter: Option<(usize, oneshot::Sender<Vec<Received>>)>,
+/// The receive side of one datagram socket, shared by its handle and the deliverers.
+#[derive(Debug)]
+pub struct SocketInbox {
+    q: Mutex<InboxState>,
+    ready: Notify,
 }
 
-impl SocketActor {
-    /// Hand queued messages to waiting receivers. A message whose receiver gave up (its future
-    /// was dropped) goes to the next receiver: nothing is lost.
-    fn wake(&mut self) {
-        if let Some((max, w)) = self.batch_waiter.take() {
-            let batch = self.take(max);
-            if batch.is_empty() {
-                self.batch_waiter = Some((max, w));
-            } else if let Err(back) = w.send(batch) {
-                for r in back.into_iter().rev() {
-                    self.pending.push_front(r);
+#[derive(Debug)]
+struct InboxState {
+    q: RecvQueue,
+    closed: bool,
+}
+
+impl SocketInbox {
+    fn new() -> SocketInbox {
+        SocketInbox {
+            q: Mutex::new(InboxState {
+                q: RecvQueue::new(),
+                closed: false,
+            }),
+            ready: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, InboxState> {
+        // A panic while holding the lock leaves a consistent queue: take it over.
+        self.q.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queue messages for this socket (`tipc_sk_filter_rcv`) and wake the receivers. Messages
+    /// the queue refuses are returned to their senders if they asked for it.
+    pub(crate) fn deliver(&self, shared: &Shared, msgs: Vec<Bytes>) {
+        let own = shared.own_addr;
+        let mut returned = Vec::new();
+        let mut accepted = false;
+        {
+            let mut st = self.lock();
+            for msg in msgs {
+                if st.closed {
+                    // Closed after the deliverer looked us up: as for a missing port.
+                    returned.extend(crate::socket::reverse(
+                        &msg,
+                        tipc_transport::wire::ErrorCode::NoPort,
+                        own,
+                    ));
+                    continue;
+                }
+                match st.q.offer(msg, own) {
+                    Offer::Accepted => accepted = true,
+                    Offer::Rejected {
+                        returned: Some(ret),
+                        ..
+                    } => returned.push(ret),
+                    _ => {}
                 }
             }
         }
-        while !self.waiters.is_empty() {
-            let Some(r) = self.pending.pop_front().or_else(|| self.q.recv()) else {
-                return;
-            };
-            let Some(w) = self.waiters.pop_front() else {
-                self.pending.push_front(r);
-                return;
-            };
-            if let Err(r) = w.send(r) {
-                self.pending.push_front(r);
-            }
+        if accepted {
+            self.ready.notify_waiters();
         }
+        route_returned(shared, returned);
     }
 }
 
-impl SocketActor {
-    fn take(&mut self, max: usize) -> Vec<Received> {
-        let mut v = Vec::new();
-        while v.len() < max {
-            match self.pending.pop_front().or_else(|| self.q.recv()) {
-                Some(r) => v.push(r),
-                None => break,
-            }
-        }
-        v
+/// Send rejected messages back where their headers say.
+fn route_returned(shared: &Shared, returned: Vec<BytesMut>) {
+    if returned.is_empty() {
+        return;
     }
-}
-
-impl Handler<RecvBatch> for SocketActor {
-    type Result = ();
-    fn handle(&mut self, m: RecvBatch, _: &mut Self::Context) {
-        self.batch_waiter = Some((m.0.max(1), m.1));
-        self.wake();
+    let mut out = LocalBatch::default();
+    for ret in returned {
+        crate::names::route_out(shared, ret, &mut out);
     }
-}
-
-impl Actor for SocketActor {
-    type Context = Context<Self>;
-}
-
-impl Handler<Incoming> for SocketActor {
-    type Result = ();
-    fn handle(&mut self, m: Incoming, _: &mut Self::Context) {
-        match self.q.offer(m.0, self.node.addr()) {
-            Offer::Accepted => self.wake(),
-            Offer::Rejected {
-                returned: Some(ret),
-                ..
-            } => self.node.route(Route::Returned(ret)),
-            _ => {}
-        }
-    }
-}
-
-impl Handler<RecvNext> for SocketActor {
-    type Result = ();
-    fn handle(&mut self, m: RecvNext, _: &mut Self::Context) {
-        self.waiters.push_back(m.0);
-        self.wake();
-    }
-}
-
-impl Handler<SetRcvbuf> for SocketActor {
-    type Result = Result<(), SocketError>;
-    fn handle(&mut self, m: SetRcvbuf, _: &mut Self::Context) -> Self::Result {
-        self.q.set_rcvbuf(m.0)
-    }
-}
-
-impl Handler<Close> for SocketActor {
-    type Result = ();
-    fn handle(&mut self, _: Close, ctx: &mut Self::Context) {
-        self.node.unregister_socket(self.port);
-        for ret in self.q.close(self.node.addr()) {
-            self.node.route(Route::Returned(ret));
-        }
-        ctx.stop();
-    }
+    out.flush(shared);
 }
 
 /// Why a datagram send failed.
@@ -170,7 +120,7 @@ pub enum DgramError {
 pub struct DgramSocket {
     node: TransportNode,
     port: u32,
-    actor: Addr<SocketActor>,
+    inbox: std::sync::Arc<SocketInbox>,
     opts: SendOpts,
     binds: u32,
     bound: Vec<Publication>,
@@ -178,20 +128,12 @@ pub struct DgramSocket {
 
 impl DgramSocket {
     pub(crate) fn open(node: TransportNode, port: u32) -> DgramSocket {
-        let actor = SocketActor {
-            node: node.clone(),
-            port,
-            q: RecvQueue::new(),
-            waiters: VecDeque::new(),
-            pending: VecDeque::new(),
-            batch_waiter: None,
-        }
-        .start();
-        node.register_socket(port, actor.clone());
+        let inbox = std::sync::Arc::new(SocketInbox::new());
+        node.register_socket(port, inbox.clone());
         DgramSocket {
             node,
             port,
-            actor,
+            inbox,
             opts: SendOpts::RDM,
             binds: 0,
             bound: Vec::new(),
@@ -223,10 +165,7 @@ impl DgramSocket {
 
     /// Receive buffer size (512 KiB ..= 16 MiB; default 2 MiB).
     pub async fn set_rcvbuf(&self, bytes: usize) -> Result<(), SocketError> {
-        self.actor
-            .send(SetRcvbuf(bytes))
-            .await
-            .unwrap_or(Err(SocketError::BadRcvbuf(bytes)))
+        self.inbox.lock().q.set_rcvbuf(bytes)
     }
 
     /// Bind a service range (`bind()` with `TIPC_SERVICE_RANGE`); types below 64 are
@@ -266,20 +205,30 @@ impl DgramSocket {
     /// Send to a socket address (DIRECT_MSG).
     pub async fn send_to_socket(&self, dest: SocketAddr, data: &[u8]) -> Result<(), DgramError> {
         let msg = build_direct(self.addr(), dest, &self.opts, data)?;
-        if dest.node != self.node.addr() && dest.node != 0 {
-            // Straight to the peer actor: no round trip per message.
-            return if self.node.post(dest.node, msg).await {
+        self.send_built(msg).await
+    }
+
+    /// Send a message whose header names its destination node: straight to the peer actor, or
+    /// to a local socket, without a round trip per message.
+    async fn send_built(&self, msg: BytesMut) -> Result<(), DgramError> {
+        let dest = tipc_transport::wire::Header::new_unchecked(&msg[..]).destnode();
+        if dest != self.node.addr() && dest != 0 {
+            return if self.node.post(dest, msg).await {
                 Ok(())
             } else {
                 Err(DgramError::NoNode)
             };
         }
-        self.node.send_from_socket(SendKind::Direct(msg)).await
+        let mut out = LocalBatch::default();
+        crate::names::route_out(self.node.shared(), msg, &mut out);
+        out.flush(self.node.shared());
+        Ok(())
     }
 
-    /// Send to a service address: anycast, round-robin among the matching bindings.
+    /// Send to a service address: anycast, round-robin among the matching bindings (the
+    /// kernel's per-range rotation, `tipc_nametbl_lookup_anycast`).
     pub async fn send_to_service(&self, name: ServiceAddr, data: &[u8]) -> Result<(), DgramError> {
-        let msg = build_named(
+        let mut msg = build_named(
             self.addr(),
             name,
             SocketAddr { node: 0, port: 0 },
@@ -287,7 +236,18 @@ impl DgramSocket {
             &self.opts,
             data,
         )?;
-        self.node.send_from_socket(SendKind::Named(msg, name)).await
+        let found = self.node.shared().table().lookup_anycast(name, 0);
+        let dest = match found {
+            AnycastResult::Found(sock) => sock,
+            AnycastResult::Deferred(node) => SocketAddr { node, port: 0 },
+            AnycastResult::NotFound => return Err(DgramError::NoDestination),
+        };
+        {
+            let mut h = tipc_transport::wire::Header::new_unchecked(&mut msg[..]);
+            h.set(tipc_transport::wire::field::DESTNODE, dest.node);
+            h.set(tipc_transport::wire::field::DESTPORT, dest.port);
+        }
+        self.send_built(msg).await
     }
 
     /// Send to a service range: multicast, one copy to every socket bound in it.
@@ -298,21 +258,48 @@ impl DgramSocket {
             .await
     }
 
-    /// The next received message (data, or one of ours returned with an error code).
+    /// The next received message (data, or one of ours returned with an error code); `None`
+    /// once the socket is closed. Cancel-safe: a message is taken only when returned.
     pub async fn recv(&self) -> Option<Received> {
-        let (tx, rx) = oneshot::channel();
-        self.actor.send(RecvNext(tx)).await.ok()?;
-        rx.await.ok()
+        self.recv_with(|st| st.q.recv()).await
     }
 
     /// Up to `max` received messages at once (at least one: waits for the first), like
-    /// `recvmmsg`: one round trip to the socket for a whole batch.
+    /// `recvmmsg`. Empty once the socket is closed.
     pub async fn recv_batch(&self, max: usize) -> Vec<Received> {
-        let (tx, rx) = oneshot::channel();
-        if self.actor.send(RecvBatch(max, tx)).await.is_err() {
-            return Vec::new();
+        let max = max.max(1);
+        self.recv_with(|st| {
+            let mut v = Vec::new();
+            while v.len() < max {
+                match st.q.recv() {
+                    Some(r) => v.push(r),
+                    None => break,
+                }
+            }
+            (!v.is_empty()).then_some(v)
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    /// Wait until `take` finds something in the queue (or the socket is closed).
+    async fn recv_with<T>(&self, mut take: impl FnMut(&mut InboxState) -> Option<T>) -> Option<T> {
+        loop {
+            let ready = self.inbox.ready.notified();
+            tokio::pin!(ready);
+            // Registered before looking, so a delivery in between is not missed.
+            ready.as_mut().enable();
+            {
+                let mut st = self.inbox.lock();
+                if let Some(v) = take(&mut st) {
+                    return Some(v);
+                }
+                if st.closed {
+                    return None;
+                }
+            }
+            ready.await;
         }
-        rx.await.unwrap_or_default()
     }
 
     /// Close: bindings withdrawn, queued messages rejected (returned if their sender asked).
@@ -320,7 +307,15 @@ impl DgramSocket {
         for p in std::mem::take(&mut self.bound) {
             let _ = self.node.withdraw(p.range, p.port, p.key).await;
         }
-        let _ = self.actor.send(Close).await;
+        self.node.unregister_socket(self.port);
+        let own = self.node.addr();
+        let returned = {
+            let mut st = self.inbox.lock();
+            st.closed = true;
+            st.q.close(own)
+        };
+        self.inbox.ready.notify_waiters();
+        route_returned(self.node.shared(), returned);
     }
 }
 

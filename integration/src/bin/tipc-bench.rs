@@ -19,7 +19,8 @@ use tipc_actors::addr::{Scope, ServiceAddr, ServiceRange};
 use tipc_actors::TransportNode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const USAGE: &str = "usage: tipc-bench [--count N] [--rtts N]   (internal: --serve KIND PORT PEER)";
+const USAGE: &str =
+    "usage: tipc-bench [--count N] [--rtts N] [--only tput|lat|tipc-tput|tipc-lat|udp-lat]   (internal: --serve KIND PORT PEER)";
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -32,6 +33,7 @@ fn main() {
     }
     let mut count = 200_000u64;
     let mut rtts = 5_000usize;
+    let mut only = String::new();
     let mut i = 1;
     while i < args.len() {
         match args[i].as_str() {
@@ -42,6 +44,7 @@ fn main() {
                     .unwrap_or(count)
             }
             "--rtts" => rtts = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(rtts),
+            "--only" => only = args.get(i + 1).cloned().unwrap_or_default(),
             _ => {
                 eprintln!("{USAGE}");
                 std::process::exit(2);
@@ -49,7 +52,49 @@ fn main() {
         }
         i += 2;
     }
-    run_all(count, rtts);
+    match only.as_str() {
+        "" => run_all(count, rtts),
+        // Profiling aids: one part of the comparison only.
+        "tipc-tput" => {
+            for size in [64usize, 1024] {
+                let t = tipc_throughput(count, size);
+                println!("{size:>5} B  tipc  {:>12.0} msgs/s", t.msgs_per_s);
+            }
+        }
+        "tipc-lat" => {
+            let l = tipc_latency(rtts);
+            println!("tipc p50 {:.1} us p99 {:.1} us", l.p50_us, l.p99_us);
+        }
+        "udp-lat" => {
+            let l = udp_latency(rtts);
+            println!("udp p50 {:.1} us p99 {:.1} us", l.p50_us, l.p99_us);
+        }
+        "lat" => {
+            let (t, u) = (tipc_latency(rtts), udp_latency(rtts));
+            println!(
+                "p50 tipc {:.1} us udp {:.1} us: {:.2}x",
+                t.p50_us,
+                u.p50_us,
+                t.p50_us / u.p50_us
+            );
+        }
+        "tput" => {
+            for size in [64usize, 1024] {
+                let t = tipc_throughput(count, size);
+                let c = tcp_throughput(count, size, false);
+                println!(
+                    "{size:>5} B  tipc {:>10.0} tcp {:>10.0} msgs/s: {:.2}x",
+                    t.msgs_per_s,
+                    c.msgs_per_s,
+                    t.msgs_per_s / c.msgs_per_s
+                );
+            }
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            std::process::exit(2);
+        }
+    }
 }
 
 /// A server child process, killed on drop.

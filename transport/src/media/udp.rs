@@ -5,9 +5,12 @@
 //! address, join the group) or a replicast list ([`UdpRemote::Replicast`]: bind `ip:port`,
 //! copy broadcast-class frames to every entry).
 //!
-//! Receiving uses `recvmmsg` with GRO; one batch is received into one shared buffer and handed
-//! out as zero-copy [`Bytes`] slices. Sending groups consecutive equal-sized frames to one
-//! destination into a single GSO `sendmsg`.
+//! Receiving uses `recvmmsg` with GRO into a fixed scratch buffer (64 KiB per slot, allocated
+//! once); the received bytes are then packed into one compact buffer handed out as [`Bytes`]
+//! slices (one small copy instead of a freshly zeroed multi-MiB arena per batch). A batch that
+//! did not fill every slot drained the socket, so its read readiness is cleared at once and no
+//! extra `recvmmsg` is spent to learn `EAGAIN`. Sending groups consecutive equal-sized frames
+//! to one destination into a single GSO `sendmsg`.
 //!
 //! Limitation: in multicast mode the socket is bound to the wildcard address with
 //! `SO_REUSEADDR`, as the kernel binds `INADDR_ANY`. Two bearers on one host in multicast mode
@@ -39,6 +42,8 @@ const RX_SLOT: usize = 64 * 1024;
 const MAX_UDP_PAYLOAD: usize = 65_507;
 /// Socket buffer size requested (capped by the kernel at `rmem_max`/`wmem_max`).
 const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
+/// Allocation unit of the compact buffer received frames are packed into.
+const RX_CHUNK: usize = 256 * 1024;
 
 /// Where broadcast-class frames go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +130,44 @@ impl RxArena {
     }
 }
 
+/// Receive buffers: a scratch area `recvmmsg` writes into (allocated and zeroed once), and a
+/// compact buffer the received bytes are packed into and split off as [`Bytes`].
+///
+/// A frame kept alive keeps its compact chunk (at least [`RX_CHUNK`] bytes) alive; long-term
+/// holders of many small frames may prefer to copy them.
+#[derive(Debug)]
+pub(crate) struct RxBufs {
+    scratch: Box<[u8]>,
+    compact: BytesMut,
+}
+
+impl RxBufs {
+    /// Buffers for `slots` datagrams of up to `slot` bytes each.
+    pub(crate) fn new(slots: usize, slot: usize) -> Self {
+        RxBufs {
+            scratch: vec![0u8; slots * slot].into_boxed_slice(),
+            compact: BytesMut::new(),
+        }
+    }
+
+    /// Copy `parts` (ranges of the scratch area) into one compact buffer, returned frozen.
+    pub(crate) fn pack(
+        &mut self,
+        parts: impl Iterator<Item = std::ops::Range<usize>> + Clone,
+    ) -> Bytes {
+        let total: usize = parts.clone().map(|r| r.len()).sum();
+        if self.compact.capacity() < total {
+            self.compact = BytesMut::with_capacity(total.max(RX_CHUNK));
+        }
+        for r in parts {
+            if let Some(src) = self.scratch.get(r) {
+                self.compact.extend_from_slice(src);
+            }
+        }
+        self.compact.split().freeze()
+    }
+}
+
 /// A TIPC bearer on UDP/IP.
 #[derive(Debug)]
 pub struct UdpMedia {
@@ -138,7 +181,11 @@ pub struct UdpMedia {
     /// Source IP for transmits (set in multicast mode, where the socket is bound to the wildcard).
     src_ip: Option<IpAddr>,
     replicast: Mutex<Vec<SocketAddr>>,
-    rx: Mutex<RxArena>,
+    rx: Mutex<RxBufs>,
+    /// The GSO staging buffer, kept between sends (taken out for the duration of one send):
+    /// allocating and freeing up to 64 KiB per batch made the allocator consolidate its
+    /// free lists on every send.
+    gso: Mutex<Vec<u8>>,
 }
 
 fn invalid(msg: String) -> io::Error {
@@ -259,6 +306,7 @@ impl UdpMedia {
         // Best effort: the kernel caps these at rmem_max/wmem_max.
         let _ = state.set_recv_buffer_size((&std_sock).into(), SOCKET_BUFFER);
         let _ = state.set_send_buffer_size((&std_sock).into(), SOCKET_BUFFER);
+        std_sock.set_nonblocking(true)?;
         let sock = UdpSocket::from_std(std_sock)?;
 
         let mtu = match cfg.mtu {
@@ -281,7 +329,8 @@ impl UdpMedia {
             group,
             src_ip: group.map(|_| local.ip()),
             replicast: Mutex::new(replicast),
-            rx: Mutex::new(RxArena::new(2 * BATCH_SIZE * RX_SLOT)),
+            rx: Mutex::new(RxBufs::new(BATCH_SIZE, RX_SLOT)),
+            gso: Mutex::new(Vec::new()),
         })
     }
 
@@ -311,28 +360,26 @@ impl UdpMedia {
         self.state.max_gso_segments()
     }
 
-    /// One non-blocking `recvmmsg` into the arena; appends the frames to `out`.
-    fn try_recv(&self, out: &mut Vec<RxFrame>) -> io::Result<()> {
-        let mut arena = self.rx.lock().unwrap_or_else(|p| p.into_inner());
-        let space = arena.space(BATCH_SIZE * RX_SLOT);
+    /// One non-blocking `recvmmsg`; appends the frames to `out` and returns how many datagram
+    /// slots were filled.
+    fn try_recv(&self, out: &mut Vec<RxFrame>) -> io::Result<usize> {
+        let mut rx = self.rx.lock().unwrap_or_else(|p| p.into_inner());
         let mut meta = [RecvMeta::default(); BATCH_SIZE];
         let n = {
-            let mut bufs: Vec<IoSliceMut<'_>> = space
-                .chunks_mut(RX_SLOT)
-                .take(BATCH_SIZE)
-                .map(IoSliceMut::new)
-                .collect();
+            let mut slots = rx.scratch.chunks_mut(RX_SLOT);
+            let mut bufs: [IoSliceMut<'_>; BATCH_SIZE] =
+                std::array::from_fn(|_| IoSliceMut::new(slots.next().unwrap_or_default()));
             self.state.recv((&self.sock).into(), &mut bufs, &mut meta)?
         };
         let n = n.min(BATCH_SIZE);
         if n == 0 {
-            return Ok(());
+            return Ok(0);
         }
-        let used = (n - 1) * RX_SLOT + meta[n - 1].len.min(RX_SLOT);
-        let batch = arena.take(used);
-        drop(arena);
-        for (i, m) in meta[..n].iter().enumerate() {
-            let base = i * RX_SLOT;
+        let lens = |i: usize| meta[i].len.min(RX_SLOT);
+        let batch = rx.pack((0..n).map(|i| i * RX_SLOT..i * RX_SLOT + lens(i)));
+        drop(rx);
+        let mut base = 0;
+        for m in &meta[..n] {
             let len = m.len.min(RX_SLOT);
             let stride = if m.stride == 0 { len } else { m.stride };
             let src = MediaAddr::Udp(m.addr);
@@ -345,8 +392,9 @@ impl UdpMedia {
                 });
                 off = end;
             }
+            base += len;
         }
-        Ok(())
+        Ok(n)
     }
 
     async fn transmit(&self, t: &Transmit<'_>) -> io::Result<()> {
@@ -400,6 +448,10 @@ impl UdpMedia {
     }
 
     async fn send_one(&self, dest: SocketAddr, data: &[u8]) -> io::Result<()> {
+        if self.src_ip.is_none() {
+            // A plain `sendto`: no ancillary data for the kernel to parse.
+            return self.sock.send_to(data, dest).await.map(drop);
+        }
         let t = Transmit {
             destination: dest,
             ecn: None,
@@ -418,9 +470,13 @@ impl UdpMedia {
     ) -> (Vec<(SocketAddr, &'f Bytes)>, Option<io::Error>) {
         let mut out = Vec::with_capacity(frames.len());
         let mut err = None;
-        let bcast: Vec<SocketAddr> = match self.group {
-            Some(g) => vec![g],
-            None => self.replicast(),
+        let bcast: Vec<SocketAddr> = if frames.iter().any(|f| f.dest == Dest::Broadcast) {
+            match self.group {
+                Some(g) => vec![g],
+                None => self.replicast(),
+            }
+        } else {
+            Vec::new()
         };
         let mut i = 0;
         while i < frames.len() {
@@ -469,19 +525,39 @@ impl Media for UdpMedia {
         loop {
             self.sock.readable().await?;
             let before = out.len();
-            match self.sock.try_io(Interest::READABLE, || self.try_recv(out)) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            let r = self.sock.try_io(Interest::READABLE, || {
+                match self.try_recv(out) {
+                    // `recvmmsg` stopped before filling every slot: the queue was empty.
+                    // Reporting `WouldBlock` makes tokio clear the read readiness now (a
+                    // datagram arriving later raises a new event), instead of learning it from
+                    // one more `recvmmsg` returning `EAGAIN`. The frames are already in `out`.
+                    Ok(n) if n < BATCH_SIZE => Err(io::ErrorKind::WouldBlock.into()),
+                    r => r.map(drop),
+                }
+            });
+            match r {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
-                Ok(()) if out.len() == before => continue,
-                Ok(()) => return Ok(()),
+                Ok(()) => {}
+            }
+            if out.len() > before {
+                return Ok(());
             }
         }
     }
 
     async fn send_batch(&self, frames: &[TxFrame]) -> io::Result<()> {
+        // The common case of a lone unicast frame: no grouping.
+        if let [TxFrame {
+            dest: Dest::Unicast(MediaAddr::Udp(sa)),
+            data,
+        }] = frames
+        {
+            return self.send_one(*sa, data).await;
+        }
         let (list, mut first_err) = self.expand(frames);
         let max_segs = self.state.max_gso_segments().max(1);
-        let mut gso_buf = Vec::new();
+        let mut gso_buf = std::mem::take(&mut *self.gso.lock().unwrap_or_else(|p| p.into_inner()));
         let mut i = 0;
         while i < list.len() {
             let (dest, first) = list[i];
@@ -515,6 +591,8 @@ impl Media for UdpMedia {
             }
             i = j;
         }
+        gso_buf.clear();
+        *self.gso.lock().unwrap_or_else(|p| p.into_inner()) = gso_buf;
         first_err.map_or(Ok(()), Err)
     }
 }
@@ -544,11 +622,24 @@ mod tests {
     }
 
     #[test]
-    fn arena_take_splits_written_bytes() {
-        let mut a = RxArena::new(16);
-        a.space(4)[..3].copy_from_slice(b"abc");
-        let b = a.take(3);
-        assert_eq!(&b[..], b"abc");
-        assert_eq!(a.space(4).len(), 13);
+    fn rxbufs_pack_concatenates_slot_prefixes() {
+        let mut r = RxBufs::new(2, 8);
+        r.scratch[..3].copy_from_slice(b"abc");
+        r.scratch[8..10].copy_from_slice(b"de");
+        let b = r.pack([0..3, 8..10].into_iter());
+        assert_eq!(&b[..], b"abcde");
+        // The next batch does not overwrite frames handed out before.
+        r.scratch[..2].copy_from_slice(b"xy");
+        let c = r.pack(std::iter::once(0..2));
+        assert_eq!(&c[..], b"xy");
+        assert_eq!(&b[..], b"abcde");
+    }
+
+    #[test]
+    fn rxbufs_pack_skips_ranges_outside_the_scratch_area() {
+        let mut r = RxBufs::new(1, 4);
+        r.scratch.copy_from_slice(b"wxyz");
+        let b = r.pack([0..2, 3..9].into_iter());
+        assert_eq!(&b[..], b"wx");
     }
 }

@@ -13,6 +13,7 @@
 //! * [`socket`] (kernel `socket.c`, connectionless part): sans-IO datagram message building,
 //!   receive queue, rejection and secondary lookup;
 //! * [`topology`] (kernel `subscr.c`, `topsrv.c`): sans-IO service tracking;
+//! * [`conn`] (kernel `socket.c`, connection part): stream and seqpacket sockets;
 //! * [`names::NameTable`]: the actor owning the binding table, name distribution and
 //!   subscriptions, on the delivery path of every peer.
 //!
@@ -21,6 +22,7 @@
 pub mod addr;
 pub mod bearer;
 pub mod binding;
+pub mod conn;
 pub mod name_distr;
 pub mod names;
 pub mod node;

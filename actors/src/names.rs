@@ -249,8 +249,11 @@ impl NameTable {
         let sock = self.shared.sockets.get(&port).map(|e| e.value().clone());
         match sock {
             Some(a) => a.do_send(Incoming(msg)),
-            None if reject => self.reject(&msg, ErrorCode::NoPort),
-            None => {}
+            None => match crate::conn::deliver(&self.shared, port, msg) {
+                Ok(()) => {}
+                Err(msg) if reject => self.reject(&msg, ErrorCode::NoPort),
+                Err(_) => {}
+            },
         }
     }
 
@@ -278,6 +281,13 @@ impl NameTable {
         let Ok(h) = Header::new_checked(&msg[..]) else {
             return;
         };
+        if h.user() == user::CONN_MANAGER {
+            // Connection protocol: to its socket, or back with NO_PORT (`tipc_sk_rcv`).
+            if let Err(msg) = crate::conn::deliver(&self.shared, h.destport(), msg) {
+                self.reject(&msg, ErrorCode::NoPort);
+            }
+            return;
+        }
         if h.user() > user::CRITICAL {
             return;
         }
@@ -290,7 +300,10 @@ impl NameTable {
         match DataType::from_u8(h.mtype()) {
             Ok(DataType::Direct) => self.deliver_to_port(destport, msg, true),
             Ok(DataType::Named) => {
-                if destport != 0 && self.shared.sockets.contains_key(&destport) {
+                if destport != 0
+                    && (self.shared.sockets.contains_key(&destport)
+                        || self.shared.conns.contains_key(&destport))
+                {
                     self.deliver_to_port(destport, msg, true);
                     return;
                 }
@@ -319,7 +332,8 @@ impl NameTable {
                     self.deliver_to_port(port, msg.clone(), false);
                 }
             }
-            // Connection and group messages to a connectionless world: NO_PORT.
+            Ok(DataType::Conn) => self.deliver_to_port(destport, msg, true),
+            // Group messages to a connectionless world: NO_PORT.
             _ => self.reject(&msg, ErrorCode::NoPort),
         }
     }
@@ -384,6 +398,7 @@ impl Handler<PeerState> for NameTable {
             }
             PeerState::Down(peer) => {
                 self.up_peers.remove(&peer);
+                crate::conn::node_down(&self.shared, peer);
                 self.distr.node_down(peer);
                 let gone = self.table.purge_node(peer);
                 self.stats.applied += gone.len() as u64;

@@ -149,6 +149,10 @@ pub(crate) struct Shared {
     pub node_ids: DashMap<NodeAddr, NodeId>,
     /// Local sockets by port.
     pub sockets: DashMap<u32, Addr<crate::sockets::SocketActor>>,
+    /// Local connection sockets (listeners and connections) by port.
+    pub conns: DashMap<u32, Addr<crate::conn::ConnActor>>,
+    /// Capabilities of known peer nodes (connection flow control, SYN bit).
+    pub node_caps: DashMap<NodeAddr, u16>,
     /// Next port number to try.
     pub next_port: std::sync::atomic::AtomicU32,
 }
@@ -228,6 +232,8 @@ impl TransportNode {
                 names: std::sync::OnceLock::new(),
                 node_ids: DashMap::new(),
                 sockets: DashMap::new(),
+                conns: DashMap::new(),
+                node_caps: DashMap::new(),
                 next_port: std::sync::atomic::AtomicU32::new(port_start),
             }),
         };
@@ -521,10 +527,31 @@ impl TransportNode {
         use std::sync::atomic::Ordering;
         loop {
             let p = self.shared.next_port.fetch_add(1, Ordering::Relaxed);
-            if p != 0 && !self.shared.sockets.contains_key(&p) {
+            if p != 0
+                && !self.shared.sockets.contains_key(&p)
+                && !self.shared.conns.contains_key(&p)
+            {
                 return crate::sockets::DgramSocket::open(self.clone(), p);
             }
         }
+    }
+
+    /// A fresh port for a connection socket.
+    pub(crate) fn alloc_port(&self) -> u32 {
+        use std::sync::atomic::Ordering;
+        loop {
+            let p = self.shared.next_port.fetch_add(1, Ordering::Relaxed);
+            if p != 0
+                && !self.shared.sockets.contains_key(&p)
+                && !self.shared.conns.contains_key(&p)
+            {
+                return p;
+            }
+        }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     pub(crate) fn register_socket(&self, port: u32, a: Addr<crate::sockets::SocketActor>) {

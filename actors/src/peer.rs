@@ -107,6 +107,7 @@ pub struct PeerActor {
 impl PeerActor {
     pub(crate) fn start_new(shared: Arc<Shared>, n: &Neighbor) -> Addr<PeerActor> {
         shared.node_ids.insert(n.addr, n.id);
+        shared.node_caps.insert(n.addr, n.caps);
         let mut core = Peer::new(shared.own_addr, shared.cfg.id, n.addr, n.id, n.caps);
         core.set_net_id(shared.cfg.net_id);
         PeerActor {

@@ -16,6 +16,7 @@
 //! * **Rejecting and rerouting** messages ([`reverse`], [`lookup_dest`],
 //!   [`reject_or_reroute`]), the `tipc_sk_rcv` path for a message whose port does not exist.
 
+pub mod conn;
 mod msg;
 mod rcvq;
 

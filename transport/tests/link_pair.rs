@@ -397,3 +397,29 @@ fn link_failure_tells_a_peer_that_still_hears_us_to_reset_at_once() {
         net.now - cut
     );
 }
+
+#[test]
+fn link_fragments_of_short_header_message_name_the_peer_and_arrive() {
+    use tipc_transport::wire::SHORT_H_SIZE;
+    let mut net = Net::new(
+        3,
+        Faults {
+            loss: 0,
+            dup: 0,
+            reorder: 0,
+        },
+        1500,
+    );
+    assert!(net.run_until(Duration::from_secs(1), |n| n.up[0] && n.up[1]));
+    // A connection message: 24-byte header, no destnode word.
+    let len = SHORT_H_SIZE + 20_000;
+    let mut b = BytesMut::zeroed(len);
+    let mut h = Header::new_unchecked(&mut b[..]);
+    h.init(0, 0, SHORT_H_SIZE, len, net.addrs[0]);
+    h.set(field::ORIGPORT, 1);
+    h.set(field::DESTPORT, 2);
+    b[SHORT_H_SIZE..SHORT_H_SIZE + 8].copy_from_slice(&42u64.to_be_bytes());
+    net.peers[0].send(net.now, b, 1).unwrap();
+    assert!(net.run_until(Duration::from_secs(2), |n| !n.delivered[1].is_empty()));
+    assert_eq!(net.delivered[1], vec![42]);
+}

@@ -1,0 +1,877 @@
+//! Connection sockets (SOCK_STREAM / SOCK_SEQPACKET): one actix actor per socket driving a
+//! [`ConnCore`], and the async user API ([`Listener`], [`Connection`], [`ConnStream`]).
+//! Kernel `net/tipc/socket.c` (connection half) and `node.c: node_lost_contact`; spec
+//! tipc-protocol.md §9.4–9.7.
+//!
+//! Received messages reach a socket's [`ConnActor`] through the name table's `deliver_local`
+//! (via [`deliver`]), in link order. The core sits behind a mutex shared by the actor and the
+//! user handles, so a send needs no round trip to the actor: the sending task checks the window,
+//! builds the message in the core and posts it straight to the peer actor
+//! ([`TransportNode::post`], which waits while the link is congested). Everything the core
+//! produces on the receive side (acks, probe replies, rejections) is sent by whoever drove it.
+//!
+//! Node loss: the name table calls [`node_down`] when the last link to a peer fails; every
+//! connection to it ends at once with [`ConnError::NoNode`] (the local abort of
+//! `node_lost_contact`).
+
+use crate::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
+use crate::binding::{BindingError, Publication};
+use crate::names::{Route, SendKind};
+use crate::node::{Shared, TransportNode};
+use crate::socket::conn::{ConnCore, Output, Read, SynDest, Verdict};
+pub use crate::socket::conn::{ConnError, ConnState, ConnStats};
+use crate::sockets::{BindError, DgramError};
+use actix::prelude::*;
+use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context as TaskContext, Poll};
+use std::time::Instant;
+use tipc_transport::wire::{ErrorCode, MAX_USER_MSG_SIZE};
+use tipc_transport::NodeAddr;
+use tokio::sync::{oneshot, Notify};
+
+/// The socket type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnKind {
+    /// SOCK_STREAM: a byte stream, split into messages of at most 66000 bytes.
+    Stream,
+    /// SOCK_SEQPACKET: message boundaries kept, at most 66000 bytes per message.
+    Seqpacket,
+}
+
+/// Where to connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnDest {
+    /// A service address (the SYN is a NAMED_MSG, resolved by anycast lookup).
+    Service(ServiceAddr),
+    /// A socket address (the SYN is a DIRECT_MSG).
+    Socket(SocketAddr),
+}
+
+/// A snapshot of one connection's flow-control state (for tests and `socket list`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// State.
+    pub state: ConnState,
+    /// Sent and not yet acknowledged, in blocks of 1024 bytes (messages with a legacy peer).
+    pub snt_unacked: u32,
+    /// The peer's window, same unit.
+    pub snd_win: u32,
+    /// Bytes (truesize) in the receive queue.
+    pub rx_mem: usize,
+    /// Block-based flow control in use.
+    pub block_flowctl: bool,
+    /// Counters.
+    pub stats: ConnStats,
+}
+
+/// State shared by a socket's actor and its user handle.
+struct Inner {
+    core: Mutex<ConnCore>,
+    /// Woken on every change: data, acks, state.
+    changed: Notify,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, ConnCore> {
+        match self.core.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+}
+
+/// The capabilities of `node` (ours for our own node; the kernel's full set if unknown yet).
+fn caps_of(shared: &Shared, node: NodeAddr) -> u16 {
+    if node == shared.own_addr || node == 0 {
+        return shared.cfg.caps;
+    }
+    shared
+        .node_caps
+        .get(&node)
+        .map(|c| *c.value())
+        .unwrap_or(tipc_transport::OWN_CAPABILITIES)
+}
+
+/// Send what the core produced, without waiting (acks, probe replies, rejections, FINs from a
+/// drop). A named SYN retry needs a lookup: it goes through the name table.
+fn flush_now(node: &TransportNode, outs: Vec<Output>) {
+    for o in outs {
+        match o {
+            Output::ToNode(n, msg) => post_now(node, n, msg),
+            Output::Lookup(name, msg) => {
+                if let Some(a) = node.shared().names.get() {
+                    a.do_send(crate::names::SendFromSocket(SendKind::Named(msg, name)));
+                }
+            }
+        }
+    }
+}
+
+fn post_now(node: &TransportNode, to: NodeAddr, msg: BytesMut) {
+    if to == node.addr() || to == 0 {
+        node.route(Route::Returned(msg));
+    } else if let Some(p) = node.shared().peers.get(&to) {
+        p.do_send(crate::peer::Post(msg));
+    }
+}
+
+/// Send with backpressure (waits while the link is congested). False: the node is unknown.
+async fn post_wait(node: &TransportNode, to: NodeAddr, msg: BytesMut) -> bool {
+    if to == node.addr() || to == 0 {
+        node.route(Route::Returned(msg));
+        true
+    } else {
+        node.post(to, msg).await
+    }
+}
+
+fn drain(core: &mut ConnCore) -> Vec<Output> {
+    let mut v = Vec::new();
+    while let Some(o) = core.poll_output() {
+        v.push(o);
+    }
+    v
+}
+
+/// A message for a connection socket.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ConnIncoming(pub Bytes);
+
+/// The peer node was lost.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct NodeLost(pub NodeAddr);
+
+/// Timers may have changed: re-arm.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct Rearm;
+
+/// Stop the actor (after close): unregister, withdraw bindings.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct Stop(Vec<Publication>);
+
+/// Accept the next connection request.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct AcceptNext(oneshot::Sender<Result<Connection, ConnError>>);
+
+/// The actor of one connection socket (listener or connection).
+pub struct ConnActor {
+    node: TransportNode,
+    port: u32,
+    inner: Arc<Inner>,
+    kind: ConnKind,
+    timer: Option<SpawnHandle>,
+    accept_waiters: VecDeque<oneshot::Sender<Result<Connection, ConnError>>>,
+}
+
+impl ConnActor {
+    fn start_socket(
+        node: &TransportNode,
+        port: u32,
+        inner: Arc<Inner>,
+        kind: ConnKind,
+    ) -> Addr<ConnActor> {
+        let a = ConnActor {
+            node: node.clone(),
+            port,
+            inner,
+            kind,
+            timer: None,
+            accept_waiters: VecDeque::new(),
+        }
+        .start();
+        node.shared().conns.insert(port, a.clone());
+        a
+    }
+
+    fn rearm(&mut self, ctx: &mut Context<Self>) {
+        if let Some(h) = self.timer.take() {
+            ctx.cancel_future(h);
+        }
+        let next = self.inner.lock().poll_timeout();
+        if let Some(t) = next {
+            let d = t.saturating_duration_since(Instant::now());
+            self.timer = Some(ctx.run_later(d, |act, ctx| {
+                act.timer = None;
+                let outs = {
+                    let mut c = act.inner.lock();
+                    c.handle_timeout(Instant::now());
+                    drain(&mut c)
+                };
+                flush_now(&act.node, outs);
+                act.inner.changed.notify_waiters();
+                act.rearm(ctx);
+            }));
+        }
+    }
+
+    /// LISTEN: hand pending requests to waiting acceptors.
+    fn serve_accepts(&mut self) {
+        while !self.accept_waiters.is_empty() {
+            let (pending, ended) = {
+                let c = self.inner.lock();
+                (c.backlog() > 0, c.state() != ConnState::Listen)
+            };
+            if ended {
+                for w in self.accept_waiters.drain(..) {
+                    let _ = w.send(Err(ConnError::Closed));
+                }
+                return;
+            }
+            if !pending {
+                return;
+            }
+            let Some(w) = self.accept_waiters.pop_front() else {
+                return;
+            };
+            if w.is_closed() {
+                continue;
+            }
+            let port = self.node.alloc_port();
+            let own = SocketAddr {
+                node: self.node.addr(),
+                port,
+            };
+            let (accepted, outs) = {
+                let mut c = self.inner.lock();
+                let caps = c
+                    .peek_request()
+                    .map(|p| caps_of(self.node.shared(), p.node))
+                    .unwrap_or(0);
+                let a = c.accept(own, caps, Instant::now());
+                (a, drain(&mut c))
+            };
+            flush_now(&self.node, outs);
+            let Some(mut core) = accepted else {
+                self.accept_waiters.push_front(w);
+                return;
+            };
+            let outs = drain(&mut core);
+            let conn = Connection::from_core(&self.node, port, core, self.kind);
+            flush_now(&self.node, outs);
+            if let Err(Ok(c)) = w.send(Ok(conn)) {
+                // The acceptor gave up: close the new connection (its drop sends the FIN).
+                drop(c);
+            }
+        }
+    }
+}
+
+impl Actor for ConnActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.rearm(ctx);
+    }
+}
+
+impl Handler<ConnIncoming> for ConnActor {
+    type Result = ();
+    fn handle(&mut self, m: ConnIncoming, ctx: &mut Self::Context) {
+        let sender = tipc_transport::wire::Header::new_checked(&m.0[..])
+            .map(|h| h.orignode())
+            .unwrap_or(0);
+        let caps = caps_of(self.node.shared(), sender);
+        let (v, outs, listen) = {
+            let mut c = self.inner.lock();
+            let v = c.on_message(m.0, caps, Instant::now());
+            (v, drain(&mut c), c.state() == ConnState::Listen)
+        };
+        flush_now(&self.node, outs);
+        if v != Verdict::Dropped {
+            self.inner.changed.notify_waiters();
+        }
+        if listen {
+            self.serve_accepts();
+        }
+        self.rearm(ctx);
+    }
+}
+
+impl Handler<NodeLost> for ConnActor {
+    type Result = ();
+    fn handle(&mut self, m: NodeLost, ctx: &mut Self::Context) {
+        let hit = self.inner.lock().node_lost(m.0, Instant::now());
+        if hit {
+            self.inner.changed.notify_waiters();
+            self.rearm(ctx);
+        }
+    }
+}
+
+impl Handler<Rearm> for ConnActor {
+    type Result = ();
+    fn handle(&mut self, _: Rearm, ctx: &mut Self::Context) {
+        self.rearm(ctx);
+    }
+}
+
+impl Handler<AcceptNext> for ConnActor {
+    type Result = ();
+    fn handle(&mut self, m: AcceptNext, _: &mut Self::Context) {
+        self.accept_waiters.push_back(m.0);
+        self.serve_accepts();
+    }
+}
+
+impl Handler<Stop> for ConnActor {
+    type Result = ();
+    fn handle(&mut self, m: Stop, ctx: &mut Self::Context) {
+        let shared = self.node.shared();
+        shared.conns.remove(&self.port);
+        if let Some(names) = shared.names.get() {
+            for p in m.0 {
+                names.do_send(crate::names::Withdraw {
+                    range: p.range,
+                    port: p.port,
+                    key: p.key,
+                });
+            }
+        }
+        for w in self.accept_waiters.drain(..) {
+            let _ = w.send(Err(ConnError::Closed));
+        }
+        self.inner.changed.notify_waiters();
+        ctx.stop();
+    }
+}
+
+/// Hand a message to the connection socket at `port`; `Err(msg)` if there is none.
+pub(crate) fn deliver(shared: &Shared, port: u32, msg: Bytes) -> Result<(), Bytes> {
+    match shared.conns.get(&port) {
+        Some(a) => {
+            a.do_send(ConnIncoming(msg));
+            Ok(())
+        }
+        None => Err(msg),
+    }
+}
+
+/// The last link to `peer` failed: every connection to it ends with [`ConnError::NoNode`].
+pub(crate) fn node_down(shared: &Shared, peer: NodeAddr) {
+    for e in shared.conns.iter() {
+        e.value().do_send(NodeLost(peer));
+    }
+}
+
+/// Wait until `f` (called under the core lock) gives a result; every change wakes it.
+async fn wait_for<T>(inner: &Inner, mut f: impl FnMut(&mut ConnCore) -> Option<T>) -> T {
+    loop {
+        let n = inner.changed.notified();
+        tokio::pin!(n);
+        n.as_mut().enable();
+        if let Some(v) = f(&mut inner.lock()) {
+            return v;
+        }
+        n.await;
+    }
+}
+
+/// A listening socket. Dropping it closes it (pending requests are rejected with NO_PORT).
+pub struct Listener {
+    node: TransportNode,
+    port: u32,
+    inner: Arc<Inner>,
+    actor: Addr<ConnActor>,
+    bound: Mutex<Vec<Publication>>,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl Listener {
+    /// This socket's address.
+    pub fn local(&self) -> SocketAddr {
+        SocketAddr {
+            node: self.node.addr(),
+            port: self.port,
+        }
+    }
+
+    /// Bind a service range (types below 64 are reserved). The key is `port + number of
+    /// previous binds + 1`, as the kernel's.
+    pub async fn bind(&self, range: ServiceRange, scope: Scope) -> Result<(), BindError> {
+        if range.type_ < crate::addr::RESERVED_TYPES {
+            return Err(BindError::Reserved);
+        }
+        if range.lower > range.upper {
+            return Err(BindError::Table(BindingError::InvalidRange {
+                lower: range.lower,
+                upper: range.upper,
+            }));
+        }
+        let key = {
+            let b = self.bound.lock().unwrap_or_else(|p| p.into_inner());
+            self.port.wrapping_add(b.len() as u32 + 1)
+        };
+        let p = Publication {
+            range,
+            scope,
+            node: self.node.addr(),
+            port: self.port,
+            key,
+        };
+        self.node.publish(p).await.map_err(BindError::Table)?;
+        self.bound.lock().unwrap_or_else(|p| p.into_inner()).push(p);
+        Ok(())
+    }
+
+    /// The next connection (waits for a request). The new socket has already sent its ACK.
+    pub async fn accept(&self) -> Result<Connection, ConnError> {
+        let (tx, rx) = oneshot::channel();
+        self.actor
+            .send(AcceptNext(tx))
+            .await
+            .map_err(|_| ConnError::Closed)?;
+        rx.await.unwrap_or(Err(ConnError::Closed))
+    }
+
+    /// Connection requests waiting to be accepted.
+    pub fn backlog(&self) -> usize {
+        self.inner.lock().backlog()
+    }
+
+    /// Close: bindings withdrawn, pending requests rejected with NO_PORT.
+    pub async fn close(&self) {
+        self.close_now();
+    }
+
+    fn close_now(&self) {
+        if self.closed.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
+        let outs = {
+            let mut c = self.inner.lock();
+            c.shutdown(ErrorCode::NoPort);
+            drain(&mut c)
+        };
+        flush_now(&self.node, outs);
+        let bound = std::mem::take(&mut *self.bound.lock().unwrap_or_else(|p| p.into_inner()));
+        self.actor.do_send(Stop(bound));
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.close_now();
+    }
+}
+
+/// An established connection. All methods take `&self`, so one task may send while another
+/// receives. Dropping it closes it (FIN with NO_PORT).
+pub struct Connection {
+    node: TransportNode,
+    port: u32,
+    inner: Arc<Inner>,
+    actor: Addr<ConnActor>,
+    kind: ConnKind,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("local", &self.local())
+            .field("peer", &self.peer())
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+impl Connection {
+    fn from_core(node: &TransportNode, port: u32, core: ConnCore, kind: ConnKind) -> Connection {
+        let inner = Arc::new(Inner {
+            core: Mutex::new(core),
+            changed: Notify::new(),
+        });
+        let actor = ConnActor::start_socket(node, port, inner.clone(), kind);
+        Connection {
+            node: node.clone(),
+            port,
+            inner,
+            actor,
+            kind,
+            closed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Open a socket and send the SYN; returns once the ACK arrived (or the attempt failed).
+    async fn open(
+        node: &TransportNode,
+        dest: ConnDest,
+        kind: ConnKind,
+        first: &[u8],
+    ) -> Result<Connection, ConnError> {
+        if first.len() > MAX_USER_MSG_SIZE {
+            return Err(ConnError::TooLarge(first.len()));
+        }
+        let port = node.alloc_port();
+        let own = SocketAddr {
+            node: node.addr(),
+            port,
+        };
+        let conn = Connection::from_core(node, port, ConnCore::new(own), kind);
+        let dest = match dest {
+            ConnDest::Service(s) => SynDest::Service(s),
+            ConnDest::Socket(s) => SynDest::Socket(s),
+        };
+        let outs = {
+            let mut c = conn.inner.lock();
+            c.connect(dest, first, Instant::now())?;
+            drain(&mut c)
+        };
+        conn.actor.do_send(Rearm);
+        for o in outs {
+            let res = match o {
+                Output::ToNode(n, msg) => {
+                    if post_wait(node, n, msg).await {
+                        Ok(())
+                    } else {
+                        Err(ConnError::NoNode)
+                    }
+                }
+                Output::Lookup(name, msg) => node
+                    .send_from_socket(SendKind::Named(msg, name))
+                    .await
+                    .map_err(|e| match e {
+                        DgramError::NoDestination => ConnError::NoDestination,
+                        DgramError::NoNode => ConnError::NoNode,
+                        _ => ConnError::Closed,
+                    }),
+            };
+            if let Err(e) = res {
+                conn.inner.lock().connect_failed(e);
+                return Err(e);
+            }
+        }
+        let r = wait_for(&conn.inner, |c| match c.state() {
+            ConnState::Connecting => None,
+            ConnState::Established => Some(Ok(())),
+            _ => Some(Err(match c.end() {
+                Some(Err(e)) => e,
+                _ => ConnError::Closed,
+            })),
+        })
+        .await;
+        r.map(|_| conn)
+    }
+
+    /// This socket's address.
+    pub fn local(&self) -> SocketAddr {
+        SocketAddr {
+            node: self.node.addr(),
+            port: self.port,
+        }
+    }
+
+    /// The peer socket.
+    pub fn peer(&self) -> SocketAddr {
+        self.inner.lock().peer()
+    }
+
+    /// Stream or seqpacket.
+    pub fn kind(&self) -> ConnKind {
+        self.kind
+    }
+
+    /// Flow-control state and counters.
+    pub fn info(&self) -> ConnInfo {
+        let c = self.inner.lock();
+        ConnInfo {
+            state: c.state(),
+            snt_unacked: c.snt_unacked(),
+            snd_win: c.snd_win(),
+            rx_mem: c.rx_mem(),
+            block_flowctl: c.block_flowctl(),
+            stats: c.stats(),
+        }
+    }
+
+    /// Seqpacket: one message (at most 66000 bytes, else [`ConnError::TooLarge`]). Stream: the
+    /// bytes, split into messages of at most 66000 bytes. Waits while the peer's window is
+    /// full (end-to-end flow control) and while the link is congested.
+    pub async fn send(&self, data: Bytes) -> Result<(), ConnError> {
+        if self.kind == ConnKind::Seqpacket && data.len() > MAX_USER_MSG_SIZE {
+            return Err(ConnError::TooLarge(data.len()));
+        }
+        let mut off = 0;
+        loop {
+            let end = (off + MAX_USER_MSG_SIZE).min(data.len());
+            let chunk = &data[off..end];
+            let (to, msg) = wait_for(&self.inner, |c| match c.can_send() {
+                Ok(true) => Some(c.build_data(chunk)),
+                Ok(false) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .await?;
+            if !post_wait(&self.node, to, msg).await {
+                return Err(ConnError::NoNode);
+            }
+            off = end;
+            if off >= data.len() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The next message (seqpacket) or chunk (stream). `Ok(None)`: orderly end (the peer shut
+    /// down); `Err`: why the connection ended.
+    pub async fn recv(&self) -> Result<Option<Bytes>, ConnError> {
+        let (r, outs) = wait_for(&self.inner, |c| {
+            let r = c.read()?;
+            Some((r, drain(c)))
+        })
+        .await;
+        flush_now(&self.node, outs);
+        match r {
+            Read::Data(b) => Ok(Some(b)),
+            Read::End(Ok(())) => Ok(None),
+            Read::End(Err(e)) => Err(e),
+        }
+    }
+
+    /// `shutdown()`: FIN with `CONN_SHUTDOWN` (the peer's recv returns `Ok(None)`); nothing
+    /// more can be sent or received.
+    pub async fn shutdown(&self) -> Result<(), ConnError> {
+        self.end_conn(ErrorCode::ConnShutdown).await
+    }
+
+    /// `close()`: FIN with `NO_PORT` (or the first unread message rejected back); the peer's
+    /// recv fails with [`ConnError::Reset`].
+    pub async fn close(&self) {
+        let _ = self.end_conn(ErrorCode::NoPort).await;
+        self.stop();
+    }
+
+    async fn end_conn(&self, err: ErrorCode) -> Result<(), ConnError> {
+        let (outs, was) = {
+            let mut c = self.inner.lock();
+            let was = c.state();
+            c.shutdown(err);
+            (drain(&mut c), was)
+        };
+        self.inner.changed.notify_waiters();
+        for o in outs {
+            if let Output::ToNode(n, msg) = o {
+                post_wait(&self.node, n, msg).await;
+            }
+        }
+        match was {
+            ConnState::Established | ConnState::Connecting => Ok(()),
+            _ => Err(ConnError::Closed),
+        }
+    }
+
+    fn stop(&self) {
+        if !self.closed.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            self.actor.do_send(Stop(Vec::new()));
+        }
+    }
+
+    /// A tokio `AsyncRead + AsyncWrite` view (meant for [`ConnKind::Stream`]).
+    pub fn into_stream(self) -> ConnStream {
+        ConnStream {
+            conn: Arc::new(self),
+            rd: None,
+            rbuf: Bytes::new(),
+            wr: None,
+            shut: None,
+            eof: false,
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        let outs = {
+            let mut c = self.inner.lock();
+            c.shutdown(ErrorCode::NoPort);
+            drain(&mut c)
+        };
+        flush_now(&self.node, outs);
+        self.stop();
+    }
+}
+
+type BoxFut<T> = Pin<Box<dyn std::future::Future<Output = T>>>;
+
+/// A connection as a tokio byte stream. Read end: `Ok(0)` after the peer's shutdown; errors
+/// map to `io::Error` (`ConnectionReset`, `NotConnected`, ...). `poll_shutdown` sends the FIN
+/// with `CONN_SHUTDOWN`.
+pub struct ConnStream {
+    conn: Arc<Connection>,
+    rd: Option<BoxFut<Result<Option<Bytes>, ConnError>>>,
+    rbuf: Bytes,
+    wr: Option<(usize, BoxFut<Result<(), ConnError>>)>,
+    shut: Option<BoxFut<Result<(), ConnError>>>,
+    eof: bool,
+}
+
+fn io_err(e: ConnError) -> std::io::Error {
+    use std::io::ErrorKind as K;
+    let kind = match e {
+        ConnError::Reset | ConnError::PeerShutdown => K::ConnectionReset,
+        ConnError::Refused(_) => K::ConnectionRefused,
+        ConnError::Aborted | ConnError::NoNode => K::ConnectionAborted,
+        ConnError::Timeout => K::TimedOut,
+        ConnError::TooLarge(_) => K::InvalidInput,
+        _ => K::NotConnected,
+    };
+    std::io::Error::new(kind, e)
+}
+
+impl ConnStream {
+    /// The connection behind the stream.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl tokio::io::AsyncRead for ConnStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let me = &mut *self;
+        loop {
+            if !me.rbuf.is_empty() {
+                let n = me.rbuf.len().min(buf.remaining());
+                buf.put_slice(&me.rbuf.split_to(n));
+                return Poll::Ready(Ok(()));
+            }
+            if me.eof {
+                return Poll::Ready(Ok(()));
+            }
+            let fut = me.rd.get_or_insert_with(|| {
+                let c = me.conn.clone();
+                Box::pin(async move { c.recv().await })
+            });
+            match fut.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(r) => {
+                    me.rd = None;
+                    match r {
+                        Ok(Some(b)) => me.rbuf = b,
+                        Ok(None) => me.eof = true,
+                        Err(e) => return Poll::Ready(Err(io_err(e))),
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for ConnStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let me = &mut *self;
+        if me.wr.is_none() && data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        if me.wr.is_none() {
+            let n = data.len().min(MAX_USER_MSG_SIZE);
+            let b = Bytes::copy_from_slice(&data[..n]);
+            let c = me.conn.clone();
+            me.wr = Some((n, Box::pin(async move { c.send(b).await })));
+        }
+        let Some((n, fut)) = me.wr.as_mut() else {
+            return Poll::Ready(Ok(0));
+        };
+        let n = *n;
+        match fut.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(r) => {
+                me.wr = None;
+                Poll::Ready(r.map(|_| n).map_err(io_err))
+            }
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        let me = &mut *self;
+        if let Some((_, fut)) = me.wr.as_mut() {
+            match fut.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(r) => {
+                    me.wr = None;
+                    r.map_err(io_err)?;
+                }
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.as_mut().poll_flush(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Ready(Ok(())) => {}
+        }
+        let me = &mut *self;
+        let fut = me.shut.get_or_insert_with(|| {
+            let c = me.conn.clone();
+            Box::pin(async move { c.shutdown().await })
+        });
+        match fut.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(r) => Poll::Ready(r.map_err(io_err)),
+        }
+    }
+}
+
+impl TransportNode {
+    /// A listening connection socket of `kind` on a fresh port (bind it to receive requests
+    /// by name; requests to its socket address work at once).
+    pub fn conn_listener(&self, kind: ConnKind) -> Listener {
+        let port = self.alloc_port();
+        let mut core = ConnCore::new(SocketAddr {
+            node: self.addr(),
+            port,
+        });
+        let _ = core.listen();
+        let inner = Arc::new(Inner {
+            core: Mutex::new(core),
+            changed: Notify::new(),
+        });
+        let actor = ConnActor::start_socket(self, port, inner.clone(), kind);
+        Listener {
+            node: self.clone(),
+            port,
+            inner,
+            actor,
+            bound: Mutex::new(Vec::new()),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// TCP-style connect: an empty SYN, then wait for the ACK (timeout 8 s, as the kernel).
+    pub async fn connect(&self, dest: ConnDest, kind: ConnKind) -> Result<Connection, ConnError> {
+        Connection::open(self, dest, kind, &[]).await
+    }
+
+    /// "0-RTT" connect: the SYN carries `first` (at most 66000 bytes); returns when the ACK
+    /// arrives, as the kernel's `sendto()` on an unconnected socket waits for the connection.
+    pub async fn connect_with(
+        &self,
+        dest: ConnDest,
+        kind: ConnKind,
+        first: Bytes,
+    ) -> Result<Connection, ConnError> {
+        Connection::open(self, dest, kind, &first).await
+    }
+}

@@ -1,0 +1,1544 @@
+//! Connection-oriented socket core (SOCK_STREAM / SOCK_SEQPACKET), sans-IO (kernel
+//! `net/tipc/socket.c`: `tipc_sk_filter_connect`, `tipc_sk_finish_conn`, `tipc_accept`,
+//! `tipc_sk_build_ack`, `tipc_sk_conn_proto_rcv`, `tipc_sk_check_probing_state`,
+//! `__tipc_shutdown`, `rcvbuf_limit`; `node.c: node_lost_contact`).
+//!
+//! Spec: tipc-protocol.md §2.5 (CONN_MANAGER overlay), §2.6 (error codes), §9.2 (rejection),
+//! §9.3 (receive limit), §9.4 (setup), §9.5 (flow control), §9.6 (nagle ack), §9.7 (probing,
+//! shutdown, abort).
+//!
+//! [`ConnCore`] holds one socket's connection state: the kernel states OPEN, LISTEN,
+//! CONNECTING, ESTABLISHED and DISCONNECTING, the block-based (or legacy message-based) flow
+//! control counters, the receive queue and the probe state. It does no I/O and reads no clock:
+//! messages to transmit are queued as [`Output`]s for the caller to poll, time is passed in.
+//! Everything built here leaves the link-stamped fields (w1 `bcast_ack`, w2) at 0.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tipc_transport::caps;
+use tipc_transport::wire::{
+    field, user, ConnMgrRepr, ConnMgrType, DataType, ErrorCode, Header, MAX_USER_MSG_SIZE,
+    SHORT_H_SIZE,
+};
+use tipc_transport::NodeAddr;
+
+use super::{build_direct, build_named, reverse, truesize, SendOpts, RCVBUF_DEFAULT, RCVBUF_MIN};
+use crate::addr::{Scope, ServiceAddr, SocketAddr};
+
+/// Flow-control block size in bytes (`FLOWCTL_BLK_SZ`).
+pub const FLOWCTL_BLK_SZ: usize = 1024;
+/// Window in messages when the peer lacks `TIPC_BLOCK_FLOWCTL` (`FLOWCTL_MSG_WIN`).
+pub const FLOWCTL_MSG_WIN: u32 = 512;
+/// Receive limit in bytes for a legacy peer (`FLOWCTL_MSG_LIM` = 1025 × truesize(66060)).
+pub fn flowctl_msg_lim() -> usize {
+    1025 * truesize(66060)
+}
+/// An ack is sent once the consumed count reaches `rcv_win / TIPC_ACK_RATE`.
+pub const TIPC_ACK_RATE: u32 = 4;
+/// Initial send (and receive) window in blocks: `RCVBUF_MIN / 1024 / 4` = 128.
+pub const INITIAL_WIN: u32 = (RCVBUF_MIN / FLOWCTL_BLK_SZ / 4) as u32;
+/// Advertised window in blocks at the default receive buffer: `2 MiB / 1024 / 4` = 512.
+pub const ADV_WIN: u32 = (RCVBUF_DEFAULT / FLOWCTL_BLK_SZ / 4) as u32;
+/// Default connect timeout (`CONN_TIMEOUT_DEFAULT`, 8000 ms).
+pub const CONN_TIMEOUT: Duration = Duration::from_millis(8000);
+/// Interval between connection probes (`CONN_PROBING_INTV`, 3600 s).
+pub const CONN_PROBING_INTV: Duration = Duration::from_secs(3600);
+
+/// Why a connection could not be set up or why it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnError {
+    /// The connection request was rejected with this error code (`ECONNREFUSED`): e.g.
+    /// `NO_PORT` for a closed port, `NO_NAME` when the service vanished.
+    #[error("connection refused ({0:?})")]
+    Refused(ErrorCode),
+    /// The peer node was lost (`TIPC_ERR_NO_NODE`, generated locally).
+    #[error("peer node lost")]
+    NoNode,
+    /// The peer closed the connection without shutdown, or its socket vanished (`NO_PORT`,
+    /// `ECONNRESET`).
+    #[error("connection reset by peer")]
+    Reset,
+    /// The peer's receive queue overflowed (`OVERLOAD`) and our message came back.
+    #[error("peer overloaded")]
+    Overload,
+    /// The connection request was not answered in time (8 s by default).
+    #[error("connection timed out")]
+    Timeout,
+    /// A probe stayed unanswered for a whole probing interval (`ECONNABORTED`).
+    #[error("connection aborted: probe unanswered")]
+    Aborted,
+    /// The socket was closed or shut down locally.
+    #[error("connection closed")]
+    Closed,
+    /// The peer shut the connection down (`CONN_SHUTDOWN`): nothing more can be sent.
+    #[error("peer shut the connection down")]
+    PeerShutdown,
+    /// No binding matches the service address (`EHOSTUNREACH`).
+    #[error("no binding for the destination")]
+    NoDestination,
+    /// A seqpacket message over 66000 bytes (`EMSGSIZE`).
+    #[error("message of {0} bytes exceeds 66000 bytes")]
+    TooLarge(usize),
+    /// The operation does not fit the socket's state (e.g. connecting twice).
+    #[error("invalid socket state")]
+    BadState,
+}
+
+impl ConnError {
+    /// The end reason a received error code stands for (`CONN_SHUTDOWN` is the orderly end,
+    /// mapped to [`ConnError::PeerShutdown`]).
+    pub fn from_code(code: u8) -> ConnError {
+        match ErrorCode::from_u8(code) {
+            Some(ErrorCode::NoNode) => ConnError::NoNode,
+            Some(ErrorCode::Overload) => ConnError::Overload,
+            Some(ErrorCode::ConnShutdown) => ConnError::PeerShutdown,
+            _ => ConnError::Reset,
+        }
+    }
+}
+
+/// Kernel socket states (`enum tipc_sock_state` subset used by connection sockets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnState {
+    /// Fresh, not connected.
+    Open,
+    /// Listening for connection requests.
+    Listen,
+    /// SYN sent, waiting for the ACK.
+    Connecting,
+    /// Connected.
+    Established,
+    /// Ended (by either side or by node loss).
+    Disconnecting,
+}
+
+/// Where a SYN goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SynDest {
+    /// A socket address: `DIRECT_MSG`.
+    Socket(SocketAddr),
+    /// A service address: `NAMED_MSG`, resolved by the sender's anycast lookup.
+    Service(ServiceAddr),
+}
+
+/// A message the core wants sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// To this node (possibly our own).
+    ToNode(NodeAddr, BytesMut),
+    /// A named SYN: look the service up (anycast), stamp destnode/destport, send.
+    Lookup(ServiceAddr, BytesMut),
+}
+
+/// What a received message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Queued for the application (data, a connection request, or an end marker).
+    Queued,
+    /// Consumed by the protocol (ack, probe, setup ACK, ...).
+    Consumed,
+    /// Not acceptable: rejected back to its sender (if returnable), see [`Output`].
+    Rejected(ErrorCode),
+    /// Dropped silently (malformed, or not for this state).
+    Dropped,
+}
+
+/// Counters of one connection socket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnStats {
+    /// Data messages sent.
+    pub tx_msgs: u64,
+    /// Data bytes sent.
+    pub tx_bytes: u64,
+    /// Data messages received (queued).
+    pub rx_msgs: u64,
+    /// CONN_ACKs sent.
+    pub acks_sent: u64,
+    /// CONN_ACKs received.
+    pub acks_rcvd: u64,
+    /// Messages rejected back (unacceptable, or over the receive limit).
+    pub rejected: u64,
+    /// Malformed or unexpected messages dropped.
+    pub dropped: u64,
+}
+
+/// One received item.
+#[derive(Debug, Clone)]
+struct RxItem {
+    msg: Bytes,
+    truesize: usize,
+}
+
+/// One received unit handed to the application by [`ConnCore::read`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read {
+    /// Payload of one data message.
+    Data(Bytes),
+    /// The connection ended: `Ok(())` after the peer's shutdown, else why.
+    End(Result<(), ConnError>),
+}
+
+/// A tiny xorshift for the OVERLOAD retry delay (the kernel's `get_random_bytes`).
+fn xorshift(s: &mut u32) -> u32 {
+    let mut x = *s;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    *s = x;
+    x
+}
+
+/// The connection state of one socket (see the module docs).
+#[derive(Debug)]
+pub struct ConnCore {
+    own: SocketAddr,
+    state: ConnState,
+    peer: SocketAddr,
+    importance: u8,
+    block_fc: bool,
+    snt_unacked: u32,
+    snd_win: u32,
+    rcv_unacked: u32,
+    rcv_win: u32,
+    rcvbuf: usize,
+    rx: VecDeque<RxItem>,
+    rx_mem: usize,
+    /// The end reason once DISCONNECTING (`Ok` = peer shutdown).
+    end: Option<Result<(), ConnError>>,
+    syn: Option<(SynDest, Bytes)>,
+    connect_deadline: Option<Instant>,
+    retry_at: Option<Instant>,
+    probe_at: Option<Instant>,
+    probe_unacked: bool,
+    rng: u32,
+    out: VecDeque<Output>,
+    stats: ConnStats,
+}
+
+impl ConnCore {
+    /// A fresh socket (OPEN) at `own`, importance LOW, block flow control assumed until the
+    /// connection is set up.
+    pub fn new(own: SocketAddr) -> ConnCore {
+        ConnCore {
+            own,
+            state: ConnState::Open,
+            peer: SocketAddr { node: 0, port: 0 },
+            importance: 0,
+            block_fc: true,
+            snt_unacked: 0,
+            snd_win: INITIAL_WIN,
+            rcv_unacked: 0,
+            rcv_win: INITIAL_WIN,
+            rcvbuf: RCVBUF_DEFAULT,
+            rx: VecDeque::new(),
+            rx_mem: 0,
+            end: None,
+            syn: None,
+            connect_deadline: None,
+            retry_at: None,
+            probe_at: None,
+            probe_unacked: false,
+            rng: own.port ^ own.node ^ 0x9e37_79b9 | 1,
+            out: VecDeque::new(),
+            stats: ConnStats::default(),
+        }
+    }
+
+    /// The socket's own address.
+    pub fn own(&self) -> SocketAddr {
+        self.own
+    }
+    /// The current state.
+    pub fn state(&self) -> ConnState {
+        self.state
+    }
+    /// The peer socket (valid once ESTABLISHED; the SYN's direct destination while CONNECTING).
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+    /// Importance of our messages (0..=3).
+    pub fn importance(&self) -> u8 {
+        self.importance
+    }
+    /// Set the importance of our messages (`TIPC_IMPORTANCE`), clamped to 0..=3.
+    pub fn set_importance(&mut self, imp: u8) {
+        self.importance = imp.min(3);
+    }
+    /// Counters.
+    pub fn stats(&self) -> ConnStats {
+        self.stats
+    }
+    /// Block-based flow control in use (the peer has `TIPC_BLOCK_FLOWCTL`).
+    pub fn block_flowctl(&self) -> bool {
+        self.block_fc
+    }
+    /// Sent but not yet acknowledged, in blocks (or messages in legacy mode).
+    pub fn snt_unacked(&self) -> u32 {
+        self.snt_unacked
+    }
+    /// The peer's advertised window, in blocks (or messages).
+    pub fn snd_win(&self) -> u32 {
+        self.snd_win
+    }
+    /// Our receive window (what the next CONN_ACK advertises after its first one).
+    pub fn rcv_win(&self) -> u32 {
+        self.rcv_win
+    }
+    /// Consumed since the last CONN_ACK we sent.
+    pub fn rcv_unacked(&self) -> u32 {
+        self.rcv_unacked
+    }
+    /// Bytes (truesize) in the receive queue.
+    pub fn rx_mem(&self) -> usize {
+        self.rx_mem
+    }
+    /// Items waiting in the receive queue (data, requests, or the end marker).
+    pub fn rx_len(&self) -> usize {
+        self.rx.len()
+    }
+    /// The end reason once the connection is over (`Ok` = the peer shut down).
+    pub fn end(&self) -> Option<Result<(), ConnError>> {
+        self.end
+    }
+
+    /// The next message to send.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// The flow-control increment of a message of `len` bytes (`tsk_inc`).
+    pub fn inc(&self, len: usize) -> u32 {
+        if self.block_fc {
+            (len / FLOWCTL_BLK_SZ) as u32 + 1
+        } else {
+            1
+        }
+    }
+
+    /// Is the send window full (`tsk_conn_cong`: `snt_unacked > snd_win`)?
+    pub fn congested(&self) -> bool {
+        self.snt_unacked > self.snd_win
+    }
+
+    /// May a data message be sent now? `Ok(false)`: wait (still connecting, or the window is
+    /// full); `Err`: the connection is over or was never set up.
+    pub fn can_send(&self) -> Result<bool, ConnError> {
+        match self.state {
+            ConnState::Established => Ok(!self.congested()),
+            ConnState::Connecting => Ok(false),
+            ConnState::Disconnecting => Err(match self.end {
+                Some(Ok(())) => ConnError::PeerShutdown,
+                Some(Err(e)) => e,
+                None => ConnError::Closed,
+            }),
+            ConnState::Open | ConnState::Listen => Err(ConnError::BadState),
+        }
+    }
+
+    /// Start listening (`listen()`): OPEN -> LISTEN.
+    pub fn listen(&mut self) -> Result<(), ConnError> {
+        if self.state != ConnState::Open {
+            return Err(ConnError::BadState);
+        }
+        self.state = ConnState::Listen;
+        Ok(())
+    }
+
+    fn opts(&self) -> SendOpts {
+        SendOpts {
+            importance: self.importance,
+            dest_droppable: false,
+            src_droppable: false,
+        }
+    }
+
+    /// Send the SYN (`connect()` with empty `data`, or the implicit "0-RTT" SYN+ of `sendmsg()`
+    /// with data): OPEN -> CONNECTING. The SYN (w0 bit 17) is queued as an [`Output`]; a copy
+    /// is kept for an OVERLOAD retry. The connect timer starts.
+    pub fn connect(&mut self, dest: SynDest, data: &[u8], now: Instant) -> Result<(), ConnError> {
+        if self.state != ConnState::Open {
+            return Err(ConnError::BadState);
+        }
+        let opts = self.opts();
+        let msg = match dest {
+            SynDest::Socket(sa) => build_direct(self.own, sa, &opts, data),
+            SynDest::Service(name) => build_named(
+                self.own,
+                name,
+                SocketAddr { node: 0, port: 0 },
+                Scope::Cluster,
+                &opts,
+                data,
+            ),
+        };
+        let mut msg = msg.map_err(|_| ConnError::TooLarge(data.len()))?;
+        Header::new_unchecked(&mut msg[..]).set_flag(field::SYN, true);
+        if let SynDest::Socket(sa) = dest {
+            self.peer = sa;
+        }
+        // An implicit SYN+ counts its data and header (§9.5).
+        self.snt_unacked = if data.is_empty() {
+            0
+        } else {
+            self.inc(msg.len())
+        };
+        self.syn = Some((dest, msg.clone().freeze()));
+        self.state = ConnState::Connecting;
+        self.connect_deadline = Some(now + CONN_TIMEOUT);
+        self.push_syn(dest, msg);
+        if !data.is_empty() {
+            self.stats.tx_msgs += 1;
+            self.stats.tx_bytes += data.len() as u64;
+        }
+        Ok(())
+    }
+
+    fn push_syn(&mut self, dest: SynDest, msg: BytesMut) {
+        match dest {
+            SynDest::Socket(sa) => self.out.push_back(Output::ToNode(sa.node, msg)),
+            SynDest::Service(name) => self.out.push_back(Output::Lookup(name, msg)),
+        }
+    }
+
+    /// The SYN could not be sent at all (no binding, no route): CONNECTING -> DISCONNECTING.
+    pub fn connect_failed(&mut self, why: ConnError) {
+        if self.state == ConnState::Connecting {
+            self.abort(Err(why));
+        }
+    }
+
+    /// `tipc_sk_finish_conn`: ESTABLISHED with `peer`, flow-control mode from its caps.
+    fn finish_conn(&mut self, peer: SocketAddr, peer_caps: u16, now: Instant) {
+        self.peer = peer;
+        self.state = ConnState::Established;
+        self.syn = None;
+        self.connect_deadline = None;
+        self.retry_at = None;
+        self.probe_at = Some(now + CONN_PROBING_INTV);
+        self.probe_unacked = false;
+        self.block_fc = peer_caps & caps::BLOCK_FLOWCTL != 0;
+        if !self.block_fc {
+            self.rcv_win = FLOWCTL_MSG_WIN;
+            self.snd_win = FLOWCTL_MSG_WIN;
+        }
+    }
+
+    fn abort(&mut self, why: Result<(), ConnError>) {
+        self.state = ConnState::Disconnecting;
+        self.end.get_or_insert(why);
+        self.syn = None;
+        self.connect_deadline = None;
+        self.retry_at = None;
+        self.probe_at = None;
+    }
+
+    /// One data message (`CONN_MSG`, 24-byte header) with `data`, counted into `snt_unacked`.
+    /// The caller checks [`ConnCore::can_send`] first (the kernel waits before each message,
+    /// so the window may be overshot by one message).
+    pub fn build_data(&mut self, data: &[u8]) -> Result<(NodeAddr, BytesMut), ConnError> {
+        if self.state != ConnState::Established {
+            return Err(self.can_send().err().unwrap_or(ConnError::BadState));
+        }
+        if data.len() > MAX_USER_MSG_SIZE {
+            return Err(ConnError::TooLarge(data.len()));
+        }
+        let msg = self.short_msg(self.importance, 0, data);
+        self.snt_unacked += self.inc(data.len() + SHORT_H_SIZE);
+        self.stats.tx_msgs += 1;
+        self.stats.tx_bytes += data.len() as u64;
+        Ok((self.peer.node, msg))
+    }
+
+    /// A 24-byte-header CONN_MSG from us to the peer (`tipc_msg_create` with `SHORT_H_SIZE`).
+    fn short_msg(&self, importance: u8, err: u8, data: &[u8]) -> BytesMut {
+        let mut buf = BytesMut::zeroed(SHORT_H_SIZE + data.len());
+        let mut h = Header::new_unchecked(&mut buf[..]);
+        h.init(
+            importance,
+            DataType::Conn as u8,
+            SHORT_H_SIZE,
+            SHORT_H_SIZE + data.len(),
+            self.own.node,
+        );
+        h.set(field::ERRCODE, err as u32);
+        h.set(field::ORIGPORT, self.own.port);
+        h.set(field::DESTPORT, self.peer.port);
+        buf[SHORT_H_SIZE..].copy_from_slice(data);
+        buf
+    }
+
+    /// A CONN_MANAGER message from us to the peer (40 bytes, nodes and ports set).
+    fn proto_msg(&self, mtype: ConnMgrType, conn_ack: u16, adv_win: u16) -> BytesMut {
+        let r = ConnMgrRepr {
+            mtype,
+            dest_droppable: false,
+            nagle_ack: false,
+            errcode: 0,
+            bcast_ack: 0,
+            ack: 0,
+            seqno: 0,
+            prevnode: self.own.node,
+            origport: self.own.port,
+            destport: self.peer.port,
+            orignode: self.own.node,
+            destnode: self.peer.node,
+            conn_ack,
+            adv_win,
+            data: &[],
+        };
+        let mut buf = BytesMut::zeroed(r.buffer_len());
+        r.emit(&mut buf);
+        buf
+    }
+
+    /// `tipc_sk_build_ack`: a CONN_ACK carrying the consumed count (reset to 0); with block
+    /// flow control the receive window becomes the advertised one (512 blocks by default).
+    fn build_ack(&mut self) -> BytesMut {
+        let consumed = self.rcv_unacked.min(0xFFFF) as u16;
+        self.rcv_unacked = 0;
+        let adv = if self.block_fc {
+            self.rcv_win = (self.rcvbuf / FLOWCTL_BLK_SZ / 4) as u32;
+            self.rcv_win.min(0xFFFF) as u16
+        } else {
+            0
+        };
+        self.stats.acks_sent += 1;
+        self.proto_msg(ConnMgrType::Ack, consumed, adv)
+    }
+
+    /// Queue the reversed copy of `msg` (if returnable), counting a rejection.
+    fn reject(&mut self, msg: &[u8], err: ErrorCode) -> Verdict {
+        self.stats.rejected += 1;
+        if let Some(ret) = reverse(msg, err, self.own.node) {
+            let to = Header::new_unchecked(&ret[..]).destnode();
+            self.out.push_back(Output::ToNode(to, ret));
+        }
+        Verdict::Rejected(err)
+    }
+
+    fn drop_msg(&mut self) -> Verdict {
+        self.stats.dropped += 1;
+        Verdict::Dropped
+    }
+
+    /// The receive limit for `msg` (`rcvbuf_limit`).
+    fn rcv_limit(&self, h: &Header<&[u8]>) -> usize {
+        if h.mtype() != DataType::Conn as u8 {
+            return self.rcvbuf << h.user().min(3);
+        }
+        if self.block_fc {
+            self.rcvbuf
+        } else {
+            flowctl_msg_lim()
+        }
+    }
+
+    fn enqueue(&mut self, msg: Bytes, h: &Header<&[u8]>) -> Verdict {
+        let ts = truesize(msg.len());
+        if self.rx_mem + ts >= self.rcv_limit(h) {
+            return self.reject(&msg, ErrorCode::Overload);
+        }
+        self.rx_mem += ts;
+        self.rx.push_back(RxItem { msg, truesize: ts });
+        Verdict::Queued
+    }
+
+    /// A message for this socket (`tipc_sk_filter_rcv` for connection sockets).
+    ///
+    /// `sender_caps` are the capabilities of the message's originating node (its SYN_BIT and
+    /// BLOCK_FLOWCTL matter). Responses (rejections, acks, probe replies) are queued as
+    /// [`Output`]s.
+    pub fn on_message(&mut self, msg: Bytes, sender_caps: u16, now: Instant) -> Verdict {
+        let Ok(h) = Header::new_checked(&msg[..]) else {
+            return self.drop_msg();
+        };
+        let usr = h.user();
+        if usr == user::CONN_MANAGER {
+            return self.on_proto(&msg);
+        }
+        if usr > user::CRITICAL {
+            return self.drop_msg();
+        }
+        let mtype = h.mtype();
+        if mtype > DataType::Direct as u8 || mtype == DataType::Mcast as u8 {
+            // Group and multicast messages: not for a connection socket.
+            if mtype == DataType::Mcast as u8 {
+                return self.drop_msg();
+            }
+            return self.reject(&msg, ErrorCode::NoPort);
+        }
+        let con_msg = mtype == DataType::Conn as u8;
+        let err = h.errcode();
+        let oport = h.origport();
+        let onode = h.orignode();
+        match self.state {
+            ConnState::Connecting => {
+                if con_msg {
+                    if err != 0 {
+                        self.abort(Err(ConnError::Refused(
+                            ErrorCode::from_u8(err).unwrap_or(ErrorCode::NoPort),
+                        )));
+                        return Verdict::Consumed;
+                    }
+                    self.finish_conn(
+                        SocketAddr {
+                            node: onode,
+                            port: oport,
+                        },
+                        sender_caps,
+                        now,
+                    );
+                    self.importance = h.user();
+                    if h.payload().is_empty() {
+                        return Verdict::Consumed;
+                    }
+                    self.stats.rx_msgs += 1;
+                    return self.enqueue(msg.clone(), &h);
+                }
+                // Only our own SYN coming back counts; anything else is ignored.
+                let ours = err != 0 && h.flag(field::SYN) && h.destport() == self.own.port;
+                let from_peer = self.peer.port == 0 || (oport == self.peer.port);
+                if !ours || !from_peer {
+                    return self.drop_msg();
+                }
+                let code = ErrorCode::from_u8(err).unwrap_or(ErrorCode::NoPort);
+                if code != ErrorCode::Overload || self.syn.is_none() {
+                    self.abort(Err(ConnError::Refused(code)));
+                    return Verdict::Consumed;
+                }
+                let ms =
+                    100 + xorshift(&mut self.rng) as u64 % (CONN_TIMEOUT.as_millis() as u64 / 4);
+                self.retry_at = Some(now + Duration::from_millis(ms));
+                Verdict::Consumed
+            }
+            ConnState::Open | ConnState::Disconnecting => self.reject(&msg, ErrorCode::NoPort),
+            ConnState::Listen => {
+                if !h.flag(field::SYN) && sender_caps & caps::SYN_BIT != 0 {
+                    return self.reject(&msg, ErrorCode::NoPort);
+                }
+                if con_msg || err != 0 {
+                    return self.reject(&msg, ErrorCode::NoPort);
+                }
+                self.enqueue(msg.clone(), &h)
+            }
+            ConnState::Established => {
+                if con_msg && err == 0 && oport == self.peer.port && onode == self.peer.node {
+                    if h.flag(field::BIT18) {
+                        // ack_required (Nagle): answer at once with a nagle CONN_ACK.
+                        let mut ack = self.build_ack();
+                        Header::new_unchecked(&mut ack[..]).set_flag(field::BIT18, true);
+                        self.out.push_back(Output::ToNode(self.peer.node, ack));
+                    }
+                    self.stats.rx_msgs += 1;
+                    return self.enqueue(msg.clone(), &h);
+                }
+                if !self.is_peer_msg(&h) {
+                    return self.reject(&msg, ErrorCode::NoPort);
+                }
+                if err == 0 {
+                    self.stats.rx_msgs += 1;
+                    return self.enqueue(msg.clone(), &h);
+                }
+                // FIN (or one of our messages returned, or the local node-lost abort).
+                let why = match ConnError::from_code(err) {
+                    ConnError::PeerShutdown => Ok(()),
+                    e => Err(e),
+                };
+                self.abort(why);
+                self.rx.push_back(RxItem {
+                    msg: msg.clone(),
+                    truesize: 0,
+                });
+                Verdict::Queued
+            }
+        }
+    }
+
+    /// `tsk_peer_msg`: from the connected peer socket?
+    fn is_peer_msg(&self, h: &Header<&[u8]>) -> bool {
+        if self.state != ConnState::Established || h.origport() != self.peer.port {
+            return false;
+        }
+        let orig = h.orignode();
+        orig == self.peer.node
+            || (orig == 0 && self.peer.node == self.own.node)
+            || (self.peer.node == 0 && orig == self.own.node)
+    }
+
+    /// CONN_MANAGER (`tipc_sk_conn_proto_rcv`): probe, probe reply, ack.
+    fn on_proto(&mut self, msg: &Bytes) -> Verdict {
+        let Ok(h) = Header::new_checked(&msg[..]) else {
+            return self.drop_msg();
+        };
+        let Ok(r) = ConnMgrRepr::parse(&h) else {
+            return self.drop_msg();
+        };
+        if !self.is_peer_msg(&h) {
+            return self.drop_msg();
+        }
+        if r.errcode != 0 {
+            self.abort(Err(ConnError::from_code(r.errcode)));
+            self.rx.push_back(RxItem {
+                msg: msg.clone(),
+                truesize: 0,
+            });
+            return Verdict::Queued;
+        }
+        self.probe_unacked = false;
+        match r.mtype {
+            ConnMgrType::Probe => {
+                if let Some(mut rep) = reverse(msg, ErrorCode::Ok, self.own.node) {
+                    Header::new_unchecked(&mut rep[..])
+                        .set(field::MTYPE, ConnMgrType::ProbeReply as u32);
+                    let to = Header::new_unchecked(&rep[..]).destnode();
+                    self.out.push_back(Output::ToNode(to, rep));
+                }
+            }
+            ConnMgrType::Ack => {
+                self.stats.acks_rcvd += 1;
+                let n = r.conn_ack as u32;
+                if n <= self.snt_unacked {
+                    self.snt_unacked -= n;
+                    if self.block_fc {
+                        self.snd_win = r.adv_win as u32;
+                    }
+                }
+            }
+            ConnMgrType::ProbeReply => {}
+        }
+        Verdict::Consumed
+    }
+
+    /// Take the next received unit (`recvmsg`): data counts into the consumed count when it is
+    /// read, and a CONN_ACK is queued once that count reaches `rcv_win / 4`. After the last
+    /// data the end is reported on every call; `None` while nothing is there.
+    pub fn read(&mut self) -> Option<Read> {
+        if self.state == ConnState::Listen {
+            return None;
+        }
+        let item = match self.rx.pop_front() {
+            Some(i) => i,
+            // After the last data the end is reported, as often as asked.
+            None => return self.end.map(Read::End),
+        };
+        self.rx_mem -= item.truesize;
+        let h = Header::new_unchecked(&item.msg[..]);
+        if h.errcode() != 0 {
+            // The end marker: report it, drop what follows.
+            self.rx.clear();
+            self.rx_mem = 0;
+            return Some(Read::End(self.end.unwrap_or(Err(ConnError::Reset))));
+        }
+        let hlen = h.header_len();
+        let data = item
+            .msg
+            .slice(hlen.min(h.size())..h.size().min(item.msg.len()));
+        if self.state == ConnState::Established {
+            self.rcv_unacked += self.inc(h.size());
+            if self.rcv_unacked >= self.rcv_win / TIPC_ACK_RATE {
+                let ack = self.build_ack();
+                self.out.push_back(Output::ToNode(self.peer.node, ack));
+            }
+        }
+        Some(Read::Data(data))
+    }
+
+    /// Has [`ConnCore::read`] something to return?
+    pub fn readable(&self) -> bool {
+        self.state != ConnState::Listen && (!self.rx.is_empty() || self.end.is_some())
+    }
+
+    /// LISTEN: take the next connection request and create the accepted socket (`tipc_accept`)
+    /// at `new_own`: ESTABLISHED with the request's `{orignode, origport}`, the request's
+    /// importance, its data (if any) queued, and the empty ACK `CONN_MSG` queued on the new
+    /// core. `peer_caps` are the requester's node capabilities.
+    pub fn accept(
+        &mut self,
+        new_own: SocketAddr,
+        peer_caps: u16,
+        now: Instant,
+    ) -> Option<ConnCore> {
+        if self.state != ConnState::Listen {
+            return None;
+        }
+        let item = self.rx.pop_front()?;
+        self.rx_mem -= item.truesize;
+        let h = Header::new_unchecked(&item.msg[..]);
+        let peer = SocketAddr {
+            node: h.orignode(),
+            port: h.origport(),
+        };
+        let mut c = ConnCore::new(new_own);
+        c.importance = h.user().min(3);
+        c.finish_conn(peer, peer_caps, now);
+        if !h.payload().is_empty() {
+            c.stats.rx_msgs += 1;
+            let ts = truesize(item.msg.len());
+            c.rx_mem += ts;
+            c.rx.push_back(RxItem {
+                msg: item.msg.clone(),
+                truesize: ts,
+            });
+        }
+        // The ACK: an empty stream send, counted like one (`__tipc_sendstream`).
+        let ack = c.short_msg(c.importance, 0, &[]);
+        c.snt_unacked += c.inc(SHORT_H_SIZE);
+        c.out.push_back(Output::ToNode(peer.node, ack));
+        Some(c)
+    }
+
+    /// The origin `{orignode, origport}` of the next connection request (LISTEN).
+    pub fn peek_request(&self) -> Option<SocketAddr> {
+        if self.state != ConnState::Listen {
+            return None;
+        }
+        let h = Header::new_unchecked(&self.rx.front()?.msg[..]);
+        Some(SocketAddr {
+            node: h.orignode(),
+            port: h.origport(),
+        })
+    }
+
+    /// Pending connection requests (LISTEN).
+    pub fn backlog(&self) -> usize {
+        if self.state == ConnState::Listen {
+            self.rx.len()
+        } else {
+            0
+        }
+    }
+
+    /// `__tipc_shutdown` with `err` (`NoPort` for `close()`, `ConnShutdown` for `shutdown()`):
+    /// CONNECTING/ESTABLISHED -> DISCONNECTING with a FIN to the peer (the first unread message
+    /// rejected back with `err`, else an empty CRITICAL CONN_MSG with errcode `err`); LISTEN
+    /// rejects every pending request with `err`. Nothing is sent in other states.
+    pub fn shutdown(&mut self, err: ErrorCode) {
+        match self.state {
+            ConnState::Connecting | ConnState::Established => {
+                let was_connected = self.state == ConnState::Established;
+                self.abort(Err(ConnError::Closed));
+                // Unread data is rejected back as the FIN.
+                let first = self
+                    .rx
+                    .iter()
+                    .position(|i| Header::new_unchecked(&i.msg[..]).errcode() == 0);
+                if let Some(i) = first {
+                    let m = self.rx[i].msg.clone();
+                    self.rx.clear();
+                    self.rx_mem = 0;
+                    if let Some(ret) = reverse(&m, err, self.own.node) {
+                        let to = Header::new_unchecked(&ret[..]).destnode();
+                        self.out.push_back(Output::ToNode(to, ret));
+                        return;
+                    }
+                }
+                self.rx.clear();
+                self.rx_mem = 0;
+                if was_connected || self.peer.port != 0 {
+                    let fin = self.short_msg(user::CRITICAL, err as u8, &[]);
+                    self.out.push_back(Output::ToNode(self.peer.node, fin));
+                }
+            }
+            ConnState::Listen => {
+                self.state = ConnState::Disconnecting;
+                self.end = Some(Err(ConnError::Closed));
+                while let Some(i) = self.rx.pop_front() {
+                    let _ = self.reject(&i.msg, err);
+                }
+                self.rx_mem = 0;
+            }
+            ConnState::Open => {
+                self.state = ConnState::Disconnecting;
+                self.end = Some(Err(ConnError::Closed));
+            }
+            ConnState::Disconnecting => {}
+        }
+    }
+
+    /// The abort the local node generates for a connection whose peer node was lost
+    /// (`node_lost_contact`): a CRITICAL CONN_MSG, 24-byte header, errcode `NO_NODE`, that
+    /// looks as if it came from the peer socket. `None` unless connected to `node`.
+    pub fn node_lost_msg(&self, node: NodeAddr) -> Option<Bytes> {
+        if self.state != ConnState::Established || self.peer.node != node {
+            return None;
+        }
+        let mut buf = BytesMut::zeroed(SHORT_H_SIZE);
+        let mut h = Header::new_unchecked(&mut buf[..]);
+        h.init(
+            user::CRITICAL,
+            DataType::Conn as u8,
+            SHORT_H_SIZE,
+            SHORT_H_SIZE,
+            node,
+        );
+        h.set(field::ERRCODE, ErrorCode::NoNode as u32);
+        h.set(field::ORIGPORT, self.peer.port);
+        h.set(field::DESTPORT, self.own.port);
+        Some(buf.freeze())
+    }
+
+    /// The peer node was lost: an established connection to it ends with
+    /// [`ConnError::NoNode`] (through [`ConnCore::node_lost_msg`]); a connection request to it
+    /// fails the same way. Returns true if this socket was affected.
+    pub fn node_lost(&mut self, node: NodeAddr, now: Instant) -> bool {
+        if let Some(m) = self.node_lost_msg(node) {
+            return self.on_message(m, 0, now) == Verdict::Queued;
+        }
+        if self.state == ConnState::Connecting && self.peer.node == node && node != 0 {
+            self.abort(Err(ConnError::NoNode));
+            return true;
+        }
+        false
+    }
+
+    /// When [`ConnCore::handle_timeout`] wants to run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [self.connect_deadline, self.retry_at, self.probe_at]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Timers: connect timeout (-> [`ConnError::Timeout`]), the OVERLOAD retry of the SYN,
+    /// and connection probing (a probe every hour; one left unanswered aborts with
+    /// [`ConnError::Aborted`]).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.connect_deadline.is_some_and(|t| now >= t) {
+            if self.state == ConnState::Connecting {
+                self.abort(Err(ConnError::Timeout));
+            }
+            self.connect_deadline = None;
+        }
+        if self.retry_at.is_some_and(|t| now >= t) {
+            self.retry_at = None;
+            if self.state == ConnState::Connecting {
+                if let Some((dest, syn)) = self.syn.clone() {
+                    self.push_syn(dest, BytesMut::from(&syn[..]));
+                }
+            }
+        }
+        if self.probe_at.is_some_and(|t| now >= t) {
+            if self.state != ConnState::Established {
+                self.probe_at = None;
+            } else if self.probe_unacked {
+                self.abort(Err(ConnError::Aborted));
+            } else {
+                let p = self.proto_msg(ConnMgrType::Probe, 0, 0);
+                self.out.push_back(Output::ToNode(self.peer.node, p));
+                self.probe_unacked = true;
+                self.probe_at = Some(now + CONN_PROBING_INTV);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tipc_transport::OWN_CAPABILITIES;
+
+    const A: NodeAddr = 0x6100_0000;
+    const B: NodeAddr = 0x6200_0000;
+    const LEGACY: u16 = OWN_CAPABILITIES & !(caps::BLOCK_FLOWCTL | caps::SYN_BIT);
+
+    fn sa(node: NodeAddr, port: u32) -> SocketAddr {
+        SocketAddr { node, port }
+    }
+
+    /// A kernel vector with the link-stamped fields (w1 bits 15-0, w2) zeroed.
+    fn vector(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/../transport/tests/vectors/eth/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(path).expect("vector");
+        let hex: String = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .flat_map(|l| l.chars())
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        let mut v: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+            .collect();
+        v[6..12].fill(0);
+        v
+    }
+
+    fn outputs(c: &mut ConnCore) -> Vec<Output> {
+        let mut v = Vec::new();
+        while let Some(o) = c.poll_output() {
+            v.push(o);
+        }
+        v
+    }
+
+    fn only_msg(c: &mut ConnCore) -> (NodeAddr, BytesMut) {
+        let mut o = outputs(c);
+        assert_eq!(o.len(), 1, "{o:?}");
+        match o.remove(0) {
+            Output::ToNode(n, m) => (n, m),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn hdr(m: &[u8]) -> Header<&[u8]> {
+        Header::new_checked(m).expect("valid")
+    }
+
+    /// Client at `c` connected (by a direct SYN, then the peer's ACK) to server `s`.
+    fn established(c: SocketAddr, s: SocketAddr, caps: u16, now: Instant) -> ConnCore {
+        let mut core = ConnCore::new(c);
+        core.connect(SynDest::Socket(s), &[], now).unwrap();
+        outputs(&mut core);
+        let mut srv = ConnCore::new(s);
+        srv.peer = c;
+        let ack = srv.short_msg(0, 0, &[]);
+        assert_eq!(core.on_message(ack.freeze(), caps, now), Verdict::Consumed);
+        assert_eq!(core.state(), ConnState::Established);
+        core
+    }
+
+    /// A message from the peer `s` to `c` as the peer's core would build it.
+    fn from_peer(c: SocketAddr, s: SocketAddr, err: u8, data: &[u8]) -> Bytes {
+        let mut srv = ConnCore::new(s);
+        srv.peer = c;
+        srv.short_msg(0, err, data).freeze()
+    }
+
+    fn conn_ack(c: SocketAddr, s: SocketAddr, n: u16, adv: u16) -> Bytes {
+        let mut srv = ConnCore::new(s);
+        srv.peer = c;
+        srv.proto_msg(ConnMgrType::Ack, n, adv).freeze()
+    }
+
+    #[test]
+    fn connect_named_syn_matches_kernel_vector() {
+        let now = Instant::now();
+        let mut c = ConnCore::new(sa(A, 0x7b7c_24ee));
+        c.connect(
+            SynDest::Service(ServiceAddr {
+                type_: 2000,
+                instance: 1,
+            }),
+            &[],
+            now,
+        )
+        .unwrap();
+        assert_eq!(c.state(), ConnState::Connecting);
+        let mut o = outputs(&mut c);
+        let Some(Output::Lookup(name, mut syn)) = o.pop() else {
+            panic!("expected a lookup");
+        };
+        assert_eq!(name.type_, 2000);
+        // The name table stamps the lookup result.
+        let mut h = Header::new_unchecked(&mut syn[..]);
+        h.set(field::DESTNODE, B);
+        h.set(field::DESTPORT, 0xdd9a_5e82);
+        assert_eq!(&syn[..], &vector("126-data-low-named-a2b-syn.hex")[..]);
+    }
+
+    #[test]
+    fn accept_ack_and_data_match_kernel_vectors() {
+        let now = Instant::now();
+        let mut l = ConnCore::new(sa(B, 1000));
+        l.listen().unwrap();
+        let mut client = ConnCore::new(sa(A, 0x0e20_9a8e));
+        client
+            .connect(SynDest::Socket(sa(B, 1000)), &[], now)
+            .unwrap();
+        let (_, syn) = only_msg(&mut client);
+        assert_eq!(
+            l.on_message(syn.freeze(), OWN_CAPABILITIES, now),
+            Verdict::Queued
+        );
+        assert_eq!(l.backlog(), 1);
+        assert_eq!(l.peek_request(), Some(sa(A, 0x0e20_9a8e)));
+        let mut s = l.accept(sa(B, 0x86ae_c7bb), OWN_CAPABILITIES, now).unwrap();
+        assert_eq!(l.backlog(), 0);
+        assert_eq!(s.state(), ConnState::Established);
+        let (to, ack) = only_msg(&mut s);
+        assert_eq!(to, A);
+        assert_eq!(&ack[..], &vector("070-data-low-conn-b2a-empty.hex")[..]);
+        let (to, data) = s.build_data(b"ifirst").unwrap();
+        assert_eq!(to, A);
+        assert_eq!(&data[..], &vector("071-data-low-conn-b2a.hex")[..]);
+        // The client completes with the accepted socket (not the listener).
+        assert_eq!(
+            client.on_message(ack.freeze(), OWN_CAPABILITIES, now),
+            Verdict::Consumed
+        );
+        assert_eq!(client.state(), ConnState::Established);
+        assert_eq!(client.peer(), sa(B, 0x86ae_c7bb));
+    }
+
+    #[test]
+    fn shutdown_fin_matches_kernel_vector() {
+        let now = Instant::now();
+        let mut c = established(
+            sa(A, 0x7b7c_24ee),
+            sa(B, 0x6d5c_ae2e),
+            OWN_CAPABILITIES,
+            now,
+        );
+        c.shutdown(ErrorCode::ConnShutdown);
+        assert_eq!(c.state(), ConnState::Disconnecting);
+        let (to, fin) = only_msg(&mut c);
+        assert_eq!(to, B);
+        assert_eq!(
+            &fin[..],
+            &vector("129-data-critical-conn-a2b-err-conn_shutdown.hex")[..]
+        );
+        assert_eq!(c.can_send(), Err(ConnError::Closed));
+        // A second shutdown sends nothing.
+        c.shutdown(ErrorCode::NoPort);
+        assert!(outputs(&mut c).is_empty());
+    }
+
+    #[test]
+    fn read_acks_after_consuming_rcv_win_quarter_matching_kernel_vector() {
+        let now = Instant::now();
+        let (me, peer) = (sa(B, 0x6376_7181), sa(A, 0xb97e_9214));
+        let mut c = established(me, peer, OWN_CAPABILITIES, now);
+        let big = vec![0x55u8; 20000];
+        for _ in 0..2 {
+            assert_eq!(
+                c.on_message(from_peer(me, peer, 0, &big), OWN_CAPABILITIES, now),
+                Verdict::Queued
+            );
+        }
+        // Counted when read, not on arrival.
+        assert!(outputs(&mut c).is_empty());
+        assert_eq!(c.read(), Some(Read::Data(Bytes::from(big.clone()))));
+        assert_eq!(c.rcv_unacked(), 20);
+        assert!(outputs(&mut c).is_empty());
+        assert_eq!(c.read(), Some(Read::Data(Bytes::from(big))));
+        // 40 blocks >= 128 / 4: CONN_ACK conn_ack=40, adv_win=512.
+        let (to, ack) = only_msg(&mut c);
+        assert_eq!(to, A);
+        assert_eq!(&ack[..], &vector("076-conn-manager-conn-ack-b2a.hex")[..]);
+        assert_eq!(c.rcv_unacked(), 0);
+        assert_eq!(c.rcv_win(), ADV_WIN);
+    }
+
+    #[test]
+    fn send_blocks_when_window_exceeded_and_ack_reopens_it() {
+        let now = Instant::now();
+        let (me, peer) = (sa(A, 10), sa(B, 20));
+        let mut c = established(me, peer, OWN_CAPABILITIES, now);
+        assert_eq!(c.snd_win(), INITIAL_WIN);
+        let chunk = vec![0u8; 1000]; // 1024 bytes with the header: 2 blocks.
+        let mut sent = 0;
+        while c.can_send() == Ok(true) {
+            c.build_data(&chunk).unwrap();
+            sent += 1;
+        }
+        assert_eq!(c.snt_unacked(), 130);
+        assert_eq!(sent, 65);
+        // An ack for more than was sent is ignored.
+        c.on_message(conn_ack(me, peer, 131, 512), OWN_CAPABILITIES, now);
+        assert_eq!(c.snt_unacked(), 130);
+        assert_eq!(c.snd_win(), INITIAL_WIN);
+        c.on_message(conn_ack(me, peer, 40, 512), OWN_CAPABILITIES, now);
+        assert_eq!(c.snt_unacked(), 90);
+        assert_eq!(c.snd_win(), 512);
+        assert_eq!(c.can_send(), Ok(true));
+        assert_eq!(c.stats().acks_rcvd, 2);
+    }
+
+    #[test]
+    fn legacy_peer_uses_message_counting_and_no_adv_win() {
+        let now = Instant::now();
+        let (me, peer) = (sa(A, 10), sa(B, 20));
+        let mut c = established(me, peer, LEGACY, now);
+        assert!(!c.block_flowctl());
+        assert_eq!(
+            (c.snd_win(), c.rcv_win()),
+            (FLOWCTL_MSG_WIN, FLOWCTL_MSG_WIN)
+        );
+        c.build_data(&[0u8; 60000]).unwrap();
+        assert_eq!(c.snt_unacked(), 1);
+        for _ in 0..128 {
+            c.on_message(from_peer(me, peer, 0, b"x"), LEGACY, now);
+        }
+        for i in 0..128 {
+            assert!(matches!(c.read(), Some(Read::Data(_))));
+            let o = outputs(&mut c);
+            if i < 127 {
+                assert!(o.is_empty());
+            } else {
+                let Some(Output::ToNode(_, ack)) = o.into_iter().next() else {
+                    panic!("no ack after 128 messages");
+                };
+                let h = hdr(&ack);
+                assert_eq!(h.get(field::CONN_ACK), 128);
+                assert_eq!(h.get(field::ADV_WIN), 0);
+            }
+        }
+        // A legacy ack never changes the window.
+        c.on_message(conn_ack(me, peer, 1, 77), LEGACY, now);
+        assert_eq!((c.snt_unacked(), c.snd_win()), (0, FLOWCTL_MSG_WIN));
+    }
+
+    #[test]
+    fn ack_required_gets_immediate_nagle_ack() {
+        let now = Instant::now();
+        let (me, peer) = (sa(A, 10), sa(B, 20));
+        let mut c = established(me, peer, OWN_CAPABILITIES, now);
+        let mut m = BytesMut::from(&from_peer(me, peer, 0, b"abc")[..]);
+        Header::new_unchecked(&mut m[..]).set_flag(field::BIT18, true);
+        assert_eq!(
+            c.on_message(m.freeze(), OWN_CAPABILITIES, now),
+            Verdict::Queued
+        );
+        let (to, ack) = only_msg(&mut c);
+        assert_eq!(to, B);
+        let h = hdr(&ack);
+        assert_eq!(h.user(), user::CONN_MANAGER);
+        assert_eq!(h.mtype(), ConnMgrType::Ack as u8);
+        assert!(h.flag(field::BIT18));
+    }
+
+    #[test]
+    fn probe_is_answered_with_reversed_probe_reply() {
+        let now = Instant::now();
+        let (me, peer) = (sa(A, 10), sa(B, 20));
+        let mut c = established(me, peer, OWN_CAPABILITIES, now);
+        let mut p = ConnCore::new(peer);
+        p.peer = me;
+        let probe = p.proto_msg(ConnMgrType::Probe, 0, 0).freeze();
+        assert_eq!(
+            c.on_message(probe, OWN_CAPABILITIES, now),
+            Verdict::Consumed
+        );
+        let (to, rep) = only_msg(&mut c);
+        assert_eq!(to, B);
+        let h = hdr(&rep);
+        assert_eq!(h.user(), user::CONN_MANAGER);
+        assert_eq!(h.mtype(), ConnMgrType::ProbeReply as u8);
+        assert_eq!((h.origport(), h.destport()), (10, 20));
+        assert_eq!((h.orignode(), h.destnode()), (A, B));
+        assert_eq!(h.errcode(), 0);
+    }
+
+    #[test]
+    fn unanswered_probe_aborts_after_a_probing_interval() {
+        let now = Instant::now();
+        let (me, peer) = (sa(A, 10), sa(B, 20));
+        let mut c = established(me, peer, OWN_CAPABILITIES, now);
+        assert_eq!(c.poll_timeout(), Some(now + CONN_PROBING_INTV));
+        c.handle_timeout(now + CONN_PROBING_INTV);
+        let (_, probe) = only_msg(&mut c);
+        assert_eq!(hdr(&probe).mtype(), ConnMgrType::Probe as u8);
+        // Answered: the next interval probes again.
+        let mut p = ConnCore::new(peer);
+        p.peer = me;
+        let reply = p.proto_msg(ConnMgrType::ProbeReply, 0, 0).freeze();
+        c.on_message(reply, OWN_CAPABILITIES, now);
+        c.handle_timeout(now + 2 * CONN_PROBING_INTV);
+        assert_eq!(outputs(&mut c).len(), 1);
+        assert_eq!(c.state(), ConnState::Established);
+        // Unanswered: aborted.
+        c.handle_timeout(now + 3 * CONN_PROBING_INTV);
+        assert_eq!(c.state(), ConnState::Disconnecting);
+        assert_eq!(c.can_send(), Err(ConnError::Aborted));
+        assert_eq!(c.read(), Some(Read::End(Err(ConnError::Aborted))));
+    }
+
+    #[test]
+    fn established_rejects_message_from_wrong_port_or_node_with_no_port() {
+        let now = Instant::now();
+        let (me, peer) = (sa(A, 10), sa(B, 20));
+        let mut c = established(me, peer, OWN_CAPABILITIES, now);
+        let wrong_port = from_peer(me, sa(B, 21), 0, b"x");
+        assert_eq!(
+            c.on_message(wrong_port, OWN_CAPABILITIES, now),
+            Verdict::Rejected(ErrorCode::NoPort)
+        );
+        let (to, ret) = only_msg(&mut c);
+        assert_eq!(to, B);
+        let h = hdr(&ret);
+        assert_eq!(h.errcode(), ErrorCode::NoPort as u8);
+        assert_eq!(h.header_len(), 32);
+        assert_eq!(h.destport(), 21);
+        let wrong_node = from_peer(me, sa(0x6300_0000, 20), 0, b"x");
+        assert_eq!(
+            c.on_message(wrong_node, OWN_CAPABILITIES, now),
+            Verdict::Rejected(ErrorCode::NoPort)
+        );
+        assert_eq!(c.state(), ConnState::Established);
+        assert_eq!(c.rx_len(), 0);
+    }
+
+    #[test]
+    fn listener_requires_syn_only_from_syn_bit_peers() {
+        let now = Instant::now();
+        let mut l = ConnCore::new(sa(B, 1000));
+        l.listen().unwrap();
+        let plain = build_direct(sa(A, 5), sa(B, 1000), &SendOpts::default(), b"hi").unwrap();
+        let mut plain_ret = plain.clone();
+        Header::new_unchecked(&mut plain_ret[..]).set_flag(field::DEST_DROPPABLE, false);
+        assert_eq!(
+            l.on_message(plain_ret.clone().freeze(), OWN_CAPABILITIES, now),
+            Verdict::Rejected(ErrorCode::NoPort)
+        );
+        assert_eq!(outputs(&mut l).len(), 1);
+        // A legacy peer's plain message is a request.
+        assert_eq!(
+            l.on_message(plain_ret.freeze(), LEGACY, now),
+            Verdict::Queued
+        );
+        // Connection messages and returned messages are never requests.
+        let mut conn = ConnCore::new(sa(A, 6));
+        conn.peer = sa(B, 1000);
+        let cm = conn.short_msg(0, 0, b"x").freeze();
+        assert_eq!(
+            l.on_message(cm, LEGACY, now),
+            Verdict::Rejected(ErrorCode::NoPort)
+        );
+        let mut returned = plain.clone();
+        {
+            let mut h = Header::new_unchecked(&mut returned[..]);
+            h.set(field::ERRCODE, ErrorCode::NoName as u32);
+            h.set_flag(field::SYN, true);
+        }
+        assert_eq!(
+            l.on_message(returned.freeze(), LEGACY, now),
+            Verdict::Rejected(ErrorCode::NoPort)
+        );
+        assert_eq!(outputs(&mut l).len(), 1, "only the CONN_MSG is returned");
+        assert_eq!(l.backlog(), 1);
+        // The legacy request gets a legacy connection.
+        let s = l.accept(sa(B, 1001), LEGACY, now).unwrap();
+        assert!(!s.block_flowctl());
+    }
+
+    #[test]
+    fn listener_close_rejects_pending_requests() {
+        let now = Instant::now();
+        let mut l = ConnCore::new(sa(B, 1000));
+        l.listen().unwrap();
+        let mut c = ConnCore::new(sa(A, 5));
+        c.connect(SynDest::Socket(sa(B, 1000)), b"data", now)
+            .unwrap();
+        let (_, syn) = only_msg(&mut c);
+        l.on_message(syn.freeze(), OWN_CAPABILITIES, now);
+        l.shutdown(ErrorCode::NoPort);
+        let (to, ret) = only_msg(&mut l);
+        assert_eq!(to, A);
+        assert_eq!(hdr(&ret).errcode(), ErrorCode::NoPort as u8);
+        // The client sees its SYN refused.
+        assert_eq!(
+            c.on_message(ret.freeze(), OWN_CAPABILITIES, now),
+            Verdict::Consumed
+        );
+        assert_eq!(c.state(), ConnState::Disconnecting);
+        assert_eq!(c.can_send(), Err(ConnError::Refused(ErrorCode::NoPort)));
+    }
+
+    #[test]
+    fn overloaded_syn_is_retried_after_random_delay_and_keeps_data() {
+        let now = Instant::now();
+        let mut c = ConnCore::new(sa(A, 5));
+        c.connect(SynDest::Socket(sa(B, 1000)), b"zero-rtt", now)
+            .unwrap();
+        assert_eq!(c.snt_unacked(), 1);
+        let (_, syn) = only_msg(&mut c);
+        let ret = reverse(&syn, ErrorCode::Overload, B).unwrap();
+        assert!(hdr(&ret).payload().is_empty(), "OVERLOAD drops SYN data");
+        assert_eq!(
+            c.on_message(ret.freeze(), OWN_CAPABILITIES, now),
+            Verdict::Consumed
+        );
+        assert_eq!(c.state(), ConnState::Connecting);
+        let t = c.poll_timeout().unwrap();
+        let d = t - now;
+        assert!(
+            d >= Duration::from_millis(100) && d < Duration::from_millis(2100),
+            "{d:?}"
+        );
+        c.handle_timeout(t);
+        let (to, again) = only_msg(&mut c);
+        assert_eq!(to, B);
+        assert_eq!(&again[..], &syn[..]);
+    }
+
+    #[test]
+    fn connect_times_out_after_eight_seconds() {
+        let now = Instant::now();
+        let mut c = ConnCore::new(sa(A, 5));
+        c.connect(SynDest::Socket(sa(B, 1000)), &[], now).unwrap();
+        assert_eq!(
+            c.connect(SynDest::Socket(sa(B, 1000)), &[], now),
+            Err(ConnError::BadState)
+        );
+        c.handle_timeout(now + Duration::from_millis(7999));
+        assert_eq!(c.state(), ConnState::Connecting);
+        c.handle_timeout(now + CONN_TIMEOUT);
+        assert_eq!(c.can_send(), Err(ConnError::Timeout));
+    }
+
+    #[test]
+    fn connecting_ignores_foreign_returned_messages() {
+        let now = Instant::now();
+        let mut c = ConnCore::new(sa(A, 5));
+        c.connect(SynDest::Socket(sa(B, 1000)), &[], now).unwrap();
+        outputs(&mut c);
+        let mut other = build_direct(sa(A, 5), sa(B, 999), &SendOpts::default(), b"x").unwrap();
+        Header::new_unchecked(&mut other[..]).set_flag(field::DEST_DROPPABLE, false);
+        let ret = reverse(&other, ErrorCode::NoPort, B).unwrap();
+        assert_eq!(
+            c.on_message(ret.freeze(), OWN_CAPABILITIES, now),
+            Verdict::Dropped
+        );
+        assert_eq!(c.state(), ConnState::Connecting);
+    }
+
+    #[test]
+    fn node_loss_ends_connection_with_no_node_after_queued_data() {
+        let now = Instant::now();
+        let (me, peer) = (sa(A, 10), sa(B, 20));
+        let mut c = established(me, peer, OWN_CAPABILITIES, now);
+        c.on_message(from_peer(me, peer, 0, b"before"), OWN_CAPABILITIES, now);
+        let m = c.node_lost_msg(B).unwrap();
+        let h = hdr(&m);
+        assert_eq!((h.user(), h.header_len()), (user::CRITICAL, SHORT_H_SIZE));
+        assert_eq!(h.errcode(), ErrorCode::NoNode as u8);
+        assert_eq!((h.origport(), h.destport(), h.prevnode()), (20, 10, B));
+        assert!(!c.node_lost(0x6300_0000, now));
+        assert!(c.node_lost(B, now));
+        assert_eq!(c.can_send(), Err(ConnError::NoNode));
+        assert_eq!(c.read(), Some(Read::Data(Bytes::from_static(b"before"))));
+        assert_eq!(c.read(), Some(Read::End(Err(ConnError::NoNode))));
+        assert_eq!(c.read(), Some(Read::End(Err(ConnError::NoNode))));
+        assert!(c.node_lost_msg(B).is_none());
+    }
+
+    #[test]
+    fn peer_fin_codes_map_to_orderly_end_or_reset() {
+        let now = Instant::now();
+        let (me, peer) = (sa(A, 10), sa(B, 20));
+        let mut c = established(me, peer, OWN_CAPABILITIES, now);
+        c.on_message(from_peer(me, peer, 0, b"d"), OWN_CAPABILITIES, now);
+        let fin = from_peer(me, peer, ErrorCode::ConnShutdown as u8, &[]);
+        assert_eq!(c.on_message(fin, OWN_CAPABILITIES, now), Verdict::Queued);
+        assert_eq!(c.can_send(), Err(ConnError::PeerShutdown));
+        assert_eq!(c.read(), Some(Read::Data(Bytes::from_static(b"d"))));
+        assert_eq!(c.read(), Some(Read::End(Ok(()))));
+        assert_eq!(c.read(), Some(Read::End(Ok(()))), "the end is sticky");
+
+        let mut c = established(me, peer, OWN_CAPABILITIES, now);
+        let fin = from_peer(me, peer, ErrorCode::NoPort as u8, &[]);
+        c.on_message(fin, OWN_CAPABILITIES, now);
+        assert_eq!(c.read(), Some(Read::End(Err(ConnError::Reset))));
+        // After the end, anything from the peer is rejected (and not returned: it has errcode).
+        let late = from_peer(me, peer, 0, b"late");
+        assert_eq!(
+            c.on_message(late, OWN_CAPABILITIES, now),
+            Verdict::Rejected(ErrorCode::NoPort)
+        );
+    }
+
+    #[test]
+    fn close_with_unread_message_rejects_it_back_as_fin() {
+        let now = Instant::now();
+        let (me, peer) = (sa(A, 10), sa(B, 20));
+        let mut c = established(me, peer, OWN_CAPABILITIES, now);
+        c.on_message(from_peer(me, peer, 0, b"unread"), OWN_CAPABILITIES, now);
+        c.shutdown(ErrorCode::NoPort);
+        let (to, fin) = only_msg(&mut c);
+        assert_eq!(to, B);
+        let h = hdr(&fin);
+        assert_eq!(h.errcode(), ErrorCode::NoPort as u8);
+        assert_eq!(h.payload(), b"unread");
+        assert_eq!((h.origport(), h.destport()), (10, 20));
+    }
+
+    #[test]
+    fn receive_queue_over_limit_rejects_with_overload() {
+        let now = Instant::now();
+        let (me, peer) = (sa(A, 10), sa(B, 20));
+        let mut c = established(me, peer, OWN_CAPABILITIES, now);
+        let big = vec![0u8; 60000];
+        let mut n = 0;
+        loop {
+            match c.on_message(from_peer(me, peer, 0, &big), OWN_CAPABILITIES, now) {
+                Verdict::Queued => n += 1,
+                v => {
+                    assert_eq!(v, Verdict::Rejected(ErrorCode::Overload));
+                    break;
+                }
+            }
+            assert!(n < 100);
+        }
+        assert!(c.rx_mem() < RCVBUF_DEFAULT);
+        assert_eq!(n, RCVBUF_DEFAULT / truesize(60024));
+        let (_, ret) = only_msg(&mut c);
+        assert_eq!(hdr(&ret).errcode(), ErrorCode::Overload as u8);
+    }
+
+    #[test]
+    fn malformed_and_unknown_messages_are_dropped_and_counted() {
+        let now = Instant::now();
+        let (me, peer) = (sa(A, 10), sa(B, 20));
+        let mut c = established(me, peer, OWN_CAPABILITIES, now);
+        assert_eq!(
+            c.on_message(Bytes::from_static(&[1, 2, 3]), 0, now),
+            Verdict::Dropped
+        );
+        let mut junk = BytesMut::from(&conn_ack(me, peer, 0, 0)[..]);
+        Header::new_unchecked(&mut junk[..]).set(field::MTYPE, 5);
+        assert_eq!(c.on_message(junk.freeze(), 0, now), Verdict::Dropped);
+        // An ack from someone else is ignored.
+        let foreign = conn_ack(me, sa(B, 99), 1, 1);
+        assert_eq!(c.on_message(foreign, 0, now), Verdict::Dropped);
+        assert_eq!(c.stats().dropped, 3);
+        assert!(outputs(&mut c).is_empty());
+        assert_eq!(
+            c.build_data(&vec![0u8; 66001]).err(),
+            Some(ConnError::TooLarge(66001))
+        );
+    }
+
+    #[test]
+    fn zero_rtt_syn_data_is_first_read_of_accepted_socket_and_counts_its_header() {
+        let now = Instant::now();
+        let mut l = ConnCore::new(sa(B, 1000));
+        l.listen().unwrap();
+        let mut c = ConnCore::new(sa(A, 5));
+        c.connect(SynDest::Socket(sa(B, 1000)), &[7u8; 2000], now)
+            .unwrap();
+        // 2000 + 32 bytes: 2 blocks.
+        assert_eq!(c.snt_unacked(), 2);
+        let (_, syn) = only_msg(&mut c);
+        assert!(hdr(&syn).flag(field::SYN));
+        assert!(!hdr(&syn).flag(field::DEST_DROPPABLE));
+        l.on_message(syn.freeze(), OWN_CAPABILITIES, now);
+        let mut s = l.accept(sa(B, 1001), OWN_CAPABILITIES, now).unwrap();
+        outputs(&mut s);
+        assert_eq!(s.read(), Some(Read::Data(Bytes::from(vec![7u8; 2000]))));
+        assert_eq!(s.rcv_unacked(), 2);
+    }
+
+    #[test]
+    fn returned_conn_ack_resets_connection() {
+        let now = Instant::now();
+        let (me, peer) = (sa(A, 10), sa(B, 20));
+        let mut c = established(me, peer, OWN_CAPABILITIES, now);
+        let mut own_ack = ConnCore::new(me);
+        own_ack.peer = peer;
+        let ack = own_ack.proto_msg(ConnMgrType::Ack, 3, 512);
+        // The peer's node has no such port any more: the ack comes back with NO_PORT.
+        let ret = reverse(&ack, ErrorCode::NoPort, B).unwrap();
+        assert_eq!(
+            c.on_message(ret.freeze(), OWN_CAPABILITIES, now),
+            Verdict::Queued
+        );
+        assert_eq!(c.can_send(), Err(ConnError::Reset));
+        assert_eq!(c.read(), Some(Read::End(Err(ConnError::Reset))));
+    }
+}

@@ -182,7 +182,10 @@ fn scenario(ns: &str, bearer: Bearer, node_args: &[&str]) {
     let mut lstr = Ctl::spawn(&node, &["listen", "stream", "7001:1", "--echo"]);
     for l in [&mut lseq, &mut lstr] {
         assert!(l
-            .wait(|l| l.starts_with("READY sock=sock:0x686f7374:"), Duration::from_secs(5))
+            .wait(
+                |l| l.starts_with("READY sock=sock:0x686f7374:"),
+                Duration::from_secs(5)
+            )
             .is_some());
     }
     // Both tables must know the other side's listeners before anyone connects.
@@ -202,7 +205,14 @@ fn scenario(ns: &str, bearer: Bearer, node_args: &[&str]) {
     // --- We connect to the kernel. ---
     // Seqpacket, connect-style and implicit: each line is one message, echoed back.
     for implicit in [false, true] {
-        let mut args = vec!["connect", "--service", "6000:1", "--seqpacket", "--expect", "13"];
+        let mut args = vec![
+            "connect",
+            "--service",
+            "6000:1",
+            "--seqpacket",
+            "--expect",
+            "13",
+        ];
         if implicit {
             args.push("--implicit");
         }
@@ -214,17 +224,25 @@ fn scenario(ns: &str, bearer: Bearer, node_args: &[&str]) {
         assert_eq!(got, b"first\nsecond\n", "{seen:?}");
         assert_eq!(ok, Some(true), "{seen:?}");
         assert!(
-            seen.iter().any(|l| l.starts_with("CONNECTED sock=sock:0x686f7374:")
-                && l.contains(&format!("peer=sock:0x{kaddr}:"))
-                && l.contains("kind=seqpacket")
-                && (l.contains("implicit=1") == implicit)),
+            seen.iter()
+                .any(|l| l.starts_with("CONNECTED sock=sock:0x686f7374:")
+                    && l.contains(&format!("peer=sock:0x{kaddr}:"))
+                    && l.contains("kind=seqpacket")
+                    && (l.contains("implicit=1") == implicit)),
             "{seen:?}"
         );
     }
     // Stream, 20,000 bytes each way, connect-style and implicit.
     for implicit in [false, true] {
         let data = pattern(20_000, implicit as u8);
-        let mut args = vec!["connect", "--service", "6001:1", "--stream", "--expect", "20000"];
+        let mut args = vec![
+            "connect",
+            "--service",
+            "6001:1",
+            "--stream",
+            "--expect",
+            "20000",
+        ];
         if implicit {
             args.push("--implicit");
         }
@@ -233,7 +251,11 @@ fn scenario(ns: &str, bearer: Bearer, node_args: &[&str]) {
         c.close_stdin();
         let got = c.read(20_000, Duration::from_secs(10)).to_vec();
         let (ok, seen) = c.finish(Duration::from_secs(5));
-        assert!(got == data, "stream echo altered ({} bytes back) {seen:?}", got.len());
+        assert!(
+            got == data,
+            "stream echo altered ({} bytes back) {seen:?}",
+            got.len()
+        );
         assert_eq!(ok, Some(true), "{seen:?}");
     }
     // The kernel's servers saw our connections close orderly.
@@ -266,10 +288,22 @@ fn scenario(ns: &str, bearer: Bearer, node_args: &[&str]) {
 
     // --- The kernel connects to us. ---
     for (cmd, done) in [
-        ("tipc-helper seq-client 7000:1 first second", "DONE echoed=2 sent=2"),
-        ("tipc-helper seq-client 7000:1 first second --implicit", "DONE echoed=2 sent=2"),
-        ("tipc-helper stream-client 7001:1 x --size 20000", "DONE echoed=1 sent=1"),
-        ("tipc-helper stream-client 7001:1 y --size 20000 --implicit", "DONE echoed=1 sent=1"),
+        (
+            "tipc-helper seq-client 7000:1 first second",
+            "DONE echoed=2 sent=2",
+        ),
+        (
+            "tipc-helper seq-client 7000:1 first second --implicit",
+            "DONE echoed=2 sent=2",
+        ),
+        (
+            "tipc-helper stream-client 7001:1 x --size 20000",
+            "DONE echoed=1 sent=1",
+        ),
+        (
+            "tipc-helper stream-client 7001:1 y --size 20000 --implicit",
+            "DONE echoed=1 sent=1",
+        ),
     ] {
         let (rc, out) = k.exec(cmd).unwrap();
         assert_eq!(rc, 0, "{cmd}: {out}");
@@ -280,11 +314,15 @@ fn scenario(ns: &str, bearer: Bearer, node_args: &[&str]) {
         assert!(out.contains(done) && !out.contains("ERROR"), "{cmd}: {out}");
     }
     // Our listeners saw each connection accepted from the kernel and closed orderly (eof).
-    for (l, n, bytes) in [(&mut lseq, 2, "received=11"), (&mut lstr, 2, "received=20000")] {
+    for (l, n, bytes) in [
+        (&mut lseq, 2, "received=11"),
+        (&mut lstr, 2, "received=20000"),
+    ] {
         for i in 1..=n {
             let accept = format!("ACCEPT conn={i} peer=sock:0x{kaddr}:");
             assert!(
-                l.wait(|x| x.starts_with(&accept), Duration::from_secs(3)).is_some(),
+                l.wait(|x| x.starts_with(&accept), Duration::from_secs(3))
+                    .is_some(),
                 "{:?}",
                 l.seen
             );

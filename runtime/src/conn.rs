@@ -67,7 +67,9 @@ pub enum ConnTarget {
 impl ConnTarget {
     fn dest(self) -> ConnDest {
         match self {
-            ConnTarget::Service(type_, instance) => ConnDest::Service(ServiceAddr { type_, instance }),
+            ConnTarget::Service(type_, instance) => {
+                ConnDest::Service(ServiceAddr { type_, instance })
+            }
             ConnTarget::Socket(node, port) => ConnDest::Socket(SocketAddr { node, port }),
         }
     }
@@ -144,7 +146,7 @@ pub(crate) async fn connect(
         loop {
             match read_frame::<Input, _>(&mut rd).await {
                 Ok(Some(Input::Data(d))) => conn.send(d).await?,
-                Ok(Some(Input::End)) => return Ok(true),
+                Ok(Some(Input::End)) => return Ok::<bool, ConnError>(true),
                 // tipcctl went away: close the connection.
                 Ok(None) | Err(_) => return Ok(false),
             }

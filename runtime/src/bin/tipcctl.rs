@@ -288,8 +288,12 @@ fn conn_command(node: &std::path::Path, cmd: Cmd) -> ExitCode {
             } else {
                 return usage("connect needs --service or --socket");
             };
-            let kind = if seqpacket { Kind::Seqpacket } else { Kind::Stream };
-            verdict(rt.block_on(async {
+            let kind = if seqpacket {
+                Kind::Seqpacket
+            } else {
+                Kind::Stream
+            };
+            let r = rt.block_on(async {
                 let mut input = tokio::io::BufReader::with_capacity(
                     tipc_runtime::conn::MAX_DATA_FRAME,
                     tokio::io::stdin(),
@@ -320,7 +324,10 @@ fn conn_command(node: &std::path::Path, cmd: Cmd) -> ExitCode {
                     stderr_line,
                 )
                 .await
-            }))
+            });
+            // A stdin read may still be blocked in a runtime thread: do not wait for it.
+            rt.shutdown_background();
+            verdict(r)
         }
         _ => usage("not a connection command"),
     }

@@ -64,6 +64,38 @@ pub enum Request {
         /// One event per range object instead of per binding.
         service: bool,
     },
+    /// `connect (--service T:I | --socket NODE:PORT) [--stream|--seqpacket] [--implicit]`: then
+    /// [`Input`] frames from the client (see [`crate::conn`]).
+    Connect {
+        /// Destination.
+        target: crate::conn::ConnTarget,
+        /// Stream or seqpacket.
+        kind: crate::conn::Kind,
+        /// `--implicit`: the first message ("0-RTT"), which sets the connection up.
+        first: Option<bytes::Bytes>,
+        /// When to end the connection after the input ended.
+        linger: crate::conn::Linger,
+    },
+    /// `listen stream|seqpacket BINDING... [--echo] [--count N]`.
+    ListenConn {
+        /// Stream or seqpacket.
+        kind: crate::conn::Kind,
+        /// Ranges to bind (cluster scope).
+        bindings: Vec<(u32, u32, u32)>,
+        /// Send everything back on the connection it came from.
+        echo: bool,
+        /// Stop after this many connections have ended.
+        count: Option<u64>,
+    },
+}
+
+/// A frame from the client after a [`Request::Connect`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Input {
+    /// Bytes to send (one message on a seqpacket connection).
+    Data(bytes::Bytes),
+    /// End of input (the connection then ends as [`crate::conn::Linger`] says).
+    End,
 }
 
 /// A reply frame.
@@ -71,6 +103,8 @@ pub enum Request {
 pub enum Reply {
     /// Output text (one or more lines).
     Line(String),
+    /// Bytes received on a connection (written raw to stdout).
+    Data(bytes::Bytes),
     /// End of the reply; `Err` carries a message for stderr.
     Done(Result<(), String>),
 }
@@ -182,6 +216,18 @@ async fn handle(node: Node, mut s: UnixStream) -> io::Result<()> {
             .await;
         }
         Request::Subscribe { range, service } => return subscribe(node, s, range, service).await,
+        Request::Connect {
+            target,
+            kind,
+            first,
+            linger,
+        } => return crate::conn::connect(node, s, target, kind, first, linger).await,
+        Request::ListenConn {
+            kind,
+            bindings,
+            echo,
+            count,
+        } => return crate::conn::listen(node, s, kind, bindings, echo, count).await,
     };
     match out {
         Ok(text) => {
@@ -405,12 +451,127 @@ pub async fn request(
     loop {
         match read_frame::<Reply, _>(&mut s).await? {
             Some(Reply::Line(l)) => on_line(&l),
+            Some(Reply::Data(d)) => on_line(&String::from_utf8_lossy(&d)),
             Some(Reply::Done(r)) => return Ok(r),
             None => {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "node closed the control connection",
                 ))
+            }
+        }
+    }
+}
+
+/// Read the next input chunk for a connection: a line (with its `\n`, cut at
+/// [`crate::conn::MAX_DATA_FRAME`]) when `lines` (seqpacket: one message per line), else what
+/// one read returns (at most [`crate::conn::MAX_DATA_FRAME`] bytes). `None` at end of input.
+pub async fn read_chunk<R: tokio::io::AsyncBufRead + Unpin>(
+    r: &mut R,
+    lines: bool,
+) -> io::Result<Option<bytes::Bytes>> {
+    use tokio::io::AsyncBufReadExt;
+    let max = crate::conn::MAX_DATA_FRAME;
+    if lines {
+        let mut v = Vec::new();
+        loop {
+            let buf = r.fill_buf().await?;
+            if buf.is_empty() {
+                break;
+            }
+            let room = max - v.len();
+            let take = buf.len().min(room);
+            match buf[..take].iter().position(|&b| b == b'\n') {
+                Some(p) => {
+                    v.extend_from_slice(&buf[..=p]);
+                    r.consume(p + 1);
+                    break;
+                }
+                None => {
+                    v.extend_from_slice(&buf[..take]);
+                    r.consume(take);
+                    if v.len() == max {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok((!v.is_empty()).then(|| bytes::Bytes::from(v)))
+    } else {
+        let buf = r.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        let take = buf.len().min(max);
+        let d = bytes::Bytes::copy_from_slice(&buf[..take]);
+        r.consume(take);
+        Ok(Some(d))
+    }
+}
+
+/// Client side of a connection command: send `req`, then pipe `input` to the node (chunks as
+/// [`read_chunk`] cuts them: one message each on a seqpacket connection when `lines`) and the
+/// node's data frames to `output`; event lines go to `on_line`. Returns the node's verdict.
+pub async fn pipe<R, W>(
+    path: &Path,
+    req: &Request,
+    mut input: Option<(R, bool)>,
+    mut output: W,
+    mut on_line: impl FnMut(&str),
+) -> io::Result<Result<(), String>>
+where
+    R: tokio::io::AsyncBufRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let s = UnixStream::connect(path).await.map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "cannot reach node at {}: {e} (is tipc-node running with --control?)",
+                path.display()
+            ),
+        )
+    })?;
+    let (mut rd, mut wr) = s.into_split();
+    write_frame(&mut wr, req).await?;
+    let input_done = input.is_none();
+    let send_input = async {
+        let Some((r, lines)) = input.as_mut() else {
+            return io::Result::Ok(());
+        };
+        loop {
+            match read_chunk(r, *lines).await? {
+                Some(d) => write_frame(&mut wr, &Input::Data(d)).await?,
+                None => {
+                    write_frame(&mut wr, &Input::End).await?;
+                    return Ok(());
+                }
+            }
+        }
+    };
+    tokio::pin!(send_input);
+    let mut input_done = input_done;
+    loop {
+        tokio::select! {
+            r = &mut send_input, if !input_done => {
+                // A node that stopped reading (connection over) is not an error here: its
+                // final frame says how the connection ended.
+                let _ = r;
+                input_done = true;
+            }
+            f = read_frame::<Reply, _>(&mut rd) => match f? {
+                Some(Reply::Line(l)) => on_line(&l),
+                Some(Reply::Data(d)) => {
+                    output.write_all(&d).await?;
+                    output.flush().await?;
+                }
+                Some(Reply::Done(r)) => return Ok(r),
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "node closed the control connection",
+                    ))
+                }
             }
         }
     }

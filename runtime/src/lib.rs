@@ -5,6 +5,7 @@
 //! `tipcctl`.
 
 pub mod config;
+pub mod conn;
 pub mod control;
 pub mod dgram;
 pub mod node;

@@ -56,6 +56,34 @@ enum Cmd {
         #[command(subcommand)]
         kind: SendKind,
     },
+    /// Open a connection and pipe stdin to it and it to stdout (netcat-like). Event lines
+    /// (`CONNECTED sock=... peer=... kind=...`) go to stderr. A seqpacket connection sends one
+    /// message per input line. At end of input the connection stays open for what the peer
+    /// sends until the peer ends it, --expect or --linger says stop (then it is shut down).
+    /// Exit status 0 on an orderly end, 1 with the reason if the connection broke.
+    Connect {
+        /// Connect to the service TYPE:INST.
+        #[arg(long, group = "dest", value_name = "T:I")]
+        service: Option<String>,
+        /// Connect to the socket NODE:PORT (node in hex).
+        #[arg(long, group = "dest", value_name = "NODE:PORT")]
+        socket: Option<String>,
+        /// A byte stream (SOCK_STREAM; the default).
+        #[arg(long, group = "kind")]
+        stream: bool,
+        /// Messages (SOCK_SEQPACKET): one per input line.
+        #[arg(long, group = "kind")]
+        seqpacket: bool,
+        /// Set the connection up with the first data ("0-RTT": no empty SYN first).
+        #[arg(long)]
+        implicit: bool,
+        /// After end of input, shut down once BYTES have been received in all.
+        #[arg(long, value_name = "BYTES")]
+        expect: Option<u64>,
+        /// After end of input, shut down after MS ms without data (0: at once).
+        #[arg(long, value_name = "MS")]
+        linger: Option<u64>,
+    },
     /// Track a service range: one line per PUBLISHED / WITHDRAWN / TIMEOUT event.
     Subscribe {
         /// TYPE:LOWER:UPPER (or TYPE:INST).
@@ -83,6 +111,32 @@ enum ListenKind {
         #[arg(long)]
         echo: bool,
         /// Exit after N messages.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// A stream listener bound to every BINDING: accepts connections; what they send goes to
+    /// stdout (or back with --echo). Event lines on stderr: `READY sock=... kind=stream`,
+    /// `ACCEPT conn=N peer=...`, `CLOSED conn=N reason=eof|ERROR sent=B received=B`.
+    Stream {
+        /// Service addresses or ranges to bind.
+        #[arg(required = true)]
+        bindings: Vec<String>,
+        /// Send everything back on its connection.
+        #[arg(long)]
+        echo: bool,
+        /// Exit after N connections have ended.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// A seqpacket listener: as `listen stream`, message by message.
+    Seqpacket {
+        /// Service addresses or ranges to bind.
+        #[arg(required = true)]
+        bindings: Vec<String>,
+        /// Send every message back on its connection.
+        #[arg(long)]
+        echo: bool,
+        /// Exit after N connections have ended.
         #[arg(long)]
         count: Option<u64>,
     },
@@ -165,9 +219,186 @@ fn usage(msg: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
+fn parse_bindings(bindings: &[String]) -> Result<Vec<(u32, u32, u32)>, String> {
+    bindings
+        .iter()
+        .map(|b| parse_binding(b).map(|r| (r.type_, r.lower, r.upper)))
+        .collect()
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("tipcctl: {e}");
+            ExitCode::from(1)
+        })
+}
+
+fn verdict(r: std::io::Result<Result<(), String>>) -> ExitCode {
+    match r {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("tipcctl: {e}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("tipcctl: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn stderr_line(l: &str) {
+    use std::io::Write;
+    let mut e = std::io::stderr().lock();
+    let _ = e.write_all(l.as_bytes());
+    let _ = e.flush();
+}
+
+/// `connect`: the control socket becomes a pipe.
+fn conn_command(node: &std::path::Path, cmd: Cmd) -> ExitCode {
+    use tipc_runtime::conn::{ConnTarget, Kind};
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(c) => return c,
+    };
+    match cmd {
+        Cmd::Connect {
+            service,
+            socket,
+            stream: _,
+            seqpacket,
+            implicit,
+            expect,
+            linger,
+        } => {
+            let target = if let Some(s) = service {
+                match parse_binding(&s) {
+                    Ok(r) if r.lower == r.upper => ConnTarget::Service(r.type_, r.lower),
+                    Ok(_) => return usage("--service takes TYPE:INST"),
+                    Err(e) => return usage(&e),
+                }
+            } else if let Some(s) = socket {
+                match parse_socket(&s) {
+                    Ok((n, p)) => ConnTarget::Socket(n, p),
+                    Err(e) => return usage(&e),
+                }
+            } else {
+                return usage("connect needs --service or --socket");
+            };
+            let kind = if seqpacket {
+                Kind::Seqpacket
+            } else {
+                Kind::Stream
+            };
+            let r = rt.block_on(async {
+                let mut input = tokio::io::BufReader::with_capacity(
+                    tipc_runtime::conn::MAX_DATA_FRAME,
+                    tokio::io::stdin(),
+                );
+                let first = if implicit {
+                    Some(
+                        control::read_chunk(&mut input, seqpacket)
+                            .await?
+                            .unwrap_or_default(),
+                    )
+                } else {
+                    None
+                };
+                let req = Request::Connect {
+                    target,
+                    kind,
+                    first,
+                    linger: tipc_runtime::conn::Linger {
+                        expect,
+                        idle_ms: linger,
+                    },
+                };
+                control::pipe(
+                    node,
+                    &req,
+                    Some((input, seqpacket)),
+                    tokio::io::stdout(),
+                    stderr_line,
+                )
+                .await
+            });
+            // A stdin read may still be blocked in a runtime thread: do not wait for it.
+            rt.shutdown_background();
+            verdict(r)
+        }
+        _ => usage("not a connection command"),
+    }
+}
+
+fn listen_conn(
+    node: &std::path::Path,
+    kind: tipc_runtime::conn::Kind,
+    bindings: Vec<String>,
+    echo: bool,
+    count: Option<u64>,
+) -> ExitCode {
+    let bindings = match parse_bindings(&bindings) {
+        Ok(b) => b,
+        Err(e) => return usage(&e),
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(c) => return c,
+    };
+    let req = Request::ListenConn {
+        kind,
+        bindings,
+        echo,
+        count,
+    };
+    verdict(rt.block_on(control::pipe(
+        node,
+        &req,
+        None::<(tokio::io::BufReader<tokio::io::Stdin>, bool)>,
+        tokio::io::stdout(),
+        stderr_line,
+    )))
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let req = match args.cmd {
+        Cmd::Listen {
+            kind:
+                ListenKind::Stream {
+                    bindings,
+                    echo,
+                    count,
+                },
+        } => {
+            return listen_conn(
+                &args.node,
+                tipc_runtime::conn::Kind::Stream,
+                bindings,
+                echo,
+                count,
+            )
+        }
+        Cmd::Listen {
+            kind:
+                ListenKind::Seqpacket {
+                    bindings,
+                    echo,
+                    count,
+                },
+        } => {
+            return listen_conn(
+                &args.node,
+                tipc_runtime::conn::Kind::Seqpacket,
+                bindings,
+                echo,
+                count,
+            )
+        }
+        cmd @ Cmd::Connect { .. } => return conn_command(&args.node, cmd),
         Cmd::Node { cmd: NodeCmd::List } => Request::NodeList,
         Cmd::Link { cmd: LinkCmd::List } => Request::LinkList,
         Cmd::Link {

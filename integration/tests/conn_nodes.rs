@@ -195,7 +195,7 @@ fn one_gib_stream_to_a_slow_reader_arrives_intact_with_bounded_memory() {
     // tipcctl processes exit at the end).
     let mut peaks = [0u64; 4];
     let all = [pids[0], pids[1], ctl_pids[0], ctl_pids[1]];
-    let mut sample = |peaks: &mut [u64; 4]| {
+    let sample = |peaks: &mut [u64; 4]| {
         for (p, pid) in peaks.iter_mut().zip(all) {
             *p = (*p).max(rss_kib(pid).1);
         }

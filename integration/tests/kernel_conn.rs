@@ -370,7 +370,7 @@ fn scenario(ns: &str, bearer: Bearer, node_args: &[&str]) {
     drop(node);
 
     // --- The kernel node gone: our connection is aborted. ---
-    let mut node = start_node(ns, node_args);
+    let node = start_node(ns, node_args);
     assert!(k.wait_link_up("host", Duration::from_secs(10)).unwrap());
     let deadline = Instant::now() + Duration::from_secs(5);
     while !node

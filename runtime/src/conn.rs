@@ -194,7 +194,6 @@ pub(crate) async fn connect(
             _ = idle => break conn.shutdown().await.map_err(|e| format!("shutdown: {e}")),
         }
     };
-    drop(to_peer);
     conn.close().await;
     write_frame(&mut wr, &Reply::Done(result)).await
 }

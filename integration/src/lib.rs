@@ -4,6 +4,7 @@
 //! real sockets on loopback, network namespaces and a Linux kernel peer.
 
 pub mod cluster;
+pub mod ctl_proc;
 pub mod kernel_peer;
 pub mod netns;
 pub mod node_proc;

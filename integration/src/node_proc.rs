@@ -44,6 +44,35 @@ pub struct NodeProc {
 }
 
 impl NodeProc {
+    /// Start a node `id` with one UDP bearer on 127.0.0.1:`port`, discovering the nodes on
+    /// `peers` (unicast discovery).
+    pub fn loopback(id: &str, port: u16, peers: &[u16]) -> NodeProc {
+        let mut args = vec![
+            "--id".to_string(),
+            id.to_string(),
+            "--udp".to_string(),
+            format!("127.0.0.1:{port}"),
+        ];
+        for p in peers {
+            args.push("--udp-peer".into());
+            args.push(format!("127.0.0.1:{p}"));
+        }
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        NodeProc::start(id, &a, None)
+    }
+
+    /// Two loopback nodes that see each other up (panics after 5 s).
+    pub fn loopback_pair(a: &str, b: &str) -> (NodeProc, NodeProc) {
+        let p = crate::cluster::free_udp_ports(2);
+        let mut na = NodeProc::loopback(a, p[0], &[p[1]]);
+        let mut nb = NodeProc::loopback(b, p[1], &[p[0]]);
+        na.wait_line("node up", Duration::from_secs(5))
+            .expect("node up on the first node");
+        nb.wait_line("node up", Duration::from_secs(5))
+            .expect("node up on the second node");
+        (na, nb)
+    }
+
     /// Start `tipc-node ARGS --control <tmp>` (inside `netns` if given).
     pub fn start(tag: &str, args: &[&str], netns: Option<&str>) -> NodeProc {
         let control =

@@ -3,100 +3,10 @@
 //! memory bounded on every process), end-of-stream when the server shuts down, and a clear
 //! error within the link tolerance when the server's node is SIGKILLed.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
-use tipc_integration::node_proc::{bin_path, NodeProc};
-
-fn start(id: &str, port: u16, peer: u16) -> NodeProc {
-    NodeProc::start(
-        id,
-        &[
-            "--id",
-            id,
-            "--udp",
-            &format!("127.0.0.1:{port}"),
-            "--udp-peer",
-            &format!("127.0.0.1:{peer}"),
-        ],
-        None,
-    )
-}
-
-fn two_nodes(a: &str, b: &str) -> (NodeProc, NodeProc) {
-    let p = tipc_integration::cluster::free_udp_ports(2);
-    let mut na = start(a, p[0], p[1]);
-    let mut nb = start(b, p[1], p[0]);
-    na.wait_line("node up", Duration::from_secs(5))
-        .expect("node up on a");
-    nb.wait_line("node up", Duration::from_secs(5))
-        .expect("node up on b");
-    (na, nb)
-}
-
-/// A `tipcctl` child with its stderr event lines collected on a thread.
-struct Ctl {
-    child: Child,
-    events: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Ctl {
-    fn spawn(node: &NodeProc, args: &[&str], stdin: Stdio) -> Ctl {
-        let mut child = Command::new(bin_path("tipcctl"))
-            .arg("--node")
-            .arg(&node.control)
-            .args(args)
-            .stdin(stdin)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("tipcctl");
-        let err = child.stderr.take().expect("stderr");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(err).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        Ctl {
-            child,
-            events: rx,
-            seen: Vec::new(),
-        }
-    }
-
-    fn wait(&mut self, prefix: &str, timeout: Duration) -> Option<String> {
-        let end = Instant::now() + timeout;
-        if let Some(l) = self.seen.iter().find(|l| l.starts_with(prefix)) {
-            return Some(l.clone());
-        }
-        while let Ok(l) = self
-            .events
-            .recv_timeout(end.saturating_duration_since(Instant::now()))
-        {
-            self.seen.push(l.clone());
-            if l.starts_with(prefix) {
-                return Some(l);
-            }
-        }
-        None
-    }
-
-    fn stdin(&mut self) -> ChildStdin {
-        self.child.stdin.take().expect("stdin piped")
-    }
-}
-
-impl Drop for Ctl {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use tipc_integration::ctl_proc::{CtlProc, Lines};
+use tipc_integration::node_proc::NodeProc;
 
 /// Resident set size and its peak of a process, in KiB (`/proc/PID/status`).
 fn rss_kib(pid: u32) -> (u64, u64) {
@@ -141,16 +51,16 @@ const RSS_BOUND_KIB: u64 = 64 * 1024;
 fn one_gib_stream_to_a_slow_reader_arrives_intact_with_bounded_memory() {
     const TOTAL: u64 = 1 << 30;
     const BLK: usize = 64 * 1024;
-    let (na, nb) = two_nodes("ga", "gb");
-    let mut server = Ctl::spawn(
+    let (na, nb) = NodeProc::loopback_pair("ga", "gb");
+    let mut server = CtlProc::spawn(
         &nb,
         &["listen", "stream", "7100:1", "--count", "1"],
-        Stdio::null(),
+        Lines::Stderr,
     );
     server
-        .wait("READY sock=", Duration::from_secs(5))
+        .wait_prefix("READY sock=", Duration::from_secs(5))
         .expect("listener ready");
-    let mut client = Ctl::spawn(
+    let mut client = CtlProc::spawn(
         &na,
         &[
             "connect",
@@ -160,12 +70,12 @@ fn one_gib_stream_to_a_slow_reader_arrives_intact_with_bounded_memory() {
             "--linger",
             "0",
         ],
-        Stdio::piped(),
+        Lines::Stderr,
     );
     client
-        .wait("CONNECTED ", Duration::from_secs(10))
+        .wait_prefix("CONNECTED ", Duration::from_secs(10))
         .expect("connected");
-    let mut stdin = client.stdin();
+    let mut stdin = client.child.stdin.take().expect("stdin");
     let writer = std::thread::spawn(move || {
         let mut buf = vec![0u8; BLK];
         let mut h = FNV0;
@@ -240,7 +150,7 @@ fn one_gib_stream_to_a_slow_reader_arrives_intact_with_bounded_memory() {
     }
     assert!(
         server
-            .wait("CLOSED conn=1 reason=eof", Duration::from_secs(10))
+            .wait_prefix("CLOSED conn=1 reason=eof", Duration::from_secs(10))
             .is_some(),
         "{:?}",
         server.seen
@@ -251,17 +161,17 @@ fn one_gib_stream_to_a_slow_reader_arrives_intact_with_bounded_memory() {
 
 #[test]
 fn server_shutdown_is_end_of_stream_and_sigkill_of_its_node_breaks_the_client() {
-    let (na, mut nb) = two_nodes("ka", "kb");
+    let (na, mut nb) = NodeProc::loopback_pair("ka", "kb");
     // An echo server: the client's line comes back.
-    let mut server = Ctl::spawn(
+    let mut server = CtlProc::spawn(
         &nb,
         &["listen", "seqpacket", "7200:1", "--echo"],
-        Stdio::null(),
+        Lines::Stderr,
     );
     server
-        .wait("READY ", Duration::from_secs(5))
+        .wait_prefix("READY ", Duration::from_secs(5))
         .expect("ready");
-    let mut client = Ctl::spawn(
+    let mut client = CtlProc::spawn(
         &na,
         &[
             "connect",
@@ -270,12 +180,12 @@ fn server_shutdown_is_end_of_stream_and_sigkill_of_its_node_breaks_the_client() 
             "--seqpacket",
             "--implicit",
         ],
-        Stdio::piped(),
+        Lines::Stderr,
     );
-    let mut stdin = client.stdin();
+    let mut stdin = client.child.stdin.take().expect("stdin");
     stdin.write_all(b"ping\n").unwrap();
     client
-        .wait("CONNECTED ", Duration::from_secs(10))
+        .wait_prefix("CONNECTED ", Duration::from_secs(10))
         .expect("connected");
     let mut line = [0u8; 5];
     client
@@ -300,21 +210,21 @@ fn server_shutdown_is_end_of_stream_and_sigkill_of_its_node_breaks_the_client() 
     drop(stdin);
 
     // SIGKILL of the server's node: the client's pending read fails within the tolerance.
-    let mut server = Ctl::spawn(&nb, &["listen", "stream", "7201:1"], Stdio::null());
+    let mut server = CtlProc::spawn(&nb, &["listen", "stream", "7201:1"], Lines::Stderr);
     server
-        .wait("READY ", Duration::from_secs(5))
+        .wait_prefix("READY ", Duration::from_secs(5))
         .expect("ready");
-    let mut client = Ctl::spawn(
+    let mut client = CtlProc::spawn(
         &na,
         &["connect", "--service", "7201:1", "--stream"],
-        Stdio::piped(),
+        Lines::Stderr,
     );
-    let _stdin = client.stdin();
+    let _stdin = client.child.stdin.take().expect("stdin");
     client
-        .wait("CONNECTED ", Duration::from_secs(10))
+        .wait_prefix("CONNECTED ", Duration::from_secs(10))
         .expect("connected");
     server
-        .wait("ACCEPT conn=1", Duration::from_secs(5))
+        .wait_prefix("ACCEPT conn=1", Duration::from_secs(5))
         .expect("accepted");
     let t = Instant::now();
     nb.kill();
@@ -330,21 +240,13 @@ fn server_shutdown_is_end_of_stream_and_sigkill_of_its_node_breaks_the_client() 
         std::thread::sleep(Duration::from_millis(10));
     };
     let took = t.elapsed();
-    let mut err = String::new();
-    client
-        .child
-        .stderr
-        .take()
-        .map(|mut e| e.read_to_string(&mut err));
-    while let Ok(l) = client.events.try_recv() {
-        client.seen.push(l);
-    }
-    eprintln!("client broke {took:?} after SIGKILL: {:?}", client.seen);
+    std::thread::sleep(Duration::from_millis(50));
+    let events = client.events();
+    eprintln!("client broke {took:?} after SIGKILL: {events:?}");
     assert!(!status.success());
     assert!(
-        client.seen.iter().any(|l| l.contains("connection broken")),
-        "{:?}",
-        client.seen
+        events.iter().any(|l| l.contains("connection broken")),
+        "{events:?}"
     );
     // Link tolerance 1.5 s (+ one supervision tick).
     assert!(took < Duration::from_millis(2500), "{took:?}");

@@ -4,134 +4,12 @@
 //! seen on both sides; our node killed -> the kernel's connection is aborted, and the kernel
 //! node gone -> ours is. Runs when TIPC_KERNEL_TESTS=1 (CI sets it).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use tipc_integration::ctl_proc::{CtlProc, Lines};
 use tipc_integration::kernel_peer::{
     kernel_tests_enabled, Bearer, KernelPeer, PeerNetns, UpOptions,
 };
-use tipc_integration::node_proc::{bin_path, NodeProc};
-
-/// A `tipcctl` child: stdout collected raw, stderr event lines collected.
-struct Ctl {
-    child: Child,
-    events: mpsc::Receiver<String>,
-    out: mpsc::Receiver<Vec<u8>>,
-    seen: Vec<String>,
-    data: Vec<u8>,
-}
-
-impl Ctl {
-    fn spawn(node: &NodeProc, args: &[&str]) -> Ctl {
-        let mut child = Command::new(bin_path("tipcctl"))
-            .arg("--node")
-            .arg(&node.control)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("tipcctl");
-        let err = child.stderr.take().expect("stderr");
-        let mut stdout = child.stdout.take().expect("stdout");
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(err).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        let (tx, out) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut b = vec![0u8; 65536];
-            while let Ok(n) = stdout.read(&mut b) {
-                if n == 0 || tx.send(b[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
-        Ctl {
-            child,
-            events,
-            out,
-            seen: Vec::new(),
-            data: Vec::new(),
-        }
-    }
-
-    fn wait(&mut self, pred: impl Fn(&str) -> bool, timeout: Duration) -> Option<String> {
-        let end = Instant::now() + timeout;
-        if let Some(l) = self.seen.iter().find(|l| pred(l)) {
-            return Some(l.clone());
-        }
-        while let Ok(l) = self
-            .events
-            .recv_timeout(end.saturating_duration_since(Instant::now()))
-        {
-            self.seen.push(l.clone());
-            if pred(&l) {
-                return Some(l);
-            }
-        }
-        None
-    }
-
-    /// Wait until `n` bytes of output have arrived.
-    fn read(&mut self, n: usize, timeout: Duration) -> &[u8] {
-        let end = Instant::now() + timeout;
-        while self.data.len() < n {
-            match self
-                .out
-                .recv_timeout(end.saturating_duration_since(Instant::now()))
-            {
-                Ok(d) => self.data.extend_from_slice(&d),
-                Err(_) => break,
-            }
-        }
-        &self.data
-    }
-
-    fn write(&mut self, d: &[u8]) {
-        self.child
-            .stdin
-            .as_mut()
-            .expect("stdin")
-            .write_all(d)
-            .expect("write tipcctl stdin");
-    }
-
-    fn close_stdin(&mut self) {
-        drop(self.child.stdin.take());
-    }
-
-    /// Wait for the process to exit; its status and every event line.
-    fn finish(&mut self, timeout: Duration) -> (Option<bool>, Vec<String>) {
-        let end = Instant::now() + timeout;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().expect("try_wait") {
-                break Some(s.success());
-            }
-            if Instant::now() > end {
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        std::thread::sleep(Duration::from_millis(50));
-        while let Ok(l) = self.events.try_recv() {
-            self.seen.push(l);
-        }
-        (status, self.seen.clone())
-    }
-}
-
-impl Drop for Ctl {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use tipc_integration::node_proc::NodeProc;
 
 /// `n` bytes of a recognisable pattern.
 fn pattern(n: usize, seed: u8) -> Vec<u8> {
@@ -178,8 +56,16 @@ fn scenario(ns: &str, bearer: Bearer, node_args: &[&str]) {
         assert_eq!(rc, 0, "{out}");
     }
     // Our listeners (echo): seqpacket 7000:1, stream 7001:1.
-    let mut lseq = Ctl::spawn(&node, &["listen", "seqpacket", "7000:1", "--echo"]);
-    let mut lstr = Ctl::spawn(&node, &["listen", "stream", "7001:1", "--echo"]);
+    let mut lseq = CtlProc::spawn(
+        &node,
+        &["listen", "seqpacket", "7000:1", "--echo"],
+        Lines::Stderr,
+    );
+    let mut lstr = CtlProc::spawn(
+        &node,
+        &["listen", "stream", "7001:1", "--echo"],
+        Lines::Stderr,
+    );
     for l in [&mut lseq, &mut lstr] {
         assert!(l
             .wait(
@@ -216,7 +102,7 @@ fn scenario(ns: &str, bearer: Bearer, node_args: &[&str]) {
         if implicit {
             args.push("--implicit");
         }
-        let mut c = Ctl::spawn(&node, &args);
+        let mut c = CtlProc::spawn(&node, &args, Lines::Stderr);
         c.write(b"first\nsecond\n");
         c.close_stdin();
         let got = c.read(13, Duration::from_secs(5)).to_vec();
@@ -246,7 +132,7 @@ fn scenario(ns: &str, bearer: Bearer, node_args: &[&str]) {
         if implicit {
             args.push("--implicit");
         }
-        let mut c = Ctl::spawn(&node, &args);
+        let mut c = CtlProc::spawn(&node, &args, Lines::Stderr);
         c.write(&data);
         c.close_stdin();
         let got = c.read(20_000, Duration::from_secs(10)).to_vec();
@@ -327,7 +213,7 @@ fn scenario(ns: &str, bearer: Bearer, node_args: &[&str]) {
                 l.seen
             );
             let closed = format!("CLOSED conn={i} reason=eof");
-            let line = l
+            let (_, line) = l
                 .wait(|x| x.starts_with(&closed), Duration::from_secs(3))
                 .unwrap_or_else(|| panic!("{:?}", l.seen));
             assert!(line.contains(bytes), "{line}");
@@ -335,7 +221,7 @@ fn scenario(ns: &str, bearer: Bearer, node_args: &[&str]) {
     }
 
     // --- Our node killed: the kernel's connection is aborted. ---
-    let mut silent = Ctl::spawn(&node, &["listen", "stream", "7002:1"]);
+    let mut silent = CtlProc::spawn(&node, &["listen", "stream", "7002:1"], Lines::Stderr);
     assert!(silent
         .wait(|l| l.starts_with("READY"), Duration::from_secs(5))
         .is_some());
@@ -382,7 +268,11 @@ fn scenario(ns: &str, bearer: Bearer, node_args: &[&str]) {
         assert!(Instant::now() < deadline, "kernel binding not seen again");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let mut c = Ctl::spawn(&node, &["connect", "--service", "6001:1", "--stream"]);
+    let mut c = CtlProc::spawn(
+        &node,
+        &["connect", "--service", "6001:1", "--stream"],
+        Lines::Stderr,
+    );
     c.write(b"still here");
     assert_eq!(c.read(10, Duration::from_secs(5)), b"still here");
     let t = Instant::now();

@@ -3,71 +3,12 @@
 //! kernel's, returned messages with error codes both ways, and the kernel's topology subscription
 //! seeing our publish and withdraw. Runs when TIPC_KERNEL_TESTS=1 (CI sets it).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use tipc_integration::ctl_proc::{CtlProc, Lines};
 use tipc_integration::kernel_peer::{
     kernel_tests_enabled, Bearer, KernelPeer, PeerNetns, UpOptions,
 };
-use tipc_integration::node_proc::{bin_path, NodeProc};
-
-/// A streaming `tipcctl` (listen/subscribe) whose lines are collected.
-struct Stream {
-    child: Child,
-    rx: std::sync::mpsc::Receiver<String>,
-    lines: Vec<String>,
-}
-
-impl Stream {
-    fn start(node: &NodeProc, args: &[&str]) -> Stream {
-        let mut child = Command::new(bin_path("tipcctl"))
-            .arg("--node")
-            .arg(&node.control)
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("tipcctl");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        Stream {
-            child,
-            rx,
-            lines: Vec::new(),
-        }
-    }
-
-    fn wait(&mut self, pred: impl Fn(&str) -> bool, timeout: Duration) -> bool {
-        let end = Instant::now() + timeout;
-        if self.lines.iter().any(|l| pred(l)) {
-            return true;
-        }
-        while let Ok(l) = self
-            .rx
-            .recv_timeout(end.saturating_duration_since(Instant::now()))
-        {
-            let hit = pred(&l);
-            self.lines.push(l);
-            if hit {
-                return true;
-            }
-        }
-        false
-    }
-}
-
-impl Drop for Stream {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use tipc_integration::node_proc::NodeProc;
 
 fn scenario(ns: &str, bearer: Bearer, node_args: &[&str]) {
     if !kernel_tests_enabled() {
@@ -100,14 +41,17 @@ fn scenario(ns: &str, bearer: Bearer, node_args: &[&str]) {
         .unwrap();
     assert_eq!(rc, 0, "{out}");
     // Ours: an echo listener on 2000:1, 4000:2 and 5000:1.
-    let mut listen = Stream::start(
+    let mut listen = CtlProc::spawn(
         &node,
         &["listen", "rdm", "2000:1", "4000:2", "5000:1", "--echo"],
+        Lines::Stdout,
     );
-    assert!(listen.wait(
-        |l| l.starts_with("READY sock:0x686f7374:"),
-        Duration::from_secs(5)
-    ));
+    assert!(listen
+        .wait(
+            |l| l.starts_with("READY sock:0x686f7374:"),
+            Duration::from_secs(5)
+        )
+        .is_some());
 
     // Both name tables list the other side's bindings.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -155,11 +99,13 @@ fn scenario(ns: &str, bearer: Bearer, node_args: &[&str]) {
         out.contains("RECV from=sock:0x686f7374:") && out.contains("DONE replies=1"),
         "{out}"
     );
-    assert!(listen.wait(
-        |l| l.starts_with(&format!("RECV from=sock:0x{kaddr}:"))
-            && l.ends_with("data=hello-from-kernel"),
-        Duration::from_secs(3)
-    ));
+    assert!(listen
+        .wait(
+            |l| l.starts_with(&format!("RECV from=sock:0x{kaddr}:"))
+                && l.ends_with("data=hello-from-kernel"),
+            Duration::from_secs(3)
+        )
+        .is_some());
 
     // Multicast over a range spanning both nodes, from each side: each server once.
     let (rc, out) = k
@@ -245,8 +191,8 @@ fn scenario(ns: &str, bearer: Bearer, node_args: &[&str]) {
         .unwrap();
     assert_eq!(rc, 0, "{out}");
     std::thread::sleep(Duration::from_millis(500));
-    let mut l3 = Stream::start(&node, &["listen", "rdm", "3000:5"]);
-    assert!(l3.wait(|l| l.starts_with("READY"), Duration::from_secs(5)));
+    let mut l3 = CtlProc::spawn(&node, &["listen", "rdm", "3000:5"], Lines::Stdout);
+    assert!(l3.wait_prefix("READY", Duration::from_secs(5)).is_some());
     std::thread::sleep(Duration::from_millis(500));
     drop(l3);
     std::thread::sleep(Duration::from_millis(3500));

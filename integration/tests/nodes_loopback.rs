@@ -2,21 +2,11 @@
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use tipc_integration::ctl_proc::{CtlProc, Lines};
 use tipc_integration::node_proc::{bin_path, NodeProc};
 
 fn start(id: &str, port: u16, peer: u16) -> NodeProc {
-    NodeProc::start(
-        id,
-        &[
-            "--id",
-            id,
-            "--udp",
-            &format!("127.0.0.1:{port}"),
-            "--udp-peer",
-            &format!("127.0.0.1:{peer}"),
-        ],
-        None,
-    )
+    NodeProc::loopback(id, port, &[peer])
 }
 
 /// Two free UDP ports on 127.0.0.1.
@@ -174,74 +164,13 @@ fn node_reports_missing_privilege_for_ethernet() {
     assert!(err.contains("CAP_NET_RAW"), "{err}");
 }
 
-/// A streaming tipcctl command (listen/subscribe) with its stdout lines and arrival times.
-fn stream(
-    node: &NodeProc,
-    args: &[&str],
-) -> (
-    std::process::Child,
-    std::sync::mpsc::Receiver<(Instant, String)>,
-) {
-    use std::io::{BufRead, BufReader};
-    let mut child = Command::new(bin_path("tipcctl"))
-        .arg("--node")
-        .arg(&node.control)
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("tipcctl");
-    let out = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send((Instant::now(), l)).is_err() {
-                break;
-            }
-        }
-    });
-    (child, rx)
-}
-
-fn wait_for(
-    rx: &std::sync::mpsc::Receiver<(Instant, String)>,
-    prefix: &str,
-    timeout: Duration,
-) -> Option<Instant> {
-    let end = Instant::now() + timeout;
-    while let Ok((t, l)) = rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
-        if l.starts_with(prefix) {
-            return Some(t);
-        }
-    }
-    None
-}
-
 #[test]
 fn sigkilled_node_bindings_are_withdrawn_on_the_others_within_tolerance() {
-    let socks: Vec<_> = (0..3)
-        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
-        .collect();
-    let ports: Vec<u16> = socks
-        .iter()
-        .map(|s| s.local_addr().unwrap().port())
-        .collect();
-    drop(socks);
+    let ports = tipc_integration::cluster::free_udp_ports(3);
     let mut nodes: Vec<NodeProc> = (0..3)
         .map(|i| {
-            let mut args = vec![
-                "--id".to_string(),
-                format!("k{i}"),
-                "--udp".to_string(),
-                format!("127.0.0.1:{}", ports[i]),
-            ];
-            for (j, p) in ports.iter().enumerate() {
-                if j != i {
-                    args.push("--udp-peer".into());
-                    args.push(format!("127.0.0.1:{p}"));
-                }
-            }
-            let a: Vec<&str> = args.iter().map(String::as_str).collect();
-            NodeProc::start(&format!("k{i}"), &a, None)
+            let others: Vec<u16> = (0..3).filter(|j| *j != i).map(|j| ports[j]).collect();
+            NodeProc::loopback(&format!("k{i}"), ports[i], &others)
         })
         .collect();
     for n in nodes.iter_mut() {
@@ -251,35 +180,32 @@ fn sigkilled_node_bindings_are_withdrawn_on_the_others_within_tolerance() {
             .expect("second link up");
     }
     // Node 2 binds a service; nodes 0 and 1 track it.
-    let (mut l, lrx) = stream(&nodes[2], &["listen", "rdm", "7000:1"]);
-    assert!(wait_for(&lrx, "READY", Duration::from_secs(5)).is_some());
-    let (mut s0, rx0) = stream(&nodes[0], &["subscribe", "7000:0:10"]);
-    let (mut s1, rx1) = stream(&nodes[1], &["subscribe", "7000:0:10"]);
-    assert!(wait_for(
-        &rx0,
-        "PUBLISHED type=7000 lower=1 upper=1",
-        Duration::from_secs(3)
-    )
-    .is_some());
-    assert!(wait_for(
-        &rx1,
-        "PUBLISHED type=7000 lower=1 upper=1",
-        Duration::from_secs(3)
-    )
-    .is_some());
+    let mut l = CtlProc::spawn(&nodes[2], &["listen", "rdm", "7000:1"], Lines::Stdout);
+    assert!(l.wait_prefix("READY", Duration::from_secs(5)).is_some());
+    let mut subs: Vec<CtlProc> = (0..2)
+        .map(|i| CtlProc::spawn(&nodes[i], &["subscribe", "7000:0:10"], Lines::Stdout))
+        .collect();
+    for s in subs.iter_mut() {
+        assert!(s
+            .wait_prefix(
+                "PUBLISHED type=7000 lower=1 upper=1",
+                Duration::from_secs(3)
+            )
+            .is_some());
+    }
     // Anycast reaches it.
     let (ok, out, err) = nodes[0].ctl(&["send", "rdm", "--service", "7000:1", "hi"]);
     assert!(ok, "{out}{err}");
     // SIGKILL node 2: both others withdraw its binding within the link tolerance (+10 %).
     let killed = Instant::now();
     nodes[2].kill();
-    for rx in [&rx0, &rx1] {
-        let t = wait_for(
-            rx,
-            "WITHDRAWN type=7000 lower=1 upper=1",
-            Duration::from_secs(5),
-        )
-        .expect("WITHDRAWN after SIGKILL");
+    for s in subs.iter_mut() {
+        let (t, _) = s
+            .wait(
+                |l| l.starts_with("WITHDRAWN type=7000 lower=1 upper=1"),
+                Duration::from_secs(5),
+            )
+            .expect("WITHDRAWN after SIGKILL");
         assert!(
             t - killed <= Duration::from_millis(1650),
             "withdrawn after {:?}",
@@ -288,8 +214,5 @@ fn sigkilled_node_bindings_are_withdrawn_on_the_others_within_tolerance() {
     }
     let (_, table, _) = nodes[0].ctl(&["nametable", "show"]);
     assert!(!table.lines().any(|l| l.starts_with("7000 ")), "{table}");
-    for c in [&mut l, &mut s0, &mut s1] {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
+    drop((l, subs));
 }

@@ -432,13 +432,9 @@ async fn subscribe(
     }
 }
 
-/// Client side: send `req` to the node at `path`, call `on_line` for each output frame.
-pub async fn request(
-    path: &Path,
-    req: &Request,
-    mut on_line: impl FnMut(&str),
-) -> io::Result<Result<(), String>> {
-    let mut s = UnixStream::connect(path).await.map_err(|e| {
+/// Connect to a node's control socket, with an error that says what to check.
+async fn connect_control(path: &Path) -> io::Result<UnixStream> {
+    UnixStream::connect(path).await.map_err(|e| {
         io::Error::new(
             e.kind(),
             format!(
@@ -446,7 +442,16 @@ pub async fn request(
                 path.display()
             ),
         )
-    })?;
+    })
+}
+
+/// Client side: send `req` to the node at `path`, call `on_line` for each output frame.
+pub async fn request(
+    path: &Path,
+    req: &Request,
+    mut on_line: impl FnMut(&str),
+) -> io::Result<Result<(), String>> {
+    let mut s = connect_control(path).await?;
     write_frame(&mut s, req).await?;
     loop {
         match read_frame::<Reply, _>(&mut s).await? {
@@ -523,15 +528,7 @@ where
     R: tokio::io::AsyncBufRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
 {
-    let s = UnixStream::connect(path).await.map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!(
-                "cannot reach node at {}: {e} (is tipc-node running with --control?)",
-                path.display()
-            ),
-        )
-    })?;
+    let s = connect_control(path).await?;
     let (mut rd, mut wr) = s.into_split();
     write_frame(&mut wr, req).await?;
     let input_done = input.is_none();

@@ -219,6 +219,15 @@ fn usage(msg: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// `--service TYPE:INST`.
+fn service_arg(s: &str) -> Result<(u32, u32), String> {
+    match parse_binding(s) {
+        Ok(r) if r.lower == r.upper => Ok((r.type_, r.lower)),
+        Ok(_) => Err("--service takes TYPE:INST".into()),
+        Err(e) => Err(e),
+    }
+}
+
 fn parse_bindings(bindings: &[String]) -> Result<Vec<(u32, u32, u32)>, String> {
     bindings
         .iter()
@@ -275,9 +284,8 @@ fn conn_command(node: &std::path::Path, cmd: Cmd) -> ExitCode {
             linger,
         } => {
             let target = if let Some(s) = service {
-                match parse_binding(&s) {
-                    Ok(r) if r.lower == r.upper => ConnTarget::Service(r.type_, r.lower),
-                    Ok(_) => return usage("--service takes TYPE:INST"),
+                match service_arg(&s) {
+                    Ok((t, i)) => ConnTarget::Service(t, i),
                     Err(e) => return usage(&e),
                 }
             } else if let Some(s) = socket {
@@ -451,9 +459,8 @@ fn main() -> ExitCode {
                 },
         } => {
             let dest = if let Some(s) = service {
-                match parse_binding(&s) {
-                    Ok(r) if r.lower == r.upper => DgramDest::Service(r.type_, r.lower),
-                    Ok(_) => return usage("--service takes TYPE:INST"),
+                match service_arg(&s) {
+                    Ok((t, i)) => DgramDest::Service(t, i),
                     Err(e) => return usage(&e),
                 }
             } else if let Some(s) = range {
@@ -487,15 +494,9 @@ fn main() -> ExitCode {
             Err(e) => return usage(&e),
         },
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tipcctl: {e}");
-            return ExitCode::from(1);
-        }
+        Err(c) => return c,
     };
     let print = |l: &str| {
         use std::io::Write;
@@ -503,15 +504,5 @@ fn main() -> ExitCode {
         let _ = out.write_all(l.as_bytes());
         let _ = out.flush();
     };
-    match rt.block_on(control::request(&args.node, &req, print)) {
-        Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(e)) => {
-            eprintln!("tipcctl: {e}");
-            ExitCode::from(1)
-        }
-        Err(e) => {
-            eprintln!("tipcctl: {e}");
-            ExitCode::from(1)
-        }
-    }
+    verdict(rt.block_on(control::request(&args.node, &req, print)))
 }

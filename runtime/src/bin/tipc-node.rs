@@ -92,12 +92,12 @@ async fn run(cfg: NodeConfig) -> u8 {
             return 1;
         }
     }
-    println!(
+    say(format_args!(
         "node {} {:08x} started, bearers: {}",
         node.id(),
         node.addr(),
         node.bearer_list().trim_end().replace('\n', " ")
-    );
+    ));
     let mut events = node.events();
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
@@ -109,10 +109,10 @@ async fn run(cfg: NodeConfig) -> u8 {
     loop {
         tokio::select! {
             ev = events.recv() => match ev {
-                Ok(NodeEvent::LinkUp { name, .. }) => println!("link up {name}"),
-                Ok(NodeEvent::LinkDown { name, reason, .. }) => println!("link down {name} {reason}"),
-                Ok(NodeEvent::NodeUp(a)) => println!("node up {a:08x}"),
-                Ok(NodeEvent::NodeDown(a)) => println!("node down {a:08x}"),
+                Ok(NodeEvent::LinkUp { name, .. }) => say(format_args!("link up {name}")),
+                Ok(NodeEvent::LinkDown { name, reason, .. }) => say(format_args!("link down {name} {reason}")),
+                Ok(NodeEvent::NodeUp(a)) => say(format_args!("node up {a:08x}")),
+                Ok(NodeEvent::NodeDown(a)) => say(format_args!("node down {a:08x}")),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(_) => break,
             },
@@ -126,6 +126,15 @@ async fn run(cfg: NodeConfig) -> u8 {
     if let Some(p) = &cfg.control {
         let _ = std::fs::remove_file(p);
     }
-    println!("node stopped");
+    say(format_args!("node stopped"));
     0
+}
+
+/// One event line on stdout. A node keeps running when nobody reads its stdout any more (a
+/// closed pipe is not a reason to stop, unlike `println!`'s panic).
+fn say(line: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let _ = writeln!(o, "{line}");
+    let _ = o.flush();
 }

@@ -1061,6 +1061,11 @@ pub struct ConnEnd {
     /// Steps at which the writer had data but the connection window was full (end-to-end
     /// flow control holding it back).
     pub window_stalls: u64,
+    /// Flow-control blocks of the data messages written (`len / 1024 + 1` of each message with
+    /// its header), counted by the simulation.
+    pub blocks_tx: u64,
+    /// Flow-control blocks of the data messages read.
+    pub blocks_rx: u64,
     pace: ReadPace,
     next_read: Instant,
     /// The core must have ended by then (its peer node was lost); true if a partition
@@ -1682,6 +1687,8 @@ impl Sim {
             core_end: None,
             gone: false,
             window_stalls: 0,
+            blocks_tx: 0,
+            blocks_rx: 0,
             pace,
             next_read: now,
             abort_by: None,
@@ -1718,6 +1725,10 @@ impl Sim {
         }
         n.conn_flush(now, port);
         self.conns[id].ends[0].tx += units;
+        if !first.is_empty() {
+            let hdr = if spec.by_name { 40 } else { BASIC_H_SIZE };
+            self.conns[id].ends[0].blocks_tx += Self::blocks(hdr + first.len());
+        }
         self.trace(format_args!("connection {id} opens: {spec:?}"));
         self.pump(spec.client);
         Some(id)
@@ -1755,6 +1766,21 @@ impl Sim {
     /// most any message size costs: a 1023-byte message is one block of 1024 + 576 bytes).
     pub fn conn_rx_bound(&self) -> usize {
         (ADV_WIN as usize + MAX_UNIT / 1024 + 2) * 1600
+    }
+
+    /// Flow-control blocks of a message of `len` bytes (`tsk_inc` with block flow control).
+    fn blocks(len: usize) -> u64 {
+        (len / 1024) as u64 + 1
+    }
+
+    /// The header size of connection `id`'s SYN if it carried data, else of a data message.
+    fn syn_hdr(&self, id: usize) -> usize {
+        let spec = &self.conns[id].spec;
+        match (spec.zero_rtt, spec.by_name) {
+            (false, _) => SHORT_H_SIZE,
+            (true, true) => 40,
+            (true, false) => BASIC_H_SIZE,
+        }
     }
 
     /// The byte at `offset` of direction `dir` (0: client to server) of connection `id`.
@@ -1906,6 +1932,7 @@ impl Sim {
                 ));
             }
             self.conns[id].ends[e].tx += units;
+            self.conns[id].ends[e].blocks_tx += Self::blocks(SHORT_H_SIZE + data.len());
             acted = true;
         }
         acted
@@ -1935,7 +1962,16 @@ impl Sim {
             };
             reads += 1;
             match r {
-                Read::Data(d) => self.conn_check_data(id, e, kind, dir, &d),
+                Read::Data(d) => {
+                    self.conn_check_data(id, e, kind, dir, &d);
+                    let hdr = if self.conns[id].ends[e].blocks_rx == 0 && e == 1 {
+                        // The first read of the server may be the SYN's data.
+                        self.syn_hdr(id)
+                    } else {
+                        SHORT_H_SIZE
+                    };
+                    self.conns[id].ends[e].blocks_rx += Self::blocks(hdr + d.len());
+                }
                 Read::End(why) => {
                     self.conn_check_end(id, e, why, true);
                     self.conns[id].ends[e].end = Some(why);
@@ -2132,6 +2168,15 @@ impl Sim {
                 if state == ConnState::Established && unacked > win + max {
                     self.violation(&format!(
                         "connection {id} end {e}: {unacked} blocks unacknowledged, window {win}"
+                    ));
+                }
+                // Acks only count what the peer's application read: what was written and not
+                // yet read is unacknowledged.
+                let c = &self.conns[id];
+                let unread = c.ends[e].blocks_tx.saturating_sub(c.ends[1 - e].blocks_rx);
+                if state == ConnState::Established && (unacked as u64) < unread {
+                    self.violation(&format!(
+                        "connection {id} end {e}: {unacked} blocks unacknowledged but {unread} written and not yet read by the peer"
                     ));
                 }
                 let ce = &self.conns[id].ends[e];

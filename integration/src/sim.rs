@@ -56,6 +56,18 @@
 //!    naming one of its sender's bindings, sent after the binding was published) is delivered
 //!    at most once, in order per (src, dst), intact, and only when the receiving node's table
 //!    already holds that binding — checked at every delivery.
+//! 7. **Connections** (with [`SimConfig::conns`], the connection glue below), on every
+//!    connection: (a) bytes (stream) and messages (seqpacket) are read exactly once, in order
+//!    and intact (a pattern keyed by connection, direction and offset; seqpacket messages carry
+//!    their number and length), never more than was written; (b) flow control: a sender's
+//!    `snt_unacked` stays within its window plus one message, and never below the blocks it
+//!    wrote that the peer's application has not read yet (acks only count what was read); a
+//!    socket's queued memory stays within [`Sim::conn_rx_bound`] (the window plus one message
+//!    at the worst truesize per block) and below the receive buffer (no OVERLOAD); (c) a
+//!    connection ends only by an orderly shutdown (the peer read everything, then `Ok`), or
+//!    with an error when its peer node was really cut off, crashed or restarted after it was
+//!    opened; (d) when that happens to an established connection at time T, its live ends are
+//!    ended by T + [`Sim::down_bound`] (a heal before then cancels this for a partition).
 //!
 //! # Name glue
 //!
@@ -65,6 +77,20 @@
 //! [`NameDistributor::node_down`] at `NodeDown`; NAME_DISTRIBUTOR messages applied in delivery
 //! order, before any later message of the same peer; a node-scope link-state binding per
 //! working link; [`Sim::publish`] / [`Sim::withdraw`] as single updates to every up peer.
+//!
+//! # Connection glue
+//!
+//! With [`SimConfig::conns`] on, each node also holds [`ConnCore`] sockets (listeners and
+//! connections) glued as `actors/src/conn.rs` does (kernel `socket.c`, `node.c:
+//! node_lost_contact`; spec §9.4–9.7): delivered messages that are CONN_MANAGER or addressed
+//! to a glue port go to their socket (or back with NO_PORT); a listener accepts every request
+//! at once; `NodeDown` calls [`ConnCore::node_lost`] on every socket; the cores' outputs go over
+//! the node's links (a named SYN after an anycast lookup in the node's table); their timers run
+//! on the virtual clock. The applications ([`Sim::conn_listen`], [`Sim::conn_open`],
+//! [`ConnSpec`]): writers that write while the connection's window and the link allow,
+//! readers at a [`ReadPace`] (slow ones make the window hold the writer back), and an orderly
+//! `shutdown` by one side once everything went both ways. Connections inside one node are not
+//! modelled.
 //!
 //! # Corruption
 //!
@@ -96,7 +122,9 @@ use tipc_transport::media::Dest;
 use tipc_transport::peer::{
     classify, BearerParams, DropReason, NeighborSighting, Peer, PeerEvent, Route,
 };
-use tipc_transport::wire::{field, user, ErrorCode, Header, MediaAddr, BASIC_H_SIZE, SHORT_H_SIZE};
+use tipc_transport::wire::{
+    extract, field, user, ErrorCode, Header, MediaAddr, BASIC_H_SIZE, SHORT_H_SIZE,
+};
 use tipc_transport::{BearerId, NodeAddr, NodeId, MAX_BEARERS, OWN_CAPABILITIES};
 
 /// `TIPC_DIRECT_MSG`: the message type of our traffic.
@@ -647,7 +675,12 @@ impl SimNode {
             };
             match o {
                 ConnOutput::ToNode(to, msg) => {
-                    self.conn_post(now, to, msg, port);
+                    // A SYN that cannot be sent fails the connect (`Connection::open`).
+                    if !self.conn_post(now, to, msg, port) {
+                        if let Some(c) = self.conns.get_mut(&port) {
+                            c.connect_failed(ConnError::NoNode);
+                        }
+                    }
                 }
                 ConnOutput::Lookup(name, mut msg) => {
                     let dest = match self.table.lookup_anycast(name, 0) {
@@ -659,6 +692,9 @@ impl SimNode {
                         let mut h = Header::new_unchecked(&mut msg[..]);
                         h.set(field::DESTNODE, d.node);
                         h.set(field::DESTPORT, d.port);
+                        if let Some(c) = self.conns.get_mut(&port) {
+                            c.syn_sent_to(d.node);
+                        }
                         self.conn_post(now, d.node, msg, port)
                     });
                     if !sent {
@@ -1856,6 +1892,29 @@ impl Sim {
         }
     }
 
+    /// Node `node`'s link to `peer` purged a packet: connection messages in it go back to their
+    /// socket with NO_NODE, in the name of the unreachable node (`peer.rs: reject_purged`).
+    fn conn_purged(&mut self, node: usize, peer: NodeAddr, m: &Bytes) {
+        let Ok(h) = Header::new_checked(&m[..]) else {
+            return;
+        };
+        let msgs: Vec<Bytes> = if h.user() == user::MSG_BUNDLER {
+            extract(m).flatten().collect()
+        } else {
+            vec![m.clone()]
+        };
+        for msg in msgs {
+            let ours = Header::new_checked(&msg[..])
+                .is_ok_and(|h| h.user() <= user::CRITICAL && h.destport() >= CONN_PORT_BASE);
+            if !ours {
+                continue;
+            }
+            if let Some(ret) = reverse(&msg, ErrorCode::NoNode, peer) {
+                self.on_conn_deliver(node, ret.freeze());
+            }
+        }
+    }
+
     /// The applications: writers, readers and the orderly close of every connection.
     fn run_conns(&mut self) {
         for id in 0..self.conns.len() {
@@ -2799,7 +2858,12 @@ impl Sim {
                 }
                 _ => self.on_deliver(node, peer, &m),
             },
-            PeerEvent::Purged(m) => self.on_purged(node, peer, &m),
+            PeerEvent::Purged(m) => {
+                if conns {
+                    self.conn_purged(node, peer_addr, &m);
+                }
+                self.on_purged(node, peer, &m)
+            }
             PeerEvent::Unblocked(_) => {}
         }
     }
@@ -2815,7 +2879,11 @@ impl Sim {
     /// The (src, dst, seq) record of one of our data messages.
     fn parse_record(m: &[u8]) -> Option<(NodeAddr, NodeAddr, usize, usize, u64)> {
         let h = Header::new_checked(m).ok()?;
-        if h.user() != user::LOW || h.mtype() != DIRECT_MSG || h.header_len() != BASIC_H_SIZE {
+        if h.user() != user::LOW
+            || h.mtype() != DIRECT_MSG
+            || h.header_len() != BASIC_H_SIZE
+            || h.destport() >= CONN_PORT_BASE
+        {
             return None;
         }
         let p = h.payload();

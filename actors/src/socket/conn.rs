@@ -413,6 +413,16 @@ impl ConnCore {
         }
     }
 
+    /// A named SYN ([`Output::Lookup`]) was resolved and sent to `node`: a loss of that node
+    /// now fails the connect with [`ConnError::NoNode`] ([`ConnCore::node_lost`]), as it does
+    /// for a SYN to a socket address. Without it a 0-RTT SYN+, which has no connect timeout,
+    /// would wait for a lost node forever.
+    pub fn syn_sent_to(&mut self, node: NodeAddr) {
+        if self.state == ConnState::Connecting && self.peer.node == 0 {
+            self.peer.node = node;
+        }
+    }
+
     /// `tipc_sk_finish_conn`: ESTABLISHED with `peer`, flow-control mode from its caps.
     fn finish_conn(&mut self, peer: SocketAddr, peer_caps: u16, now: Instant) {
         self.peer = peer;
@@ -1409,6 +1419,28 @@ mod tests {
         assert_eq!(c.state(), ConnState::Established);
         assert_eq!(c.snt_unacked(), 1);
         assert_eq!(c.can_send(), Ok(true));
+    }
+
+    #[test]
+    fn named_zero_rtt_connect_fails_with_no_node_when_resolved_node_is_lost() {
+        let now = Instant::now();
+        let name = ServiceAddr {
+            type_: 5000,
+            instance: 1,
+        };
+        let mut c = ConnCore::new(sa(A, 5));
+        c.connect(SynDest::Service(name), b"data", now).unwrap();
+        assert!(matches!(outputs(&mut c)[..], [Output::Lookup(..)]));
+        assert!(!c.node_lost(B, now), "destination not known yet");
+        c.syn_sent_to(B);
+        assert!(!c.node_lost(0x6300_0000, now));
+        assert_eq!(c.state(), ConnState::Connecting);
+        assert!(c.node_lost(B, now));
+        assert_eq!(c.can_send(), Err(ConnError::NoNode));
+        // Once connected, a later resolution changes nothing.
+        let mut e = established(sa(A, 6), sa(B, 20), OWN_CAPABILITIES, now);
+        e.syn_sent_to(0x6300_0000);
+        assert_eq!(e.peer(), sa(B, 20));
     }
 
     #[test]

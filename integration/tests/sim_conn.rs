@@ -132,7 +132,17 @@ fn assert_all_completed(sim: &Sim) {
 }
 
 fn lossy_run(seed: u64, nodes: usize, names: bool) {
-    let mut sim = Sim::new(cfg(nodes, names), seed);
+    lossy_run_bearers(seed, nodes, names, 1)
+}
+
+fn lossy_run_bearers(seed: u64, nodes: usize, names: bool, bearers: usize) {
+    let mut sim = Sim::new(
+        SimConfig {
+            bearers,
+            ..cfg(nodes, names)
+        },
+        seed,
+    );
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xc0);
     bring_up(&mut sim);
     let ls = listeners(&mut sim);
@@ -322,83 +332,110 @@ fn conn_lost_peer_aborts_with_no_node_and_others_go_on() {
 #[test]
 fn conn_chaos_every_connection_completes_or_aborts_for_a_cause() {
     for seed in seeds(300..316) {
-        let nodes = 3;
-        let mut sim = Sim::new(cfg(nodes, false), seed);
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xc4a0);
-        bring_up(&mut sim);
-        sim.set_default_rule(FaultRule::lossy(0.1, 0.05, 0.1));
-        let mut ls: Vec<Option<[SimListener; 2]>> = vec![None; nodes];
-        for _ in 0..6 {
-            for (n, l) in ls.iter_mut().enumerate() {
-                if l.is_none() && sim.node(n).is_some() {
-                    *l = Some(
-                        [ConnKind::Stream, ConnKind::Seqpacket]
-                            .map(|k| sim.conn_listen(n, k, None).expect("listener")),
-                    );
-                }
+        conn_chaos(seed, 1);
+    }
+}
+
+/// The chaos schedules with two bearers per node pair.
+#[test]
+fn conn_chaos_two_bearers_every_connection_completes_or_aborts_for_a_cause() {
+    for seed in seeds(400..408) {
+        conn_chaos(seed, 2);
+    }
+}
+
+fn conn_chaos(seed: u64, bearers: usize) {
+    let nodes = 3;
+    let mut sim = Sim::new(
+        SimConfig {
+            bearers,
+            ..cfg(nodes, false)
+        },
+        seed,
+    );
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xc4a0);
+    bring_up(&mut sim);
+    sim.set_default_rule(FaultRule::lossy(0.1, 0.05, 0.1));
+    let mut ls: Vec<Option<[SimListener; 2]>> = vec![None; nodes];
+    for _ in 0..6 {
+        for (n, l) in ls.iter_mut().enumerate() {
+            if l.is_none() && sim.node(n).is_some() {
+                *l = Some(
+                    [ConnKind::Stream, ConnKind::Seqpacket]
+                        .map(|k| sim.conn_listen(n, k, None).expect("listener")),
+                );
             }
-            for _ in 0..3 {
-                let client = rng.next_u32() as usize % nodes;
-                let server = (client + 1 + rng.next_u32() as usize % (nodes - 1)) % nodes;
-                let Some(l) = ls[server] else { continue };
-                if !(sim.peer_up(client, server) && sim.peer_up(server, client)) {
-                    continue;
-                }
-                let kind = if rng.next_u32() % 2 == 0 {
-                    ConnKind::Stream
+        }
+        for _ in 0..3 {
+            let client = rng.next_u32() as usize % nodes;
+            let server = (client + 1 + rng.next_u32() as usize % (nodes - 1)) % nodes;
+            let Some(l) = ls[server] else { continue };
+            if !(sim.peer_up(client, server) && sim.peer_up(server, client)) {
+                continue;
+            }
+            let kind = if rng.next_u32() % 2 == 0 {
+                ConnKind::Stream
+            } else {
+                ConnKind::Seqpacket
+            };
+            let (up, down) = match kind {
+                ConnKind::Stream => (rng.next_u32() as u64 % 200_000, 20_000),
+                ConnKind::Seqpacket => (rng.next_u32() as u64 % 150, 20),
+            };
+            sim.conn_open(ConnSpec {
+                client,
+                listener: l[kind as usize],
+                by_name: false,
+                zero_rtt: rng.next_u32() % 2 == 0,
+                up,
+                down,
+                server_closes: rng.next_u32() % 2 == 0,
+                client_pace: ReadPace::EAGER,
+                server_pace: if rng.next_u32() % 3 == 0 {
+                    slow()
                 } else {
-                    ConnKind::Seqpacket
-                };
-                let (up, down) = match kind {
-                    ConnKind::Stream => (rng.next_u32() as u64 % 200_000, 20_000),
-                    ConnKind::Seqpacket => (rng.next_u32() as u64 % 150, 20),
-                };
-                sim.conn_open(ConnSpec {
-                    client,
-                    listener: l[kind as usize],
-                    by_name: false,
-                    zero_rtt: rng.next_u32() % 2 == 0,
-                    up,
-                    down,
-                    server_closes: rng.next_u32() % 2 == 0,
-                    client_pace: ReadPace::EAGER,
-                    server_pace: if rng.next_u32() % 3 == 0 {
-                        slow()
-                    } else {
-                        ReadPace::EAGER
-                    },
-                })
-                .expect("connection opens");
-            }
-            sim.run_for(Duration::from_millis((rng.next_u32() % 2000) as u64));
-            let n = rng.next_u32() as usize % nodes;
-            match rng.next_u32() % 4 {
-                0 => sim.isolate(n),
-                1 => sim.partition(n, (n + 1) % nodes),
-                2 => {
-                    sim.crash(n);
-                    ls[n] = None;
-                }
-                _ => {}
-            }
-            sim.run_for(Duration::from_millis(200 + (rng.next_u32() % 3000) as u64));
-            sim.heal();
-            for (i, l) in ls.iter_mut().enumerate() {
-                if sim.node(i).is_none() && rng.next_u32() % 2 == 0 {
-                    sim.restart(i);
-                    *l = None;
-                }
-            }
-            sim.run_for(Duration::from_millis((rng.next_u32() % 3000) as u64));
+                    ReadPace::EAGER
+                },
+            })
+            .expect("connection opens");
         }
-        for i in 0..nodes {
-            sim.restart(i);
+        sim.run_for(Duration::from_millis((rng.next_u32() % 2000) as u64));
+        let n = rng.next_u32() as usize % nodes;
+        match rng.next_u32() % 4 {
+            0 => sim.isolate(n),
+            1 => sim.partition(n, (n + 1) % nodes),
+            2 => {
+                sim.crash(n);
+                ls[n] = None;
+            }
+            _ => {}
         }
+        sim.run_for(Duration::from_millis(200 + (rng.next_u32() % 3000) as u64));
         sim.heal();
-        settle(&mut sim, Duration::from_secs(600));
-        assert!(
-            sim.conns().iter().any(|c| c.completed()),
-            "sim seed={seed}: no connection completed"
-        );
+        for (i, l) in ls.iter_mut().enumerate() {
+            if sim.node(i).is_none() && rng.next_u32() % 2 == 0 {
+                sim.restart(i);
+                *l = None;
+            }
+        }
+        sim.run_for(Duration::from_millis((rng.next_u32() % 3000) as u64));
+    }
+    for i in 0..nodes {
+        sim.restart(i);
+    }
+    sim.heal();
+    settle(&mut sim, Duration::from_secs(600));
+    assert!(
+        sim.conns().iter().any(|c| c.completed()),
+        "sim seed={seed}: no connection completed"
+    );
+}
+
+/// The 2-node acceptance run with two bearers per pair: each connection's messages use one
+/// link (by port), both links lose 30 %.
+#[test]
+fn conn_two_bearers_deliver_every_byte_in_order_at_30_percent_loss() {
+    for seed in seeds(500..520) {
+        lossy_run_bearers(seed, 2, false, 2);
     }
 }

@@ -1092,6 +1092,8 @@ pub struct ConnEnd {
     pub end: Option<Result<(), ConnError>>,
     /// The core's end reason, once invariant 7 judged it.
     pub core_end: Option<Result<(), ConnError>>,
+    /// When (virtual time since the start) the core ended.
+    pub ended_at: Option<Duration>,
     /// Its node crashed: the socket vanished.
     pub gone: bool,
     /// Steps at which the writer had data but the connection window was full (end-to-end
@@ -1721,6 +1723,7 @@ impl Sim {
             shut: false,
             end: None,
             core_end: None,
+            ended_at: None,
             gone: false,
             window_stalls: 0,
             blocks_tx: 0,
@@ -2241,8 +2244,10 @@ impl Sim {
                 let ce = &self.conns[id].ends[e];
                 if let (Some(why), None) = (end, ce.core_end) {
                     self.conn_check_end(id, e, why, false);
+                    let t = self.elapsed();
                     let ce = &mut self.conns[id].ends[e];
                     ce.core_end = Some(why);
+                    ce.ended_at = Some(t);
                     ce.abort_by = None;
                 } else if let Some((d, _)) = ce.abort_by.filter(|(d, _)| now > *d) {
                     self.violation(&format!(

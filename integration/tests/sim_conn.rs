@@ -11,7 +11,7 @@ use std::time::Duration;
 use tipc_actors::addr::ServiceRange;
 use tipc_actors::socket::conn::ConnError;
 use tipc_integration::sim::{
-    seeds, ConnKind, ConnSpec, FaultRule, ReadPace, Sim, SimConfig, SimListener,
+    seeds, ConnKind, ConnSpec, FaultRule, ReadPace, Sim, SimConfig, SimConn, SimListener,
 };
 
 fn cfg(nodes: usize, names: bool) -> SimConfig {
@@ -270,7 +270,7 @@ fn lost_peer_run(seed: u64, loss: Loss) {
         "sim seed={seed}: connections not set up"
     );
     sim.run_for(Duration::from_millis(500));
-    let lost = |c: &tipc_integration::sim::SimConn| {
+    let lost = |c: &SimConn| {
         let nodes = (c.ends[0].node, c.ends[1].node);
         match loss {
             Loss::Crash => nodes.0 == 2 || nodes.1 == 2,
@@ -284,6 +284,7 @@ fn lost_peer_run(seed: u64, loss: Loss) {
             .all(|c| !c.completed()),
         "sim seed={seed}: connections finished before the fault; make them larger"
     );
+    let fault_at = sim.elapsed();
     match loss {
         Loss::Crash => sim.crash(2),
         Loss::Partition => {
@@ -303,7 +304,12 @@ fn lost_peer_run(seed: u64, loss: Loss) {
                     "sim seed={seed}: connection {i} end at node {}: {e:?}",
                     e.node
                 );
-                assert!(e.rx < e.rx_target || e.tx < e.tx_target || c.closer() != 0);
+                let late = e.ended_at.map(|t| t - fault_at);
+                assert!(
+                    late.is_some_and(|d| d <= sim.down_bound()),
+                    "sim seed={seed}: connection {i} ended {late:?} after the fault, bound {:?}",
+                    sim.down_bound()
+                );
             }
         } else {
             assert!(

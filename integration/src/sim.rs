@@ -56,6 +56,18 @@
 //!    naming one of its sender's bindings, sent after the binding was published) is delivered
 //!    at most once, in order per (src, dst), intact, and only when the receiving node's table
 //!    already holds that binding — checked at every delivery.
+//! 7. **Connections** (with [`SimConfig::conns`], the connection glue below), on every
+//!    connection: (a) bytes (stream) and messages (seqpacket) are read exactly once, in order
+//!    and intact (a pattern keyed by connection, direction and offset; seqpacket messages carry
+//!    their number and length), never more than was written; (b) flow control: a sender's
+//!    `snt_unacked` stays within its window plus one message, and never below the blocks it
+//!    wrote that the peer's application has not read yet (acks only count what was read); a
+//!    socket's queued memory stays within [`Sim::conn_rx_bound`] (the window plus one message
+//!    at the worst truesize per block) and below the receive buffer (no OVERLOAD); (c) a
+//!    connection ends only by an orderly shutdown (the peer read everything, then `Ok`), or
+//!    with an error when its peer node was really cut off, crashed or restarted after it was
+//!    opened; (d) when that happens to an established connection at time T, its live ends are
+//!    ended by T + [`Sim::down_bound`] (a heal before then cancels this for a partition).
 //!
 //! # Name glue
 //!
@@ -65,6 +77,20 @@
 //! [`NameDistributor::node_down`] at `NodeDown`; NAME_DISTRIBUTOR messages applied in delivery
 //! order, before any later message of the same peer; a node-scope link-state binding per
 //! working link; [`Sim::publish`] / [`Sim::withdraw`] as single updates to every up peer.
+//!
+//! # Connection glue
+//!
+//! With [`SimConfig::conns`] on, each node also holds [`ConnCore`] sockets (listeners and
+//! connections) glued as `actors/src/conn.rs` does (kernel `socket.c`, `node.c:
+//! node_lost_contact`; spec §9.4–9.7): delivered messages that are CONN_MANAGER or addressed
+//! to a glue port go to their socket (or back with NO_PORT); a listener accepts every request
+//! at once; `NodeDown` calls [`ConnCore::node_lost`] on every socket; the cores' outputs go over
+//! the node's links (a named SYN after an anycast lookup in the node's table); their timers run
+//! on the virtual clock. The applications ([`Sim::conn_listen`], [`Sim::conn_open`],
+//! [`ConnSpec`]): writers that write while the connection's window and the link allow,
+//! readers at a [`ReadPace`] (slow ones make the window hold the writer back), and an orderly
+//! `shutdown` by one side once everything went both ways. Connections inside one node are not
+//! modelled.
 //!
 //! # Corruption
 //!
@@ -82,16 +108,23 @@ use rand_chacha::ChaCha8Rng;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
-use tipc_actors::addr::{Scope, ServiceRange};
-use tipc_actors::binding::{BindingError, BindingTable, Publication};
+use tipc_actors::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
+use tipc_actors::binding::{AnycastResult, BindingError, BindingTable, Publication};
+pub use tipc_actors::conn::ConnKind;
 use tipc_actors::name_distr::{stamp_destnode, NameDistrStats, NameDistributor, Update};
+use tipc_actors::socket::conn::{
+    ConnCore, ConnError, ConnState, Output as ConnOutput, Read, SynDest, ADV_WIN,
+};
+use tipc_actors::socket::{reverse, RCVBUF_DEFAULT};
 use tipc_transport::discovery::{Discoverer, DiscoveryConfig, DISC_FAST};
 use tipc_transport::link::{DownReason, SendError, SendStatus};
 use tipc_transport::media::Dest;
 use tipc_transport::peer::{
     classify, BearerParams, DropReason, NeighborSighting, Peer, PeerEvent, Route,
 };
-use tipc_transport::wire::{field, user, Header, MediaAddr, BASIC_H_SIZE, SHORT_H_SIZE};
+use tipc_transport::wire::{
+    extract, field, user, ErrorCode, Header, MediaAddr, BASIC_H_SIZE, SHORT_H_SIZE,
+};
 use tipc_transport::{BearerId, NodeAddr, NodeId, MAX_BEARERS, OWN_CAPABILITIES};
 
 /// `TIPC_DIRECT_MSG`: the message type of our traffic.
@@ -105,6 +138,13 @@ const REF_MAGIC: u32 = 0x5245_4653;
 /// Payload bytes of a binding-reference message: magic, src, dst, id, type, lower, upper, port,
 /// key.
 const REF_LEN: usize = 40;
+/// First port of the connection glue's sockets (traffic uses 1000 + i, references 2000 + i).
+const CONN_PORT_BASE: u32 = 100_000;
+/// The largest unit a connection writer sends (stream chunk or seqpacket message).
+const MAX_UNIT: usize = 3000;
+/// Bytes of the record at the start of a seqpacket message: id, direction, number, length,
+/// and 4 spare bytes.
+const SEQ_REC: usize = 24;
 
 /// The seeds to run: `SIM_SEED=N` in the environment replaces `default` by `[N]`.
 pub fn seeds(default: impl IntoIterator<Item = u64>) -> Vec<u64> {
@@ -191,6 +231,9 @@ pub struct SimConfig {
     /// Run the name glue (bulks, single updates, purges) and check invariants 5 and 6. Off by
     /// default so that runs without it keep their frame sequence (and seeds) unchanged.
     pub names: bool,
+    /// Run the connection glue (ConnCore sockets fed by the peers, [`Sim::conn_listen`],
+    /// [`Sim::conn_open`]) and check invariant 7. Off by default, like `names`.
+    pub conns: bool,
 }
 
 impl Default for SimConfig {
@@ -205,6 +248,7 @@ impl Default for SimConfig {
             msg_size: 64,
             check_delivery: true,
             names: false,
+            conns: false,
         }
     }
 }
@@ -262,6 +306,34 @@ pub struct SimNode {
     /// Bumped on every change of the binding table.
     names_version: u64,
     name_stats: NameStats,
+    /// Connection sockets (listeners and connections) by port.
+    conns: BTreeMap<u32, ConnCore>,
+    next_conn_port: u32,
+    conn_stats: ConnGlueStats,
+}
+
+/// Counters of a simulated node's connection glue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnGlueStats {
+    /// Connection-layer messages handed to a socket.
+    pub delivered: u64,
+    /// Messages for a port without a socket, rejected with NO_PORT.
+    pub no_port: u64,
+    /// Messages a socket produced that the peer refused (node unknown, link not up, congested).
+    pub send_failed: u64,
+    /// Named SYNs whose service had no binding.
+    pub lookup_failed: u64,
+}
+
+/// A connection request accepted by a listener of a simulated node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accepted {
+    /// The listener's port.
+    pub listener: u32,
+    /// The new connection socket's port.
+    pub port: u32,
+    /// The requesting socket.
+    pub peer: SocketAddr,
 }
 
 /// Counters of a simulated node's name glue (as `names::NameTableStats`, plus send failures).
@@ -346,6 +418,9 @@ impl SimNode {
             next_key: 1,
             names_version: 0,
             name_stats: NameStats::default(),
+            conns: BTreeMap::new(),
+            next_conn_port: CONN_PORT_BASE,
+            conn_stats: ConnGlueStats::default(),
         };
         node.table_changed();
         node
@@ -541,6 +616,165 @@ impl SimNode {
         self.table_changed();
     }
 
+    // ------------------------------------------------------------------ connection glue
+
+    /// A fresh connection socket (OPEN) on a new port; returns the port.
+    pub fn conn_socket(&mut self) -> u32 {
+        let port = self.next_conn_port;
+        self.next_conn_port += 1;
+        let own = SocketAddr {
+            node: self.addr,
+            port,
+        };
+        self.conns.insert(port, ConnCore::new(own));
+        port
+    }
+    /// The connection socket at `port`.
+    pub fn conn(&self, port: u32) -> Option<&ConnCore> {
+        self.conns.get(&port)
+    }
+    /// The connection socket at `port`, mutably (the application side; call
+    /// [`SimNode::conn_flush`] after anything that may produce output).
+    pub fn conn_mut(&mut self, port: u32) -> Option<&mut ConnCore> {
+        self.conns.get_mut(&port)
+    }
+    /// Counters of the connection glue.
+    pub fn conn_stats(&self) -> ConnGlueStats {
+        self.conn_stats
+    }
+
+    /// The capabilities of `node` as this node knows them (ours for ourselves).
+    fn caps_of(&self, node: NodeAddr) -> u16 {
+        if node == self.addr || node == 0 {
+            return OWN_CAPABILITIES;
+        }
+        self.peers.get(&node).map_or(OWN_CAPABILITIES, |p| p.caps())
+    }
+
+    /// Hand a message to a peer's links (as `TransportNode::post` / `enqueue_to_peer`). Returns
+    /// whether the link accepted it. Connections inside one node are not modelled.
+    fn conn_post(&mut self, now: Instant, to: NodeAddr, msg: BytesMut, selector: u32) -> bool {
+        let ok = self
+            .peers
+            .get_mut(&to)
+            .is_some_and(|p| p.send(now, msg, selector).is_ok());
+        if !ok {
+            self.conn_stats.send_failed += 1;
+        }
+        ok
+    }
+
+    /// Send everything socket `port` produced (`flush_now` of `actors/src/conn.rs`): messages
+    /// to their node, named SYNs after an anycast lookup in this node's table (a lookup that
+    /// finds nothing fails the connect with [`ConnError::NoDestination`]).
+    pub fn conn_flush(&mut self, now: Instant, port: u32) {
+        // Bounded: a core queues a handful of messages per call.
+        for _ in 0..4096 {
+            let Some(o) = self.conns.get_mut(&port).and_then(|c| c.poll_output()) else {
+                return;
+            };
+            match o {
+                ConnOutput::ToNode(to, msg) => {
+                    // A SYN that cannot be sent fails the connect (`Connection::open`).
+                    if !self.conn_post(now, to, msg, port) {
+                        if let Some(c) = self.conns.get_mut(&port) {
+                            c.connect_failed(ConnError::NoNode);
+                        }
+                    }
+                }
+                ConnOutput::Lookup(name, mut msg) => {
+                    let dest = match self.table.lookup_anycast(name, 0) {
+                        AnycastResult::Found(sock) => Some(sock),
+                        AnycastResult::Deferred(node) => Some(SocketAddr { node, port: 0 }),
+                        AnycastResult::NotFound => None,
+                    };
+                    let sent = dest.is_some_and(|d| {
+                        let mut h = Header::new_unchecked(&mut msg[..]);
+                        h.set(field::DESTNODE, d.node);
+                        h.set(field::DESTPORT, d.port);
+                        if let Some(c) = self.conns.get_mut(&port) {
+                            c.syn_sent_to(d.node);
+                        }
+                        self.conn_post(now, d.node, msg, port)
+                    });
+                    if !sent {
+                        let why = if dest.is_none() {
+                            self.conn_stats.lookup_failed += 1;
+                            ConnError::NoDestination
+                        } else {
+                            ConnError::NoNode
+                        };
+                        if let Some(c) = self.conns.get_mut(&port) {
+                            c.connect_failed(why);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A connection-layer message delivered by a peer's link (`deliver_local` for connection
+    /// sockets, `ConnIncoming`): to its socket, or back with NO_PORT if there is none. A
+    /// listener accepts every request at once (each accepted socket sends its ACK).
+    fn conn_receive(&mut self, now: Instant, msg: Bytes) -> Vec<Accepted> {
+        let Ok(h) = Header::new_checked(&msg[..]) else {
+            return Vec::new();
+        };
+        let (port, sender) = (h.destport(), h.orignode());
+        let caps = self.caps_of(sender);
+        let Some(core) = self.conns.get_mut(&port) else {
+            self.conn_stats.no_port += 1;
+            if let Some(ret) = reverse(&msg, ErrorCode::NoPort, self.addr) {
+                let to = Header::new_unchecked(&ret[..]).destnode();
+                self.conn_post(now, to, ret, port);
+            }
+            return Vec::new();
+        };
+        self.conn_stats.delivered += 1;
+        core.on_message(msg, caps, now);
+        let listening = core.state() == ConnState::Listen;
+        self.conn_flush(now, port);
+        let mut accepted = Vec::new();
+        if listening {
+            while let Some(peer) = self.conns.get(&port).and_then(|c| c.peek_request()) {
+                let caps = self.caps_of(peer.node);
+                let new_port = self.next_conn_port;
+                let own = SocketAddr {
+                    node: self.addr,
+                    port: new_port,
+                };
+                let Some(core) = self
+                    .conns
+                    .get_mut(&port)
+                    .and_then(|l| l.accept(own, caps, now))
+                else {
+                    break;
+                };
+                self.next_conn_port += 1;
+                self.conns.insert(new_port, core);
+                self.conn_flush(now, new_port);
+                accepted.push(Accepted {
+                    listener: port,
+                    port: new_port,
+                    peer,
+                });
+            }
+        }
+        accepted
+    }
+
+    /// The last link to `peer` failed (`conn::node_down`): connections to it end with NO_NODE.
+    fn conn_node_lost(&mut self, now: Instant, peer: NodeAddr) {
+        let ports: Vec<u32> = self.conns.keys().copied().collect();
+        for port in ports {
+            if let Some(c) = self.conns.get_mut(&port) {
+                if c.node_lost(peer, now) {
+                    self.conn_flush(now, port);
+                }
+            }
+        }
+    }
+
     /// Node identity.
     pub fn id(&self) -> NodeId {
         self.id
@@ -623,7 +857,8 @@ impl SimNode {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let d = self.bearers.iter().filter_map(|b| b.disc.poll_timeout());
         let p = self.peers.values().filter_map(|p| p.poll_timeout());
-        d.chain(p).min()
+        let c = self.conns.values().filter_map(|c| c.poll_timeout());
+        d.chain(p).chain(c).min()
     }
 
     /// Run every timer that is due.
@@ -637,6 +872,18 @@ impl SimNode {
             if p.poll_timeout().is_some_and(|t| t <= now) {
                 p.handle_timeout(now);
             }
+        }
+        let due: Vec<u32> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(&p, _)| p)
+            .collect();
+        for port in due {
+            if let Some(c) = self.conns.get_mut(&port) {
+                c.handle_timeout(now);
+            }
+            self.conn_flush(now, port);
         }
     }
 
@@ -762,6 +1009,147 @@ pub struct LogEntry {
     pub kind: LogKind,
 }
 
+/// How fast an application reads a connection: at most `units` reads (messages) every
+/// `interval`; [`ReadPace::EAGER`] reads everything as soon as it is there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadPace {
+    /// Time between two bursts of reads (zero: at every step).
+    pub interval: Duration,
+    /// Reads per burst.
+    pub units: usize,
+}
+
+impl ReadPace {
+    /// Read everything at once.
+    pub const EAGER: ReadPace = ReadPace {
+        interval: Duration::ZERO,
+        units: usize::MAX,
+    };
+    /// A slow reader: `units` reads every `interval`.
+    pub fn slow(interval: Duration, units: usize) -> ReadPace {
+        ReadPace {
+            interval,
+            units: units.max(1),
+        }
+    }
+}
+
+/// A listening connection socket of the simulation ([`Sim::conn_listen`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimListener {
+    /// Its node.
+    pub node: usize,
+    /// Its port.
+    pub port: u32,
+    /// Stream or seqpacket.
+    pub kind: ConnKind,
+    /// The service address it is bound to (with [`SimConfig::names`]).
+    pub name: Option<ServiceAddr>,
+}
+
+/// What a simulated connection does ([`Sim::conn_open`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnSpec {
+    /// The connecting node.
+    pub client: usize,
+    /// The listener it connects to.
+    pub listener: SimListener,
+    /// Connect by the listener's service address (a NAMED SYN), else by its socket address.
+    pub by_name: bool,
+    /// "0-RTT": the SYN carries the client's first data, else an empty SYN (`connect()`).
+    pub zero_rtt: bool,
+    /// Client to server: bytes (stream) or messages (seqpacket).
+    pub up: u64,
+    /// Server to client: bytes (stream) or messages (seqpacket).
+    pub down: u64,
+    /// The server shuts the connection down (after it sent and received everything), else the
+    /// client does.
+    pub server_closes: bool,
+    /// The client's reader.
+    pub client_pace: ReadPace,
+    /// The server's reader.
+    pub server_pace: ReadPace,
+}
+
+/// One end of a simulated connection: its socket and what its application did.
+#[derive(Debug, Clone)]
+pub struct ConnEnd {
+    /// Its node.
+    pub node: usize,
+    /// Its socket (the server's once the request was accepted).
+    pub port: Option<u32>,
+    /// Units (bytes or messages) to write.
+    pub tx_target: u64,
+    /// Units written.
+    pub tx: u64,
+    /// Units to read.
+    pub rx_target: u64,
+    /// Units read (each checked in order and intact).
+    pub rx: u64,
+    /// This end shut the connection down (orderly, after all its data went both ways).
+    pub shut: bool,
+    /// The end its application read: `Ok` after the peer's shutdown, else why.
+    pub end: Option<Result<(), ConnError>>,
+    /// The core's end reason, once invariant 7 judged it.
+    pub core_end: Option<Result<(), ConnError>>,
+    /// When (virtual time since the start) the core ended.
+    pub ended_at: Option<Duration>,
+    /// Its node crashed: the socket vanished.
+    pub gone: bool,
+    /// Steps at which the writer had data but the connection window was full (end-to-end
+    /// flow control holding it back).
+    pub window_stalls: u64,
+    /// Flow-control blocks of the data messages written (`len / 1024 + 1` of each message with
+    /// its header), counted by the simulation.
+    pub blocks_tx: u64,
+    /// Flow-control blocks of the data messages read.
+    pub blocks_rx: u64,
+    pace: ReadPace,
+    next_read: Instant,
+    /// The core must have ended by then (its peer node was lost); true if a partition
+    /// caused it (a heal before the deadline cancels it).
+    abort_by: Option<(Instant, bool)>,
+}
+
+/// A simulated connection and its two ends (index 0: client, 1: server).
+#[derive(Debug, Clone)]
+pub struct SimConn {
+    /// What it does.
+    pub spec: ConnSpec,
+    /// When it was opened.
+    pub started: Instant,
+    /// Client and server.
+    pub ends: [ConnEnd; 2],
+}
+
+impl SimConn {
+    /// The end that shuts the connection down.
+    pub fn closer(&self) -> usize {
+        self.spec.server_closes as usize
+    }
+    /// Everything went both ways and the orderly close was seen by both sides (the closer shut
+    /// down, the other read the end as `Ok`).
+    pub fn completed(&self) -> bool {
+        let c = self.closer();
+        self.ends
+            .iter()
+            .all(|e| e.rx >= e.rx_target && e.tx >= e.tx_target)
+            && self.ends[c].shut
+            && self.ends[1 - c].end == Some(Ok(()))
+    }
+    /// It ended with an error: every end whose node is still there (and whose socket exists)
+    /// read an error end, and at least one did or is gone.
+    pub fn aborted(&self) -> bool {
+        self.ends
+            .iter()
+            .all(|e| e.gone || e.port.is_none() || matches!(e.end, Some(Err(_))))
+            && self
+                .ends
+                .iter()
+                .any(|e| e.gone || matches!(e.end, Some(Err(_))))
+    }
+}
+
 /// A deterministic cluster simulation.
 #[derive(Debug)]
 pub struct Sim {
@@ -801,6 +1189,15 @@ pub struct Sim {
     names_deadline: Option<Instant>,
     /// (publisher, viewer) -> the names versions last verified equal (invariant 5b).
     names_verified: HashMap<(usize, usize), (u64, u64)>,
+    /// Simulated connections (invariant 7).
+    conns: Vec<SimConn>,
+    /// (node, port) -> (connection, end).
+    conn_at: HashMap<(usize, u32), (usize, usize)>,
+    /// Unordered pair -> last time it was cut apart, or one of them crashed or restarted.
+    severed: HashMap<(usize, usize), Instant>,
+    /// The applications' RNG (chunk sizes), apart from the wire's.
+    conn_rng: ChaCha8Rng,
+    max_conn_rx_mem: usize,
 }
 
 /// The (range, port, key) a reference message names.
@@ -898,6 +1295,11 @@ impl Sim {
             ref_last: BTreeMap::new(),
             names_deadline: None,
             names_verified: HashMap::new(),
+            conns: Vec::new(),
+            conn_at: HashMap::new(),
+            severed: HashMap::new(),
+            conn_rng: ChaCha8Rng::seed_from_u64(seed ^ 0x636f_6e6e),
+            max_conn_rx_mem: 0,
         };
         sim.up_deadline = Some(start + sim.up_bound());
         sim.names_deadline = Some(start + sim.converge_bound());
@@ -1052,6 +1454,7 @@ impl Sim {
         for (x, y) in [(a, b), (b, a)] {
             self.expect_down(x, y, deadline, true);
         }
+        self.sever(a, b, true);
     }
     /// Cut node `n` from every other node.
     pub fn isolate(&mut self, n: usize) {
@@ -1064,6 +1467,11 @@ impl Sim {
         self.trace(format_args!("heal"));
         // A cut shorter than the tolerance need not take a link down.
         self.must_go_down.retain(|_, (_, partition)| !*partition);
+        for e in self.conns.iter_mut().flat_map(|c| c.ends.iter_mut()) {
+            if e.abort_by.is_some_and(|(_, partition)| partition) {
+                e.abort_by = None;
+            }
+        }
         let cut: Vec<_> = std::mem::take(&mut self.cut).into_iter().collect();
         for (a, b) in cut {
             self.fault(a, b);
@@ -1104,6 +1512,7 @@ impl Sim {
             }
         }
         self.names_verified.retain(|k, _| k.0 != n && k.1 != n);
+        self.conns_crash(n);
     }
 
     /// Start node `n` again: same identity and address, new signature, new link sessions.
@@ -1123,6 +1532,9 @@ impl Sim {
         self.up_deadline = Some(self.now + self.up_bound());
         self.names_deadline = Some(self.now + self.converge_bound());
         self.names_verified.retain(|k, _| k.0 != n && k.1 != n);
+        for o in (0..self.cfg.nodes).filter(|&o| o != n) {
+            self.severed.insert(pair(n, o), self.now);
+        }
         self.pump(n);
     }
 
@@ -1246,6 +1658,604 @@ impl Sim {
             }
             if sent_any {
                 self.pump(src);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ connections
+
+    /// Node `node` opens a listening socket of `kind`; with [`SimConfig::names`] and a `range`
+    /// it also binds it (cluster scope), and [`ConnSpec::by_name`] then connects to
+    /// `{range.type_, range.lower}`. `None` if the node is crashed or conns are off.
+    pub fn conn_listen(
+        &mut self,
+        node: usize,
+        kind: ConnKind,
+        range: Option<ServiceRange>,
+    ) -> Option<SimListener> {
+        if !self.cfg.conns {
+            return None;
+        }
+        let n = self.nodes[node].as_mut()?;
+        let port = n.conn_socket();
+        n.conn_mut(port)?.listen().ok()?;
+        let mut name = None;
+        if let Some(range) = range.filter(|_| self.cfg.names) {
+            self.publish(node, range, port).ok()?;
+            name = Some(ServiceAddr {
+                type_: range.type_,
+                instance: range.lower,
+            });
+        }
+        Some(SimListener {
+            node,
+            port,
+            kind,
+            name,
+        })
+    }
+
+    /// Open a connection as `spec` says: the client's socket sends its SYN now (with its first
+    /// unit of data if 0-RTT); the listener accepts when the SYN arrives. Writers, readers and
+    /// the orderly close then run by themselves at every step. Returns the connection's index.
+    pub fn conn_open(&mut self, spec: ConnSpec) -> Option<usize> {
+        if !self.cfg.conns || spec.client == spec.listener.node {
+            return None;
+        }
+        let dest = if spec.by_name {
+            SynDest::Service(spec.listener.name?)
+        } else {
+            SynDest::Socket(SocketAddr {
+                node: self.addrs[spec.listener.node],
+                port: spec.listener.port,
+            })
+        };
+        let now = self.now;
+        let id = self.conns.len();
+        let port = self.nodes[spec.client].as_mut()?.conn_socket();
+        let end = |node, port, tx_target, rx_target, pace| ConnEnd {
+            node,
+            port,
+            tx_target,
+            tx: 0,
+            rx_target,
+            rx: 0,
+            shut: false,
+            end: None,
+            core_end: None,
+            ended_at: None,
+            gone: false,
+            window_stalls: 0,
+            blocks_tx: 0,
+            blocks_rx: 0,
+            pace,
+            next_read: now,
+            abort_by: None,
+        };
+        self.conns.push(SimConn {
+            spec,
+            started: now,
+            ends: [
+                end(
+                    spec.client,
+                    Some(port),
+                    spec.up,
+                    spec.down,
+                    spec.client_pace,
+                ),
+                end(
+                    spec.listener.node,
+                    None,
+                    spec.down,
+                    spec.up,
+                    spec.server_pace,
+                ),
+            ],
+        });
+        self.conn_at.insert((spec.client, port), (id, 0));
+        let (first, units) = if spec.zero_rtt && spec.up > 0 {
+            self.conn_unit(id, 0)
+        } else {
+            (Vec::new(), 0)
+        };
+        let n = self.nodes[spec.client].as_mut()?;
+        if let Err(e) = n.conn_mut(port)?.connect(dest, &first, now) {
+            self.violation(&format!("connection {id}: connect refused: {e}"));
+        }
+        n.conn_flush(now, port);
+        self.conns[id].ends[0].tx += units;
+        if !first.is_empty() {
+            let hdr = if spec.by_name { 40 } else { BASIC_H_SIZE };
+            self.conns[id].ends[0].blocks_tx += Self::blocks(hdr + first.len());
+        }
+        self.trace(format_args!("connection {id} opens: {spec:?}"));
+        self.pump(spec.client);
+        Some(id)
+    }
+
+    /// Is connection `id` set up at both ends (the server accepted, the client got the ACK)?
+    pub fn conn_established(&self, id: usize) -> bool {
+        let Some(c) = self.conns.get(id) else {
+            return false;
+        };
+        let client = c.ends[0]
+            .port
+            .and_then(|p| self.node(c.ends[0].node)?.conn(p))
+            .is_some_and(|core| core.state() != ConnState::Connecting);
+        client && c.ends[1].port.is_some()
+    }
+
+    /// Every connection opened so far.
+    pub fn conns(&self) -> &[SimConn] {
+        &self.conns
+    }
+
+    /// Has every connection completed or aborted?
+    pub fn conns_settled(&self) -> bool {
+        self.conns.iter().all(|c| c.completed() || c.aborted())
+    }
+
+    /// The largest receive-queue memory (truesize) of any connection socket seen so far.
+    pub fn max_conn_rx_mem(&self) -> usize {
+        self.max_conn_rx_mem
+    }
+
+    /// Invariant 7's bound on a connection socket's queued memory: the advertised window plus
+    /// one message of our largest size, in blocks, at 1600 bytes of truesize per block (the
+    /// most any message size costs: a 1023-byte message is one block of 1024 + 576 bytes).
+    pub fn conn_rx_bound(&self) -> usize {
+        (ADV_WIN as usize + MAX_UNIT / 1024 + 2) * 1600
+    }
+
+    /// Flow-control blocks of a message of `len` bytes (`tsk_inc` with block flow control).
+    fn blocks(len: usize) -> u64 {
+        (len / 1024) as u64 + 1
+    }
+
+    /// The header size of connection `id`'s SYN if it carried data, else of a data message.
+    fn syn_hdr(&self, id: usize) -> usize {
+        let spec = &self.conns[id].spec;
+        match (spec.zero_rtt, spec.by_name) {
+            (false, _) => SHORT_H_SIZE,
+            (true, true) => 40,
+            (true, false) => BASIC_H_SIZE,
+        }
+    }
+
+    /// The byte at `offset` of direction `dir` (0: client to server) of connection `id`.
+    fn conn_byte(id: usize, dir: usize, offset: u64) -> u8 {
+        let x = (offset ^ ((id as u64) << 40) ^ ((dir as u64) << 39))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (x >> 56) as u8
+    }
+
+    /// The next unit end `e` of connection `id` writes: a stream chunk (1..=3000 bytes of the
+    /// pattern, at most what is left) or a seqpacket message (a 24-byte record: id, direction,
+    /// number, length; then the pattern). Returns the data and the units it counts.
+    fn conn_unit(&mut self, id: usize, e: usize) -> (Vec<u8>, u64) {
+        let c = &self.conns[id];
+        let (kind, at, left) = (
+            c.spec.listener.kind,
+            c.ends[e].tx,
+            c.ends[e].tx_target - c.ends[e].tx,
+        );
+        let r = self.conn_rng.next_u32() as usize;
+        match kind {
+            ConnKind::Stream => {
+                let len = (1 + r % MAX_UNIT).min(left as usize);
+                let v = (0..len as u64)
+                    .map(|i| Self::conn_byte(id, e, at + i))
+                    .collect();
+                (v, len as u64)
+            }
+            ConnKind::Seqpacket => {
+                let len = SEQ_REC + r % (MAX_UNIT - SEQ_REC);
+                let mut v = vec![0u8; len];
+                v[0..4].copy_from_slice(&(id as u32).to_be_bytes());
+                v[4..8].copy_from_slice(&(e as u32).to_be_bytes());
+                v[8..16].copy_from_slice(&at.to_be_bytes());
+                v[16..20].copy_from_slice(&(len as u32).to_be_bytes());
+                for (i, b) in v[SEQ_REC..].iter_mut().enumerate() {
+                    *b = Self::conn_byte(id, e, (at << 16) + i as u64);
+                }
+                (v, 1)
+            }
+        }
+    }
+
+    /// A connection-layer message delivered to `node`: to the socket glue; accepted requests
+    /// are matched to their connection.
+    fn on_conn_deliver(&mut self, node: usize, m: Bytes) {
+        let now = self.now;
+        let Some(n) = self.nodes[node].as_mut() else {
+            return;
+        };
+        for a in n.conn_receive(now, m) {
+            let client = self.index_of.get(&a.peer.node).copied();
+            let found = client.and_then(|c| self.conn_at.get(&(c, a.peer.port)).copied());
+            let Some((id, 0)) = found else {
+                self.violation(&format!(
+                    "node {node} listener {} accepted an unknown request from {}",
+                    a.listener, a.peer
+                ));
+            };
+            let srv = &mut self.conns[id].ends[1];
+            if srv.node != node || srv.port.is_some() {
+                self.violation(&format!(
+                    "connection {id}: request accepted twice or at the wrong node {node}"
+                ));
+            }
+            srv.port = Some(a.port);
+            srv.next_read = now;
+            self.conn_at.insert((node, a.port), (id, 1));
+            self.trace(format_args!(
+                "connection {id} accepted at node {node} port {}",
+                a.port
+            ));
+        }
+    }
+
+    /// Node `node`'s link to `peer` purged a packet: connection messages in it go back to their
+    /// socket with NO_NODE, in the name of the unreachable node (`peer.rs: reject_purged`).
+    fn conn_purged(&mut self, node: usize, peer: NodeAddr, m: &Bytes) {
+        let Ok(h) = Header::new_checked(&m[..]) else {
+            return;
+        };
+        let msgs: Vec<Bytes> = if h.user() == user::MSG_BUNDLER {
+            extract(m).flatten().collect()
+        } else {
+            vec![m.clone()]
+        };
+        for msg in msgs {
+            let ours = Header::new_checked(&msg[..])
+                .is_ok_and(|h| h.user() <= user::CRITICAL && h.destport() >= CONN_PORT_BASE);
+            if !ours {
+                continue;
+            }
+            if let Some(ret) = reverse(&msg, ErrorCode::NoNode, peer) {
+                self.on_conn_deliver(node, ret.freeze());
+            }
+        }
+    }
+
+    /// The applications: writers, readers and the orderly close of every connection.
+    fn run_conns(&mut self) {
+        for id in 0..self.conns.len() {
+            for e in 0..2 {
+                let node = self.conns[id].ends[e].node;
+                let acted = self.conn_write(id, e) | self.conn_read(id, e) | self.conn_close(id, e);
+                if acted {
+                    self.pump(node);
+                }
+            }
+        }
+    }
+
+    /// The socket of end `e`, if it exists and is not gone.
+    fn conn_port(&self, id: usize, e: usize) -> Option<(usize, u32)> {
+        let end = &self.conns[id].ends[e];
+        let port = end.port.filter(|_| !end.gone)?;
+        self.node(end.node)?.conn(port)?;
+        Some((end.node, port))
+    }
+
+    /// Write while the connection's window and the link allow (`Connection::send`).
+    fn conn_write(&mut self, id: usize, e: usize) -> bool {
+        let Some((node, port)) = self.conn_port(id, e) else {
+            return false;
+        };
+        let peer_addr = self.addrs[self.conns[id].ends[1 - e].node];
+        let now = self.now;
+        let mut acted = false;
+        for _ in 0..10_000 {
+            let end = &self.conns[id].ends[e];
+            if end.shut || end.tx >= end.tx_target {
+                break;
+            }
+            let Some(n) = self.node(node) else { break };
+            let Some(core) = n.conn(port) else { break };
+            if core.can_send() != Ok(true) {
+                if core.state() == ConnState::Established && core.congested() {
+                    self.conns[id].ends[e].window_stalls += 1;
+                }
+                break;
+            }
+            let imp = core.importance();
+            if !n
+                .peer(peer_addr)
+                .is_some_and(|p| p.is_up() && !p.is_congested(imp, port))
+            {
+                break;
+            }
+            let (data, units) = self.conn_unit(id, e);
+            let Some(n) = self.nodes[node].as_mut() else {
+                break;
+            };
+            let Some(core) = n.conn_mut(port) else { break };
+            let (to, msg) = match core.build_data(&data) {
+                Ok(x) => x,
+                Err(err) => {
+                    self.violation(&format!("connection {id} end {e}: send refused: {err}"))
+                }
+            };
+            let (unacked, win, max) = (
+                core.snt_unacked(),
+                core.snd_win(),
+                core.inc(MAX_UNIT + SHORT_H_SIZE),
+            );
+            if unacked > win + max {
+                self.violation(&format!(
+                    "connection {id} end {e}: {unacked} blocks unacknowledged, window {win} + one message {max}"
+                ));
+            }
+            if !n.conn_post(now, to, msg, port) {
+                self.violation(&format!(
+                    "connection {id} end {e}: the link refused a data message it said it takes"
+                ));
+            }
+            self.conns[id].ends[e].tx += units;
+            self.conns[id].ends[e].blocks_tx += Self::blocks(SHORT_H_SIZE + data.len());
+            acted = true;
+        }
+        acted
+    }
+
+    /// Read at the end's pace (`Connection::recv`), checking every unit: in order, intact,
+    /// never beyond what was written; the end only after everything (orderly) or for a cause.
+    fn conn_read(&mut self, id: usize, e: usize) -> bool {
+        let Some((node, port)) = self.conn_port(id, e) else {
+            return false;
+        };
+        let now = self.now;
+        let pace = self.conns[id].ends[e].pace;
+        if now < self.conns[id].ends[e].next_read || self.conns[id].ends[e].end.is_some() {
+            return false;
+        }
+        let kind = self.conns[id].spec.listener.kind;
+        let dir = 1 - e;
+        let mut reads = 0;
+        while reads < pace.units {
+            let Some(r) = self.nodes[node]
+                .as_mut()
+                .and_then(|n| n.conn_mut(port))
+                .and_then(|c| c.read())
+            else {
+                break;
+            };
+            reads += 1;
+            match r {
+                Read::Data(d) => {
+                    self.conn_check_data(id, e, kind, dir, &d);
+                    let hdr = if self.conns[id].ends[e].blocks_rx == 0 && e == 1 {
+                        // The first read of the server may be the SYN's data.
+                        self.syn_hdr(id)
+                    } else {
+                        SHORT_H_SIZE
+                    };
+                    self.conns[id].ends[e].blocks_rx += Self::blocks(hdr + d.len());
+                }
+                Read::End(why) => {
+                    self.conn_check_end(id, e, why, true);
+                    self.conns[id].ends[e].end = Some(why);
+                    break;
+                }
+            }
+        }
+        if reads == 0 {
+            return false;
+        }
+        if let Some(n) = self.nodes[node].as_mut() {
+            n.conn_flush(now, port);
+        }
+        self.conns[id].ends[e].next_read = now + pace.interval;
+        true
+    }
+
+    fn conn_check_data(&mut self, id: usize, e: usize, kind: ConnKind, dir: usize, d: &[u8]) {
+        let end = &self.conns[id].ends[e];
+        let at = end.rx;
+        let (units, ok) = match kind {
+            ConnKind::Stream => {
+                let bad = d
+                    .iter()
+                    .enumerate()
+                    .find(|(i, &b)| b != Self::conn_byte(id, dir, at + *i as u64));
+                if let Some((i, _)) = bad {
+                    self.violation(&format!(
+                        "connection {id} end {e}: stream byte {} damaged, lost or out of order",
+                        at + i as u64
+                    ));
+                }
+                (d.len() as u64, !d.is_empty())
+            }
+            ConnKind::Seqpacket => {
+                let word = |k: usize| {
+                    d.get(k..k + 4)
+                        .and_then(|w| w.try_into().ok())
+                        .map(u32::from_be_bytes)
+                };
+                let seq = d
+                    .get(8..16)
+                    .and_then(|w| w.try_into().ok())
+                    .map(u64::from_be_bytes);
+                let ok = word(0) == Some(id as u32)
+                    && word(4) == Some(dir as u32)
+                    && word(16) == Some(d.len() as u32)
+                    && d[SEQ_REC.min(d.len())..]
+                        .iter()
+                        .enumerate()
+                        .all(|(i, &b)| b == Self::conn_byte(id, dir, (at << 16) + i as u64));
+                if seq != Some(at) {
+                    self.violation(&format!(
+                        "connection {id} end {e}: message {seq:?} read, expected #{at}: lost, duplicated or reordered"
+                    ));
+                }
+                (1, ok)
+            }
+        };
+        if !ok {
+            self.violation(&format!(
+                "connection {id} end {e}: unit at {at} damaged or empty"
+            ));
+        }
+        let end = &mut self.conns[id].ends[e];
+        end.rx += units;
+        let (rx, target) = (end.rx, end.rx_target);
+        if rx > target {
+            self.violation(&format!(
+                "connection {id} end {e}: read {rx} units, only {target} were written"
+            ));
+        }
+    }
+
+    /// Is an end with this reason legitimate for end `e` of connection `id`? An orderly end
+    /// only after the peer shut down and everything was read (`read`: the application saw it;
+    /// else the core ended before the queue was drained); an error only when its peer node
+    /// was really cut off, crashed or restarted since the connection was opened.
+    fn conn_check_end(&mut self, id: usize, e: usize, why: Result<(), ConnError>, read: bool) {
+        let c = &self.conns[id];
+        let (me, other) = (&c.ends[e], &c.ends[1 - e]);
+        match why {
+            Ok(()) => {
+                if !other.shut {
+                    self.violation(&format!(
+                        "connection {id} end {e}: orderly end but the peer never shut down"
+                    ));
+                }
+                if read && me.rx != me.rx_target {
+                    self.violation(&format!(
+                        "connection {id} end {e}: orderly end after {} of {} units",
+                        me.rx, me.rx_target
+                    ));
+                }
+            }
+            Err(ConnError::Closed) if me.shut => {}
+            Err(err) => {
+                let cut = self
+                    .severed
+                    .get(&pair(me.node, other.node))
+                    .is_some_and(|&t| t >= c.started);
+                if !cut {
+                    self.violation(&format!(
+                        "connection {id} end {e} ended ({err}) but its peer node was never lost"
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The closer shuts down once it wrote and read everything (`Connection::shutdown`).
+    fn conn_close(&mut self, id: usize, e: usize) -> bool {
+        let c = &self.conns[id];
+        let end = &c.ends[e];
+        if c.closer() != e || end.shut || end.tx < end.tx_target || end.rx < end.rx_target {
+            return false;
+        }
+        let Some((node, port)) = self.conn_port(id, e) else {
+            return false;
+        };
+        let now = self.now;
+        let Some(n) = self.nodes[node].as_mut() else {
+            return false;
+        };
+        let Some(core) = n.conn_mut(port) else {
+            return false;
+        };
+        if core.state() != ConnState::Established {
+            return false;
+        }
+        core.shutdown(ErrorCode::ConnShutdown);
+        n.conn_flush(now, port);
+        self.trace(format_args!("connection {id} end {e} shuts down"));
+        self.conns[id].ends[e].shut = true;
+        true
+    }
+
+    /// The pair `a`, `b` lost contact now (crash, restart, partition): live connection ends
+    /// between them must be ended by their core within [`Sim::down_bound`].
+    fn sever(&mut self, a: usize, b: usize, partition: bool) {
+        self.severed.insert(pair(a, b), self.now);
+        let deadline = self.now + self.down_bound();
+        for c in self.conns.iter_mut() {
+            let nodes = (c.ends[0].node, c.ends[1].node);
+            if pair(nodes.0, nodes.1) != pair(a, b) {
+                continue;
+            }
+            let established = c.ends.iter().all(|e| e.port.is_some());
+            for e in c.ends.iter_mut() {
+                if established && !e.gone && e.core_end.is_none() && e.abort_by.is_none() {
+                    e.abort_by = Some((deadline, partition));
+                }
+            }
+        }
+    }
+
+    /// Node `n` crashed: its connection ends vanish.
+    fn conns_crash(&mut self, n: usize) {
+        for c in self.conns.iter_mut() {
+            for e in c.ends.iter_mut().filter(|e| e.node == n) {
+                e.gone = true;
+                e.abort_by = None;
+            }
+        }
+        for o in 0..self.cfg.nodes {
+            if o != n {
+                self.sever(n, o, false);
+            }
+        }
+    }
+
+    /// Invariant 7, every step: flow-control bounds on every socket; every end the core
+    /// reports is legitimate; connections whose peer node was lost end in time.
+    fn check_conns(&mut self) {
+        let now = self.now;
+        let bound = self.conn_rx_bound();
+        for id in 0..self.conns.len() {
+            for e in 0..2 {
+                let Some((node, port)) = self.conn_port(id, e) else {
+                    continue;
+                };
+                let Some(core) = self.node(node).and_then(|n| n.conn(port)) else {
+                    continue;
+                };
+                let (mem, end, state) = (core.rx_mem(), core.end(), core.state());
+                let (unacked, win) = (core.snt_unacked(), core.snd_win());
+                let max = core.inc(MAX_UNIT + SHORT_H_SIZE);
+                self.max_conn_rx_mem = self.max_conn_rx_mem.max(mem);
+                if mem > bound || mem >= RCVBUF_DEFAULT {
+                    self.violation(&format!(
+                        "connection {id} end {e}: {mem} bytes queued, bound {bound}"
+                    ));
+                }
+                if state == ConnState::Established && unacked > win + max {
+                    self.violation(&format!(
+                        "connection {id} end {e}: {unacked} blocks unacknowledged, window {win}"
+                    ));
+                }
+                // Acks only count what the peer's application read: what was written and not
+                // yet read is unacknowledged.
+                let c = &self.conns[id];
+                let unread = c.ends[e].blocks_tx.saturating_sub(c.ends[1 - e].blocks_rx);
+                if state == ConnState::Established && (unacked as u64) < unread {
+                    self.violation(&format!(
+                        "connection {id} end {e}: {unacked} blocks unacknowledged but {unread} written and not yet read by the peer"
+                    ));
+                }
+                let ce = &self.conns[id].ends[e];
+                if let (Some(why), None) = (end, ce.core_end) {
+                    self.conn_check_end(id, e, why, false);
+                    let t = self.elapsed();
+                    let ce = &mut self.conns[id].ends[e];
+                    ce.core_end = Some(why);
+                    ce.ended_at = Some(t);
+                    ce.abort_by = None;
+                } else if let Some((d, _)) = ce.abort_by.filter(|(d, _)| now > *d) {
+                    self.violation(&format!(
+                        "connection {id} end {e} still {state:?} {:?} after its peer node was lost (bound {:?})",
+                        now - d,
+                        self.down_bound()
+                    ));
+                }
             }
         }
     }
@@ -1556,11 +2566,21 @@ impl Sim {
     /// The next deadline: a frame arrival or a core's timer.
     fn next_deadline(&self) -> Option<Instant> {
         let f = self.queue.peek().map(|f| f.at);
+        let r = self
+            .conns
+            .iter()
+            .flat_map(|c| c.ends.iter())
+            .filter_map(|e| {
+                let port = e.port.filter(|_| !e.gone && e.end.is_none())?;
+                let readable = self.node(e.node)?.conn(port)?.readable();
+                (readable && e.next_read > self.now).then_some(e.next_read)
+            });
         let t = self
             .nodes
             .iter()
             .flatten()
             .filter_map(|n| n.poll_timeout())
+            .chain(r)
             .min();
         match (f, t) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -1603,6 +2623,9 @@ impl Sim {
             }
         }
         self.run_traffic();
+        if self.cfg.conns {
+            self.run_conns();
+        }
         self.check_invariants();
         true
     }
@@ -1778,6 +2801,7 @@ impl Sim {
         };
         let now = self.now;
         let names = self.cfg.names;
+        let conns = self.cfg.conns;
         match ev {
             PeerEvent::LinkUp { bearer, .. } => {
                 log(LogKind::LinkUp(bearer));
@@ -1793,6 +2817,9 @@ impl Sim {
             }
             PeerEvent::NodeDown => {
                 log(LogKind::NodeDown);
+                if let Some(n) = self.nodes[node].as_mut().filter(|_| conns) {
+                    n.conn_node_lost(now, peer_addr);
+                }
                 if let Some(n) = self.nodes[node].as_mut().filter(|_| names) {
                     n.names_node_down(peer_addr);
                     let left = n.table().bindings_of_node(peer_addr).len();
@@ -1822,6 +2849,9 @@ impl Sim {
                     ));
                 }
             }
+            PeerEvent::Deliver(m) if conns && Self::is_conn_msg(&m) => {
+                self.on_conn_deliver(node, m)
+            }
             PeerEvent::Deliver(m) => match Header::new_checked(&m[..]).map(|h| h.user()) {
                 Ok(user::NAME_DISTRIBUTOR) if names => {
                     if let Some(n) = self.nodes[node].as_mut() {
@@ -1833,15 +2863,32 @@ impl Sim {
                 }
                 _ => self.on_deliver(node, peer, &m),
             },
-            PeerEvent::Purged(m) => self.on_purged(node, peer, &m),
+            PeerEvent::Purged(m) => {
+                if conns {
+                    self.conn_purged(node, peer_addr, &m);
+                }
+                self.on_purged(node, peer, &m)
+            }
             PeerEvent::Unblocked(_) => {}
         }
+    }
+
+    /// A message for the connection glue: CONN_MANAGER, or data to a glue socket's port.
+    fn is_conn_msg(m: &[u8]) -> bool {
+        Header::new_checked(m).is_ok_and(|h| {
+            h.user() == user::CONN_MANAGER
+                || (h.user() <= user::CRITICAL && h.destport() >= CONN_PORT_BASE)
+        })
     }
 
     /// The (src, dst, seq) record of one of our data messages.
     fn parse_record(m: &[u8]) -> Option<(NodeAddr, NodeAddr, usize, usize, u64)> {
         let h = Header::new_checked(m).ok()?;
-        if h.user() != user::LOW || h.mtype() != DIRECT_MSG || h.header_len() != BASIC_H_SIZE {
+        if h.user() != user::LOW
+            || h.mtype() != DIRECT_MSG
+            || h.header_len() != BASIC_H_SIZE
+            || h.destport() >= CONN_PORT_BASE
+        {
             return None;
         }
         let p = h.payload();
@@ -1991,6 +3038,10 @@ impl Sim {
                     ));
                 }
             }
+        }
+        // 7: connections.
+        if self.cfg.conns {
+            self.check_conns();
         }
         // 4: recovery in time.
         if let Some(d) = self.up_deadline {

@@ -357,7 +357,10 @@ impl ConnCore {
 
     /// Send the SYN (`connect()` with empty `data`, or the implicit "0-RTT" SYN+ of `sendmsg()`
     /// with data): OPEN -> CONNECTING. The SYN (w0 bit 17) is queued as an [`Output`]; a copy
-    /// is kept for an OVERLOAD retry. The connect timer starts.
+    /// is kept for an OVERLOAD retry. The connect timer (8 s) starts for `connect()` only: a
+    /// SYN+ waits as long as `sendmsg()` does, by default without limit (`__tipc_sendmsg` waits
+    /// `sk_sndtimeo`, and neither wait aborts the socket in the kernel), so a slow link never
+    /// turns a 0-RTT connection whose data is on its way into [`ConnError::Timeout`].
     pub fn connect(&mut self, dest: SynDest, data: &[u8], now: Instant) -> Result<(), ConnError> {
         if self.state != ConnState::Open {
             return Err(ConnError::BadState);
@@ -387,7 +390,7 @@ impl ConnCore {
         };
         self.syn = Some((dest, msg.clone().freeze()));
         self.state = ConnState::Connecting;
-        self.connect_deadline = Some(now + CONN_TIMEOUT);
+        self.connect_deadline = data.is_empty().then(|| now + CONN_TIMEOUT);
         self.push_syn(dest, msg);
         if !data.is_empty() {
             self.stats.tx_msgs += 1;
@@ -407,6 +410,16 @@ impl ConnCore {
     pub fn connect_failed(&mut self, why: ConnError) {
         if self.state == ConnState::Connecting {
             self.abort(Err(why));
+        }
+    }
+
+    /// A named SYN ([`Output::Lookup`]) was resolved and sent to `node`: a loss of that node
+    /// now fails the connect with [`ConnError::NoNode`] ([`ConnCore::node_lost`]), as it does
+    /// for a SYN to a socket address. Without it a 0-RTT SYN+, which has no connect timeout,
+    /// would wait for a lost node forever.
+    pub fn syn_sent_to(&mut self, node: NodeAddr) {
+        if self.state == ConnState::Connecting && self.peer.node == 0 {
+            self.peer.node = node;
         }
     }
 
@@ -1380,6 +1393,54 @@ mod tests {
         assert_eq!(c.state(), ConnState::Connecting);
         c.handle_timeout(now + CONN_TIMEOUT);
         assert_eq!(c.can_send(), Err(ConnError::Timeout));
+    }
+
+    #[test]
+    fn zero_rtt_connect_waits_past_the_connect_timeout() {
+        let now = Instant::now();
+        let mut c = ConnCore::new(sa(A, 5));
+        c.connect(SynDest::Socket(sa(B, 1000)), b"data", now)
+            .unwrap();
+        let (_, syn) = only_msg(&mut c);
+        assert_eq!(c.poll_timeout(), None);
+        c.handle_timeout(now + 10 * CONN_TIMEOUT);
+        assert_eq!(c.state(), ConnState::Connecting);
+        // The ACK arrives late: established, the SYN data counted until acknowledged.
+        let mut l = ConnCore::new(sa(B, 1000));
+        l.listen().unwrap();
+        l.on_message(syn.freeze(), OWN_CAPABILITIES, now);
+        let mut s = l.accept(sa(B, 1001), OWN_CAPABILITIES, now).unwrap();
+        let (_, ack) = only_msg(&mut s);
+        let late = now + 10 * CONN_TIMEOUT;
+        assert_eq!(
+            c.on_message(ack.freeze(), OWN_CAPABILITIES, late),
+            Verdict::Consumed
+        );
+        assert_eq!(c.state(), ConnState::Established);
+        assert_eq!(c.snt_unacked(), 1);
+        assert_eq!(c.can_send(), Ok(true));
+    }
+
+    #[test]
+    fn named_zero_rtt_connect_fails_with_no_node_when_resolved_node_is_lost() {
+        let now = Instant::now();
+        let name = ServiceAddr {
+            type_: 5000,
+            instance: 1,
+        };
+        let mut c = ConnCore::new(sa(A, 5));
+        c.connect(SynDest::Service(name), b"data", now).unwrap();
+        assert!(matches!(outputs(&mut c)[..], [Output::Lookup(..)]));
+        assert!(!c.node_lost(B, now), "destination not known yet");
+        c.syn_sent_to(B);
+        assert!(!c.node_lost(0x6300_0000, now));
+        assert_eq!(c.state(), ConnState::Connecting);
+        assert!(c.node_lost(B, now));
+        assert_eq!(c.can_send(), Err(ConnError::NoNode));
+        // Once connected, a later resolution changes nothing.
+        let mut e = established(sa(A, 6), sa(B, 20), OWN_CAPABILITIES, now);
+        e.syn_sent_to(0x6300_0000);
+        assert_eq!(e.peer(), sa(B, 20));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The node's transport registry (kernel `net.c`, `node.c` node table, `bearer.c` bearer list):
 //! identity, bearers, one [`PeerActor`] per remote node, management queries and node events.
 
-use crate::bearer::{BearerActor, BearerCmd, BearerStats, BearerStatsQuery, TxBatch};
+use crate::bearer::{BearerActor, BearerCmd, BearerStats, BearerStatsQuery};
 use crate::peer::{PeerActor, PeerQuery, PeerSnapshot, Shutdown};
 use actix::prelude::*;
 use bytes::Bytes;
@@ -195,7 +195,7 @@ pub(crate) struct Shared {
 #[derive(Clone)]
 pub(crate) struct BearerSlot {
     pub info: BearerInfo,
-    pub tx: mpsc::UnboundedSender<TxBatch>,
+    pub tx: Arc<crate::bearer::TxPath>,
     pub ctl: Recipient<BearerCmd>,
     pub stats: Recipient<BearerStatsQuery>,
 }
@@ -382,8 +382,7 @@ impl TransportNode {
             media_addr: media.local_addr().to_string(),
             params,
         };
-        let (tx, rx) = mpsc::unbounded_channel();
-        let addr = BearerActor::start_on(self.shared.clone(), info.clone(), media, tx.clone(), rx);
+        let (addr, tx) = BearerActor::start_on(self.shared.clone(), info.clone(), media);
         bearers[id as usize] = Some(BearerSlot {
             info: info.clone(),
             tx,

@@ -7,7 +7,7 @@
 //! unhandled there: then the batch goes through the name table actor, which applies name
 //! updates and data in link order (the publish-before-data guarantee of [`crate::names`]).
 
-use crate::bearer::{BearerCmd, TxBatch};
+use crate::bearer::{BearerCmd, TxPath};
 use crate::names::{FromPeer, LocalBatch, PeerState};
 use crate::node::{Delivered, NodeEvent, Shared};
 use actix::prelude::*;
@@ -119,7 +119,7 @@ pub struct PeerActor {
     /// This peer's shared flow state (congestion, messages pending at the name table).
     flow: Arc<crate::node::PeerFlow>,
     /// Send channels of the bearers, looked up once.
-    txs: [Option<tokio::sync::mpsc::UnboundedSender<TxBatch>>; MAX_BEARERS],
+    txs: [Option<Arc<TxPath>>; MAX_BEARERS],
 }
 
 impl PeerActor {
@@ -402,7 +402,7 @@ impl PeerActor {
                 *cached = self.shared.bearer(b as BearerId).map(|s| s.tx);
             }
             if let Some(tx) = cached {
-                let _ = tx.send(TxBatch { frames });
+                tx.send(frames);
             }
         }
     }

@@ -44,6 +44,8 @@ const MAX_UDP_PAYLOAD: usize = 65_507;
 const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
 /// Allocation unit of the compact buffer received frames are packed into.
 const RX_CHUNK: usize = 256 * 1024;
+/// Largest batch [`Media::try_send_now`] sends with plain `sendto`s (more go by GSO).
+const INLINE_MAX: usize = 2;
 
 /// Where broadcast-class frames go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -521,6 +523,29 @@ impl Media for UdpMedia {
         format!("udp:{}", self.name)
     }
 
+    /// A short run of unicast frames goes out with plain non-blocking `sendto`s from the
+    /// caller's task (request/reply traffic skips the send task's wake-up); longer batches are
+    /// left to [`Media::send_batch`], which groups them into GSO sends. Nothing in multicast
+    /// mode (its frames need the source IP as ancillary data).
+    fn try_send_now(&self, frames: &[TxFrame]) -> usize {
+        if self.src_ip.is_some() || frames.len() > INLINE_MAX {
+            return 0;
+        }
+        let mut sent = 0;
+        for f in frames {
+            let Dest::Unicast(MediaAddr::Udp(dest)) = f.dest else {
+                break;
+            };
+            match self.sock.try_send_to(&f.data, dest) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => tracing::debug!("send to {dest} failed: {e}"),
+            }
+            sent += 1;
+        }
+        sent
+    }
+
     async fn recv_batch(&self, out: &mut Vec<RxFrame>) -> io::Result<()> {
         loop {
             self.sock.readable().await?;
@@ -633,6 +658,82 @@ mod tests {
         let c = r.pack(std::iter::once(0..2));
         assert_eq!(&c[..], b"xy");
         assert_eq!(&b[..], b"abcde");
+    }
+
+    fn loopback_pair() -> (UdpMedia, UdpMedia, SocketAddr) {
+        let open = || {
+            UdpMedia::bind(UdpConfig {
+                local: "127.0.0.1:0".parse().unwrap(),
+                remote: UdpRemote::Replicast(Vec::new()),
+                mtu: None,
+                name: "t".into(),
+            })
+            .unwrap()
+        };
+        let (a, b) = (open(), open());
+        let to = b.local;
+        (a, b, to)
+    }
+
+    /// Until the runtime has seen the socket writable once, `try_send_now` sends nothing
+    /// (tokio knows no write readiness yet) and leaves every frame to `send_batch`.
+    async fn seen_writable(m: &UdpMedia) {
+        tokio::time::timeout(std::time::Duration::from_secs(5), m.sock.writable())
+            .await
+            .expect("writable")
+            .expect("writable");
+    }
+
+    fn unicast(to: SocketAddr, data: &'static [u8]) -> TxFrame {
+        TxFrame {
+            dest: Dest::Unicast(MediaAddr::Udp(to)),
+            data: Bytes::from_static(data),
+        }
+    }
+
+    async fn recv_n(m: &UdpMedia, n: usize) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            tokio::time::timeout(std::time::Duration::from_secs(5), m.recv_batch(&mut out))
+                .await
+                .expect("frames arrive")
+                .expect("recv");
+        }
+        out.into_iter().map(|f| f.data).collect()
+    }
+
+    #[tokio::test]
+    async fn try_send_now_sends_short_unicast_run_in_order() {
+        let (a, b, to) = loopback_pair();
+        let frames = [unicast(to, b"first"), unicast(to, b"second")];
+        assert_eq!(a.try_send_now(&frames), 0, "write readiness not known yet");
+        seen_writable(&a).await;
+        assert_eq!(a.try_send_now(&frames), 2);
+        let got = recv_n(&b, 2).await;
+        assert_eq!(got, vec![&b"first"[..], &b"second"[..]]);
+    }
+
+    #[tokio::test]
+    async fn try_send_now_leaves_long_batches_to_send_batch() {
+        let (a, _b, to) = loopback_pair();
+        seen_writable(&a).await;
+        let frames: Vec<TxFrame> = (0..=INLINE_MAX).map(|_| unicast(to, b"x")).collect();
+        assert_eq!(a.try_send_now(&frames), 0);
+    }
+
+    #[tokio::test]
+    async fn try_send_now_stops_at_a_broadcast_frame() {
+        let (a, b, to) = loopback_pair();
+        seen_writable(&a).await;
+        let frames = [
+            unicast(to, b"one"),
+            TxFrame {
+                dest: Dest::Broadcast,
+                data: Bytes::from_static(b"all"),
+            },
+        ];
+        assert_eq!(a.try_send_now(&frames), 1);
+        assert_eq!(recv_n(&b, 1).await, vec![&b"one"[..]]);
     }
 
     #[test]

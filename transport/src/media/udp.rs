@@ -223,6 +223,53 @@ fn bind_error(e: io::Error, local: SocketAddr) -> io::Error {
     }
 }
 
+/// Set an `int` socket option.
+#[allow(unsafe_code)]
+fn set_int_option(
+    sock: &std::net::UdpSocket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `sock` is an open socket for the duration of the call; the option value is a
+    // live `c_int` whose exact size is passed, as setsockopt(2) requires for int options.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Turn off the ancillary data `UdpSocketState::new` asks for and this media never reads
+/// (receive timestamps, TOS/traffic class, destination address): each costs the kernel a
+/// control message per received datagram, and `SO_TIMESTAMPNS` makes it timestamp every
+/// packet. Only `UDP_GRO` (segment size) is kept. Best effort: a failure only costs time.
+fn drop_unused_ancillary(sock: &std::net::UdpSocket, v6: bool) {
+    let mut off = vec![(libc::SOL_SOCKET, libc::SO_TIMESTAMPNS)];
+    if v6 {
+        off.push((libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO));
+        off.push((libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS));
+    } else {
+        off.push((libc::IPPROTO_IP, libc::IP_PKTINFO));
+        off.push((libc::IPPROTO_IP, libc::IP_RECVTOS));
+    }
+    for (level, name) in off {
+        if let Err(e) = set_int_option(sock, level, name, 0) {
+            tracing::debug!("could not turn off socket option {level}/{name}: {e}");
+        }
+    }
+}
+
 impl UdpMedia {
     /// Open the bearer. Must be called inside a tokio runtime.
     ///
@@ -305,6 +352,7 @@ impl UdpMedia {
             local
         };
         let state = UdpSocketState::new((&std_sock).into())?;
+        drop_unused_ancillary(&std_sock, v6);
         // Best effort: the kernel caps these at rmem_max/wmem_max.
         let _ = state.set_recv_buffer_size((&std_sock).into(), SOCKET_BUFFER);
         let _ = state.set_send_buffer_size((&std_sock).into(), SOCKET_BUFFER);
@@ -734,6 +782,35 @@ mod tests {
         ];
         assert_eq!(a.try_send_now(&frames), 1);
         assert_eq!(recv_n(&b, 1).await, vec![&b"one"[..]]);
+    }
+
+    #[allow(unsafe_code)]
+    fn int_option(m: &UdpMedia, level: libc::c_int, name: libc::c_int) -> libc::c_int {
+        use std::os::fd::AsRawFd;
+        let mut v: libc::c_int = -1;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: a live socket, and a `c_int` out-value with its exact length.
+        let rc = unsafe {
+            libc::getsockopt(
+                m.sock.as_raw_fd(),
+                level,
+                name,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0, "getsockopt: {}", io::Error::last_os_error());
+        v
+    }
+
+    #[tokio::test]
+    async fn bind_turns_off_ancillary_data_it_never_reads() {
+        let (a, _b, _) = loopback_pair();
+        assert_eq!(int_option(&a, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS), 0);
+        assert_eq!(int_option(&a, libc::IPPROTO_IP, libc::IP_PKTINFO), 0);
+        assert_eq!(int_option(&a, libc::IPPROTO_IP, libc::IP_RECVTOS), 0);
+        // Segment sizes of coalesced datagrams are still reported.
+        assert_eq!(int_option(&a, libc::SOL_UDP, libc::UDP_GRO), 1);
     }
 
     #[test]

@@ -192,7 +192,9 @@ impl<M: Media> BearerActor<M> {
         let addr = BearerActor::create(move |ctx| {
             let m = media.clone();
             let stream = futures_util::stream::unfold(m, |m| async move {
-                let mut v = Vec::with_capacity(64);
+                // Grown as needed: a preallocated 64-frame vector is a large-bin request
+                // (>= 1 KiB), which makes glibc consolidate its fast bins on every receive.
+                let mut v = Vec::new();
                 let r = m.recv_batch(&mut v).await.map(|_| v);
                 Some((r, m))
             });

@@ -33,7 +33,8 @@ pub(crate) struct TxPath {
     tx: mpsc::UnboundedSender<TxBatch>,
     /// Batches queued for (or being sent by) the send task; frames go out inline only at 0.
     queued: AtomicUsize,
-    media: Arc<dyn InlineSend>,
+    /// The media, not kept alive by this path (its socket closes with the bearer's tasks).
+    media: std::sync::Weak<dyn InlineSend>,
 }
 
 impl std::fmt::Debug for TxPath {
@@ -63,8 +64,12 @@ impl TxPath {
         if frames.is_empty() {
             return;
         }
-        if self.queued.load(Ordering::Acquire) == 0 {
-            let n = self.media.try_send_now(&frames).min(frames.len());
+        if let Some(media) = self
+            .media
+            .upgrade()
+            .filter(|_| self.queued.load(Ordering::Acquire) == 0)
+        {
+            let n = media.try_send_now(&frames).min(frames.len());
             if n == frames.len() {
                 return;
             }
@@ -145,7 +150,10 @@ impl<M: Media> BearerActor<M> {
         let tx = Arc::new(TxPath {
             tx,
             queued: AtomicUsize::new(0),
-            media: media.clone(),
+            media: {
+                let m: Arc<dyn InlineSend> = media.clone();
+                Arc::downgrade(&m)
+            },
         });
         let path = tx.clone();
         let now = Instant::now();
@@ -380,10 +388,11 @@ mod tests {
             sent: Mutex::new(Vec::new()),
         });
         let (tx, rx) = mpsc::unbounded_channel();
+        let m: Arc<dyn InlineSend> = fake.clone();
         let p = TxPath {
             tx,
             queued: AtomicUsize::new(queued),
-            media: fake.clone(),
+            media: Arc::downgrade(&m),
         };
         (p, fake, rx)
     }
@@ -404,6 +413,14 @@ mod tests {
         assert_eq!(*fake.sent.lock().unwrap(), vec![&b"a"[..], &b"b"[..]]);
         assert!(rx.try_recv().is_err());
         assert_eq!(p.queued.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn tx_path_queues_everything_once_the_media_is_gone() {
+        let (p, fake, mut rx) = path(8, 0);
+        drop(fake);
+        p.send(frames(&[b"a"]));
+        assert_eq!(rx.try_recv().expect("queued").frames.len(), 1);
     }
 
     #[test]

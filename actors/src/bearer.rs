@@ -10,6 +10,7 @@ use crate::peer::{BcastPackets, Discovered, Packets, PeerActor};
 use actix::prelude::*;
 use bytes::Bytes;
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tipc_transport::discovery::{Discoverer, DiscoveryConfig, Neighbor};
@@ -23,6 +24,67 @@ use tokio::sync::mpsc;
 pub struct TxBatch {
     /// The frames.
     pub frames: Vec<TxFrame>,
+}
+
+/// The way frames reach a bearer's media: sent at once from the caller's task when nothing
+/// is queued for the bearer's send task (the media decides what it can send without waiting,
+/// [`Media::try_send_now`]), otherwise queued behind what is already waiting, in order.
+pub(crate) struct TxPath {
+    tx: mpsc::UnboundedSender<TxBatch>,
+    /// Batches queued for (or being sent by) the send task; frames go out inline only at 0.
+    queued: AtomicUsize,
+    /// The media, not kept alive by this path (its socket closes with the bearer's tasks).
+    media: std::sync::Weak<dyn InlineSend>,
+}
+
+impl std::fmt::Debug for TxPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TxPath")
+            .field("queued", &self.queued.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// [`Media::try_send_now`] behind a trait object (`Media` itself is not object safe).
+trait InlineSend: Send + Sync {
+    fn try_send_now(&self, frames: &[TxFrame]) -> usize;
+}
+
+impl<M: Media> InlineSend for M {
+    fn try_send_now(&self, frames: &[TxFrame]) -> usize {
+        Media::try_send_now(self, frames)
+    }
+}
+
+impl TxPath {
+    /// Send `frames` in order after everything sent before through this path. Frames of one
+    /// link come from one task (its peer actor), so "nothing queued" seen there means none
+    /// of that link's earlier frames is still waiting.
+    pub(crate) fn send(&self, mut frames: Vec<TxFrame>) {
+        if frames.is_empty() {
+            return;
+        }
+        if let Some(media) = self
+            .media
+            .upgrade()
+            .filter(|_| self.queued.load(Ordering::Acquire) == 0)
+        {
+            let n = media.try_send_now(&frames).min(frames.len());
+            if n == frames.len() {
+                return;
+            }
+            frames.drain(..n);
+        }
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        if self.tx.send(TxBatch { frames }).is_err() {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// The send task is gone (bearer disabled).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
 }
 
 /// Commands to a bearer actor.
@@ -69,7 +131,7 @@ pub struct BearerActor<M: Media> {
     info: BearerInfo,
     media: Arc<M>,
     disc: Discoverer,
-    tx: mpsc::UnboundedSender<TxBatch>,
+    tx: Arc<TxPath>,
     /// The armed discovery timer and its deadline.
     timer: Option<(Instant, SpawnHandle)>,
     up_links: usize,
@@ -77,14 +139,23 @@ pub struct BearerActor<M: Media> {
 }
 
 impl<M: Media> BearerActor<M> {
+    /// Start the actor and its send task; returns the actor and the bearer's send path.
     pub(crate) fn start_on(
         shared: Arc<Shared>,
         info: BearerInfo,
         media: M,
-        tx: mpsc::UnboundedSender<TxBatch>,
-        mut rx: mpsc::UnboundedReceiver<TxBatch>,
-    ) -> Addr<Self> {
+    ) -> (Addr<Self>, Arc<TxPath>) {
         let media = Arc::new(media);
+        let (tx, mut rx) = mpsc::unbounded_channel::<TxBatch>();
+        let tx = Arc::new(TxPath {
+            tx,
+            queued: AtomicUsize::new(0),
+            media: {
+                let m: Arc<dyn InlineSend> = media.clone();
+                Arc::downgrade(&m)
+            },
+        });
+        let path = tx.clone();
         let now = Instant::now();
         let disc = Discoverer::new(
             DiscoveryConfig {
@@ -103,11 +174,14 @@ impl<M: Media> BearerActor<M> {
         // Send task: drain everything queued into one batch per wake-up.
         let m2 = media.clone();
         let bname = info.name.clone();
+        let counts = Arc::downgrade(&tx);
         actix::spawn(async move {
             let mut frames: Vec<TxFrame> = Vec::with_capacity(64);
             while let Some(b) = rx.recv().await {
+                let mut batches = 1;
                 frames.extend(b.frames);
                 while let Ok(b) = rx.try_recv() {
+                    batches += 1;
                     frames.extend(b.frames);
                     if frames.len() >= 256 {
                         break;
@@ -117,12 +191,18 @@ impl<M: Media> BearerActor<M> {
                     tracing::debug!(bearer = %bname, error = %e, "send error");
                 }
                 frames.clear();
+                // Only now are these batches out: until then senders keep queueing behind.
+                if let Some(p) = counts.upgrade() {
+                    p.queued.fetch_sub(batches, Ordering::AcqRel);
+                }
             }
         });
-        BearerActor::create(move |ctx| {
+        let addr = BearerActor::create(move |ctx| {
             let m = media.clone();
             let stream = futures_util::stream::unfold(m, |m| async move {
-                let mut v = Vec::with_capacity(64);
+                // Grown as needed: a preallocated 64-frame vector is a large-bin request
+                // (>= 1 KiB), which makes glibc consolidate its fast bins on every receive.
+                let mut v = Vec::new();
                 let r = m.recv_batch(&mut v).await.map(|_| v);
                 Some((r, m))
             });
@@ -137,7 +217,8 @@ impl<M: Media> BearerActor<M> {
                 up_links: 0,
                 stats: BearerStats::default(),
             }
-        })
+        });
+        (addr, path)
     }
 
     fn pump(&mut self, ctx: &mut Context<Self>) {
@@ -145,9 +226,7 @@ impl<M: Media> BearerActor<M> {
         while let Some((dest, data)) = self.disc.poll_transmit() {
             frames.push(TxFrame { dest, data });
         }
-        if !frames.is_empty() {
-            let _ = self.tx.send(TxBatch { frames });
-        }
+        self.tx.send(frames);
         let next = self.disc.poll_timeout();
         // Re-arm only when the deadline moved (this runs for every received batch).
         if next.is_some() && next == self.timer.as_ref().map(|(t, _)| *t) {
@@ -279,5 +358,92 @@ impl<M: Media> Handler<BearerCmd> for BearerActor<M> {
             BearerCmd::Flush => {}
         }
         self.pump(ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use tipc_transport::media::Dest;
+
+    /// Takes up to `room` frames inline and records them.
+    struct Fake {
+        room: usize,
+        sent: Mutex<Vec<Bytes>>,
+    }
+
+    impl InlineSend for Fake {
+        fn try_send_now(&self, frames: &[TxFrame]) -> usize {
+            let n = frames.len().min(self.room);
+            let mut sent = self.sent.lock().unwrap();
+            sent.extend(frames[..n].iter().map(|f| f.data.clone()));
+            n
+        }
+    }
+
+    fn path(room: usize, queued: usize) -> (TxPath, Arc<Fake>, mpsc::UnboundedReceiver<TxBatch>) {
+        let fake = Arc::new(Fake {
+            room,
+            sent: Mutex::new(Vec::new()),
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        let m: Arc<dyn InlineSend> = fake.clone();
+        let p = TxPath {
+            tx,
+            queued: AtomicUsize::new(queued),
+            media: Arc::downgrade(&m),
+        };
+        (p, fake, rx)
+    }
+
+    fn frames(tags: &[&'static [u8]]) -> Vec<TxFrame> {
+        tags.iter()
+            .map(|t| TxFrame {
+                dest: Dest::Broadcast,
+                data: Bytes::from_static(t),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tx_path_sends_inline_when_nothing_is_queued() {
+        let (p, fake, mut rx) = path(8, 0);
+        p.send(frames(&[b"a", b"b"]));
+        assert_eq!(*fake.sent.lock().unwrap(), vec![&b"a"[..], &b"b"[..]]);
+        assert!(rx.try_recv().is_err());
+        assert_eq!(p.queued.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn tx_path_queues_everything_once_the_media_is_gone() {
+        let (p, fake, mut rx) = path(8, 0);
+        drop(fake);
+        p.send(frames(&[b"a"]));
+        assert_eq!(rx.try_recv().expect("queued").frames.len(), 1);
+    }
+
+    #[test]
+    fn tx_path_queues_behind_batches_still_waiting() {
+        let (p, fake, mut rx) = path(8, 1);
+        p.send(frames(&[b"a"]));
+        assert!(fake.sent.lock().unwrap().is_empty());
+        let b = rx.try_recv().expect("queued");
+        assert_eq!(b.frames.len(), 1);
+        assert_eq!(p.queued.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn tx_path_queues_what_the_media_did_not_take_in_order() {
+        let (p, fake, mut rx) = path(1, 0);
+        p.send(frames(&[b"a", b"b", b"c"]));
+        assert_eq!(*fake.sent.lock().unwrap(), vec![&b"a"[..]]);
+        let b = rx.try_recv().expect("rest queued");
+        let rest: Vec<&[u8]> = b.frames.iter().map(|f| &f.data[..]).collect();
+        assert_eq!(rest, vec![&b"b"[..], &b"c"[..]]);
+        assert_eq!(p.queued.load(Ordering::SeqCst), 1);
+        // The next send waits behind that batch.
+        p.send(frames(&[b"d"]));
+        assert_eq!(fake.sent.lock().unwrap().len(), 1);
     }
 }

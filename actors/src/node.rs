@@ -1,7 +1,7 @@
 //! The node's transport registry (kernel `net.c`, `node.c` node table, `bearer.c` bearer list):
 //! identity, bearers, one [`PeerActor`] per remote node, management queries and node events.
 
-use crate::bearer::{BearerActor, BearerCmd, BearerStats, BearerStatsQuery, TxBatch};
+use crate::bearer::{BearerActor, BearerCmd, BearerStats, BearerStatsQuery};
 use crate::peer::{PeerActor, PeerQuery, PeerSnapshot, Shutdown};
 use actix::prelude::*;
 use bytes::Bytes;
@@ -133,9 +133,21 @@ pub struct PeerFlow {
     pub(crate) queue: std::sync::Mutex<std::collections::VecDeque<bytes::BytesMut>>,
     /// A [`crate::peer::Drain`] is in the actor's mailbox.
     pub(crate) drain_scheduled: std::sync::atomic::AtomicBool,
+    /// The current actor's link core, for senders that offer to it directly.
+    links: std::sync::Mutex<Option<Arc<std::sync::Mutex<crate::peer::PeerLinks>>>>,
 }
 
 impl PeerFlow {
+    /// The link core of the peer's current actor.
+    pub(crate) fn links(&self) -> Option<Arc<std::sync::Mutex<crate::peer::PeerLinks>>> {
+        self.links.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Set by a new actor for this peer.
+    pub(crate) fn set_links(&self, l: Option<Arc<std::sync::Mutex<crate::peer::PeerLinks>>>) {
+        *self.links.lock().unwrap_or_else(|p| p.into_inner()) = l;
+    }
+
     /// One more message on its way to the name table.
     pub(crate) fn sent_to_names(&self) {
         self.at_names
@@ -195,7 +207,7 @@ pub(crate) struct Shared {
 #[derive(Clone)]
 pub(crate) struct BearerSlot {
     pub info: BearerInfo,
-    pub tx: mpsc::UnboundedSender<TxBatch>,
+    pub tx: Arc<crate::bearer::TxPath>,
     pub ctl: Recipient<BearerCmd>,
     pub stats: Recipient<BearerStatsQuery>,
 }
@@ -228,12 +240,36 @@ impl Shared {
         true
     }
 
+    ///
+    /// When nothing is queued, no drain is pending and the peer is not congested (so nothing
+    /// is parked either), the message is offered to the link core right here and its frames
+    /// go out from this task ([`crate::peer::send_inline`]): no actor hop on a request/reply
+    /// path. The queue lock is held meanwhile, so a later message cannot overtake it.
     fn enqueue_with(&self, actor: &Addr<PeerActor>, flow: &PeerFlow, msg: bytes::BytesMut) {
+        use crate::peer::Inline;
         use std::sync::atomic::Ordering;
-        flow.queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_back(msg);
+        let mut q = flow.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let msg = if may_send_inline(
+            !q.is_empty(),
+            flow.drain_scheduled.load(Ordering::Acquire),
+            flow.congested.load(Ordering::Acquire),
+        ) {
+            match crate::peer::send_inline(self, flow, msg) {
+                Inline::Sent => return,
+                Inline::SentDrain => {
+                    drop(q);
+                    if !flow.drain_scheduled.swap(true, Ordering::AcqRel) {
+                        actor.do_send(crate::peer::Drain);
+                    }
+                    return;
+                }
+                Inline::Refused(m) => m,
+            }
+        } else {
+            msg
+        };
+        q.push_back(msg);
+        drop(q);
         if !flow.drain_scheduled.swap(true, Ordering::AcqRel) {
             actor.do_send(crate::peer::Drain);
         }
@@ -249,6 +285,13 @@ impl Shared {
         let b = self.bearers.read().ok()?;
         b.get(id as usize).cloned().flatten()
     }
+}
+
+/// May a message for a peer skip its queue and go to the link from the sender's task? Only
+/// if that cannot overtake anything: nothing is queued, no drain is pending (the actor may be
+/// about to offer what it took), and the peer is not congested (nothing is parked).
+fn may_send_inline(queued: bool, drain_pending: bool, congested: bool) -> bool {
+    !queued && !drain_pending && !congested
 }
 
 /// Errors of the transport node.
@@ -382,8 +425,7 @@ impl TransportNode {
             media_addr: media.local_addr().to_string(),
             params,
         };
-        let (tx, rx) = mpsc::unbounded_channel();
-        let addr = BearerActor::start_on(self.shared.clone(), info.clone(), media, tx.clone(), rx);
+        let (addr, tx) = BearerActor::start_on(self.shared.clone(), info.clone(), media);
         bearers[id as usize] = Some(BearerSlot {
             info: info.clone(),
             tx,
@@ -681,5 +723,31 @@ impl TransportNode {
         for b in bearers {
             let _ = b.ctl.send(BearerCmd::Flush).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_send_inline;
+
+    #[test]
+    fn may_send_inline_when_nothing_queued_pending_or_congested() {
+        assert!(may_send_inline(false, false, false));
+    }
+
+    #[test]
+    fn may_send_inline_refused_behind_queued_pending_or_parked_messages() {
+        assert!(
+            !may_send_inline(true, false, false),
+            "queued messages first"
+        );
+        assert!(
+            !may_send_inline(false, true, false),
+            "a drain may hold taken messages"
+        );
+        assert!(
+            !may_send_inline(false, false, true),
+            "parked messages first"
+        );
     }
 }

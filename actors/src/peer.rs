@@ -7,7 +7,7 @@
 //! unhandled there: then the batch goes through the name table actor, which applies name
 //! updates and data in link order (the publish-before-data guarantee of [`crate::names`]).
 
-use crate::bearer::{BearerCmd, TxBatch};
+use crate::bearer::{BearerCmd, TxPath};
 use crate::names::{FromPeer, LocalBatch, PeerState};
 use crate::node::{Delivered, NodeEvent, Shared};
 use actix::prelude::*;
@@ -103,23 +103,144 @@ pub struct PeerSnapshot {
     pub links: Vec<(BearerId, LinkSnapshot)>,
 }
 
+/// The peer's link core and its transmit staging: owned by the peer's actor, and borrowed
+/// (under its lock) by senders that hand a message to the link from their own task
+/// ([`send_inline`]), which saves the actor hop on a request/reply path.
+pub(crate) struct PeerLinks {
+    core: Peer,
+    out: BytesMut,
+    order: Vec<Transmit>,
+    /// Send paths of the bearers, looked up once.
+    txs: [Option<Arc<TxPath>>; MAX_BEARERS],
+    /// Deadline of the actor's armed timer.
+    armed: Option<Instant>,
+}
+
+impl std::fmt::Debug for PeerLinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerLinks")
+            .field("peer", &self.core.addr())
+            .field("armed", &self.armed)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock_links(l: &std::sync::Mutex<PeerLinks>) -> std::sync::MutexGuard<'_, PeerLinks> {
+    l.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl PeerLinks {
+    /// Hand every frame the core has ready to the bearers, in order.
+    fn flush(&mut self, shared: &Shared) {
+        self.order.clear();
+        if self.out.capacity() < 16 * 1024 {
+            // Start a fresh chunk rather than letting `reserve` allocate one per frame burst.
+            self.out = BytesMut::with_capacity(OUT_CHUNK);
+        }
+        while let Some(t) = self.core.poll_transmit(&mut self.out) {
+            self.order.push(t);
+        }
+        if self.order.is_empty() {
+            return;
+        }
+        // One buffer for every frame of this round: the bearers get zero-copy slices of it.
+        let all = self.out.split().freeze();
+        let mut batches: [Vec<TxFrame>; MAX_BEARERS] = Default::default();
+        let mut off = 0;
+        for t in &self.order {
+            if let Some(b) = batches.get_mut(t.bearer as usize) {
+                b.push(TxFrame {
+                    dest: Dest::Unicast(t.dest),
+                    data: all.slice(off..off + t.len),
+                });
+            }
+            off += t.len;
+        }
+        for (b, frames) in batches.into_iter().enumerate() {
+            if frames.is_empty() {
+                continue;
+            }
+            let Some(cached) = self.txs.get_mut(b) else {
+                continue;
+            };
+            if cached.as_ref().is_none_or(|t| t.is_closed()) {
+                *cached = shared.bearer(b as BearerId).map(|s| s.tx);
+            }
+            if let Some(tx) = cached {
+                tx.send(frames);
+            }
+        }
+    }
+}
+
+/// What [`send_inline`] did with a message.
+#[derive(Debug)]
+pub(crate) enum Inline {
+    /// Sent; the actor has nothing to do.
+    Sent,
+    /// Sent; the actor must run (the link got congested or its timer must move earlier).
+    SentDrain,
+    /// Not taken (the link core is busy, or the link refused it): queue it for the actor,
+    /// which parks, rejects or sends it as its own path would.
+    Refused(BytesMut),
+}
+
+/// Offer `msg` to the peer's link from the caller's task and send what the link produces,
+/// if the link is idle: nothing sent is waiting for an acknowledgement (a request/reply
+/// exchange; a burst keeps going through the actor's queue, which batches its frames).
+/// The caller guarantees order: nothing is queued or parked for this peer and no drain is
+/// pending (it holds the queue lock). Never waits for the lock: a busy core refuses.
+pub(crate) fn send_inline(shared: &Shared, flow: &crate::node::PeerFlow, msg: BytesMut) -> Inline {
+    let Some(links) = flow.links() else {
+        return Inline::Refused(msg);
+    };
+    let Ok(mut l) = links.try_lock() else {
+        return Inline::Refused(msg);
+    };
+    if !link_idle(&l.core) {
+        return Inline::Refused(msg);
+    }
+    let now = Instant::now();
+    let congested = match l.core.send(now, msg, 0) {
+        Ok(SendStatus::Accepted) => false,
+        Ok(SendStatus::Congested) => true,
+        Err(SendError::Congested(m)) | Err(SendError::NotUp(m)) | Err(SendError::Invalid(m)) => {
+            return Inline::Refused(m)
+        }
+        // A refusal this crate does not know: dropped, as the actor's path drops it.
+        Err(_) => return Inline::Sent,
+    };
+    l.flush(shared);
+    if congested {
+        flow.congested
+            .store(true, std::sync::atomic::Ordering::Release);
+        return Inline::SentDrain;
+    }
+    let sooner = l
+        .core
+        .poll_timeout()
+        .is_some_and(|d| l.armed.is_none_or(|a| d < a));
+    if sooner {
+        Inline::SentDrain
+    } else {
+        Inline::Sent
+    }
+}
+
 /// The actor owning one peer node.
 pub struct PeerActor {
     shared: Arc<Shared>,
-    core: Peer,
+    /// The peer's address.
+    addr: NodeAddr,
+    /// The link core, shared with inline senders.
+    links: Arc<std::sync::Mutex<PeerLinks>>,
     timer: Option<(Instant, SpawnHandle)>,
-    out: BytesMut,
-    order: Vec<Transmit>,
     link_up: [bool; MAX_BEARERS],
-    /// Posted messages the link refused (congestion), sent when it has room again.
+    /// Posted messages the link refused (congestion), sent when it has room again. Not empty
+    /// only while `flow.congested` is set, which keeps inline senders out.
     parked: std::collections::VecDeque<BytesMut>,
-    /// We told posters the peer is congested (mirror of the shared flag, to keep the shared map
-    /// off the hot path).
-    flow_congested: bool,
     /// This peer's shared flow state (congestion, messages pending at the name table).
     flow: Arc<crate::node::PeerFlow>,
-    /// Send channels of the bearers, looked up once.
-    txs: [Option<tokio::sync::mpsc::UnboundedSender<TxBatch>>; MAX_BEARERS],
 }
 
 impl PeerActor {
@@ -134,25 +255,30 @@ impl PeerActor {
         flow.queue.lock().unwrap_or_else(|p| p.into_inner()).clear();
         flow.drain_scheduled
             .store(false, std::sync::atomic::Ordering::SeqCst);
-        PeerActor {
-            shared,
+        let links = Arc::new(std::sync::Mutex::new(PeerLinks {
             core,
-            timer: None,
             out: BytesMut::with_capacity(OUT_CHUNK),
             order: Vec::new(),
+            txs: Default::default(),
+            armed: None,
+        }));
+        flow.set_links(Some(links.clone()));
+        PeerActor {
+            shared,
+            addr: n.addr,
+            links,
+            timer: None,
             link_up: [false; MAX_BEARERS],
             parked: std::collections::VecDeque::new(),
-            flow_congested: false,
             flow,
-            txs: Default::default(),
         }
         .start()
     }
 
     /// Drain events, transmits and the timer of the core. Delivered messages and node/link
     /// state changes go to the name table in the order the core produced them.
-    fn pump(&mut self, ctx: &mut Context<Self>) {
-        let peer = self.core.addr();
+    fn pump(&mut self, ctx: &mut Context<Self>, l: &mut PeerLinks) {
+        let peer = self.addr;
         let shared = &*self.shared;
         let flow = &*self.flow;
         let names = shared.names.get();
@@ -192,7 +318,7 @@ impl PeerActor {
                 n.do_send(s);
             }
         };
-        while let Some(ev) = self.core.poll_event() {
+        while let Some(ev) = l.core.poll_event() {
             match ev {
                 PeerEvent::Deliver(msg) => batch.push(msg),
                 PeerEvent::LinkUp { bearer, name } => {
@@ -203,7 +329,7 @@ impl PeerActor {
                     if let Some(f) = self.link_up.get_mut(bearer as usize) {
                         *f = true;
                     }
-                    let id = self.link_id(bearer);
+                    let id = link_id(l, bearer);
                     flush_batch(&mut batch);
                     state(PeerState::LinkUp(peer, id));
                     let _ = self.shared.events.send(NodeEvent::LinkUp { peer, name });
@@ -220,7 +346,7 @@ impl PeerActor {
                         }
                         self.link_up[bearer as usize] = false;
                     }
-                    let id = self.link_id(bearer);
+                    let id = link_id(l, bearer);
                     flush_batch(&mut batch);
                     state(PeerState::LinkDown(peer, id));
                     let _ = self.shared.events.send(NodeEvent::LinkDown {
@@ -253,9 +379,9 @@ impl PeerActor {
             }
         }
         flush_batch(&mut batch);
-        self.unpark();
-        self.flush();
-        self.arm(ctx);
+        self.unpark(l);
+        l.flush(&self.shared);
+        self.arm(ctx, l);
     }
 
     fn flow(&self) -> Arc<crate::node::PeerFlow> {
@@ -263,13 +389,13 @@ impl PeerActor {
     }
 
     /// Offer one posted message to the link; false if it had to be parked.
-    fn offer(&mut self, msg: BytesMut) -> bool {
-        self.offer_at(Instant::now(), msg)
+    fn offer(&mut self, l: &mut PeerLinks, msg: BytesMut) -> bool {
+        self.offer_at(l, Instant::now(), msg)
     }
 
-    fn offer_at(&mut self, now: Instant, msg: BytesMut) -> bool {
+    fn offer_at(&mut self, l: &mut PeerLinks, now: Instant, msg: BytesMut) -> bool {
         use tipc_transport::link::SendError as E;
-        match self.core.send(now, msg, 0) {
+        match l.core.send(now, msg, 0) {
             Ok(SendStatus::Accepted) => true,
             Ok(SendStatus::Congested) => {
                 self.set_congested();
@@ -289,12 +415,9 @@ impl PeerActor {
     }
 
     fn set_congested(&mut self) {
-        if !self.flow_congested {
-            self.flow_congested = true;
-            self.flow()
-                .congested
-                .store(true, std::sync::atomic::Ordering::Release);
-        }
+        self.flow
+            .congested
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// A link packet the link purged when it went down: its messages go back to their senders
@@ -321,7 +444,7 @@ impl PeerActor {
         // Returned in the name of the unreachable node, so that the sender sees the original
         // destination (`orignode` of a returned message is the node that could not deliver).
         if let Some(ret) =
-            crate::socket::reverse(m, tipc_transport::wire::ErrorCode::NoNode, self.core.addr())
+            crate::socket::reverse(m, tipc_transport::wire::ErrorCode::NoNode, self.addr)
         {
             if let Some(n) = self.shared.names.get() {
                 n.do_send(crate::names::RouteMsg(crate::names::Route::Returned(ret)));
@@ -330,88 +453,38 @@ impl PeerActor {
     }
 
     /// Send parked messages while the link takes them; release waiting senders when done.
-    fn unpark(&mut self) {
-        if !self.flow_congested && self.parked.is_empty() {
+    ///
+    /// The congestion flag is read from the shared flow state: inline senders set it too.
+    fn unpark(&mut self, l: &mut PeerLinks) {
+        use std::sync::atomic::Ordering;
+        let congested = self.flow.congested.load(Ordering::Acquire);
+        if !congested && self.parked.is_empty() {
             return;
         }
-        if !self.core.is_up() {
+        if !l.core.is_up() {
             for m in std::mem::take(&mut self.parked) {
                 self.reject(&m);
             }
         }
         while let Some(m) = self.parked.pop_front() {
-            if !self.offer(m) {
+            if !self.offer(l, m) {
                 break;
             }
         }
-        let clear = !self.core.is_up()
-            || (self.parked.is_empty() && !(0..4).any(|i| self.core.is_congested(i, 0)));
-        if clear && self.flow_congested {
-            self.flow_congested = false;
+        let clear = !l.core.is_up()
+            || (self.parked.is_empty() && !(0..4).any(|i| l.core.is_congested(i, 0)));
+        if clear && self.flow.congested.load(Ordering::Acquire) {
             let flow = self.flow();
-            flow.congested
-                .store(false, std::sync::atomic::Ordering::Release);
+            flow.congested.store(false, Ordering::Release);
             flow.notify.notify_waiters();
         }
     }
 
-    /// The kernel's link id: `(peer_bearer_id << 16) | bearer_id`.
-    fn link_id(&self, bearer: BearerId) -> u32 {
-        let peer_bearer = self
-            .core
-            .links()
-            .into_iter()
-            .find(|(b, _)| *b == bearer)
-            .map_or(0, |(_, s)| s.peer_bearer_id);
-        ((peer_bearer as u32) << 16) | bearer as u32
-    }
-
-    fn flush(&mut self) {
-        self.order.clear();
-        if self.out.capacity() < 16 * 1024 {
-            // Start a fresh chunk rather than letting `reserve` allocate one per frame burst.
-            self.out = BytesMut::with_capacity(OUT_CHUNK);
-        }
-        while let Some(t) = self.core.poll_transmit(&mut self.out) {
-            self.order.push(t);
-        }
-        if self.order.is_empty() {
-            return;
-        }
-        // One buffer for every frame of this round: the bearers get zero-copy slices of it.
-        let all = self.out.split().freeze();
-        let mut batches: [Vec<TxFrame>; MAX_BEARERS] = Default::default();
-        let mut off = 0;
-        for t in &self.order {
-            if let Some(b) = batches.get_mut(t.bearer as usize) {
-                b.push(TxFrame {
-                    dest: Dest::Unicast(t.dest),
-                    data: all.slice(off..off + t.len),
-                });
-            }
-            off += t.len;
-        }
-        for (b, frames) in batches.into_iter().enumerate() {
-            if frames.is_empty() {
-                continue;
-            }
-            let Some(cached) = self.txs.get_mut(b) else {
-                continue;
-            };
-            if cached.as_ref().is_none_or(|t| t.is_closed()) {
-                *cached = self.shared.bearer(b as BearerId).map(|s| s.tx);
-            }
-            if let Some(tx) = cached {
-                let _ = tx.send(TxBatch { frames });
-            }
-        }
-    }
-
     /// When the core (or the cleanup of a lost node) next needs a timeout.
-    fn deadline(&self) -> Option<Instant> {
-        let mut deadline = self.core.poll_timeout();
-        if !self.core.is_up() {
-            if let Some(t) = self.core.lost_at() {
+    fn deadline(l: &PeerLinks) -> Option<Instant> {
+        let mut deadline = l.core.poll_timeout();
+        if !l.core.is_up() {
+            if let Some(t) = l.core.lost_at() {
                 let c = t + NODE_CLEANUP_AFTER;
                 deadline = Some(deadline.map_or(c, |d| d.min(c)));
             }
@@ -422,8 +495,8 @@ impl PeerActor {
     /// Keep one timer armed at or before the next deadline. An armed timer that would fire
     /// earlier is kept (it finds nothing due and re-arms), so a deadline that moves later with
     /// every packet costs no timer churn.
-    fn arm(&mut self, ctx: &mut Context<Self>) {
-        let Some(d) = self.deadline() else {
+    fn arm(&mut self, ctx: &mut Context<Self>, l: &mut PeerLinks) {
+        let Some(d) = Self::deadline(l) else {
             return;
         };
         if matches!(&self.timer, Some((cur, _)) if *cur <= d) {
@@ -434,24 +507,43 @@ impl PeerActor {
         }
         let h = ctx.run_later(d.saturating_duration_since(Instant::now()), |act, ctx| {
             act.timer = None;
+            let links = act.links.clone();
+            let mut l = lock_links(&links);
+            l.armed = None;
             let now = Instant::now();
-            if act.deadline().is_some_and(|d| d <= now) {
-                act.core.handle_timeout(now);
-                if !act.core.is_up()
-                    && act
-                        .core
+            if Self::deadline(&l).is_some_and(|d| d <= now) {
+                l.core.handle_timeout(now);
+                if !l.core.is_up()
+                    && l.core
                         .lost_at()
                         .is_some_and(|t| now >= t + NODE_CLEANUP_AFTER)
                 {
-                    act.shared.peers.remove(&act.core.addr());
+                    act.shared.peers.remove(&act.addr);
                     ctx.stop();
                     return;
                 }
             }
-            act.pump(ctx);
+            act.pump(ctx, &mut l);
         });
         self.timer = Some((d, h));
+        l.armed = Some(d);
     }
+}
+
+/// Nothing sent on the link inline senders use (selector 0) awaits an acknowledgement.
+fn link_idle(core: &Peer) -> bool {
+    core.queued(0) == 0
+}
+
+/// The kernel's link id: `(peer_bearer_id << 16) | bearer_id`.
+fn link_id(l: &PeerLinks, bearer: BearerId) -> u32 {
+    let peer_bearer = l
+        .core
+        .links()
+        .into_iter()
+        .find(|(b, _)| *b == bearer)
+        .map_or(0, |(_, s)| s.peer_bearer_id);
+    ((peer_bearer as u32) << 16) | bearer as u32
 }
 
 /// May a batch of delivered messages go straight to the sockets? Only if nothing from this
@@ -485,13 +577,15 @@ impl Handler<Discovered> for PeerActor {
             caps: n.caps,
             signature: n.signature,
         };
-        let out =
-            self.core
-                .handle_discovery(now, &b.info.params, &sighting, self.shared.random_u16());
+        let links = self.links.clone();
+        let mut l = lock_links(&links);
+        let out = l
+            .core
+            .handle_discovery(now, &b.info.params, &sighting, self.shared.random_u16());
         if out.respond && n.is_request {
             b.ctl.do_send(BearerCmd::Respond(n));
         }
-        self.pump(ctx);
+        self.pump(ctx, &mut l);
     }
 }
 
@@ -499,10 +593,12 @@ impl Handler<Packets> for PeerActor {
     type Result = ();
     fn handle(&mut self, m: Packets, ctx: &mut Self::Context) {
         let now = Instant::now();
+        let links = self.links.clone();
+        let mut l = lock_links(&links);
         for p in m.pkts {
-            self.core.handle_packet(now, m.bearer, p);
+            l.core.handle_packet(now, m.bearer, p);
         }
-        self.pump(ctx);
+        self.pump(ctx, &mut l);
     }
 }
 
@@ -510,21 +606,24 @@ impl Handler<BcastPackets> for PeerActor {
     type Result = ();
     fn handle(&mut self, m: BcastPackets, ctx: &mut Self::Context) {
         let now = Instant::now();
+        let links = self.links.clone();
+        let mut l = lock_links(&links);
         for p in m.pkts {
-            self.core.handle_broadcast(now, p);
+            l.core.handle_broadcast(now, p);
         }
-        self.pump(ctx);
+        self.pump(ctx, &mut l);
     }
 }
 
 impl Handler<PeerQuery> for PeerActor {
     type Result = PeerSnapshot;
     fn handle(&mut self, _: PeerQuery, _: &mut Self::Context) -> PeerSnapshot {
+        let l = lock_links(&self.links);
         PeerSnapshot {
-            addr: self.core.addr(),
-            id: self.core.id(),
-            up: self.core.is_up(),
-            links: self.core.links(),
+            addr: l.core.addr(),
+            id: l.core.id(),
+            up: l.core.is_up(),
+            links: l.core.links(),
         }
     }
 }
@@ -532,27 +631,35 @@ impl Handler<PeerQuery> for PeerActor {
 impl Handler<Shutdown> for PeerActor {
     type Result = ();
     fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
-        self.core.shutdown(Instant::now());
-        self.pump(ctx);
+        let links = self.links.clone();
+        let mut l = lock_links(&links);
+        l.core.shutdown(Instant::now());
+        self.pump(ctx, &mut l);
     }
 }
 
 impl Handler<Post> for PeerActor {
     type Result = ();
     fn handle(&mut self, m: Post, ctx: &mut Self::Context) {
+        let links = self.links.clone();
+        let mut l = lock_links(&links);
         if self.parked.is_empty() {
-            self.offer(m.0);
+            self.offer(&mut l, m.0);
         } else {
             // Keep order behind the parked ones.
             self.parked.push_back(m.0);
         }
-        self.pump(ctx);
+        self.pump(ctx, &mut l);
     }
 }
 
 impl Handler<Drain> for PeerActor {
     type Result = ();
     fn handle(&mut self, _: Drain, ctx: &mut Self::Context) {
+        // The core is locked first and held until the queue is offered to it: an inline sender
+        // (which needs the core) cannot overtake messages taken from the queue.
+        let links = self.links.clone();
+        let mut l = lock_links(&links);
         // Cleared before taking: a message queued after the take schedules a new drain.
         self.flow
             .drain_scheduled
@@ -561,13 +668,13 @@ impl Handler<Drain> for PeerActor {
         let now = Instant::now();
         for m in msgs {
             if self.parked.is_empty() {
-                self.offer_at(now, m);
+                self.offer_at(&mut l, now, m);
             } else {
                 // Keep order behind the parked ones.
                 self.parked.push_back(m);
             }
         }
-        self.pump(ctx);
+        self.pump(ctx, &mut l);
     }
 }
 
@@ -579,8 +686,10 @@ impl Handler<Barrier> for PeerActor {
 impl Handler<SendMsg> for PeerActor {
     type Result = Result<SendStatus, SendError>;
     fn handle(&mut self, m: SendMsg, ctx: &mut Self::Context) -> Self::Result {
-        let r = self.core.send(Instant::now(), m.msg, m.selector);
-        self.pump(ctx);
+        let links = self.links.clone();
+        let mut l = lock_links(&links);
+        let r = l.core.send(Instant::now(), m.msg, m.selector);
+        self.pump(ctx, &mut l);
         r
     }
 }

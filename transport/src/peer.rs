@@ -659,6 +659,14 @@ impl Peer {
         r
     }
 
+    /// Packets queued (sent and not yet acknowledged, plus backlog) on the link `selector`
+    /// would use; 0 when no link is up.
+    pub fn queued(&self, selector: u32) -> usize {
+        self.active(selector)
+            .and_then(|i| self.links[i].as_ref())
+            .map_or(0, |s| s.link.queued())
+    }
+
     /// Is this importance congested on the link `selector` would use?
     pub fn is_congested(&self, importance: u8, selector: u32) -> bool {
         self.active(selector)

@@ -100,4 +100,12 @@ pub trait Media: Send + Sync + 'static {
         &'a self,
         frames: &'a [TxFrame],
     ) -> impl Future<Output = io::Result<()>> + Send + 'a;
+    /// Send leading frames of `frames` at once, without waiting, where the media can: returns
+    /// how many were handed to the kernel (or dropped on an error, as [`Media::send_batch`]
+    /// drops them). The caller sends the rest with [`Media::send_batch`]. The default sends
+    /// none (wrappers such as [`FaultyMedia`] keep it, so their faults still apply).
+    fn try_send_now(&self, frames: &[TxFrame]) -> usize {
+        let _ = frames;
+        0
+    }
 }

@@ -44,6 +44,8 @@ const MAX_UDP_PAYLOAD: usize = 65_507;
 const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
 /// Allocation unit of the compact buffer received frames are packed into.
 const RX_CHUNK: usize = 256 * 1024;
+/// Largest batch [`Media::try_send_now`] sends with plain `sendto`s (more go by GSO).
+const INLINE_MAX: usize = 2;
 
 /// Where broadcast-class frames go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,6 +223,53 @@ fn bind_error(e: io::Error, local: SocketAddr) -> io::Error {
     }
 }
 
+/// Set an `int` socket option.
+#[allow(unsafe_code)]
+fn set_int_option(
+    sock: &std::net::UdpSocket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `sock` is an open socket for the duration of the call; the option value is a
+    // live `c_int` whose exact size is passed, as setsockopt(2) requires for int options.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Turn off the ancillary data `UdpSocketState::new` asks for and this media never reads
+/// (receive timestamps, TOS/traffic class, destination address): each costs the kernel a
+/// control message per received datagram, and `SO_TIMESTAMPNS` makes it timestamp every
+/// packet. Only `UDP_GRO` (segment size) is kept. Best effort: a failure only costs time.
+fn drop_unused_ancillary(sock: &std::net::UdpSocket, v6: bool) {
+    let mut off = vec![(libc::SOL_SOCKET, libc::SO_TIMESTAMPNS)];
+    if v6 {
+        off.push((libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO));
+        off.push((libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS));
+    } else {
+        off.push((libc::IPPROTO_IP, libc::IP_PKTINFO));
+        off.push((libc::IPPROTO_IP, libc::IP_RECVTOS));
+    }
+    for (level, name) in off {
+        if let Err(e) = set_int_option(sock, level, name, 0) {
+            tracing::debug!("could not turn off socket option {level}/{name}: {e}");
+        }
+    }
+}
+
 impl UdpMedia {
     /// Open the bearer. Must be called inside a tokio runtime.
     ///
@@ -303,6 +352,7 @@ impl UdpMedia {
             local
         };
         let state = UdpSocketState::new((&std_sock).into())?;
+        drop_unused_ancillary(&std_sock, v6);
         // Best effort: the kernel caps these at rmem_max/wmem_max.
         let _ = state.set_recv_buffer_size((&std_sock).into(), SOCKET_BUFFER);
         let _ = state.set_send_buffer_size((&std_sock).into(), SOCKET_BUFFER);
@@ -521,6 +571,29 @@ impl Media for UdpMedia {
         format!("udp:{}", self.name)
     }
 
+    /// A short run of unicast frames goes out with plain non-blocking `sendto`s from the
+    /// caller's task (request/reply traffic skips the send task's wake-up); longer batches are
+    /// left to [`Media::send_batch`], which groups them into GSO sends. Nothing in multicast
+    /// mode (its frames need the source IP as ancillary data).
+    fn try_send_now(&self, frames: &[TxFrame]) -> usize {
+        if self.src_ip.is_some() || frames.len() > INLINE_MAX {
+            return 0;
+        }
+        let mut sent = 0;
+        for f in frames {
+            let Dest::Unicast(MediaAddr::Udp(dest)) = f.dest else {
+                break;
+            };
+            match self.sock.try_send_to(&f.data, dest) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => tracing::debug!("send to {dest} failed: {e}"),
+            }
+            sent += 1;
+        }
+        sent
+    }
+
     async fn recv_batch(&self, out: &mut Vec<RxFrame>) -> io::Result<()> {
         loop {
             self.sock.readable().await?;
@@ -633,6 +706,111 @@ mod tests {
         let c = r.pack(std::iter::once(0..2));
         assert_eq!(&c[..], b"xy");
         assert_eq!(&b[..], b"abcde");
+    }
+
+    fn loopback_pair() -> (UdpMedia, UdpMedia, SocketAddr) {
+        let open = || {
+            UdpMedia::bind(UdpConfig {
+                local: "127.0.0.1:0".parse().unwrap(),
+                remote: UdpRemote::Replicast(Vec::new()),
+                mtu: None,
+                name: "t".into(),
+            })
+            .unwrap()
+        };
+        let (a, b) = (open(), open());
+        let to = b.local;
+        (a, b, to)
+    }
+
+    /// Until the runtime has seen the socket writable once, `try_send_now` sends nothing
+    /// (tokio knows no write readiness yet) and leaves every frame to `send_batch`.
+    async fn seen_writable(m: &UdpMedia) {
+        tokio::time::timeout(std::time::Duration::from_secs(5), m.sock.writable())
+            .await
+            .expect("writable")
+            .expect("writable");
+    }
+
+    fn unicast(to: SocketAddr, data: &'static [u8]) -> TxFrame {
+        TxFrame {
+            dest: Dest::Unicast(MediaAddr::Udp(to)),
+            data: Bytes::from_static(data),
+        }
+    }
+
+    async fn recv_n(m: &UdpMedia, n: usize) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            tokio::time::timeout(std::time::Duration::from_secs(5), m.recv_batch(&mut out))
+                .await
+                .expect("frames arrive")
+                .expect("recv");
+        }
+        out.into_iter().map(|f| f.data).collect()
+    }
+
+    #[tokio::test]
+    async fn try_send_now_sends_short_unicast_run_in_order() {
+        let (a, b, to) = loopback_pair();
+        let frames = [unicast(to, b"first"), unicast(to, b"second")];
+        assert_eq!(a.try_send_now(&frames), 0, "write readiness not known yet");
+        seen_writable(&a).await;
+        assert_eq!(a.try_send_now(&frames), 2);
+        let got = recv_n(&b, 2).await;
+        assert_eq!(got, vec![&b"first"[..], &b"second"[..]]);
+    }
+
+    #[tokio::test]
+    async fn try_send_now_leaves_long_batches_to_send_batch() {
+        let (a, _b, to) = loopback_pair();
+        seen_writable(&a).await;
+        let frames: Vec<TxFrame> = (0..=INLINE_MAX).map(|_| unicast(to, b"x")).collect();
+        assert_eq!(a.try_send_now(&frames), 0);
+    }
+
+    #[tokio::test]
+    async fn try_send_now_stops_at_a_broadcast_frame() {
+        let (a, b, to) = loopback_pair();
+        seen_writable(&a).await;
+        let frames = [
+            unicast(to, b"one"),
+            TxFrame {
+                dest: Dest::Broadcast,
+                data: Bytes::from_static(b"all"),
+            },
+        ];
+        assert_eq!(a.try_send_now(&frames), 1);
+        assert_eq!(recv_n(&b, 1).await, vec![&b"one"[..]]);
+    }
+
+    #[allow(unsafe_code)]
+    fn int_option(m: &UdpMedia, level: libc::c_int, name: libc::c_int) -> libc::c_int {
+        use std::os::fd::AsRawFd;
+        let mut v: libc::c_int = -1;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: a live socket, and a `c_int` out-value with its exact length.
+        let rc = unsafe {
+            libc::getsockopt(
+                m.sock.as_raw_fd(),
+                level,
+                name,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0, "getsockopt: {}", io::Error::last_os_error());
+        v
+    }
+
+    #[tokio::test]
+    async fn bind_turns_off_ancillary_data_it_never_reads() {
+        let (a, _b, _) = loopback_pair();
+        assert_eq!(int_option(&a, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS), 0);
+        assert_eq!(int_option(&a, libc::IPPROTO_IP, libc::IP_PKTINFO), 0);
+        assert_eq!(int_option(&a, libc::IPPROTO_IP, libc::IP_RECVTOS), 0);
+        // Segment sizes of coalesced datagrams are still reported.
+        assert_eq!(int_option(&a, libc::SOL_UDP, libc::UDP_GRO), 1);
     }
 
     #[test]

@@ -648,19 +648,15 @@ impl TransportNode {
 
     /// Open a connectionless (RDM) socket on a fresh port.
     pub fn dgram_socket(&self) -> crate::sockets::DgramSocket {
-        use std::sync::atomic::Ordering;
-        loop {
-            let p = self.shared.next_port.fetch_add(1, Ordering::Relaxed);
-            if p != 0
-                && !self.shared.sockets.contains_key(&p)
-                && !self.shared.conns.contains_key(&p)
-            {
-                return crate::sockets::DgramSocket::open(self.clone(), p);
-            }
-        }
+        self.datagram_socket(crate::sockets::DgramKind::Rdm)
     }
 
-    /// A fresh port for a connection socket.
+    /// Open a connectionless socket of `kind` (`SOCK_RDM` or `SOCK_DGRAM`) on a fresh port.
+    pub fn datagram_socket(&self, kind: crate::sockets::DgramKind) -> crate::sockets::DgramSocket {
+        crate::sockets::DgramSocket::open(self.clone(), self.alloc_port(), kind)
+    }
+
+    /// A fresh port for a socket.
     pub(crate) fn alloc_port(&self) -> u32 {
         use std::sync::atomic::Ordering;
         loop {

@@ -116,6 +116,18 @@ pub enum DgramError {
     Stopped,
 }
 
+/// The two connectionless socket types (§9.1). Both are reliable node to node and both drop an
+/// undeliverable message unless made returnable; the only wire difference is that DGRAM sets
+/// w0 bit 18 (`src_droppable`), which no kernel code reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DgramKind {
+    /// `SOCK_RDM` (reliable datagrams).
+    #[default]
+    Rdm,
+    /// `SOCK_DGRAM`.
+    Dgram,
+}
+
 /// A connectionless socket (SOCK_RDM by default; DGRAM differs only in the header bit 18).
 pub struct DgramSocket {
     node: TransportNode,
@@ -127,16 +139,28 @@ pub struct DgramSocket {
 }
 
 impl DgramSocket {
-    pub(crate) fn open(node: TransportNode, port: u32) -> DgramSocket {
+    pub(crate) fn open(node: TransportNode, port: u32, kind: DgramKind) -> DgramSocket {
         let inbox = std::sync::Arc::new(SocketInbox::new());
         node.register_socket(port, inbox.clone());
         DgramSocket {
             node,
             port,
             inbox,
-            opts: SendOpts::RDM,
+            opts: match kind {
+                DgramKind::Rdm => SendOpts::RDM,
+                DgramKind::Dgram => SendOpts::DGRAM,
+            },
             binds: 0,
             bound: Vec::new(),
+        }
+    }
+
+    /// The socket type it was opened as.
+    pub fn kind(&self) -> DgramKind {
+        if self.opts.src_droppable {
+            DgramKind::Dgram
+        } else {
+            DgramKind::Rdm
         }
     }
 

@@ -351,3 +351,53 @@ async fn messages_racing_a_withdrawal_come_back_with_no_port_or_no_name() {
         "no message arrived after the socket closed: {codes:?} of {sent}"
     );
 }
+
+/// SOCK_DGRAM sockets: the same three address types and the same returns as RDM (the kernel
+/// differs only in a header bit no one reads), between DGRAM and RDM sockets on other nodes.
+#[actix_rt::test]
+async fn dgram_sockets_do_unicast_anycast_multicast_and_returns_like_rdm() {
+    use tipc_actors::sockets::DgramKind;
+    let nodes = cluster().await;
+    let mut a = nodes[1].datagram_socket(DgramKind::Dgram);
+    let mut b = nodes[2].dgram_socket();
+    a.bind(r(6200, 1, 1), Scope::Cluster).await.unwrap();
+    b.bind(r(6200, 2, 2), Scope::Cluster).await.unwrap();
+    settle(&nodes, 6200, 2).await;
+    let mut c = nodes[0].datagram_socket(DgramKind::Dgram);
+    assert_eq!(c.kind(), DgramKind::Dgram);
+    assert_eq!(b.kind(), DgramKind::Rdm);
+    // Anycast to the DGRAM socket, multicast to both, unicast to the RDM one.
+    let svc = ServiceAddr {
+        type_: 6200,
+        instance: 1,
+    };
+    c.send_to_service(svc, b"any").await.unwrap();
+    c.send_to_range(r(6200, 0, 9), b"multi").await.unwrap();
+    c.send_to_socket(b.addr(), b"uni").await.unwrap();
+    let mut at_a = Vec::new();
+    while let Some(m) = recv_t(&a, 500).await {
+        assert_eq!(m.from, c.addr());
+        at_a.push(m.data);
+    }
+    let mut at_b = Vec::new();
+    while let Some(m) = recv_t(&b, 500).await {
+        at_b.push(m.data);
+    }
+    assert_eq!(at_a, vec![&b"any"[..], &b"multi"[..]]);
+    assert_eq!(at_b, vec![&b"multi"[..], &b"uni"[..]]);
+    // A reply from the DGRAM server reaches the DGRAM client.
+    a.send_to_socket(c.addr(), b"reply").await.unwrap();
+    assert_eq!(&recv_t(&c, 2000).await.expect("reply").data[..], b"reply");
+    // Dropped by default, returned when asked.
+    let gone = nodes[1].datagram_socket(DgramKind::Dgram);
+    let dead = gone.addr();
+    gone.close().await;
+    c.send_to_socket(dead, b"x").await.unwrap();
+    assert!(recv_t(&c, 300).await.is_none());
+    c.set_returnable(true);
+    c.send_to_socket(dead, b"y").await.unwrap();
+    let m = recv_t(&c, 2000).await.expect("returned");
+    assert_eq!(m.returned.map(|r| r.error), Some(ErrorCode::NoPort));
+    drop(a.unbind(r(6200, 1, 1)).await);
+    drop(b.unbind(r(6200, 2, 2)).await);
+}

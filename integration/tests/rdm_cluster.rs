@@ -398,6 +398,6 @@ async fn dgram_sockets_do_unicast_anycast_multicast_and_returns_like_rdm() {
     c.send_to_socket(dead, b"y").await.unwrap();
     let m = recv_t(&c, 2000).await.expect("returned");
     assert_eq!(m.returned.map(|r| r.error), Some(ErrorCode::NoPort));
-    drop(a.unbind(r(6200, 1, 1)).await);
-    drop(b.unbind(r(6200, 2, 2)).await);
+    assert!(a.unbind(r(6200, 1, 1)).await);
+    assert!(b.unbind(r(6200, 2, 2)).await);
 }

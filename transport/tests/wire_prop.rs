@@ -444,6 +444,30 @@ fn reassembler_rejects_first_while_in_progress_and_resets() {
 }
 
 #[test]
+fn fragment_to_names_given_destnode_in_every_fragment() {
+    let p: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+    let f = (
+        (32, 1, DataType::Direct, [false; 4]),
+        (0, 0, 0),
+        [0; 3],
+        [1; 8],
+        (0, false),
+    );
+    let msg = data_msg(f, &p);
+    let mut frags = Vec::new();
+    let n = fragment_to(&msg, 1400, Some(0x0100_2345), &mut frags).unwrap();
+    assert_eq!(n, frags.len());
+    let mut r = Reassembler::new();
+    let mut out = None;
+    for fr in &frags {
+        let h = Header::new_checked(&fr[..]).unwrap();
+        assert_eq!(h.get(field::DESTNODE), 0x0100_2345);
+        out = r.push(fr.clone()).unwrap().or(out);
+    }
+    assert_eq!(&out.unwrap()[..], &msg[..]);
+}
+
+#[test]
 fn reassembler_rejects_message_larger_than_max_msg_size() {
     let chunk = vec![0u8; 16000];
     let mk = |t: FragmentType, no: u16| {

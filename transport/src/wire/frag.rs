@@ -155,6 +155,17 @@ pub enum FragmentError {
 /// The fragments share one allocation. `msg` is validated first (only its first `size` bytes
 /// are used). Returns the number of fragments appended to `out`; an error appends nothing.
 pub fn fragment(msg: &[u8], pktmax: usize, out: &mut Vec<Bytes>) -> Result<usize, FragmentError> {
+    fragment_to(msg, pktmax, None, out)
+}
+
+/// [`fragment`], with the fragments' destnode set to `destnode` when given (a message with a
+/// 24-byte connection header has no destnode word: the link names its peer there).
+pub fn fragment_to(
+    msg: &[u8],
+    pktmax: usize,
+    destnode: Option<u32>,
+    out: &mut Vec<Bytes>,
+) -> Result<usize, FragmentError> {
     let h = Header::new_checked(msg)?;
     let msg = h.message();
     let len = msg.len();
@@ -178,11 +189,12 @@ pub fn fragment(msg: &[u8], pktmax: usize, out: &mut Vec<Bytes>) -> Result<usize
         fragm_no: 0,
         nof_fragms: 0,
         orignode: h.prevnode(),
-        destnode: h.destnode(),
+        destnode: destnode.unwrap_or_else(|| h.destnode()),
         importance: importance(&h),
         data: &[],
     };
-    let mut all = BytesMut::zeroed(len + count * INT_H_SIZE);
+    // One allocation; each packet's header room zeroed, its data copied once.
+    let mut all = BytesMut::with_capacity(len + count * INT_H_SIZE);
     out.reserve(count);
     for (i, part) in msg.chunks(chunk).enumerate() {
         repr.mtype = match i {
@@ -192,9 +204,10 @@ pub fn fragment(msg: &[u8], pktmax: usize, out: &mut Vec<Bytes>) -> Result<usize
         };
         repr.fragm_no = (i + 1) as u16;
         let plen = INT_H_SIZE + part.len();
+        all.resize(INT_H_SIZE, 0);
+        all.extend_from_slice(part);
         let mut pkt = all.split_to(plen);
         repr.emit_header(&mut pkt, plen);
-        pkt[INT_H_SIZE..].copy_from_slice(part);
         out.push(pkt.freeze());
     }
     Ok(count)
@@ -273,7 +286,18 @@ impl Reassembler {
             if repr.data.len() > MAX_MSG_SIZE {
                 return Err(ReassemblyError::TooLarge);
             }
-            self.head = Some(BytesMut::from(repr.data));
+            // Room for the whole message at once (its size is in its first word): growing by
+            // doubling would copy it again and again and end above the allocator's mmap
+            // threshold (a fresh mapping, page faults, per message).
+            let whole = repr
+                .data
+                .get(..4)
+                .map(|w| (u32::from_be_bytes([w[0], w[1], w[2], w[3]]) & 0x1FFFF) as usize)
+                .unwrap_or(0)
+                .clamp(repr.data.len(), MAX_MSG_SIZE);
+            let mut head = BytesMut::with_capacity(whole);
+            head.extend_from_slice(repr.data);
+            self.head = Some(head);
             return Ok(None);
         }
         let head = self.head.as_mut().ok_or(ReassemblyError::NoFirst)?;

@@ -354,6 +354,8 @@ pub struct Link {
     bundle_open: bool,
     deferdq: BTreeMap<u64, Bytes>,
     reasm: wire::Reassembler,
+    /// Buffers of the fragments this link builds.
+    frag_pool: wire::ChunkPool,
     outq: VecDeque<Outgoing>,
     events: VecDeque<LinkEvent>,
     // congestion control
@@ -406,6 +408,7 @@ impl Link {
             bundle_open: false,
             deferdq: BTreeMap::new(),
             reasm: wire::Reassembler::new(),
+            frag_pool: wire::ChunkPool::new(),
             outq: VecDeque::new(),
             events: VecDeque::new(),
             window: min_win,
@@ -1270,7 +1273,8 @@ impl Link {
         // carries destnode beyond the short header).
         let short = Header::new_unchecked(msg).header_len() < wire::BASIC_H_SIZE;
         let dest = short.then_some(self.cfg.peer_addr);
-        if wire::fragment_to(msg, self.mss(), dest, &mut frags).is_err() {
+        let mss = self.mss();
+        if wire::fragment_pooled(msg, mss, dest, Some(&mut self.frag_pool), &mut frags).is_err() {
             return false;
         }
         self.stats.tx_fragmented += 1;

@@ -524,3 +524,28 @@ fn fragment_rejects_message_that_fits() {
     );
     assert!(out.is_empty());
 }
+
+#[test]
+fn chunk_pool_reuses_chunk_when_all_buffers_dropped() {
+    let mut pool = ChunkPool::with_chunk(4096);
+    let mut a = pool.take(4096);
+    a.extend_from_slice(&[1u8; 4096]);
+    let first = a.as_ptr();
+    drop(a.freeze());
+    // The chunk is used up: the next take retires it and, as nothing uses it, takes it back.
+    let b = pool.take(4096);
+    assert_eq!(b.as_ptr(), first);
+    assert!(b.capacity() >= 4096);
+}
+
+#[test]
+fn chunk_pool_allocates_new_chunk_while_buffer_alive() {
+    let mut pool = ChunkPool::with_chunk(4096);
+    let mut a = pool.take(4096);
+    a.extend_from_slice(&[7u8; 4096]);
+    let kept = a.freeze();
+    let mut b = pool.take(4096);
+    assert_ne!(b.as_ptr(), kept.as_ptr());
+    b.extend_from_slice(&[9u8; 4096]);
+    assert!(kept.iter().all(|&x| x == 7));
+}

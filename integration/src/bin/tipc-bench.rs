@@ -1010,6 +1010,26 @@ fn stream_tipc(total: u64) -> Bulk {
             expected_report(total),
             "TIPC stream receiver's count"
         );
+        if std::env::var_os("TIPC_BENCH_VERBOSE").is_some() {
+            eprintln!("connection: {:?}", c.info());
+            for l in n.links().await {
+                let s = &l.link.stats;
+                eprintln!(
+                    "link {}: window {} retransmitted {} nacks rx {} tx {} congested {} \
+                     max queue {} fragments {} deferred {} duplicates {}",
+                    l.link.name,
+                    l.link.window,
+                    s.retransmitted,
+                    s.rx_nacks,
+                    s.tx_nacks,
+                    s.link_congs,
+                    s.max_queue,
+                    s.tx_fragments,
+                    s.deferred,
+                    s.duplicates
+                );
+            }
+        }
         drop(c);
         n.shutdown().await;
         Bulk {

@@ -199,7 +199,41 @@ struct Stop(Vec<Publication>);
 /// Accept the next connection request.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-struct AcceptNext(oneshot::Sender<Result<Connection, ConnError>>);
+struct AcceptNext(oneshot::Sender<Accepted>);
+
+/// An accepted connection and what it must send first (its ACK): sent by the acceptor, as the
+/// kernel's `accept()` does, so that the ACK leaves together with whatever the acceptor sends
+/// at once (a reply to a "0-RTT" request, a FIN) instead of ahead of it on its own.
+type Accepted = Result<NewConn, ConnError>;
+
+/// An accepted connection whose ACK is not sent yet. Dropped unused (the acceptor gave up),
+/// it sends the ACK, then the connection's drop sends the FIN.
+struct NewConn {
+    node: TransportNode,
+    outs: Vec<Output>,
+    conn: Option<Connection>,
+}
+
+impl std::fmt::Debug for NewConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewConn").field("conn", &self.conn).finish()
+    }
+}
+
+impl NewConn {
+    /// Send the ACK; the connection.
+    fn open(mut self) -> Option<Connection> {
+        flush_now(self.node.shared(), std::mem::take(&mut self.outs));
+        self.conn.take()
+    }
+}
+
+impl Drop for NewConn {
+    fn drop(&mut self) {
+        flush_now(self.node.shared(), std::mem::take(&mut self.outs));
+        self.conn.take();
+    }
+}
 
 /// The actor of one connection socket (listener or connection).
 pub struct ConnActor {
@@ -208,7 +242,7 @@ pub struct ConnActor {
     inner: Arc<Inner>,
     kind: ConnKind,
     timer: Option<SpawnHandle>,
-    accept_waiters: VecDeque<oneshot::Sender<Result<Connection, ConnError>>>,
+    accept_waiters: VecDeque<oneshot::Sender<Accepted>>,
 }
 
 impl ConnActor {
@@ -302,11 +336,13 @@ impl ConnActor {
             };
             let outs = drain(&mut core);
             let conn = Connection::from_core(&self.node, port, core, self.kind);
-            flush_now(self.node.shared(), outs);
-            if let Err(Ok(c)) = w.send(Ok(conn)) {
-                // The acceptor gave up: close the new connection (its drop sends the FIN).
-                drop(c);
-            }
+            // If the acceptor gave up, the value comes back and its drop sends the ACK and
+            // then the FIN.
+            let _ = w.send(Ok(NewConn {
+                node: self.node.clone(),
+                outs,
+                conn: Some(conn),
+            }));
         }
     }
 }
@@ -512,14 +548,16 @@ impl Listener {
         Ok(())
     }
 
-    /// The next connection (waits for a request). The new socket has already sent its ACK.
+    /// The next connection (waits for a request). Its ACK is sent here, as the kernel's
+    /// `accept()` does, just before it is returned.
     pub async fn accept(&self) -> Result<Connection, ConnError> {
         let (tx, rx) = oneshot::channel();
         self.actor
             .send(AcceptNext(tx))
             .await
             .map_err(|_| ConnError::Closed)?;
-        rx.await.unwrap_or(Err(ConnError::Closed))
+        let new = rx.await.unwrap_or(Err(ConnError::Closed))?;
+        new.open().ok_or(ConnError::Closed)
     }
 
     /// Connection requests waiting to be accepted.

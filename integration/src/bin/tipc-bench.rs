@@ -847,6 +847,39 @@ fn serve_tipc_conn(port: u16, peer: u16, mode: ConnServe) {
     });
 }
 
+/// With `TIPC_BENCH_VERBOSE` set: the client's link (and connection) counters on stderr.
+async fn eprint_counters(n: &TransportNode, c: Option<&tipc_actors::conn::Connection>) {
+    if std::env::var_os("TIPC_BENCH_VERBOSE").is_none() {
+        return;
+    }
+    if let Some(c) = c {
+        eprintln!("connection: {:?}", c.info());
+    }
+    for l in n.links().await {
+        let s = &l.link.stats;
+        eprintln!(
+            "link {}: window {} tx packets {} bundles {} acks {} states {} rx packets {} \
+             retransmitted {} nacks rx {} tx {} congested {} max queue {} fragments {} \
+             deferred {} duplicates {}",
+            l.link.name,
+            l.link.window,
+            s.tx_packets,
+            s.tx_bundles,
+            s.tx_acks,
+            s.tx_states,
+            s.rx_packets,
+            s.retransmitted,
+            s.rx_nacks,
+            s.tx_nacks,
+            s.link_congs,
+            s.max_queue,
+            s.tx_fragments,
+            s.deferred,
+            s.duplicates
+        );
+    }
+}
+
 /// A client node with the link up and the benchmark service in its table.
 async fn tipc_client(p1: u16, p2: u16) -> TransportNode {
     let n = tipc_node("bcli", p1, p2);
@@ -893,6 +926,7 @@ fn conn_rr_tipc(conns: usize) -> ConnRr {
             }
         }
         let el = start.elapsed().as_secs_f64();
+        eprint_counters(&n, None).await;
         n.shutdown().await;
         ConnRr {
             lat: percentiles(v),
@@ -1010,26 +1044,7 @@ fn stream_tipc(total: u64) -> Bulk {
             expected_report(total),
             "TIPC stream receiver's count"
         );
-        if std::env::var_os("TIPC_BENCH_VERBOSE").is_some() {
-            eprintln!("connection: {:?}", c.info());
-            for l in n.links().await {
-                let s = &l.link.stats;
-                eprintln!(
-                    "link {}: window {} retransmitted {} nacks rx {} tx {} congested {} \
-                     max queue {} fragments {} deferred {} duplicates {}",
-                    l.link.name,
-                    l.link.window,
-                    s.retransmitted,
-                    s.rx_nacks,
-                    s.tx_nacks,
-                    s.link_congs,
-                    s.max_queue,
-                    s.tx_fragments,
-                    s.deferred,
-                    s.duplicates
-                );
-            }
-        }
+        eprint_counters(&n, Some(&c)).await;
         drop(c);
         n.shutdown().await;
         Bulk {

@@ -173,12 +173,18 @@ fn spawn_server(kind: &str, port: u16, peer: u16) -> Server {
     Server(child)
 }
 
+/// A port free for both UDP and TCP (retried: after thousands of TCP connections an
+/// ephemeral UDP port is often taken on the TCP side).
 fn free_port() -> u16 {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-    let t = std::net::TcpListener::bind(s.local_addr().expect("addr")).expect("tcp bind");
-    let p = s.local_addr().expect("addr").port();
-    drop((s, t));
-    p
+    for _ in 0..100 {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let a = s.local_addr().expect("addr");
+        if let Ok(t) = std::net::TcpListener::bind(a) {
+            drop((s, t));
+            return a.port();
+        }
+    }
+    panic!("no port free for both UDP and TCP");
 }
 
 #[derive(Debug, Clone, Copy, Default)]

@@ -3,12 +3,16 @@
 //! Kernel `net/tipc/socket.c` (connection half) and `node.c: node_lost_contact`; spec
 //! tipc-protocol.md §9.4–9.7.
 //!
-//! Received messages reach a socket's [`ConnActor`] through the name table's `deliver_local`
-//! (via [`deliver`]), in link order. The core sits behind a mutex shared by the actor and the
-//! user handles, so a send needs no round trip to the actor: the sending task checks the window,
-//! builds the message in the core and posts it straight to the peer actor
-//! ([`TransportNode::post`], which waits while the link is congested). Everything the core
-//! produces on the receive side (acks, probe replies, rejections) is sent by whoever drove it.
+//! The core sits behind a mutex shared by the actor, the user handles and the deliverers.
+//! Received messages are fed to the core by whoever delivers them (the peer actor or the name
+//! table through `deliver_local`, via [`deliver`]), in link order, and the waiting user task is
+//! woken directly: no hop through the socket's actor. The actor keeps the timers and hands
+//! connection requests to acceptors; a deliverer pokes it only when the next timeout moved
+//! earlier or a listener got a request. A send needs no round trip either: the sending task
+//! checks the window, builds the message in the core and posts it straight to the peer actor
+//! ([`TransportNode::post`], which waits while the link is congested); a SYN to a service is
+//! resolved in the shared binding table, as anycast datagram sends are. Everything the core
+//! produces (acks, probe replies, rejections) is sent by whoever drove it.
 //!
 //! Node loss: the name table calls [`node_down`] when the last link to a peer fails; every
 //! connection to it ends at once with [`ConnError::NoNode`] (the local abort of
@@ -20,7 +24,7 @@ use crate::names::SendKind;
 use crate::node::{Shared, TransportNode};
 use crate::socket::conn::{ConnCore, Output, Read, SynDest, Verdict};
 pub use crate::socket::conn::{ConnError, ConnState, ConnStats};
-use crate::sockets::{BindError, DgramError};
+use crate::sockets::BindError;
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
@@ -97,12 +101,12 @@ fn caps_of(shared: &Shared, node: NodeAddr) -> u16 {
 
 /// Send what the core produced, without waiting (acks, probe replies, rejections, FINs from a
 /// drop). A named SYN retry needs a lookup: it goes through the name table.
-fn flush_now(node: &TransportNode, outs: Vec<Output>) {
+fn flush_now(shared: &Shared, outs: Vec<Output>) {
     for o in outs {
         match o {
-            Output::ToNode(n, msg) => post_now(node, n, msg),
+            Output::ToNode(n, msg) => post_now(shared, n, msg),
             Output::Lookup(name, msg) => {
-                if let Some(a) = node.shared().names.get() {
+                if let Some(a) = shared.names.get() {
                     a.do_send(crate::names::SendFromSocket(SendKind::Named(msg, name)));
                 }
             }
@@ -110,9 +114,30 @@ fn flush_now(node: &TransportNode, outs: Vec<Output>) {
     }
 }
 
-fn post_now(node: &TransportNode, to: NodeAddr, msg: BytesMut) {
-    let shared = node.shared();
-    if to == node.addr() || to == 0 {
+/// Resolve a named SYN in the shared binding table (anycast, round-robin, as
+/// [`crate::sockets::DgramSocket::send_to_service`]): the destination written into the header,
+/// and the node to send it to.
+fn resolve_named(
+    shared: &Shared,
+    name: ServiceAddr,
+    mut msg: BytesMut,
+) -> Result<(NodeAddr, BytesMut), ConnError> {
+    use crate::binding::AnycastResult;
+    use tipc_transport::wire::{field, Header};
+    let found = shared.table().lookup_anycast(name, 0);
+    let dest = match found {
+        AnycastResult::Found(sock) => sock,
+        AnycastResult::Deferred(node) => SocketAddr { node, port: 0 },
+        AnycastResult::NotFound => return Err(ConnError::NoDestination),
+    };
+    let mut h = Header::new_unchecked(&mut msg[..]);
+    h.set(field::DESTNODE, dest.node);
+    h.set(field::DESTPORT, dest.port);
+    Ok((dest.node, msg))
+}
+
+fn post_now(shared: &Shared, to: NodeAddr, msg: BytesMut) {
+    if to == shared.own_addr || to == 0 {
         deliver_here(shared, msg);
     } else {
         // The peer's ordered send queue, shared with `TransportNode::post`: an ack or FIN
@@ -161,6 +186,11 @@ pub struct NodeLost(pub NodeAddr);
 #[rtype(result = "()")]
 struct Rearm;
 
+/// A listener got a connection request: hand it to a waiting acceptor.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct ServeAccepts;
+
 /// Stop the actor (after close): unregister, withdraw bindings.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -169,7 +199,41 @@ struct Stop(Vec<Publication>);
 /// Accept the next connection request.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-struct AcceptNext(oneshot::Sender<Result<Connection, ConnError>>);
+struct AcceptNext(oneshot::Sender<Accepted>);
+
+/// An accepted connection and what it must send first (its ACK): sent by the acceptor, as the
+/// kernel's `accept()` does, so that the ACK leaves together with whatever the acceptor sends
+/// at once (a reply to a "0-RTT" request, a FIN) instead of ahead of it on its own.
+type Accepted = Result<NewConn, ConnError>;
+
+/// An accepted connection whose ACK is not sent yet. Dropped unused (the acceptor gave up),
+/// it sends the ACK, then the connection's drop sends the FIN.
+struct NewConn {
+    node: TransportNode,
+    outs: Vec<Output>,
+    conn: Option<Connection>,
+}
+
+impl std::fmt::Debug for NewConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewConn").field("conn", &self.conn).finish()
+    }
+}
+
+impl NewConn {
+    /// Send the ACK; the connection.
+    fn open(mut self) -> Option<Connection> {
+        flush_now(self.node.shared(), std::mem::take(&mut self.outs));
+        self.conn.take()
+    }
+}
+
+impl Drop for NewConn {
+    fn drop(&mut self) {
+        flush_now(self.node.shared(), std::mem::take(&mut self.outs));
+        self.conn.take();
+    }
+}
 
 /// The actor of one connection socket (listener or connection).
 pub struct ConnActor {
@@ -178,7 +242,7 @@ pub struct ConnActor {
     inner: Arc<Inner>,
     kind: ConnKind,
     timer: Option<SpawnHandle>,
-    accept_waiters: VecDeque<oneshot::Sender<Result<Connection, ConnError>>>,
+    accept_waiters: VecDeque<oneshot::Sender<Accepted>>,
 }
 
 impl ConnActor {
@@ -188,6 +252,7 @@ impl ConnActor {
         inner: Arc<Inner>,
         kind: ConnKind,
     ) -> Addr<ConnActor> {
+        let self_inner = inner.clone();
         let a = ConnActor {
             node: node.clone(),
             port,
@@ -197,7 +262,13 @@ impl ConnActor {
             accept_waiters: VecDeque::new(),
         }
         .start();
-        node.shared().conns.insert(port, a.clone());
+        node.shared().conns.insert(
+            port,
+            ConnEntry {
+                actor: a.clone(),
+                inner: self_inner,
+            },
+        );
         a
     }
 
@@ -215,7 +286,7 @@ impl ConnActor {
                     c.handle_timeout(Instant::now());
                     drain(&mut c)
                 };
-                flush_now(&act.node, outs);
+                flush_now(act.node.shared(), outs);
                 act.inner.changed.notify_waiters();
                 act.rearm(ctx);
             }));
@@ -258,18 +329,20 @@ impl ConnActor {
                 let a = c.accept(own, caps, Instant::now());
                 (a, drain(&mut c))
             };
-            flush_now(&self.node, outs);
+            flush_now(self.node.shared(), outs);
             let Some(mut core) = accepted else {
                 self.accept_waiters.push_front(w);
                 return;
             };
             let outs = drain(&mut core);
             let conn = Connection::from_core(&self.node, port, core, self.kind);
-            flush_now(&self.node, outs);
-            if let Err(Ok(c)) = w.send(Ok(conn)) {
-                // The acceptor gave up: close the new connection (its drop sends the FIN).
-                drop(c);
-            }
+            // If the acceptor gave up, the value comes back and its drop sends the ACK and
+            // then the FIN.
+            let _ = w.send(Ok(NewConn {
+                node: self.node.clone(),
+                outs,
+                conn: Some(conn),
+            }));
         }
     }
 }
@@ -285,23 +358,20 @@ impl Actor for ConnActor {
 impl Handler<ConnIncoming> for ConnActor {
     type Result = ();
     fn handle(&mut self, m: ConnIncoming, ctx: &mut Self::Context) {
-        let sender = tipc_transport::wire::Header::new_checked(&m.0[..])
-            .map(|h| h.orignode())
-            .unwrap_or(0);
-        let caps = caps_of(self.node.shared(), sender);
-        let (v, outs, listen) = {
-            let mut c = self.inner.lock();
-            let v = c.on_message(m.0, caps, Instant::now());
-            (v, drain(&mut c), c.state() == ConnState::Listen)
-        };
-        flush_now(&self.node, outs);
-        if v != Verdict::Dropped {
-            self.inner.changed.notify_waiters();
-        }
+        let Poke { listen, rearm } = feed(self.node.shared(), &self.inner, m.0);
         if listen {
             self.serve_accepts();
         }
-        self.rearm(ctx);
+        if rearm {
+            self.rearm(ctx);
+        }
+    }
+}
+
+impl Handler<ServeAccepts> for ConnActor {
+    type Result = ();
+    fn handle(&mut self, _: ServeAccepts, _: &mut Self::Context) {
+        self.serve_accepts();
     }
 }
 
@@ -353,21 +423,68 @@ impl Handler<Stop> for ConnActor {
     }
 }
 
-/// Hand a message to the connection socket at `port`; `Err(msg)` if there is none.
-pub(crate) fn deliver(shared: &Shared, port: u32, msg: Bytes) -> Result<(), Bytes> {
-    match shared.conns.get(&port) {
-        Some(a) => {
-            a.do_send(ConnIncoming(msg));
-            Ok(())
-        }
-        None => Err(msg),
+/// A connection socket as the node knows it: its actor and its shared state.
+pub(crate) struct ConnEntry {
+    actor: Addr<ConnActor>,
+    inner: Arc<Inner>,
+}
+
+/// What the socket's actor must do after a message was fed to the core.
+struct Poke {
+    /// A listener: serve waiting acceptors.
+    listen: bool,
+    /// The next timeout moved earlier (or appeared): re-arm the timer.
+    rearm: bool,
+}
+
+/// Feed one received message to the core, send what it produced, wake the user task.
+fn feed(shared: &Shared, inner: &Inner, msg: Bytes) -> Poke {
+    let sender = tipc_transport::wire::Header::new_checked(&msg[..])
+        .map(|h| h.orignode())
+        .unwrap_or(0);
+    let caps = caps_of(shared, sender);
+    let (v, outs, poke) = {
+        let mut c = inner.lock();
+        let before = c.poll_timeout();
+        let v = c.on_message(msg, caps, Instant::now());
+        let after = c.poll_timeout();
+        let rearm = match (before, after) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(b), Some(a)) => a < b,
+        };
+        let listen = c.state() == ConnState::Listen && c.backlog() > 0;
+        (v, drain(&mut c), Poke { listen, rearm })
+    };
+    flush_now(shared, outs);
+    if v != Verdict::Dropped {
+        inner.changed.notify_waiters();
     }
+    poke
+}
+
+/// Hand a message to the connection socket at `port`; `Err(msg)` if there is none. The core
+/// takes it at once (in the caller's context, in delivery order); the socket's actor is
+/// poked only when a timer must be re-armed or a listener got a request.
+pub(crate) fn deliver(shared: &Shared, port: u32, msg: Bytes) -> Result<(), Bytes> {
+    let (inner, actor) = match shared.conns.get(&port) {
+        Some(e) => (e.inner.clone(), e.actor.clone()),
+        None => return Err(msg),
+    };
+    let Poke { listen, rearm } = feed(shared, &inner, msg);
+    if listen {
+        actor.do_send(ServeAccepts);
+    }
+    if rearm {
+        actor.do_send(Rearm);
+    }
+    Ok(())
 }
 
 /// The last link to `peer` failed: every connection to it ends with [`ConnError::NoNode`].
 pub(crate) fn node_down(shared: &Shared, peer: NodeAddr) {
     for e in shared.conns.iter() {
-        e.value().do_send(NodeLost(peer));
+        e.value().actor.do_send(NodeLost(peer));
     }
 }
 
@@ -431,14 +548,16 @@ impl Listener {
         Ok(())
     }
 
-    /// The next connection (waits for a request). The new socket has already sent its ACK.
+    /// The next connection (waits for a request). Its ACK is sent here, as the kernel's
+    /// `accept()` does, just before it is returned.
     pub async fn accept(&self) -> Result<Connection, ConnError> {
         let (tx, rx) = oneshot::channel();
         self.actor
             .send(AcceptNext(tx))
             .await
             .map_err(|_| ConnError::Closed)?;
-        rx.await.unwrap_or(Err(ConnError::Closed))
+        let new = rx.await.unwrap_or(Err(ConnError::Closed))?;
+        new.open().ok_or(ConnError::Closed)
     }
 
     /// Connection requests waiting to be accepted.
@@ -460,7 +579,7 @@ impl Listener {
             c.shutdown(ErrorCode::NoPort);
             drain(&mut c)
         };
-        flush_now(&self.node, outs);
+        flush_now(self.node.shared(), outs);
         let bound = std::mem::take(&mut *self.bound.lock().unwrap_or_else(|p| p.into_inner()));
         self.actor.do_send(Stop(bound));
     }
@@ -545,14 +664,16 @@ impl Connection {
                         Err(ConnError::NoNode)
                     }
                 }
-                Output::Lookup(name, msg) => node
-                    .send_from_socket(SendKind::Named(msg, name))
-                    .await
-                    .map_err(|e| match e {
-                        DgramError::NoDestination => ConnError::NoDestination,
-                        DgramError::NoNode => ConnError::NoNode,
-                        _ => ConnError::Closed,
-                    }),
+                Output::Lookup(name, msg) => match resolve_named(node.shared(), name, msg) {
+                    Ok((n, msg)) => {
+                        if post_wait(node, n, msg).await {
+                            Ok(())
+                        } else {
+                            Err(ConnError::NoNode)
+                        }
+                    }
+                    Err(e) => Err(e),
+                },
             };
             if let Err(e) = res {
                 conn.inner.lock().connect_failed(e);
@@ -562,6 +683,10 @@ impl Connection {
         let r = wait_for(&conn.inner, |c| match c.state() {
             ConnState::Connecting => None,
             ConnState::Established => Some(Ok(())),
+            // Accepted, then ended before we looked (the reply and the peer's FIN came with
+            // the ACK): connected all the same, as the kernel's connect, which fails only
+            // with `sk_err`; what arrived is read next, then the end.
+            ConnState::Disconnecting if c.rx_len() > 0 => Some(Ok(())),
             _ => Some(Err(match c.end() {
                 Some(Err(e)) => e,
                 _ => ConnError::Closed,
@@ -637,7 +762,7 @@ impl Connection {
             Some((r, drain(c)))
         })
         .await;
-        flush_now(&self.node, outs);
+        flush_now(self.node.shared(), outs);
         match r {
             Read::Data(b) => Ok(Some(b)),
             Read::End(Ok(())) => Ok(None),
@@ -706,7 +831,7 @@ impl Drop for Connection {
             c.shutdown(ErrorCode::NoPort);
             drain(&mut c)
         };
-        flush_now(&self.node, outs);
+        flush_now(self.node.shared(), outs);
         self.stop();
     }
 }

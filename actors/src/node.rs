@@ -197,7 +197,7 @@ pub(crate) struct Shared {
     /// Local sockets by port.
     pub sockets: DashMap<u32, Arc<crate::sockets::SocketInbox>>,
     /// Local connection sockets (listeners and connections) by port.
-    pub conns: DashMap<u32, Addr<crate::conn::ConnActor>>,
+    pub conns: DashMap<u32, crate::conn::ConnEntry>,
     /// Capabilities of known peer nodes (connection flow control, SYN bit).
     pub node_caps: DashMap<NodeAddr, u16>,
     /// Next port number to try.

@@ -354,6 +354,8 @@ pub struct Link {
     bundle_open: bool,
     deferdq: BTreeMap<u64, Bytes>,
     reasm: wire::Reassembler,
+    /// Buffers of the fragments this link builds.
+    frag_pool: wire::ChunkPool,
     outq: VecDeque<Outgoing>,
     events: VecDeque<LinkEvent>,
     // congestion control
@@ -406,6 +408,7 @@ impl Link {
             bundle_open: false,
             deferdq: BTreeMap::new(),
             reasm: wire::Reassembler::new(),
+            frag_pool: wire::ChunkPool::new(),
             outq: VecDeque::new(),
             events: VecDeque::new(),
             window: min_win,
@@ -1265,20 +1268,17 @@ impl Link {
 
     fn send_fragmented(&mut self, msg: &[u8], imp: u8) -> bool {
         let mut frags = Vec::new();
-        if wire::fragment(msg, self.mss(), &mut frags).is_err() {
-            return false;
-        }
-        self.stats.tx_fragmented += 1;
         // A 24-byte (connection) header has no destnode word: the fragments must still name
         // the peer, or its destination check drops them (the kernel's socket header template
         // carries destnode beyond the short header).
         let short = Header::new_unchecked(msg).header_len() < wire::BASIC_H_SIZE;
-        for mut f in frags {
-            if short {
-                let mut m = BytesMut::from(&f[..]);
-                Header::new_unchecked(&mut m[..]).set(wire::field::DESTNODE, self.cfg.peer_addr);
-                f = m.freeze();
-            }
+        let dest = short.then_some(self.cfg.peer_addr);
+        let mss = self.mss();
+        if wire::fragment_pooled(msg, mss, dest, Some(&mut self.frag_pool), &mut frags).is_err() {
+            return false;
+        }
+        self.stats.tx_fragmented += 1;
+        for f in frags {
             self.stats.tx_fragments += 1;
             self.enqueue(Frame::Frozen(f), imp);
         }

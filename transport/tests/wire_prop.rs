@@ -444,6 +444,30 @@ fn reassembler_rejects_first_while_in_progress_and_resets() {
 }
 
 #[test]
+fn fragment_to_names_given_destnode_in_every_fragment() {
+    let p: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+    let f = (
+        (32, 1, DataType::Direct, [false; 4]),
+        (0, 0, 0),
+        [0; 3],
+        [1; 8],
+        (0, false),
+    );
+    let msg = data_msg(f, &p);
+    let mut frags = Vec::new();
+    let n = fragment_to(&msg, 1400, Some(0x0100_2345), &mut frags).unwrap();
+    assert_eq!(n, frags.len());
+    let mut r = Reassembler::new();
+    let mut out = None;
+    for fr in &frags {
+        let h = Header::new_checked(&fr[..]).unwrap();
+        assert_eq!(h.get(field::DESTNODE), 0x0100_2345);
+        out = r.push(fr.clone()).unwrap().or(out);
+    }
+    assert_eq!(&out.unwrap()[..], &msg[..]);
+}
+
+#[test]
 fn reassembler_rejects_message_larger_than_max_msg_size() {
     let chunk = vec![0u8; 16000];
     let mk = |t: FragmentType, no: u16| {
@@ -499,4 +523,29 @@ fn fragment_rejects_message_that_fits() {
         })
     );
     assert!(out.is_empty());
+}
+
+#[test]
+fn chunk_pool_reuses_chunk_when_all_buffers_dropped() {
+    let mut pool = ChunkPool::with_chunk(4096);
+    let mut a = pool.take(4096);
+    a.extend_from_slice(&[1u8; 4096]);
+    let first = a.as_ptr();
+    drop(a.freeze());
+    // The chunk is used up: the next take retires it and, as nothing uses it, takes it back.
+    let b = pool.take(4096);
+    assert_eq!(b.as_ptr(), first);
+    assert!(b.capacity() >= 4096);
+}
+
+#[test]
+fn chunk_pool_allocates_new_chunk_while_buffer_alive() {
+    let mut pool = ChunkPool::with_chunk(4096);
+    let mut a = pool.take(4096);
+    a.extend_from_slice(&[7u8; 4096]);
+    let kept = a.freeze();
+    let mut b = pool.take(4096);
+    assert_ne!(b.as_ptr(), kept.as_ptr());
+    b.extend_from_slice(&[9u8; 4096]);
+    assert!(kept.iter().all(|&x| x == 7));
 }

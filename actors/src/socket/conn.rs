@@ -216,7 +216,12 @@ pub struct ConnCore {
     rng: u32,
     out: VecDeque<Output>,
     stats: ConnStats,
+    /// Buffers of large data messages (dropped once the link fragmented them): reused.
+    tx_pool: tipc_transport::wire::ChunkPool,
 }
+
+/// Data messages at least this large are built in [`ConnCore`]'s reused buffers.
+const TX_POOL_MIN: usize = 16 * 1024;
 
 impl ConnCore {
     /// A fresh socket (OPEN) at `own`, importance LOW, block flow control assumed until the
@@ -244,6 +249,7 @@ impl ConnCore {
             rng: own.port ^ own.node ^ 0x9e37_79b9 | 1,
             out: VecDeque::new(),
             stats: ConnStats::default(),
+            tx_pool: tipc_transport::wire::ChunkPool::with_chunk(TX_POOL_MIN),
         }
     }
 
@@ -458,7 +464,12 @@ impl ConnCore {
         if data.len() > MAX_USER_MSG_SIZE {
             return Err(ConnError::TooLarge(data.len()));
         }
-        let msg = self.short_msg(self.importance, 0, data);
+        let msg = if data.len() >= TX_POOL_MIN {
+            let buf = self.tx_pool.take(SHORT_H_SIZE + data.len());
+            self.short_msg_in(buf, self.importance, 0, data)
+        } else {
+            self.short_msg(self.importance, 0, data)
+        };
         self.snt_unacked += self.inc(data.len() + SHORT_H_SIZE);
         self.stats.tx_msgs += 1;
         self.stats.tx_bytes += data.len() as u64;
@@ -467,7 +478,16 @@ impl ConnCore {
 
     /// A 24-byte-header CONN_MSG from us to the peer (`tipc_msg_create` with `SHORT_H_SIZE`).
     fn short_msg(&self, importance: u8, err: u8, data: &[u8]) -> BytesMut {
-        let mut buf = BytesMut::zeroed(SHORT_H_SIZE + data.len());
+        let buf = BytesMut::with_capacity(SHORT_H_SIZE + data.len());
+        self.short_msg_in(buf, importance, err, data)
+    }
+
+    /// [`ConnCore::short_msg`] built in `buf` (empty, with room for it).
+    fn short_msg_in(&self, mut buf: BytesMut, importance: u8, err: u8, data: &[u8]) -> BytesMut {
+        // Header room zeroed, the data copied once (no zeroing of up to 66 KB first).
+        buf.clear();
+        buf.resize(SHORT_H_SIZE, 0);
+        buf.extend_from_slice(data);
         let mut h = Header::new_unchecked(&mut buf[..]);
         h.init(
             importance,
@@ -479,7 +499,6 @@ impl ConnCore {
         h.set(field::ERRCODE, err as u32);
         h.set(field::ORIGPORT, self.own.port);
         h.set(field::DESTPORT, self.peer.port);
-        buf[SHORT_H_SIZE..].copy_from_slice(data);
         buf
     }
 

@@ -159,7 +159,10 @@ impl RxBufs {
     ) -> Bytes {
         let total: usize = parts.clone().map(|r| r.len()).sum();
         if self.compact.capacity() < total {
-            self.compact = BytesMut::with_capacity(total.max(RX_CHUNK));
+            // `reserve` takes the whole chunk back when every frame split off it is gone
+            // (the common case once a batch was delivered): no fresh allocation, hence no
+            // mmap/page-fault churn per batch; otherwise it allocates a new chunk.
+            self.compact.reserve(total.max(RX_CHUNK));
         }
         for r in parts {
             if let Some(src) = self.scratch.get(r) {

@@ -155,6 +155,28 @@ pub enum FragmentError {
 /// The fragments share one allocation. `msg` is validated first (only its first `size` bytes
 /// are used). Returns the number of fragments appended to `out`; an error appends nothing.
 pub fn fragment(msg: &[u8], pktmax: usize, out: &mut Vec<Bytes>) -> Result<usize, FragmentError> {
+    fragment_to(msg, pktmax, None, out)
+}
+
+/// [`fragment`], with the fragments' destnode set to `destnode` when given (a message with a
+/// 24-byte connection header has no destnode word: the link names its peer there).
+pub fn fragment_to(
+    msg: &[u8],
+    pktmax: usize,
+    destnode: Option<u32>,
+    out: &mut Vec<Bytes>,
+) -> Result<usize, FragmentError> {
+    fragment_pooled(msg, pktmax, destnode, None, out)
+}
+
+/// [`fragment_to`], the fragments carved from `pool` when given.
+pub fn fragment_pooled(
+    msg: &[u8],
+    pktmax: usize,
+    destnode: Option<u32>,
+    pool: Option<&mut ChunkPool>,
+    out: &mut Vec<Bytes>,
+) -> Result<usize, FragmentError> {
     let h = Header::new_checked(msg)?;
     let msg = h.message();
     let len = msg.len();
@@ -178,11 +200,16 @@ pub fn fragment(msg: &[u8], pktmax: usize, out: &mut Vec<Bytes>) -> Result<usize
         fragm_no: 0,
         nof_fragms: 0,
         orignode: h.prevnode(),
-        destnode: h.destnode(),
+        destnode: destnode.unwrap_or_else(|| h.destnode()),
         importance: importance(&h),
         data: &[],
     };
-    let mut all = BytesMut::zeroed(len + count * INT_H_SIZE);
+    // One allocation; each packet's header room zeroed, its data copied once.
+    let total = len + count * INT_H_SIZE;
+    let mut all = match pool {
+        Some(p) => p.take(total),
+        None => BytesMut::with_capacity(total),
+    };
     out.reserve(count);
     for (i, part) in msg.chunks(chunk).enumerate() {
         repr.mtype = match i {
@@ -192,9 +219,10 @@ pub fn fragment(msg: &[u8], pktmax: usize, out: &mut Vec<Bytes>) -> Result<usize
         };
         repr.fragm_no = (i + 1) as u16;
         let plen = INT_H_SIZE + part.len();
+        all.resize(INT_H_SIZE, 0);
+        all.extend_from_slice(part);
         let mut pkt = all.split_to(plen);
         repr.emit_header(&mut pkt, plen);
-        pkt[INT_H_SIZE..].copy_from_slice(part);
         out.push(pkt.freeze());
     }
     Ok(count)
@@ -222,12 +250,78 @@ pub enum ReassemblyError {
     BadMessage(WireError),
 }
 
+/// Buffers carved out of large chunks: a used-up chunk is taken back once everything carved
+/// from it has been dropped (the last [`POOL_RETIRED`] chunks are tried before allocating).
+/// A stream of large messages (fragments built, messages reassembled) then allocates nothing
+/// per message, which also spares the allocator's trimming and the page faults after it. A
+/// buffer kept alive keeps its chunk alive.
+#[derive(Debug, Default)]
+pub struct ChunkPool {
+    /// What is left of the current chunk.
+    spare: BytesMut,
+    /// Handles on used-up chunks, oldest first.
+    retired: std::collections::VecDeque<BytesMut>,
+    /// Chunk size (0: [`POOL_CHUNK`]).
+    chunk: usize,
+}
+
+/// Allocation unit of a [`ChunkPool`]: room for a few of the largest messages.
+pub const POOL_CHUNK: usize = 4 * (MAX_MSG_SIZE + 2 * INT_H_SIZE);
+/// Used-up chunks a [`ChunkPool`] tries to take back before allocating a new one.
+pub const POOL_RETIRED: usize = 3;
+
+impl ChunkPool {
+    /// An empty pool (the first chunk is allocated on first use).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty pool whose chunks are just large enough for the request (at least `chunk`
+    /// bytes): for buffers that are dropped soon, one after the other.
+    pub fn with_chunk(chunk: usize) -> Self {
+        ChunkPool {
+            chunk: chunk.max(1),
+            ..Self::default()
+        }
+    }
+
+    /// An empty buffer with room for `need` bytes.
+    pub fn take(&mut self, need: usize) -> BytesMut {
+        if self.spare.capacity() < need {
+            self.retired.push_back(std::mem::take(&mut self.spare));
+            let mut found = None;
+            // Oldest first: the chunk just used up is the likeliest to be still in use.
+            for i in 0..self.retired.len() {
+                if self.retired[i].try_reclaim(need) {
+                    found = self.retired.remove(i);
+                    break;
+                }
+            }
+            while self.retired.len() > POOL_RETIRED {
+                self.retired.pop_front();
+            }
+            let chunk = if self.chunk == 0 {
+                POOL_CHUNK
+            } else {
+                self.chunk
+            };
+            self.spare = found.unwrap_or_else(|| BytesMut::with_capacity(need.max(chunk)));
+        }
+        self.spare.clear();
+        let rest = self.spare.split_off(need);
+        std::mem::replace(&mut self.spare, rest)
+    }
+}
+
 /// Per-link reassembly of one fragmented message at a time (`tipc_buf_append`).
 ///
 /// Memory is bounded by [`MAX_MSG_SIZE`]: a message growing beyond it is an error.
+///
+/// Messages are built in buffers from a [`ChunkPool`].
 #[derive(Debug, Default)]
 pub struct Reassembler {
     head: Option<BytesMut>,
+    pool: ChunkPool,
 }
 
 impl Reassembler {
@@ -273,7 +367,18 @@ impl Reassembler {
             if repr.data.len() > MAX_MSG_SIZE {
                 return Err(ReassemblyError::TooLarge);
             }
-            self.head = Some(BytesMut::from(repr.data));
+            // Room for the whole message at once (its size is in its first word): growing by
+            // doubling would copy it again and again and end above the allocator's mmap
+            // threshold (a fresh mapping, page faults, per message).
+            let whole = repr
+                .data
+                .get(..4)
+                .map(|w| (u32::from_be_bytes([w[0], w[1], w[2], w[3]]) & 0x1FFFF) as usize)
+                .unwrap_or(0)
+                .clamp(repr.data.len(), MAX_MSG_SIZE);
+            let mut head = self.pool.take(whole);
+            head.extend_from_slice(repr.data);
+            self.head = Some(head);
             return Ok(None);
         }
         let head = self.head.as_mut().ok_or(ReassemblyError::NoFirst)?;

@@ -666,6 +666,9 @@ impl Connection {
                 }
                 Output::Lookup(name, msg) => match resolve_named(node.shared(), name, msg) {
                     Ok((n, msg)) => {
+                        // From now on the loss of node `n` fails the connect (a 0-RTT SYN
+                        // has no connect timeout).
+                        conn.inner.lock().syn_sent_to(n);
                         if post_wait(node, n, msg).await {
                             Ok(())
                         } else {

@@ -566,3 +566,55 @@ async fn kernel_inner_connections() {
     assert_eq!(r, Err(ConnError::NoNode));
     println!("KCONN DONE");
 }
+
+/// A 0-RTT connect by service name to a listener that holds the request without accepting it
+/// (the link delivered and acknowledged the SYN): when that node then dies silently, the connect
+/// fails with NoNode once the link gives up (a SYN with data has no connect timeout, so only the
+/// node loss can end it).
+#[actix_rt::test]
+async fn named_zero_rtt_connect_to_a_node_that_dies_silently_fails_with_no_node() {
+    use tipc_integration::cluster::{free_udp_ports, udp_node};
+    let ports = free_udp_ports(2);
+    let a = udp_node("za", ports[0], &[ports[1]]);
+    // Node b lives on its own arbiter (thread) so that it can die without a word.
+    let arb = actix_rt::Arbiter::new();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (pb, pa) = (ports[1], ports[0]);
+    arb.spawn(async move {
+        let b = udp_node("zb", pb, &[pa]);
+        let l = b.conn_listener(ConnKind::Seqpacket);
+        l.bind(range(7400), Scope::Cluster).await.unwrap();
+        // Never accepts. Leaked: stopping the arbiter must not run their drop (which would
+        // close the listener and reject the request: a clean exit, not a silent death).
+        std::mem::forget((b, l));
+        let _ = tx.send(());
+    });
+    rx.await.unwrap();
+    settle(&a, 7400).await;
+    let a2 = a.clone();
+    let connect = actix_rt::spawn(async move {
+        a2.connect_with(
+            ConnDest::Service(svc(7400)),
+            ConnKind::Seqpacket,
+            Bytes::from_static(b"hello?"),
+        )
+        .await
+        .map(|c| c.peer())
+    });
+    // The SYN reaches b's listener and waits there; within a second the link has acknowledged
+    // it (acks ride on the next STATE at the latest), so it is no longer in a's send queue.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(!connect.is_finished(), "nobody accepted: still connecting");
+    let t0 = Instant::now();
+    arb.stop();
+    let r = tokio::time::timeout(Duration::from_secs(5), connect)
+        .await
+        .expect("the connect must end when the node is lost")
+        .unwrap();
+    assert!(matches!(r, Err(ConnError::NoNode)), "{r:?}");
+    assert!(
+        t0.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        t0.elapsed()
+    );
+}

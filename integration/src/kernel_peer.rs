@@ -313,6 +313,33 @@ impl PeerNetns {
     }
 }
 
+/// The start of every kernel interop scenario: `None` (after printing that it is skipped) when
+/// kernel tests are off; otherwise a kernel VM "k" with `bearer` (and `remote`, for unicast UDP
+/// discovery) in namespace `ns`, with the namespace's guard. Keep both; the VM is dropped
+/// (stopped) before the guard deletes the namespace.
+pub fn scenario_vm(
+    ns: &str,
+    bearer: Bearer,
+    remote: Option<&str>,
+) -> Option<(PeerNetns, KernelPeer)> {
+    if !kernel_tests_enabled() {
+        eprintln!("skipped: set TIPC_KERNEL_TESTS=1 to run kernel interop tests");
+        return None;
+    }
+    let guard = PeerNetns::new(ns);
+    let k = KernelPeer::up(
+        "k",
+        &UpOptions {
+            bearer,
+            remote: remote.map(str::to_string),
+            netns: Some(ns.into()),
+            id: None,
+        },
+    )
+    .expect("kernel VM up");
+    Some((guard, k))
+}
+
 impl Drop for PeerNetns {
     fn drop(&mut self) {
         if Path::new("/run/netns").join(&self.name).exists() {

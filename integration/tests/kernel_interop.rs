@@ -6,9 +6,7 @@
 //! Runs when TIPC_KERNEL_TESTS=1 (scripts/test and CI set it); needs root and the harness set up.
 
 use std::time::{Duration, Instant};
-use tipc_integration::kernel_peer::{
-    kernel_tests_enabled, Bearer, KernelPeer, PeerNetns, UpOptions,
-};
+use tipc_integration::kernel_peer::{scenario_vm, Bearer};
 use tipc_integration::node_proc::NodeProc;
 
 /// How long the link must stay up while idle.
@@ -18,21 +16,9 @@ const IDLE: Duration = Duration::from_secs(60);
 const KERNEL_DETECT: Duration = Duration::from_millis(3000);
 
 fn scenario(ns: &str, bearer: Bearer, remote: Option<&str>, node_args: &[&str], link: &str) {
-    if !kernel_tests_enabled() {
-        eprintln!("skipped: set TIPC_KERNEL_TESTS=1 to run kernel interop tests");
+    let Some((_guard, mut k)) = scenario_vm(ns, bearer, remote) else {
         return;
-    }
-    let _guard = PeerNetns::new(ns);
-    let mut k = KernelPeer::up(
-        "k",
-        &UpOptions {
-            bearer,
-            remote: remote.map(str::to_string),
-            netns: Some(ns.into()),
-            id: None,
-        },
-    )
-    .expect("kernel VM up");
+    };
     let mut args = vec!["--id", "host"];
     args.extend_from_slice(node_args);
     let mut node = NodeProc::start(ns, &args, Some(ns));

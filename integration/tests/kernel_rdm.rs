@@ -5,27 +5,13 @@
 
 use std::time::{Duration, Instant};
 use tipc_integration::ctl_proc::{CtlProc, Lines};
-use tipc_integration::kernel_peer::{
-    kernel_tests_enabled, Bearer, KernelPeer, PeerNetns, UpOptions,
-};
+use tipc_integration::kernel_peer::{scenario_vm, Bearer};
 use tipc_integration::node_proc::NodeProc;
 
 fn scenario(ns: &str, bearer: Bearer, node_args: &[&str]) {
-    if !kernel_tests_enabled() {
-        eprintln!("skipped: set TIPC_KERNEL_TESTS=1 to run kernel interop tests");
+    let Some((_guard, mut k)) = scenario_vm(ns, bearer, None) else {
         return;
-    }
-    let _guard = PeerNetns::new(ns);
-    let mut k = KernelPeer::up(
-        "k",
-        &UpOptions {
-            bearer,
-            remote: None,
-            netns: Some(ns.into()),
-            id: None,
-        },
-    )
-    .expect("kernel VM up");
+    };
     let mut args = vec!["--id", "host"];
     args.extend_from_slice(node_args);
     let mut node = NodeProc::start(ns, &args, Some(ns));

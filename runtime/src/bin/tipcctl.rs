@@ -117,29 +117,23 @@ enum ListenKind {
     /// A stream listener bound to every BINDING: accepts connections; what they send goes to
     /// stdout (or back with --echo). Event lines on stderr: `READY sock=... kind=stream`,
     /// `ACCEPT conn=N peer=...`, `CLOSED conn=N reason=eof|ERROR sent=B received=B`.
-    Stream {
-        /// Service addresses or ranges to bind.
-        #[arg(required = true)]
-        bindings: Vec<String>,
-        /// Send everything back on its connection.
-        #[arg(long)]
-        echo: bool,
-        /// Exit after N connections have ended.
-        #[arg(long)]
-        count: Option<u64>,
-    },
+    Stream(ConnListen),
     /// A seqpacket listener: as `listen stream`, message by message.
-    Seqpacket {
-        /// Service addresses or ranges to bind.
-        #[arg(required = true)]
-        bindings: Vec<String>,
-        /// Send every message back on its connection.
-        #[arg(long)]
-        echo: bool,
-        /// Exit after N connections have ended.
-        #[arg(long)]
-        count: Option<u64>,
-    },
+    Seqpacket(ConnListen),
+}
+
+/// The options of `listen stream` and `listen seqpacket`.
+#[derive(clap::Args, Debug)]
+struct ConnListen {
+    /// Service addresses or ranges to bind.
+    #[arg(required = true)]
+    bindings: Vec<String>,
+    /// Send everything back on the connection it came from.
+    #[arg(long)]
+    echo: bool,
+    /// Exit after N connections have ended.
+    #[arg(long)]
+    count: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -341,13 +335,12 @@ fn conn_command(node: &std::path::Path, cmd: Cmd) -> ExitCode {
     }
 }
 
-fn listen_conn(
-    node: &std::path::Path,
-    kind: tipc_runtime::conn::Kind,
-    bindings: Vec<String>,
-    echo: bool,
-    count: Option<u64>,
-) -> ExitCode {
+fn listen_conn(node: &std::path::Path, kind: tipc_runtime::conn::Kind, l: ConnListen) -> ExitCode {
+    let ConnListen {
+        bindings,
+        echo,
+        count,
+    } = l;
     let bindings = match parse_bindings(&bindings) {
         Ok(b) => b,
         Err(e) => return usage(&e),
@@ -375,37 +368,11 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let req = match args.cmd {
         Cmd::Listen {
-            kind:
-                ListenKind::Stream {
-                    bindings,
-                    echo,
-                    count,
-                },
-        } => {
-            return listen_conn(
-                &args.node,
-                tipc_runtime::conn::Kind::Stream,
-                bindings,
-                echo,
-                count,
-            )
-        }
+            kind: ListenKind::Stream(l),
+        } => return listen_conn(&args.node, tipc_runtime::conn::Kind::Stream, l),
         Cmd::Listen {
-            kind:
-                ListenKind::Seqpacket {
-                    bindings,
-                    echo,
-                    count,
-                },
-        } => {
-            return listen_conn(
-                &args.node,
-                tipc_runtime::conn::Kind::Seqpacket,
-                bindings,
-                echo,
-                count,
-            )
-        }
+            kind: ListenKind::Seqpacket(l),
+        } => return listen_conn(&args.node, tipc_runtime::conn::Kind::Seqpacket, l),
         cmd @ Cmd::Connect { .. } => return conn_command(&args.node, cmd),
         Cmd::Node { cmd: NodeCmd::List } => Request::NodeList,
         Cmd::Link { cmd: LinkCmd::List } => Request::LinkList,

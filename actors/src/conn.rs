@@ -20,7 +20,6 @@
 
 use crate::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
 use crate::binding::{BindingError, Publication};
-use crate::names::SendKind;
 use crate::node::{Shared, TransportNode};
 use crate::socket::conn::{ConnCore, Output, Read, SynDest, Verdict};
 pub use crate::socket::conn::{ConnError, ConnState, ConnStats};
@@ -100,14 +99,16 @@ fn caps_of(shared: &Shared, node: NodeAddr) -> u16 {
 }
 
 /// Send what the core produced, without waiting (acks, probe replies, rejections, FINs from a
-/// drop). A named SYN retry needs a lookup: it goes through the name table.
+/// drop). A named SYN retry (after OVERLOAD) is resolved in the shared binding table like the
+/// first SYN; if the binding is gone by then, the retry is not sent and the connect ends by
+/// its timeout or by the loss of the node the first SYN went to.
 fn flush_now(shared: &Shared, outs: Vec<Output>) {
     for o in outs {
         match o {
             Output::ToNode(n, msg) => post_now(shared, n, msg),
             Output::Lookup(name, msg) => {
-                if let Some(a) = shared.names.get() {
-                    a.do_send(crate::names::SendFromSocket(SendKind::Named(msg, name)));
+                if let Ok((n, msg)) = resolve_named(shared, name, msg) {
+                    post_now(shared, n, msg);
                 }
             }
         }
@@ -170,11 +171,6 @@ fn drain(core: &mut ConnCore) -> Vec<Output> {
     }
     v
 }
-
-/// A message for a connection socket.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct ConnIncoming(pub Bytes);
 
 /// The peer node was lost.
 #[derive(Debug, Message)]
@@ -352,19 +348,6 @@ impl Actor for ConnActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.rearm(ctx);
-    }
-}
-
-impl Handler<ConnIncoming> for ConnActor {
-    type Result = ();
-    fn handle(&mut self, m: ConnIncoming, ctx: &mut Self::Context) {
-        let Poke { listen, rearm } = feed(self.node.shared(), &self.inner, m.0);
-        if listen {
-            self.serve_accepts();
-        }
-        if rearm {
-            self.rearm(ctx);
-        }
     }
 }
 

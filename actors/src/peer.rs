@@ -75,11 +75,6 @@ pub struct SendMsg {
     pub selector: u32,
 }
 
-/// Post a message to this peer without a reply (see `TransportNode::post`).
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Post(pub BytesMut);
-
 /// Send what is queued for this peer (`PeerFlow::queue`).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -634,21 +629,6 @@ impl Handler<Shutdown> for PeerActor {
         let links = self.links.clone();
         let mut l = lock_links(&links);
         l.core.shutdown(Instant::now());
-        self.pump(ctx, &mut l);
-    }
-}
-
-impl Handler<Post> for PeerActor {
-    type Result = ();
-    fn handle(&mut self, m: Post, ctx: &mut Self::Context) {
-        let links = self.links.clone();
-        let mut l = lock_links(&links);
-        if self.parked.is_empty() {
-            self.offer(&mut l, m.0);
-        } else {
-            // Keep order behind the parked ones.
-            self.parked.push_back(m.0);
-        }
         self.pump(ctx, &mut l);
     }
 }

@@ -714,7 +714,7 @@ impl SimNode {
     }
 
     /// A connection-layer message delivered by a peer's link (`deliver_local` for connection
-    /// sockets, `ConnIncoming`): to its socket, or back with NO_PORT if there is none. A
+    /// sockets, `conn::deliver`): to its socket, or back with NO_PORT if there is none. A
     /// listener accepts every request at once (each accepted socket sends its ACK).
     fn conn_receive(&mut self, now: Instant, msg: Bytes) -> Vec<Accepted> {
         let Ok(h) = Header::new_checked(&msg[..]) else {

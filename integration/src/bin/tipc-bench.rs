@@ -193,6 +193,16 @@ struct Result1 {
     mbytes_per_s: f64,
 }
 
+impl Result1 {
+    /// `msgs` messages of `size` bytes in `secs` seconds.
+    fn of(msgs: u64, size: usize, secs: f64) -> Result1 {
+        Result1 {
+            msgs_per_s: msgs as f64 / secs,
+            mbytes_per_s: (msgs as f64 * size as f64) / secs / 1e6,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 struct Lat {
     p50_us: f64,
@@ -380,10 +390,7 @@ fn tipc_throughput(count: u64, size: usize) -> Result1 {
         let got = u64::from_be_bytes(m.data[..8].try_into().unwrap_or([0; 8]));
         assert_eq!(got, count + 1, "TIPC sink received {got} of {}", count + 1);
         n.shutdown().await;
-        Result1 {
-            msgs_per_s: count as f64 / el,
-            mbytes_per_s: (count as f64 * size as f64) / el / 1e6,
-        }
+        Result1::of(count, size, el)
     })
 }
 
@@ -493,10 +500,7 @@ fn tcp_throughput(count: u64, size: usize, buffered: bool) -> Result1 {
         let got = r.read_u64().await.expect("report");
         let el = start.elapsed().as_secs_f64();
         assert_eq!(got, count + 1);
-        Result1 {
-            msgs_per_s: count as f64 / el,
-            mbytes_per_s: (count as f64 * size as f64) / el / 1e6,
-        }
+        Result1::of(count, size, el)
     })
 }
 
@@ -580,10 +584,7 @@ fn udp_throughput(count: u64, size: usize) -> Result1 {
             }
         }
         let el = start.elapsed().as_secs_f64();
-        Result1 {
-            msgs_per_s: got as f64 / el,
-            mbytes_per_s: (got as f64 * size as f64) / el / 1e6,
-        }
+        Result1::of(got, size, el)
     })
 }
 

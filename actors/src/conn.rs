@@ -53,6 +53,25 @@ pub enum ConnDest {
     Socket(SocketAddr),
 }
 
+/// Options of an outgoing connection (what `setsockopt` sets before the kernel's `connect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// Importance of our messages, 0 (low) to 3 (critical) (`TIPC_IMPORTANCE`). The
+    /// accepting socket takes the importance of the SYN, as the kernel's `accept()`.
+    pub importance: u8,
+    /// How long a TCP-style connect waits for the ACK (`TIPC_CONN_TIMEOUT`, 8 s by default).
+    pub timeout: std::time::Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            importance: 0,
+            timeout: crate::socket::conn::CONN_TIMEOUT,
+        }
+    }
+}
+
 /// A snapshot of one connection's flow-control state (for tests and `socket list`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnInfo {
@@ -111,6 +130,19 @@ fn flush_now(shared: &Shared, outs: Vec<Output>) {
                     post_now(shared, n, msg);
                 }
             }
+        }
+    }
+}
+
+/// Like [`flush_now`], but what goes to a peer waits for its actor's next drain (bundled with
+/// whatever the caller queues until it yields).
+fn flush_deferred(shared: &Shared, outs: Vec<Output>) {
+    for o in outs {
+        match o {
+            Output::ToNode(n, msg) if n != shared.own_addr && n != 0 => {
+                shared.enqueue_to_peer_deferred(n, msg);
+            }
+            o => flush_now(shared, vec![o]),
         }
     }
 }
@@ -217,9 +249,10 @@ impl std::fmt::Debug for NewConn {
 }
 
 impl NewConn {
-    /// Send the ACK; the connection.
+    /// Queue the ACK; the connection. The ACK waits for the peer actor's next drain, so a
+    /// reply and a FIN the acceptor sends before it yields leave in the same packet.
     fn open(mut self) -> Option<Connection> {
-        flush_now(self.node.shared(), std::mem::take(&mut self.outs));
+        flush_deferred(self.node.shared(), std::mem::take(&mut self.outs));
         self.conn.take()
     }
 }
@@ -618,16 +651,23 @@ impl Connection {
         dest: ConnDest,
         kind: ConnKind,
         first: &[u8],
+        opts: ConnectOptions,
     ) -> Result<Connection, ConnError> {
         if first.len() > MAX_USER_MSG_SIZE {
             return Err(ConnError::TooLarge(first.len()));
+        }
+        if opts.importance > 3 {
+            return Err(ConnError::BadImportance(opts.importance));
         }
         let port = node.alloc_port();
         let own = SocketAddr {
             node: node.addr(),
             port,
         };
-        let conn = Connection::from_core(node, port, ConnCore::new(own), kind);
+        let mut core = ConnCore::new(own);
+        core.set_importance(opts.importance);
+        core.set_conn_timeout(opts.timeout);
+        let conn = Connection::from_core(node, port, core, kind);
         let dest = match dest {
             ConnDest::Service(s) => SynDest::Service(s),
             ConnDest::Socket(s) => SynDest::Socket(s),
@@ -698,6 +738,21 @@ impl Connection {
     /// Stream or seqpacket.
     pub fn kind(&self) -> ConnKind {
         self.kind
+    }
+
+    /// The importance of our messages (0 low to 3 critical).
+    pub fn importance(&self) -> u8 {
+        self.inner.lock().importance()
+    }
+
+    /// Set the importance of the messages sent from now on (`TIPC_IMPORTANCE`): a higher
+    /// one gets more room in the link's send queue before it counts as congested.
+    pub fn set_importance(&self, importance: u8) -> Result<(), ConnError> {
+        if importance > 3 {
+            return Err(ConnError::BadImportance(importance));
+        }
+        self.inner.lock().set_importance(importance);
+        Ok(())
     }
 
     /// Flow-control state and counters.
@@ -982,7 +1037,19 @@ impl TransportNode {
 
     /// TCP-style connect: an empty SYN, then wait for the ACK (timeout 8 s, as the kernel).
     pub async fn connect(&self, dest: ConnDest, kind: ConnKind) -> Result<Connection, ConnError> {
-        Connection::open(self, dest, kind, &[]).await
+        Connection::open(self, dest, kind, &[], ConnectOptions::default()).await
+    }
+
+    /// Connect with options: TCP-style if `first` is empty, else "0-RTT" with `first` in the
+    /// SYN. [`ConnError::BadImportance`] for an importance above 3.
+    pub async fn connect_opts(
+        &self,
+        dest: ConnDest,
+        kind: ConnKind,
+        first: Bytes,
+        opts: ConnectOptions,
+    ) -> Result<Connection, ConnError> {
+        Connection::open(self, dest, kind, &first, opts).await
     }
 
     /// "0-RTT" connect: the SYN carries `first` (at most 66000 bytes); returns when the ACK
@@ -993,6 +1060,6 @@ impl TransportNode {
         kind: ConnKind,
         first: Bytes,
     ) -> Result<Connection, ConnError> {
-        Connection::open(self, dest, kind, &first).await
+        Connection::open(self, dest, kind, &first, ConnectOptions::default()).await
     }
 }

@@ -236,7 +236,19 @@ impl Shared {
         let Some(actor) = self.peers.get(&peer) else {
             return false;
         };
-        self.enqueue_with(&actor, &self.flow_of(peer), msg);
+        self.enqueue_with(&actor, &self.flow_of(peer), msg, true);
+        true
+    }
+
+    /// Like [`Shared::enqueue_to_peer`], but never sent from the caller's task: the message
+    /// waits for the peer actor's next drain, so whatever the caller queues for the peer
+    /// before it yields leaves bundled with it (an accepted connection's ACK, then the
+    /// acceptor's first reply and FIN).
+    pub fn enqueue_to_peer_deferred(&self, peer: NodeAddr, msg: bytes::BytesMut) -> bool {
+        let Some(actor) = self.peers.get(&peer) else {
+            return false;
+        };
+        self.enqueue_with(&actor, &self.flow_of(peer), msg, false);
         true
     }
 
@@ -245,15 +257,22 @@ impl Shared {
     /// is parked either), the message is offered to the link core right here and its frames
     /// go out from this task ([`crate::peer::send_inline`]): no actor hop on a request/reply
     /// path. The queue lock is held meanwhile, so a later message cannot overtake it.
-    fn enqueue_with(&self, actor: &Addr<PeerActor>, flow: &PeerFlow, msg: bytes::BytesMut) {
+    fn enqueue_with(
+        &self,
+        actor: &Addr<PeerActor>,
+        flow: &PeerFlow,
+        msg: bytes::BytesMut,
+        inline: bool,
+    ) {
         use crate::peer::Inline;
         use std::sync::atomic::Ordering;
         let mut q = flow.queue.lock().unwrap_or_else(|p| p.into_inner());
-        let msg = if may_send_inline(
-            !q.is_empty(),
-            flow.drain_scheduled.load(Ordering::Acquire),
-            flow.congested.load(Ordering::Acquire),
-        ) {
+        let msg = if inline
+            && may_send_inline(
+                !q.is_empty(),
+                flow.drain_scheduled.load(Ordering::Acquire),
+                flow.congested.load(Ordering::Acquire),
+            ) {
             match crate::peer::send_inline(self, flow, msg) {
                 Inline::Sent => return,
                 Inline::SentDrain => {
@@ -539,7 +558,7 @@ impl TransportNode {
             let Some(peer) = self.shared.peers.get(&to) else {
                 return false;
             };
-            self.shared.enqueue_with(&peer, &flow, msg);
+            self.shared.enqueue_with(&peer, &flow, msg, true);
             (flow.posted.fetch_add(1, Ordering::Relaxed) % POST_BARRIER == POST_BARRIER - 1)
                 .then(|| peer.value().clone())
         };

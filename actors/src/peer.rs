@@ -646,6 +646,12 @@ impl Handler<Drain> for PeerActor {
             .store(false, std::sync::atomic::Ordering::SeqCst);
         let msgs = std::mem::take(&mut *self.flow.queue.lock().unwrap_or_else(|p| p.into_inner()));
         let now = Instant::now();
+        // What was queued in one go leaves bundled: a connection's ACK, first reply and FIN
+        // become one packet instead of three.
+        let cork = msgs.len() > 1;
+        if cork {
+            l.core.set_cork(now, true);
+        }
         for m in msgs {
             if self.parked.is_empty() {
                 self.offer_at(&mut l, now, m);
@@ -653,6 +659,9 @@ impl Handler<Drain> for PeerActor {
                 // Keep order behind the parked ones.
                 self.parked.push_back(m);
             }
+        }
+        if cork {
+            l.core.set_cork(now, false);
         }
         self.pump(ctx, &mut l);
     }

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 use tipc_actors::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
-use tipc_actors::conn::{ConnDest, ConnError, ConnKind, Connection, Listener};
+use tipc_actors::conn::{ConnDest, ConnError, ConnKind, ConnectOptions, Connection, Listener};
 use tipc_actors::TransportNode;
 use tipc_integration::cluster::udp_cluster;
 use tipc_transport::wire::ErrorCode;
@@ -316,6 +316,70 @@ async fn zero_rtt_data_is_first_recv_of_accepted_connection() {
     c.send(Bytes::from_static(b"bc")).await.unwrap();
     assert_eq!(&t(s.recv()).await.unwrap().unwrap()[..], b"a");
     assert_eq!(&t(s.recv()).await.unwrap().unwrap()[..], b"bc");
+}
+
+#[actix_rt::test]
+async fn connect_options_set_importance_on_both_ends_and_bound_the_wait_for_accept() {
+    let nodes = udp_cluster("copts", 2).await;
+    let l = listener(&nodes[1], ConnKind::Seqpacket, 7055).await;
+    settle(&nodes[0], 7055).await;
+    let opts = ConnectOptions {
+        importance: 2,
+        ..ConnectOptions::default()
+    };
+    let (c, s) = tokio::join!(
+        nodes[0].connect_opts(
+            ConnDest::Service(svc(7055)),
+            ConnKind::Seqpacket,
+            Bytes::new(),
+            opts
+        ),
+        l.accept()
+    );
+    let (c, s) = (c.unwrap(), s.unwrap());
+    assert_eq!(c.importance(), 2);
+    assert_eq!(
+        s.importance(),
+        2,
+        "the accepted socket takes the SYN's importance"
+    );
+    assert_eq!(c.set_importance(4), Err(ConnError::BadImportance(4)));
+    c.set_importance(3).unwrap();
+    c.send(Bytes::from_static(b"x")).await.unwrap();
+    assert_eq!(&t(s.recv()).await.unwrap().unwrap()[..], b"x");
+    let bad = ConnectOptions {
+        importance: 9,
+        ..ConnectOptions::default()
+    };
+    let r = nodes[0]
+        .connect_opts(
+            ConnDest::Socket(l.local()),
+            ConnKind::Seqpacket,
+            Bytes::new(),
+            bad,
+        )
+        .await;
+    assert_eq!(r.err(), Some(ConnError::BadImportance(9)));
+    // Nobody accepts: the SYN waits in the listener's backlog (no ACK before accept, as the
+    // kernel's), and the connect ends after the timeout set, not the default 8 s.
+    let short = ConnectOptions {
+        timeout: Duration::from_millis(300),
+        ..ConnectOptions::default()
+    };
+    let start = Instant::now();
+    let r = t(nodes[0].connect_opts(
+        ConnDest::Socket(l.local()),
+        ConnKind::Seqpacket,
+        Bytes::new(),
+        short,
+    ))
+    .await;
+    let took = start.elapsed();
+    assert_eq!(r.err(), Some(ConnError::Timeout));
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
 }
 
 #[actix_rt::test]

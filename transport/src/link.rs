@@ -352,6 +352,11 @@ pub struct Link {
     backlog: [Backlog; IMPORTANCE_LEVELS],
     /// Index into `backlogq` of the packet open for bundling, if it is the tail.
     bundle_open: bool,
+    /// Corked ([`Link::set_cork`]): small messages are bundled into `staged` instead of
+    /// going out one packet each.
+    corked: bool,
+    /// The packet being filled while corked, with the importance of its first message.
+    staged: Option<(u8, Frame)>,
     deferdq: BTreeMap<u64, Bytes>,
     reasm: wire::Reassembler,
     /// Buffers of the fragments this link builds.
@@ -406,6 +411,8 @@ impl Link {
             backlogq: VecDeque::new(),
             backlog: Default::default(),
             bundle_open: false,
+            corked: false,
+            staged: None,
             deferdq: BTreeMap::new(),
             reasm: wire::Reassembler::new(),
             frag_pool: wire::ChunkPool::new(),
@@ -495,7 +502,7 @@ impl Link {
     }
     /// Packets queued for sending (transmit queue plus backlog).
     pub fn queued(&self) -> usize {
-        self.transmq.len() + self.backlogq.len()
+        self.transmq.len() + self.backlogq.len() + usize::from(self.staged.is_some())
     }
     /// Is this importance level congested?
     pub fn is_congested(&self, importance: u8) -> bool {
@@ -717,6 +724,11 @@ impl Link {
         self.session = self.session.wrapping_add(1);
         self.mtu = self.cfg.mtu;
         self.set_queue_limits();
+        // A packet being filled under a cork is purged like the backlog.
+        if let Some((_, f)) = self.staged.take() {
+            self.stats.purged += 1;
+            self.events.push_back(LinkEvent::Purged(f.freeze()));
+        }
         for p in self.transmq.drain(..) {
             self.stats.purged += 1;
             self.events.push_back(LinkEvent::Purged(p.buf));
@@ -1243,9 +1255,12 @@ impl Link {
             }
         }
         if size > self.mss() {
+            self.unstage();
             if !self.send_fragmented(&msg, imp as u8) {
                 return Err(SendError::Invalid(msg));
             }
+        } else if self.corked {
+            self.stage(msg, imp as u8);
         } else {
             self.enqueue(Frame::Open(msg), imp as u8);
         }
@@ -1264,6 +1279,45 @@ impl Link {
             self.stats.max_queue = q;
         }
         Ok(status)
+    }
+
+    /// Cork or uncork the link. While corked, messages that [`Link::send`] accepts and that
+    /// can be bundled are packed into one packet (a `MSG_BUNDLER` once there are two) instead
+    /// of one packet each, whether or not the window has room: a burst produced in one go (a
+    /// connection's ACK, its first reply and its FIN) leaves as one datagram. Uncorking (or
+    /// a message that cannot be bundled) releases the packet into the send queue, in order.
+    /// The kernel bundles only behind a full window; its receiver opens any bundle.
+    pub fn set_cork(&mut self, on: bool) {
+        self.corked = on;
+        if !on {
+            self.unstage();
+        }
+    }
+
+    /// While corked: add `msg` to the staged packet, or start a new one.
+    fn stage(&mut self, msg: BytesMut, imp: u8) {
+        let mss = self.mss();
+        let (usr, len) = (Header::new_unchecked(&msg[..]).user(), msg.len());
+        if !wire::can_bundle(usr, len, mss) {
+            self.unstage();
+            self.enqueue(Frame::Open(msg), imp);
+            return;
+        }
+        if let Some((_, tail)) = self.staged.as_mut() {
+            if Self::try_bundle(tail, &msg, mss, self.cfg.peer_addr) {
+                self.stats.tx_bundled += 1;
+                return;
+            }
+        }
+        self.unstage();
+        self.staged = Some((imp, Frame::Open(msg)));
+    }
+
+    /// Release the staged packet into the send queue.
+    fn unstage(&mut self) {
+        if let Some((imp, f)) = self.staged.take() {
+            self.enqueue(f, imp);
+        }
     }
 
     fn send_fragmented(&mut self, msg: &[u8], imp: u8) -> bool {

@@ -659,6 +659,17 @@ impl Peer {
         r
     }
 
+    /// Cork or uncork every link ([`crate::link::Link::set_cork`]): messages sent while
+    /// corked are bundled into as few packets as fit; uncorking releases them.
+    pub fn set_cork(&mut self, now: Instant, on: bool) {
+        for i in 0..MAX_BEARERS {
+            if let Some(s) = self.links[i].as_mut() {
+                s.link.set_cork(on);
+                self.drain_link(now, i);
+            }
+        }
+    }
+
     /// Packets queued (sent and not yet acknowledged, plus backlog) on the link `selector`
     /// would use; 0 when no link is up.
     pub fn queued(&self, selector: u32) -> usize {

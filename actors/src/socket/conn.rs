@@ -85,6 +85,9 @@ pub enum ConnError {
     /// The operation does not fit the socket's state (e.g. connecting twice).
     #[error("invalid socket state")]
     BadState,
+    /// An importance above CRITICAL (3) was asked for (`EINVAL`).
+    #[error("importance {0} is not one of 0 (low) to 3 (critical)")]
+    BadImportance(u8),
 }
 
 impl ConnError {
@@ -209,6 +212,8 @@ pub struct ConnCore {
     /// The end reason once DISCONNECTING (`Ok` = peer shutdown).
     end: Option<Result<(), ConnError>>,
     syn: Option<(SynDest, Bytes)>,
+    /// `TIPC_CONN_TIMEOUT`: how long a connect waits for the ACK.
+    conn_timeout: Duration,
     connect_deadline: Option<Instant>,
     retry_at: Option<Instant>,
     probe_at: Option<Instant>,
@@ -242,6 +247,7 @@ impl ConnCore {
             rx_mem: 0,
             end: None,
             syn: None,
+            conn_timeout: CONN_TIMEOUT,
             connect_deadline: None,
             retry_at: None,
             probe_at: None,
@@ -269,6 +275,17 @@ impl ConnCore {
     pub fn importance(&self) -> u8 {
         self.importance
     }
+    /// How long a connect waits for the ACK (`TIPC_CONN_TIMEOUT`).
+    pub fn conn_timeout(&self) -> Duration {
+        self.conn_timeout
+    }
+
+    /// Set the connect timeout (`TIPC_CONN_TIMEOUT`; the kernel's default is 8 s). It also
+    /// spreads the retries of a SYN refused with `OVERLOAD` (100 ms + up to a quarter of it).
+    pub fn set_conn_timeout(&mut self, t: Duration) {
+        self.conn_timeout = t;
+    }
+
     /// Set the importance of our messages (`TIPC_IMPORTANCE`), clamped to 0..=3.
     pub fn set_importance(&mut self, imp: u8) {
         self.importance = imp.min(3);
@@ -396,7 +413,7 @@ impl ConnCore {
         };
         self.syn = Some((dest, msg.clone().freeze()));
         self.state = ConnState::Connecting;
-        self.connect_deadline = data.is_empty().then(|| now + CONN_TIMEOUT);
+        self.connect_deadline = data.is_empty().then(|| now + self.conn_timeout);
         self.push_syn(dest, msg);
         if !data.is_empty() {
             self.stats.tx_msgs += 1;
@@ -641,8 +658,8 @@ impl ConnCore {
                     self.abort(Err(ConnError::Refused(code)));
                     return Verdict::Consumed;
                 }
-                let ms =
-                    100 + xorshift(&mut self.rng) as u64 % (CONN_TIMEOUT.as_millis() as u64 / 4);
+                let quarter = (self.conn_timeout.as_millis() as u64 / 4).max(1);
+                let ms = 100 + xorshift(&mut self.rng) as u64 % quarter;
                 self.retry_at = Some(now + Duration::from_millis(ms));
                 Verdict::Consumed
             }
@@ -1411,6 +1428,19 @@ mod tests {
         c.handle_timeout(now + Duration::from_millis(7999));
         assert_eq!(c.state(), ConnState::Connecting);
         c.handle_timeout(now + CONN_TIMEOUT);
+        assert_eq!(c.can_send(), Err(ConnError::Timeout));
+    }
+
+    #[test]
+    fn connect_times_out_after_the_timeout_set_on_the_socket() {
+        let now = Instant::now();
+        let mut c = ConnCore::new(sa(A, 5));
+        c.set_conn_timeout(Duration::from_millis(300));
+        c.connect(SynDest::Socket(sa(B, 1000)), &[], now).unwrap();
+        assert_eq!(c.poll_timeout(), Some(now + Duration::from_millis(300)));
+        c.handle_timeout(now + Duration::from_millis(299));
+        assert_eq!(c.state(), ConnState::Connecting);
+        c.handle_timeout(now + Duration::from_millis(300));
         assert_eq!(c.can_send(), Err(ConnError::Timeout));
     }
 

@@ -24,9 +24,10 @@ use quinn_udp::{RecvMeta, Transmit, UdpSocketState, BATCH_SIZE};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
+use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::net::UdpSocket;
 
 /// The default TIPC UDP port (iproute2 `tipc/bearer.c`, kernel `UDP_PORT_DEFAULT`).
 pub const DEFAULT_PORT: u16 = 6118;
@@ -173,10 +174,28 @@ impl RxBufs {
     }
 }
 
+/// A descriptor registered with the runtime only while a send waits for buffer space.
+struct WaitFd(RawFd);
+
+impl AsRawFd for WaitFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
 /// A TIPC bearer on UDP/IP.
+///
+/// The socket is registered with the runtime for read readiness only. Registered for write
+/// readiness too, an edge-triggered `EPOLLOUT` would wake the thread every time the peer
+/// consumed one of our datagrams (on loopback the freed buffer space is reported at once):
+/// one wasted `epoll_wait` per message sent. Sends are plain non-blocking calls; only a send
+/// that finds the buffer full registers a duplicate of the descriptor for write readiness
+/// and waits on it.
 #[derive(Debug)]
 pub struct UdpMedia {
-    sock: UdpSocket,
+    sock: AsyncFd<std::net::UdpSocket>,
+    /// A duplicate of the socket's descriptor, for write waits (serialized: one registration).
+    wait_fd: tokio::sync::Mutex<OwnedFd>,
     state: UdpSocketState,
     local: SocketAddr,
     mtu: usize,
@@ -278,6 +297,7 @@ impl UdpMedia {
     ///
     /// Errors: `InvalidInput` for an unspecified local IP, a non-multicast group or mixed
     /// address families; `AddrInUse`/`AddrNotAvailable` with a message naming the address.
+    #[allow(unsafe_code)]
     pub fn bind(cfg: UdpConfig) -> io::Result<Self> {
         let local = cfg.local;
         if local.ip().is_unspecified() {
@@ -360,7 +380,11 @@ impl UdpMedia {
         let _ = state.set_recv_buffer_size((&std_sock).into(), SOCKET_BUFFER);
         let _ = state.set_send_buffer_size((&std_sock).into(), SOCKET_BUFFER);
         std_sock.set_nonblocking(true)?;
-        let sock = UdpSocket::from_std(std_sock)?;
+        let wait_fd = OwnedFd::from(std_sock.try_clone()?);
+        // SAFETY: the AsyncFd owns the socket, so its fd stays open and unchanged for the
+        // AsyncFd's whole lifetime.
+        let sock = unsafe { AsyncFd::register_with_interest(std_sock, Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)?;
 
         let mtu = match cfg.mtu {
             Some(m) => m,
@@ -375,6 +399,7 @@ impl UdpMedia {
         };
         Ok(UdpMedia {
             sock,
+            wait_fd: tokio::sync::Mutex::new(wait_fd),
             state,
             local,
             mtu,
@@ -422,7 +447,8 @@ impl UdpMedia {
             let mut slots = rx.scratch.chunks_mut(RX_SLOT);
             let mut bufs: [IoSliceMut<'_>; BATCH_SIZE] =
                 std::array::from_fn(|_| IoSliceMut::new(slots.next().unwrap_or_default()));
-            self.state.recv((&self.sock).into(), &mut bufs, &mut meta)?
+            self.state
+                .recv(self.sock.get_ref().into(), &mut bufs, &mut meta)?
         };
         let n = n.min(BATCH_SIZE);
         if n == 0 {
@@ -450,13 +476,25 @@ impl UdpMedia {
         Ok(n)
     }
 
+    /// Wait until the socket has buffer space again (after a send found it full). A fresh
+    /// registration reports the current state, so space freed before it is not missed.
+    #[allow(unsafe_code)]
+    async fn wait_writable(&self) -> io::Result<()> {
+        let fd = self.wait_fd.lock().await;
+        // SAFETY: `fd` is owned by this bearer and, through the guard held until the end of
+        // this function, outlives the registration, which is dropped first.
+        let afd =
+            unsafe { AsyncFd::register_with_interest(WaitFd(fd.as_raw_fd()), Interest::WRITABLE) }
+                .map_err(|e| e.into_parts().1)?;
+        let _ready = afd.writable().await?;
+        drop(afd);
+        Ok(())
+    }
+
     async fn transmit(&self, t: &Transmit<'_>) -> io::Result<()> {
         loop {
-            self.sock.writable().await?;
-            match self.sock.try_io(Interest::WRITABLE, || {
-                self.state.try_send((&self.sock).into(), t)
-            }) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            match self.state.try_send(self.sock.get_ref().into(), t) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait_writable().await?,
                 r => return r,
             }
         }
@@ -503,7 +541,12 @@ impl UdpMedia {
     async fn send_one(&self, dest: SocketAddr, data: &[u8]) -> io::Result<()> {
         if self.src_ip.is_none() {
             // A plain `sendto`: no ancillary data for the kernel to parse.
-            return self.sock.send_to(data, dest).await.map(drop);
+            loop {
+                match self.sock.get_ref().send_to(data, dest) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait_writable().await?,
+                    r => return r.map(drop),
+                }
+            }
         }
         let t = Transmit {
             destination: dest,
@@ -587,7 +630,7 @@ impl Media for UdpMedia {
             let Dest::Unicast(MediaAddr::Udp(dest)) = f.dest else {
                 break;
             };
-            match self.sock.try_send_to(&f.data, dest) {
+            match self.sock.get_ref().send_to(&f.data, dest) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => tracing::debug!("send to {dest} failed: {e}"),
@@ -599,9 +642,9 @@ impl Media for UdpMedia {
 
     async fn recv_batch(&self, out: &mut Vec<RxFrame>) -> io::Result<()> {
         loop {
-            self.sock.readable().await?;
+            let mut ready = self.sock.readable().await?;
             let before = out.len();
-            let r = self.sock.try_io(Interest::READABLE, || {
+            let r = ready.try_io(|_| {
                 match self.try_recv(out) {
                     // `recvmmsg` stopped before filling every slot: the queue was empty.
                     // Reporting `WouldBlock` makes tokio clear the read readiness now (a
@@ -612,9 +655,11 @@ impl Media for UdpMedia {
                 }
             });
             match r {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-                Ok(()) => {}
+                // Would block: readiness cleared.
+                Err(_) => {}
+                Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Ok(Err(e)) => return Err(e),
+                Ok(Ok(())) => {}
             }
             if out.len() > before {
                 return Ok(());
@@ -726,15 +771,6 @@ mod tests {
         (a, b, to)
     }
 
-    /// Until the runtime has seen the socket writable once, `try_send_now` sends nothing
-    /// (tokio knows no write readiness yet) and leaves every frame to `send_batch`.
-    async fn seen_writable(m: &UdpMedia) {
-        tokio::time::timeout(std::time::Duration::from_secs(5), m.sock.writable())
-            .await
-            .expect("writable")
-            .expect("writable");
-    }
-
     fn unicast(to: SocketAddr, data: &'static [u8]) -> TxFrame {
         TxFrame {
             dest: Dest::Unicast(MediaAddr::Udp(to)),
@@ -757,17 +793,28 @@ mod tests {
     async fn try_send_now_sends_short_unicast_run_in_order() {
         let (a, b, to) = loopback_pair();
         let frames = [unicast(to, b"first"), unicast(to, b"second")];
-        assert_eq!(a.try_send_now(&frames), 0, "write readiness not known yet");
-        seen_writable(&a).await;
+        // No write readiness needed first: the socket is not registered for it.
         assert_eq!(a.try_send_now(&frames), 2);
         let got = recv_n(&b, 2).await;
         assert_eq!(got, vec![&b"first"[..], &b"second"[..]]);
     }
 
     #[tokio::test]
+    async fn wait_writable_registers_afresh_each_time_and_sees_buffer_space() {
+        let (a, b, to) = loopback_pair();
+        for _ in 0..3 {
+            tokio::time::timeout(std::time::Duration::from_secs(5), a.wait_writable())
+                .await
+                .expect("an empty send buffer is writable at once")
+                .expect("registration");
+        }
+        a.send_batch(&[unicast(to, b"after")]).await.expect("send");
+        assert_eq!(recv_n(&b, 1).await, vec![&b"after"[..]]);
+    }
+
+    #[tokio::test]
     async fn try_send_now_leaves_long_batches_to_send_batch() {
         let (a, _b, to) = loopback_pair();
-        seen_writable(&a).await;
         let frames: Vec<TxFrame> = (0..=INLINE_MAX).map(|_| unicast(to, b"x")).collect();
         assert_eq!(a.try_send_now(&frames), 0);
     }
@@ -775,7 +822,6 @@ mod tests {
     #[tokio::test]
     async fn try_send_now_stops_at_a_broadcast_frame() {
         let (a, b, to) = loopback_pair();
-        seen_writable(&a).await;
         let frames = [
             unicast(to, b"one"),
             TxFrame {

@@ -104,17 +104,19 @@ pub enum BundleError {
     /// The message is not a valid TIPC message.
     #[error("invalid message: {0}")]
     BadMessage(#[from] WireError),
-    /// The message's user may not be bundled (FRAGMENTER, TUNNEL, BCAST_PROTOCOL).
+    /// The message's user may not be bundled (FRAGMENTER, TUNNEL, BCAST_PROTOCOL, or a
+    /// bundle itself).
     #[error("user {0} is never bundled")]
     NotBundleable(u8),
 }
 
 /// May a message of this user and total size be bundled on a link with this `mss`
-/// (`tipc_msg_try_bundle`'s first checks, §4.10)?
+/// (`tipc_msg_try_bundle`'s first checks, §4.10)? A bundle is never put inside another: the
+/// receiver opens one level only.
 pub fn can_bundle(msg_user: u8, msg_len: usize, mss: usize) -> bool {
     !matches!(
         msg_user,
-        user::MSG_FRAGMENTER | user::TUNNEL_PROTOCOL | user::BCAST_PROTOCOL
+        user::MSG_FRAGMENTER | user::TUNNEL_PROTOCOL | user::BCAST_PROTOCOL | user::MSG_BUNDLER
     ) && mss > INT_H_SIZE + msg_len
 }
 
@@ -311,3 +313,25 @@ impl Iterator for BundleIter {
 }
 
 impl core::iter::FusedIterator for BundleIter {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn can_bundle_refuses_bundles_fragments_and_link_level_users() {
+        for u in [
+            user::MSG_BUNDLER,
+            user::MSG_FRAGMENTER,
+            user::TUNNEL_PROTOCOL,
+            user::BCAST_PROTOCOL,
+        ] {
+            assert!(!can_bundle(u, 24, 1500), "user {u}");
+        }
+        assert!(can_bundle(user::LOW, 24, 1500));
+        assert!(
+            !can_bundle(user::LOW, 1500 - INT_H_SIZE, 1500),
+            "no room for a header"
+        );
+    }
+}

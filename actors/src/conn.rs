@@ -740,6 +740,12 @@ impl Connection {
         self.kind
     }
 
+    /// Accepted from a request sent to a service address: that address (the kernel's
+    /// `TIPC_DESTNAME`); `None` otherwise.
+    pub fn dest_name(&self) -> Option<ServiceAddr> {
+        self.inner.lock().dest_name()
+    }
+
     /// The importance of our messages (0 low to 3 critical).
     pub fn importance(&self) -> u8 {
         self.inner.lock().importance()

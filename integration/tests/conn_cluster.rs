@@ -306,6 +306,12 @@ async fn zero_rtt_data_is_first_recv_of_accepted_connection() {
     let (c, s) = (c.unwrap(), s.unwrap());
     assert_eq!(s.peer(), c.local());
     assert_eq!(c.peer(), s.local());
+    assert_eq!(
+        s.dest_name(),
+        Some(svc(7050)),
+        "the service the client asked for"
+    );
+    assert_eq!(c.dest_name(), None);
     assert_eq!(&t(s.recv()).await.unwrap().unwrap()[..], b"hello");
     // Seqpacket keeps boundaries and refuses oversized messages.
     assert_eq!(
@@ -391,6 +397,7 @@ async fn connection_works_between_sockets_of_one_node() {
         l.accept()
     );
     let (c, s) = (c.unwrap(), s.unwrap());
+    assert_eq!(s.dest_name(), None, "connected by socket address");
     c.send(Bytes::from_static(b"ping")).await.unwrap();
     assert_eq!(&t(s.recv()).await.unwrap().unwrap()[..], b"ping");
     s.send(Bytes::from_static(b"pong")).await.unwrap();

@@ -214,6 +214,8 @@ pub struct ConnCore {
     syn: Option<(SynDest, Bytes)>,
     /// `TIPC_CONN_TIMEOUT`: how long a connect waits for the ACK.
     conn_timeout: Duration,
+    /// Accepted from a request sent to a service address: that address (`TIPC_DESTNAME`).
+    dest_name: Option<ServiceAddr>,
     connect_deadline: Option<Instant>,
     retry_at: Option<Instant>,
     probe_at: Option<Instant>,
@@ -248,6 +250,7 @@ impl ConnCore {
             end: None,
             syn: None,
             conn_timeout: CONN_TIMEOUT,
+            dest_name: None,
             connect_deadline: None,
             retry_at: None,
             probe_at: None,
@@ -275,6 +278,13 @@ impl ConnCore {
     pub fn importance(&self) -> u8 {
         self.importance
     }
+    /// For a socket accepted from a request sent to a service address: that address (what
+    /// the kernel's `recvmsg` reports as `TIPC_DESTNAME`). `None` for a request sent to the
+    /// listener's socket address, and on the connecting side.
+    pub fn dest_name(&self) -> Option<ServiceAddr> {
+        self.dest_name
+    }
+
     /// How long a connect waits for the ACK (`TIPC_CONN_TIMEOUT`).
     pub fn conn_timeout(&self) -> Duration {
         self.conn_timeout
@@ -822,6 +832,15 @@ impl ConnCore {
         };
         let mut c = ConnCore::new(new_own);
         c.importance = h.user().min(3);
+        if h.is_data()
+            && h.mtype() == DataType::Named as u8
+            && h.header_len() >= tipc_transport::wire::NAMED_H_SIZE
+        {
+            c.dest_name = Some(ServiceAddr {
+                type_: h.get(field::NAMETYPE),
+                instance: h.get(field::NAMEINST),
+            });
+        }
         c.finish_conn(peer, peer_caps, now);
         if !h.payload().is_empty() {
             c.stats.rx_msgs += 1;
@@ -1123,6 +1142,40 @@ mod tests {
         );
         assert_eq!(client.state(), ConnState::Established);
         assert_eq!(client.peer(), sa(B, 0x86ae_c7bb));
+    }
+
+    #[test]
+    fn accept_of_named_request_records_the_service_asked_for() {
+        let now = Instant::now();
+        let name = ServiceAddr {
+            type_: 18_888,
+            instance: 17,
+        };
+        let mut client = ConnCore::new(sa(A, 5));
+        client.connect(SynDest::Service(name), b"q", now).unwrap();
+        let mut o = outputs(&mut client);
+        let Some(Output::Lookup(n, mut syn)) = o.pop() else {
+            panic!("a named SYN is resolved by its sender: {o:?}");
+        };
+        assert_eq!(n, name);
+        {
+            let mut h = Header::new_unchecked(&mut syn[..]);
+            h.set(field::DESTNODE, B);
+            h.set(field::DESTPORT, 1000);
+        }
+        let mut l = ConnCore::new(sa(B, 1000));
+        l.listen().unwrap();
+        l.on_message(syn.freeze(), OWN_CAPABILITIES, now);
+        let s = l.accept(sa(B, 1001), OWN_CAPABILITIES, now).unwrap();
+        assert_eq!(s.dest_name(), Some(name));
+        assert_eq!(client.dest_name(), None);
+        // By socket address: no name.
+        let mut c2 = ConnCore::new(sa(A, 6));
+        c2.connect(SynDest::Socket(sa(B, 1000)), &[], now).unwrap();
+        let (_, syn) = only_msg(&mut c2);
+        l.on_message(syn.freeze(), OWN_CAPABILITIES, now);
+        let s2 = l.accept(sa(B, 1002), OWN_CAPABILITIES, now).unwrap();
+        assert_eq!(s2.dest_name(), None);
     }
 
     #[test]

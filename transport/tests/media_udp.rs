@@ -109,6 +109,52 @@ async fn udp_mixed_sizes_batch_arrives_in_order() {
     }
 }
 
+/// A batch of many GSO groups to two destinations, interleaved (one `sendmmsg` for more
+/// groups than it takes at once): every frame arrives, in order per destination, intact.
+#[tokio::test]
+async fn udp_batch_of_many_groups_to_two_peers_arrives_in_order_per_peer() {
+    let a = replicast("127.0.0.1", vec![]).unwrap();
+    let b = replicast("127.0.0.1", vec![]).unwrap();
+    let c = replicast("127.0.0.1", vec![]).unwrap();
+    // 150 runs of frames: 1 to 4 frames of 900 bytes (the last of a run sometimes shorter),
+    // alternating between b and c: 150 groups, more than one `sendmmsg` takes.
+    let mut frames = Vec::new();
+    let mut want: [Vec<(u16, usize)>; 2] = [Vec::new(), Vec::new()];
+    let mut k = 0u16;
+    for run in 0..150usize {
+        let to = run % 2;
+        let dest = [b.local_addr(), c.local_addr()][to];
+        for j in 0..(1 + run % 4) {
+            let len = if j == run % 4 && run % 3 == 0 {
+                300
+            } else {
+                900
+            };
+            let mut d = vec![(k % 251) as u8; len];
+            d[..2].copy_from_slice(&k.to_be_bytes());
+            frames.push(frame(Dest::Unicast(dest), d));
+            want[to].push((k, len));
+            k += 1;
+        }
+    }
+    a.send_batch(&frames).await.unwrap();
+    for (m, want) in [(&b, &want[0]), (&c, &want[1])] {
+        let got = recv_n(m, want.len()).await;
+        let seen: Vec<(u16, usize)> = got
+            .iter()
+            .map(|f| (u16::from_be_bytes([f.data[0], f.data[1]]), f.data.len()))
+            .collect();
+        assert_eq!(&seen, want);
+        for f in &got {
+            let k = u16::from_be_bytes([f.data[0], f.data[1]]);
+            assert!(
+                f.data[2..].iter().all(|&x| x == (k % 251) as u8),
+                "frame {k}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn udp_broadcast_reaches_every_replicast_peer() {
     let b = replicast("127.0.0.1", vec![]).unwrap();

@@ -229,6 +229,78 @@ fn send_gso_iov(
     Ok(())
 }
 
+/// Most GSO groups one [`send_groups`] call hands to `sendmmsg`.
+const MAX_MMSG: usize = 64;
+
+/// One `sendmmsg` for up to [`MAX_MMSG`] `groups` (each a destination and a range of `list`,
+/// sent as one GSO datagram train, each frame its own iovec). Returns how many groups the
+/// kernel took (the first one's error if none).
+#[allow(unsafe_code)]
+fn send_groups(
+    sock: &std::net::UdpSocket,
+    list: &[(SocketAddr, &Bytes)],
+    groups: &[(SocketAddr, std::ops::Range<usize>)],
+) -> io::Result<usize> {
+    #[repr(C, align(8))]
+    #[derive(Clone, Copy)]
+    struct Cmsg([u8; 32]);
+    let groups = &groups[..groups.len().min(MAX_MMSG)];
+    let addrs: Vec<socket2::SockAddr> = groups
+        .iter()
+        .map(|(d, _)| socket2::SockAddr::from(*d))
+        .collect();
+    let mut iov: Vec<libc::iovec> = Vec::with_capacity(groups.iter().map(|(_, r)| r.len()).sum());
+    for (_, r) in groups {
+        for (_, f) in list.get(r.clone()).unwrap_or_default() {
+            iov.push(libc::iovec {
+                iov_base: f.as_ptr() as *mut libc::c_void,
+                iov_len: f.len(),
+            });
+        }
+    }
+    let mut cbufs = vec![Cmsg([0; 32]); groups.len()];
+    let mut msgs: Vec<libc::mmsghdr> = Vec::with_capacity(groups.len());
+    let mut at = 0usize;
+    for (i, (_, r)) in groups.iter().enumerate() {
+        let n = list.get(r.clone()).map_or(0, |g| g.len());
+        let seg = list.get(r.start).map_or(0, |(_, f)| f.len());
+        let seg = u16::try_from(seg).map_err(|_| invalid(format!("GSO segment of {seg} bytes")))?;
+        // SAFETY: the header points into `addrs`, `iov` and `cbufs`, which are fully built
+        // (never reallocated from here on) and outlive the `sendmmsg` call below; the control
+        // message is written inside the group's own 32-byte buffer (CMSG_SPACE(2) is 24).
+        unsafe {
+            let mut h: libc::msghdr = std::mem::zeroed();
+            h.msg_name = addrs[i].as_ptr() as *mut libc::c_void;
+            h.msg_namelen = addrs[i].len();
+            h.msg_iov = iov.as_mut_ptr().add(at);
+            h.msg_iovlen = n as _;
+            if n > 1 {
+                h.msg_control = cbufs[i].0.as_mut_ptr().cast();
+                h.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) as _;
+                let c = libc::CMSG_FIRSTHDR(&h);
+                if c.is_null() {
+                    return Err(invalid("no room for the GSO control message".into()));
+                }
+                (*c).cmsg_level = libc::SOL_UDP;
+                (*c).cmsg_type = libc::UDP_SEGMENT;
+                (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as _;
+                std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), seg);
+            }
+            msgs.push(libc::mmsghdr {
+                msg_hdr: h,
+                msg_len: 0,
+            });
+        }
+        at += n;
+    }
+    // SAFETY: `msgs` holds `msgs.len()` initialized headers whose pointers are valid (above).
+    let rc = unsafe { libc::sendmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), msgs.len() as _, 0) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc as usize)
+}
+
 /// A descriptor registered with the runtime only while a send waits for buffer space.
 struct WaitFd(RawFd);
 
@@ -755,19 +827,20 @@ impl Media for UdpMedia {
             return self.send_one(*sa, data).await;
         }
         let (list, mut first_err) = self.expand(frames);
-        let max_segs = self.state.max_gso_segments().max(1);
-        let mut gso_buf = std::mem::take(&mut *self.gso.lock().unwrap_or_else(|p| p.into_inner()));
+        let max_segs = self.state.max_gso_segments().clamp(1, MAX_IOV_SEGMENTS);
+        // Cut the list into GSO groups: runs of frames to one destination, all of the first
+        // frame's size except perhaps a shorter last one.
+        let mut groups: Vec<(SocketAddr, std::ops::Range<usize>)> = Vec::new();
         let mut i = 0;
         while i < list.len() {
             let (dest, first) = list[i];
             let seg = first.len();
-            let mut group: Vec<&Bytes> = vec![first];
             let mut total = seg;
             let mut j = i + 1;
             // Only frames within the bearer MTU are segmented: a GSO segment larger than the
             // path MTU is refused by the kernel.
             if seg > 0 && seg <= self.mtu {
-                while j < list.len() && group.len() < max_segs {
+                while j < list.len() && j - i < max_segs {
                     let (d, f) = list[j];
                     if d != dest
                         || f.len() > seg
@@ -776,7 +849,6 @@ impl Media for UdpMedia {
                     {
                         break;
                     }
-                    group.push(f);
                     total += f.len();
                     j += 1;
                     if f.len() < seg {
@@ -784,11 +856,39 @@ impl Media for UdpMedia {
                     }
                 }
             }
-            if let Err(e) = self.send_group(dest, &group, &mut gso_buf).await {
+            groups.push((dest, i..j));
+            i = j;
+        }
+        let frames_of = |r: &std::ops::Range<usize>| -> Vec<&Bytes> {
+            list[r.clone()].iter().map(|(_, f)| *f).collect()
+        };
+        // Every group in one `sendmmsg` (as few as possible when the kernel takes fewer).
+        let mut next = 0;
+        if self.src_ip.is_none() {
+            while next < groups.len() {
+                match send_groups(self.sock.get_ref(), &list, &groups[next..]) {
+                    Ok(k) => next += k.max(1),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait_writable().await?,
+                    // GSO refused: the remaining groups one by one (with their fallback).
+                    Err(e) if matches!(e.raw_os_error(), Some(libc::EIO) | Some(libc::EINVAL)) => {
+                        break
+                    }
+                    Err(e) => {
+                        // This group could not be sent (e.g. an unreachable destination);
+                        // go on with the next.
+                        tracing::debug!("UDP send to {} failed: {e}", groups[next].0);
+                        first_err.get_or_insert(e);
+                        next += 1;
+                    }
+                }
+            }
+        }
+        let mut gso_buf = std::mem::take(&mut *self.gso.lock().unwrap_or_else(|p| p.into_inner()));
+        for (dest, r) in &groups[next..] {
+            if let Err(e) = self.send_group(*dest, &frames_of(r), &mut gso_buf).await {
                 tracing::debug!("UDP send to {dest} failed: {e}");
                 first_err.get_or_insert(e);
             }
-            i = j;
         }
         gso_buf.clear();
         *self.gso.lock().unwrap_or_else(|p| p.into_inner()) = gso_buf;

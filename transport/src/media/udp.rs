@@ -174,60 +174,8 @@ impl RxBufs {
     }
 }
 
-/// Most frames one scatter-gather GSO send takes ([`send_gso_iov`]); longer groups go through
-/// the staging buffer.
+/// Most frames in one GSO group (one datagram train of a `sendmmsg`).
 const MAX_IOV_SEGMENTS: usize = 64;
-
-/// One `sendmsg` of `frames` (concatenated, cut by the kernel into datagrams of `seg` bytes:
-/// UDP GSO) to `dest`, each frame its own iovec, so nothing is copied in user space.
-#[allow(unsafe_code)]
-fn send_gso_iov(
-    sock: &std::net::UdpSocket,
-    dest: SocketAddr,
-    frames: &[&Bytes],
-    seg: usize,
-) -> io::Result<()> {
-    /// Room for one `cmsghdr` with a `u16`, 8-byte aligned as `cmsghdr` needs.
-    #[repr(C, align(8))]
-    struct Cmsg([u8; 32]);
-    let n = frames.len().min(MAX_IOV_SEGMENTS);
-    let seg = u16::try_from(seg).map_err(|_| invalid(format!("GSO segment of {seg} bytes")))?;
-    let mut iov = [libc::iovec {
-        iov_base: std::ptr::null_mut(),
-        iov_len: 0,
-    }; MAX_IOV_SEGMENTS];
-    for (v, f) in iov.iter_mut().zip(&frames[..n]) {
-        v.iov_base = f.as_ptr() as *mut libc::c_void;
-        v.iov_len = f.len();
-    }
-    let addr = socket2::SockAddr::from(dest);
-    let mut cbuf = Cmsg([0; 32]);
-    // SAFETY: every pointer handed to the kernel (address, iovecs and the buffers they point
-    // into, control buffer) is valid for the duration of the call and only read by it; the
-    // control message is written inside `cbuf`, whose size covers CMSG_SPACE(2) (24 bytes).
-    let rc = unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_name = addr.as_ptr() as *mut libc::c_void;
-        msg.msg_namelen = addr.len();
-        msg.msg_iov = iov.as_mut_ptr();
-        msg.msg_iovlen = n as _;
-        msg.msg_control = cbuf.0.as_mut_ptr().cast();
-        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) as _;
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        if c.is_null() {
-            return Err(invalid("no room for the GSO control message".into()));
-        }
-        (*c).cmsg_level = libc::SOL_UDP;
-        (*c).cmsg_type = libc::UDP_SEGMENT;
-        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), seg);
-        libc::sendmsg(sock.as_raw_fd(), &msg, 0)
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
 
 /// Most GSO groups one [`send_groups`] call hands to `sendmmsg`.
 const MAX_MMSG: usize = 64;
@@ -638,42 +586,21 @@ impl UdpMedia {
         if let [one] = frames {
             return self.send_one(dest, one).await;
         }
-        if self.src_ip.is_none() && frames.len() <= MAX_IOV_SEGMENTS {
-            // The frames straight from their buffers, one iovec each: no staging copy.
-            let seg = frames.first().map(|f| f.len()).unwrap_or(0);
-            let r = loop {
-                match send_gso_iov(self.sock.get_ref(), dest, frames, seg) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait_writable().await?,
-                    r => break r,
-                }
-            };
-            return match r {
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EIO) | Some(libc::EINVAL)) => {
-                    tracing::debug!("GSO send to {dest} failed ({e}); sending one by one");
-                    let mut first_err = None;
-                    for f in frames {
-                        if let Err(e) = self.send_one(dest, f).await {
-                            first_err.get_or_insert(e);
-                        }
-                    }
-                    first_err.map_or(Ok(()), Err)
-                }
-                r => r,
-            };
-        }
+        // Multicast mode (the source address goes in ancillary data) and the fallback after
+        // `sendmmsg` failed: one staged GSO transmit through quinn-udp.
         gso_buf.clear();
         for f in frames {
             gso_buf.extend_from_slice(f);
         }
-        let seg = frames.first().map(|f| f.len()).unwrap_or(0);
         let t = Transmit {
             destination: dest,
             ecn: None,
             contents: gso_buf,
-            segment_size: Some(seg),
+            segment_size: Some(frames.first().map(|f| f.len()).unwrap_or(0)),
             src_ip: self.src_ip,
         };
-        match self.transmit(&t).await {
+        let r = self.transmit(&t).await;
+        match r {
             Err(e) if matches!(e.raw_os_error(), Some(libc::EIO) | Some(libc::EINVAL)) => {
                 tracing::debug!("GSO send to {dest} failed ({e}); sending one by one");
                 let mut first_err = None;

@@ -83,7 +83,10 @@ fn bind_packet(sock: &Socket, index: u32) -> io::Result<()> {
 /// A TIPC bearer on an Ethernet interface.
 #[derive(Debug)]
 pub struct EthMedia {
+    /// Registered for read readiness only (see [`super::WriteWait`]).
     fd: AsyncFd<Socket>,
+    /// Where a send waits for buffer space.
+    wait_fd: super::WriteWait,
     ifname: String,
     mac: [u8; 6],
     mtu: usize,
@@ -131,14 +134,14 @@ impl EthMedia {
         bind_packet(&sock, iface.index)
             .map_err(|e| io::Error::new(e.kind(), format!("binding to {ifname}: {e}")))?;
         sock.set_nonblocking(true)?;
+        let wait_fd = super::WriteWait::new(std::os::fd::OwnedFd::from(sock.try_clone()?));
         // SAFETY: the AsyncFd owns the socket, so its fd stays open and unchanged for the
         // AsyncFd's whole lifetime.
-        let fd = unsafe {
-            AsyncFd::register_with_interest(sock, Interest::READABLE | Interest::WRITABLE)
-        }
-        .map_err(|e| e.into_parts().1)?;
+        let fd = unsafe { AsyncFd::register_with_interest(sock, Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)?;
         Ok(EthMedia {
             fd,
+            wait_fd,
             ifname: ifname.to_string(),
             mac,
             mtu,
@@ -241,13 +244,13 @@ impl Media for EthMedia {
             buf.extend_from_slice(&ETH_P_TIPC.to_be_bytes());
             buf.extend_from_slice(&f.data);
             let res = loop {
-                let mut guard = match self.fd.writable().await {
-                    Ok(g) => g,
-                    Err(e) => break Err(e),
-                };
-                match guard.try_io(|fd| fd.get_ref().send(&buf)) {
-                    Ok(r) => break r,
-                    Err(_would_block) => continue,
+                match self.fd.get_ref().send(&buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if let Err(e) = self.wait_fd.wait().await {
+                            break Err(e);
+                        }
+                    }
+                    r => break r,
                 }
             };
             if let Err(e) = res {

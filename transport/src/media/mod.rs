@@ -22,6 +22,49 @@ pub use udp::{multicast_group, UdpConfig, UdpMedia, UdpRemote};
 
 pub use crate::wire::MediaAddr;
 
+/// A duplicate of a socket's descriptor, registered with the runtime for write readiness
+/// only while a send waits for buffer space.
+///
+/// The media register their sockets for read readiness only: registered for writes too, an
+/// edge-triggered `EPOLLOUT` wakes the thread every time the kernel frees a sent buffer (on
+/// loopback and veth, at once when the peer consumes it): one wasted `epoll_wait` per frame
+/// sent. Sends are plain non-blocking calls; one that finds the buffer full waits here.
+#[derive(Debug)]
+pub(crate) struct WriteWait(tokio::sync::Mutex<std::os::fd::OwnedFd>);
+
+/// The raw descriptor of a [`WriteWait`], for one registration.
+struct WaitFd(std::os::fd::RawFd);
+
+impl std::os::fd::AsRawFd for WaitFd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0
+    }
+}
+
+impl WriteWait {
+    /// Wait on `dup`, a duplicate of the socket's descriptor.
+    pub(crate) fn new(dup: std::os::fd::OwnedFd) -> Self {
+        WriteWait(tokio::sync::Mutex::new(dup))
+    }
+
+    /// Until the socket is writable. A fresh registration reports the current state, so space
+    /// freed before it is not missed. Waits are serialized (one registration at a time).
+    #[allow(unsafe_code)]
+    pub(crate) async fn wait(&self) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        use tokio::io::{unix::AsyncFd, Interest};
+        let fd = self.0.lock().await;
+        // SAFETY: `fd` is owned by this value and, through the guard held until the end of
+        // this function, outlives the registration, which is dropped first.
+        let afd =
+            unsafe { AsyncFd::register_with_interest(WaitFd(fd.as_raw_fd()), Interest::WRITABLE) }
+                .map_err(|e| e.into_parts().1)?;
+        let _ready = afd.writable().await?;
+        drop(afd);
+        Ok(())
+    }
+}
+
 /// A frame received from the media.
 #[derive(Debug, Clone)]
 pub struct RxFrame {

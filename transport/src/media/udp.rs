@@ -24,7 +24,7 @@ use quinn_udp::{RecvMeta, Transmit, UdpSocketState, BATCH_SIZE};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Mutex;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -249,15 +249,6 @@ fn send_groups(
     Ok(rc as usize)
 }
 
-/// A descriptor registered with the runtime only while a send waits for buffer space.
-struct WaitFd(RawFd);
-
-impl AsRawFd for WaitFd {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0
-    }
-}
-
 /// A TIPC bearer on UDP/IP.
 ///
 /// The socket is registered with the runtime for read readiness only. Registered for write
@@ -269,8 +260,8 @@ impl AsRawFd for WaitFd {
 #[derive(Debug)]
 pub struct UdpMedia {
     sock: AsyncFd<std::net::UdpSocket>,
-    /// A duplicate of the socket's descriptor, for write waits (serialized: one registration).
-    wait_fd: tokio::sync::Mutex<OwnedFd>,
+    /// Where a send waits for buffer space.
+    wait_fd: super::WriteWait,
     state: UdpSocketState,
     local: SocketAddr,
     mtu: usize,
@@ -455,7 +446,7 @@ impl UdpMedia {
         let _ = state.set_recv_buffer_size((&std_sock).into(), SOCKET_BUFFER);
         let _ = state.set_send_buffer_size((&std_sock).into(), SOCKET_BUFFER);
         std_sock.set_nonblocking(true)?;
-        let wait_fd = OwnedFd::from(std_sock.try_clone()?);
+        let wait_fd = super::WriteWait::new(OwnedFd::from(std_sock.try_clone()?));
         // SAFETY: the AsyncFd owns the socket, so its fd stays open and unchanged for the
         // AsyncFd's whole lifetime.
         let sock = unsafe { AsyncFd::register_with_interest(std_sock, Interest::READABLE) }
@@ -474,7 +465,7 @@ impl UdpMedia {
         };
         Ok(UdpMedia {
             sock,
-            wait_fd: tokio::sync::Mutex::new(wait_fd),
+            wait_fd,
             state,
             local,
             mtu,
@@ -551,19 +542,9 @@ impl UdpMedia {
         Ok(n)
     }
 
-    /// Wait until the socket has buffer space again (after a send found it full). A fresh
-    /// registration reports the current state, so space freed before it is not missed.
-    #[allow(unsafe_code)]
+    /// Wait until the socket has buffer space again (after a send found it full).
     async fn wait_writable(&self) -> io::Result<()> {
-        let fd = self.wait_fd.lock().await;
-        // SAFETY: `fd` is owned by this bearer and, through the guard held until the end of
-        // this function, outlives the registration, which is dropped first.
-        let afd =
-            unsafe { AsyncFd::register_with_interest(WaitFd(fd.as_raw_fd()), Interest::WRITABLE) }
-                .map_err(|e| e.into_parts().1)?;
-        let _ready = afd.writable().await?;
-        drop(afd);
-        Ok(())
+        self.wait_fd.wait().await
     }
 
     async fn transmit(&self, t: &Transmit<'_>) -> io::Result<()> {

@@ -9,10 +9,12 @@
 //! woken directly: no hop through the socket's actor. The actor keeps the timers and hands
 //! connection requests to acceptors; a deliverer pokes it only when the next timeout moved
 //! earlier or a listener got a request. A send needs no round trip either: the sending task
-//! checks the window, builds the message in the core and posts it straight to the peer actor
-//! ([`TransportNode::post`], which waits while the link is congested); a SYN to a service is
-//! resolved in the shared binding table, as anycast datagram sends are. Everything the core
-//! produces (acks, probe replies, rejections) is sent by whoever drove it.
+//! waits while the link is congested, checks the window, writes the message into the core and
+//! posts it straight to the peer actor's queue; a SYN to a service is resolved in the shared
+//! binding table, as anycast datagram sends are. Everything the core produces (data, acks,
+//! probe replies, rejections, FINs) is sent by whoever drove it, in the core's order
+//! ([`push_out`]): a deliverer may send stream data too, when a peer's message pushes out
+//! what Nagle held.
 //!
 //! Node loss: the name table calls [`node_down`] when the last link to a peer fails; every
 //! connection to it ends at once with [`ConnError::NoNode`] (the local abort of
@@ -28,10 +30,11 @@ use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
-use tipc_transport::wire::{ErrorCode, MAX_USER_MSG_SIZE};
+use tipc_transport::wire::{ErrorCode, MAX_MSG_SIZE, MAX_USER_MSG_SIZE};
 use tipc_transport::NodeAddr;
 use tokio::sync::{oneshot, Notify};
 
@@ -61,6 +64,8 @@ pub struct ConnectOptions {
     pub importance: u8,
     /// How long a TCP-style connect waits for the ACK (`TIPC_CONN_TIMEOUT`, 8 s by default).
     pub timeout: std::time::Duration,
+    /// `TIPC_NODELAY` on a stream: no Nagle on our writes (off by default, as the kernel).
+    pub nodelay: bool,
 }
 
 impl Default for ConnectOptions {
@@ -68,6 +73,7 @@ impl Default for ConnectOptions {
         ConnectOptions {
             importance: 0,
             timeout: crate::socket::conn::CONN_TIMEOUT,
+            nodelay: false,
         }
     }
 }
@@ -94,14 +100,63 @@ struct Inner {
     core: Mutex<ConnCore>,
     /// Woken on every change: data, acks, state.
     changed: Notify,
+    /// A task is sending the core's output ([`push_out`]).
+    sending: AtomicBool,
 }
 
 impl Inner {
+    fn new(core: ConnCore) -> Arc<Inner> {
+        Arc::new(Inner {
+            core: Mutex::new(core),
+            changed: Notify::new(),
+            sending: AtomicBool::new(false),
+        })
+    }
+
     fn lock(&self) -> MutexGuard<'_, ConnCore> {
         match self.core.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         }
+    }
+}
+
+/// Send what the socket's core queued, in the order it queued it, whoever queued it. One
+/// task at a time sends: a task that finds another one at it leaves its messages to that
+/// one, which looks at the core again after it stopped, so nothing waits and no message
+/// overtakes another (held stream data pushed out by a deliverer, then a write of the
+/// user's). No lock is held while a message is sent: it may be delivered to a socket of this
+/// node at once, which may answer at once. False if a message was for a node we do not know.
+fn push_out(shared: &Shared, inner: &Inner) -> bool {
+    let mut ok = true;
+    loop {
+        if inner
+            .sending
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return ok;
+        }
+        loop {
+            let next = inner.lock().poll_output();
+            let Some(o) = next else { break };
+            ok &= flush_one(shared, o);
+        }
+        inner.sending.store(false, Ordering::SeqCst);
+        if !inner.lock().has_output() {
+            return ok;
+        }
+    }
+}
+
+/// The largest message toward `node` that goes unfragmented (the socket's `max_pkt`).
+fn peer_mss(shared: &Shared, node: NodeAddr) -> usize {
+    if node == shared.own_addr || node == 0 {
+        return MAX_MSG_SIZE;
+    }
+    match crate::peer::link_mss(&shared.flow_of(node)) {
+        0 => crate::socket::conn::MAX_PKT_DEFAULT,
+        m => m,
     }
 }
 
@@ -123,13 +178,19 @@ fn caps_of(shared: &Shared, node: NodeAddr) -> u16 {
 /// its timeout or by the loss of the node the first SYN went to.
 fn flush_now(shared: &Shared, outs: Vec<Output>) {
     for o in outs {
-        match o {
-            Output::ToNode(n, msg) => post_now(shared, n, msg),
-            Output::Lookup(name, msg) => {
-                if let Ok((n, msg)) = resolve_named(shared, name, msg) {
-                    post_now(shared, n, msg);
-                }
+        flush_one(shared, o);
+    }
+}
+
+/// One output of [`flush_now`]; false if it was for a node we do not know.
+fn flush_one(shared: &Shared, o: Output) -> bool {
+    match o {
+        Output::ToNode(n, msg) => post_now(shared, n, msg),
+        Output::Lookup(name, msg) => {
+            if let Ok((n, msg)) = resolve_named(shared, name, msg) {
+                post_now(shared, n, msg);
             }
+            true
         }
     }
 }
@@ -169,13 +230,13 @@ fn resolve_named(
     Ok((dest.node, msg))
 }
 
-fn post_now(shared: &Shared, to: NodeAddr, msg: BytesMut) {
+fn post_now(shared: &Shared, to: NodeAddr, msg: BytesMut) -> bool {
     if to == shared.own_addr || to == 0 {
         deliver_here(shared, msg);
+        true
     } else {
-        // The peer's ordered send queue, shared with `TransportNode::post`: an ack or FIN
-        // posted here never overtakes data posted before it.
-        shared.enqueue_to_peer(to, msg);
+        // The peer's ordered send queue, shared with `TransportNode::post`.
+        shared.enqueue_to_peer(to, msg)
     }
 }
 
@@ -310,12 +371,8 @@ impl ConnActor {
             let d = t.saturating_duration_since(Instant::now());
             self.timer = Some(ctx.run_later(d, |act, ctx| {
                 act.timer = None;
-                let outs = {
-                    let mut c = act.inner.lock();
-                    c.handle_timeout(Instant::now());
-                    drain(&mut c)
-                };
-                flush_now(act.node.shared(), outs);
+                act.inner.lock().handle_timeout(Instant::now());
+                push_out(act.node.shared(), &act.inner);
                 act.inner.changed.notify_waiters();
                 act.rearm(ctx);
             }));
@@ -363,6 +420,7 @@ impl ConnActor {
                 self.accept_waiters.push_front(w);
                 return;
             };
+            core.set_max_pkt(peer_mss(self.node.shared(), core.peer().node));
             let outs = drain(&mut core);
             let conn = Connection::from_core(&self.node, port, core, self.kind);
             // If the acceptor gave up, the value comes back and its drop sends the ACK and
@@ -459,7 +517,7 @@ fn feed(shared: &Shared, inner: &Inner, msg: Bytes) -> Poke {
         .map(|h| h.orignode())
         .unwrap_or(0);
     let caps = caps_of(shared, sender);
-    let (v, outs, poke) = {
+    let (v, out, poke) = {
         let mut c = inner.lock();
         let before = c.poll_timeout();
         let v = c.on_message(msg, caps, Instant::now());
@@ -470,9 +528,11 @@ fn feed(shared: &Shared, inner: &Inner, msg: Bytes) -> Poke {
             (Some(b), Some(a)) => a < b,
         };
         let listen = c.state() == ConnState::Listen && c.backlog() > 0;
-        (v, drain(&mut c), Poke { listen, rearm })
+        (v, c.has_output(), Poke { listen, rearm })
     };
-    flush_now(shared, outs);
+    if out {
+        push_out(shared, inner);
+    }
     if v != Verdict::Dropped {
         inner.changed.notify_waiters();
     }
@@ -630,10 +690,7 @@ impl std::fmt::Debug for Connection {
 
 impl Connection {
     fn from_core(node: &TransportNode, port: u32, core: ConnCore, kind: ConnKind) -> Connection {
-        let inner = Arc::new(Inner {
-            core: Mutex::new(core),
-            changed: Notify::new(),
-        });
+        let inner = Inner::new(core);
         let actor = ConnActor::start_socket(node, port, inner.clone(), kind);
         Connection {
             node: node.clone(),
@@ -667,6 +724,8 @@ impl Connection {
         let mut core = ConnCore::new(own);
         core.set_importance(opts.importance);
         core.set_conn_timeout(opts.timeout);
+        core.set_stream(kind == ConnKind::Stream);
+        core.set_nodelay(opts.nodelay);
         let conn = Connection::from_core(node, port, core, kind);
         let dest = match dest {
             ConnDest::Service(s) => SynDest::Service(s),
@@ -719,7 +778,10 @@ impl Connection {
             })),
         })
         .await;
-        r.map(|_| conn)
+        r?;
+        let peer = conn.peer().node;
+        conn.inner.lock().set_max_pkt(peer_mss(node.shared(), peer));
+        Ok(conn)
     }
 
     /// This socket's address.
@@ -775,24 +837,34 @@ impl Connection {
     }
 
     /// Seqpacket: one message (at most 66000 bytes, else [`ConnError::TooLarge`]). Stream: the
-    /// bytes, split into messages of at most 66000 bytes. Waits while the peer's window is
-    /// full (end-to-end flow control) and while the link is congested.
+    /// bytes, split into messages of at most 66000 bytes; small writes may wait in the Nagle
+    /// buffer for the peer's ack (see [`Connection::set_nodelay`]). Waits while the peer's
+    /// window is full (end-to-end flow control) and while the link is congested.
     pub async fn send(&self, data: Bytes) -> Result<(), ConnError> {
         if self.kind == ConnKind::Seqpacket && data.len() > MAX_USER_MSG_SIZE {
             return Err(ConnError::TooLarge(data.len()));
         }
+        let shared = self.node.shared();
+        let to = self.peer().node;
+        let flow = (to != shared.own_addr && to != 0).then(|| shared.flow_of(to));
         let mut off = 0;
         loop {
+            if let Some(f) = &flow {
+                crate::node::wait_uncongested(f).await;
+            }
             let end = (off + MAX_USER_MSG_SIZE).min(data.len());
             let chunk = &data[off..end];
-            let (to, msg) = wait_for(&self.inner, |c| match c.can_send() {
-                Ok(true) => Some(c.build_data(chunk)),
+            wait_for(&self.inner, |c| match c.can_send() {
+                Ok(true) => Some(c.write(chunk)),
                 Ok(false) => None,
                 Err(e) => Some(Err(e)),
             })
             .await?;
-            if !post_wait(&self.node, to, msg).await {
+            if !push_out(shared, &self.inner) {
                 return Err(ConnError::NoNode);
+            }
+            if let Some(f) = &flow {
+                self.node.post_barrier(to, f).await;
             }
             off = end;
             if off >= data.len() {
@@ -801,15 +873,23 @@ impl Connection {
         }
     }
 
+    /// `TIPC_NODELAY`: stream writes go out at once instead of waiting in the Nagle buffer
+    /// (what is held goes with the next write, message or ack from the peer).
+    pub fn set_nodelay(&self, on: bool) {
+        self.inner.lock().set_nodelay(on);
+    }
+
     /// The next message (seqpacket) or chunk (stream). `Ok(None)`: orderly end (the peer shut
     /// down); `Err`: why the connection ended.
     pub async fn recv(&self) -> Result<Option<Bytes>, ConnError> {
-        let (r, outs) = wait_for(&self.inner, |c| {
+        let (r, out) = wait_for(&self.inner, |c| {
             let r = c.read()?;
-            Some((r, drain(c)))
+            Some((r, c.has_output()))
         })
         .await;
-        flush_now(self.node.shared(), outs);
+        if out {
+            push_out(self.node.shared(), &self.inner);
+        }
         match r {
             Read::Data(b) => Ok(Some(b)),
             Read::End(Ok(())) => Ok(None),
@@ -831,18 +911,19 @@ impl Connection {
     }
 
     async fn end_conn(&self, err: ErrorCode) -> Result<(), ConnError> {
-        let (outs, was) = {
+        let shared = self.node.shared();
+        let to = self.peer().node;
+        if to != shared.own_addr && to != 0 {
+            crate::node::wait_uncongested(&shared.flow_of(to)).await;
+        }
+        let was = {
             let mut c = self.inner.lock();
             let was = c.state();
             c.shutdown(err);
-            (drain(&mut c), was)
+            was
         };
         self.inner.changed.notify_waiters();
-        for o in outs {
-            if let Output::ToNode(n, msg) = o {
-                post_wait(&self.node, n, msg).await;
-            }
-        }
+        push_out(shared, &self.inner);
         match was {
             ConnState::Established | ConnState::Connecting => Ok(()),
             _ => Err(ConnError::Closed),
@@ -873,12 +954,8 @@ impl Drop for Connection {
         if self.closed.load(std::sync::atomic::Ordering::Acquire) {
             return;
         }
-        let outs = {
-            let mut c = self.inner.lock();
-            c.shutdown(ErrorCode::NoPort);
-            drain(&mut c)
-        };
-        flush_now(self.node.shared(), outs);
+        self.inner.lock().shutdown(ErrorCode::NoPort);
+        push_out(self.node.shared(), &self.inner);
         self.stop();
     }
 }
@@ -1026,10 +1103,8 @@ impl TransportNode {
             port,
         });
         let _ = core.listen();
-        let inner = Arc::new(Inner {
-            core: Mutex::new(core),
-            changed: Notify::new(),
-        });
+        core.set_stream(kind == ConnKind::Stream);
+        let inner = Inner::new(core);
         let actor = ConnActor::start_socket(self, port, inner.clone(), kind);
         Listener {
             node: self.clone(),

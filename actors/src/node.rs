@@ -137,6 +137,21 @@ pub struct PeerFlow {
     links: std::sync::Mutex<Option<Arc<std::sync::Mutex<crate::peer::PeerLinks>>>>,
 }
 
+/// Wait while the peer's link is congested (or messages are parked for it). The common case
+/// (not congested) builds no `Notified` future.
+pub(crate) async fn wait_uncongested(flow: &PeerFlow) {
+    use std::sync::atomic::Ordering;
+    while flow.congested.load(Ordering::Acquire) {
+        let notified = flow.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if !flow.congested.load(Ordering::Acquire) {
+            break;
+        }
+        notified.await;
+    }
+}
+
 impl PeerFlow {
     /// The link core of the peer's current actor.
     pub(crate) fn links(&self) -> Option<Arc<std::sync::Mutex<crate::peer::PeerLinks>>> {
@@ -542,30 +557,29 @@ impl TransportNode {
     /// in the peer actor until the congestion clears; one for a peer that is down is rejected
     /// back to its sender with NO_NODE (if returnable).
     pub async fn post(&self, to: NodeAddr, msg: bytes::BytesMut) -> bool {
-        use std::sync::atomic::Ordering;
         let flow = self.shared.flow_of(to);
-        // The common case (not congested) builds no `Notified` future.
-        while flow.congested.load(Ordering::Acquire) {
-            let notified = flow.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if !flow.congested.load(Ordering::Acquire) {
-                break;
-            }
-            notified.await;
-        }
-        let barrier = {
+        wait_uncongested(&flow).await;
+        {
             let Some(peer) = self.shared.peers.get(&to) else {
                 return false;
             };
             self.shared.enqueue_with(&peer, &flow, msg, true);
-            (flow.posted.fetch_add(1, Ordering::Relaxed) % POST_BARRIER == POST_BARRIER - 1)
-                .then(|| peer.value().clone())
-        };
-        if let Some(peer) = barrier {
+        }
+        self.post_barrier(to, &flow).await;
+        true
+    }
+
+    /// Count one message posted to `to`; every [`POST_BARRIER`]th waits for its actor to
+    /// catch up.
+    pub(crate) async fn post_barrier(&self, to: NodeAddr, flow: &PeerFlow) {
+        use std::sync::atomic::Ordering;
+        if flow.posted.fetch_add(1, Ordering::Relaxed) % POST_BARRIER != POST_BARRIER - 1 {
+            return;
+        }
+        let peer = self.shared.peers.get(&to).map(|p| p.value().clone());
+        if let Some(peer) = peer {
             let _ = peer.send(crate::peer::Barrier).await;
         }
-        true
     }
 
     /// Like [`TransportNode::send`], but waits while the link is congested instead of failing,

@@ -124,6 +124,11 @@ fn lock_links(l: &std::sync::Mutex<PeerLinks>) -> std::sync::MutexGuard<'_, Peer
     l.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The largest message that goes unfragmented over the peer's active link (0 if none is up).
+pub(crate) fn link_mss(flow: &crate::node::PeerFlow) -> usize {
+    flow.links().map_or(0, |l| lock_links(&l).core.mss())
+}
+
 impl PeerLinks {
     /// Hand every frame the core has ready to the bearers, in order.
     fn flush(&mut self, shared: &Shared) {

@@ -113,7 +113,8 @@ use tipc_actors::binding::{AnycastResult, BindingError, BindingTable, Publicatio
 pub use tipc_actors::conn::ConnKind;
 use tipc_actors::name_distr::{stamp_destnode, NameDistrStats, NameDistributor, Update};
 use tipc_actors::socket::conn::{
-    ConnCore, ConnError, ConnState, Output as ConnOutput, Read, SynDest, ADV_WIN,
+    ConnCore, ConnError, ConnState, Output as ConnOutput, Read, SynDest, ADV_WIN, MAX_PKT_DEFAULT,
+    NAGLE_MAX_BACKLOG,
 };
 use tipc_actors::socket::{reverse, RCVBUF_DEFAULT};
 use tipc_transport::discovery::{Discoverer, DiscoveryConfig, DISC_FAST};
@@ -308,6 +309,9 @@ pub struct SimNode {
     name_stats: NameStats,
     /// Connection sockets (listeners and connections) by port.
     conns: BTreeMap<u32, ConnCore>,
+    /// Flow-control blocks of the data messages each connection socket sent (a Nagle
+    /// buffer is one message), by port.
+    conn_sent: BTreeMap<u32, u64>,
     next_conn_port: u32,
     conn_stats: ConnGlueStats,
 }
@@ -421,6 +425,7 @@ impl SimNode {
             conns: BTreeMap::new(),
             next_conn_port: CONN_PORT_BASE,
             conn_stats: ConnGlueStats::default(),
+            conn_sent: BTreeMap::new(),
         };
         node.table_changed();
         node
@@ -675,8 +680,11 @@ impl SimNode {
             };
             match o {
                 ConnOutput::ToNode(to, msg) => {
+                    let blocks = Self::data_blocks(&msg);
                     // A SYN that cannot be sent fails the connect (`Connection::open`).
-                    if !self.conn_post(now, to, msg, port) {
+                    if self.conn_post(now, to, msg, port) {
+                        *self.conn_sent.entry(port).or_default() += blocks;
+                    } else {
                         if let Some(c) = self.conns.get_mut(&port) {
                             c.connect_failed(ConnError::NoNode);
                         }
@@ -695,7 +703,12 @@ impl SimNode {
                         if let Some(c) = self.conns.get_mut(&port) {
                             c.syn_sent_to(d.node);
                         }
-                        self.conn_post(now, d.node, msg, port)
+                        let blocks = Self::data_blocks(&msg);
+                        let ok = self.conn_post(now, d.node, msg, port);
+                        if ok {
+                            *self.conn_sent.entry(port).or_default() += blocks;
+                        }
+                        ok
                     });
                     if !sent {
                         let why = if dest.is_none() {
@@ -710,6 +723,31 @@ impl SimNode {
                     }
                 }
             }
+        }
+    }
+
+    /// Flow-control blocks of `msg` if it carries connection data (data user, no error code,
+    /// a payload), else 0.
+    fn data_blocks(msg: &[u8]) -> u64 {
+        match Header::new_checked(msg) {
+            Ok(h) if h.user() <= user::CRITICAL && h.errcode() == 0 && !h.payload().is_empty() => {
+                (h.size() / 1024) as u64 + 1
+            }
+            _ => 0,
+        }
+    }
+
+    /// Blocks of the data messages connection socket `port` sent so far.
+    pub fn conn_blocks_sent(&self, port: u32) -> u64 {
+        self.conn_sent.get(&port).copied().unwrap_or(0)
+    }
+
+    /// The largest message to `node` that goes unfragmented over its link (the socket's
+    /// `max_pkt`).
+    fn conn_mss(&self, node: NodeAddr) -> usize {
+        match self.peers.get(&node).map_or(0, |p| p.mss()) {
+            0 => MAX_PKT_DEFAULT,
+            m => m,
         }
     }
 
@@ -731,7 +769,18 @@ impl SimNode {
             return Vec::new();
         };
         self.conn_stats.delivered += 1;
+        let connecting = core.state() == ConnState::Connecting;
         core.on_message(msg, caps, now);
+        if connecting && core.state() == ConnState::Established {
+            let peer = core.peer().node;
+            let mss = self.conn_mss(peer);
+            if let Some(c) = self.conns.get_mut(&port) {
+                c.set_max_pkt(mss);
+            }
+        }
+        let Some(core) = self.conns.get(&port) else {
+            return Vec::new();
+        };
         let listening = core.state() == ConnState::Listen;
         self.conn_flush(now, port);
         let mut accepted = Vec::new();
@@ -743,13 +792,14 @@ impl SimNode {
                     node: self.addr,
                     port: new_port,
                 };
-                let Some(core) = self
+                let Some(mut core) = self
                     .conns
                     .get_mut(&port)
                     .and_then(|l| l.accept(own, caps, now))
                 else {
                     break;
                 };
+                core.set_max_pkt(self.conn_mss(peer.node));
                 self.next_conn_port += 1;
                 self.conns.insert(new_port, core);
                 self.conn_flush(now, new_port);
@@ -1678,7 +1728,9 @@ impl Sim {
         }
         let n = self.nodes[node].as_mut()?;
         let port = n.conn_socket();
-        n.conn_mut(port)?.listen().ok()?;
+        let core = n.conn_mut(port)?;
+        core.listen().ok()?;
+        core.set_stream(kind == ConnKind::Stream);
         let mut name = None;
         if let Some(range) = range.filter(|_| self.cfg.names) {
             self.publish(node, range, port).ok()?;
@@ -1759,15 +1811,13 @@ impl Sim {
             (Vec::new(), 0)
         };
         let n = self.nodes[spec.client].as_mut()?;
-        if let Err(e) = n.conn_mut(port)?.connect(dest, &first, now) {
+        let core = n.conn_mut(port)?;
+        core.set_stream(spec.listener.kind == ConnKind::Stream);
+        if let Err(e) = core.connect(dest, &first, now) {
             self.violation(&format!("connection {id}: connect refused: {e}"));
         }
         n.conn_flush(now, port);
         self.conns[id].ends[0].tx += units;
-        if !first.is_empty() {
-            let hdr = if spec.by_name { 40 } else { BASIC_H_SIZE };
-            self.conns[id].ends[0].blocks_tx += Self::blocks(hdr + first.len());
-        }
         self.trace(format_args!("connection {id} opens: {spec:?}"));
         self.pump(spec.client);
         Some(id)
@@ -1801,15 +1851,28 @@ impl Sim {
     }
 
     /// Invariant 7's bound on a connection socket's queued memory: the advertised window plus
-    /// one message of our largest size, in blocks, at 1600 bytes of truesize per block (the
+    /// what a sender may overshoot it by (one message of our largest size and 64 blocks of
+    /// held Nagle data), in blocks, at 1600 bytes of truesize per block (the
     /// most any message size costs: a 1023-byte message is one block of 1024 + 576 bytes).
     pub fn conn_rx_bound(&self) -> usize {
-        (ADV_WIN as usize + MAX_UNIT / 1024 + 2) * 1600
+        (ADV_WIN as usize + NAGLE_MAX_BACKLOG as usize + MAX_UNIT / 1024 + 2) * 1600
     }
 
     /// Flow-control blocks of a message of `len` bytes (`tsk_inc` with block flow control).
     fn blocks(len: usize) -> u64 {
         (len / 1024) as u64 + 1
+    }
+
+    /// How far a sender may go past the window: the kernel checks the window before each
+    /// write, so by one message of our largest unit, and by up to 64 blocks of held Nagle
+    /// data pushed out with it or at the peer's ack (`__tipc_sendstream`).
+    fn overshoot(core: &ConnCore) -> u32 {
+        let nagle = if core.max_nagle() > 0 {
+            NAGLE_MAX_BACKLOG
+        } else {
+            0
+        };
+        core.inc(MAX_UNIT + SHORT_H_SIZE) + nagle
     }
 
     /// The header size of connection `id`'s SYN if it carried data, else of a data message.
@@ -1972,29 +2035,23 @@ impl Sim {
                 break;
             };
             let Some(core) = n.conn_mut(port) else { break };
-            let (to, msg) = match core.build_data(&data) {
-                Ok(x) => x,
-                Err(err) => {
-                    self.violation(&format!("connection {id} end {e}: send refused: {err}"))
-                }
-            };
-            let (unacked, win, max) = (
-                core.snt_unacked(),
-                core.snd_win(),
-                core.inc(MAX_UNIT + SHORT_H_SIZE),
-            );
+            if let Err(err) = core.write(&data) {
+                self.violation(&format!("connection {id} end {e}: send refused: {err}"))
+            }
+            let (unacked, win, max) = (core.snt_unacked(), core.snd_win(), Self::overshoot(core));
             if unacked > win + max {
                 self.violation(&format!(
-                    "connection {id} end {e}: {unacked} blocks unacknowledged, window {win} + one message {max}"
+                    "connection {id} end {e}: {unacked} blocks unacknowledged, window {win} + {max} (one message and what Nagle held)"
                 ));
             }
-            if !n.conn_post(now, to, msg, port) {
+            let failed = n.conn_stats.send_failed;
+            n.conn_flush(now, port);
+            if n.conn_stats.send_failed != failed {
                 self.violation(&format!(
                     "connection {id} end {e}: the link refused a data message it said it takes"
                 ));
             }
             self.conns[id].ends[e].tx += units;
-            self.conns[id].ends[e].blocks_tx += Self::blocks(SHORT_H_SIZE + data.len());
             acted = true;
         }
         acted
@@ -2220,7 +2277,9 @@ impl Sim {
                 };
                 let (mem, end, state) = (core.rx_mem(), core.end(), core.state());
                 let (unacked, win) = (core.snt_unacked(), core.snd_win());
-                let max = core.inc(MAX_UNIT + SHORT_H_SIZE);
+                let max = Self::overshoot(core);
+                let sent = self.node(node).map_or(0, |n| n.conn_blocks_sent(port));
+                self.conns[id].ends[e].blocks_tx = sent;
                 self.max_conn_rx_mem = self.max_conn_rx_mem.max(mem);
                 if mem > bound || mem >= RCVBUF_DEFAULT {
                     self.violation(&format!(

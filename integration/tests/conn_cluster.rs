@@ -388,6 +388,58 @@ async fn connect_options_set_importance_on_both_ends_and_bound_the_wait_for_acce
     );
 }
 
+/// Write `n` small chunks (1..=20 bytes of a pattern) on `w`, read them all on `r`
+/// concurrently: every byte arrives once and in order. Returns the writer's counters.
+async fn small_writes(w: Connection, r: Connection, n: usize) -> tipc_actors::conn::ConnStats {
+    let pattern = |i: usize| -> Vec<u8> { (0..1 + i % 20).map(|k| (i * 31 + k) as u8).collect() };
+    let want: Vec<u8> = (0..n).flat_map(pattern).collect();
+    let reader = actix_rt::spawn(async move {
+        let mut got = Vec::new();
+        while let Ok(Some(m)) = t(r.recv()).await {
+            got.extend_from_slice(&m);
+        }
+        got
+    });
+    for i in 0..n {
+        w.send(Bytes::from(pattern(i))).await.unwrap();
+    }
+    let stats = w.info().stats;
+    w.shutdown().await.unwrap();
+    let got = t(reader).await.unwrap();
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "stream damaged");
+    stats
+}
+
+#[actix_rt::test]
+async fn small_stream_writes_are_nagled_unless_nodelay_and_arrive_intact() {
+    let nodes = udp_cluster("cnagle", 2).await;
+    let n = 20_000;
+    // Between nodes: Nagle on (both advertise TIPC_NAGLE), buffers of the link's mss.
+    let (c, s) = pair(&nodes, ConnKind::Stream, 7065).await;
+    let st = small_writes(c, s, n).await;
+    assert!(st.nagled > 0 && st.tx_msgs < (n / 4) as u64, "{st:?}");
+    // TIPC_NODELAY: one message per write.
+    let (c, s) = pair(&nodes, ConnKind::Stream, 7066).await;
+    c.set_nodelay(true);
+    let st = small_writes(c, s, n).await;
+    assert_eq!((st.nagled, st.tx_msgs), (0, n as u64), "{st:?}");
+    // Seqpacket never delays.
+    let (c, s) = pair(&nodes, ConnKind::Seqpacket, 7067).await;
+    let st = small_writes(c, s, 2_000).await;
+    assert_eq!((st.nagled, st.tx_msgs), (0, 2_000), "{st:?}");
+    // Within one node a message is delivered, and its nagle ack comes back, before the write
+    // returns: nothing is ever held when the ack arrives, so every round is judged useless
+    // and Nagle backs off (the start doubles to 1024 writes: one nagled write per 1025).
+    let l = listener(&nodes[0], ConnKind::Stream, 7068).await;
+    let (c, s) = tokio::join!(
+        nodes[0].connect(ConnDest::Socket(l.local()), ConnKind::Stream),
+        l.accept()
+    );
+    let st = small_writes(c.unwrap(), s.unwrap(), n).await;
+    assert!(st.nagled > 0 && st.nagled < 40, "{st:?}");
+}
+
 #[actix_rt::test]
 async fn connection_works_between_sockets_of_one_node() {
     let nodes = udp_cluster("clocal", 2).await;

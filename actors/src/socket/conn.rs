@@ -4,7 +4,7 @@
 //! `__tipc_shutdown`, `rcvbuf_limit`; `node.c: node_lost_contact`).
 //!
 //! Spec: tipc-protocol.md §2.5 (CONN_MANAGER overlay), §2.6 (error codes), §9.2 (rejection),
-//! §9.3 (receive limit), §9.4 (setup), §9.5 (flow control), §9.6 (nagle ack), §9.7 (probing,
+//! §9.3 (receive limit), §9.4 (setup), §9.5 (flow control), §9.6 (Nagle), §9.7 (probing,
 //! shutdown, abort).
 //!
 //! [`ConnCore`] holds one socket's connection state: the kernel states OPEN, LISTEN,
@@ -45,6 +45,17 @@ pub const ADV_WIN: u32 = (RCVBUF_DEFAULT / FLOWCTL_BLK_SZ / 4) as u32;
 pub const CONN_TIMEOUT: Duration = Duration::from_millis(8000);
 /// Interval between connection probes (`CONN_PROBING_INTV`, 3600 s).
 pub const CONN_PROBING_INTV: Duration = Duration::from_secs(3600);
+/// Stream writes before Nagle may start, initially (`NAGLE_START_INIT`).
+pub const NAGLE_START_INIT: u32 = 4;
+/// The most that start is doubled to after ineffective rounds (`NAGLE_START_MAX`).
+pub const NAGLE_START_MAX: u32 = 1024;
+/// Blocks of held stream data that are sent even while a Nagle ack is awaited
+/// (`__tipc_sendstream`: `blocks <= 64`).
+pub const NAGLE_MAX_BACKLOG: u32 = 64;
+/// Largest message before the link MTU is known (`MAX_PKT_DEFAULT`).
+pub const MAX_PKT_DEFAULT: usize = 1500;
+/// Nagle buffer size toward a socket of our own node (`tsk_set_nagle`).
+pub const NAGLE_LOCAL: usize = 1500;
 
 /// Why a connection could not be set up or why it ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -152,10 +163,12 @@ pub enum Verdict {
 /// Counters of one connection socket.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ConnStats {
-    /// Data messages sent.
+    /// Data messages sent (handed to the link; a Nagle buffer counts once).
     pub tx_msgs: u64,
-    /// Data bytes sent.
+    /// Data bytes written.
     pub tx_bytes: u64,
+    /// Stream writes appended to a Nagle buffer instead of becoming a message of their own.
+    pub nagled: u64,
     /// Data messages received (queued).
     pub rx_msgs: u64,
     /// CONN_ACKs sent.
@@ -194,6 +207,57 @@ fn xorshift(s: &mut u32) -> u32 {
     x
 }
 
+/// Nagle state of a stream socket (`struct tipc_sock`: `maxnagle`, `oneway`, `nagle_start`,
+/// `expect_ack`, `msg_acc`, `pkt_cnt`, `snd_backlog`, `sk_write_queue`).
+#[derive(Debug)]
+struct Nagle {
+    /// SOCK_STREAM (Nagle is for streams only).
+    stream: bool,
+    /// `TIPC_NODELAY`.
+    nodelay: bool,
+    /// The largest message toward the peer (`max_pkt`: the link's mss).
+    max_pkt: usize,
+    /// Nagle buffer size, 0 = off (`maxnagle`).
+    max: usize,
+    /// Writes since the last message from the peer (`oneway`).
+    oneway: u32,
+    /// Writes before Nagle starts (`nagle_start`).
+    start: u32,
+    /// A message with `ack_required` is out and its nagle ack not back yet.
+    expect_ack: bool,
+    /// Writes appended since the last evaluation (`msg_acc`).
+    msg_acc: u32,
+    /// Messages they went out in (`pkt_cnt`).
+    pkt_cnt: u32,
+    /// Blocks held in `txq`, not yet counted into `snt_unacked` (`snd_backlog`).
+    backlog: u32,
+    /// Messages held (`sk_write_queue`): the last one may still grow.
+    txq: VecDeque<BytesMut>,
+}
+
+impl Nagle {
+    fn new() -> Nagle {
+        Nagle {
+            stream: false,
+            nodelay: false,
+            max_pkt: MAX_PKT_DEFAULT,
+            max: 0,
+            oneway: 0,
+            start: NAGLE_START_INIT,
+            expect_ack: false,
+            msg_acc: 0,
+            pkt_cnt: 0,
+            backlog: 0,
+            txq: VecDeque::new(),
+        }
+    }
+}
+
+/// Flow-control blocks of a message of `len` bytes (`msg_blocks`, `tsk_blocks`).
+fn blocks(len: usize) -> u32 {
+    (len / FLOWCTL_BLK_SZ) as u32 + 1
+}
+
 /// The connection state of one socket (see the module docs).
 #[derive(Debug)]
 pub struct ConnCore {
@@ -207,6 +271,9 @@ pub struct ConnCore {
     rcv_unacked: u32,
     rcv_win: u32,
     rcvbuf: usize,
+    /// The peer node's capabilities (`peer_caps`), once connected.
+    peer_caps: u16,
+    nagle: Nagle,
     rx: VecDeque<RxItem>,
     rx_mem: usize,
     /// The end reason once DISCONNECTING (`Ok` = peer shutdown).
@@ -245,6 +312,8 @@ impl ConnCore {
             rcv_unacked: 0,
             rcv_win: INITIAL_WIN,
             rcvbuf: RCVBUF_DEFAULT,
+            peer_caps: 0,
+            nagle: Nagle::new(),
             rx: VecDeque::new(),
             rx_mem: 0,
             end: None,
@@ -300,6 +369,57 @@ impl ConnCore {
     pub fn set_importance(&mut self, imp: u8) {
         self.importance = imp.min(3);
     }
+
+    /// A SOCK_STREAM socket (Nagle applies to streams only); a listener's accepted sockets
+    /// inherit it.
+    pub fn set_stream(&mut self, on: bool) {
+        self.nagle.stream = on;
+        self.set_nagle();
+    }
+
+    /// `TIPC_NODELAY`: no Nagle on our stream writes.
+    pub fn set_nodelay(&mut self, on: bool) {
+        self.nagle.nodelay = on;
+        self.set_nagle();
+    }
+
+    /// `TIPC_NODELAY` is set.
+    pub fn nodelay(&self) -> bool {
+        self.nagle.nodelay
+    }
+
+    /// The largest message that goes unfragmented to the peer (the kernel takes the link's
+    /// mss when the connection is set up; [`tipc_transport::wire::MAX_MSG_SIZE`] for a
+    /// socket of our own node). Until it is set, 1500.
+    pub fn set_max_pkt(&mut self, mss: usize) {
+        self.nagle.max_pkt = mss;
+        self.set_nagle();
+    }
+
+    /// The Nagle buffer size in bytes, 0 when our writes are not delayed (`maxnagle`).
+    pub fn max_nagle(&self) -> usize {
+        self.nagle.max
+    }
+
+    /// Stream data held for Nagle, in messages.
+    pub fn nagle_held(&self) -> usize {
+        self.nagle.txq.len()
+    }
+
+    /// `tsk_set_nagle`: a stream toward a peer with `TIPC_NAGLE`, without `TIPC_NODELAY`,
+    /// delays small writes in a buffer of the link's mss (1500 bytes toward our own node).
+    fn set_nagle(&mut self) {
+        let n = &mut self.nagle;
+        n.max = 0;
+        if !n.stream || n.nodelay || self.peer_caps & caps::NAGLE == 0 {
+            return;
+        }
+        n.max = if n.max_pkt >= tipc_transport::wire::MAX_MSG_SIZE {
+            NAGLE_LOCAL
+        } else {
+            n.max_pkt
+        };
+    }
     /// Counters.
     pub fn stats(&self) -> ConnStats {
         self.stats
@@ -335,6 +455,11 @@ impl ConnCore {
     /// The end reason once the connection is over (`Ok` = the peer shut down).
     pub fn end(&self) -> Option<Result<(), ConnError>> {
         self.end
+    }
+
+    /// Is a message waiting in [`ConnCore::poll_output`]?
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty()
     }
 
     /// The next message to send.
@@ -466,6 +591,10 @@ impl ConnCore {
         self.probe_at = Some(now + CONN_PROBING_INTV);
         self.probe_unacked = false;
         self.block_fc = peer_caps & caps::BLOCK_FLOWCTL != 0;
+        self.peer_caps = peer_caps;
+        self.nagle.txq.clear();
+        self.nagle.backlog = 0;
+        self.set_nagle();
         if !self.block_fc {
             self.rcv_win = FLOWCTL_MSG_WIN;
             self.snd_win = FLOWCTL_MSG_WIN;
@@ -473,6 +602,9 @@ impl ConnCore {
     }
 
     fn abort(&mut self, why: Result<(), ConnError>) {
+        // Held stream data cannot be delivered any more (the kernel purges its write queue).
+        self.nagle.txq.clear();
+        self.nagle.backlog = 0;
         self.state = ConnState::Disconnecting;
         self.end.get_or_insert(why);
         self.syn = None;
@@ -481,26 +613,140 @@ impl ConnCore {
         self.probe_at = None;
     }
 
-    /// One data message (`CONN_MSG`, 24-byte header) with `data`, counted into `snt_unacked`.
-    /// The caller checks [`ConnCore::can_send`] first (the kernel waits before each message,
-    /// so the window may be overshot by one message).
-    pub fn build_data(&mut self, data: &[u8]) -> Result<(NodeAddr, BytesMut), ConnError> {
+    /// Send `data` (at most 66000 bytes) on the established connection: one iteration of the
+    /// kernel's `__tipc_sendstream`. The caller checks [`ConnCore::can_send`] first (the
+    /// kernel waits before each message, so the window may be overshot by one message, and
+    /// by the held Nagle data when it is pushed). What goes out is queued as
+    /// [`Output::ToNode`] messages, in order.
+    ///
+    /// Nagle (a stream toward a `TIPC_NAGLE` peer, §9.6): from the `nagle_start`-th write
+    /// since the last message from the peer, a write that fits the Nagle buffer is appended
+    /// to the held messages. While a message with `ack_required` is unanswered they stay held
+    /// (up to 64 blocks); otherwise they go out with `ack_required` on the last one. The
+    /// peer's nagle ack, any message from the peer, and [`ConnCore::shutdown`] push held data
+    /// out.
+    pub fn write(&mut self, data: &[u8]) -> Result<(), ConnError> {
         if self.state != ConnState::Established {
             return Err(self.can_send().err().unwrap_or(ConnError::BadState));
         }
         if data.len() > MAX_USER_MSG_SIZE {
             return Err(ConnError::TooLarge(data.len()));
         }
-        let msg = if data.len() >= TX_POOL_MIN {
-            let buf = self.tx_pool.take(SHORT_H_SIZE + data.len());
-            self.short_msg_in(buf, self.importance, 0, data)
-        } else {
-            self.short_msg(self.importance, 0, data)
-        };
-        self.snt_unacked += self.inc(data.len() + SHORT_H_SIZE);
-        self.stats.tx_msgs += 1;
         self.stats.tx_bytes += data.len() as u64;
-        Ok((self.peer.node, msg))
+        let mut blocks = self.nagle.backlog;
+        let oneway = self.nagle.oneway;
+        self.nagle.oneway = oneway.saturating_add(1);
+        let max = self.nagle.max;
+        if oneway >= self.nagle.start && max > 0 && data.len() <= max {
+            blocks += self.nagle_append(data, max);
+            self.stats.nagled += 1;
+            let n = &mut self.nagle;
+            n.msg_acc += 1;
+            if blocks <= NAGLE_MAX_BACKLOG && n.expect_ack {
+                n.backlog = blocks;
+                return Ok(());
+            } else if blocks > NAGLE_MAX_BACKLOG {
+                n.pkt_cnt += n.txq.len() as u32;
+            } else {
+                n.expect_ack = Self::mark_ack_required(&mut n.txq);
+                n.msg_acc = 0;
+                n.pkt_cnt = 0;
+            }
+        } else {
+            let msg = if data.len() >= TX_POOL_MIN {
+                let buf = self.tx_pool.take(SHORT_H_SIZE + data.len());
+                self.short_msg_in(buf, self.importance, 0, data)
+            } else {
+                self.short_msg(self.importance, 0, data)
+            };
+            self.nagle.txq.push_back(msg);
+            blocks += self.inc(data.len() + SHORT_H_SIZE);
+        }
+        self.snt_unacked += blocks;
+        self.nagle.backlog = 0;
+        self.send_txq();
+        Ok(())
+    }
+
+    /// Set `ack_required` on the last held message; false if none is held.
+    fn mark_ack_required(txq: &mut VecDeque<BytesMut>) -> bool {
+        match txq.back_mut() {
+            Some(m) => {
+                Header::new_unchecked(&mut m[..]).set_flag(field::BIT18, true);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Everything held goes out, in order.
+    fn send_txq(&mut self) {
+        let to = self.peer.node;
+        self.stats.tx_msgs += self.nagle.txq.len() as u64;
+        for m in self.nagle.txq.drain(..) {
+            self.out.push_back(Output::ToNode(to, m));
+        }
+    }
+
+    /// `tipc_msg_append`: `data` appended to the last held message while it is below `max`
+    /// bytes, then to new 24-byte-header messages of up to `max` bytes. Returns the blocks
+    /// added.
+    fn nagle_append(&mut self, data: &[u8], max: usize) -> u32 {
+        let mut added = 0;
+        let mut rem = data;
+        loop {
+            if self.nagle.txq.back().is_none_or(|m| m.len() >= max) {
+                let mut m = BytesMut::with_capacity(max);
+                m.extend_from_slice(&self.short_msg(self.importance, 0, &[]));
+                self.nagle.txq.push_back(m);
+                added += 1;
+            }
+            let Some(m) = self.nagle.txq.back_mut() else {
+                return added;
+            };
+            let before = blocks(m.len());
+            let n = rem.len().min(max - m.len());
+            m.extend_from_slice(&rem[..n]);
+            let len = m.len();
+            Header::new_unchecked(&mut m[..]).set(field::SIZE, len as u32);
+            added += blocks(len) - before;
+            rem = &rem[n..];
+            if rem.is_empty() {
+                return added;
+            }
+        }
+    }
+
+    /// `tipc_sk_push_backlog`: held data goes out. On a nagle ack the round is judged first:
+    /// fewer than two writes per message sent means Nagle did not pay, and it starts later
+    /// next time (doubling up to 1024 writes); otherwise the last held message asks for the
+    /// next ack.
+    fn push_backlog(&mut self, nagle_ack: bool) {
+        let n = &mut self.nagle;
+        if nagle_ack {
+            n.pkt_cnt += n.txq.len() as u32;
+            if n.pkt_cnt == 0 || n.msg_acc / n.pkt_cnt < 2 {
+                n.oneway = 0;
+                if n.start < NAGLE_START_MAX {
+                    n.start *= 2;
+                }
+                n.expect_ack = false;
+            } else {
+                n.start = NAGLE_START_INIT;
+                n.expect_ack = Self::mark_ack_required(&mut n.txq);
+            }
+            n.msg_acc = 0;
+            n.pkt_cnt = 0;
+        }
+        if n.txq.is_empty() || self.state != ConnState::Established {
+            return;
+        }
+        if n.msg_acc > 0 {
+            n.pkt_cnt += n.txq.len() as u32;
+        }
+        self.snt_unacked += n.backlog;
+        n.backlog = 0;
+        self.send_txq();
     }
 
     /// A 24-byte-header CONN_MSG from us to the peer (`tipc_msg_create` with `SHORT_H_SIZE`).
@@ -629,6 +875,8 @@ impl ConnCore {
             }
             return self.reject(&msg, ErrorCode::NoPort);
         }
+        // Any message from anyone ends a run of one-way writes (`tipc_sk_filter_connect`).
+        self.nagle.oneway = 0;
         let con_msg = mtype == DataType::Conn as u8;
         let err = h.errcode();
         let oport = h.origport();
@@ -684,6 +932,7 @@ impl ConnCore {
                 self.enqueue(msg.clone(), &h)
             }
             ConnState::Established => {
+                self.push_backlog(false);
                 if con_msg && err == 0 && oport == self.peer.port && onode == self.peer.node {
                     if h.flag(field::BIT18) {
                         // ack_required (Nagle): answer at once with a nagle CONN_ACK.
@@ -758,6 +1007,7 @@ impl ConnCore {
             }
             ConnMgrType::Ack => {
                 self.stats.acks_rcvd += 1;
+                self.push_backlog(r.nagle_ack);
                 let n = r.conn_ack as u32;
                 if n <= self.snt_unacked {
                     self.snt_unacked -= n;
@@ -831,6 +1081,8 @@ impl ConnCore {
             port: h.origport(),
         };
         let mut c = ConnCore::new(new_own);
+        c.nagle.stream = self.nagle.stream;
+        c.nagle.nodelay = self.nagle.nodelay;
         c.importance = h.user().min(3);
         if h.is_data()
             && h.mtype() == DataType::Named as u8
@@ -854,6 +1106,7 @@ impl ConnCore {
         // The ACK: an empty stream send, counted like one (`__tipc_sendstream`).
         let ack = c.short_msg(c.importance, 0, &[]);
         c.snt_unacked += c.inc(SHORT_H_SIZE);
+        c.nagle.oneway = 1;
         c.out.push_back(Output::ToNode(peer.node, ack));
         Some(c)
     }
@@ -887,6 +1140,8 @@ impl ConnCore {
         match self.state {
             ConnState::Connecting | ConnState::Established => {
                 let was_connected = self.state == ConnState::Established;
+                // Held stream data goes out before the FIN.
+                self.push_backlog(false);
                 self.abort(Err(ConnError::Closed));
                 // Unread data is rejected back as the FIN.
                 let first = self
@@ -1132,7 +1387,8 @@ mod tests {
         let (to, ack) = only_msg(&mut s);
         assert_eq!(to, A);
         assert_eq!(&ack[..], &vector("070-data-low-conn-b2a-empty.hex")[..]);
-        let (to, data) = s.build_data(b"ifirst").unwrap();
+        s.write(b"ifirst").unwrap();
+        let (to, data) = only_msg(&mut s);
         assert_eq!(to, A);
         assert_eq!(&data[..], &vector("071-data-low-conn-b2a.hex")[..]);
         // The client completes with the accepted socket (not the listener).
@@ -1236,7 +1492,7 @@ mod tests {
         let chunk = vec![0u8; 1000]; // 1024 bytes with the header: 2 blocks.
         let mut sent = 0;
         while c.can_send() == Ok(true) {
-            c.build_data(&chunk).unwrap();
+            c.write(&chunk).unwrap();
             sent += 1;
         }
         assert_eq!(c.snt_unacked(), 130);
@@ -1262,7 +1518,8 @@ mod tests {
             (c.snd_win(), c.rcv_win()),
             (FLOWCTL_MSG_WIN, FLOWCTL_MSG_WIN)
         );
-        c.build_data(&[0u8; 60000]).unwrap();
+        c.write(&[0u8; 60000]).unwrap();
+        assert_eq!(outputs(&mut c).len(), 1);
         assert_eq!(c.snt_unacked(), 1);
         for _ in 0..128 {
             c.on_message(from_peer(me, peer, 0, b"x"), LEGACY, now);
@@ -1662,7 +1919,7 @@ mod tests {
         assert_eq!(c.stats().dropped, 3);
         assert!(outputs(&mut c).is_empty());
         assert_eq!(
-            c.build_data(&vec![0u8; 66001]).err(),
+            c.write(&vec![0u8; 66001]).err(),
             Some(ConnError::TooLarge(66001))
         );
     }
@@ -1703,5 +1960,224 @@ mod tests {
         );
         assert_eq!(c.can_send(), Err(ConnError::Reset));
         assert_eq!(c.read(), Some(Read::End(Err(ConnError::Reset))));
+    }
+
+    /// An established stream (Nagle on when `caps` has it), link mss 1460.
+    fn stream(me: SocketAddr, peer: SocketAddr, caps: u16, now: Instant) -> ConnCore {
+        let mut c = established(me, peer, caps, now);
+        c.set_stream(true);
+        c.set_max_pkt(1460);
+        c
+    }
+
+    fn nagle_ack(me: SocketAddr, peer: SocketAddr, n: u16) -> Bytes {
+        let mut m = BytesMut::from(&conn_ack(me, peer, n, 512)[..]);
+        Header::new_unchecked(&mut m[..]).set_flag(field::BIT18, true);
+        m.freeze()
+    }
+
+    fn data_msgs(c: &mut ConnCore) -> Vec<BytesMut> {
+        outputs(c)
+            .into_iter()
+            .map(|o| match o {
+                Output::ToNode(_, m) => m,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    }
+
+    fn payload(m: &[u8]) -> &[u8] {
+        let h = hdr(m);
+        &m[h.header_len()..h.size()]
+    }
+
+    #[test]
+    fn stream_nagle_starts_at_the_fifth_write_and_holds_until_the_nagle_ack() {
+        let now = Instant::now();
+        let (me, peer) = (sa(A, 10), sa(B, 20));
+        let mut c = stream(me, peer, OWN_CAPABILITIES, now);
+        assert_eq!(c.max_nagle(), 1460);
+        // Four writes go out as they come (`nagle_start` = 4).
+        for i in 0..4u8 {
+            c.write(&[i; 10]).unwrap();
+            let m = data_msgs(&mut c);
+            assert_eq!(m.len(), 1);
+            assert!(!hdr(&m[0]).flag(field::BIT18));
+        }
+        // The fifth is appended to a fresh buffer, which goes out at once asking for an ack.
+        c.write(b"fifth").unwrap();
+        let m = data_msgs(&mut c);
+        assert_eq!(m.len(), 1);
+        assert!(hdr(&m[0]).flag(field::BIT18));
+        assert_eq!(payload(&m[0]), b"fifth");
+        // While that ack is awaited, writes are held in one buffer.
+        let before = c.snt_unacked();
+        for i in 0..100u8 {
+            c.write(&[i; 10]).unwrap();
+        }
+        assert!(data_msgs(&mut c).is_empty());
+        assert_eq!(c.nagle_held(), 1);
+        assert_eq!(c.snt_unacked(), before, "held data is not counted yet");
+        // The nagle ack pushes them: one 1024-byte message, asking for the next ack.
+        c.on_message(nagle_ack(me, peer, 0), OWN_CAPABILITIES, now);
+        let m = data_msgs(&mut c);
+        assert_eq!(m.len(), 1);
+        assert!(hdr(&m[0]).flag(field::BIT18));
+        let want: Vec<u8> = (0..100u8).flat_map(|i| [i; 10]).collect();
+        assert_eq!(payload(&m[0]), &want[..]);
+        assert_eq!(hdr(&m[0]).size(), SHORT_H_SIZE + 1000);
+        assert_eq!(c.snt_unacked(), before + 2, "1024 bytes: 2 blocks");
+        let st = c.stats();
+        assert_eq!((st.tx_msgs, st.nagled, st.tx_bytes), (6, 101, 1045));
+    }
+
+    #[test]
+    fn nagle_buffers_fill_to_the_mss_and_go_out_past_64_blocks() {
+        let now = Instant::now();
+        let (me, peer) = (sa(A, 10), sa(B, 20));
+        let mut c = stream(me, peer, OWN_CAPABILITIES, now);
+        for _ in 0..5 {
+            c.write(&[7; 100]).unwrap();
+        }
+        data_msgs(&mut c);
+        let mut written = 0usize;
+        let mut sent = Vec::new();
+        // 1000-byte writes: 1460-byte buffers of 2 blocks each; held until 64 blocks.
+        while sent.is_empty() {
+            c.write(&[9; 1000]).unwrap();
+            written += 1000;
+            sent = data_msgs(&mut c);
+            assert!(written < 100_000, "never pushed");
+        }
+        let total: usize = sent.iter().map(|m| payload(m).len()).sum();
+        assert_eq!(total, written);
+        assert!(sent.iter().all(|m| m.len() <= 1460));
+        assert!(sent[..sent.len() - 1].iter().all(|m| m.len() == 1460));
+        let blocks: u32 = sent.iter().map(|m| blocks(m.len())).sum();
+        assert!(blocks > NAGLE_MAX_BACKLOG, "{blocks}");
+        // Still expecting the first ack: none of these asks for another.
+        assert!(sent.iter().all(|m| !hdr(m).flag(field::BIT18)));
+    }
+
+    #[test]
+    fn a_nagle_round_of_single_writes_doubles_the_start() {
+        let now = Instant::now();
+        let (me, peer) = (sa(A, 10), sa(B, 20));
+        let mut c = stream(me, peer, OWN_CAPABILITIES, now);
+        let mut rounds = Vec::new();
+        for _ in 0..3 {
+            // Writes until one asks for an ack, then the ack: one write per message.
+            let mut n = 0;
+            loop {
+                c.write(b"x").unwrap();
+                n += 1;
+                if data_msgs(&mut c).iter().any(|m| hdr(m).flag(field::BIT18)) {
+                    break;
+                }
+            }
+            rounds.push(n);
+            c.on_message(nagle_ack(me, peer, 0), OWN_CAPABILITIES, now);
+            assert!(data_msgs(&mut c).is_empty());
+        }
+        assert_eq!(rounds, vec![5, 9, 17]);
+    }
+
+    #[test]
+    fn peer_message_and_shutdown_push_held_data_in_order() {
+        let now = Instant::now();
+        let (me, peer) = (sa(A, 10), sa(B, 20));
+        let mut c = stream(me, peer, OWN_CAPABILITIES, now);
+        for _ in 0..5 {
+            c.write(b"a").unwrap();
+        }
+        data_msgs(&mut c);
+        c.write(b"held1").unwrap();
+        assert!(data_msgs(&mut c).is_empty());
+        // Data from the peer pushes what is held (and restarts the count of one-way writes).
+        c.on_message(from_peer(me, peer, 0, b"reply"), OWN_CAPABILITIES, now);
+        let m = data_msgs(&mut c);
+        assert_eq!(m.len(), 1);
+        assert_eq!(payload(&m[0]), b"held1");
+        for i in 0..4u8 {
+            c.write(&[i]).unwrap();
+            assert_eq!(data_msgs(&mut c).len(), 1, "write {i} after the reply");
+        }
+        c.write(b"held2").unwrap();
+        c.write(b"held3").unwrap();
+        assert!(data_msgs(&mut c).is_empty());
+        // shutdown(): held data, then the FIN.
+        c.shutdown(ErrorCode::ConnShutdown);
+        let m = data_msgs(&mut c);
+        assert_eq!(m.len(), 2);
+        assert_eq!(payload(&m[0]), b"held2held3");
+        assert_eq!(hdr(&m[1]).errcode(), ErrorCode::ConnShutdown as u8);
+    }
+
+    #[test]
+    fn no_nagle_for_seqpacket_nodelay_or_a_peer_without_the_capability() {
+        let now = Instant::now();
+        let (me, peer) = (sa(A, 10), sa(B, 20));
+        let mut seq = established(me, peer, OWN_CAPABILITIES, now);
+        seq.set_max_pkt(1460);
+        let mut nodelay = stream(me, peer, OWN_CAPABILITIES, now);
+        nodelay.set_nodelay(true);
+        let mut old = stream(me, peer, OWN_CAPABILITIES & !caps::NAGLE, now);
+        for c in [&mut seq, &mut nodelay, &mut old] {
+            assert_eq!(c.max_nagle(), 0);
+            for _ in 0..50 {
+                c.write(b"small").unwrap();
+                let m = data_msgs(c);
+                assert_eq!(m.len(), 1);
+                assert!(!hdr(&m[0]).flag(field::BIT18));
+            }
+            assert_eq!(c.stats().nagled, 0);
+        }
+        // Toward our own node the buffer is 1500 bytes.
+        let mut local = stream(me, sa(A, 30), OWN_CAPABILITIES, now);
+        local.set_max_pkt(tipc_transport::wire::MAX_MSG_SIZE);
+        assert_eq!(local.max_nagle(), NAGLE_LOCAL);
+    }
+
+    #[test]
+    fn nagled_stream_arrives_intact_and_the_reader_answers_each_ack_request() {
+        let now = Instant::now();
+        let (me, peer) = (sa(A, 10), sa(B, 20));
+        let mut w = stream(me, peer, OWN_CAPABILITIES, now);
+        let mut r = stream(peer, me, OWN_CAPABILITIES, now);
+        let mut want = Vec::new();
+        let mut got = Vec::new();
+        let mut msgs = 0;
+        for i in 0..2000u32 {
+            let chunk = i.to_be_bytes().repeat(1 + (i % 7) as usize);
+            want.extend_from_slice(&chunk);
+            w.write(&chunk).unwrap();
+            if i % 50 != 49 {
+                continue;
+            }
+            // Every 50 writes, what is in flight is delivered and read, and the reader's
+            // answers (nagle acks) go back: one round trip per 50 writes.
+            for m in data_msgs(&mut w) {
+                msgs += 1;
+                r.on_message(m.freeze(), OWN_CAPABILITIES, now);
+            }
+            while let Some(Read::Data(d)) = r.read() {
+                got.extend_from_slice(&d);
+            }
+            for a in data_msgs(&mut r) {
+                w.on_message(a.freeze(), OWN_CAPABILITIES, now);
+            }
+        }
+        w.shutdown(ErrorCode::ConnShutdown);
+        for m in data_msgs(&mut w) {
+            msgs += (hdr(&m).errcode() == 0) as u64;
+            r.on_message(m.freeze(), OWN_CAPABILITIES, now);
+        }
+        while let Some(Read::Data(d)) = r.read() {
+            got.extend_from_slice(&d);
+        }
+        assert_eq!(r.read(), Some(Read::End(Ok(()))));
+        assert_eq!(got, want);
+        assert!(msgs <= 2000 / 50 + 10, "{msgs} messages for 2000 writes");
+        assert_eq!(w.stats().tx_msgs, msgs);
     }
 }

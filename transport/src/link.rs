@@ -146,6 +146,9 @@ pub enum DownReason {
     /// The peer node restarted (or lost contact with us and started a new node session): the
     /// node layer resets every link still held by the old instance (`node.c` restart rules).
     PeerRestarted,
+    /// The peer failed this link over to a parallel one (a FAILOVER tunnel message for it
+    /// arrived there, §4.12).
+    Failover,
 }
 
 /// Something the owner must act on.
@@ -153,7 +156,8 @@ pub enum DownReason {
 pub enum LinkEvent {
     /// The link came up.
     Up,
-    /// The link went down; its queues were purged and it is re-establishing.
+    /// The link went down and is re-establishing. What its send queues held waits in
+    /// [`Link::take_failed`] (for failover over a parallel link, or to be returned).
     Down(DownReason),
     /// A complete message arrived in order (unbundled, reassembled), for the node layer.
     Deliver(Bytes),
@@ -167,6 +171,8 @@ pub enum LinkEvent {
     /// A message that was queued but not sent when the link went down (returned to the owner so
     /// it can be rejected to its sender, never lost silently).
     Purged(Bytes),
+    /// A TUNNEL_PROTOCOL message arrived in order (failover or synch of a parallel link).
+    Tunnel(Bytes),
 }
 
 /// Result of a successful [`Link::send`].
@@ -274,6 +280,8 @@ pub struct LinkSnapshot {
     pub deferred_len: usize,
     /// The peer's bearer id (from its RESET/ACTIVATE).
     pub peer_bearer_id: u8,
+    /// Failing over to a parallel link (down and blocked until the peer's tunnel arrived).
+    pub failing_over: bool,
     /// Counters.
     pub stats: LinkStats,
 }
@@ -314,6 +322,31 @@ impl Frame {
         match self {
             Frame::Open(b) => b.freeze(),
             Frame::Frozen(b) => b,
+        }
+    }
+}
+
+/// The receive state of a link that went down, kept while the peer fails its traffic over to
+/// a parallel link (§4.12): the tunnelled copies of what it sent here are delivered against it
+/// (`drop_point`, the deferred queue and the reassembly the kernel's `tipc_link_tnl_prepare`
+/// moves to the tunnel link).
+#[derive(Debug)]
+struct FailoverRx {
+    /// The next seqno of the failed link to deliver; older ones were delivered already.
+    drop_point: Seqno,
+    /// `drop_point` unwrapped: keys `deferred`.
+    drop_abs: u64,
+    deferred: BTreeMap<u64, Bytes>,
+    reasm: wire::Reassembler,
+}
+
+impl FailoverRx {
+    fn fresh() -> FailoverRx {
+        FailoverRx {
+            drop_point: Seqno(1),
+            drop_abs: 1,
+            deferred: BTreeMap::new(),
+            reasm: wire::Reassembler::new(),
         }
     }
 }
@@ -359,6 +392,14 @@ pub struct Link {
     staged: Option<(u8, Frame)>,
     deferdq: BTreeMap<u64, Bytes>,
     reasm: wire::Reassembler,
+    /// What the last reset took from the send queues, in order, seqnos written.
+    failed_tx: Vec<Bytes>,
+    /// The seqno the next packet would have had at the last reset.
+    failed_next: Seqno,
+    /// The receive state at the last reset.
+    failed_rx: Option<FailoverRx>,
+    /// Failing over: down and blocked until the node layer ends it.
+    failover: Option<FailoverRx>,
     /// Buffers of the fragments this link builds.
     frag_pool: wire::ChunkPool,
     outq: VecDeque<Outgoing>,
@@ -415,6 +456,10 @@ impl Link {
             staged: None,
             deferdq: BTreeMap::new(),
             reasm: wire::Reassembler::new(),
+            failed_tx: Vec::new(),
+            failed_next: Seqno(1),
+            failed_rx: None,
+            failover: None,
             frag_pool: wire::ChunkPool::new(),
             outq: VecDeque::new(),
             events: VecDeque::new(),
@@ -523,6 +568,7 @@ impl Link {
             backlog_len: self.backlogq.len(),
             deferred_len: self.deferdq.len(),
             peer_bearer_id: self.peer_bearer_id,
+            failing_over: self.failover.is_some(),
             stats: self.stats,
         }
     }
@@ -608,6 +654,9 @@ impl Link {
 
     /// The kernel's `tipc_link_timeout`.
     fn tick(&mut self, now: Instant) {
+        if self.failover.is_some() {
+            return;
+        }
         match self.state {
             LinkState::Established | LinkState::Synching => {
                 let state = self.rcv_unacked > 0 || self.bc_unacked || !self.transmq.is_empty();
@@ -724,19 +773,27 @@ impl Link {
         self.session = self.session.wrapping_add(1);
         self.mtu = self.cfg.mtu;
         self.set_queue_limits();
-        // A packet being filled under a cork is purged like the backlog.
-        if let Some((_, f)) = self.staged.take() {
-            self.stats.purged += 1;
-            self.events.push_back(LinkEvent::Purged(f.freeze()));
-        }
+        // What was sent and not acknowledged, then the backlog, then a packet being filled
+        // under a cork: in order, each with its seqno (the unsent ones numbered on from
+        // `snd_nxt`, as failover numbers them), for the node layer to tunnel or return.
+        self.failed_tx.clear();
         for p in self.transmq.drain(..) {
-            self.stats.purged += 1;
-            self.events.push_back(LinkEvent::Purged(p.buf));
+            self.failed_tx.push(with_seqno(&p.buf, p.seqno));
         }
-        for (_, b) in self.backlogq.drain(..) {
-            self.stats.purged += 1;
-            self.events.push_back(LinkEvent::Purged(b.freeze()));
+        let mut next = self.snd_nxt;
+        let unsent = self.backlogq.drain(..).map(|(_, b)| b);
+        for f in unsent.chain(self.staged.take().map(|(_, f)| f)) {
+            self.failed_tx.push(with_seqno(f.as_slice(), next));
+            next = next.next();
         }
+        self.failed_next = next;
+        self.stats.purged += self.failed_tx.len() as u64;
+        self.failed_rx = Some(FailoverRx {
+            drop_point: self.rcv_nxt,
+            drop_abs: self.rcv_nxt_abs,
+            deferred: std::mem::take(&mut self.deferdq),
+            reasm: std::mem::take(&mut self.reasm),
+        });
         for b in self.backlog.iter_mut() {
             b.len = 0;
             if b.congested {
@@ -747,8 +804,6 @@ impl Link {
             self.events.push_back(LinkEvent::Unblocked(imp));
         }
         self.bundle_open = false;
-        self.deferdq.clear();
-        self.reasm.reset();
         self.outq.clear();
         self.rcv_unacked = 0;
         self.snd_nxt = Seqno(1);
@@ -1018,6 +1073,12 @@ impl Link {
     /// Process a packet received on this link's bearer from the peer. The caller has validated
     /// the header (`Header::new_checked`), checked `destnode` and routed it by `prevnode`.
     pub fn handle_packet(&mut self, now: Instant, pkt: Bytes) {
+        if self.failover.is_some() {
+            // Blocked while failing over (`tipc_link_is_blocked`): what the peer still sends
+            // here belongs to the old session, or reopens the link too early.
+            self.stats.dropped_not_up += 1;
+            return;
+        }
         let Ok(h) = Header::new_checked(&pkt[..]) else {
             self.stats.proto_ignored += 1;
             return;
@@ -1078,6 +1139,25 @@ impl Link {
         }
     }
 
+    /// The dummy packet the kernel's failover always tunnels (`tipc_link_tnl_prepare`: a
+    /// DIRECT_MSG with `NO_PORT` and no data).
+    pub fn failover_dummy(own: NodeAddr, peer: NodeAddr, seqno: Seqno) -> Bytes {
+        let mut b = BytesMut::zeroed(wire::BASIC_H_SIZE);
+        let mut h = Header::new_unchecked(&mut b[..]);
+        h.init(
+            user::LOW,
+            wire::DataType::Direct as u8,
+            wire::BASIC_H_SIZE,
+            wire::BASIC_H_SIZE,
+            own,
+        );
+        h.set(field::ERRCODE, wire::ErrorCode::NoPort as u32);
+        h.set(field::ORIGNODE, own);
+        h.set(field::DESTNODE, peer);
+        h.set_seqno(seqno.0);
+        b.freeze()
+    }
+
     fn accept_in_order(&mut self, now: Instant, pkt: Bytes) {
         self.rcv_nxt = self.rcv_nxt.next();
         self.rcv_nxt_abs += 1;
@@ -1092,6 +1172,12 @@ impl Link {
 
     /// Deliver one in-sequence packet: unbundle, reassemble, intercept link-level users.
     fn input(&mut self, now: Instant, pkt: Bytes) {
+        self.input_with(now, pkt, false);
+    }
+
+    /// [`Link::input`]; `failover`: a packet of this (failed) link tunnelled over another,
+    /// reassembled with the failed link's fragments.
+    fn input_with(&mut self, now: Instant, pkt: Bytes, failover: bool) {
         let Ok(h) = Header::new_checked(&pkt[..]) else {
             self.stats.rx_malformed += 1;
             return;
@@ -1113,7 +1199,11 @@ impl Link {
             }
             user::MSG_FRAGMENTER => {
                 self.stats.rx_fragments += 1;
-                match self.reasm.push(pkt) {
+                let reasm = match self.failover.as_mut() {
+                    Some(f) if failover => &mut f.reasm,
+                    _ => &mut self.reasm,
+                };
+                match reasm.push(pkt) {
                     Ok(Some(msg)) => {
                         self.stats.rx_fragmented += 1;
                         self.deliver(msg);
@@ -1125,16 +1215,92 @@ impl Link {
             user::BCAST_PROTOCOL => {
                 self.events.push_back(LinkEvent::BcInit { last_bcast });
             }
-            user::TUNNEL_PROTOCOL => {
-                // Only meaningful with two parallel links; a single-link peer never gets one.
-                self.stats.proto_ignored += 1;
-            }
+            user::TUNNEL_PROTOCOL if !failover => self.deliver(pkt),
+            user::TUNNEL_PROTOCOL => self.stats.proto_ignored += 1,
             _ => self.deliver(pkt),
         }
     }
 
     fn deliver(&mut self, msg: Bytes) {
-        self.events.push_back(LinkEvent::Deliver(msg));
+        let tunnel = Header::new_unchecked(&msg[..]).user() == user::TUNNEL_PROTOCOL;
+        self.events.push_back(if tunnel {
+            LinkEvent::Tunnel(msg)
+        } else {
+            LinkEvent::Deliver(msg)
+        });
+    }
+
+    // ------------------------------------------------------------------ failover (§4.12)
+
+    /// What the last reset took from the send queues: packets sent and not acknowledged,
+    /// then the unsent ones, in order, each with its seqno in w2 (empty after the first
+    /// call); and the seqno the next packet would have had.
+    pub fn take_failed(&mut self) -> (Vec<Bytes>, Seqno) {
+        (std::mem::take(&mut self.failed_tx), self.failed_next)
+    }
+
+    /// The node layer fails this (down) link over to a parallel one: the peer's tunnelled
+    /// copies of what it sent here are delivered ([`Link::failover_rcv`]) against the
+    /// receive state of the last reset (a link that was never up delivers from seqno 1, as
+    /// the kernel's `tipc_link_failover_prepare`). Until [`Link::end_failover`] the link
+    /// ignores everything it receives and sends nothing, so it cannot come up too early.
+    pub fn begin_failover(&mut self) {
+        if self.failover.is_none() {
+            self.failover = Some(self.failed_rx.take().unwrap_or_else(FailoverRx::fresh));
+        }
+    }
+
+    /// Failing over (between [`Link::begin_failover`] and [`Link::end_failover`])?
+    pub fn is_failing_over(&self) -> bool {
+        self.failover.is_some()
+    }
+
+    /// The failover is over: the link may be set up again.
+    pub fn end_failover(&mut self) {
+        self.failover = None;
+        self.failed_rx = None;
+    }
+
+    /// A packet the peer had sent on this link, tunnelled over a parallel one: delivered in
+    /// this link's order, once (older than the drop point: delivered before, dropped; ahead of
+    /// it: held until the gap fills). The failover's dummy packet is dropped.
+    pub fn failover_rcv(&mut self, now: Instant, pkt: Bytes) {
+        let Ok(h) = Header::new_checked(&pkt[..]) else {
+            self.stats.rx_malformed += 1;
+            return;
+        };
+        let seqno = Seqno(h.seqno());
+        let size = h.size();
+        let Some(f) = self.failover.as_mut() else {
+            self.stats.proto_ignored += 1;
+            return;
+        };
+        if seqno.less(f.drop_point) || seqno.more(f.drop_point.add(RCV_WINDOW)) {
+            self.stats.duplicates += 1;
+            return;
+        }
+        let pkt = pkt.slice(..size);
+        if seqno != f.drop_point {
+            let key = f.drop_abs + seqno.diff(f.drop_point) as u64;
+            if f.deferred.insert(key, pkt).is_some() {
+                self.stats.duplicates += 1;
+            }
+            return;
+        }
+        let mut next = Some(pkt);
+        while let Some(p) = next {
+            let Some(f) = self.failover.as_mut() else {
+                return;
+            };
+            f.drop_point = f.drop_point.next();
+            f.drop_abs += 1;
+            let key = f.drop_abs;
+            if !is_failover_dummy(&p) {
+                self.stats.rx_packets += 1;
+                self.input_with(now, p, true);
+            }
+            next = self.failover.as_mut().and_then(|f| f.deferred.remove(&key));
+        }
     }
 
     // ------------------------------------------------------------------ acks and retransmission
@@ -1471,4 +1637,22 @@ impl Link {
     pub fn poll_event(&mut self) -> Option<LinkEvent> {
         self.events.pop_front()
     }
+}
+
+/// A copy of packet `buf` with `seqno` in w2.
+fn with_seqno(buf: &[u8], seqno: Seqno) -> Bytes {
+    let mut b = BytesMut::from(buf);
+    Header::new_unchecked(&mut b[..]).set_seqno(seqno.0);
+    b.freeze()
+}
+
+/// Is `pkt` the failover dummy ([`Link::failover_dummy`])?
+fn is_failover_dummy(pkt: &[u8]) -> bool {
+    Header::new_checked(pkt).is_ok_and(|h| {
+        h.user() <= user::CRITICAL
+            && h.mtype() == wire::DataType::Direct as u8
+            && h.errcode() != 0
+            && h.destport() == 0
+            && h.payload().is_empty()
+    })
 }

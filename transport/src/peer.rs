@@ -31,7 +31,9 @@
 
 use crate::discovery::check_dest;
 use crate::link::{DownReason, Link, LinkConfig, LinkEvent, LinkSnapshot, SendError, SendStatus};
-use crate::wire::{self, field, user, Header, MediaAddr, Seqno, WireError, INT_H_SIZE};
+use crate::wire::{
+    self, field, user, Header, MediaAddr, Seqno, TunnelRepr, TunnelType, WireError, INT_H_SIZE,
+};
 use crate::{BearerId, NodeAddr, NodeId, MAX_BEARERS};
 use bytes::{Bytes, BytesMut};
 use std::collections::{BTreeMap, VecDeque};
@@ -193,9 +195,28 @@ pub struct PeerStats {
     /// Peer restarts detected (a new signature while the node was up, or a second broadcast
     /// init in one node session); every link to the old instance was reset.
     pub restarts: u64,
+    /// Failovers: a link went down while another kept the node up, and its queue went over
+    /// to the other in FAILOVER tunnel messages.
+    pub failovers: u64,
+    /// FAILOVER messages sent (one per packet of the failed link, plus the dummy).
+    pub tunnel_tx: u64,
+    /// FAILOVER messages received.
+    pub tunnel_rx: u64,
     /// Packets dropped while the node was down and the peer still considered it up
     /// (`SELF_DOWN_PEER_LEAVING`, §4.2).
     pub leaving_dropped: u64,
+}
+
+/// A failover in progress (node FSM `NODE_FAILINGOVER`, §4.12): link `failed` went down while
+/// another link kept the node up. What it had not got acknowledged was tunnelled to the peer
+/// over the active link, and the peer's tunnelled copies of what it sent on `failed` are
+/// delivered against `failed`'s receive state until the `msgcnt` announced have arrived.
+#[derive(Debug, Clone, Copy)]
+struct Failover {
+    failed: usize,
+    /// FAILOVER messages the peer announced (`msgcnt` of the first).
+    expected: Option<u16>,
+    received: u16,
 }
 
 #[derive(Debug)]
@@ -233,6 +254,7 @@ pub struct Peer {
     events: VecDeque<PeerEvent>,
     tx_rr: usize,
     active_link: Option<usize>,
+    failover: Option<Failover>,
     lost_at: Option<Instant>,
     stats: PeerStats,
 }
@@ -261,6 +283,7 @@ impl Peer {
             events: VecDeque::new(),
             tx_rr: 0,
             active_link: None,
+            failover: None,
             lost_at: None,
             stats: PeerStats::default(),
         }
@@ -708,12 +731,117 @@ impl Peer {
         self.events.pop_front()
     }
 
-    /// A message the failed link `idx` had not got acknowledged. Without link failover (kernel
-    /// FAILOVER over TUNNEL_PROTOCOL, §4.12) it is returned to the owner, except name-table
+    /// Link `idx` went down while the active link keeps the node up (`__tipc_node_link_down`
+    /// with a working parallel link, `tipc_link_tnl_prepare` with FAILOVER_MSG): every packet
+    /// it had not got acknowledged, then the unsent ones, and a dummy, go to the peer in
+    /// FAILOVER messages over the active link, ahead of anything sent later; the peer delivers
+    /// the ones it had not received, in order. `idx` stays down (blocked) until the peer's own
+    /// tunnelled packets for it have arrived.
+    fn start_failover(&mut self, now: Instant, idx: usize, mut pkts: Vec<Bytes>, next: Seqno) {
+        let Some(t) = self.active_link else {
+            for p in pkts {
+                self.purged(now, idx, p);
+            }
+            return;
+        };
+        let Some(failed) = slot_link(&mut self.links, idx) else {
+            return;
+        };
+        failed.begin_failover();
+        let bearer_id = failed.peer_bearer_id();
+        self.stats.failovers += 1;
+        if self.failover.is_none_or(|f| f.failed != idx) {
+            self.failover = Some(Failover {
+                failed: idx,
+                expected: None,
+                received: 0,
+            });
+        }
+        pkts.push(Link::failover_dummy(self.own_addr, self.addr, next));
+        let msgcnt = pkts.len().min(u16::MAX as usize) as u16;
+        for p in pkts {
+            let r = TunnelRepr {
+                mtype: TunnelType::Failover,
+                bcast_ack: 0,
+                ack: 0,
+                seqno: 0,
+                prevnode: self.own_addr,
+                fragm_no: 0,
+                nof_fragms: 0,
+                bearer_id,
+                orignode: self.own_addr,
+                destnode: self.addr,
+                msgcnt,
+                data: &p,
+            };
+            let mut buf = BytesMut::zeroed(r.buffer_len());
+            r.emit(&mut buf);
+            let sent = slot_link(&mut self.links, t).map(|l| l.send(now, buf));
+            match sent {
+                Some(Ok(_)) => self.stats.tunnel_tx += 1,
+                // Not taken: returned to its sender like any purged message.
+                _ => self.purged(now, idx, p),
+            }
+        }
+        self.drain_link(now, t);
+    }
+
+    /// A TUNNEL_PROTOCOL message from the peer on link `j` (`tipc_node_check_state`,
+    /// `tipc_link_tnl_rcv`). FAILOVER: the packet the peer had sent on the link its w5
+    /// `bearer_id` names. If that link is still up here, the peer lost it first: it goes down
+    /// now (and fails over our side of it); its copy is then delivered against that link's
+    /// receive state. SYNCH is not needed with one active link at a time and is ignored.
+    fn tunnel_rcv(&mut self, now: Instant, j: usize, b: Bytes) {
+        let Ok(h) = Header::new_checked(&b[..]) else {
+            return;
+        };
+        let Ok(r) = TunnelRepr::parse(&h) else {
+            return;
+        };
+        let pl = r.bearer_id as usize;
+        if r.mtype != TunnelType::Failover || pl == j || pl >= MAX_BEARERS {
+            return;
+        }
+        let Some(l) = slot_link(&mut self.links, pl) else {
+            return;
+        };
+        self.stats.tunnel_rx += 1;
+        if l.is_up() {
+            l.force_reset(now, DownReason::Failover);
+            self.drain_link(now, pl);
+        }
+        let Some(l) = slot_link(&mut self.links, pl) else {
+            return;
+        };
+        // The failed link was already down here before this link came up: deliver
+        // everything (the kernel's `tipc_link_failover_prepare`).
+        l.begin_failover();
+        let f = self.failover.get_or_insert(Failover {
+            failed: pl,
+            expected: None,
+            received: 0,
+        });
+        let expected = *f.expected.get_or_insert(r.msgcnt);
+        f.received = f.received.saturating_add(1);
+        let done = f.received >= expected;
+        if r.nof_fragms == 0 && !r.data.is_empty() {
+            let inner = b.slice(INT_H_SIZE..h.size());
+            l.failover_rcv(now, inner);
+        }
+        if done {
+            l.end_failover();
+            self.failover = None;
+        }
+        self.drain_link(now, pl);
+    }
+
+    /// A message the failed link `idx` had not got acknowledged, when there is no failover
+    /// (the node is lost, or the peer restarted): returned to the owner, except name-table
     /// updates (NAME_DISTRIBUTOR) while another link keeps the node up: those are sent again
     /// over that link, or the peer's table would miss them for the rest of the node session
     /// (no node-down purge and bulk follows). A copy the peer did receive is applied twice in
-    /// order, which a table keyed by (range, node, port, key) absorbs.
+    /// order, which a table keyed by (range, node, port, key) absorbs. The packets inside a
+    /// FAILOVER message are handled the same way.
     fn purged(&mut self, now: Instant, idx: usize, b: Bytes) {
         let other = (0..MAX_BEARERS)
             .filter(|&j| j != idx && self.link_up(j as BearerId))
@@ -722,7 +850,11 @@ impl Peer {
                 (prio, std::cmp::Reverse(j))
             });
         let Some(j) = other else {
-            self.events.push_back(PeerEvent::Purged(b));
+            if Header::new_checked(&b[..]).is_ok_and(|h| h.user() == user::TUNNEL_PROTOCOL) {
+                self.purged_tunnel(now, idx, b);
+            } else {
+                self.events.push_back(PeerEvent::Purged(b));
+            }
             return;
         };
         let usr = match Header::new_checked(&b[..]) {
@@ -730,6 +862,7 @@ impl Peer {
             Err(_) => return,
         };
         match usr {
+            user::TUNNEL_PROTOCOL => self.purged_tunnel(now, idx, b),
             user::NAME_DISTRIBUTOR => self.resend(now, j, b),
             user::MSG_BUNDLER => {
                 for m in wire::extract(&b).flatten() {
@@ -743,6 +876,18 @@ impl Peer {
                 }
             }
             _ => self.events.push_back(PeerEvent::Purged(b)),
+        }
+    }
+
+    /// A FAILOVER message that could not be delivered: its packet is purged in its place.
+    fn purged_tunnel(&mut self, now: Instant, idx: usize, b: Bytes) {
+        let inner = Header::new_checked(&b[..]).ok().and_then(|h| {
+            let r = TunnelRepr::parse(&h).ok()?;
+            (r.mtype == TunnelType::Failover && r.nof_fragms == 0 && !r.data.is_empty())
+                .then(|| b.slice(INT_H_SIZE..h.size()))
+        });
+        if let Some(inner) = inner {
+            self.purged(now, idx, inner);
         }
     }
 
@@ -774,6 +919,10 @@ impl Peer {
     /// (we lost contact on our own), so wait for it to take its side down (§4.2).
     fn node_lost(&mut self, now: Instant, peer_may_be_up: bool) {
         self.node_up = false;
+        self.failover = None;
+        for s in self.links.iter_mut().flatten() {
+            s.link.end_failover();
+        }
         self.peer_leaving = peer_may_be_up;
         self.sig_current = false;
         self.bc_up = false;
@@ -836,6 +985,19 @@ impl Peer {
                         self.active_link = None;
                     }
                     self.choose_active();
+                    let (failed, next) = slot_link(&mut self.links, idx)
+                        .map(|l| l.take_failed())
+                        .unwrap_or_default();
+                    if self.node_up
+                        && self.active_link.is_some()
+                        && reason != DownReason::PeerRestarted
+                    {
+                        self.start_failover(now, idx, failed, next);
+                    } else {
+                        for p in failed {
+                            self.purged(now, idx, p);
+                        }
+                    }
                     self.events.push_back(PeerEvent::LinkDown {
                         bearer: idx as BearerId,
                         name,
@@ -876,6 +1038,7 @@ impl Peer {
                 LinkEvent::Deliver(b) => self.events.push_back(PeerEvent::Deliver(b)),
                 LinkEvent::Unblocked(i) => self.events.push_back(PeerEvent::Unblocked(i)),
                 LinkEvent::Purged(b) => self.purged(now, idx, b),
+                LinkEvent::Tunnel(b) => self.tunnel_rcv(now, idx, b),
             }
         }
     }
@@ -896,4 +1059,11 @@ fn bc_init_msg(own: NodeAddr, peer: NodeAddr, bc_rcv_nxt: Seqno) -> BytesMut {
     h.set(field::BCGAP_TO, ack as u32);
     h.set_flag(field::BC_ACK_INVALID, true);
     b
+}
+
+fn slot_link(links: &mut [Option<LinkSlot>; MAX_BEARERS], idx: usize) -> Option<&mut Link> {
+    links
+        .get_mut(idx)
+        .and_then(|s| s.as_mut())
+        .map(|s| &mut s.link)
 }

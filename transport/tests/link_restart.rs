@@ -262,28 +262,35 @@ fn peer_new_signature_after_relink_without_discovery_is_only_stored() {
 }
 
 #[test]
-fn peer_second_bc_init_resets_stale_link_and_restarts_node_session() {
+fn peer_reset_by_restarted_instance_fails_over_then_node_restarts_when_stale_link_times_out() {
     let mut net = Net::new();
     net.bring_up();
     net.restart_b();
-    // The new instance finds node 0 on bearer 0 only and sends RESET there with a session
-    // node 0 accepts; node 0 hears nothing of its signature. Its link 1 still holds the old
-    // session when link 0 comes up with the new instance.
+    // The new instance sends RESET on bearer 0 while node 0 has both links up to the old
+    // one: link 0 goes down and fails over to link 1 (as the kernel does), and stays blocked
+    // until the peer's tunnel arrives there, which the dead instance never sends. Link 1
+    // times out within the tolerance, the node goes down, and links to the new instance come
+    // up.
     net.discover(1, 0, 9, 250);
+    net.run_for(Duration::from_millis(50));
+    assert!(net.down_reasons(0).contains(&(0, DownReason::PeerReset)));
+    assert!(failing_over(&net.peers[0], 0));
+    assert!(net.peers[0].stats().failovers >= 1);
     assert!(
-        net.run_until(Duration::from_secs(1), |n| n.peers[1].is_up()),
+        net.run_until(Duration::from_millis(1500 + 500), |n| n.peers[1].is_up()
+            && n.peers[0].is_up()
+            && n.peers[0].link_up(0)),
         "new instance never came up"
     );
-    net.run_for(Duration::from_millis(50));
-    let reasons = net.down_reasons(0);
-    assert!(
-        reasons.contains(&(1, DownReason::PeerRestarted)),
-        "stale link kept: {reasons:?}"
-    );
-    assert_eq!(net.peers[0].stats().restarts, 1);
+    assert!(net.down_reasons(0).contains(&(1, DownReason::Timeout)));
     assert_eq!(net.node_events(0), vec!["down", "up"]);
-    assert!(net.peers[0].link_up(0));
-    assert!(!net.peers[0].link_up(1));
+}
+
+/// Is the link on `bearer` failing over (blocked until the peer's tunnel arrived)?
+fn failing_over(p: &Peer, bearer: BearerId) -> bool {
+    p.links()
+        .iter()
+        .any(|(b, s)| *b == bearer && s.failing_over)
 }
 
 fn names_msg(from: u32, to: u32) -> BytesMut {
@@ -319,7 +326,7 @@ fn users(events: &[PeerEvent], purged: bool) -> Vec<u8> {
 }
 
 #[test]
-fn peer_resends_names_purged_from_failed_link_over_remaining_link() {
+fn peer_fails_over_unacknowledged_packets_to_remaining_link_and_delivers_each_once() {
     let mut net = Net::new();
     net.bring_up();
     let (a, b) = (net.addrs[0], net.addrs[1]);
@@ -345,9 +352,11 @@ fn peer_resends_names_purged_from_failed_link_over_remaining_link() {
     net.peers[0]
         .send(now, names_msg(a, b), 0)
         .expect("send names");
-    net.peers[0]
-        .send(now, data_msg(a, b), 0)
-        .expect("send data");
+    for _ in 0..3 {
+        net.peers[0]
+            .send(now, data_msg(a, b), 0)
+            .expect("send data");
+    }
     net.flush();
     assert!(
         net.run_until(Duration::from_secs(3), |n| !n.peers[0].link_up(active)),
@@ -355,16 +364,26 @@ fn peer_resends_names_purged_from_failed_link_over_remaining_link() {
     );
     net.run_for(Duration::from_millis(100));
     assert!(net.peers[0].is_up() && net.peers[0].link_up(1 - active));
-    // The update went again over the remaining link and arrived once; the unacknowledged data
-    // messages (and the unacknowledged bc-init) came back to the owner.
-    let names_rx = users(&net.events[1], false)
-        .iter()
-        .filter(|&&u| u == user::NAME_DISTRIBUTOR)
-        .count();
-    assert_eq!(names_rx, 1);
+    // What the failed link had not got acknowledged went over the remaining link in FAILOVER
+    // messages and arrived once, in order; nothing came back to the owner.
+    let rx = users(&net.events[1], false);
+    assert_eq!(rx, vec![user::NAME_DISTRIBUTOR, 0, 0, 0], "{rx:?}");
     let purged = users(&net.events[0], true);
-    assert!(!purged.contains(&user::NAME_DISTRIBUTOR), "{purged:?}");
-    assert!(purged.contains(&0), "{purged:?}");
+    assert!(purged.is_empty(), "{purged:?}");
+    assert!(net.peers[0].stats().failovers >= 1);
+    assert!(
+        net.peers[0].stats().tunnel_tx >= 5,
+        "4 packets and the dummy"
+    );
+    assert!(net.peers[1].stats().tunnel_rx >= 5);
+    assert_eq!(net.node_events(0), Vec::<&str>::new());
+    // Both sides' failovers end (each got the other's tunnel): the link comes back.
+    net.cut_bearer = None;
+    assert!(
+        net.run_until(Duration::from_secs(3), |n| n.peers[0].up_links() == 2
+            && n.peers[1].up_links() == 2),
+        "failed link never came back"
+    );
 }
 
 #[test]

@@ -482,6 +482,8 @@ async fn conn_stream_reads_and_writes_bytes() {
 // namespace, where our node reaches the VM over the UDP bearer.
 
 const KCONN_NS: &str = "tpconn";
+/// Small one-way writes of the kernel's stream client in the Nagle step.
+const KNAGLE_WRITES: usize = 200;
 
 fn kernel_outer_line(rx: &std::sync::mpsc::Receiver<String>, want: &str, secs: u64) -> bool {
     let end = Instant::now() + Duration::from_secs(secs);
@@ -563,6 +565,42 @@ fn kernel_connections_over_udp_both_directions_and_node_loss() {
             }
             eprintln!("kernel: {out}");
         }
+        // The kernel's stream socket writes 200 small messages one way: with TIPC_NAGLE
+        // advertised by us, its Nagle packs them into far fewer messages (our listener
+        // answers each `ack_required` with a nagle ack).
+        let words: Vec<String> = (0..KNAGLE_WRITES).map(|i| format!("n{i:03}")).collect();
+        let cmd = format!(
+            "tipc-helper stream-client 3002:1 {} --no-echo",
+            words.join(" ")
+        );
+        let (rc, out) = k.exec(&cmd).map_err(|e| e.to_string())?;
+        if rc != 0 || !out.contains("DONE") {
+            return Err(format!("nagle client: rc {rc}\n{out}"));
+        }
+        let mut nagle = None;
+        let end = Instant::now() + Duration::from_secs(30);
+        while let Ok(l) = rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
+            eprintln!("inner: {l}");
+            if let Some(rest) = l.strip_prefix("KCONN NAGLE ") {
+                nagle = Some(rest.to_string());
+                break;
+            }
+        }
+        let nagle = nagle.ok_or("inner never reported the nagled stream")?;
+        let field = |k: &str| {
+            nagle
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(k))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(usize::MAX)
+        };
+        let (msgs, bytes) = (field("msgs="), field("bytes="));
+        if bytes != KNAGLE_WRITES * 4 || msgs >= KNAGLE_WRITES / 2 {
+            return Err(format!(
+                "kernel's small writes: {bytes} bytes in {msgs} messages for {KNAGLE_WRITES} writes"
+            ));
+        }
+        eprintln!("kernel's {KNAGLE_WRITES} writes arrived as {msgs} messages");
         if !kernel_outer_line(&rx, "KCONN HOLDING", 60) {
             return Err("inner never reached the node-loss step".to_string());
         }
@@ -661,10 +699,44 @@ async fn kernel_inner_connections() {
     let () = sent;
     assert_eq!(got, data);
     c.close().await;
+    // Small writes: our Nagle packs them (the kernel has TIPC_NAGLE and answers each
+    // `ack_required` with a nagle ack); the echo comes back intact.
+    let c = t(node.connect(ConnDest::Service(svc(2001)), ConnKind::Stream))
+        .await
+        .unwrap();
+    let pattern = |i: usize| -> Vec<u8> { (0..1 + i % 20).map(|k| (i * 7 + k) as u8).collect() };
+    let want: Vec<u8> = (0..3000).flat_map(pattern).collect();
+    let (sent, got) = tokio::join!(
+        async {
+            for i in 0..3000 {
+                c.send(Bytes::from(pattern(i))).await.unwrap();
+            }
+        },
+        async {
+            let mut got = Vec::new();
+            while got.len() < want.len() {
+                got.extend_from_slice(&t(c.recv()).await.unwrap().unwrap());
+            }
+            got
+        }
+    );
+    let () = sent;
+    assert!(
+        got == want,
+        "small-write stream altered by the kernel's echo"
+    );
+    let st = c.info().stats;
+    println!(
+        "KCONN our 3000 small writes left as {} messages",
+        st.tx_msgs
+    );
+    assert!(st.nagled > 0 && st.tx_msgs < 3000 / 4, "{st:?}");
+    c.shutdown().await.unwrap();
 
     // The kernel connects to us.
     let seq = listener(&node, ConnKind::Seqpacket, 3000).await;
     let st = listener(&node, ConnKind::Stream, 3001).await;
+    let ng = listener(&node, ConnKind::Stream, 3002).await;
     println!("KCONN LISTENING");
     for (l, n) in [(&seq, 2), (&st, 1)] {
         for _ in 0..n {
@@ -677,6 +749,16 @@ async fn kernel_inner_connections() {
             }
         }
     }
+    // The kernel's nagled one-way stream: read to the end, report bytes and messages.
+    let c = tokio::time::timeout(Duration::from_secs(60), ng.accept())
+        .await
+        .expect("kernel connected for the nagle step")
+        .unwrap();
+    let mut bytes = 0;
+    while let Some(m) = t(c.recv()).await.unwrap() {
+        bytes += m.len();
+    }
+    println!("KCONN NAGLE msgs={} bytes={bytes}", c.info().stats.rx_msgs);
 
     // Node loss: a pending recv fails with NoNode once the VM is gone.
     let c = t(node.connect(ConnDest::Service(svc(2000)), ConnKind::Seqpacket))

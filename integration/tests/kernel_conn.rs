@@ -117,6 +117,9 @@ fn scenario(ns: &str, bearer: Bearer, node_args: &[&str]) {
         ];
         if implicit {
             args.push("--implicit");
+        } else {
+            // TIPC_NODELAY on this one (no Nagle on our writes).
+            args.push("--nodelay");
         }
         let mut c = CtlProc::spawn(&node, &args, Lines::Stderr);
         c.write(&data);

@@ -156,6 +156,15 @@ fn lossy_run_bearers(seed: u64, nodes: usize, names: bool, bearers: usize) {
     let ids = open_mix(&mut sim, &ls, 6, &mut rng);
     settle(&mut sim, Duration::from_secs(300));
     assert_all_completed(&sim);
+    // Stream writers ran ahead of the peer's answers: Nagle packed some of their writes.
+    let nagled: u64 = sim
+        .conns()
+        .iter()
+        .flat_map(|c| c.ends.iter())
+        .filter_map(|e| sim.node(e.node)?.conn(e.port?))
+        .map(|c| c.stats().nagled)
+        .sum();
+    assert!(nagled > 0, "sim seed={seed}: no stream write was nagled");
     let big = &sim.conns()[ids[0]];
     assert!(
         big.ends[0].window_stalls > 0,

@@ -115,6 +115,7 @@ pub(crate) async fn connect(
     kind: Kind,
     first: Option<Bytes>,
     linger: Linger,
+    nodelay: bool,
 ) -> io::Result<()> {
     let (mut rd, mut wr) = s.into_split();
     let t = node.transport();
@@ -129,6 +130,7 @@ pub(crate) async fn connect(
             return write_frame(&mut wr, &Reply::Done(Err(format!("connect: {e}")))).await;
         }
     };
+    conn.set_nodelay(nodelay);
     write_frame(
         &mut wr,
         &Reply::Line(format!(

@@ -64,8 +64,8 @@ pub enum Request {
         /// One event per range object instead of per binding.
         service: bool,
     },
-    /// `connect (--service T:I | --socket NODE:PORT) [--stream|--seqpacket] [--implicit]`: then
-    /// [`Input`] frames from the client (see [`crate::conn`]).
+    /// `connect (--service T:I | --socket NODE:PORT) [--stream|--seqpacket] [--implicit]
+    /// [--nodelay]`: then [`Input`] frames from the client (see [`crate::conn`]).
     Connect {
         /// Destination.
         target: crate::conn::ConnTarget,
@@ -75,6 +75,8 @@ pub enum Request {
         first: Option<bytes::Bytes>,
         /// When to end the connection after the input ended.
         linger: crate::conn::Linger,
+        /// `--nodelay` (`TIPC_NODELAY`): no Nagle on a stream's writes.
+        nodelay: bool,
     },
     /// `listen stream|seqpacket BINDING... [--echo] [--count N]`.
     ListenConn {
@@ -221,7 +223,8 @@ async fn handle(node: Node, mut s: UnixStream) -> io::Result<()> {
             kind,
             first,
             linger,
-        } => return crate::conn::connect(node, s, target, kind, first, linger).await,
+            nodelay,
+        } => return crate::conn::connect(node, s, target, kind, first, linger, nodelay).await,
         Request::ListenConn {
             kind,
             bindings,

@@ -77,6 +77,10 @@ enum Cmd {
         /// Set the connection up with the first data ("0-RTT": no empty SYN first).
         #[arg(long)]
         implicit: bool,
+        /// No Nagle on a stream's small writes (TIPC_NODELAY; by default they may wait for
+        /// the peer's ack and leave together).
+        #[arg(long)]
+        nodelay: bool,
         /// After end of input, shut down once BYTES have been received in all.
         #[arg(long, value_name = "BYTES")]
         expect: Option<u64>,
@@ -274,6 +278,7 @@ fn conn_command(node: &std::path::Path, cmd: Cmd) -> ExitCode {
             stream: _,
             seqpacket,
             implicit,
+            nodelay,
             expect,
             linger,
         } => {
@@ -317,6 +322,7 @@ fn conn_command(node: &std::path::Path, cmd: Cmd) -> ExitCode {
                         expect,
                         idle_ms: linger,
                     },
+                    nodelay,
                 };
                 control::pipe(
                     node,

@@ -873,6 +873,28 @@ impl Connection {
         }
     }
 
+    /// Write `chunk` (at most 66000 bytes) now if nothing must be waited for (the window is
+    /// open, the link to the peer not congested); `None`: wait with [`Connection::send`].
+    fn try_send_now(&self, chunk: &[u8]) -> Option<Result<(), ConnError>> {
+        let shared = self.node.shared();
+        let r = {
+            let mut c = self.inner.lock();
+            let to = c.peer().node;
+            let congested = to != shared.own_addr
+                && to != 0
+                && shared.flow_of(to).congested.load(Ordering::Acquire);
+            match c.can_send() {
+                Ok(true) if !congested => c.write(chunk),
+                Ok(_) => return None,
+                Err(e) => Err(e),
+            }
+        };
+        if r.is_ok() && !push_out(shared, &self.inner) {
+            return Some(Err(ConnError::NoNode));
+        }
+        Some(r)
+    }
+
     /// `TIPC_NODELAY`: stream writes go out at once instead of waiting in the Nagle buffer
     /// (what is held goes with the next write, message or ack from the peer).
     pub fn set_nodelay(&self, on: bool) {
@@ -1041,6 +1063,11 @@ impl tokio::io::AsyncWrite for ConnStream {
         }
         if me.wr.is_none() {
             let n = data.len().min(MAX_USER_MSG_SIZE);
+            // The common case: window open, link not congested: written from the caller's
+            // buffer at once (one copy, no future).
+            if let Some(r) = me.conn.try_send_now(&data[..n]) {
+                return Poll::Ready(r.map(|_| n).map_err(io_err));
+            }
             let b = Bytes::copy_from_slice(&data[..n]);
             let c = me.conn.clone();
             me.wr = Some((n, Box::pin(async move { c.send(b).await })));

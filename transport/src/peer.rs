@@ -994,6 +994,10 @@ impl Peer {
                     {
                         self.start_failover(now, idx, failed, next);
                     } else {
+                        // No failover: the receive state kept for one is not needed.
+                        if let Some(l) = slot_link(&mut self.links, idx) {
+                            l.end_failover();
+                        }
                         for p in failed {
                             self.purged(now, idx, p);
                         }

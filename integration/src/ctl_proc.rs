@@ -93,6 +93,28 @@ impl CtlProc {
             .map(|(_, l)| l)
     }
 
+    /// A stream connection between two nodes through tipcctl: `listen stream SERVICE --count 1`
+    /// on `server` (its stdout: what arrives), then `connect --service SERVICE --stream
+    /// --linger 0` on `client` (its stdin: what to send; at end of input it shuts down).
+    /// Returns (listener, client) once connected; panics if that takes over 10 s.
+    pub fn stream_pair(client: &NodeProc, server: &NodeProc, service: &str) -> (CtlProc, CtlProc) {
+        let mut l = CtlProc::spawn(
+            server,
+            &["listen", "stream", service, "--count", "1"],
+            Lines::Stderr,
+        );
+        l.wait_prefix("READY sock=", Duration::from_secs(5))
+            .expect("listener ready");
+        let mut c = CtlProc::spawn(
+            client,
+            &["connect", "--service", service, "--stream", "--linger", "0"],
+            Lines::Stderr,
+        );
+        c.wait_prefix("CONNECTED ", Duration::from_secs(10))
+            .expect("connected");
+        (l, c)
+    }
+
     /// Every event line so far (after collecting what has arrived).
     pub fn events(&mut self) -> Vec<String> {
         while let Ok(x) = self.lines.try_recv() {

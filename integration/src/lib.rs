@@ -8,4 +8,5 @@ pub mod ctl_proc;
 pub mod kernel_peer;
 pub mod netns;
 pub mod node_proc;
+pub mod pattern;
 pub mod sim;

@@ -622,6 +622,26 @@ fn kernel_connections_over_udp_both_directions_and_node_loss() {
     assert!(status.success(), "inner test failed");
 }
 
+/// Send `chunks` on `c` while reading the echo until as many bytes came back; what came back.
+async fn echoed(c: &Connection, chunks: Vec<Bytes>) -> Vec<u8> {
+    let total: usize = chunks.iter().map(Bytes::len).sum();
+    let ((), got) = tokio::join!(
+        async {
+            for ch in chunks {
+                c.send(ch).await.unwrap();
+            }
+        },
+        async {
+            let mut got = Vec::new();
+            while got.len() < total {
+                got.extend_from_slice(&t(c.recv()).await.unwrap().unwrap());
+            }
+            got
+        }
+    );
+    got
+}
+
 #[actix_rt::test]
 #[ignore = "run by kernel_connections_over_udp_both_directions_and_node_loss inside its namespace"]
 async fn kernel_inner_connections() {
@@ -682,21 +702,11 @@ async fn kernel_inner_connections() {
         .await
         .unwrap();
     let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
-    let (sent, got) = tokio::join!(
-        async {
-            for ch in data.chunks(100_000) {
-                c.send(Bytes::copy_from_slice(ch)).await.unwrap();
-            }
-        },
-        async {
-            let mut got = Vec::new();
-            while got.len() < data.len() {
-                got.extend_from_slice(&t(c.recv()).await.unwrap().unwrap());
-            }
-            got
-        }
-    );
-    let () = sent;
+    let got = echoed(
+        &c,
+        data.chunks(100_000).map(Bytes::copy_from_slice).collect(),
+    )
+    .await;
     assert_eq!(got, data);
     c.close().await;
     // Small writes: our Nagle packs them (the kernel has TIPC_NAGLE and answers each
@@ -706,21 +716,7 @@ async fn kernel_inner_connections() {
         .unwrap();
     let pattern = |i: usize| -> Vec<u8> { (0..1 + i % 20).map(|k| (i * 7 + k) as u8).collect() };
     let want: Vec<u8> = (0..3000).flat_map(pattern).collect();
-    let (sent, got) = tokio::join!(
-        async {
-            for i in 0..3000 {
-                c.send(Bytes::from(pattern(i))).await.unwrap();
-            }
-        },
-        async {
-            let mut got = Vec::new();
-            while got.len() < want.len() {
-                got.extend_from_slice(&t(c.recv()).await.unwrap().unwrap());
-            }
-            got
-        }
-    );
-    let () = sent;
+    let got = echoed(&c, (0..3000).map(|i| Bytes::from(pattern(i))).collect()).await;
     assert!(
         got == want,
         "small-write stream altered by the kernel's echo"

@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 use tipc_integration::ctl_proc::{CtlProc, Lines};
 use tipc_integration::node_proc::NodeProc;
+use tipc_integration::pattern::{block, fnv, FNV0};
 
 /// Resident set size and its peak of a process, in KiB (`/proc/PID/status`).
 fn rss_kib(pid: u32) -> (u64, u64) {
@@ -21,29 +22,6 @@ fn rss_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// The i-th 64 KiB block of the test stream (xorshift, so corruption or reordering shows).
-fn block(i: u64, buf: &mut [u8]) {
-    let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    for c in buf.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let b = x.to_le_bytes();
-        c.copy_from_slice(&b[..c.len()]);
-    }
-}
-
-/// FNV-1a 64 over a running state.
-fn fnv(mut h: u64, data: &[u8]) -> u64 {
-    for &b in data {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x100_0000_01b3);
-    }
-    h
-}
-
-const FNV0: u64 = 0xcbf2_9ce4_8422_2325;
-
 /// Bound on each process's peak resident memory during the transfer.
 const RSS_BOUND_KIB: u64 = 64 * 1024;
 
@@ -52,29 +30,7 @@ fn one_gib_stream_to_a_slow_reader_arrives_intact_with_bounded_memory() {
     const TOTAL: u64 = 1 << 30;
     const BLK: usize = 64 * 1024;
     let (na, nb) = NodeProc::loopback_pair("ga", "gb");
-    let mut server = CtlProc::spawn(
-        &nb,
-        &["listen", "stream", "7100:1", "--count", "1"],
-        Lines::Stderr,
-    );
-    server
-        .wait_prefix("READY sock=", Duration::from_secs(5))
-        .expect("listener ready");
-    let mut client = CtlProc::spawn(
-        &na,
-        &[
-            "connect",
-            "--service",
-            "7100:1",
-            "--stream",
-            "--linger",
-            "0",
-        ],
-        Lines::Stderr,
-    );
-    client
-        .wait_prefix("CONNECTED ", Duration::from_secs(10))
-        .expect("connected");
+    let (mut server, mut client) = CtlProc::stream_pair(&na, &nb, "7100:1");
     let mut stdin = client.child.stdin.take().expect("stdin");
     let writer = std::thread::spawn(move || {
         let mut buf = vec![0u8; BLK];

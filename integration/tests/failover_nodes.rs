@@ -10,31 +10,10 @@ use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tipc_integration::ctl_proc::{CtlProc, Lines};
+use tipc_integration::ctl_proc::CtlProc;
 use tipc_integration::netns::{DropHook, DropMatch, NetNs, RandomDrop};
 use tipc_integration::node_proc::NodeProc;
-
-/// FNV-1a 64 over a running state.
-fn fnv(mut h: u64, data: &[u8]) -> u64 {
-    for &b in data {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x100_0000_01b3);
-    }
-    h
-}
-
-const FNV0: u64 = 0xcbf2_9ce4_8422_2325;
-
-/// The i-th 16 KiB block of the stream (not constant, so loss, duplication or reordering shows).
-fn block(i: u64, buf: &mut [u8]) {
-    let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    for c in buf.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        c.copy_from_slice(&x.to_le_bytes()[..c.len()]);
-    }
-}
+use tipc_integration::pattern::{block, fnv, FNV0};
 
 /// Every frame arriving on `dev` in `ns` is dropped.
 fn cut(ns: &NetNs, dev: &str) {
@@ -44,6 +23,23 @@ fn cut(ns: &NetNs, dev: &str) {
         hook: DropHook::NetdevIngress(dev.to_string()),
     })
     .expect("nft drop");
+}
+
+/// Cut pair `i` at both ends and wait until both nodes reported their `n`-th link down;
+/// returns how long that took.
+fn cut_pair(a: &NetNs, b: &NetNs, i: usize, nodes: [&mut NodeProc; 2], n: usize) -> Duration {
+    let t = Instant::now();
+    cut(a, &format!("fa{i}"));
+    cut(b, &format!("fb{i}"));
+    let [na, nb] = nodes;
+    assert!(
+        wait_lines(na, "link down", n, Duration::from_secs(5))
+            && wait_lines(nb, "link down", n, Duration::from_secs(5)),
+        "link {i} never failed: {:?} / {:?}",
+        na.seen,
+        nb.seen
+    );
+    t.elapsed()
 }
 
 /// Undo [`cut`].
@@ -100,29 +96,7 @@ fn stream_survives_each_of_two_links_failing_in_turn() {
         na.seen,
         nb.seen
     );
-    let mut server = CtlProc::spawn(
-        &nb,
-        &["listen", "stream", "7300:1", "--count", "1"],
-        Lines::Stderr,
-    );
-    server
-        .wait_prefix("READY sock=", Duration::from_secs(5))
-        .expect("listener ready");
-    let mut client = CtlProc::spawn(
-        &na,
-        &[
-            "connect",
-            "--service",
-            "7300:1",
-            "--stream",
-            "--linger",
-            "0",
-        ],
-        Lines::Stderr,
-    );
-    client
-        .wait_prefix("CONNECTED ", Duration::from_secs(10))
-        .expect("connected");
+    let (mut server, mut client) = CtlProc::stream_pair(&na, &nb, "7300:1");
     // The writer writes until told to stop, then ends the input (the client then closes).
     let stop = Arc::new(AtomicBool::new(false));
     let mut stdin = client.child.stdin.take().expect("stdin");
@@ -165,17 +139,7 @@ fn stream_survives_each_of_two_links_failing_in_turn() {
     });
     // Cut pair 0, wait for its link to fail on both nodes; then the stream runs on link 1 only.
     std::thread::sleep(Duration::from_millis(500));
-    let t_cut0 = Instant::now();
-    cut(&a, "fa0");
-    cut(&b, "fb0");
-    assert!(
-        wait_lines(&mut na, "link down", 1, Duration::from_secs(5))
-            && wait_lines(&mut nb, "link down", 1, Duration::from_secs(5)),
-        "link 0 never failed: {:?} / {:?}",
-        na.seen,
-        nb.seen
-    );
-    let down0 = t_cut0.elapsed();
+    let down0 = cut_pair(&a, &b, 0, [&mut na, &mut nb], 1);
     std::thread::sleep(Duration::from_millis(500));
     // Pair 0 back: its link comes up again once both failovers have ended.
     uncut(&a, "fa0");
@@ -189,17 +153,7 @@ fn stream_survives_each_of_two_links_failing_in_turn() {
     );
     std::thread::sleep(Duration::from_millis(500));
     // Cut pair 1: the link that carries the stream now fails over to link 0.
-    let t_cut1 = Instant::now();
-    cut(&a, "fa1");
-    cut(&b, "fb1");
-    assert!(
-        wait_lines(&mut na, "link down", 2, Duration::from_secs(5))
-            && wait_lines(&mut nb, "link down", 2, Duration::from_secs(5)),
-        "link 1 never failed: {:?} / {:?}",
-        na.seen,
-        nb.seen
-    );
-    let down1 = t_cut1.elapsed();
+    let down1 = cut_pair(&a, &b, 1, [&mut na, &mut nb], 2);
     std::thread::sleep(Duration::from_millis(1000));
     stop.store(true, Ordering::Release);
     let (sent, h_sent) = writer.join().expect("writer");

@@ -112,6 +112,8 @@ pub struct NodeInfo {
     pub id: NodeId,
     /// Up or down.
     pub up: bool,
+    /// Node-level counters.
+    pub stats: tipc_transport::peer::PeerStats,
 }
 
 /// Congestion state of one peer, shared by its actor and the senders posting to it.
@@ -511,6 +513,7 @@ impl TransportNode {
                 addr: p.addr,
                 id: p.id,
                 up: p.up,
+                stats: p.stats,
             })
             .collect()
     }

@@ -96,6 +96,8 @@ pub struct PeerSnapshot {
     pub up: bool,
     /// Links.
     pub links: Vec<(BearerId, LinkSnapshot)>,
+    /// Node-level counters.
+    pub stats: tipc_transport::peer::PeerStats,
 }
 
 /// The peer's link core and its transmit staging: owned by the peer's actor, and borrowed
@@ -624,6 +626,7 @@ impl Handler<PeerQuery> for PeerActor {
             id: l.core.id(),
             up: l.core.is_up(),
             links: l.core.links(),
+            stats: *l.core.stats(),
         }
     }
 }

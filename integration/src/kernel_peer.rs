@@ -300,8 +300,13 @@ pub struct PeerNetns {
 }
 
 impl PeerNetns {
-    /// Guards namespace `name` (created later by the first [`KernelPeer::up`] in it).
+    /// Guards namespace `name` (created later by the first [`KernelPeer::up`] in it). A
+    /// namespace of that name left by an interrupted run (with its VMs, and whatever filter
+    /// rules a test put in it) is deleted first, so every scenario starts clean.
     pub fn new(name: &str) -> PeerNetns {
+        if Path::new("/run/netns").join(name).exists() {
+            let _ = down_netns(name);
+        }
         PeerNetns {
             name: name.to_owned(),
         }

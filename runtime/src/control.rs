@@ -89,6 +89,8 @@ pub enum Request {
         /// Stop after this many connections have ended.
         count: Option<u64>,
     },
+    /// `node stat`: each peer node's counters (failover, synch, restarts).
+    NodeStat,
 }
 
 /// A frame from the client after a [`Request::Connect`].
@@ -182,6 +184,7 @@ async fn handle(node: Node, mut s: UnixStream) -> io::Result<()> {
     };
     let out: Result<String, String> = match req {
         Request::NodeList => Ok(node.node_list().await),
+        Request::NodeStat => Ok(node.node_stat().await),
         Request::LinkList => Ok(node.link_list().await),
         Request::LinkStat(name) => node.link_stat(name.as_deref()).await,
         Request::BearerList => Ok(node.bearer_list()),

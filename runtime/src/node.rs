@@ -147,6 +147,32 @@ impl Node {
         s
     }
 
+    /// `node stat`: one line per peer node with its node-level counters (§4.12 failover and
+    /// synch, restarts). Not in the kernel's tool, whose counters are per link.
+    pub async fn node_stat(&self) -> String {
+        let mut s = String::new();
+        for n in self.transport.nodes().await {
+            let t = &n.stats;
+            let _ = writeln!(
+                s,
+                "{} {:08x}: failovers:{} tunnel tx:{} rx:{} fragmented:{} reassembled:{} \
+                 reasm_errors:{} synchs:{} synch_dropped:{} restarts:{}",
+                n.id.to_id_string(),
+                n.addr,
+                t.failovers,
+                t.tunnel_tx,
+                t.tunnel_rx,
+                t.tunnel_fragmented,
+                t.tunnel_reassembled,
+                t.tunnel_reasm_errors,
+                t.synchs,
+                t.synch_dropped,
+                t.restarts
+            );
+        }
+        s
+    }
+
     /// `tipc link list`.
     pub async fn link_list(&self) -> String {
         let mut s = String::from("broadcast-link: up\n");

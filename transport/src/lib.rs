@@ -28,8 +28,8 @@ pub type BearerId = u8;
 pub const MAX_BEARERS: usize = 3;
 
 /// Node capabilities we advertise (§6): SYN_BIT | BCAST_SYNCH | BCAST_STATE_NACK |
-/// BLOCK_FLOWCTL | BCAST_RCAST | NODE_ID128 | LINK_PROTO_SEQNO | NAGLE.
-pub const OWN_CAPABILITIES: u16 = 0x47F;
+/// BLOCK_FLOWCTL | BCAST_RCAST | NODE_ID128 | LINK_PROTO_SEQNO | TUNNEL_ENHANCED | NAGLE.
+pub const OWN_CAPABILITIES: u16 = 0x67F;
 
 /// Capability bits (§6, kernel `node.h`).
 pub mod caps {

@@ -513,6 +513,10 @@ impl Link {
     pub fn mtu(&self) -> usize {
         self.mtu
     }
+    /// The next seqno this link expects from the peer (everything before it was delivered).
+    pub fn rcv_nxt(&self) -> Seqno {
+        self.rcv_nxt
+    }
     /// Largest message sent without fragmenting (`tipc_link_mss`): MTU minus a tunnel header.
     pub fn mss(&self) -> usize {
         self.mtu - INT_H_SIZE
@@ -1403,8 +1407,8 @@ impl Link {
         if !self.is_up() {
             return Err(SendError::NotUp(msg));
         }
-        let (imp, size) = match Header::new_checked(&msg[..]) {
-            Ok(h) if h.size() == msg.len() => (wire::importance(&h) as usize, h.size()),
+        let (imp, size, usr) = match Header::new_checked(&msg[..]) {
+            Ok(h) if h.size() == msg.len() => (wire::importance(&h) as usize, h.size(), h.user()),
             _ => return Err(SendError::Invalid(msg)),
         };
         let imp = imp.min(IMPORTANCE_LEVELS - 1);
@@ -1420,7 +1424,10 @@ impl Link {
                 return Err(SendError::Congested(msg));
             }
         }
-        if size > self.mss() {
+        // A tunnel message may fill the MTU: its own header is the tunnel header the mss
+        // leaves room for (the node fragments a packet too large for it, §4.12).
+        let fits = size <= self.mss() || (usr == user::TUNNEL_PROTOCOL && size <= self.mtu);
+        if !fits {
             self.unstage();
             if !self.send_fragmented(&msg, imp as u8) {
                 return Err(SendError::Invalid(msg));

@@ -202,6 +202,17 @@ pub struct PeerStats {
     pub tunnel_tx: u64,
     /// FAILOVER messages received.
     pub tunnel_rx: u64,
+    /// Packets too large for the tunnel link sent in `TIPC_TUNNEL_ENHANCED` fragments.
+    pub tunnel_fragmented: u64,
+    /// Packets received in tunnel fragments and reassembled.
+    pub tunnel_reassembled: u64,
+    /// Tunnel fragments that could not be reassembled (out of order, malformed).
+    pub tunnel_reasm_errors: u64,
+    /// Link synchronisations (the peer's SYNCH when a parallel link came up, §4.12).
+    pub synchs: u64,
+    /// Packets dropped on a synching link before the other link reached the sync point
+    /// (not acknowledged: the peer sends them again).
+    pub synch_dropped: u64,
     /// Packets dropped while the node was down and the peer still considered it up
     /// (`SELF_DOWN_PEER_LEAVING`, §4.2).
     pub leaving_dropped: u64,
@@ -217,6 +228,27 @@ struct Failover {
     /// FAILOVER messages the peer announced (`msgcnt` of the first).
     expected: Option<u16>,
     received: u16,
+}
+
+/// Link synchronisation in progress (node FSM `NODE_SYNCHING`, §4.12): the peer's second link
+/// `tnl` came up while `old` carried traffic, and the peer may now send on both. Nothing but
+/// protocol messages is accepted on `tnl` until `old` has delivered up to `point`, so what the
+/// peer moved to the new link is not delivered before what it sent earlier on the old one.
+#[derive(Debug, Clone, Copy)]
+struct Synch {
+    tnl: usize,
+    old: usize,
+    point: Seqno,
+}
+
+/// A packet arriving in `TIPC_TUNNEL_ENHANCED` tunnel fragments (`reasm_tnlmsg`).
+#[derive(Debug)]
+struct TunnelReasm {
+    /// The link the fragments arrive on.
+    link: usize,
+    /// The fragment number expected next.
+    next: u16,
+    buf: BytesMut,
 }
 
 #[derive(Debug)]
@@ -255,6 +287,11 @@ pub struct Peer {
     tx_rr: usize,
     active_link: Option<usize>,
     failover: Option<Failover>,
+    synch: Option<Synch>,
+    /// Reassembly of the peer's tunnel fragments.
+    tnl_reasm: Option<TunnelReasm>,
+    /// Reassembly of our own tunnel fragments coming back from a failed tunnel link.
+    purge_reasm: Option<TunnelReasm>,
     lost_at: Option<Instant>,
     stats: PeerStats,
 }
@@ -284,6 +321,9 @@ impl Peer {
             tx_rr: 0,
             active_link: None,
             failover: None,
+            synch: None,
+            tnl_reasm: None,
+            purge_reasm: None,
             lost_at: None,
             stats: PeerStats::default(),
         }
@@ -490,6 +530,10 @@ impl Peer {
                 self.peer_leaving = false;
             }
         }
+        if self.synch_holds(idx, &pkt) {
+            self.stats.synch_dropped += 1;
+            return;
+        }
         match self.links.get_mut(idx).and_then(|s| s.as_mut()) {
             Some(s) => s.link.handle_packet(now, pkt),
             None => {
@@ -637,12 +681,11 @@ impl Peer {
             .map_or(0, |i| self.links[i].as_ref().map_or(0, |s| s.link.mss()))
     }
 
-    /// The link all traffic uses. Until link synchronisation and failover (kernel SYNCH and
-    /// FAILOVER over TUNNEL_PROTOCOL) are implemented, a peer sends on one link at a time and
-    /// keeps it while it is up, so a flow never changes link while older messages are in
-    /// flight on the other one; when it fails, queued messages are purged (returned to the
-    /// owner, except name-table updates, which are sent again on the new link) and traffic
-    /// moves to another working link.
+    /// The link all traffic uses. We send on one link at a time (we never send SYNCH), so a
+    /// flow never changes link while older messages are in flight on the other one: traffic
+    /// moves when the active link fails (its unacknowledged packets follow in FAILOVER
+    /// messages, §4.12), or to a link of higher priority once nothing is in flight
+    /// ([`Peer::promote`]).
     fn active(&self, _selector: u32) -> Option<usize> {
         self.active_link
             .filter(|&i| self.links[i].as_ref().is_some_and(|s| s.link.is_up()))
@@ -663,6 +706,33 @@ impl Peer {
             .map(|(i, _)| i);
     }
 
+    /// The kernel moves all traffic to a link of higher priority as soon as it comes up (its
+    /// SYNCH keeps the peer from delivering out of order). We send no SYNCH, so traffic moves
+    /// only when nothing is in flight on the current link: everything sent on it was
+    /// acknowledged, so the peer has delivered it and nothing can be overtaken.
+    fn promote(&mut self) {
+        let Some(cur) = self.active(0) else {
+            return;
+        };
+        fn up(s: &Option<LinkSlot>) -> Option<&LinkSlot> {
+            s.as_ref().filter(|s| s.link.is_up())
+        }
+        let Some((best, prio)) = self
+            .links
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| up(s).map(|s| (i, s.link.priority())))
+            .max_by_key(|&(i, p)| (p, std::cmp::Reverse(i)))
+        else {
+            return;
+        };
+        let idle =
+            up(&self.links[cur]).is_some_and(|s| s.link.queued() == 0 && s.link.priority() < prio);
+        if best != cur && idle {
+            self.active_link = Some(best);
+        }
+    }
+
     /// Send a complete message to the peer over the active link chosen by `selector` (the
     /// sender's port: equal-priority links share the load by its low bit).
     pub fn send(
@@ -671,6 +741,9 @@ impl Peer {
         msg: BytesMut,
         selector: u32,
     ) -> Result<SendStatus, SendError> {
+        if self.up_links() > 1 {
+            self.promote();
+        }
         let Some(i) = self.active(selector) else {
             return Err(SendError::NotUp(msg));
         };
@@ -757,10 +830,28 @@ impl Peer {
                 received: 0,
             });
         }
+        let tnl_mtu = slot_link(&mut self.links, t).map_or(0, |l| l.mtu());
+        let enhanced = self.caps & crate::caps::TUNNEL_ENHANCED != 0;
+        // A packet too large for the tunnel link goes in tunnel fragments (the kernel's
+        // `tipc_msg_fragment`); a peer without TUNNEL_ENHANCED could not reassemble them, so
+        // there it is returned to its sender instead. `msgcnt` counts every tunnel message.
         pkts.push(Link::failover_dummy(self.own_addr, self.addr, next));
-        let msgcnt = pkts.len().min(u16::MAX as usize) as u16;
+        let mut kept = Vec::with_capacity(pkts.len());
+        let mut msgcnt = 0usize;
         for p in pkts {
-            let r = TunnelRepr {
+            match wire::tunnel_fragments(p.len(), tnl_mtu) {
+                None => msgcnt += 1,
+                Some(f) if enhanced => msgcnt += f.len(),
+                Some(_) => {
+                    self.purged(now, idx, p);
+                    continue;
+                }
+            }
+            kept.push(p);
+        }
+        let msgcnt = msgcnt.min(u16::MAX as usize) as u16;
+        for p in kept {
+            let mut r = TunnelRepr {
                 mtype: TunnelType::Failover,
                 bcast_ack: 0,
                 ack: 0,
@@ -774,23 +865,82 @@ impl Peer {
                 msgcnt,
                 data: &p,
             };
-            let mut buf = BytesMut::zeroed(r.buffer_len());
-            r.emit(&mut buf);
-            let sent = slot_link(&mut self.links, t).map(|l| l.send(now, buf));
-            match sent {
-                Some(Ok(_)) => self.stats.tunnel_tx += 1,
+            let mut sent = true;
+            match wire::tunnel_fragments(p.len(), tnl_mtu) {
+                None => sent &= self.send_tunnel(now, t, &r),
+                Some(frags) => {
+                    self.stats.tunnel_fragmented += 1;
+                    r.nof_fragms = frags.len().min(u16::MAX as usize) as u16;
+                    for (n, range) in frags.enumerate() {
+                        r.fragm_no = (n + 1) as u16;
+                        r.data = &p[range];
+                        sent &= self.send_tunnel(now, t, &r);
+                    }
+                }
+            }
+            if !sent {
                 // Not taken: returned to its sender like any purged message.
-                _ => self.purged(now, idx, p),
+                self.purged(now, idx, p);
             }
         }
         self.drain_link(now, t);
     }
 
+    /// Send one tunnel message over link `t`.
+    fn send_tunnel(&mut self, now: Instant, t: usize, r: &TunnelRepr<'_>) -> bool {
+        let mut buf = BytesMut::zeroed(r.buffer_len());
+        r.emit(&mut buf);
+        let ok = slot_link(&mut self.links, t).is_some_and(|l| l.send(now, buf).is_ok());
+        if ok {
+            self.stats.tunnel_tx += 1;
+        }
+        ok
+    }
+
+    /// `tipc_node_check_state` for link synchronisation (§4.12): should this packet, arriving
+    /// on link `idx`, be dropped because the link is synching? A SYNCH that is the first packet
+    /// of a new link while another link is up starts it; it ends once the old link has
+    /// delivered everything up to the sync point (or either link goes down).
+    fn synch_holds(&mut self, idx: usize, pkt: &[u8]) -> bool {
+        let Ok(h) = Header::new_checked(pkt) else {
+            return false;
+        };
+        let usr = h.user();
+        let synch_msg = usr == user::TUNNEL_PROTOCOL && h.mtype() == TunnelType::Synch as u8;
+        if synch_msg && h.seqno() == 1 && self.synch.is_none() && self.failover.is_none() {
+            let old = (0..MAX_BEARERS).find(|&j| j != idx && self.link_up(j as BearerId));
+            if let (Some(old), true) = (old, self.node_up) {
+                if let Some(point) = sync_point(&h, self.caps) {
+                    self.stats.synchs += 1;
+                    self.synch = Some(Synch {
+                        tnl: idx,
+                        old,
+                        point,
+                    });
+                }
+            }
+        }
+        let Some(s) = self.synch else {
+            return false;
+        };
+        let Some(old) = self.links[s.old].as_ref().filter(|o| o.link.is_up()) else {
+            self.synch = None;
+            return false;
+        };
+        // We deliver as we receive: the old link's `rcv_nxt` is its delivery point.
+        if old.link.rcv_nxt().more(s.point) {
+            self.synch = None;
+            return false;
+        }
+        idx == s.tnl && !synch_msg && usr != user::LINK_PROTOCOL
+    }
+
     /// A TUNNEL_PROTOCOL message from the peer on link `j` (`tipc_node_check_state`,
     /// `tipc_link_tnl_rcv`). FAILOVER: the packet the peer had sent on the link its w5
-    /// `bearer_id` names. If that link is still up here, the peer lost it first: it goes down
-    /// now (and fails over our side of it); its copy is then delivered against that link's
-    /// receive state. SYNCH is not needed with one active link at a time and is ignored.
+    /// `bearer_id` names, whole or in tunnel fragments. If that link is still up here, the peer
+    /// lost it first: it goes down now (and fails over our side of it); its copy is then
+    /// delivered against that link's receive state. SYNCH carries nothing to deliver (its sync
+    /// point was taken in [`Peer::handle_packet`]).
     fn tunnel_rcv(&mut self, now: Instant, j: usize, b: Bytes) {
         let Ok(h) = Header::new_checked(&b[..]) else {
             return;
@@ -824,13 +974,31 @@ impl Peer {
         let expected = *f.expected.get_or_insert(r.msgcnt);
         f.received = f.received.saturating_add(1);
         let done = f.received >= expected;
-        if r.nof_fragms == 0 && !r.data.is_empty() {
-            let inner = b.slice(INT_H_SIZE..h.size());
+        let inner = if r.nof_fragms == 0 {
+            (!r.data.is_empty()).then(|| b.slice(INT_H_SIZE..h.size()))
+        } else {
+            let (fragm_no, nof_fragms) = (r.fragm_no, r.nof_fragms);
+            let data = b.slice(INT_H_SIZE..h.size());
+            match reassemble(&mut self.tnl_reasm, j, fragm_no, nof_fragms, &data) {
+                Ok(m) => {
+                    self.stats.tunnel_reassembled += m.is_some() as u64;
+                    m
+                }
+                Err(()) => {
+                    self.stats.tunnel_reasm_errors += 1;
+                    None
+                }
+            }
+        };
+        if let (Some(inner), Some(l)) = (inner, slot_link(&mut self.links, pl)) {
             l.failover_rcv(now, inner);
         }
         if done {
-            l.end_failover();
+            if let Some(l) = slot_link(&mut self.links, pl) {
+                l.end_failover();
+            }
             self.failover = None;
+            self.tnl_reasm = None;
         }
         self.drain_link(now, pl);
     }
@@ -879,13 +1047,27 @@ impl Peer {
         }
     }
 
-    /// A FAILOVER message that could not be delivered: its packet is purged in its place.
+    /// A FAILOVER message that could not be delivered: its packet is purged in its place (a
+    /// fragmented one once its last fragment comes by; they are purged in order).
     fn purged_tunnel(&mut self, now: Instant, idx: usize, b: Bytes) {
-        let inner = Header::new_checked(&b[..]).ok().and_then(|h| {
-            let r = TunnelRepr::parse(&h).ok()?;
-            (r.mtype == TunnelType::Failover && r.nof_fragms == 0 && !r.data.is_empty())
-                .then(|| b.slice(INT_H_SIZE..h.size()))
-        });
+        let Ok(h) = Header::new_checked(&b[..]) else {
+            return;
+        };
+        let Some((fragm_no, nof_fragms)) = TunnelRepr::parse(&h)
+            .ok()
+            .filter(|r| r.mtype == TunnelType::Failover)
+            .map(|r| (r.fragm_no, r.nof_fragms))
+        else {
+            return;
+        };
+        let data = b.slice(INT_H_SIZE..h.size());
+        let inner = if nof_fragms == 0 {
+            (!data.is_empty()).then_some(data)
+        } else {
+            reassemble(&mut self.purge_reasm, idx, fragm_no, nof_fragms, &data)
+                .ok()
+                .flatten()
+        };
         if let Some(inner) = inner {
             self.purged(now, idx, inner);
         }
@@ -920,6 +1102,8 @@ impl Peer {
     fn node_lost(&mut self, now: Instant, peer_may_be_up: bool) {
         self.node_up = false;
         self.failover = None;
+        self.synch = None;
+        self.tnl_reasm = None;
         for s in self.links.iter_mut().flatten() {
             s.link.end_failover();
         }
@@ -981,6 +1165,10 @@ impl Peer {
                     }
                 }
                 LinkEvent::Down(reason) => {
+                    // Either link of a synchronisation going down ends it (a failover follows).
+                    if self.synch.is_some_and(|s| s.tnl == idx || s.old == idx) {
+                        self.synch = None;
+                    }
                     if self.active_link == Some(idx) {
                         self.active_link = None;
                     }
@@ -1070,4 +1258,58 @@ fn slot_link(links: &mut [Option<LinkSlot>; MAX_BEARERS], idx: usize) -> Option<
         .get_mut(idx)
         .and_then(|s| s.as_mut())
         .map(|s| &mut s.link)
+}
+
+/// The sync point of a SYNCH message (§4.12): with `TIPC_TUNNEL_ENHANCED` the dummy's `syncpt`;
+/// from a legacy peer, the seqno of the last packet it tunnels (first inner seqno + msgcnt - 1).
+fn sync_point(h: &Header<&[u8]>, caps: u16) -> Option<Seqno> {
+    let r = TunnelRepr::parse(h).ok()?;
+    if caps & crate::caps::TUNNEL_ENHANCED != 0 {
+        return Some(Seqno(r.syncpt()));
+    }
+    let inner = r.inner()?.ok()?;
+    Some(Seqno(inner.seqno()).add(r.msgcnt).sub(1))
+}
+
+/// Add tunnel fragment `fragm_no` of `nof_fragms` (arriving on link `link`) to `slot`: the
+/// whole packet once the last one is in, `Ok(None)` before. Fragments come in order over one
+/// link; anything else (a gap, another link, a bad packet) abandons the reassembly.
+fn reassemble(
+    slot: &mut Option<TunnelReasm>,
+    link: usize,
+    fragm_no: u16,
+    nof_fragms: u16,
+    data: &[u8],
+) -> Result<Option<Bytes>, ()> {
+    if fragm_no == 1 {
+        *slot = Some(TunnelReasm {
+            link,
+            next: 1,
+            buf: BytesMut::with_capacity(data.len() * nof_fragms as usize),
+        });
+    }
+    let Some(r) = slot
+        .as_mut()
+        .filter(|r| r.link == link && r.next == fragm_no)
+    else {
+        *slot = None;
+        return Err(());
+    };
+    if r.buf.len() + data.len() > wire::MAX_MSG_SIZE + INT_H_SIZE {
+        *slot = None;
+        return Err(());
+    }
+    r.buf.extend_from_slice(data);
+    r.next = r.next.wrapping_add(1);
+    if fragm_no < nof_fragms {
+        return Ok(None);
+    }
+    let Some(r) = slot.take() else {
+        return Err(());
+    };
+    let whole = r.buf.freeze();
+    match Header::new_checked(&whole[..]) {
+        Ok(h) if h.size() == whole.len() => Ok(Some(whole)),
+        _ => Err(()),
+    }
 }

@@ -11,14 +11,14 @@ use tipc_transport::peer::{classify, BearerParams, NeighborSighting, Peer, PeerE
 use tipc_transport::wire::{field, user, Header, MediaAddr, BASIC_H_SIZE, INT_H_SIZE};
 use tipc_transport::{BearerId, NodeId, OWN_CAPABILITIES};
 
-fn bearer(id: BearerId) -> BearerParams {
+fn bearer_mtu(id: BearerId, mtu: usize, priority: u8) -> BearerParams {
     BearerParams {
         id,
         if_name: format!("mem{id}"),
-        mtu: 1500,
+        mtu,
         encap_hlen: 0,
         tolerance: Duration::from_millis(1500),
-        priority: 10,
+        priority,
         min_win: 50,
         max_win: 50,
     }
@@ -34,6 +34,10 @@ struct Net {
     events: [Vec<PeerEvent>; 2],
     /// Frames on this bearer are lost (both ways).
     cut_bearer: Option<BearerId>,
+    /// Bearer MTUs.
+    mtus: [usize; 2],
+    /// Bearer priorities.
+    prios: [u8; 2],
 }
 
 impl Net {
@@ -56,6 +60,8 @@ impl Net {
             wire: VecDeque::new(),
             events: [Vec::new(), Vec::new()],
             cut_bearer: None,
+            mtus: [1500, 1500],
+            prios: [10, 10],
         }
     }
 
@@ -68,7 +74,9 @@ impl Net {
             signature,
         };
         let now = self.now;
-        self.peers[at].handle_discovery(now, &bearer(bearer_id), &seen, session);
+        let i = bearer_id as usize;
+        let b = bearer_mtu(bearer_id, self.mtus[i], self.prios[i]);
+        self.peers[at].handle_discovery(now, &b, &seen, session);
         self.flush();
     }
 
@@ -293,6 +301,17 @@ fn failing_over(p: &Peer, bearer: BearerId) -> bool {
         .any(|(b, s)| *b == bearer && s.failing_over)
 }
 
+/// A data message of `len` bytes whose payload is a pattern of `tag`.
+fn big_msg(from: u32, to: u32, len: usize, tag: u8) -> BytesMut {
+    let mut b = data_msg(from, to);
+    b.resize(len, 0);
+    for (i, x) in b[BASIC_H_SIZE..].iter_mut().enumerate() {
+        *x = tag.wrapping_add(i as u8);
+    }
+    Header::new_unchecked(&mut b[..]).set(field::SIZE, len as u32);
+    b
+}
+
 fn names_msg(from: u32, to: u32) -> BytesMut {
     let len = INT_H_SIZE + 20;
     let mut b = BytesMut::zeroed(len);
@@ -418,4 +437,293 @@ fn peer_restarted_instance_waits_until_old_node_session_is_down() {
     assert_eq!(net.node_events(0), vec!["down", "up"]);
     assert_eq!(net.node_events(1), vec!["up"]);
     assert_eq!(net.peers[0].stats().restarts, 0);
+}
+
+/// The link node 0 sends on (the bearer of its next sequenced frame).
+fn active_bearer(net: &mut Net) -> BearerId {
+    let (a, b) = (net.addrs[0], net.addrs[1]);
+    let now = net.now;
+    net.peers[0]
+        .send(now, data_msg(a, b), 0)
+        .expect("send data");
+    net.flush();
+    let active = net
+        .wire
+        .iter()
+        .find(|w| {
+            w.1 == 1 && Header::new_checked(&w.3[..]).is_ok_and(|h| h.user() != user::LINK_PROTOCOL)
+        })
+        .map(|w| w.2)
+        .expect("no data frame");
+    net.run_for(Duration::from_millis(50));
+    net.events = [Vec::new(), Vec::new()];
+    active
+}
+
+#[test]
+fn peer_fails_over_packets_larger_than_the_tunnel_mtu_in_tunnel_fragments() {
+    // The active link carries 14000-byte packets (the kernel's UDP bearer MTU), the other
+    // only 1500 (Ethernet).
+    let (mut net, active) = [[14000, 1500], [1500, 14000]]
+        .into_iter()
+        .find_map(|mtus| {
+            let mut net = Net::new();
+            net.mtus = mtus;
+            net.bring_up();
+            let active = active_bearer(&mut net);
+            (mtus[active as usize] == 14000).then_some((net, active))
+        })
+        .expect("no configuration with the large link active");
+    let tnl = 1 - active;
+    let (a, b) = (net.addrs[0], net.addrs[1]);
+    net.cut_bearer = Some(active);
+    let now = net.now;
+    // 13960 bytes: the largest packet link 0 sends unfragmented; 2920: a multiple of the
+    // tunnel's 1460 data bytes (the kernel's empty last fragment); and a small one.
+    let sizes = [13960usize, 2920, 100, 5000, 20000, 30000, 20000];
+    let sent: Vec<Bytes> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| big_msg(a, b, n, i as u8).freeze())
+        .collect();
+    for m in &sent {
+        net.peers[0]
+            .send(now, BytesMut::from(&m[..]), 0)
+            .expect("send");
+    }
+    net.flush();
+    // Watch the tunnel frames node 0 sends on link 1.
+    let mut tunnel = Vec::new();
+    let limit = net.now + Duration::from_secs(3);
+    let delivered = |n: &Net| {
+        n.events[1]
+            .iter()
+            .filter(|e| matches!(e, PeerEvent::Deliver(_)))
+            .count()
+    };
+    while net.now < limit && delivered(&net) < sent.len() {
+        net.flush();
+        tunnel.extend(
+            net.wire
+                .iter()
+                .filter(|w| w.1 == 1 && w.2 == tnl)
+                .filter_map(|w| {
+                    Header::new_checked(&w.3[..])
+                        .ok()
+                        .map(|h| (h.user(), w.3.clone()))
+                })
+                .filter(|(u, _)| *u == user::TUNNEL_PROTOCOL)
+                .map(|(_, f)| f),
+        );
+        net.step(limit);
+    }
+    let got: Vec<Bytes> = net.events[1]
+        .iter()
+        .filter_map(|e| match e {
+            PeerEvent::Deliver(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect();
+    // Compared without w2 (seqno and ack, which the link writes).
+    let body = |m: &Bytes| -> (usize, u64) {
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        for &x in m[BASIC_H_SIZE..].iter() {
+            h = (h ^ x as u64).wrapping_mul(0x100_0000_01b3);
+        }
+        (m.len(), h)
+    };
+    let got: Vec<(usize, u64)> = got.iter().map(body).collect();
+    let sent_bodies: Vec<(usize, u64)> = sent.iter().map(body).collect();
+    assert_eq!(got, sent_bodies, "not delivered once, intact and in order");
+    assert!(
+        users(&net.events[0], true).is_empty(),
+        "something was returned"
+    );
+    assert_eq!(net.peers[1].stats().tunnel_reasm_errors, 0);
+    assert!(net.peers[0].stats().tunnel_fragmented >= 3);
+    // (The bc-init and the probe message, not acknowledged yet, go too; the peer drops them.)
+    // The frames are the kernel's: TUNNEL_PROTOCOL FAILOVER, at most the tunnel MTU, w4 =
+    // fragm_no/nof_fragms, the same msgcnt on each (every tunnel message counted), and the
+    // 13960-byte packet in 10 fragments (9 x 1460 + 820).
+    tunnel.sort_by_key(|f| Header::new_unchecked(&f[..]).seqno());
+    tunnel.dedup_by_key(|f| Header::new_unchecked(&f[..]).seqno());
+    let counts: Vec<(u32, u32, usize)> = tunnel
+        .iter()
+        .map(|f| {
+            let h = Header::new_unchecked(&f[..]);
+            assert!(f.len() <= 1500, "tunnel frame of {} bytes", f.len());
+            assert_eq!(h.mtype(), 1, "FAILOVER_MSG");
+            (
+                h.get(field::FRAGM_NO),
+                h.get(field::NOF_FRAGMS),
+                f.len() - INT_H_SIZE,
+            )
+        })
+        .collect();
+    let msgcnt = tunnel
+        .iter()
+        .map(|f| Header::new_unchecked(&f[..]).get(field::MSGCNT))
+        .collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(msgcnt.len(), 1, "{msgcnt:?}");
+    assert_eq!(
+        *msgcnt.iter().next().unwrap() as usize,
+        tunnel.len(),
+        "{counts:?}"
+    );
+    let of = |n: u32| -> Vec<(u32, usize)> {
+        counts
+            .iter()
+            .filter(|c| c.1 == n)
+            .map(|c| (c.0, c.2))
+            .collect()
+    };
+    let mut expect: Vec<(u32, usize)> = (1..=9).map(|i| (i, 1460)).collect();
+    expect.push((10, 820));
+    assert_eq!(of(10)[..10], expect, "{counts:?}");
+    assert_eq!(of(3), vec![(1, 1460), (2, 1460), (3, 0)], "{counts:?}");
+    assert_eq!(
+        of(4),
+        vec![(1, 1460), (2, 1460), (3, 1460), (4, 620)],
+        "{counts:?}"
+    );
+}
+
+/// A SYNCH (`TIPC_TUNNEL_ENHANCED` dummy) from node 1 on link `bearer`: its seqno 1 there.
+fn synch_msg(from: u32, to: u32, syncpt: u16) -> Bytes {
+    let mut b = BytesMut::zeroed(INT_H_SIZE);
+    let mut h = Header::new_unchecked(&mut b[..]);
+    h.init(user::TUNNEL_PROTOCOL, 0, INT_H_SIZE, INT_H_SIZE, from);
+    h.set(field::ORIGNODE, from);
+    h.set(field::DESTNODE, to);
+    h.set(field::MSGCNT, syncpt as u32);
+    h.set_seqno(1);
+    b.freeze()
+}
+
+#[test]
+fn peer_holds_a_synching_link_until_the_old_link_delivered_the_sync_point() {
+    let mut net = Net::new();
+    net.bring_up();
+    let (a, b) = (net.addrs[0], net.addrs[1]);
+    let now = net.now;
+    // Node 1 sends two messages on its active link; they are held in flight.
+    for tag in [1u8, 2] {
+        net.peers[1]
+            .send(now, big_msg(b, a, 64, tag), 0)
+            .expect("send");
+    }
+    net.flush();
+    let mut held: Vec<(BearerId, Bytes)> = Vec::new();
+    net.wire.retain(|w| {
+        let data = w.1 == 0
+            && Header::new_checked(&w.3[..]).is_ok_and(|h| h.user() != user::LINK_PROTOCOL);
+        if data {
+            held.push((w.2, w.3.clone()));
+        }
+        !data
+    });
+    assert_eq!(held.len(), 2);
+    let old = held[0].0;
+    let new = 1 - old;
+    let point = Header::new_unchecked(&held[1].1[..]).seqno();
+    // As a kernel moving a slot to its new link: SYNCH first on it, then data there.
+    let mut moved = big_msg(b, a, 64, 3);
+    {
+        let mut h = Header::new_unchecked(&mut moved[..]);
+        h.set_seqno(2);
+    }
+    let moved = moved.freeze();
+    let now = net.now;
+    net.peers[0].handle_packet(now, new, synch_msg(b, a, point));
+    net.peers[0].handle_packet(now, new, moved.clone());
+    net.peers[0].handle_packet(now, old, held[0].1.clone());
+    net.peers[0].handle_packet(now, new, moved.clone());
+    assert_eq!(net.peers[0].stats().synchs, 1);
+    assert_eq!(
+        net.peers[0].stats().synch_dropped,
+        2,
+        "accepted before the sync point"
+    );
+    net.peers[0].handle_packet(now, old, held[1].1.clone());
+    net.peers[0].handle_packet(now, new, moved.clone());
+    assert_eq!(net.peers[0].stats().synch_dropped, 2);
+    net.flush();
+    let tags: Vec<u8> = net.events[0]
+        .iter()
+        .filter_map(|e| match e {
+            PeerEvent::Deliver(m) => Some(m[BASIC_H_SIZE]),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tags, vec![1, 2, 3], "delivered out of order");
+}
+
+/// The bearer of the first data frame (not LINK_PROTOCOL) on the wire to node 1.
+fn data_bearer(net: &Net) -> Option<BearerId> {
+    net.wire
+        .iter()
+        .find(|w| w.1 == 1 && Header::new_checked(&w.3[..]).is_ok_and(|h| h.user() == user::LOW))
+        .map(|w| w.2)
+}
+
+#[test]
+fn peer_moves_traffic_to_a_higher_priority_link_once_nothing_is_in_flight() {
+    let mut net = Net::new();
+    net.prios = [10, 20];
+    let (a, b) = (net.addrs[0], net.addrs[1]);
+    // Link 0 (priority 10) comes up first and carries message 1.
+    net.discover(0, 0, 7, 100);
+    net.discover(1, 0, 9, 200);
+    assert!(
+        net.run_until(Duration::from_secs(2), |n| n.peers[0].link_up(0)
+            && n.peers[1].link_up(0))
+    );
+    let now = net.now;
+    net.peers[0]
+        .send(now, big_msg(a, b, 64, 1), 0)
+        .expect("send");
+    net.flush();
+    assert_eq!(data_bearer(&net), Some(0));
+    // Link 1 (priority 20) comes up while message 1 is not acknowledged yet: message 2 stays
+    // on link 0, behind it.
+    net.discover(0, 1, 7, 101);
+    net.discover(1, 1, 9, 201);
+    assert!(
+        net.run_until(Duration::from_secs(2), |n| n.peers[0].up_links() == 2
+            && n.peers[1].up_links() == 2)
+    );
+    let now = net.now;
+    net.peers[0]
+        .send(now, big_msg(a, b, 64, 2), 0)
+        .expect("send");
+    net.flush();
+    assert_eq!(
+        data_bearer(&net),
+        Some(0),
+        "moved while a message was in flight"
+    );
+    // Once everything on link 0 is acknowledged, message 3 goes on link 1.
+    assert!(net.run_until(Duration::from_secs(3), |n| n.peers[0]
+        .links()
+        .iter()
+        .all(|(_, s)| s.transmq_len == 0)));
+    let now = net.now;
+    net.peers[0]
+        .send(now, big_msg(a, b, 64, 3), 0)
+        .expect("send");
+    net.flush();
+    assert_eq!(
+        data_bearer(&net),
+        Some(1),
+        "stayed on the lower-priority link"
+    );
+    net.run_for(Duration::from_millis(100));
+    let tags: Vec<u8> = net.events[1]
+        .iter()
+        .filter_map(|e| match e {
+            PeerEvent::Deliver(m) if m.len() == 64 => Some(m[BASIC_H_SIZE]),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tags, vec![1, 2, 3]);
 }

@@ -184,6 +184,8 @@ enum NametableCmd {
 enum NodeCmd {
     /// List nodes: identity, hash (address), state.
     List,
+    /// Each peer node's counters: failovers, tunnel messages, synchronisations, restarts.
+    Stat,
 }
 
 #[derive(Subcommand, Debug)]
@@ -381,6 +383,7 @@ fn main() -> ExitCode {
         } => return listen_conn(&args.node, tipc_runtime::conn::Kind::Seqpacket, l),
         cmd @ Cmd::Connect { .. } => return conn_command(&args.node, cmd),
         Cmd::Node { cmd: NodeCmd::List } => Request::NodeList,
+        Cmd::Node { cmd: NodeCmd::Stat } => Request::NodeStat,
         Cmd::Link { cmd: LinkCmd::List } => Request::LinkList,
         Cmd::Link {
             cmd: LinkCmd::Stat {

@@ -126,3 +126,40 @@ impl<'a> TunnelRepr<'a> {
         len
     }
 }
+
+/// The fragments `tipc_msg_fragment` cuts a tunnelled packet of `dsz` bytes into for a tunnel
+/// link of `mtu` (`TIPC_TUNNEL_ENHANCED` FAILOVER): `None` when it fits in one tunnel message;
+/// otherwise the byte range of the packet each fragment carries, in order (`fragm_no` from 1).
+/// Every fragment but the last carries `mtu - INT_H_SIZE` bytes; as in the kernel there are
+/// `dsz / dmax + 1` of them, so the last one is empty when `dsz` is a multiple of `dmax`.
+pub fn tunnel_fragments(
+    dsz: usize,
+    mtu: usize,
+) -> Option<impl ExactSizeIterator<Item = std::ops::Range<usize>>> {
+    let dmax = mtu.checked_sub(INT_H_SIZE).filter(|&d| d > 0)?;
+    if dsz <= dmax {
+        return None;
+    }
+    let n = dsz / dmax + 1;
+    Some((0..n).map(move |i| i * dmax..((i + 1) * dmax).min(dsz)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lens(dsz: usize, mtu: usize) -> Option<Vec<usize>> {
+        tunnel_fragments(dsz, mtu).map(|f| f.map(|r| r.len()).collect())
+    }
+
+    #[test]
+    fn tunnel_fragments_cut_like_tipc_msg_fragment() {
+        assert_eq!(lens(1460, 1500), None);
+        assert_eq!(lens(1461, 1500), Some(vec![1460, 1]));
+        // A multiple of dmax: the kernel's empty last fragment.
+        assert_eq!(lens(2920, 1500), Some(vec![1460, 1460, 0]));
+        assert_eq!(lens(13960, 1500), Some([vec![1460; 9], vec![820]].concat()));
+        // No room for data: never fragmented.
+        assert_eq!(lens(100, INT_H_SIZE), None);
+    }
+}

@@ -224,7 +224,7 @@ impl<M: Media> BearerActor<M> {
     fn pump(&mut self, ctx: &mut Context<Self>) {
         let mut frames = Vec::new();
         while let Some((dest, data)) = self.disc.poll_transmit() {
-            frames.push(TxFrame { dest, data });
+            frames.push(TxFrame::new(dest, data));
         }
         self.tx.send(frames);
         let next = self.disc.poll_timeout();
@@ -399,10 +399,7 @@ mod tests {
 
     fn frames(tags: &[&'static [u8]]) -> Vec<TxFrame> {
         tags.iter()
-            .map(|t| TxFrame {
-                dest: Dest::Broadcast,
-                data: Bytes::from_static(t),
-            })
+            .map(|t| TxFrame::new(Dest::Broadcast, Bytes::from_static(t)))
             .collect()
     }
 

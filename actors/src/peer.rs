@@ -106,7 +106,8 @@ pub struct PeerSnapshot {
 pub(crate) struct PeerLinks {
     core: Peer,
     out: BytesMut,
-    order: Vec<Transmit>,
+    /// The frames of a flush: each one's first part in `out`, and the rest by reference.
+    order: Vec<(Transmit, Bytes)>,
     /// Send paths of the bearers, looked up once.
     txs: [Option<Arc<TxPath>>; MAX_BEARERS],
     /// Deadline of the actor's armed timer.
@@ -139,21 +140,23 @@ impl PeerLinks {
             // Start a fresh chunk rather than letting `reserve` allocate one per frame burst.
             self.out = BytesMut::with_capacity(OUT_CHUNK);
         }
-        while let Some(t) = self.core.poll_transmit(&mut self.out) {
+        while let Some(t) = self.core.poll_transmit_parts(&mut self.out) {
             self.order.push(t);
         }
         if self.order.is_empty() {
             return;
         }
-        // One buffer for every frame of this round: the bearers get zero-copy slices of it.
+        // One buffer for every frame of this round (the headers, stamped, and the small
+        // packets): the bearers get zero-copy slices of it, and large payloads by reference.
         let all = self.out.split().freeze();
         let mut batches: [Vec<TxFrame>; MAX_BEARERS] = Default::default();
         let mut off = 0;
-        for t in &self.order {
+        for (t, tail) in self.order.drain(..) {
             if let Some(b) = batches.get_mut(t.bearer as usize) {
                 b.push(TxFrame {
                     dest: Dest::Unicast(t.dest),
                     data: all.slice(off..off + t.len),
+                    tail,
                 });
             }
             off += t.len;

@@ -289,7 +289,10 @@ pub struct LinkSnapshot {
 #[derive(Debug)]
 struct TxPkt {
     seqno: Seqno,
+    /// The packet, or its header when `body` holds the rest.
     buf: Bytes,
+    /// The rest of the packet, by reference (a fragment's slice of its message), or empty.
+    body: Bytes,
     /// Earliest time of the next retransmission.
     next_retr: Option<Instant>,
     /// Time of the first retransmission (for the retransmit-failure rule).
@@ -304,27 +307,33 @@ enum Outgoing {
     Proto([u8; INT_H_SIZE + IF_NAME_LEN], usize),
 }
 
-/// A queued packet: still open for bundling, or frozen (fragments, shared buffers).
+/// A queued packet: still open for bundling, or a fragment (its header and the slice of its
+/// message it carries, never bundled).
 #[derive(Debug)]
 enum Frame {
     Open(BytesMut),
-    Frozen(Bytes),
+    Parts(Bytes, Bytes),
 }
 
 impl Frame {
-    fn as_slice(&self) -> &[u8] {
+    /// The packet, or its header for a fragment.
+    fn head(&self) -> &[u8] {
         match self {
             Frame::Open(b) => b,
-            Frame::Frozen(b) => b,
+            Frame::Parts(h, _) => h,
         }
     }
-    fn freeze(self) -> Bytes {
+    fn into_parts(self) -> (Bytes, Bytes) {
         match self {
-            Frame::Open(b) => b.freeze(),
-            Frame::Frozen(b) => b,
+            Frame::Open(b) => (b.freeze(), Bytes::new()),
+            Frame::Parts(h, b) => (h, b),
         }
     }
 }
+
+/// Packets larger than this go out as their header (copied, to be stamped) and the rest by
+/// reference ([`Link::poll_transmit_parts`]).
+const SPLIT_MIN: usize = 512;
 
 /// The receive state of a link that went down, kept while the peer fails its traffic over to
 /// a parallel link (§4.12): the tunnelled copies of what it sent here are delivered against it
@@ -782,12 +791,13 @@ impl Link {
         // `snd_nxt`, as failover numbers them), for the node layer to tunnel or return.
         self.failed_tx.clear();
         for p in self.transmq.drain(..) {
-            self.failed_tx.push(with_seqno(&p.buf, p.seqno));
+            self.failed_tx.push(with_seqno(&p.buf, &p.body, p.seqno));
         }
         let mut next = self.snd_nxt;
         let unsent = self.backlogq.drain(..).map(|(_, b)| b);
         for f in unsent.chain(self.staged.take().map(|(_, f)| f)) {
-            self.failed_tx.push(with_seqno(f.as_slice(), next));
+            let (head, body) = f.into_parts();
+            self.failed_tx.push(with_seqno(&head, &body, next));
             next = next.next();
         }
         self.failed_next = next;
@@ -1429,7 +1439,7 @@ impl Link {
         let fits = size <= self.mss() || (usr == user::TUNNEL_PROTOCOL && size <= self.mtu);
         if !fits {
             self.unstage();
-            if !self.send_fragmented(&msg, imp as u8) {
+            if let Err(msg) = self.send_fragmented(msg, imp as u8) {
                 return Err(SendError::Invalid(msg));
             }
         } else if self.corked {
@@ -1493,40 +1503,45 @@ impl Link {
         }
     }
 
-    fn send_fragmented(&mut self, msg: &[u8], imp: u8) -> bool {
+    /// Fragment `msg` (§4.9) into packets of the mss: each a 40-byte header and a slice of
+    /// the message, so no byte of it is copied. The message comes back if it cannot be.
+    fn send_fragmented(&mut self, msg: BytesMut, imp: u8) -> Result<(), BytesMut> {
         let mut frags = Vec::new();
         // A 24-byte (connection) header has no destnode word: the fragments must still name
         // the peer, or its destination check drops them (the kernel's socket header template
         // carries destnode beyond the short header).
-        let short = Header::new_unchecked(msg).header_len() < wire::BASIC_H_SIZE;
+        let short = Header::new_unchecked(&msg[..]).header_len() < wire::BASIC_H_SIZE;
         let dest = short.then_some(self.cfg.peer_addr);
         let mss = self.mss();
-        if wire::fragment_pooled(msg, mss, dest, Some(&mut self.frag_pool), &mut frags).is_err() {
-            return false;
+        let msg = msg.freeze();
+        if wire::fragment_parts(&msg, mss, dest, &mut self.frag_pool, &mut frags).is_err() {
+            return Err(BytesMut::from(&msg[..]));
         }
         self.stats.tx_fragmented += 1;
-        for f in frags {
+        for (head, body) in frags {
             self.stats.tx_fragments += 1;
-            self.enqueue(Frame::Frozen(f), imp);
+            self.enqueue(Frame::Parts(head, body), imp);
         }
-        true
+        Ok(())
     }
 
     fn enqueue(&mut self, msg: Frame, imp: u8) {
         if self.backlogq.is_empty() && self.transmq.len() < self.window as usize {
-            self.push_transmq(msg.freeze());
+            let (head, body) = msg.into_parts();
+            self.push_transmq(head, body);
             return;
         }
-        // Window full: bundle into the backlog tail if possible (§4.10).
+        // Window full: bundle into the backlog tail if possible (§4.10). (A fragment is never
+        // bundled: its user is MSG_FRAGMENTER.)
         let mss = self.mss();
         let (usr, len) = {
-            let b = msg.as_slice();
+            let b = msg.head();
             (Header::new_unchecked(b).user(), b.len())
         };
         let bundleable = wire::can_bundle(usr, len, mss);
         if bundleable && self.bundle_open {
             if let Some((timp, tail)) = self.backlogq.back_mut() {
-                if *timp == imp && Self::try_bundle(tail, msg.as_slice(), mss, self.cfg.peer_addr) {
+                if *timp == imp && Self::try_bundle(tail, msg.head(), mss, self.cfg.peer_addr) {
                     self.stats.tx_bundled += 1;
                     return;
                 }
@@ -1539,10 +1554,13 @@ impl Link {
 
     /// Append `msg` to the backlog tail, turning the tail into a bundle first if needed.
     fn try_bundle(tail: &mut Frame, msg: &[u8], mss: usize, dest: NodeAddr) -> bool {
-        let cur = tail.as_slice();
+        let Frame::Open(cur) = tail else {
+            return false;
+        };
+        let cur: &[u8] = cur;
         let is_bundle = Header::new_unchecked(cur).user() == user::MSG_BUNDLER;
         let builder = if is_bundle {
-            let Frame::Open(b) = std::mem::replace(tail, Frame::Frozen(Bytes::new())) else {
+            let Frame::Open(b) = std::mem::replace(tail, Frame::Open(BytesMut::new())) else {
                 return false;
             };
             wire::BundleBuilder::from_bytes_mut(b).ok()
@@ -1560,7 +1578,7 @@ impl Link {
         ok
     }
 
-    fn push_transmq(&mut self, buf: Bytes) {
+    fn push_transmq(&mut self, buf: Bytes, body: Bytes) {
         let seqno = self.snd_nxt;
         self.snd_nxt = self.snd_nxt.next();
         if Header::new_unchecked(&buf[..]).user() == user::MSG_BUNDLER {
@@ -1570,6 +1588,7 @@ impl Link {
         self.transmq.push_back(TxPkt {
             seqno,
             buf,
+            body,
             next_retr: None,
             first_retr: None,
         });
@@ -1591,7 +1610,8 @@ impl Link {
                 b.congested = false;
                 self.events.push_back(LinkEvent::Unblocked(imp));
             }
-            self.push_transmq(buf.freeze());
+            let (head, body) = buf.into_parts();
+            self.push_transmq(head, body);
         }
     }
 
@@ -1600,12 +1620,22 @@ impl Link {
     /// Append the next packet to send to `out`; returns its length, or `None` when there is
     /// nothing to send. Sequenced packets are stamped with the current `ack` and `bcast_ack`.
     pub fn poll_transmit(&mut self, out: &mut BytesMut) -> Option<usize> {
+        let (len, body) = self.poll_transmit_parts(out)?;
+        out.extend_from_slice(&body);
+        Some(len + body.len())
+    }
+
+    /// [`Link::poll_transmit`] without copying large payloads: appends the packet's first
+    /// `len` bytes (its header, stamped, or the whole of a small packet) to `out` and returns
+    /// `len` and the rest of the packet by reference (often empty). The packet is the two
+    /// put together.
+    pub fn poll_transmit_parts(&mut self, out: &mut BytesMut) -> Option<(usize, Bytes)> {
         loop {
             let o = self.outq.pop_front()?;
             match o {
                 Outgoing::Proto(buf, len) => {
                     out.extend_from_slice(&buf[..len]);
-                    return Some(len);
+                    return Some((len, Bytes::new()));
                 }
                 Outgoing::Seq(s) => {
                     let Some(front) = self.transmq.front() else {
@@ -1618,8 +1648,14 @@ impl Link {
                     let ack = self.rcv_nxt.sub(1).0;
                     let bcast_ack = self.bcast_ack;
                     let p = &self.transmq[idx];
+                    let (head, body) = if p.body.is_empty() && p.buf.len() > SPLIT_MIN {
+                        let hlen = Header::new_unchecked(&p.buf[..]).header_len();
+                        (&p.buf[..hlen], p.buf.slice(hlen..))
+                    } else {
+                        (&p.buf[..], p.body.clone())
+                    };
                     let start = out.len();
-                    out.extend_from_slice(&p.buf);
+                    out.extend_from_slice(head);
                     {
                         let mut h = Header::new_unchecked(&mut out[start..]);
                         h.set_seqno(s.0);
@@ -1629,7 +1665,7 @@ impl Link {
                     // Every sequenced packet acks what we received, broadcast included.
                     self.rcv_unacked = 0;
                     self.bc_unacked = false;
-                    return Some(p.buf.len());
+                    return Some((head.len(), body));
                 }
             }
         }
@@ -1646,9 +1682,11 @@ impl Link {
     }
 }
 
-/// A copy of packet `buf` with `seqno` in w2.
-fn with_seqno(buf: &[u8], seqno: Seqno) -> Bytes {
-    let mut b = BytesMut::from(buf);
+/// A copy of the packet `head` + `body` with `seqno` in w2.
+fn with_seqno(head: &[u8], body: &[u8], seqno: Seqno) -> Bytes {
+    let mut b = BytesMut::with_capacity(head.len() + body.len());
+    b.extend_from_slice(head);
+    b.extend_from_slice(body);
     Header::new_unchecked(&mut b[..]).set_seqno(seqno.0);
     b.freeze()
 }

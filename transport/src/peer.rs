@@ -174,7 +174,8 @@ pub struct Transmit {
     pub bearer: BearerId,
     /// To which media address.
     pub dest: MediaAddr,
-    /// Length of the frame appended to the caller's buffer.
+    /// Length of the frame (or of its first part, [`Peer::poll_transmit_parts`]) appended to
+    /// the caller's buffer.
     pub len: usize,
 }
 
@@ -783,16 +784,26 @@ impl Peer {
 
     /// Append the next frame to `out`.
     pub fn poll_transmit(&mut self, out: &mut BytesMut) -> Option<Transmit> {
+        let (mut t, rest) = self.poll_transmit_parts(out)?;
+        out.extend_from_slice(&rest);
+        t.len += rest.len();
+        Some(t)
+    }
+
+    /// [`Peer::poll_transmit`] without copying large payloads ([`Link::poll_transmit_parts`]):
+    /// the frame is the `len` bytes appended to `out` followed by the returned bytes.
+    pub fn poll_transmit_parts(&mut self, out: &mut BytesMut) -> Option<(Transmit, Bytes)> {
         for k in 0..MAX_BEARERS {
             let i = (self.tx_rr + k) % MAX_BEARERS;
             if let Some(s) = self.links[i].as_mut() {
-                if let Some(len) = s.link.poll_transmit(out) {
+                if let Some((len, rest)) = s.link.poll_transmit_parts(out) {
                     self.tx_rr = i;
-                    return Some(Transmit {
+                    let t = Transmit {
                         bearer: i as BearerId,
                         dest: s.media,
                         len,
-                    });
+                    };
+                    return Some((t, rest));
                 }
             }
         }

@@ -8,10 +8,7 @@ use tipc_transport::media::{
 };
 
 fn frame(dest: Dest, data: &[u8]) -> TxFrame {
-    TxFrame {
-        dest,
-        data: Bytes::copy_from_slice(data),
-    }
+    TxFrame::new(dest, Bytes::copy_from_slice(data))
 }
 
 async fn recv_some<M: Media>(m: &M) -> Vec<RxFrame> {

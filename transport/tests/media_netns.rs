@@ -78,10 +78,7 @@ async fn recv_until<M: Media>(m: &M, pred: impl Fn(&RxFrame) -> bool) -> RxFrame
 }
 
 fn tx(dest: Dest, data: &'static [u8]) -> TxFrame {
-    TxFrame {
-        dest,
-        data: Bytes::from_static(data),
-    }
+    TxFrame::new(dest, Bytes::from_static(data))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

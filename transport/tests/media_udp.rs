@@ -38,10 +38,7 @@ async fn recv_n(m: &UdpMedia, n: usize) -> Vec<RxFrame> {
 }
 
 fn frame(dest: Dest, data: Vec<u8>) -> TxFrame {
-    TxFrame {
-        dest,
-        data: Bytes::from(data),
-    }
+    TxFrame::new(dest, Bytes::from(data))
 }
 
 async fn unicast_both_ways(ip: &str) {
@@ -88,6 +85,44 @@ async fn udp_gso_batch_of_ten_equal_frames_arrives_as_ten() {
         assert!(f.data.iter().all(|&x| x == i as u8), "frame {i} corrupted");
         assert_eq!(f.src, a.local_addr());
     }
+}
+
+/// Frames in two parts (a header and a payload by reference): alone (`sendmsg` with two
+/// iovecs), inline, and in GSO batches with one-part frames: each arrives as one datagram,
+/// the parts joined.
+#[tokio::test]
+async fn udp_two_part_frames_arrive_whole_alone_inline_and_in_gso_batches() {
+    let a = replicast("127.0.0.1", vec![]).unwrap();
+    let b = replicast("127.0.0.1", vec![]).unwrap();
+    let to = Dest::Unicast(b.local_addr());
+    let two = |i: u8, head: usize, tail: usize| TxFrame {
+        dest: to,
+        data: Bytes::from(vec![i; head]),
+        tail: Bytes::from(vec![i ^ 0x80; tail]),
+    };
+    let check = |got: &[RxFrame], want: &[TxFrame]| {
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!(g.data, w.contiguous());
+        }
+    };
+    let alone = [two(1, 40, 1400)];
+    a.send_batch(&alone).await.unwrap();
+    check(&recv_n(&b, 1).await, &alone);
+    let inline = [
+        two(2, 40, 700),
+        TxFrame::new(to, Bytes::from(vec![3u8; 100])),
+    ];
+    assert_eq!(a.try_send_now(&inline), 2);
+    check(&recv_n(&b, 2).await, &inline);
+    // Equal total sizes in one GSO train whatever the split; then a shorter last one.
+    let mut batch: Vec<TxFrame> = (0..20u8)
+        .map(|i| two(i, 40 + i as usize, 1360 - i as usize))
+        .collect();
+    batch.push(TxFrame::new(to, Bytes::from(vec![7u8; 1400])));
+    batch.push(two(99, 40, 100));
+    a.send_batch(&batch).await.unwrap();
+    check(&recv_n(&b, batch.len()).await, &batch);
 }
 
 #[tokio::test]

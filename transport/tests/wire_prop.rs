@@ -373,6 +373,29 @@ proptest! {
     }
 
     #[test]
+    fn fragment_parts_are_the_copied_fragments_and_point_into_the_message(
+        f in data_fields(), len in 0usize..20000, pktmax in 41usize..3000, seed in any::<u8>(),
+    ) {
+        let p: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(17).wrapping_add(seed)).collect();
+        let msg = Bytes::from(data_msg(f, &p));
+        let mut copied = Vec::new();
+        let mut parts = Vec::new();
+        let mut pool = ChunkPool::new();
+        let a = fragment_to(&msg, pktmax, Some(7), &mut copied);
+        let b = fragment_parts(&msg, pktmax, Some(7), &mut pool, &mut parts);
+        prop_assert_eq!(a.is_ok(), b.is_ok());
+        prop_assert_eq!(copied.len(), parts.len());
+        let range = msg.as_ptr() as usize..msg.as_ptr() as usize + msg.len();
+        for (c, (h, body)) in copied.iter().zip(&parts) {
+            prop_assert_eq!(h.len(), INT_H_SIZE);
+            prop_assert_eq!(&c[..INT_H_SIZE], &h[..]);
+            prop_assert_eq!(&c[INT_H_SIZE..], &body[..]);
+            // Zero copy: the payload is the message's own memory.
+            prop_assert!(body.is_empty() || range.contains(&(body.as_ptr() as usize)));
+        }
+    }
+
+    #[test]
     fn fragment_then_reassemble_returns_the_message(
         f in data_fields(), len in 0usize..20000, pktmax in 41usize..3000, seed in any::<u8>(),
     ) {

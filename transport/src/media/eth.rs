@@ -243,6 +243,7 @@ impl Media for EthMedia {
             buf.extend_from_slice(&self.mac);
             buf.extend_from_slice(&ETH_P_TIPC.to_be_bytes());
             buf.extend_from_slice(&f.data);
+            buf.extend_from_slice(&f.tail);
             let res = loop {
                 match self.fd.get_ref().send(&buf) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

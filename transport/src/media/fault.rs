@@ -301,15 +301,12 @@ impl<M: Media> Media for FaultyMedia<M> {
         {
             let mut inj = tx.lock().unwrap_or_else(|p| p.into_inner());
             for f in frames {
-                inj.process(f.dest, f.data.clone(), &mut passed);
+                inj.process(f.dest, f.contiguous(), &mut passed);
             }
         }
         let mut now_frames = Vec::new();
         for p in passed {
-            let frame = TxFrame {
-                dest: p.meta,
-                data: p.data,
-            };
+            let frame = TxFrame::new(p.meta, p.data);
             if p.delay.is_zero() {
                 now_frames.push(frame);
             } else {

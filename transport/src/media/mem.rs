@@ -222,11 +222,11 @@ impl Media for MemMedia {
             ));
         }
         for f in frames {
-            if f.data.len() > self.net.mtu {
+            if f.len() > self.net.mtu {
                 first_err.get_or_insert_with(|| {
                     io::Error::new(
                         io::ErrorKind::InvalidInput,
-                        format!("{} B frame exceeds MTU {}", f.data.len(), self.net.mtu),
+                        format!("{} B frame exceeds MTU {}", f.len(), self.net.mtu),
                     )
                 });
                 continue;
@@ -234,7 +234,7 @@ impl Media for MemMedia {
             self.counters.sent.fetch_add(1, Ordering::Relaxed);
             let rx = RxFrame {
                 src,
-                data: f.data.clone(),
+                data: f.contiguous(),
             };
             match f.dest {
                 Dest::Unicast(MediaAddr::Mem(id)) => match hub.ports.get(&id) {

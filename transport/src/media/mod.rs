@@ -85,13 +85,48 @@ pub enum Dest {
     Broadcast,
 }
 
-/// A frame to send.
+/// A frame to send: `data` followed by `tail`.
 #[derive(Debug, Clone)]
 pub struct TxFrame {
     /// Destination.
     pub dest: Dest,
-    /// The complete TIPC message.
+    /// The TIPC message, or its first part when `tail` is not empty.
     pub data: Bytes,
+    /// The rest of the message, by reference (a large payload the link did not copy), or
+    /// empty. Media send the two parts as one frame (as an iovec pair where they can).
+    pub tail: Bytes,
+}
+
+impl TxFrame {
+    /// A frame of one part.
+    pub fn new(dest: Dest, data: Bytes) -> TxFrame {
+        TxFrame {
+            dest,
+            data,
+            tail: Bytes::new(),
+        }
+    }
+
+    /// The frame's length.
+    pub fn len(&self) -> usize {
+        self.data.len() + self.tail.len()
+    }
+
+    /// Is the frame empty?
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty() && self.tail.is_empty()
+    }
+
+    /// The frame in one buffer (a copy only when it has two parts).
+    pub fn contiguous(&self) -> Bytes {
+        if self.tail.is_empty() {
+            return self.data.clone();
+        }
+        let mut b = bytes::BytesMut::with_capacity(self.len());
+        b.extend_from_slice(&self.data);
+        b.extend_from_slice(&self.tail);
+        b.freeze()
+    }
 }
 
 /// Which kind of media a bearer uses (kernel media names "udp", "eth").

@@ -133,44 +133,101 @@ impl RxArena {
     }
 }
 
-/// Receive buffers: a scratch area `recvmmsg` writes into (allocated and zeroed once), and a
-/// compact buffer the received bytes are packed into and split off as [`Bytes`].
+/// Receive buffers: one slot per datagram of a `recvmmsg` batch (allocated and zeroed once),
+/// and a compact buffer small datagrams are packed into and split off as [`Bytes`].
 ///
-/// A frame kept alive keeps its compact chunk (at least [`RX_CHUNK`] bytes) alive; long-term
-/// holders of many small frames may prefer to copy them.
+/// A large datagram (a GRO train, a big fragment) is not copied: its slot is handed out with
+/// it ("lent") and replaced by one whose frames are all gone, or a new one. A frame kept alive
+/// keeps its compact chunk (at least [`RX_CHUNK`] bytes) or its slot alive; long-term holders
+/// of many small frames may prefer to copy them.
 #[derive(Debug)]
 pub(crate) struct RxBufs {
-    scratch: Box<[u8]>,
+    slots: Vec<BytesMut>,
     compact: BytesMut,
+    /// Slots lent out with large datagrams, oldest first, taken back once unshared.
+    lent: std::collections::VecDeque<Bytes>,
+    slot: usize,
+}
+
+/// Datagrams at least this large are lent out in their slot rather than copied.
+const LEND_MIN: usize = 8 * 1024;
+/// Most lent slots remembered for taking back (older ones are left to their frames).
+const LENT_MAX: usize = 64;
+
+/// Where a datagram of a batch ended up.
+enum Landed {
+    /// At this offset of the batch's compact buffer.
+    Packed(usize),
+    /// In its own (lent) slot.
+    Lent(Bytes),
 }
 
 impl RxBufs {
     /// Buffers for `slots` datagrams of up to `slot` bytes each.
     pub(crate) fn new(slots: usize, slot: usize) -> Self {
         RxBufs {
-            scratch: vec![0u8; slots * slot].into_boxed_slice(),
+            slots: (0..slots).map(|_| BytesMut::zeroed(slot)).collect(),
             compact: BytesMut::new(),
+            lent: std::collections::VecDeque::new(),
+            slot,
         }
     }
 
-    /// Copy `parts` (ranges of the scratch area) into one compact buffer, returned frozen.
-    pub(crate) fn pack(
-        &mut self,
-        parts: impl Iterator<Item = std::ops::Range<usize>> + Clone,
-    ) -> Bytes {
-        let total: usize = parts.clone().map(|r| r.len()).sum();
+    /// The slots, for `recvmmsg`.
+    fn bufs(&mut self) -> impl Iterator<Item = &mut [u8]> {
+        self.slots.iter_mut().map(|s| &mut s[..])
+    }
+
+    /// Take the datagrams that arrived (`lens[i]` bytes in slot `i`): each one's bytes, in
+    /// order, small ones packed into one compact buffer, large ones in their own slot.
+    fn land(&mut self, lens: &[usize]) -> Vec<Bytes> {
+        let total: usize = lens.iter().filter(|&&l| l < LEND_MIN).sum();
         if self.compact.capacity() < total {
             // `reserve` takes the whole chunk back when every frame split off it is gone
             // (the common case once a batch was delivered): no fresh allocation, hence no
             // mmap/page-fault churn per batch; otherwise it allocates a new chunk.
             self.compact.reserve(total.max(RX_CHUNK));
         }
-        for r in parts {
-            if let Some(src) = self.scratch.get(r) {
-                self.compact.extend_from_slice(src);
+        let mut landed = Vec::with_capacity(lens.len());
+        for (i, &len) in lens.iter().enumerate() {
+            let len = len.min(self.slot);
+            if len < LEND_MIN {
+                landed.push(Landed::Packed(self.compact.len()));
+                self.compact.extend_from_slice(&self.slots[i][..len]);
+                continue;
+            }
+            let fresh = self.take_back();
+            let whole = std::mem::replace(&mut self.slots[i], fresh).freeze();
+            landed.push(Landed::Lent(whole.slice(..len)));
+            if self.lent.len() >= LENT_MAX {
+                self.lent.pop_front();
+            }
+            self.lent.push_back(whole);
+        }
+        let packed = self.compact.split().freeze();
+        let mut out = Vec::with_capacity(lens.len());
+        for (l, &len) in landed.into_iter().zip(lens) {
+            out.push(match l {
+                Landed::Packed(off) => packed.slice(off..off + len.min(self.slot)),
+                Landed::Lent(b) => b,
+            });
+        }
+        out
+    }
+
+    /// A lent slot whose frames are all gone, or a new one.
+    fn take_back(&mut self) -> BytesMut {
+        for _ in 0..self.lent.len() {
+            let Some(b) = self.lent.pop_front() else {
+                break;
+            };
+            match b.try_into_mut() {
+                Ok(m) if m.len() == self.slot => return m,
+                Ok(_) => {}
+                Err(b) => self.lent.push_back(b),
             }
         }
-        self.compact.split().freeze()
+        BytesMut::zeroed(self.slot)
     }
 }
 
@@ -180,13 +237,22 @@ const MAX_IOV_SEGMENTS: usize = 64;
 /// Most GSO groups one [`send_groups`] call hands to `sendmmsg`.
 const MAX_MMSG: usize = 64;
 
+/// One frame in one datagram: a plain `sendto`, or a `sendmsg` with an iovec per part.
+fn send_frame_to(sock: &std::net::UdpSocket, f: &TxFrame, dest: SocketAddr) -> io::Result<usize> {
+    if f.tail.is_empty() {
+        return sock.send_to(&f.data, dest);
+    }
+    let parts = [io::IoSlice::new(&f.data), io::IoSlice::new(&f.tail)];
+    socket2::SockRef::from(sock).send_to_vectored(&parts, &socket2::SockAddr::from(dest))
+}
+
 /// One `sendmmsg` for up to [`MAX_MMSG`] `groups` (each a destination and a range of `list`,
-/// sent as one GSO datagram train, each frame its own iovec). Returns how many groups the
-/// kernel took (the first one's error if none).
+/// sent as one GSO datagram train, each frame its own iovec, or two). Returns how many groups
+/// the kernel took (the first one's error if none).
 #[allow(unsafe_code)]
 fn send_groups(
     sock: &std::net::UdpSocket,
-    list: &[(SocketAddr, &Bytes)],
+    list: &[(SocketAddr, &TxFrame)],
     groups: &[(SocketAddr, std::ops::Range<usize>)],
 ) -> io::Result<usize> {
     #[repr(C, align(8))]
@@ -197,20 +263,37 @@ fn send_groups(
         .iter()
         .map(|(d, _)| socket2::SockAddr::from(*d))
         .collect();
-    let mut iov: Vec<libc::iovec> = Vec::with_capacity(groups.iter().map(|(_, r)| r.len()).sum());
+    // A frame is one iovec, or two when its payload came by reference.
+    let iovs_of = |r: &std::ops::Range<usize>| -> usize {
+        list.get(r.clone())
+            .unwrap_or_default()
+            .iter()
+            .map(|(_, f)| 1 + usize::from(!f.tail.is_empty()))
+            .sum()
+    };
+    let mut iov: Vec<libc::iovec> =
+        Vec::with_capacity(groups.iter().map(|(_, r)| iovs_of(r)).sum());
     for (_, r) in groups {
         for (_, f) in list.get(r.clone()).unwrap_or_default() {
-            iov.push(libc::iovec {
-                iov_base: f.as_ptr() as *mut libc::c_void,
-                iov_len: f.len(),
-            });
+            let parts = if f.tail.is_empty() {
+                &[&f.data][..]
+            } else {
+                &[&f.data, &f.tail][..]
+            };
+            for part in parts {
+                iov.push(libc::iovec {
+                    iov_base: part.as_ptr() as *mut libc::c_void,
+                    iov_len: part.len(),
+                });
+            }
         }
     }
     let mut cbufs = vec![Cmsg([0; 32]); groups.len()];
     let mut msgs: Vec<libc::mmsghdr> = Vec::with_capacity(groups.len());
     let mut at = 0usize;
     for (i, (_, r)) in groups.iter().enumerate() {
-        let n = list.get(r.clone()).map_or(0, |g| g.len());
+        let frames = list.get(r.clone()).map_or(0, |g| g.len());
+        let n = iovs_of(r);
         let seg = list.get(r.start).map_or(0, |(_, f)| f.len());
         let seg = u16::try_from(seg).map_err(|_| invalid(format!("GSO segment of {seg} bytes")))?;
         // SAFETY: the header points into `addrs`, `iov` and `cbufs`, which are fully built
@@ -222,7 +305,7 @@ fn send_groups(
             h.msg_namelen = addrs[i].len();
             h.msg_iov = iov.as_mut_ptr().add(at);
             h.msg_iovlen = n as _;
-            if n > 1 {
+            if frames > 1 {
                 h.msg_control = cbufs[i].0.as_mut_ptr().cast();
                 h.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) as _;
                 let c = libc::CMSG_FIRSTHDR(&h);
@@ -510,7 +593,7 @@ impl UdpMedia {
         let mut rx = self.rx.lock().unwrap_or_else(|p| p.into_inner());
         let mut meta = [RecvMeta::default(); BATCH_SIZE];
         let n = {
-            let mut slots = rx.scratch.chunks_mut(RX_SLOT);
+            let mut slots = rx.bufs();
             let mut bufs: [IoSliceMut<'_>; BATCH_SIZE] =
                 std::array::from_fn(|_| IoSliceMut::new(slots.next().unwrap_or_default()));
             self.state
@@ -520,12 +603,11 @@ impl UdpMedia {
         if n == 0 {
             return Ok(0);
         }
-        let lens = |i: usize| meta[i].len.min(RX_SLOT);
-        let batch = rx.pack((0..n).map(|i| i * RX_SLOT..i * RX_SLOT + lens(i)));
+        let lens: Vec<usize> = meta[..n].iter().map(|m| m.len.min(RX_SLOT)).collect();
+        let datagrams = rx.land(&lens);
         drop(rx);
-        let mut base = 0;
-        for m in &meta[..n] {
-            let len = m.len.min(RX_SLOT);
+        for (m, d) in meta[..n].iter().zip(datagrams) {
+            let len = d.len();
             let stride = if m.stride == 0 { len } else { m.stride };
             let src = MediaAddr::Udp(m.addr);
             let mut off = 0;
@@ -533,11 +615,10 @@ impl UdpMedia {
                 let end = (off + stride).min(len);
                 out.push(RxFrame {
                     src,
-                    data: batch.slice(base + off..base + end),
+                    data: d.slice(off..end),
                 });
                 off = end;
             }
-            base += len;
         }
         Ok(n)
     }
@@ -561,7 +642,7 @@ impl UdpMedia {
     async fn send_group(
         &self,
         dest: SocketAddr,
-        frames: &[&Bytes],
+        frames: &[&TxFrame],
         gso_buf: &mut Vec<u8>,
     ) -> io::Result<()> {
         if let [one] = frames {
@@ -571,7 +652,8 @@ impl UdpMedia {
         // `sendmmsg` failed: one staged GSO transmit through quinn-udp.
         gso_buf.clear();
         for f in frames {
-            gso_buf.extend_from_slice(f);
+            gso_buf.extend_from_slice(&f.data);
+            gso_buf.extend_from_slice(&f.tail);
         }
         let t = Transmit {
             destination: dest,
@@ -596,20 +678,21 @@ impl UdpMedia {
         }
     }
 
-    async fn send_one(&self, dest: SocketAddr, data: &[u8]) -> io::Result<()> {
+    async fn send_one(&self, dest: SocketAddr, f: &TxFrame) -> io::Result<()> {
         if self.src_ip.is_none() {
             // A plain `sendto`: no ancillary data for the kernel to parse.
             loop {
-                match self.sock.get_ref().send_to(data, dest) {
+                match send_frame_to(self.sock.get_ref(), f, dest) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait_writable().await?,
                     r => return r.map(drop),
                 }
             }
         }
+        let whole = f.contiguous();
         let t = Transmit {
             destination: dest,
             ecn: None,
-            contents: data,
+            contents: &whole,
             segment_size: None,
             src_ip: self.src_ip,
         };
@@ -621,7 +704,7 @@ impl UdpMedia {
     fn expand<'f>(
         &self,
         frames: &'f [TxFrame],
-    ) -> (Vec<(SocketAddr, &'f Bytes)>, Option<io::Error>) {
+    ) -> (Vec<(SocketAddr, &'f TxFrame)>, Option<io::Error>) {
         let mut out = Vec::with_capacity(frames.len());
         let mut err = None;
         let bcast: Vec<SocketAddr> = if frames.iter().any(|f| f.dest == Dest::Broadcast) {
@@ -636,7 +719,7 @@ impl UdpMedia {
         while i < frames.len() {
             match frames[i].dest {
                 Dest::Unicast(MediaAddr::Udp(sa)) => {
-                    out.push((sa, &frames[i].data));
+                    out.push((sa, &frames[i]));
                     i += 1;
                 }
                 Dest::Unicast(other) => {
@@ -649,7 +732,7 @@ impl UdpMedia {
                         i += 1;
                     }
                     for d in &bcast {
-                        out.extend(frames[start..i].iter().map(|f| (*d, &f.data)));
+                        out.extend(frames[start..i].iter().map(|f| (*d, f)));
                     }
                 }
             }
@@ -688,7 +771,7 @@ impl Media for UdpMedia {
             let Dest::Unicast(MediaAddr::Udp(dest)) = f.dest else {
                 break;
             };
-            match self.sock.get_ref().send_to(&f.data, dest) {
+            match send_frame_to(self.sock.get_ref(), f, dest) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => tracing::debug!("send to {dest} failed: {e}"),
@@ -727,12 +810,12 @@ impl Media for UdpMedia {
 
     async fn send_batch(&self, frames: &[TxFrame]) -> io::Result<()> {
         // The common case of a lone unicast frame: no grouping.
-        if let [TxFrame {
+        if let [f @ TxFrame {
             dest: Dest::Unicast(MediaAddr::Udp(sa)),
-            data,
+            ..
         }] = frames
         {
-            return self.send_one(*sa, data).await;
+            return self.send_one(*sa, f).await;
         }
         let (list, mut first_err) = self.expand(frames);
         let max_segs = self.state.max_gso_segments().clamp(1, MAX_IOV_SEGMENTS);
@@ -767,7 +850,7 @@ impl Media for UdpMedia {
             groups.push((dest, i..j));
             i = j;
         }
-        let frames_of = |r: &std::ops::Range<usize>| -> Vec<&Bytes> {
+        let frames_of = |r: &std::ops::Range<usize>| -> Vec<&TxFrame> {
             list[r.clone()].iter().map(|(_, f)| *f).collect()
         };
         // Every group in one `sendmmsg` (as few as possible when the kernel takes fewer).
@@ -829,17 +912,32 @@ mod tests {
     }
 
     #[test]
-    fn rxbufs_pack_concatenates_slot_prefixes() {
-        let mut r = RxBufs::new(2, 8);
-        r.scratch[..3].copy_from_slice(b"abc");
-        r.scratch[8..10].copy_from_slice(b"de");
-        let b = r.pack([0..3, 8..10].into_iter());
-        assert_eq!(&b[..], b"abcde");
-        // The next batch does not overwrite frames handed out before.
-        r.scratch[..2].copy_from_slice(b"xy");
-        let c = r.pack(std::iter::once(0..2));
-        assert_eq!(&c[..], b"xy");
-        assert_eq!(&b[..], b"abcde");
+    fn rxbufs_land_packs_small_datagrams_and_lends_large_ones() {
+        let mut r = RxBufs::new(3, 2 * LEND_MIN);
+        r.slots[0][..3].copy_from_slice(b"abc");
+        r.slots[1][..LEND_MIN].fill(7);
+        r.slots[2][..2].copy_from_slice(b"de");
+        let slot1 = r.slots[1].as_ptr();
+        let got = r.land(&[3, LEND_MIN, 2]);
+        assert_eq!(&got[0][..], b"abc");
+        assert_eq!(&got[2][..], b"de");
+        // The small ones share one compact buffer; the large one is its slot, not a copy.
+        assert_eq!(got[2].as_ptr(), got[0].as_ptr().wrapping_add(3));
+        assert_eq!(got[1].len(), LEND_MIN);
+        assert!(got[1].iter().all(|&x| x == 7));
+        assert_eq!(got[1].as_ptr(), slot1);
+        // Its slot was replaced: the next batch does not overwrite frames handed out before.
+        r.slots[1][..LEND_MIN].fill(9);
+        let again = r.land(&[0, LEND_MIN, 0]);
+        assert!(got[1].iter().all(|&x| x == 7));
+        assert!(again[1].iter().all(|&x| x == 9));
+        // Once its frames are gone a lent slot is taken back (no new allocation).
+        drop(got);
+        let before = r.slots[1].as_ptr();
+        r.slots[1][..LEND_MIN].fill(1);
+        let third = r.land(&[0, LEND_MIN, 0]);
+        assert_eq!(third[1].as_ptr(), before);
+        assert_eq!(r.slots[1].as_ptr(), slot1, "the first lent slot came back");
     }
 
     fn loopback_pair() -> (UdpMedia, UdpMedia, SocketAddr) {
@@ -858,10 +956,7 @@ mod tests {
     }
 
     fn unicast(to: SocketAddr, data: &'static [u8]) -> TxFrame {
-        TxFrame {
-            dest: Dest::Unicast(MediaAddr::Udp(to)),
-            data: Bytes::from_static(data),
-        }
+        TxFrame::new(Dest::Unicast(MediaAddr::Udp(to)), Bytes::from_static(data))
     }
 
     async fn recv_n(m: &UdpMedia, n: usize) -> Vec<Bytes> {
@@ -910,10 +1005,7 @@ mod tests {
         let (a, b, to) = loopback_pair();
         let frames = [
             unicast(to, b"one"),
-            TxFrame {
-                dest: Dest::Broadcast,
-                data: Bytes::from_static(b"all"),
-            },
+            TxFrame::new(Dest::Broadcast, Bytes::from_static(b"all")),
         ];
         assert_eq!(a.try_send_now(&frames), 1);
         assert_eq!(recv_n(&b, 1).await, vec![&b"one"[..]]);
@@ -949,10 +1041,10 @@ mod tests {
     }
 
     #[test]
-    fn rxbufs_pack_skips_ranges_outside_the_scratch_area() {
+    fn rxbufs_land_clamps_lengths_to_the_slot() {
         let mut r = RxBufs::new(1, 4);
-        r.scratch.copy_from_slice(b"wxyz");
-        let b = r.pack([0..2, 3..9].into_iter());
-        assert_eq!(&b[..], b"wx");
+        r.slots[0].copy_from_slice(b"wxyz");
+        let b = r.land(&[9]);
+        assert_eq!(&b[0][..], b"wxyz");
     }
 }

@@ -177,9 +177,83 @@ pub fn fragment_pooled(
     pool: Option<&mut ChunkPool>,
     out: &mut Vec<Bytes>,
 ) -> Result<usize, FragmentError> {
+    let (plan, count) = fragment_plan(msg, pktmax, destnode)?;
+    // One allocation; each packet's header then its data, copied once.
+    let total = plan.len + count * INT_H_SIZE;
+    let mut all = match pool {
+        Some(p) => p.take(total),
+        None => BytesMut::with_capacity(total),
+    };
+    out.reserve(count);
+    for (hdr, range) in plan {
+        let plen = INT_H_SIZE + range.len();
+        all.extend_from_slice(&hdr);
+        all.extend_from_slice(&msg[range]);
+        out.push(all.split_to(plen).freeze());
+    }
+    Ok(count)
+}
+
+/// Zero-copy [`fragment_to`]: each fragment is its 40-byte header (carved from `pool`) and
+/// the slice of `msg` it carries, which the packet on the wire is the two put together.
+/// Returns the number of fragments appended to `out`; an error appends nothing.
+pub fn fragment_parts(
+    msg: &Bytes,
+    pktmax: usize,
+    destnode: Option<u32>,
+    pool: &mut ChunkPool,
+    out: &mut Vec<(Bytes, Bytes)>,
+) -> Result<usize, FragmentError> {
+    let (plan, count) = fragment_plan(msg, pktmax, destnode)?;
+    let mut heads = pool.take(count * INT_H_SIZE);
+    out.reserve(count);
+    for (hdr, range) in plan {
+        heads.extend_from_slice(&hdr);
+        out.push((heads.split_to(INT_H_SIZE).freeze(), msg.slice(range)));
+    }
+    Ok(count)
+}
+
+/// The fragments of a message: each one's header and the range of the message it carries.
+struct FragmentPlan {
+    repr: FragmentRepr<'static>,
+    /// The message's size (only that much of the buffer is sent).
+    len: usize,
+    chunk: usize,
+    count: usize,
+    next: usize,
+}
+
+impl Iterator for FragmentPlan {
+    type Item = ([u8; INT_H_SIZE], std::ops::Range<usize>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let i = self.next;
+        if i >= self.count {
+            return None;
+        }
+        self.next += 1;
+        let range = i * self.chunk..((i + 1) * self.chunk).min(self.len);
+        self.repr.mtype = match i {
+            0 => FragmentType::First,
+            _ if i + 1 == self.count => FragmentType::Last,
+            _ => FragmentType::Fragment,
+        };
+        self.repr.fragm_no = (i + 1) as u16;
+        let mut hdr = [0u8; INT_H_SIZE];
+        self.repr.emit_header(&mut hdr, INT_H_SIZE + range.len());
+        Some((hdr, range))
+    }
+}
+
+/// Validate `msg` and plan its fragments for packets of `pktmax` bytes.
+fn fragment_plan(
+    msg: &[u8],
+    pktmax: usize,
+    destnode: Option<u32>,
+) -> Result<(FragmentPlan, usize), FragmentError> {
     let h = Header::new_checked(msg)?;
-    let msg = h.message();
-    let len = msg.len();
+    let len = h.message().len();
     if len <= pktmax {
         return Err(FragmentError::Fits { len, pktmax });
     }
@@ -189,7 +263,7 @@ pub fn fragment_pooled(
     if count > u16::MAX as usize {
         return Err(FragmentError::PktmaxTooSmall(pktmax));
     }
-    let mut repr = FragmentRepr {
+    let repr = FragmentRepr {
         mtype: FragmentType::First,
         non_seq: false,
         bcast_ack: 0,
@@ -204,28 +278,14 @@ pub fn fragment_pooled(
         importance: importance(&h),
         data: &[],
     };
-    // One allocation; each packet's header room zeroed, its data copied once.
-    let total = len + count * INT_H_SIZE;
-    let mut all = match pool {
-        Some(p) => p.take(total),
-        None => BytesMut::with_capacity(total),
+    let plan = FragmentPlan {
+        repr,
+        len,
+        chunk,
+        count,
+        next: 0,
     };
-    out.reserve(count);
-    for (i, part) in msg.chunks(chunk).enumerate() {
-        repr.mtype = match i {
-            0 => FragmentType::First,
-            _ if i + 1 == count => FragmentType::Last,
-            _ => FragmentType::Fragment,
-        };
-        repr.fragm_no = (i + 1) as u16;
-        let plen = INT_H_SIZE + part.len();
-        all.resize(INT_H_SIZE, 0);
-        all.extend_from_slice(part);
-        let mut pkt = all.split_to(plen);
-        repr.emit_header(&mut pkt, plen);
-        out.push(pkt.freeze());
-    }
-    Ok(count)
+    Ok((plan, count))
 }
 
 /// Why reassembly failed. After any error the reassembler is empty again; the kernel treats a

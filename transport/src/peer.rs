@@ -913,6 +913,11 @@ impl Peer {
     /// of a new link while another link is up starts it; it ends once the old link has
     /// delivered everything up to the sync point (or either link goes down).
     fn synch_holds(&mut self, idx: usize, pkt: &[u8]) -> bool {
+        // The common case, decided on the first word: no synch, not a tunnel message.
+        let tunnel = pkt.len() >= 4 && Header::new_unchecked(pkt).user() == user::TUNNEL_PROTOCOL;
+        if self.synch.is_none() && !tunnel {
+            return false;
+        }
         let Ok(h) = Header::new_checked(pkt) else {
             return false;
         };

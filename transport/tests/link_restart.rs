@@ -349,22 +349,7 @@ fn peer_fails_over_unacknowledged_packets_to_remaining_link_and_delivers_each_on
     let mut net = Net::new();
     net.bring_up();
     let (a, b) = (net.addrs[0], net.addrs[1]);
-    // Find the link node 0 sends on: the bearer of its next sequenced frame.
-    let now = net.now;
-    net.peers[0]
-        .send(now, data_msg(a, b), 0)
-        .expect("send data");
-    net.flush();
-    let active = net
-        .wire
-        .iter()
-        .find(|w| {
-            w.1 == 1 && Header::new_checked(&w.3[..]).is_ok_and(|h| h.user() != user::LINK_PROTOCOL)
-        })
-        .map(|w| w.2)
-        .expect("no data frame");
-    net.run_for(Duration::from_millis(50));
-    net.events = [Vec::new(), Vec::new()];
+    let active = active_bearer(&mut net);
     // Everything on that bearer is lost from now on: its link times out, the other stays up.
     net.cut_bearer = Some(active);
     let now = net.now;
@@ -447,14 +432,7 @@ fn active_bearer(net: &mut Net) -> BearerId {
         .send(now, data_msg(a, b), 0)
         .expect("send data");
     net.flush();
-    let active = net
-        .wire
-        .iter()
-        .find(|w| {
-            w.1 == 1 && Header::new_checked(&w.3[..]).is_ok_and(|h| h.user() != user::LINK_PROTOCOL)
-        })
-        .map(|w| w.2)
-        .expect("no data frame");
+    let active = data_bearer(&net).expect("no data frame");
     net.run_for(Duration::from_millis(50));
     net.events = [Vec::new(), Vec::new()];
     active

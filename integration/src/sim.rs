@@ -220,6 +220,9 @@ pub struct SimConfig {
     pub tolerance: Duration,
     /// Bearer MTU.
     pub mtu: usize,
+    /// MTU of bearer 0 when it differs from the others' `mtu` (links of unequal MTU: what
+    /// fails over from the larger one goes in tunnel fragments).
+    pub first_mtu: Option<usize>,
     /// Minimum link window.
     pub min_win: u16,
     /// Maximum link window.
@@ -244,6 +247,7 @@ impl Default for SimConfig {
             bearers: 1,
             tolerance: Duration::from_millis(1500),
             mtu: 1500,
+            first_mtu: None,
             min_win: 50,
             max_win: 200,
             msg_size: 64,
@@ -372,7 +376,7 @@ impl SimNode {
                 let params = BearerParams {
                     id: b as BearerId,
                     if_name: format!("mem{b}"),
-                    mtu: cfg.mtu,
+                    mtu: cfg.first_mtu.filter(|_| b == 0).unwrap_or(cfg.mtu),
                     encap_hlen: 0,
                     tolerance: cfg.tolerance,
                     priority: 10,
@@ -1218,6 +1222,8 @@ pub struct Sim {
     default_rule: FaultRule,
     rules: HashMap<(usize, usize), FaultRule>,
     cut: BTreeSet<(usize, usize)>,
+    /// Bearer segments that carry nothing (every node's bearer of that id).
+    cut_segments: BTreeSet<BearerId>,
     flows: BTreeMap<(usize, usize), Flow>,
     /// (node, peer, bearer) -> deadline by which the link must be declared down, and whether
     /// the cause is a partition (a heal before the deadline cancels it).
@@ -1332,6 +1338,7 @@ impl Sim {
             default_rule: FaultRule::default(),
             rules: HashMap::new(),
             cut: BTreeSet::new(),
+            cut_segments: BTreeSet::new(),
             flows: BTreeMap::new(),
             must_go_down: BTreeMap::new(),
             last_fault: HashMap::new(),
@@ -1506,6 +1513,36 @@ impl Sim {
         }
         self.sever(a, b, true);
     }
+    /// Cut bearer segment `bearer` (every node's bearer of that id: a failed switch). Frames
+    /// already on it are lost too. With another segment the nodes stay up: the links on this
+    /// one go down and fail over. [`Sim::heal_segments`] (or [`Sim::heal`]) restores it.
+    pub fn cut_segment(&mut self, bearer: BearerId) {
+        if !self.cut_segments.insert(bearer) {
+            return;
+        }
+        self.trace(format_args!("cut segment {bearer}"));
+        self.up_deadline = None;
+        self.names_deadline = None;
+        for a in 0..self.cfg.nodes {
+            for b in a + 1..self.cfg.nodes {
+                self.fault(a, b);
+            }
+        }
+    }
+    /// Restore every cut segment, leaving pair cuts. Unlike [`Sim::heal`] this arms no bound
+    /// on the links' return: a segment's links come back once their failover has ended, which
+    /// takes as long as the tunnelled queue needs to cross the other segment's loss.
+    pub fn heal_segments(&mut self) {
+        if std::mem::take(&mut self.cut_segments).is_empty() {
+            return;
+        }
+        self.trace(format_args!("heal segments"));
+        for a in 0..self.cfg.nodes {
+            for b in a + 1..self.cfg.nodes {
+                self.fault(a, b);
+            }
+        }
+    }
     /// Cut node `n` from every other node.
     pub fn isolate(&mut self, n: usize) {
         for o in 0..self.cfg.nodes {
@@ -1526,6 +1563,7 @@ impl Sim {
         for (a, b) in cut {
             self.fault(a, b);
         }
+        self.heal_segments();
         self.up_deadline = Some(self.now + self.up_bound());
         self.names_deadline = Some(self.now + self.converge_bound());
     }
@@ -2660,7 +2698,7 @@ impl Sim {
         self.step += 1;
         while self.queue.peek().is_some_and(|f| f.at <= now) {
             let Some(f) = self.queue.pop() else { break };
-            if self.cut.contains(&pair(f.from, f.to)) {
+            if self.cut.contains(&pair(f.from, f.to)) || self.cut_segments.contains(&f.bearer) {
                 continue;
             }
             if let Some(node) = self.nodes[f.to].as_mut() {

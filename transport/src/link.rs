@@ -49,6 +49,8 @@ pub const MIN_MTU: usize = 100;
 const SSTHRESH_FLOOR: u16 = 300;
 /// Number of importance levels with a backlog (LOW..=SYSTEM).
 pub const IMPORTANCE_LEVELS: usize = 5;
+/// The backlog level of tunnel messages (after the importance levels).
+const TUNNEL_LEVEL: usize = IMPORTANCE_LEVELS;
 
 /// Link configuration, from the bearer (spec §3.1, §12).
 #[derive(Debug, Clone)]
@@ -391,7 +393,8 @@ pub struct Link {
     // queues
     transmq: VecDeque<TxPkt>,
     backlogq: VecDeque<(u8, Frame)>,
-    backlog: [Backlog; IMPORTANCE_LEVELS],
+    /// Per importance level, and one more for tunnel messages ([`TUNNEL_LEVEL`]).
+    backlog: [Backlog; IMPORTANCE_LEVELS + 1],
     /// Index into `backlogq` of the packet open for bundling, if it is the tail.
     bundle_open: bool,
     /// Corked ([`Link::set_cork`]): small messages are bundled into `staged` instead of
@@ -502,6 +505,7 @@ impl Link {
         }
         // SYSTEM: room for a full name-table bulk (65535 items of 20 bytes).
         self.backlog[4].limit = (65535 / (self.mtu / 20).max(1)).max(1);
+        self.backlog[TUNNEL_LEVEL].limit = usize::MAX;
     }
 
     // ------------------------------------------------------------------ accessors
@@ -1421,7 +1425,15 @@ impl Link {
             Ok(h) if h.size() == msg.len() => (wire::importance(&h) as usize, h.size(), h.user()),
             _ => return Err(SendError::Invalid(msg)),
         };
-        let imp = imp.min(IMPORTANCE_LEVELS - 1);
+        // A failover's tunnel messages (SYSTEM importance in the kernel) are queued apart and
+        // without a limit: they carry the failed link's queue, which its own limits bounded.
+        // (The kernel counts them as SYSTEM: a long queue overflows that level and the rest
+        // of the failover is dropped.)
+        let imp = if usr == user::TUNNEL_PROTOCOL {
+            TUNNEL_LEVEL
+        } else {
+            imp.min(IMPORTANCE_LEVELS - 1)
+        };
         let b = &self.backlog[imp];
         if b.len >= b.limit {
             if imp == IMPORTANCE_LEVELS - 1 {

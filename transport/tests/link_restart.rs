@@ -705,3 +705,44 @@ fn peer_moves_traffic_to_a_higher_priority_link_once_nothing_is_in_flight() {
         .collect();
     assert_eq!(tags, vec![1, 2, 3]);
 }
+
+#[test]
+fn peer_fails_over_a_queue_longer_than_the_system_level_limit_without_resetting_the_tunnel() {
+    // The tunnel link's SYSTEM level holds 65535 / (9000 / 20) = 145 packets; the failed
+    // link's queue is twice that. The kernel would reset the tunnel link (or drop the rest).
+    let (mut net, active) = [[1500, 9000], [9000, 1500]]
+        .into_iter()
+        .find_map(|mtus| {
+            let mut net = Net::new();
+            net.mtus = mtus;
+            net.bring_up();
+            let active = active_bearer(&mut net);
+            (mtus[active as usize] == 1500).then_some((net, active))
+        })
+        .expect("no configuration with the small link active");
+    let (a, b) = (net.addrs[0], net.addrs[1]);
+    net.cut_bearer = Some(active);
+    let now = net.now;
+    for i in 0..300u32 {
+        // CRITICAL importance: its backlog level takes them all.
+        let mut m = big_msg(a, b, 1400, i as u8);
+        Header::new_unchecked(&mut m[..]).set(field::USER, user::CRITICAL as u32);
+        let status = net.peers[0].send(now, m, 0);
+        assert!(status.is_ok(), "message {i} refused");
+    }
+    net.flush();
+    let delivered = |n: &Net| {
+        n.events[1]
+            .iter()
+            .filter(|e| matches!(e, PeerEvent::Deliver(m) if m.len() == 1400))
+            .count()
+    };
+    assert!(
+        net.run_until(Duration::from_secs(10), |n| delivered(n) == 300),
+        "{} of 300 delivered",
+        delivered(&net)
+    );
+    assert_eq!(net.down_reasons(0), vec![(active, DownReason::Timeout)]);
+    assert_eq!(net.node_events(0), Vec::<&str>::new());
+    assert!(net.peers[0].stats().tunnel_tx > 145);
+}

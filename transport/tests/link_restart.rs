@@ -432,7 +432,7 @@ fn active_bearer(net: &mut Net) -> BearerId {
         .send(now, data_msg(a, b), 0)
         .expect("send data");
     net.flush();
-    let active = data_bearer(&net).expect("no data frame");
+    let active = data_bearer(net).expect("no data frame");
     net.run_for(Duration::from_millis(50));
     net.events = [Vec::new(), Vec::new()];
     active

@@ -25,6 +25,22 @@ fn run_checked(mut cmd: Command) -> io::Result<String> {
     check_output(&cmd, out)
 }
 
+/// Feeds an nftables script to `nft -f -` inside namespace `ns` (one this program made, or
+/// the kernel-peer harness's).
+pub fn nft_script_in(ns: &str, script: &str) -> io::Result<()> {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns, "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(script.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    check_output(&cmd, out).map(drop)
+}
+
 fn check_output(cmd: &Command, out: Output) -> io::Result<String> {
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -208,17 +224,7 @@ impl NetNs {
 
     /// Feeds an nftables script to `nft -f -` inside the namespace.
     pub fn nft_script(&self, script: &str) -> io::Result<()> {
-        let mut cmd = self.command("nft");
-        cmd.args(["-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn()?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(script.as_bytes())?;
-        }
-        let out = child.wait_with_output()?;
-        check_output(&cmd, out).map(drop)
+        nft_script_in(&self.name, script)
     }
 
     /// Deletes the namespace now, reporting errors (drop does the same silently).

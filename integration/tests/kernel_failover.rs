@@ -16,11 +16,10 @@
 //! Runs when TIPC_KERNEL_TESTS=1 (scripts/test and CI set it); needs root and the harness.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tipc_integration::ctl_proc::{CtlProc, Lines};
 use tipc_integration::kernel_peer::{scenario_vm, Bearer, KernelPeer, PeerNetns};
-use tipc_integration::netns::{DropHook, DropMatch, RandomDrop};
+use tipc_integration::netns::{nft_script_in, DropHook, DropMatch, RandomDrop};
 use tipc_integration::node_proc::NodeProc;
 use tipc_integration::pattern::block;
 
@@ -28,32 +27,14 @@ use tipc_integration::pattern::block;
 const TOTAL: usize = 768 * 1024;
 const CHUNK: usize = 4096;
 
-/// Feed an nftables script to `nft -f -` inside namespace `ns`.
-fn nft(ns: &str, script: &str) {
-    let mut c = Command::new("ip")
-        .args(["netns", "exec", ns, "nft", "-f", "-"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("nft");
-    c.stdin
-        .take()
-        .expect("stdin")
-        .write_all(script.as_bytes())
-        .expect("nft script");
-    assert!(c.wait().expect("nft").success(), "nft failed: {script}");
-}
-
 /// From now on the UDP bearer loses everything the kernel sends us.
 fn cut_udp_from_kernel(ns: &str) {
-    nft(
-        ns,
-        &RandomDrop {
-            percent: 100,
-            matcher: DropMatch::UdpDstPort(6118),
-            hook: DropHook::InetInput,
-        }
-        .nft_script(),
-    );
+    let rule = RandomDrop {
+        percent: 100,
+        matcher: DropMatch::UdpDstPort(6118),
+        hook: DropHook::InetInput,
+    };
+    nft_script_in(ns, &rule.nft_script()).expect("nft rule");
 }
 
 /// Both sides' counters, for a failure message.

@@ -236,8 +236,8 @@ fn lost_peer_run(seed: u64, loss: Loss) {
             ConnKind::Seqpacket
         };
         let (up, down) = match kind {
-            ConnKind::Stream => (300_000, 50_000),
-            ConnKind::Seqpacket => (200, 40),
+            ConnKind::Stream => (3_000_000, 500_000),
+            ConnKind::Seqpacket => (2000, 400),
         };
         let spec = ConnSpec {
             client,

@@ -297,6 +297,8 @@ fn format_link_stat(s: &mut String, l: &LinkInfo) {
         st.max_queue,
         k.transmq_len + k.backlog_len
     );
+    // Not in the kernel's output: packets the peer's gap ACK blocks reported held.
+    let _ = writeln!(s, "  Gap acked:{}", st.gap_acked);
     s.push('\n');
 }
 

@@ -257,6 +257,9 @@ pub struct LinkStats {
     pub purged: u64,
     /// Malformed packets or bundled messages dropped.
     pub rx_malformed: u64,
+    /// Packets the peer reported held in its deferred queue (gap ACK blocks) before its
+    /// cumulative ack reached them: not retransmitted.
+    pub gap_acked: u64,
 }
 
 /// A snapshot of a link for management output.
@@ -295,6 +298,11 @@ struct TxPkt {
     buf: Bytes,
     /// The rest of the packet, by reference (a fragment's slice of its message), or empty.
     body: Bytes,
+    /// The peer holds it in its deferred queue (a gap ACK block said so): not sent again.
+    /// Unlike the kernel we keep it, and count it in the window, until the cumulative ack
+    /// passes it: if the peer's deferred queue is lost (its restart, the node lost) it is
+    /// returned to its sender or failed over like any unacknowledged packet.
+    sacked: bool,
     /// Earliest time of the next retransmission.
     next_retr: Option<Instant>,
     /// Time of the first retransmission (for the retransmit-failure rule).
@@ -306,7 +314,7 @@ enum Outgoing {
     /// A packet of the transmit queue, by seqno (stamped with the current acks when emitted).
     Seq(Seqno),
     /// A link protocol message built at the time of the decision.
-    Proto([u8; INT_H_SIZE + IF_NAME_LEN], usize),
+    Proto(BytesMut),
 }
 
 /// A queued packet: still open for bundling, or a fragment (its header and the slice of its
@@ -332,6 +340,13 @@ impl Frame {
         }
     }
 }
+
+/// Room for a protocol message's data: the interface name, or a gap ACK record.
+const PROTO_DATA_MAX: usize = if IF_NAME_LEN > wire::GAP_ACK_RECORD_MAX {
+    IF_NAME_LEN
+} else {
+    wire::GAP_ACK_RECORD_MAX
+};
 
 /// Packets larger than this go out as their header (copied, to be stamped) and the rest by
 /// reference ([`Link::poll_transmit_parts`]).
@@ -755,7 +770,7 @@ impl Link {
     }
 
     fn mark_last_stopping(&mut self) {
-        if let Some(Outgoing::Proto(buf, _)) = self.outq.back_mut() {
+        if let Some(Outgoing::Proto(buf)) = self.outq.back_mut() {
             let mut h = Header::new_unchecked(&mut buf[..]);
             h.set_flag(field::PEER_STOPPING, true);
         }
@@ -888,9 +903,25 @@ impl Link {
                 rcvgap = (k - self.rcv_nxt_abs) as u16;
             }
         }
-        let mut if_name = [0u8; IF_NAME_LEN];
-        let n = self.cfg.if_name.len().min(IF_NAME_LEN - 1);
-        if_name[..n].copy_from_slice(&self.cfg.if_name.as_bytes()[..n]);
+        // RESET/ACTIVATE carry the interface name; a STATE to a peer with TIPC_GAP_ACK_BLOCK
+        // its gap ACK record.
+        let mut data = [0u8; PROTO_DATA_MAX];
+        let dlen = if mtyp != LinkProtoType::State {
+            let n = self.cfg.if_name.len().min(IF_NAME_LEN - 1);
+            data[..n].copy_from_slice(&self.cfg.if_name.as_bytes()[..n]);
+            IF_NAME_LEN
+        } else if self.cfg.peer_caps & crate::caps::GAP_ACK_BLOCK != 0 {
+            // Unicast blocks only with a NACK, as the kernel builds them.
+            let (nxt, abs) = (self.rcv_nxt, self.rcv_nxt_abs);
+            let held = self
+                .deferdq
+                .keys()
+                .filter(|_| rcvgap & 0x1FFF != 0)
+                .map(|&k| nxt.add((k - abs) as u16));
+            wire::build_gap_ack_record(held, &mut data)
+        } else {
+            0
+        };
         let mut r = LinkProtoRepr {
             mtype: mtyp,
             keepalive: false,
@@ -914,7 +945,7 @@ impl Link {
             bc_gap: 0,
             max_pkt: 0,
             tolerance: 0,
-            data: &[],
+            data: &data[..dlen],
         };
         if mtyp == LinkProtoType::State {
             if self.cfg.peer_caps & crate::caps::LINK_PROTO_SEQNO != 0 {
@@ -933,7 +964,6 @@ impl Link {
                 r.bcast_ack = self.peer_session;
             }
             r.max_pkt = (self.cfg.mtu / 4).min(0xFFFF) as u16;
-            r.data = &if_name;
         }
         if probe {
             self.stats.tx_probes += 1;
@@ -942,12 +972,13 @@ impl Link {
         if rcvgap != 0 {
             self.stats.tx_nacks += 1;
         }
-        let mut buf = [0u8; INT_H_SIZE + IF_NAME_LEN];
+        let mut buf = [0u8; INT_H_SIZE + PROTO_DATA_MAX];
         let len = r.emit(&mut buf);
         if mtyp == LinkProtoType::State {
             self.bc_unacked = false;
         }
-        self.outq.push_back(Outgoing::Proto(buf, len));
+        self.outq
+            .push_back(Outgoing::Proto(BytesMut::from(&buf[..len])));
     }
 
     fn validate_proto(&self, r: &LinkProtoRepr<'_>) -> bool {
@@ -1035,6 +1066,18 @@ impl Link {
                 }
             }
             LinkProtoType::State => {
+                // `tipc_get_gap_ack_blks`: a capable peer's STATE starts its data with the
+                // record; one whose length runs past the data is dropped whole.
+                let mut blocks: &[u8] = &[];
+                if self.cfg.peer_caps & crate::caps::GAP_ACK_BLOCK != 0 {
+                    match wire::gap_ack_blocks(r.data) {
+                        Some(uc) => blocks = uc,
+                        None => {
+                            self.stats.proto_ignored += 1;
+                            return;
+                        }
+                    }
+                }
                 self.rcv_nxt_state = Seqno(r.seqno).next();
                 if (MIN_TOLERANCE_MS..=MAX_TOLERANCE_MS).contains(&peers_tol) {
                     self.tolerance = Duration::from_millis(peers_tol as u64);
@@ -1071,7 +1114,7 @@ impl Link {
                 if r.seq_gap != 0 {
                     self.stats.rx_nacks += 1;
                 }
-                self.advance_transmq(now, Seqno(r.ack), r.seq_gap);
+                self.advance_transmq(now, Seqno(r.ack), r.seq_gap, blocks);
             }
         }
     }
@@ -1124,10 +1167,10 @@ impl Link {
         if seqno.less(self.rcv_nxt) || seqno.more(win_lim) {
             self.stats.duplicates += 1;
             // Release what the piggybacked ack covers anyway.
-            self.advance_transmq(now, ack, 0);
+            self.advance_transmq(now, ack, 0, &[]);
             return;
         }
-        self.advance_transmq(now, ack, 0);
+        self.advance_transmq(now, ack, 0, &[]);
         if !self.is_up() {
             return;
         }
@@ -1323,26 +1366,60 @@ impl Link {
 
     // ------------------------------------------------------------------ acks and retransmission
 
-    /// `tipc_link_advance_transmq` for unicast: release up to `acked`, retransmit `gap` packets.
-    fn advance_transmq(&mut self, now: Instant, acked: Seqno, gap: u16) {
+    /// `tipc_link_advance_transmq` for unicast: release up to `acked` and retransmit the `gap`
+    /// packets after it; with gap ACK blocks (`blocks`: the record's unicast `{ack, gap}`
+    /// pairs, big-endian), also mark each island the peer holds up to a block's `ack` as held
+    /// ([`TxPkt::sacked`]) and retransmit the block's `gap` packets after it. Blocks that do
+    /// not rise within what we sent are ignored.
+    fn advance_transmq(&mut self, now: Instant, acked: Seqno, gap: u16, blocks: &[u8]) {
         let mut released = 0u16;
         while let Some(p) = self.transmq.front() {
             if p.seqno.less_eq(acked) {
-                self.transmq.pop_front();
                 released += 1;
+                self.transmq.pop_front();
             } else {
                 break;
             }
         }
+        let block = |b: &[u8]| {
+            (
+                Seqno(u16::from_be_bytes([b[0], b[1]])),
+                u16::from_be_bytes([b[2], b[3]]),
+            )
+        };
+        let sent = self.snd_nxt.sub(1);
+        let mut floor = acked.add(gap);
+        let blocks_ok = blocks.chunks_exact(4).all(|b| {
+            let (ack, gap) = block(b);
+            let ok = floor.less(ack) && ack.less_eq(sent);
+            floor = ack.add(gap);
+            ok
+        });
+        let blocks = if blocks_ok { blocks } else { &[] };
         let mut retransmitted = false;
-        if gap != 0 {
-            let end = acked.add(gap);
+        if gap != 0 || !blocks.is_empty() {
             let tol10 = self.tolerance * 10;
             let mut failure = false;
             let mut resend = Vec::new();
-            for p in self.transmq.iter_mut() {
-                if p.seqno.more(end) {
-                    break;
+            let mut holes = std::iter::once((acked, gap)).chain(blocks.chunks_exact(4).map(block));
+            let (mut nacked, mut ngap) = holes.next().unwrap_or((acked, gap));
+            'walk: for p in self.transmq.iter_mut() {
+                loop {
+                    if p.seqno.less_eq(nacked) {
+                        // In an island the peer holds: not sent again.
+                        if !p.sacked {
+                            p.sacked = true;
+                            self.stats.gap_acked += 1;
+                        }
+                        continue 'walk;
+                    }
+                    if p.seqno.less_eq(nacked.add(ngap)) {
+                        break;
+                    }
+                    match holes.next() {
+                        Some((a, g)) => (nacked, ngap) = (a, g),
+                        None => break 'walk,
+                    }
                 }
                 if p.next_retr.is_some_and(|t| now < t) {
                     continue;
@@ -1601,6 +1678,7 @@ impl Link {
             seqno,
             buf,
             body,
+            sacked: false,
             next_retr: None,
             first_retr: None,
         });
@@ -1645,9 +1723,9 @@ impl Link {
         loop {
             let o = self.outq.pop_front()?;
             match o {
-                Outgoing::Proto(buf, len) => {
-                    out.extend_from_slice(&buf[..len]);
-                    return Some((len, Bytes::new()));
+                Outgoing::Proto(buf) => {
+                    out.extend_from_slice(&buf);
+                    return Some((buf.len(), Bytes::new()));
                 }
                 Outgoing::Seq(s) => {
                     let Some(front) = self.transmq.front() else {
@@ -1660,6 +1738,9 @@ impl Link {
                     let ack = self.rcv_nxt.sub(1).0;
                     let bcast_ack = self.bcast_ack;
                     let p = &self.transmq[idx];
+                    if p.sacked {
+                        continue; // the peer has it
+                    }
                     let (head, body) = if p.body.is_empty() && p.buf.len() > SPLIT_MIN {
                         let hlen = Header::new_unchecked(&p.buf[..]).header_len();
                         (&p.buf[..hlen], p.buf.slice(hlen..))

@@ -572,3 +572,71 @@ fn chunk_pool_allocates_new_chunk_while_buffer_alive() {
     b.extend_from_slice(&[9u8; 4096]);
     assert!(kept.iter().all(|&x| x == 7));
 }
+
+fn blocks(rec: &[u8]) -> Vec<(u16, u16)> {
+    gap_ack_blocks(rec)
+        .expect("record fits")
+        .chunks_exact(4)
+        .map(|b| {
+            (
+                u16::from_be_bytes([b[0], b[1]]),
+                u16::from_be_bytes([b[2], b[3]]),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn gap_ack_record_matches_the_kernels_example_and_parses_back() {
+    // msg.h: deferdq 1 2 3 4 10 11 13 14 15 20 -> <4,5>,<11,1>,<15,4>,<20,0>.
+    let held = [1u16, 2, 3, 4, 10, 11, 13, 14, 15, 20].map(Seqno);
+    let mut rec = [0u8; GAP_ACK_RECORD_MAX];
+    let len = build_gap_ack_record(held, &mut rec);
+    assert_eq!(len, 20);
+    assert_eq!(&rec[..4], &[0, 20, 4, 0]);
+    assert_eq!(blocks(&rec[..len]), vec![(4, 5), (11, 1), (15, 4), (20, 0)]);
+    // Across the seqno wrap.
+    let len = build_gap_ack_record([65534u16, 65535, 2].map(Seqno), &mut rec);
+    assert_eq!(blocks(&rec[..len]), vec![(65535, 2), (2, 0)]);
+    // Nothing held: the 4-byte record every STATE to a capable peer carries.
+    assert_eq!(build_gap_ack_record([], &mut rec), 4);
+    assert_eq!(&rec[..4], &[0, 4, 0, 0]);
+}
+
+#[test]
+fn gap_ack_blocks_skip_broadcast_blocks_and_refuse_a_record_past_the_data() {
+    // One broadcast block, two unicast blocks.
+    let rec = [0, 16, 2, 1, 0, 9, 0, 1, 0, 4, 0, 2, 0, 8, 0, 0];
+    assert_eq!(blocks(&rec), vec![(4, 2), (8, 0)]);
+    // An older peer: length counts the unicast blocks only, byte 3 reserved.
+    let old = [0, 8, 1, 7, 0, 5, 0, 0];
+    assert_eq!(blocks(&old), vec![(5, 0)]);
+    // Length beyond the data: the kernel drops the STATE.
+    assert_eq!(gap_ack_blocks(&[0, 12, 2, 0, 0, 1, 0, 1]), None);
+    assert_eq!(gap_ack_blocks(&[0, 4]), None);
+    // Inconsistent counts: no blocks, but the STATE is still read.
+    assert_eq!(gap_ack_blocks(&[0, 8, 3, 0, 0, 1, 0, 1]), Some(&[][..]));
+}
+
+proptest! {
+    #[test]
+    fn gap_ack_record_holes_hold_nothing_and_islands_end_at_block_acks(
+        start in any::<u16>(), steps in proptest::collection::vec(1u16..6, 1..200),
+    ) {
+        let mut s = Seqno(start);
+        let held: Vec<Seqno> = steps.iter().map(|&d| { s = s.add(d); s }).collect();
+        let mut rec = [0u8; GAP_ACK_RECORD_MAX];
+        let len = build_gap_ack_record(held.iter().copied(), &mut rec);
+        let b = blocks(&rec[..len]);
+        prop_assert!(!b.is_empty() && b.len() <= MAX_GAP_ACK_BLOCKS);
+        for &(ack, gap) in &b {
+            prop_assert!(held.contains(&Seqno(ack)), "block ack {} not held", ack);
+            for k in 1..=gap {
+                prop_assert!(!held.contains(&Seqno(ack).add(k)), "hole after {} holds a packet", ack);
+            }
+        }
+        if b.len() < MAX_GAP_ACK_BLOCKS {
+            prop_assert_eq!(b.last().copied(), Some((held.last().unwrap().0, 0)));
+        }
+    }
+}

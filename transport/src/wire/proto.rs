@@ -178,3 +178,72 @@ impl<'a> LinkProtoRepr<'a> {
         len
     }
 }
+
+/// The unicast blocks of a STATE's gap ACK record (`tipc_get_gap_ack_blks`, §4.5; the record
+/// opens the data of every STATE from a peer with `TIPC_GAP_ACK_BLOCK`), as big-endian
+/// `{ack, gap}` pairs: `None` when the record runs past `data` (the kernel drops such a STATE),
+/// an empty slice when it holds no usable unicast block. Broadcast blocks come first and are
+/// skipped; a record whose length counts only unicast blocks (byte 3 reserved, older peers)
+/// is read as that.
+pub fn gap_ack_blocks(data: &[u8]) -> Option<&[u8]> {
+    let h = data.get(..4)?;
+    let len = u16::from_be_bytes([h[0], h[1]]) as usize;
+    if len > data.len() {
+        return None;
+    }
+    let (uc, bc) = (h[2] as usize, h[3] as usize);
+    if len == 4 + 4 * (uc + bc) {
+        return Some(&data[4 + 4 * bc..len]);
+    }
+    if len == 4 + 4 * uc {
+        return Some(&data[4..len]);
+    }
+    Some(&[])
+}
+
+/// Most unicast gap ACK blocks in a record (`MAX_GAP_ACK_BLKS / 2`).
+pub const MAX_GAP_ACK_BLOCKS: usize = 64;
+/// Bytes of the largest gap ACK record we build.
+pub const GAP_ACK_RECORD_MAX: usize = 4 + 4 * MAX_GAP_ACK_BLOCKS;
+
+/// Build a gap ACK record (`tipc_build_gap_ack_blks`, §4.5) into `out` from the seqnos held
+/// out of order (`held`, rising; the deferred queue): no broadcast blocks; each unicast block
+/// `{ack, gap}` is the last seqno of an island and the number of packets missing after it,
+/// the last one `{last held, 0}`, at most [`MAX_GAP_ACK_BLOCKS`] (fewer if `out` is shorter
+/// than [`GAP_ACK_RECORD_MAX`]). Returns the record's length (4 with no blocks; 0 if `out`
+/// cannot hold even that).
+pub fn build_gap_ack_record(held: impl IntoIterator<Item = super::Seqno>, out: &mut [u8]) -> usize {
+    if out.len() < 4 {
+        return 0;
+    }
+    let max = MAX_GAP_ACK_BLOCKS.min((out.len() - 4) / 4);
+    let mut n = 0usize;
+    let mut put = |n: &mut usize, ack: super::Seqno, gap: u16| {
+        let b = 4 + 4 * *n;
+        out[b..b + 2].copy_from_slice(&ack.0.to_be_bytes());
+        out[b + 2..b + 4].copy_from_slice(&gap.to_be_bytes());
+        *n += 1;
+    };
+    let mut held = held.into_iter();
+    if let Some(first) = held.next().filter(|_| max > 0) {
+        let (mut expect, mut last) = (first.next(), first);
+        for s in held {
+            if s.more(expect) {
+                put(&mut n, expect.sub(1), s.diff(expect));
+                if n >= max {
+                    break;
+                }
+            }
+            expect = s.next();
+            last = s;
+        }
+        if n < max {
+            put(&mut n, last, 0);
+        }
+    }
+    let len = 4 + 4 * n;
+    out[..2].copy_from_slice(&(len as u16).to_be_bytes());
+    out[2] = n as u8;
+    out[3] = 0;
+    len
+}

@@ -136,6 +136,23 @@ impl NodeProc {
         }
     }
 
+    /// Wait up to `timeout` until the node's binding table (`tipcctl nametable show`) holds a
+    /// binding of service type `ty`; whether it did.
+    pub fn wait_binding(&self, ty: u32, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        let prefix = format!("{ty} ");
+        loop {
+            let (_, table, _) = self.ctl(&["nametable", "show"]);
+            if table.lines().any(|l| l.starts_with(&prefix)) {
+                return true;
+            }
+            if Instant::now() > end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Run `tipcctl --node <control> ARGS`: (success, stdout, stderr).
     pub fn ctl(&self, args: &[&str]) -> (bool, String, String) {
         let o = Command::new(bin_path("tipcctl"))

@@ -251,16 +251,10 @@ fn scenario(ns: &str, bearer: Bearer, node_args: &[&str]) {
     // --- The kernel node gone: our connection is aborted. ---
     let node = start_node(ns, node_args);
     assert!(k.wait_link_up("host", Duration::from_secs(10)).unwrap());
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !node
-        .ctl(&["nametable", "show"])
-        .1
-        .lines()
-        .any(|l| l.starts_with("6001 "))
-    {
-        assert!(Instant::now() < deadline, "kernel binding not seen again");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert!(
+        node.wait_binding(6001, Duration::from_secs(5)),
+        "kernel binding not seen again"
+    );
     let mut c = CtlProc::spawn(
         &node,
         &["connect", "--service", "6001:1", "--stream"],

@@ -85,16 +85,10 @@ fn two_links(
         );
         node.wait_line("link up", Duration::from_millis(200));
     }
-    let end = Instant::now() + Duration::from_secs(10);
-    while !node
-        .ctl(&["nametable", "show"])
-        .1
-        .lines()
-        .any(|l| l.starts_with("6001 "))
-    {
-        assert!(Instant::now() < end, "kernel binding never arrived");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert!(
+        node.wait_binding(6001, Duration::from_secs(10)),
+        "kernel binding never arrived"
+    );
     Some((guard, k, node))
 }
 

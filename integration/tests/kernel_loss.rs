@@ -33,16 +33,10 @@ fn stream_with_the_kernel_at_10_percent_loss_each_way_arrives_intact_with_gap_ac
         "link never came up: {:?}",
         node.seen
     );
-    let end = Instant::now() + Duration::from_secs(10);
-    while !node
-        .ctl(&["nametable", "show"])
-        .1
-        .lines()
-        .any(|l| l.starts_with("6001 "))
-    {
-        assert!(Instant::now() < end, "kernel binding never arrived");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert!(
+        node.wait_binding(6001, Duration::from_secs(10)),
+        "kernel binding never arrived"
+    );
     for hook in [DropHook::InetInput, DropHook::InetOutput] {
         let rule = RandomDrop {
             percent: 10,

@@ -438,20 +438,26 @@ fn active_bearer(net: &mut Net) -> BearerId {
     active
 }
 
-#[test]
-fn peer_fails_over_packets_larger_than_the_tunnel_mtu_in_tunnel_fragments() {
-    // The active link carries 14000-byte packets (the kernel's UDP bearer MTU), the other
-    // only 1500 (Ethernet).
-    let (mut net, active) = [[14000, 1500], [1500, 14000]]
+/// Two nodes linked over bearers of MTU `active_mtu` and `other_mtu`, the one node 0 sends on
+/// being the first (whichever bearer that takes); and its bearer.
+fn linked_with_active_mtu(active_mtu: usize, other_mtu: usize) -> (Net, BearerId) {
+    [[active_mtu, other_mtu], [other_mtu, active_mtu]]
         .into_iter()
         .find_map(|mtus| {
             let mut net = Net::new();
             net.mtus = mtus;
             net.bring_up();
             let active = active_bearer(&mut net);
-            (mtus[active as usize] == 14000).then_some((net, active))
+            (mtus[active as usize] == active_mtu).then_some((net, active))
         })
-        .expect("no configuration with the large link active");
+        .expect("no configuration with that link active")
+}
+
+#[test]
+fn peer_fails_over_packets_larger_than_the_tunnel_mtu_in_tunnel_fragments() {
+    // The active link carries 14000-byte packets (the kernel's UDP bearer MTU), the other
+    // only 1500 (Ethernet).
+    let (mut net, active) = linked_with_active_mtu(14000, 1500);
     let tnl = 1 - active;
     let (a, b) = (net.addrs[0], net.addrs[1]);
     net.cut_bearer = Some(active);
@@ -710,16 +716,7 @@ fn peer_moves_traffic_to_a_higher_priority_link_once_nothing_is_in_flight() {
 fn peer_fails_over_a_queue_longer_than_the_system_level_limit_without_resetting_the_tunnel() {
     // The tunnel link's SYSTEM level holds 65535 / (9000 / 20) = 145 packets; the failed
     // link's queue is twice that. The kernel would reset the tunnel link (or drop the rest).
-    let (mut net, active) = [[1500, 9000], [9000, 1500]]
-        .into_iter()
-        .find_map(|mtus| {
-            let mut net = Net::new();
-            net.mtus = mtus;
-            net.bring_up();
-            let active = active_bearer(&mut net);
-            (mtus[active as usize] == 1500).then_some((net, active))
-        })
-        .expect("no configuration with the small link active");
+    let (mut net, active) = linked_with_active_mtu(1500, 9000);
     let (a, b) = (net.addrs[0], net.addrs[1]);
     net.cut_bearer = Some(active);
     let now = net.now;

@@ -93,6 +93,26 @@ impl CtlProc {
             .map(|(_, l)| l)
     }
 
+    /// `tipcctl connect --service SERVICE --stream --expect EXPECT` on `node`, once connected
+    /// (panics after 20 s), its stdout drained from the start (a full pipe would stall the
+    /// connection; [`CtlProc::read`] returns what arrived).
+    pub fn connect_stream(node: &NodeProc, service: &str, expect: usize) -> CtlProc {
+        let expect = expect.to_string();
+        let args = [
+            "connect",
+            "--service",
+            service,
+            "--stream",
+            "--expect",
+            &expect,
+        ];
+        let mut c = CtlProc::spawn(node, &args, Lines::Stderr);
+        c.wait_prefix("CONNECTED ", Duration::from_secs(20))
+            .expect("connected");
+        c.read(0, Duration::ZERO);
+        c
+    }
+
     /// A stream connection between two nodes through tipcctl: `listen stream SERVICE --count 1`
     /// on `server` (its stdout: what arrives), then `connect --service SERVICE --stream
     /// --linger 0` on `client` (its stdin: what to send; at end of input it shuts down).

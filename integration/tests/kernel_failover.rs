@@ -92,25 +92,6 @@ fn two_links(
     Some((guard, k, node))
 }
 
-/// A stream connection to the kernel's server (its echo drained from the start: a full
-/// stdout pipe would stall the connection).
-fn connect(node: &NodeProc, expect: usize) -> CtlProc {
-    let expect = expect.to_string();
-    let args = [
-        "connect",
-        "--service",
-        "6001:1",
-        "--stream",
-        "--expect",
-        &expect,
-    ];
-    let mut c = CtlProc::spawn(node, &args, Lines::Stderr);
-    c.wait_prefix("CONNECTED ", Duration::from_secs(10))
-        .expect("connected");
-    c.read(0, Duration::ZERO);
-    c
-}
-
 /// `TOTAL` bytes of connection `c`'s pattern.
 fn payload(c: u64) -> Vec<u8> {
     let mut d = vec![0u8; TOTAL];
@@ -197,7 +178,9 @@ fn kernel_and_we_fail_the_udp_link_over_to_ethernet_without_losing_a_byte() {
     let Some((_guard, k, mut node)) = two_links("tpc-fo", &[], "") else {
         return;
     };
-    let mut clients: Vec<CtlProc> = (0..2).map(|_| connect(&node, TOTAL)).collect();
+    let mut clients: Vec<CtlProc> = (0..2)
+        .map(|_| CtlProc::connect_stream(&node, "6001:1", TOTAL))
+        .collect();
     let data: Vec<Vec<u8>> = (0..2u64).map(payload).collect();
     let writers: Vec<_> = clients
         .iter_mut()
@@ -291,7 +274,7 @@ fn kernel_and_we_fail_over_in_tunnel_fragments_when_the_other_link_has_a_smaller
         assert!(Instant::now() < end, "our binding never reached the kernel");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let mut client = connect(&node, 0);
+    let mut client = CtlProc::connect_stream(&node, "6001:1", 0);
     let data = payload(7);
     let writer = paced_writer(&mut client, data.clone());
     std::thread::sleep(Duration::from_secs(2));

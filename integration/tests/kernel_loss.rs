@@ -8,7 +8,7 @@
 
 use std::io::Write;
 use std::time::{Duration, Instant};
-use tipc_integration::ctl_proc::{CtlProc, Lines};
+use tipc_integration::ctl_proc::CtlProc;
 use tipc_integration::kernel_peer::{scenario_vm, Bearer};
 use tipc_integration::netns::{nft_script_in, DropHook, DropMatch, RandomDrop};
 use tipc_integration::node_proc::NodeProc;
@@ -45,19 +45,7 @@ fn stream_with_the_kernel_at_10_percent_loss_each_way_arrives_intact_with_gap_ac
         };
         nft_script_in(NS, &rule.nft_script()).expect("nft rule");
     }
-    let expect = TOTAL.to_string();
-    let args = [
-        "connect",
-        "--service",
-        "6001:1",
-        "--stream",
-        "--expect",
-        &expect,
-    ];
-    let mut c = CtlProc::spawn(&node, &args, Lines::Stderr);
-    c.wait_prefix("CONNECTED ", Duration::from_secs(20))
-        .expect("connected");
-    c.read(0, Duration::ZERO);
+    let mut c = CtlProc::connect_stream(&node, "6001:1", TOTAL);
     let mut data = vec![0u8; TOTAL];
     for (i, ch) in data.chunks_mut(4096).enumerate() {
         block(i as u64, ch);

@@ -17,6 +17,13 @@ struct Faults {
     reorder: u32,
 }
 
+/// A wire that loses, duplicates and reorders nothing.
+const NO_FAULTS: Faults = Faults {
+    loss: 0,
+    dup: 0,
+    reorder: 0,
+};
+
 struct Net {
     now: Instant,
     peers: [Peer; 2],
@@ -208,15 +215,7 @@ fn data_msg(from: u32, to: u32, n: u64, size: usize) -> BytesMut {
 
 #[test]
 fn link_comes_up_within_one_second_without_loss() {
-    let mut net = Net::new(
-        1,
-        Faults {
-            loss: 0,
-            dup: 0,
-            reorder: 0,
-        },
-        1500,
-    );
+    let mut net = Net::new(1, NO_FAULTS, 1500);
     let start = net.now;
     assert!(net.run_until(Duration::from_secs(1), |n| n.up[0] && n.up[1]));
     assert!(
@@ -282,17 +281,7 @@ fn transfer(seed: u64, faults: Faults, count: u64, size: usize, mtu: usize) -> N
 
 #[test]
 fn link_delivers_exactly_once_in_order_without_loss() {
-    let net = transfer(
-        2,
-        Faults {
-            loss: 0,
-            dup: 0,
-            reorder: 0,
-        },
-        20_000,
-        64,
-        1500,
-    );
+    let net = transfer(2, NO_FAULTS, 20_000, 64, 1500);
     let s = net.peers[0].links()[0].1.stats;
     assert!(
         s.tx_bundles > 0,
@@ -340,15 +329,7 @@ fn link_fragments_and_reassembles_large_messages_under_loss() {
 
 #[test]
 fn link_goes_down_within_tolerance_after_partition() {
-    let mut net = Net::new(
-        3,
-        Faults {
-            loss: 0,
-            dup: 0,
-            reorder: 0,
-        },
-        1500,
-    );
+    let mut net = Net::new(3, NO_FAULTS, 1500);
     assert!(net.run_until(Duration::from_secs(1), |n| n.up[0] && n.up[1]));
     // Idle for a while: probes keep it up.
     assert!(!net.run_until(Duration::from_secs(10), |n| !n.up[0] || !n.up[1]));
@@ -374,15 +355,7 @@ fn link_goes_down_within_tolerance_after_partition() {
 
 #[test]
 fn link_failure_tells_a_peer_that_still_hears_us_to_reset_at_once() {
-    let mut net = Net::new(
-        4,
-        Faults {
-            loss: 0,
-            dup: 0,
-            reorder: 0,
-        },
-        1500,
-    );
+    let mut net = Net::new(4, NO_FAULTS, 1500);
     assert!(net.run_until(Duration::from_secs(1), |n| n.up[0] && n.up[1]));
     // Frames from node 1 are lost: node 0 hears nothing, node 1 still hears node 0.
     net.cut_from[1] = true;
@@ -414,15 +387,7 @@ fn link_failure_tells_a_peer_that_still_hears_us_to_reset_at_once() {
 #[test]
 fn link_fragments_of_short_header_message_name_the_peer_and_arrive() {
     use tipc_transport::wire::SHORT_H_SIZE;
-    let mut net = Net::new(
-        3,
-        Faults {
-            loss: 0,
-            dup: 0,
-            reorder: 0,
-        },
-        1500,
-    );
+    let mut net = Net::new(3, NO_FAULTS, 1500);
     assert!(net.run_until(Duration::from_secs(1), |n| n.up[0] && n.up[1]));
     // A connection message: 24-byte header, no destnode word.
     let len = SHORT_H_SIZE + 20_000;
@@ -439,15 +404,7 @@ fn link_fragments_of_short_header_message_name_the_peer_and_arrive() {
 
 #[test]
 fn link_probes_silent_peer_every_sixteenth_of_tolerance() {
-    let mut net = Net::new(
-        5,
-        Faults {
-            loss: 0,
-            dup: 0,
-            reorder: 0,
-        },
-        1500,
-    );
+    let mut net = Net::new(5, NO_FAULTS, 1500);
     assert!(net.run_until(Duration::from_secs(1), |n| n.up[0] && n.up[1]));
     let probes_before = net.peers[0].links()[0].1.stats.tx_probes;
     // Node 0 hears nothing more; it probes until the tolerance runs out.
@@ -563,15 +520,7 @@ fn link_corked_bursts_leave_bundled_and_arrive_exactly_once_in_order_under_loss(
 /// holes, each once.
 #[test]
 fn link_gap_ack_blocks_release_islands_and_resend_only_the_holes() {
-    let mut net = Net::new(
-        3,
-        Faults {
-            loss: 0,
-            dup: 0,
-            reorder: 0,
-        },
-        1500,
-    );
+    let mut net = Net::new(3, NO_FAULTS, 1500);
     assert!(net.run_until(Duration::from_secs(1), |n| n.up[0] && n.up[1]));
     let lost = vec![2u64, 3, 7, 12, 13, 14, 30];
     net.lose_once = lost.clone();

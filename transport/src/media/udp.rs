@@ -154,14 +154,6 @@ const LEND_MIN: usize = 8 * 1024;
 /// Most lent slots remembered for taking back (older ones are left to their frames).
 const LENT_MAX: usize = 64;
 
-/// Where a datagram of a batch ended up.
-enum Landed {
-    /// At this offset of the batch's compact buffer.
-    Packed(usize),
-    /// In its own (lent) slot.
-    Lent(Bytes),
-}
-
 impl RxBufs {
     /// Buffers for `slots` datagrams of up to `slot` bytes each.
     pub(crate) fn new(slots: usize, slot: usize) -> Self {
@@ -178,9 +170,11 @@ impl RxBufs {
         self.slots.iter_mut().map(|s| &mut s[..])
     }
 
-    /// Take the datagrams that arrived (`lens[i]` bytes in slot `i`): each one's bytes, in
-    /// order, small ones packed into one compact buffer, large ones in their own slot.
-    fn land(&mut self, lens: &[usize]) -> Vec<Bytes> {
+    /// Take the datagrams that arrived (`lens[i]` bytes in slot `i`) into `out[i]`: small ones
+    /// packed into one compact buffer, large ones in their own slot. Allocates nothing per
+    /// batch (a new chunk or slot only when none can be taken back).
+    fn land(&mut self, lens: &[usize], out: &mut [Bytes]) {
+        let lens = &lens[..lens.len().min(out.len())];
         let total: usize = lens.iter().filter(|&&l| l < LEND_MIN).sum();
         if self.compact.capacity() < total {
             // `reserve` takes the whole chunk back when every frame split off it is gone
@@ -188,31 +182,31 @@ impl RxBufs {
             // mmap/page-fault churn per batch; otherwise it allocates a new chunk.
             self.compact.reserve(total.max(RX_CHUNK));
         }
-        let mut landed = Vec::with_capacity(lens.len());
+        // Large ones lent at once; small ones copied, then cut from the packed buffer in the
+        // same order.
         for (i, &len) in lens.iter().enumerate() {
             let len = len.min(self.slot);
             if len < LEND_MIN {
-                landed.push(Landed::Packed(self.compact.len()));
                 self.compact.extend_from_slice(&self.slots[i][..len]);
                 continue;
             }
             let fresh = self.take_back();
             let whole = std::mem::replace(&mut self.slots[i], fresh).freeze();
-            landed.push(Landed::Lent(whole.slice(..len)));
+            out[i] = whole.slice(..len);
             if self.lent.len() >= LENT_MAX {
                 self.lent.pop_front();
             }
             self.lent.push_back(whole);
         }
         let packed = self.compact.split().freeze();
-        let mut out = Vec::with_capacity(lens.len());
-        for (l, &len) in landed.into_iter().zip(lens) {
-            out.push(match l {
-                Landed::Packed(off) => packed.slice(off..off + len.min(self.slot)),
-                Landed::Lent(b) => b,
-            });
+        let mut off = 0;
+        for (i, &len) in lens.iter().enumerate() {
+            let len = len.min(self.slot);
+            if len < LEND_MIN {
+                out[i] = packed.slice(off..off + len);
+                off += len;
+            }
         }
-        out
     }
 
     /// A lent slot whose frames are all gone, or a new one.
@@ -603,8 +597,9 @@ impl UdpMedia {
         if n == 0 {
             return Ok(0);
         }
-        let lens: Vec<usize> = meta[..n].iter().map(|m| m.len.min(RX_SLOT)).collect();
-        let datagrams = rx.land(&lens);
+        let lens: [usize; BATCH_SIZE] = std::array::from_fn(|i| meta[i].len.min(RX_SLOT));
+        let mut datagrams: [Bytes; BATCH_SIZE] = std::array::from_fn(|_| Bytes::new());
+        rx.land(&lens[..n], &mut datagrams);
         drop(rx);
         for (m, d) in meta[..n].iter().zip(datagrams) {
             let len = d.len();
@@ -918,7 +913,8 @@ mod tests {
         r.slots[1][..LEND_MIN].fill(7);
         r.slots[2][..2].copy_from_slice(b"de");
         let slot1 = r.slots[1].as_ptr();
-        let got = r.land(&[3, LEND_MIN, 2]);
+        let mut got: [Bytes; 3] = Default::default();
+        r.land(&[3, LEND_MIN, 2], &mut got);
         assert_eq!(&got[0][..], b"abc");
         assert_eq!(&got[2][..], b"de");
         // The small ones share one compact buffer; the large one is its slot, not a copy.
@@ -928,14 +924,16 @@ mod tests {
         assert_eq!(got[1].as_ptr(), slot1);
         // Its slot was replaced: the next batch does not overwrite frames handed out before.
         r.slots[1][..LEND_MIN].fill(9);
-        let again = r.land(&[0, LEND_MIN, 0]);
+        let mut again: [Bytes; 3] = Default::default();
+        r.land(&[0, LEND_MIN, 0], &mut again);
         assert!(got[1].iter().all(|&x| x == 7));
         assert!(again[1].iter().all(|&x| x == 9));
         // Once its frames are gone a lent slot is taken back (no new allocation).
         drop(got);
         let before = r.slots[1].as_ptr();
         r.slots[1][..LEND_MIN].fill(1);
-        let third = r.land(&[0, LEND_MIN, 0]);
+        let mut third: [Bytes; 3] = Default::default();
+        r.land(&[0, LEND_MIN, 0], &mut third);
         assert_eq!(third[1].as_ptr(), before);
         assert_eq!(r.slots[1].as_ptr(), slot1, "the first lent slot came back");
     }
@@ -1044,7 +1042,8 @@ mod tests {
     fn rxbufs_land_clamps_lengths_to_the_slot() {
         let mut r = RxBufs::new(1, 4);
         r.slots[0].copy_from_slice(b"wxyz");
-        let b = r.land(&[9]);
+        let mut b: [Bytes; 1] = Default::default();
+        r.land(&[9], &mut b);
         assert_eq!(&b[0][..], b"wxyz");
     }
 }

@@ -1,0 +1,53 @@
+//! Timers: the connect timeout, the OVERLOAD retry of a SYN, and connection probing (kernel
+//! `net/tipc/socket.c`: `tipc_sk_timeout`, `tipc_sk_check_probing_state`).
+//!
+//! Spec: tipc-protocol.md §9.4 (setup), §9.7 (probing).
+
+use std::time::Instant;
+
+use bytes::BytesMut;
+use tipc_transport::wire::ConnMgrType;
+
+use super::{ConnCore, ConnError, ConnState, Output, CONN_PROBING_INTV};
+
+impl ConnCore {
+    /// When [`ConnCore::handle_timeout`] wants to run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [self.connect_deadline, self.retry_at, self.probe_at]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Timers: connect timeout (-> [`ConnError::Timeout`]), the OVERLOAD retry of the SYN,
+    /// and connection probing (a probe every hour; one left unanswered aborts with
+    /// [`ConnError::Aborted`]).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.connect_deadline.is_some_and(|t| now >= t) {
+            if self.state == ConnState::Connecting {
+                self.abort(Err(ConnError::Timeout));
+            }
+            self.connect_deadline = None;
+        }
+        if self.retry_at.is_some_and(|t| now >= t) {
+            self.retry_at = None;
+            if self.state == ConnState::Connecting {
+                if let Some((dest, syn)) = self.syn.clone() {
+                    self.push_syn(dest, BytesMut::from(&syn[..]));
+                }
+            }
+        }
+        if self.probe_at.is_some_and(|t| now >= t) {
+            if self.state != ConnState::Established {
+                self.probe_at = None;
+            } else if self.probe_unacked {
+                self.abort(Err(ConnError::Aborted));
+            } else {
+                let p = self.proto_msg(ConnMgrType::Probe, 0, 0);
+                self.out.push_back(Output::ToNode(self.peer.node, p));
+                self.probe_unacked = true;
+                self.probe_at = Some(now + CONN_PROBING_INTV);
+            }
+        }
+    }
+}

@@ -452,7 +452,7 @@ impl Handler<ServeAccepts> for ConnActor {
 impl Handler<NodeLost> for ConnActor {
     type Result = ();
     fn handle(&mut self, m: NodeLost, ctx: &mut Self::Context) {
-        let hit = self.inner.lock().node_lost(m.0, Instant::now());
+        let hit = self.inner.lock().handle_node_lost(m.0, Instant::now());
         if hit {
             self.inner.changed.notify_waiters();
             self.rearm(ctx);
@@ -520,7 +520,7 @@ fn feed(shared: &Shared, inner: &Inner, msg: Bytes) -> Poke {
     let (v, out, poke) = {
         let mut c = inner.lock();
         let before = c.poll_timeout();
-        let v = c.on_message(msg, caps, Instant::now());
+        let v = c.handle_message(msg, caps, Instant::now());
         let after = c.poll_timeout();
         let rearm = match (before, after) {
             (_, None) => false,

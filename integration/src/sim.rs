@@ -84,7 +84,7 @@
 //! connections) glued as `actors/src/conn.rs` does (kernel `socket.c`, `node.c:
 //! node_lost_contact`; spec §9.4–9.7): delivered messages that are CONN_MANAGER or addressed
 //! to a glue port go to their socket (or back with NO_PORT); a listener accepts every request
-//! at once; `NodeDown` calls [`ConnCore::node_lost`] on every socket; the cores' outputs go over
+//! at once; `NodeDown` calls [`ConnCore::handle_node_lost`] on every socket; their outputs go over
 //! the node's links (a named SYN after an anycast lookup in the node's table); their timers run
 //! on the virtual clock. The applications ([`Sim::conn_listen`], [`Sim::conn_open`],
 //! [`ConnSpec`]): writers that write while the connection's window and the link allow,
@@ -774,7 +774,7 @@ impl SimNode {
         };
         self.conn_stats.delivered += 1;
         let connecting = core.state() == ConnState::Connecting;
-        core.on_message(msg, caps, now);
+        core.handle_message(msg, caps, now);
         if connecting && core.state() == ConnState::Established {
             let peer = core.peer().node;
             let mss = self.conn_mss(peer);
@@ -822,7 +822,7 @@ impl SimNode {
         let ports: Vec<u32> = self.conns.keys().copied().collect();
         for port in ports {
             if let Some(c) = self.conns.get_mut(&port) {
-                if c.node_lost(peer, now) {
+                if c.handle_node_lost(peer, now) {
                     self.conn_flush(now, port);
                 }
             }

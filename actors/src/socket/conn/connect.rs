@@ -95,7 +95,7 @@ impl ConnCore {
     }
 
     /// A named SYN ([`Output::Lookup`]) was resolved and sent to `node`: a loss of that node
-    /// now fails the connect with [`ConnError::NoNode`] ([`ConnCore::node_lost`]), as it does
+    /// now fails the connect with [`ConnError::NoNode`] ([`ConnCore::handle_node_lost`]), as it does
     /// for a SYN to a socket address. Without it a 0-RTT SYN+, which has no connect timeout,
     /// would wait for a lost node forever.
     pub fn syn_sent_to(&mut self, node: NodeAddr) {
@@ -282,9 +282,9 @@ impl ConnCore {
     /// The peer node was lost: an established connection to it ends with
     /// [`ConnError::NoNode`] (through [`ConnCore::node_lost_msg`]); a connection request to it
     /// fails the same way. Returns true if this socket was affected.
-    pub fn node_lost(&mut self, node: NodeAddr, now: Instant) -> bool {
+    pub fn handle_node_lost(&mut self, node: NodeAddr, now: Instant) -> bool {
         if let Some(m) = self.node_lost_msg(node) {
-            return self.on_message(m, 0, now) == Verdict::Queued;
+            return self.handle_message(m, 0, now) == Verdict::Queued;
         }
         if self.state == ConnState::Connecting && self.peer.node == node && node != 0 {
             self.abort(Err(ConnError::NoNode));

@@ -399,7 +399,14 @@ impl ConnCore {
         !self.out.is_empty()
     }
 
-    /// The next message to send.
+    /// The next message to send, in order: to a node, or a named SYN to resolve first.
+    ///
+    /// Call repeatedly until it returns `None`, and again after every call that may queue a
+    /// message: the inputs [`ConnCore::handle_message`], [`ConnCore::handle_timeout`] and
+    /// [`ConnCore::handle_node_lost`], and the commands [`ConnCore::connect`],
+    /// [`ConnCore::write`], [`ConnCore::read`] (a CONN_ACK) and [`ConnCore::shutdown`]. A core
+    /// returned by [`ConnCore::accept`] starts with its ACK queued.
+    #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
     }

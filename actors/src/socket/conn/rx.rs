@@ -88,7 +88,7 @@ impl ConnCore {
     /// `sender_caps` are the capabilities of the message's originating node (its SYN_BIT and
     /// BLOCK_FLOWCTL matter). Responses (rejections, acks, probe replies) are queued as
     /// [`Output`]s.
-    pub fn on_message(&mut self, msg: Bytes, sender_caps: u16, now: Instant) -> Verdict {
+    pub fn handle_message(&mut self, msg: Bytes, sender_caps: u16, now: Instant) -> Verdict {
         let Ok(h) = Header::new_checked(&msg[..]) else {
             return self.drop_msg();
         };

@@ -70,7 +70,10 @@ fn established(c: SocketAddr, s: SocketAddr, caps: u16, now: Instant) -> ConnCor
     let mut srv = ConnCore::new(s);
     srv.peer = c;
     let ack = srv.short_msg(0, 0, &[]);
-    assert_eq!(core.on_message(ack.freeze(), caps, now), Verdict::Consumed);
+    assert_eq!(
+        core.handle_message(ack.freeze(), caps, now),
+        Verdict::Consumed
+    );
     assert_eq!(core.state(), ConnState::Established);
     core
 }
@@ -125,7 +128,7 @@ fn accept_ack_and_data_match_kernel_vectors() {
         .unwrap();
     let (_, syn) = only_msg(&mut client);
     assert_eq!(
-        l.on_message(syn.freeze(), OWN_CAPABILITIES, now),
+        l.handle_message(syn.freeze(), OWN_CAPABILITIES, now),
         Verdict::Queued
     );
     assert_eq!(l.backlog(), 1);
@@ -142,7 +145,7 @@ fn accept_ack_and_data_match_kernel_vectors() {
     assert_eq!(&data[..], &vector("071-data-low-conn-b2a.hex")[..]);
     // The client completes with the accepted socket (not the listener).
     assert_eq!(
-        client.on_message(ack.freeze(), OWN_CAPABILITIES, now),
+        client.handle_message(ack.freeze(), OWN_CAPABILITIES, now),
         Verdict::Consumed
     );
     assert_eq!(client.state(), ConnState::Established);
@@ -170,7 +173,7 @@ fn accept_of_named_request_records_the_service_asked_for() {
     }
     let mut l = ConnCore::new(sa(B, 1000));
     l.listen().unwrap();
-    l.on_message(syn.freeze(), OWN_CAPABILITIES, now);
+    l.handle_message(syn.freeze(), OWN_CAPABILITIES, now);
     let s = l.accept(sa(B, 1001), OWN_CAPABILITIES, now).unwrap();
     assert_eq!(s.dest_name(), Some(name));
     assert_eq!(client.dest_name(), None);
@@ -178,7 +181,7 @@ fn accept_of_named_request_records_the_service_asked_for() {
     let mut c2 = ConnCore::new(sa(A, 6));
     c2.connect(SynDest::Socket(sa(B, 1000)), &[], now).unwrap();
     let (_, syn) = only_msg(&mut c2);
-    l.on_message(syn.freeze(), OWN_CAPABILITIES, now);
+    l.handle_message(syn.freeze(), OWN_CAPABILITIES, now);
     let s2 = l.accept(sa(B, 1002), OWN_CAPABILITIES, now).unwrap();
     assert_eq!(s2.dest_name(), None);
 }
@@ -214,7 +217,7 @@ fn read_acks_after_consuming_rcv_win_quarter_matching_kernel_vector() {
     let big = vec![0x55u8; 20000];
     for _ in 0..2 {
         assert_eq!(
-            c.on_message(from_peer(me, peer, 0, &big), OWN_CAPABILITIES, now),
+            c.handle_message(from_peer(me, peer, 0, &big), OWN_CAPABILITIES, now),
             Verdict::Queued
         );
     }
@@ -247,10 +250,10 @@ fn send_blocks_when_window_exceeded_and_ack_reopens_it() {
     assert_eq!(c.snt_unacked(), 130);
     assert_eq!(sent, 65);
     // An ack for more than was sent is ignored.
-    c.on_message(conn_ack(me, peer, 131, 512), OWN_CAPABILITIES, now);
+    c.handle_message(conn_ack(me, peer, 131, 512), OWN_CAPABILITIES, now);
     assert_eq!(c.snt_unacked(), 130);
     assert_eq!(c.snd_win(), INITIAL_WIN);
-    c.on_message(conn_ack(me, peer, 40, 512), OWN_CAPABILITIES, now);
+    c.handle_message(conn_ack(me, peer, 40, 512), OWN_CAPABILITIES, now);
     assert_eq!(c.snt_unacked(), 90);
     assert_eq!(c.snd_win(), 512);
     assert_eq!(c.can_send(), Ok(true));
@@ -271,7 +274,7 @@ fn legacy_peer_uses_message_counting_and_no_adv_win() {
     assert_eq!(outputs(&mut c).len(), 1);
     assert_eq!(c.snt_unacked(), 1);
     for _ in 0..128 {
-        c.on_message(from_peer(me, peer, 0, b"x"), LEGACY, now);
+        c.handle_message(from_peer(me, peer, 0, b"x"), LEGACY, now);
     }
     for i in 0..128 {
         assert!(matches!(c.read(), Some(Read::Data(_))));
@@ -288,7 +291,7 @@ fn legacy_peer_uses_message_counting_and_no_adv_win() {
         }
     }
     // A legacy ack never changes the window.
-    c.on_message(conn_ack(me, peer, 1, 77), LEGACY, now);
+    c.handle_message(conn_ack(me, peer, 1, 77), LEGACY, now);
     assert_eq!((c.snt_unacked(), c.snd_win()), (0, FLOWCTL_MSG_WIN));
 }
 
@@ -300,7 +303,7 @@ fn ack_required_gets_immediate_nagle_ack() {
     let mut m = BytesMut::from(&from_peer(me, peer, 0, b"abc")[..]);
     Header::new_unchecked(&mut m[..]).set_flag(field::BIT18, true);
     assert_eq!(
-        c.on_message(m.freeze(), OWN_CAPABILITIES, now),
+        c.handle_message(m.freeze(), OWN_CAPABILITIES, now),
         Verdict::Queued
     );
     let (to, ack) = only_msg(&mut c);
@@ -320,7 +323,7 @@ fn probe_is_answered_with_reversed_probe_reply() {
     p.peer = me;
     let probe = p.proto_msg(ConnMgrType::Probe, 0, 0).freeze();
     assert_eq!(
-        c.on_message(probe, OWN_CAPABILITIES, now),
+        c.handle_message(probe, OWN_CAPABILITIES, now),
         Verdict::Consumed
     );
     let (to, rep) = only_msg(&mut c);
@@ -346,7 +349,7 @@ fn unanswered_probe_aborts_after_a_probing_interval() {
     let mut p = ConnCore::new(peer);
     p.peer = me;
     let reply = p.proto_msg(ConnMgrType::ProbeReply, 0, 0).freeze();
-    c.on_message(reply, OWN_CAPABILITIES, now);
+    c.handle_message(reply, OWN_CAPABILITIES, now);
     c.handle_timeout(now + 2 * CONN_PROBING_INTV);
     assert_eq!(outputs(&mut c).len(), 1);
     assert_eq!(c.state(), ConnState::Established);
@@ -364,7 +367,7 @@ fn established_rejects_message_from_wrong_port_or_node_with_no_port() {
     let mut c = established(me, peer, OWN_CAPABILITIES, now);
     let wrong_port = from_peer(me, sa(B, 21), 0, b"x");
     assert_eq!(
-        c.on_message(wrong_port, OWN_CAPABILITIES, now),
+        c.handle_message(wrong_port, OWN_CAPABILITIES, now),
         Verdict::Rejected(ErrorCode::NoPort)
     );
     let (to, ret) = only_msg(&mut c);
@@ -375,7 +378,7 @@ fn established_rejects_message_from_wrong_port_or_node_with_no_port() {
     assert_eq!(h.destport(), 21);
     let wrong_node = from_peer(me, sa(0x6300_0000, 20), 0, b"x");
     assert_eq!(
-        c.on_message(wrong_node, OWN_CAPABILITIES, now),
+        c.handle_message(wrong_node, OWN_CAPABILITIES, now),
         Verdict::Rejected(ErrorCode::NoPort)
     );
     assert_eq!(c.state(), ConnState::Established);
@@ -391,13 +394,13 @@ fn listener_requires_syn_only_from_syn_bit_peers() {
     let mut plain_ret = plain.clone();
     Header::new_unchecked(&mut plain_ret[..]).set_flag(field::DEST_DROPPABLE, false);
     assert_eq!(
-        l.on_message(plain_ret.clone().freeze(), OWN_CAPABILITIES, now),
+        l.handle_message(plain_ret.clone().freeze(), OWN_CAPABILITIES, now),
         Verdict::Rejected(ErrorCode::NoPort)
     );
     assert_eq!(outputs(&mut l).len(), 1);
     // A legacy peer's plain message is a request.
     assert_eq!(
-        l.on_message(plain_ret.freeze(), LEGACY, now),
+        l.handle_message(plain_ret.freeze(), LEGACY, now),
         Verdict::Queued
     );
     // Connection messages and returned messages are never requests.
@@ -405,7 +408,7 @@ fn listener_requires_syn_only_from_syn_bit_peers() {
     conn.peer = sa(B, 1000);
     let cm = conn.short_msg(0, 0, b"x").freeze();
     assert_eq!(
-        l.on_message(cm, LEGACY, now),
+        l.handle_message(cm, LEGACY, now),
         Verdict::Rejected(ErrorCode::NoPort)
     );
     let mut returned = plain.clone();
@@ -415,7 +418,7 @@ fn listener_requires_syn_only_from_syn_bit_peers() {
         h.set_flag(field::SYN, true);
     }
     assert_eq!(
-        l.on_message(returned.freeze(), LEGACY, now),
+        l.handle_message(returned.freeze(), LEGACY, now),
         Verdict::Rejected(ErrorCode::NoPort)
     );
     assert_eq!(outputs(&mut l).len(), 1, "only the CONN_MSG is returned");
@@ -434,14 +437,14 @@ fn listener_close_rejects_pending_requests() {
     c.connect(SynDest::Socket(sa(B, 1000)), b"data", now)
         .unwrap();
     let (_, syn) = only_msg(&mut c);
-    l.on_message(syn.freeze(), OWN_CAPABILITIES, now);
+    l.handle_message(syn.freeze(), OWN_CAPABILITIES, now);
     l.shutdown(ErrorCode::NoPort);
     let (to, ret) = only_msg(&mut l);
     assert_eq!(to, A);
     assert_eq!(hdr(&ret).errcode(), ErrorCode::NoPort as u8);
     // The client sees its SYN refused.
     assert_eq!(
-        c.on_message(ret.freeze(), OWN_CAPABILITIES, now),
+        c.handle_message(ret.freeze(), OWN_CAPABILITIES, now),
         Verdict::Consumed
     );
     assert_eq!(c.state(), ConnState::Disconnecting);
@@ -459,7 +462,7 @@ fn overloaded_syn_is_retried_after_random_delay_and_keeps_data() {
     let ret = reverse(&syn, ErrorCode::Overload, B).unwrap();
     assert!(hdr(&ret).payload().is_empty(), "OVERLOAD drops SYN data");
     assert_eq!(
-        c.on_message(ret.freeze(), OWN_CAPABILITIES, now),
+        c.handle_message(ret.freeze(), OWN_CAPABILITIES, now),
         Verdict::Consumed
     );
     assert_eq!(c.state(), ConnState::Connecting);
@@ -516,12 +519,12 @@ fn zero_rtt_connect_waits_past_the_connect_timeout() {
     // The ACK arrives late: established, the SYN data counted until acknowledged.
     let mut l = ConnCore::new(sa(B, 1000));
     l.listen().unwrap();
-    l.on_message(syn.freeze(), OWN_CAPABILITIES, now);
+    l.handle_message(syn.freeze(), OWN_CAPABILITIES, now);
     let mut s = l.accept(sa(B, 1001), OWN_CAPABILITIES, now).unwrap();
     let (_, ack) = only_msg(&mut s);
     let late = now + 10 * CONN_TIMEOUT;
     assert_eq!(
-        c.on_message(ack.freeze(), OWN_CAPABILITIES, late),
+        c.handle_message(ack.freeze(), OWN_CAPABILITIES, late),
         Verdict::Consumed
     );
     assert_eq!(c.state(), ConnState::Established);
@@ -539,11 +542,11 @@ fn named_zero_rtt_connect_fails_with_no_node_when_resolved_node_is_lost() {
     let mut c = ConnCore::new(sa(A, 5));
     c.connect(SynDest::Service(name), b"data", now).unwrap();
     assert!(matches!(outputs(&mut c)[..], [Output::Lookup(..)]));
-    assert!(!c.node_lost(B, now), "destination not known yet");
+    assert!(!c.handle_node_lost(B, now), "destination not known yet");
     c.syn_sent_to(B);
-    assert!(!c.node_lost(0x6300_0000, now));
+    assert!(!c.handle_node_lost(0x6300_0000, now));
     assert_eq!(c.state(), ConnState::Connecting);
-    assert!(c.node_lost(B, now));
+    assert!(c.handle_node_lost(B, now));
     assert_eq!(c.can_send(), Err(ConnError::NoNode));
     // Once connected, a later resolution changes nothing.
     let mut e = established(sa(A, 6), sa(B, 20), OWN_CAPABILITIES, now);
@@ -561,7 +564,7 @@ fn connecting_ignores_foreign_returned_messages() {
     Header::new_unchecked(&mut other[..]).set_flag(field::DEST_DROPPABLE, false);
     let ret = reverse(&other, ErrorCode::NoPort, B).unwrap();
     assert_eq!(
-        c.on_message(ret.freeze(), OWN_CAPABILITIES, now),
+        c.handle_message(ret.freeze(), OWN_CAPABILITIES, now),
         Verdict::Dropped
     );
     assert_eq!(c.state(), ConnState::Connecting);
@@ -572,14 +575,14 @@ fn node_loss_ends_connection_with_no_node_after_queued_data() {
     let now = Instant::now();
     let (me, peer) = (sa(A, 10), sa(B, 20));
     let mut c = established(me, peer, OWN_CAPABILITIES, now);
-    c.on_message(from_peer(me, peer, 0, b"before"), OWN_CAPABILITIES, now);
+    c.handle_message(from_peer(me, peer, 0, b"before"), OWN_CAPABILITIES, now);
     let m = c.node_lost_msg(B).unwrap();
     let h = hdr(&m);
     assert_eq!((h.user(), h.header_len()), (user::CRITICAL, SHORT_H_SIZE));
     assert_eq!(h.errcode(), ErrorCode::NoNode as u8);
     assert_eq!((h.origport(), h.destport(), h.prevnode()), (20, 10, B));
-    assert!(!c.node_lost(0x6300_0000, now));
-    assert!(c.node_lost(B, now));
+    assert!(!c.handle_node_lost(0x6300_0000, now));
+    assert!(c.handle_node_lost(B, now));
     assert_eq!(c.can_send(), Err(ConnError::NoNode));
     assert_eq!(c.read(), Some(Read::Data(Bytes::from_static(b"before"))));
     assert_eq!(c.read(), Some(Read::End(Err(ConnError::NoNode))));
@@ -592,9 +595,12 @@ fn peer_fin_codes_map_to_orderly_end_or_reset() {
     let now = Instant::now();
     let (me, peer) = (sa(A, 10), sa(B, 20));
     let mut c = established(me, peer, OWN_CAPABILITIES, now);
-    c.on_message(from_peer(me, peer, 0, b"d"), OWN_CAPABILITIES, now);
+    c.handle_message(from_peer(me, peer, 0, b"d"), OWN_CAPABILITIES, now);
     let fin = from_peer(me, peer, ErrorCode::ConnShutdown as u8, &[]);
-    assert_eq!(c.on_message(fin, OWN_CAPABILITIES, now), Verdict::Queued);
+    assert_eq!(
+        c.handle_message(fin, OWN_CAPABILITIES, now),
+        Verdict::Queued
+    );
     assert_eq!(c.can_send(), Err(ConnError::PeerShutdown));
     assert_eq!(c.read(), Some(Read::Data(Bytes::from_static(b"d"))));
     assert_eq!(c.read(), Some(Read::End(Ok(()))));
@@ -602,12 +608,12 @@ fn peer_fin_codes_map_to_orderly_end_or_reset() {
 
     let mut c = established(me, peer, OWN_CAPABILITIES, now);
     let fin = from_peer(me, peer, ErrorCode::NoPort as u8, &[]);
-    c.on_message(fin, OWN_CAPABILITIES, now);
+    c.handle_message(fin, OWN_CAPABILITIES, now);
     assert_eq!(c.read(), Some(Read::End(Err(ConnError::Reset))));
     // After the end, anything from the peer is rejected (and not returned: it has errcode).
     let late = from_peer(me, peer, 0, b"late");
     assert_eq!(
-        c.on_message(late, OWN_CAPABILITIES, now),
+        c.handle_message(late, OWN_CAPABILITIES, now),
         Verdict::Rejected(ErrorCode::NoPort)
     );
 }
@@ -617,7 +623,7 @@ fn close_with_unread_message_rejects_it_back_as_fin() {
     let now = Instant::now();
     let (me, peer) = (sa(A, 10), sa(B, 20));
     let mut c = established(me, peer, OWN_CAPABILITIES, now);
-    c.on_message(from_peer(me, peer, 0, b"unread"), OWN_CAPABILITIES, now);
+    c.handle_message(from_peer(me, peer, 0, b"unread"), OWN_CAPABILITIES, now);
     c.shutdown(ErrorCode::NoPort);
     let (to, fin) = only_msg(&mut c);
     assert_eq!(to, B);
@@ -635,7 +641,7 @@ fn receive_queue_over_limit_rejects_with_overload() {
     let big = vec![0u8; 60000];
     let mut n = 0;
     loop {
-        match c.on_message(from_peer(me, peer, 0, &big), OWN_CAPABILITIES, now) {
+        match c.handle_message(from_peer(me, peer, 0, &big), OWN_CAPABILITIES, now) {
             Verdict::Queued => n += 1,
             v => {
                 assert_eq!(v, Verdict::Rejected(ErrorCode::Overload));
@@ -656,15 +662,15 @@ fn malformed_and_unknown_messages_are_dropped_and_counted() {
     let (me, peer) = (sa(A, 10), sa(B, 20));
     let mut c = established(me, peer, OWN_CAPABILITIES, now);
     assert_eq!(
-        c.on_message(Bytes::from_static(&[1, 2, 3]), 0, now),
+        c.handle_message(Bytes::from_static(&[1, 2, 3]), 0, now),
         Verdict::Dropped
     );
     let mut junk = BytesMut::from(&conn_ack(me, peer, 0, 0)[..]);
     Header::new_unchecked(&mut junk[..]).set(field::MTYPE, 5);
-    assert_eq!(c.on_message(junk.freeze(), 0, now), Verdict::Dropped);
+    assert_eq!(c.handle_message(junk.freeze(), 0, now), Verdict::Dropped);
     // An ack from someone else is ignored.
     let foreign = conn_ack(me, sa(B, 99), 1, 1);
-    assert_eq!(c.on_message(foreign, 0, now), Verdict::Dropped);
+    assert_eq!(c.handle_message(foreign, 0, now), Verdict::Dropped);
     assert_eq!(c.stats().dropped, 3);
     assert!(outputs(&mut c).is_empty());
     assert_eq!(
@@ -686,7 +692,7 @@ fn zero_rtt_syn_data_is_first_read_of_accepted_socket_and_counts_its_header() {
     let (_, syn) = only_msg(&mut c);
     assert!(hdr(&syn).flag(field::SYN));
     assert!(!hdr(&syn).flag(field::DEST_DROPPABLE));
-    l.on_message(syn.freeze(), OWN_CAPABILITIES, now);
+    l.handle_message(syn.freeze(), OWN_CAPABILITIES, now);
     let mut s = l.accept(sa(B, 1001), OWN_CAPABILITIES, now).unwrap();
     outputs(&mut s);
     assert_eq!(s.read(), Some(Read::Data(Bytes::from(vec![7u8; 2000]))));
@@ -704,7 +710,7 @@ fn returned_conn_ack_resets_connection() {
     // The peer's node has no such port any more: the ack comes back with NO_PORT.
     let ret = reverse(&ack, ErrorCode::NoPort, B).unwrap();
     assert_eq!(
-        c.on_message(ret.freeze(), OWN_CAPABILITIES, now),
+        c.handle_message(ret.freeze(), OWN_CAPABILITIES, now),
         Verdict::Queued
     );
     assert_eq!(c.can_send(), Err(ConnError::Reset));
@@ -768,7 +774,7 @@ fn stream_nagle_starts_at_the_fifth_write_and_holds_until_the_nagle_ack() {
     assert_eq!(c.nagle_held(), 1);
     assert_eq!(c.snt_unacked(), before, "held data is not counted yet");
     // The nagle ack pushes them: one 1024-byte message, asking for the next ack.
-    c.on_message(nagle_ack(me, peer, 0), OWN_CAPABILITIES, now);
+    c.handle_message(nagle_ack(me, peer, 0), OWN_CAPABILITIES, now);
     let m = data_msgs(&mut c);
     assert_eq!(m.len(), 1);
     assert!(hdr(&m[0]).flag(field::BIT18));
@@ -825,7 +831,7 @@ fn a_nagle_round_of_single_writes_doubles_the_start() {
             }
         }
         rounds.push(n);
-        c.on_message(nagle_ack(me, peer, 0), OWN_CAPABILITIES, now);
+        c.handle_message(nagle_ack(me, peer, 0), OWN_CAPABILITIES, now);
         assert!(data_msgs(&mut c).is_empty());
     }
     assert_eq!(rounds, vec![5, 9, 17]);
@@ -843,7 +849,7 @@ fn peer_message_and_shutdown_push_held_data_in_order() {
     c.write(b"held1").unwrap();
     assert!(data_msgs(&mut c).is_empty());
     // Data from the peer pushes what is held (and restarts the count of one-way writes).
-    c.on_message(from_peer(me, peer, 0, b"reply"), OWN_CAPABILITIES, now);
+    c.handle_message(from_peer(me, peer, 0, b"reply"), OWN_CAPABILITIES, now);
     let m = data_msgs(&mut c);
     assert_eq!(m.len(), 1);
     assert_eq!(payload(&m[0]), b"held1");
@@ -907,19 +913,19 @@ fn nagled_stream_arrives_intact_and_the_reader_answers_each_ack_request() {
         // answers (nagle acks) go back: one round trip per 50 writes.
         for m in data_msgs(&mut w) {
             msgs += 1;
-            r.on_message(m.freeze(), OWN_CAPABILITIES, now);
+            r.handle_message(m.freeze(), OWN_CAPABILITIES, now);
         }
         while let Some(Read::Data(d)) = r.read() {
             got.extend_from_slice(&d);
         }
         for a in data_msgs(&mut r) {
-            w.on_message(a.freeze(), OWN_CAPABILITIES, now);
+            w.handle_message(a.freeze(), OWN_CAPABILITIES, now);
         }
     }
     w.shutdown(ErrorCode::ConnShutdown);
     for m in data_msgs(&mut w) {
         msgs += (hdr(&m).errcode() == 0) as u64;
-        r.on_message(m.freeze(), OWN_CAPABILITIES, now);
+        r.handle_message(m.freeze(), OWN_CAPABILITIES, now);
     }
     while let Some(Read::Data(d)) = r.read() {
         got.extend_from_slice(&d);

@@ -11,7 +11,16 @@ use tipc_transport::wire::ConnMgrType;
 use super::{ConnCore, ConnError, ConnState, Output, CONN_PROBING_INTV};
 
 impl ConnCore {
-    /// When [`ConnCore::handle_timeout`] wants to run next.
+    /// When [`ConnCore::handle_timeout`] wants to run next: the earliest of the connect
+    /// deadline, the OVERLOAD retry of the SYN and the next probe; `None` while no timer is
+    /// armed. Call `handle_timeout` at (or after) that instant.
+    ///
+    /// The value may change after every input ([`ConnCore::handle_message`],
+    /// [`ConnCore::handle_timeout`], [`ConnCore::handle_node_lost`]) and every command that
+    /// changes the state ([`ConnCore::connect`], [`ConnCore::connect_failed`],
+    /// [`ConnCore::shutdown`]; [`ConnCore::accept`] for the new core): call it again after each
+    /// and re-arm the caller's one timer to it.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         [self.connect_deadline, self.retry_at, self.probe_at]
             .into_iter()

@@ -411,6 +411,3 @@ impl ConnCore {
         self.out.pop_front()
     }
 }
-
-#[cfg(test)]
-mod tests;

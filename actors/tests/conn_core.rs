@@ -1,16 +1,25 @@
-//! Unit tests of the connection core.
+//! The connection socket core [`ConnCore`] (kernel `net/tipc/socket.c`, the connection half;
+//! spec tipc-protocol.md §9.4–9.7) through its public API: setup, flow control, Nagle, probing,
+//! shutdown and node loss, byte for byte against kernel frames where there are some.
+//!
+//! The messages a peer sends are built here with the transport's header API ([`conn_msg`],
+//! [`conn_mgr`]) the way a peer's core builds them; `peer_message_builders_match_kernel_vectors`
+//! checks them against the kernel's frames.
 
-use super::tx::blocks;
-use super::*;
-use bytes::{Bytes, BytesMut};
 use std::time::{Duration, Instant};
-use tipc_transport::caps;
-use tipc_transport::wire::{field, user, ConnMgrType, ErrorCode, Header, SHORT_H_SIZE};
-use tipc_transport::NodeAddr;
 
-use super::super::{build_direct, reverse, truesize, SendOpts, RCVBUF_DEFAULT};
-use crate::addr::{ServiceAddr, SocketAddr};
-use tipc_transport::OWN_CAPABILITIES;
+use bytes::{Bytes, BytesMut};
+use tipc_actors::addr::{ServiceAddr, SocketAddr};
+use tipc_actors::socket::conn::{
+    ConnCore, ConnError, ConnState, Output, Read, SynDest, Verdict, ADV_WIN, CONN_PROBING_INTV,
+    CONN_TIMEOUT, FLOWCTL_BLK_SZ, FLOWCTL_MSG_WIN, INITIAL_WIN, NAGLE_LOCAL, NAGLE_MAX_BACKLOG,
+};
+use tipc_actors::socket::{build_direct, reverse, truesize, SendOpts, RCVBUF_DEFAULT};
+use tipc_transport::caps;
+use tipc_transport::wire::{
+    field, user, ConnMgrRepr, ConnMgrType, DataType, ErrorCode, Header, SHORT_H_SIZE,
+};
+use tipc_transport::{NodeAddr, OWN_CAPABILITIES};
 
 const A: NodeAddr = 0x6100_0000;
 const B: NodeAddr = 0x6200_0000;
@@ -62,14 +71,67 @@ fn hdr(m: &[u8]) -> Header<&[u8]> {
     Header::new_checked(m).expect("valid")
 }
 
+/// A CONN_MSG from `from` to `to` with a 24-byte header (`tipc_msg_create` with
+/// `SHORT_H_SIZE`), as the sending socket's core builds it.
+fn conn_msg(from: SocketAddr, to: SocketAddr, importance: u8, err: u8, data: &[u8]) -> BytesMut {
+    let mut buf = BytesMut::zeroed(SHORT_H_SIZE);
+    buf.extend_from_slice(data);
+    let mut h = Header::new_unchecked(&mut buf[..]);
+    h.init(
+        importance,
+        DataType::Conn as u8,
+        SHORT_H_SIZE,
+        SHORT_H_SIZE + data.len(),
+        from.node,
+    );
+    h.set(field::ERRCODE, err as u32);
+    h.set(field::ORIGPORT, from.port);
+    h.set(field::DESTPORT, to.port);
+    buf
+}
+
+/// A CONN_MANAGER message from `from` to `to` (40 bytes, nodes and ports set), as the sending
+/// socket's core builds it.
+fn conn_mgr(
+    from: SocketAddr,
+    to: SocketAddr,
+    mtype: ConnMgrType,
+    conn_ack: u16,
+    adv_win: u16,
+) -> BytesMut {
+    let r = ConnMgrRepr {
+        mtype,
+        dest_droppable: false,
+        nagle_ack: false,
+        errcode: 0,
+        bcast_ack: 0,
+        ack: 0,
+        seqno: 0,
+        prevnode: from.node,
+        origport: from.port,
+        destport: to.port,
+        orignode: from.node,
+        destnode: to.node,
+        conn_ack,
+        adv_win,
+        data: &[],
+    };
+    let mut buf = BytesMut::zeroed(r.buffer_len());
+    r.emit(&mut buf);
+    buf
+}
+
+/// Flow-control blocks of a message of `len` bytes (`msg_blocks`).
+fn blocks(len: usize) -> u32 {
+    (len / FLOWCTL_BLK_SZ) as u32 + 1
+}
+
 /// Client at `c` connected (by a direct SYN, then the peer's ACK) to server `s`.
 fn established(c: SocketAddr, s: SocketAddr, caps: u16, now: Instant) -> ConnCore {
     let mut core = ConnCore::new(c);
     core.connect(SynDest::Socket(s), &[], now).unwrap();
     outputs(&mut core);
-    let mut srv = ConnCore::new(s);
-    srv.peer = c;
-    let ack = srv.short_msg(0, 0, &[]);
+    let ack = conn_msg(s, c, 0, 0, &[]);
     assert_eq!(
         core.handle_message(ack.freeze(), caps, now),
         Verdict::Consumed
@@ -80,15 +142,32 @@ fn established(c: SocketAddr, s: SocketAddr, caps: u16, now: Instant) -> ConnCor
 
 /// A message from the peer `s` to `c` as the peer's core would build it.
 fn from_peer(c: SocketAddr, s: SocketAddr, err: u8, data: &[u8]) -> Bytes {
-    let mut srv = ConnCore::new(s);
-    srv.peer = c;
-    srv.short_msg(0, err, data).freeze()
+    conn_msg(s, c, 0, err, data).freeze()
 }
 
 fn conn_ack(c: SocketAddr, s: SocketAddr, n: u16, adv: u16) -> Bytes {
-    let mut srv = ConnCore::new(s);
-    srv.peer = c;
-    srv.proto_msg(ConnMgrType::Ack, n, adv).freeze()
+    conn_mgr(s, c, ConnMgrType::Ack, n, adv).freeze()
+}
+
+#[test]
+fn peer_message_builders_match_kernel_vectors() {
+    let (a, b) = (sa(A, 0x0e20_9a8e), sa(B, 0x86ae_c7bb));
+    let ack = conn_msg(b, a, 0, 0, &[]);
+    assert_eq!(&ack[..], &vector("070-data-low-conn-b2a-empty.hex")[..]);
+    let data = conn_msg(b, a, 0, 0, b"ifirst");
+    assert_eq!(&data[..], &vector("071-data-low-conn-b2a.hex")[..]);
+    let (a, b) = (sa(A, 0x7b7c_24ee), sa(B, 0x6d5c_ae2e));
+    let fin = conn_msg(a, b, user::CRITICAL, ErrorCode::ConnShutdown as u8, &[]);
+    assert_eq!(
+        &fin[..],
+        &vector("129-data-critical-conn-a2b-err-conn_shutdown.hex")[..]
+    );
+    let (b, a) = (sa(B, 0x6376_7181), sa(A, 0xb97e_9214));
+    let conn_ack = conn_mgr(b, a, ConnMgrType::Ack, 40, 512);
+    assert_eq!(
+        &conn_ack[..],
+        &vector("076-conn-manager-conn-ack-b2a.hex")[..]
+    );
 }
 
 #[test]
@@ -319,9 +398,7 @@ fn probe_is_answered_with_reversed_probe_reply() {
     let now = Instant::now();
     let (me, peer) = (sa(A, 10), sa(B, 20));
     let mut c = established(me, peer, OWN_CAPABILITIES, now);
-    let mut p = ConnCore::new(peer);
-    p.peer = me;
-    let probe = p.proto_msg(ConnMgrType::Probe, 0, 0).freeze();
+    let probe = conn_mgr(peer, me, ConnMgrType::Probe, 0, 0).freeze();
     assert_eq!(
         c.handle_message(probe, OWN_CAPABILITIES, now),
         Verdict::Consumed
@@ -346,9 +423,7 @@ fn unanswered_probe_aborts_after_a_probing_interval() {
     let (_, probe) = only_msg(&mut c);
     assert_eq!(hdr(&probe).mtype(), ConnMgrType::Probe as u8);
     // Answered: the next interval probes again.
-    let mut p = ConnCore::new(peer);
-    p.peer = me;
-    let reply = p.proto_msg(ConnMgrType::ProbeReply, 0, 0).freeze();
+    let reply = conn_mgr(peer, me, ConnMgrType::ProbeReply, 0, 0).freeze();
     c.handle_message(reply, OWN_CAPABILITIES, now);
     c.handle_timeout(now + 2 * CONN_PROBING_INTV);
     assert_eq!(outputs(&mut c).len(), 1);
@@ -404,9 +479,7 @@ fn listener_requires_syn_only_from_syn_bit_peers() {
         Verdict::Queued
     );
     // Connection messages and returned messages are never requests.
-    let mut conn = ConnCore::new(sa(A, 6));
-    conn.peer = sa(B, 1000);
-    let cm = conn.short_msg(0, 0, b"x").freeze();
+    let cm = conn_msg(sa(A, 6), sa(B, 1000), 0, 0, b"x").freeze();
     assert_eq!(
         l.handle_message(cm, LEGACY, now),
         Verdict::Rejected(ErrorCode::NoPort)
@@ -704,9 +777,7 @@ fn returned_conn_ack_resets_connection() {
     let now = Instant::now();
     let (me, peer) = (sa(A, 10), sa(B, 20));
     let mut c = established(me, peer, OWN_CAPABILITIES, now);
-    let mut own_ack = ConnCore::new(me);
-    own_ack.peer = peer;
-    let ack = own_ack.proto_msg(ConnMgrType::Ack, 3, 512);
+    let ack = conn_mgr(me, peer, ConnMgrType::Ack, 3, 512);
     // The peer's node has no such port any more: the ack comes back with NO_PORT.
     let ret = reverse(&ack, ErrorCode::NoPort, B).unwrap();
     assert_eq!(

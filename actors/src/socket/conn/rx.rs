@@ -33,7 +33,7 @@ fn xorshift(s: &mut u32) -> u32 {
 impl ConnCore {
     /// `tipc_sk_build_ack`: a CONN_ACK carrying the consumed count (reset to 0); with block
     /// flow control the receive window becomes the advertised one (512 blocks by default).
-    pub(super) fn build_ack(&mut self) -> BytesMut {
+    fn build_ack(&mut self) -> BytesMut {
         let consumed = self.rcv_unacked.min(0xFFFF) as u16;
         self.rcv_unacked = 0;
         let adv = if self.block_fc {
@@ -56,7 +56,7 @@ impl ConnCore {
         Verdict::Rejected(err)
     }
 
-    pub(super) fn drop_msg(&mut self) -> Verdict {
+    fn drop_msg(&mut self) -> Verdict {
         self.stats.dropped += 1;
         Verdict::Dropped
     }

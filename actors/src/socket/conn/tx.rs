@@ -64,7 +64,7 @@ impl Nagle {
 }
 
 /// Flow-control blocks of a message of `len` bytes (`msg_blocks`, `tsk_blocks`).
-pub(super) fn blocks(len: usize) -> u32 {
+fn blocks(len: usize) -> u32 {
     (len / FLOWCTL_BLK_SZ) as u32 + 1
 }
 

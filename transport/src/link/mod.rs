@@ -632,7 +632,12 @@ impl Link {
         self.bc_gap = gap & 0x3FF;
     }
 
-    /// Next event for the owner.
+    /// Returns the next event for the owner.
+    ///
+    /// Call repeatedly until it returns `None`; call again after any `handle_*` call,
+    /// [`Link::failover_rcv`] or command ([`Link::send`] can take the link down,
+    /// [`Link::shutdown`] and [`Link::force_reset`] do).
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<LinkEvent> {
         self.events.pop_front()
     }

@@ -267,8 +267,14 @@ impl Link {
 
     // ------------------------------------------------------------------ output
 
-    /// Append the next packet to send to `out`; returns its length, or `None` when there is
-    /// nothing to send. Sequenced packets are stamped with the current `ack` and `bcast_ack`.
+    /// Returns the next packet to send: appends it to `out` and returns its length, or `None`
+    /// when there is nothing to send. Sequenced packets are stamped with the current `ack` and
+    /// `bcast_ack`.
+    ///
+    /// Call repeatedly until it returns `None`; call again after any `handle_*` call or
+    /// command ([`Link::send`], [`Link::set_cork`], [`Link::send_state`], [`Link::shutdown`],
+    /// [`Link::force_reset`]).
+    #[must_use]
     pub fn poll_transmit(&mut self, out: &mut BytesMut) -> Option<usize> {
         let (len, body) = self.poll_transmit_parts(out)?;
         out.extend_from_slice(&body);
@@ -279,6 +285,10 @@ impl Link {
     /// `len` bytes (its header, stamped, or the whole of a small packet) to `out` and returns
     /// `len` and the rest of the packet by reference (often empty). The packet is the two
     /// put together.
+    ///
+    /// Call repeatedly until it returns `None`; call again after any `handle_*` call or
+    /// command, as [`Link::poll_transmit`].
+    #[must_use]
     pub fn poll_transmit_parts(&mut self, out: &mut BytesMut) -> Option<(usize, Bytes)> {
         loop {
             let o = self.outq.pop_front()?;

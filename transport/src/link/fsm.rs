@@ -14,6 +14,23 @@ use crate::wire::{
 use bytes::BytesMut;
 use std::time::{Duration, Instant};
 
+/// A link's timers (quinn-proto's `Timer`): each indexes the array of deadlines
+/// `Link::deadlines` returns, and [`Link::poll_timeout`] is their minimum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    /// Supervision (§4.7): nothing received for the tolerance fails the link. Armed while up.
+    Supervision,
+    /// The periodic tick (`tipc_link_timeout`), every `min(tolerance / 4, 500 ms)`.
+    Tick,
+    /// The next extra probe of a silent link (`tolerance / 16` apart). Armed while up.
+    SilentProbe,
+}
+
+impl Timer {
+    /// Number of timers.
+    const COUNT: usize = 3;
+}
+
 impl Link {
     // ------------------------------------------------------------------ timers
 
@@ -37,29 +54,43 @@ impl Link {
         Some(silent_from.max(self.last_probe + self.silent_probe_interval()))
     }
 
-    /// When to call [`Link::handle_timeout`] next.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut t = self.next_tick;
+    /// The deadline of each [`Timer`], indexed by it (`None`: not armed). Derived from the
+    /// link's state on every call: supervision and the silent-link probe follow `last_rx`,
+    /// `last_probe` and the tolerance, which change with every packet.
+    fn deadlines(&self) -> [Option<Instant>; Timer::COUNT] {
+        let mut d = [None; Timer::COUNT];
         if self.is_up() {
-            t = t.min(self.last_rx + self.tolerance);
+            d[Timer::Supervision as usize] = Some(self.last_rx + self.tolerance);
         }
-        if let Some(p) = self.silent_probe_at() {
-            t = t.min(p);
-        }
-        Some(t)
+        d[Timer::Tick as usize] = Some(self.next_tick);
+        d[Timer::SilentProbe as usize] = self.silent_probe_at();
+        d
     }
 
-    /// Drive timers: the periodic tick (RESET/ACTIVATE/STATE sending, probing, window checks),
-    /// the extra probes of a silent link and the supervision deadline.
+    /// Returns the next time at which [`Link::handle_timeout`] should be called: the earliest
+    /// deadline of the link's timers (always `Some`: the link ticks in every state).
+    ///
+    /// The value returned may change after any `handle_*` call or command ([`Link::send`],
+    /// [`Link::shutdown`], [`Link::force_reset`], ...); call it again after each.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadlines().into_iter().flatten().min()
+    }
+
+    /// Drive timers: the supervision deadline, the periodic tick (RESET/ACTIVATE/STATE
+    /// sending, probing, window checks) and the extra probes of a silent link. Calling it
+    /// early does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.is_up() && now >= self.last_rx + self.tolerance {
+        let deadlines = self.deadlines();
+        let due = |t: Timer| deadlines[t as usize].is_some_and(|at| now >= at);
+        if due(Timer::Supervision) {
             self.fail(now, DownReason::Timeout);
             return;
         }
-        if now >= self.next_tick {
+        if due(Timer::Tick) {
             self.tick(now);
             self.next_tick = now + self.tick_interval();
-        } else if self.silent_probe_at().is_some_and(|t| now >= t) {
+        } else if due(Timer::SilentProbe) {
             // Silent for a tick: the kernel probes only at ticks (and fails after about
             // `abort_limit + 1` silent ones); under heavy loss a live peer may then not be heard
             // within the tolerance, so probe more often in between. A probe is an ordinary

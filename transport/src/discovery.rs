@@ -486,13 +486,21 @@ impl Discoverer {
         }
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) should next be called; `None` if sending
-    /// stopped. Poll again after every call into the core.
+    /// Returns the next time at which [`handle_timeout`](Self::handle_timeout) should be
+    /// called; `None` if sending stopped (the one node of the bearer domain was found).
+    ///
+    /// The value returned may change after any `handle_timeout` or
+    /// [`set_up_links`](Self::set_up_links) call; call it again after each call into the core.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.next
     }
 
-    /// The next frame to send, with its destination. Drain after every call into the core.
+    /// Returns the next frame to send, with its destination.
+    ///
+    /// Call repeatedly until it returns `None`; call again after any `handle_*` or
+    /// [`respond`](Self::respond) call.
+    #[must_use]
     pub fn poll_transmit(&mut self) -> Option<(Dest, Bytes)> {
         self.transmits.pop_front()
     }

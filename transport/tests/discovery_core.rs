@@ -212,7 +212,7 @@ fn handle_frame_drops_malformed_when_version_wrong() {
 fn handle_frame_drops_malformed_when_header_not_60_bytes() {
     let mut b = emit(&peer_req());
     let mut h = Header::new_unchecked(&mut b[..]);
-    h.set(tipc_transport::wire::field::HSIZE, 10);
+    h.set_header_len(40);
     assert_dropped_bytes(&b, DropReason::Malformed);
 }
 
@@ -220,7 +220,7 @@ fn handle_frame_drops_malformed_when_header_not_60_bytes() {
 fn handle_frame_drops_malformed_when_type_unknown() {
     let mut b = emit(&peer_req());
     let mut h = Header::new_unchecked(&mut b[..]);
-    h.set(tipc_transport::wire::field::MTYPE, 5);
+    h.set_mtype(5);
     assert_dropped_bytes(&b, DropReason::Malformed);
 }
 
@@ -229,7 +229,7 @@ fn handle_frame_drops_malformed_when_id128_without_identity() {
     // A 60-byte (legacy-sized) message that claims TIPC_NODE_ID128.
     let mut b = emit(&peer_req());
     let mut h = Header::new_unchecked(&mut b[..]);
-    h.set(tipc_transport::wire::field::SIZE, 60);
+    h.set_size(60);
     b.truncate(60);
     assert_dropped_bytes(&b, DropReason::Malformed);
 }
@@ -243,7 +243,7 @@ fn handle_frame_uses_hex_address_identity_when_peer_lacks_id128() {
     let mut b = emit(&r);
     // Legacy 60-byte message without the identity.
     let mut h = Header::new_unchecked(&mut b[..]);
-    h.set(tipc_transport::wire::field::SIZE, 60);
+    h.set_size(60);
     b.truncate(60);
     let now = Instant::now();
     let n = host(now).handle_frame(now, &b).expect("accepted");
@@ -255,7 +255,7 @@ fn handle_frame_uses_hex_address_identity_when_peer_lacks_id128() {
 fn handle_frame_drops_other_users() {
     let mut b = emit(&peer_req());
     let mut h = Header::new_unchecked(&mut b[..]);
-    h.set(tipc_transport::wire::field::USER, 7);
+    h.set_user(7);
     assert_dropped_bytes(&b, DropReason::NotDiscovery);
 }
 

@@ -5,7 +5,7 @@
 use bytes::{Bytes, BytesMut};
 use std::time::{Duration, Instant};
 use tipc_transport::peer::{BearerParams, NeighborSighting, Peer, PeerEvent};
-use tipc_transport::wire::{field, user, Header, LinkProtoRepr, LinkProtoType, MediaAddr};
+use tipc_transport::wire::{user, Header, LinkProtoRepr, LinkProtoType, MediaAddr};
 use tipc_transport::NodeId;
 
 fn vector(prefix: &str) -> Bytes {
@@ -144,7 +144,7 @@ fn link_establishes_with_kernel_frames_and_emits_kernel_identical_messages() {
     assert_eq!(r.ack, 2);
     assert!(r.redundant_link && !r.bc_ack_invalid);
     let h = Header::new_checked(&out[0][..]).unwrap();
-    assert_eq!(h.get(field::DESTNODE), a.hash());
+    assert_eq!(h.destnode(), a.hash());
     assert!(p.is_up());
 }
 
@@ -181,7 +181,7 @@ fn proto_msg(mtype: LinkProtoType, from: u32, to: u32, session: u16, dest_sessio
 }
 
 fn named_seqno(m: &Bytes) -> u32 {
-    Header::new_checked(&m[..]).unwrap().get(field::NAMED_SEQNO)
+    u32::from(Header::new_checked(&m[..]).unwrap().named_seqno())
 }
 
 /// Node b's broadcast link (name-table updates captured with non_seq = 1, w5 = netid): we play
@@ -222,10 +222,10 @@ fn broadcast_packets_from_kernel_are_sequenced_acked_and_nacked() {
     {
         let mut h = Header::new_unchecked(&mut init[..]);
         h.init(user::BCAST_PROTOCOL, 0, 40, 40, ba);
-        h.set(field::ORIGNODE, ba);
-        h.set(field::DESTNODE, aa);
+        h.set_orignode(ba);
+        h.set_destnode(aa);
         h.set_seqno(1);
-        h.set_flag(field::BC_ACK_INVALID, true);
+        h.set_bc_ack_invalid(true);
     }
     p.handle_packet(t0, 0, init.freeze());
     while p.poll_event().is_some() {}
@@ -246,7 +246,7 @@ fn broadcast_packets_from_kernel_are_sequenced_acked_and_nacked() {
 
     // A packet for another network is dropped.
     let mut other = BytesMut::from(&vector("122-")[..]);
-    Header::new_unchecked(&mut other[..]).set(field::DESTPORT, 4712);
+    Header::new_unchecked(&mut other[..]).set_destport(4712);
     p.handle_broadcast(t0, other.freeze());
     assert_eq!(p.stats().bcast_dropped, 2);
 

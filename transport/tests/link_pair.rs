@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tipc_transport::link::DownReason;
 use tipc_transport::peer::{classify, BearerParams, NeighborSighting, Peer, PeerEvent, Route};
-use tipc_transport::wire::{field, Header, MediaAddr, BASIC_H_SIZE};
+use tipc_transport::wire::{Header, MediaAddr, BASIC_H_SIZE};
 use tipc_transport::{NodeId, OWN_CAPABILITIES};
 
 struct Faults {
@@ -205,10 +205,10 @@ fn data_msg(from: u32, to: u32, n: u64, size: usize) -> BytesMut {
     let mut b = BytesMut::zeroed(len);
     let mut h = Header::new_unchecked(&mut b[..]);
     h.init(0, 3, BASIC_H_SIZE, len, from);
-    h.set(field::ORIGNODE, from);
-    h.set(field::DESTNODE, to);
-    h.set(field::ORIGPORT, 1);
-    h.set(field::DESTPORT, 2);
+    h.set_orignode(from);
+    h.set_destnode(to);
+    h.set_origport(1);
+    h.set_destport(2);
     b[BASIC_H_SIZE..BASIC_H_SIZE + 8].copy_from_slice(&n.to_be_bytes());
     b
 }
@@ -394,8 +394,8 @@ fn link_fragments_of_short_header_message_name_the_peer_and_arrive() {
     let mut b = BytesMut::zeroed(len);
     let mut h = Header::new_unchecked(&mut b[..]);
     h.init(0, 0, SHORT_H_SIZE, len, net.addrs[0]);
-    h.set(field::ORIGPORT, 1);
-    h.set(field::DESTPORT, 2);
+    h.set_origport(1);
+    h.set_destport(2);
     b[SHORT_H_SIZE..SHORT_H_SIZE + 8].copy_from_slice(&42u64.to_be_bytes());
     net.peers[0].send(net.now, b, 1).unwrap();
     assert!(net.run_until(Duration::from_secs(2), |n| !n.delivered[1].is_empty()));

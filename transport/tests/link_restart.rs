@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tipc_transport::link::DownReason;
 use tipc_transport::peer::{classify, BearerParams, NeighborSighting, Peer, PeerEvent, Route};
-use tipc_transport::wire::{field, user, Header, MediaAddr, BASIC_H_SIZE, INT_H_SIZE};
+use tipc_transport::wire::{user, Header, MediaAddr, BASIC_H_SIZE, INT_H_SIZE};
 use tipc_transport::{BearerId, NodeId, OWN_CAPABILITIES};
 
 fn bearer_mtu(id: BearerId, mtu: usize, priority: u8) -> BearerParams {
@@ -308,7 +308,7 @@ fn big_msg(from: u32, to: u32, len: usize, tag: u8) -> BytesMut {
     for (i, x) in b[BASIC_H_SIZE..].iter_mut().enumerate() {
         *x = tag.wrapping_add(i as u8);
     }
-    Header::new_unchecked(&mut b[..]).set(field::SIZE, len as u32);
+    Header::new_unchecked(&mut b[..]).set_size(len);
     b
 }
 
@@ -317,8 +317,8 @@ fn names_msg(from: u32, to: u32) -> BytesMut {
     let mut b = BytesMut::zeroed(len);
     let mut h = Header::new_unchecked(&mut b[..]);
     h.init(user::NAME_DISTRIBUTOR, 0, INT_H_SIZE, len, from);
-    h.set(field::ORIGNODE, from);
-    h.set(field::DESTNODE, to);
+    h.set_orignode(from);
+    h.set_destnode(to);
     b
 }
 
@@ -327,8 +327,8 @@ fn data_msg(from: u32, to: u32) -> BytesMut {
     let mut b = BytesMut::zeroed(len);
     let mut h = Header::new_unchecked(&mut b[..]);
     h.init(0, 3, BASIC_H_SIZE, len, from);
-    h.set(field::ORIGNODE, from);
-    h.set(field::DESTNODE, to);
+    h.set_orignode(from);
+    h.set_destnode(to);
     b
 }
 
@@ -538,15 +538,15 @@ fn peer_fails_over_packets_larger_than_the_tunnel_mtu_in_tunnel_fragments() {
             assert!(f.len() <= 1500, "tunnel frame of {} bytes", f.len());
             assert_eq!(h.mtype(), 1, "FAILOVER_MSG");
             (
-                h.get(field::FRAGM_NO),
-                h.get(field::NOF_FRAGMS),
+                u32::from(h.fragm_no()),
+                u32::from(h.nof_fragms()),
                 f.len() - INT_H_SIZE,
             )
         })
         .collect();
     let msgcnt = tunnel
         .iter()
-        .map(|f| Header::new_unchecked(&f[..]).get(field::MSGCNT))
+        .map(|f| Header::new_unchecked(&f[..]).msgcnt())
         .collect::<std::collections::BTreeSet<_>>();
     assert_eq!(msgcnt.len(), 1, "{msgcnt:?}");
     assert_eq!(
@@ -577,9 +577,9 @@ fn synch_msg(from: u32, to: u32, syncpt: u16) -> Bytes {
     let mut b = BytesMut::zeroed(INT_H_SIZE);
     let mut h = Header::new_unchecked(&mut b[..]);
     h.init(user::TUNNEL_PROTOCOL, 0, INT_H_SIZE, INT_H_SIZE, from);
-    h.set(field::ORIGNODE, from);
-    h.set(field::DESTNODE, to);
-    h.set(field::MSGCNT, syncpt as u32);
+    h.set_orignode(from);
+    h.set_destnode(to);
+    h.set_msgcnt(syncpt);
     h.set_seqno(1);
     b.freeze()
 }
@@ -723,7 +723,7 @@ fn peer_fails_over_a_queue_longer_than_the_system_level_limit_without_resetting_
     for i in 0..300u32 {
         // CRITICAL importance: its backlog level takes them all.
         let mut m = big_msg(a, b, 1400, i as u8);
-        Header::new_unchecked(&mut m[..]).set(field::USER, user::CRITICAL as u32);
+        Header::new_unchecked(&mut m[..]).set_user(user::CRITICAL);
         let status = net.peers[0].send(now, m, 0);
         assert!(status.is_ok(), "message {i} refused");
     }

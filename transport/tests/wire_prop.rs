@@ -234,7 +234,7 @@ proptest! {
         };
         let mut buf = vec![0u8; INT_H_SIZE + ITEM_SIZE + extra];
         r.emit_with_items(&[DistrItem::default()], &mut buf);
-        Header::new_unchecked(&mut buf[..]).set(field::SIZE, (INT_H_SIZE + ITEM_SIZE + extra) as u32);
+        Header::new_unchecked(&mut buf[..]).set_size(INT_H_SIZE + ITEM_SIZE + extra);
         prop_assert_eq!(MessageRepr::parse(&buf), Err(WireError::BadPayload));
     }
 
@@ -484,7 +484,7 @@ fn fragment_to_names_given_destnode_in_every_fragment() {
     let mut out = None;
     for fr in &frags {
         let h = Header::new_checked(&fr[..]).unwrap();
-        assert_eq!(h.get(field::DESTNODE), 0x0100_2345);
+        assert_eq!(h.destnode(), 0x0100_2345);
         out = r.push(fr.clone()).unwrap().or(out);
     }
     assert_eq!(&out.unwrap()[..], &msg[..]);

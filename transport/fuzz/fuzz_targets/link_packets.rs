@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
 use std::time::{Duration, Instant};
 use tipc_transport::peer::{classify, BearerParams, NeighborSighting, Peer, Route};
-use tipc_transport::wire::{field, Header, LinkProtoRepr, LinkProtoType, MediaAddr, BASIC_H_SIZE};
+use tipc_transport::wire::{Header, LinkProtoRepr, LinkProtoType, MediaAddr, BASIC_H_SIZE};
 use tipc_transport::NodeId;
 
 fn proto(mtype: LinkProtoType, from: u32, to: u32, session: u16, dest_session: u16) -> Bytes {
@@ -87,7 +87,7 @@ fuzz_target!(|data: &[u8]| {
             let mut m = BytesMut::zeroed(len);
             let mut h = Header::new_unchecked(&mut m[..]);
             h.init(0, 3, BASIC_H_SIZE, len, ba);
-            h.set(field::DESTNODE, aa);
+            h.set_destnode(aa);
             let _ = p.send(now, m, 1);
         }
         if n % 5 == 0 {

@@ -11,7 +11,8 @@
 //! Opening the socket needs `CAP_NET_RAW` in the owning user namespace of the interface's
 //! network namespace. A socket stays in the namespace it was created in.
 
-use super::udp::RxArena;
+use super::rx::RxArena;
+use super::sys::interface_mtu;
 use super::{Dest, Media, MediaAddr, MediaKind, RxFrame, TxFrame};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io::{self, Read};
@@ -29,33 +30,6 @@ pub const BROADCAST_MAC: [u8; 6] = [0xff; 6];
 const RX_BATCH: usize = 64;
 /// Receive arena chunk.
 const RX_CHUNK: usize = 256 * 1024;
-
-/// The MTU of interface `name` in the calling thread's network namespace (`SIOCGIFMTU`).
-#[allow(unsafe_code)]
-pub(crate) fn interface_mtu(name: &str) -> io::Result<usize> {
-    let sock = Socket::new(Domain::IPV4, Type::DGRAM, None)?;
-    // SAFETY: `ifreq` is plain old data; all-zero is a valid value.
-    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-    let bytes = name.as_bytes();
-    if bytes.len() >= ifr.ifr_name.len() || bytes.contains(&0) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("invalid interface name {name:?}"),
-        ));
-    }
-    for (d, s) in ifr.ifr_name.iter_mut().zip(bytes) {
-        *d = *s as libc::c_char;
-    }
-    // SAFETY: SIOCGIFMTU reads `ifr_name` (NUL-terminated, checked above) and writes
-    // `ifr_ifru.ifru_mtu` of the `ifreq` we own; the fd is a valid open socket.
-    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFMTU as _, &mut ifr) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: after a successful SIOCGIFMTU the union holds `ifru_mtu`.
-    let mtu = unsafe { ifr.ifr_ifru.ifru_mtu };
-    usize::try_from(mtu).map_err(|_| io::Error::other(format!("negative MTU on {name}")))
-}
 
 /// Bind a packet socket to (`ETH_P_TIPC`, interface `index`).
 #[allow(unsafe_code)]

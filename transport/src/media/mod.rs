@@ -13,6 +13,8 @@ use std::io;
 pub mod eth;
 pub mod fault;
 pub mod mem;
+mod rx;
+mod sys;
 pub mod udp;
 
 pub use eth::EthMedia;

@@ -98,41 +98,6 @@ pub fn multicast_group(net_id: u32, v6: bool) -> IpAddr {
     IpAddr::V6(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, high, low))
 }
 
-/// A shared receive buffer: frames are received into it and split off as [`Bytes`], so a
-/// batch costs no allocation; a new zeroed chunk is allocated when the rest is too small.
-///
-/// A frame kept alive keeps its whole chunk alive (up to a few MiB); long-term holders of
-/// many small frames may prefer to copy them.
-#[derive(Debug)]
-pub(crate) struct RxArena {
-    buf: BytesMut,
-    chunk: usize,
-}
-
-impl RxArena {
-    /// An arena that allocates `chunk` bytes at a time.
-    pub(crate) fn new(chunk: usize) -> Self {
-        RxArena {
-            buf: BytesMut::new(),
-            chunk,
-        }
-    }
-
-    /// Make at least `need` writable bytes available and return them.
-    pub(crate) fn space(&mut self, need: usize) -> &mut [u8] {
-        if self.buf.len() < need {
-            self.buf = BytesMut::zeroed(self.chunk.max(need));
-        }
-        &mut self.buf[..]
-    }
-
-    /// Split off the first `n` bytes (already written through [`RxArena::space`]).
-    pub(crate) fn take(&mut self, n: usize) -> Bytes {
-        let n = n.min(self.buf.len());
-        self.buf.split_to(n).freeze()
-    }
-}
-
 /// Receive buffers: one slot per datagram of a `recvmmsg` batch (allocated and zeroed once),
 /// and a compact buffer small datagrams are packed into and split off as [`Bytes`].
 ///
@@ -535,7 +500,7 @@ impl UdpMedia {
             None => {
                 let ifmtu = iface
                     .as_ref()
-                    .and_then(|(n, _)| super::eth::interface_mtu(n).ok())
+                    .and_then(|(n, _)| super::sys::interface_mtu(n).ok())
                     .unwrap_or(IPV4_DEFAULT_MTU + IPV4_ENCAP);
                 IPV4_DEFAULT_MTU.min(ifmtu.saturating_sub(IPV4_ENCAP))
             }

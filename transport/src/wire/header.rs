@@ -4,6 +4,12 @@
 //! a `(word, shift, mask)` triple from [`field`]. [`Header::new_checked`] applies the kernel's
 //! acceptance rules (§2.1); after it succeeds no accessor panics: a word beyond the header size
 //! reads as 0 and writes to it are ignored.
+//!
+//! Callers outside this crate read and write fields through the typed accessors on [`Header`]
+//! (`destnode`/`set_destnode`, `nametype`, `set_errcode`, ...), named after the kernel's
+//! `msg_*` helpers. [`Header::get`] and [`Header::set`] with a [`field`] constant remain for
+//! the reprs and the cores; `field` stays public until the last callers outside this crate
+//! have moved to the typed accessors.
 
 use super::WireError;
 
@@ -358,6 +364,91 @@ impl<T: AsRef<[u8]>> Header<T> {
         let b = self.buf.as_ref();
         b.get(..self.size()).unwrap_or(b)
     }
+
+    // ---- typed field readers (kernel `msg_*` helpers); see [`field`] for the positions
+
+    /// Drop instead of returning when undeliverable (`msg_dest_droppable`, w0 bit 19, data).
+    pub fn dest_droppable(&self) -> bool {
+        self.flag(field::DEST_DROPPABLE)
+    }
+    /// The sender may drop it under congestion (`msg_src_droppable`, w0 bit 18, datagrams).
+    /// Shares its bit with [`Header::ack_required`], [`Header::nagle_ack`] and
+    /// [`Header::is_rcast`].
+    pub fn src_droppable(&self) -> bool {
+        self.flag(field::BIT18)
+    }
+    /// The receiver should acknowledge at once (`msg_ack_required`, w0 bit 18, CONN_MSG under
+    /// Nagle). Shares its bit with [`Header::src_droppable`].
+    pub fn ack_required(&self) -> bool {
+        self.flag(field::BIT18)
+    }
+    /// A CONN_ACK answering an `ack_required` message (`msg_nagle_ack`, w0 bit 18). Shares its
+    /// bit with [`Header::src_droppable`].
+    pub fn nagle_ack(&self) -> bool {
+        self.flag(field::BIT18)
+    }
+    /// A multicast message sent by replicast (`msg_is_rcast`, w0 bit 18). Shares its bit with
+    /// [`Header::src_droppable`].
+    pub fn is_rcast(&self) -> bool {
+        self.flag(field::BIT18)
+    }
+    /// Connection-setup SYN, also the multicast RBCTL SYN (`msg_syn`, w0 bit 17).
+    pub fn syn(&self) -> bool {
+        self.flag(field::SYN)
+    }
+    /// Reroute counter of a named message (`msg_reroute_cnt`, w1 bits 24-21).
+    pub fn reroute_cnt(&self) -> u8 {
+        self.get(field::REROUTE_CNT) as u8
+    }
+    /// Lookup scope of a named message (`msg_lookup_scope`, w1 bits 20-19: 2 cluster,
+    /// 3 node).
+    pub fn lookup_scope(&self) -> u8 {
+        self.get(field::LOOKUP_SCOPE) as u8
+    }
+    /// Fragment number, from 1 (`msg_fragm_no`, w4 bits 31-16, MSG_FRAGMENTER and TUNNEL).
+    pub fn fragm_no(&self) -> u16 {
+        self.get(field::FRAGM_NO) as u16
+    }
+    /// Number of fragments (`msg_nof_fragms`, w4 bits 15-0, MSG_FRAGMENTER and TUNNEL; 0 in
+    /// socket-level fragments).
+    pub fn nof_fragms(&self) -> u16 {
+        self.get(field::NOF_FRAGMS) as u16
+    }
+    /// Name-distribution sequence number (`msg_named_seqno`, w4 bits 15-0, NAME_DISTRIBUTOR).
+    pub fn named_seqno(&self) -> u16 {
+        self.get(field::NAMED_SEQNO) as u16
+    }
+    /// Ignore `bcast_ack` (`msg_bc_ack_invalid`, w5 bit 14, LINK_PROTOCOL, NAME_DISTRIBUTOR,
+    /// BCAST_PROTOCOL).
+    pub fn bc_ack_invalid(&self) -> bool {
+        self.flag(field::BC_ACK_INVALID)
+    }
+    /// Service type (`msg_nametype`, w8; named, multicast and group messages).
+    pub fn nametype(&self) -> u32 {
+        self.get(field::NAMETYPE)
+    }
+    /// Service instance, or a range's lower bound (`msg_nameinst`/`msg_namelower`, w9).
+    pub fn nameinst(&self) -> u32 {
+        self.get(field::NAMEINST)
+    }
+    /// Message count (`msg_msgcnt`, w9 bits 31-16, MSG_BUNDLER and TUNNEL).
+    pub fn msgcnt(&self) -> u16 {
+        self.get(field::MSGCNT) as u16
+    }
+    /// Blocks consumed since the last ack (`msg_conn_ack`, w9 bits 31-16, CONN_MANAGER
+    /// CONN_ACK).
+    pub fn conn_ack(&self) -> u16 {
+        self.get(field::CONN_ACK) as u16
+    }
+    /// Advertised window in blocks (`msg_adv_win`, w9 bits 15-0, CONN_MANAGER and
+    /// GROUP_PROTOCOL).
+    pub fn adv_win(&self) -> u16 {
+        self.get(field::ADV_WIN) as u16
+    }
+    /// A service range's upper bound (`msg_nameupper`, w10, multicast messages).
+    pub fn nameupper(&self) -> u32 {
+        self.get(field::NAMEUPPER)
+    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Header<T> {
@@ -417,11 +508,220 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Header<T> {
     pub fn set_prevnode(&mut self, v: u32) {
         self.set(field::PREVNODE, v)
     }
+
+    // ---- typed field writers (kernel `msg_set_*` helpers); see [`field`] for the positions
+
+    /// Set the message user (`msg_set_user`, w0 bits 28-25).
+    pub fn set_user(&mut self, v: u8) {
+        self.set(field::USER, v as u32)
+    }
+    /// Set the header length in bytes, a multiple of 4 (`msg_set_hdr_sz`, w0 bits 24-21 in
+    /// words).
+    pub fn set_header_len(&mut self, len: usize) {
+        self.set(field::HSIZE, (len / 4) as u32)
+    }
+    /// Set the non-sequenced bit (`msg_set_non_seq`, w0 bit 20).
+    pub fn set_non_seq(&mut self, v: bool) {
+        self.set_flag(field::NON_SEQ, v)
+    }
+    /// Set [`Header::dest_droppable`] (`msg_set_dest_droppable`, w0 bit 19).
+    pub fn set_dest_droppable(&mut self, v: bool) {
+        self.set_flag(field::DEST_DROPPABLE, v)
+    }
+    /// Set [`Header::src_droppable`] (`msg_set_src_droppable`, w0 bit 18).
+    pub fn set_src_droppable(&mut self, v: bool) {
+        self.set_flag(field::BIT18, v)
+    }
+    /// Set [`Header::ack_required`] (`msg_set_ack_required`, w0 bit 18).
+    pub fn set_ack_required(&mut self, v: bool) {
+        self.set_flag(field::BIT18, v)
+    }
+    /// Set [`Header::nagle_ack`] (`msg_set_nagle_ack`, w0 bit 18).
+    pub fn set_nagle_ack(&mut self, v: bool) {
+        self.set_flag(field::BIT18, v)
+    }
+    /// Set [`Header::is_rcast`] (`msg_set_is_rcast`, w0 bit 18).
+    pub fn set_is_rcast(&mut self, v: bool) {
+        self.set_flag(field::BIT18, v)
+    }
+    /// Set the SYN bit (`msg_set_syn`, w0 bit 17).
+    pub fn set_syn(&mut self, v: bool) {
+        self.set_flag(field::SYN, v)
+    }
+    /// Set the total message size in bytes, header included (`msg_set_size`, w0 bits 16-0).
+    pub fn set_size(&mut self, v: usize) {
+        self.set(field::SIZE, v as u32)
+    }
+    /// Set the message type (`msg_set_type`, w1 bits 31-29).
+    pub fn set_mtype(&mut self, v: u8) {
+        self.set(field::MTYPE, v as u32)
+    }
+    /// Set the error code (`msg_set_errcode`, w1 bits 28-25), e.g. `ErrorCode::NoPort as u8`.
+    pub fn set_errcode(&mut self, v: u8) {
+        self.set(field::ERRCODE, v as u32)
+    }
+    /// Set the reroute counter (w1 bits 24-21; the kernel has `msg_incr_reroute_cnt` and
+    /// `msg_reset_reroute_cnt`).
+    pub fn set_reroute_cnt(&mut self, v: u8) {
+        self.set(field::REROUTE_CNT, v as u32)
+    }
+    /// Set the lookup scope (`msg_set_lookup_scope`, w1 bits 20-19).
+    pub fn set_lookup_scope(&mut self, v: u8) {
+        self.set(field::LOOKUP_SCOPE, v as u32)
+    }
+    /// Set the originating port (`msg_set_origport`, w4).
+    pub fn set_origport(&mut self, v: u32) {
+        self.set(field::ORIGPORT, v)
+    }
+    /// Set the fragment number (`msg_set_fragm_no`, w4 bits 31-16).
+    pub fn set_fragm_no(&mut self, v: u16) {
+        self.set(field::FRAGM_NO, v as u32)
+    }
+    /// Set the number of fragments (`msg_set_nof_fragms`, w4 bits 15-0).
+    pub fn set_nof_fragms(&mut self, v: u16) {
+        self.set(field::NOF_FRAGMS, v as u32)
+    }
+    /// Set the name-distribution sequence number (`msg_set_named_seqno`, w4 bits 15-0).
+    pub fn set_named_seqno(&mut self, v: u16) {
+        self.set(field::NAMED_SEQNO, v as u32)
+    }
+    /// Set the destination port (`msg_set_destport`, w5).
+    pub fn set_destport(&mut self, v: u32) {
+        self.set(field::DESTPORT, v)
+    }
+    /// Set [`Header::bc_ack_invalid`] (`msg_set_bc_ack_invalid`, w5 bit 14).
+    pub fn set_bc_ack_invalid(&mut self, v: bool) {
+        self.set_flag(field::BC_ACK_INVALID, v)
+    }
+    /// Set the originating node (`msg_set_orignode`, w6).
+    pub fn set_orignode(&mut self, v: u32) {
+        self.set(field::ORIGNODE, v)
+    }
+    /// Set the destination node (`msg_set_destnode`, w7).
+    pub fn set_destnode(&mut self, v: u32) {
+        self.set(field::DESTNODE, v)
+    }
+    /// Set the service type (`msg_set_nametype`, w8).
+    pub fn set_nametype(&mut self, v: u32) {
+        self.set(field::NAMETYPE, v)
+    }
+    /// Set the service instance or range lower bound (`msg_set_nameinst`, w9).
+    pub fn set_nameinst(&mut self, v: u32) {
+        self.set(field::NAMEINST, v)
+    }
+    /// Set the message count (`msg_set_msgcnt`, w9 bits 31-16).
+    pub fn set_msgcnt(&mut self, v: u16) {
+        self.set(field::MSGCNT, v as u32)
+    }
+    /// Set the blocks acknowledged (`msg_set_conn_ack`, w9 bits 31-16).
+    pub fn set_conn_ack(&mut self, v: u16) {
+        self.set(field::CONN_ACK, v as u32)
+    }
+    /// Set the advertised window (`msg_set_adv_win`, w9 bits 15-0).
+    pub fn set_adv_win(&mut self, v: u16) {
+        self.set(field::ADV_WIN, v as u32)
+    }
+    /// Set the service range upper bound (`msg_set_nameupper`, w10).
+    pub fn set_nameupper(&mut self, v: u32) {
+        self.set(field::NAMEUPPER, v)
+    }
 }
 
 impl<'a> Header<&'a [u8]> {
     /// The underlying buffer with its full lifetime (for zero-copy reprs).
     pub fn into_inner_ref(&self) -> &'a [u8] {
         self.buf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Writer = fn(&mut Header<&mut [u8]>);
+
+    #[test]
+    fn typed_writers_match_raw_field_writes() {
+        // Every bit set first, so a writer that touched a neighbour's bits would show.
+        let cases: &[(field::Field, u32, Writer)] = &[
+            (field::USER, 9, |h| h.set_user(9)),
+            (field::HSIZE, 10, |h| h.set_header_len(40)),
+            (field::NON_SEQ, 0, |h| h.set_non_seq(false)),
+            (field::DEST_DROPPABLE, 0, |h| h.set_dest_droppable(false)),
+            (field::BIT18, 0, |h| h.set_src_droppable(false)),
+            (field::BIT18, 0, |h| h.set_ack_required(false)),
+            (field::BIT18, 0, |h| h.set_nagle_ack(false)),
+            (field::BIT18, 0, |h| h.set_is_rcast(false)),
+            (field::SYN, 0, |h| h.set_syn(false)),
+            (field::SIZE, 0x1_2345, |h| h.set_size(0x1_2345)),
+            (field::MTYPE, 5, |h| h.set_mtype(5)),
+            (field::ERRCODE, 4, |h| h.set_errcode(4)),
+            (field::REROUTE_CNT, 2, |h| h.set_reroute_cnt(2)),
+            (field::LOOKUP_SCOPE, 2, |h| h.set_lookup_scope(2)),
+            (field::ORIGPORT, 0x1234_5678, |h| {
+                h.set_origport(0x1234_5678)
+            }),
+            (field::FRAGM_NO, 0x0102, |h| h.set_fragm_no(0x0102)),
+            (field::NOF_FRAGMS, 0x0304, |h| h.set_nof_fragms(0x0304)),
+            (field::NAMED_SEQNO, 0x0506, |h| h.set_named_seqno(0x0506)),
+            (field::DESTPORT, 0x9abc_def0, |h| {
+                h.set_destport(0x9abc_def0)
+            }),
+            (field::BC_ACK_INVALID, 0, |h| h.set_bc_ack_invalid(false)),
+            (field::ORIGNODE, 0x0100_1001, |h| {
+                h.set_orignode(0x0100_1001)
+            }),
+            (field::DESTNODE, 0x0100_1002, |h| {
+                h.set_destnode(0x0100_1002)
+            }),
+            (field::NAMETYPE, 18888, |h| h.set_nametype(18888)),
+            (field::NAMEINST, 17, |h| h.set_nameinst(17)),
+            (field::MSGCNT, 7, |h| h.set_msgcnt(7)),
+            (field::CONN_ACK, 128, |h| h.set_conn_ack(128)),
+            (field::ADV_WIN, 512, |h| h.set_adv_win(512)),
+            (field::NAMEUPPER, 99, |h| h.set_nameupper(99)),
+        ];
+        for (i, &(f, v, write)) in cases.iter().enumerate() {
+            let (mut typed, mut raw) = ([0xFF; MAX_H_SIZE], [0xFF; MAX_H_SIZE]);
+            write(&mut Header::new_unchecked(&mut typed[..]));
+            Header::new_unchecked(&mut raw[..]).set(f, v);
+            assert_eq!(typed, raw, "case {i}");
+        }
+    }
+
+    #[test]
+    fn typed_readers_match_raw_field_reads() {
+        let mut b = [0u8; MAX_H_SIZE];
+        for (i, x) in b.iter_mut().enumerate() {
+            *x = (i as u8).wrapping_mul(37).wrapping_add(11);
+        }
+        Header::new_unchecked(&mut b[..]).set(field::HSIZE, 15);
+        for bit in [false, true] {
+            let mut h = Header::new_unchecked(&mut b[..]);
+            for f in [field::DEST_DROPPABLE, field::BIT18, field::SYN] {
+                h.set_flag(f, bit);
+            }
+            h.set_flag(field::BC_ACK_INVALID, bit);
+            let h = Header::new_unchecked(&b[..]);
+            assert_eq!(h.dest_droppable(), bit);
+            assert_eq!(h.src_droppable(), bit);
+            assert_eq!(h.ack_required(), bit);
+            assert_eq!(h.nagle_ack(), bit);
+            assert_eq!(h.is_rcast(), bit);
+            assert_eq!(h.syn(), bit);
+            assert_eq!(h.bc_ack_invalid(), bit);
+        }
+        let h = Header::new_unchecked(&b[..]);
+        assert_eq!(u32::from(h.reroute_cnt()), h.get(field::REROUTE_CNT));
+        assert_eq!(u32::from(h.lookup_scope()), h.get(field::LOOKUP_SCOPE));
+        assert_eq!(u32::from(h.fragm_no()), h.get(field::FRAGM_NO));
+        assert_eq!(u32::from(h.nof_fragms()), h.get(field::NOF_FRAGMS));
+        assert_eq!(u32::from(h.named_seqno()), h.get(field::NAMED_SEQNO));
+        assert_eq!(h.nametype(), h.get(field::NAMETYPE));
+        assert_eq!(h.nameinst(), h.get(field::NAMEINST));
+        assert_eq!(u32::from(h.msgcnt()), h.get(field::MSGCNT));
+        assert_eq!(u32::from(h.conn_ack()), h.get(field::CONN_ACK));
+        assert_eq!(u32::from(h.adv_win()), h.get(field::ADV_WIN));
+        assert_eq!(h.nameupper(), h.get(field::NAMEUPPER));
     }
 }

@@ -1,0 +1,245 @@
+//! The receive path of a link (kernel `link.c`: `tipc_link_rcv`, `tipc_link_input`,
+//! `tipc_link_advance_transmq`), spec §4.5 (sequence numbers, acks, NACKs, the deferred queue,
+//! gap ACK blocks), §4.6 (retransmission), §4.9 (reassembly) and §4.10 (unbundling).
+
+use super::{
+    DownReason, Link, LinkEvent, LinkState, Outgoing, ACK_INTERVAL, RCV_WINDOW, RETRANSMIT_SPACING,
+};
+use crate::wire::{self, field, user, Header, LinkProtoRepr, LinkProtoType, Seqno};
+use bytes::Bytes;
+use std::time::Instant;
+
+impl Link {
+    // ------------------------------------------------------------------ receive
+
+    /// Process a packet received on this link's bearer from the peer. The caller has validated
+    /// the header (`Header::new_checked`), checked `destnode` and routed it by `prevnode`.
+    pub fn handle_packet(&mut self, now: Instant, pkt: Bytes) {
+        if self.failover.is_some() {
+            // Blocked while failing over (`tipc_link_is_blocked`): what the peer still sends
+            // here belongs to the old session, or reopens the link too early.
+            self.stats.dropped_not_up += 1;
+            return;
+        }
+        let Ok(h) = Header::new_checked(&pkt[..]) else {
+            self.stats.proto_ignored += 1;
+            return;
+        };
+        if h.user() == user::LINK_PROTOCOL {
+            match LinkProtoRepr::parse(&h) {
+                Ok(r) => self.proto_rcv(now, &r),
+                Err(_) => self.stats.proto_ignored += 1,
+            }
+            return;
+        }
+        if !self.is_up() {
+            if self.state == LinkState::Establishing {
+                self.link_up(now);
+            }
+            self.stats.dropped_not_up += 1;
+            return;
+        }
+        let seqno = Seqno(h.seqno());
+        let ack = Seqno(h.ack());
+        let size = h.size();
+        self.silent_intv_cnt = 0;
+        self.last_rx = now;
+        let win_lim = self.rcv_nxt.add(RCV_WINDOW);
+        if seqno.less(self.rcv_nxt) || seqno.more(win_lim) {
+            self.stats.duplicates += 1;
+            // Release what the piggybacked ack covers anyway.
+            self.advance_transmq(now, ack, 0, &[]);
+            return;
+        }
+        self.advance_transmq(now, ack, 0, &[]);
+        if !self.is_up() {
+            return;
+        }
+        let pkt = pkt.slice(..size);
+        if seqno != self.rcv_nxt {
+            let key = self.rcv_nxt_abs + seqno.diff(self.rcv_nxt) as u64;
+            if self.deferdq.contains_key(&key) {
+                self.stats.duplicates += 1;
+                return;
+            }
+            self.deferdq.insert(key, pkt);
+            self.stats.deferred += 1;
+            let n = self.deferdq.len();
+            if n >= 3 && (n - 3).is_multiple_of(16) {
+                let first = *self.deferdq.keys().next().unwrap_or(&key);
+                let gap = (first - self.rcv_nxt_abs) as u16;
+                self.build_proto(LinkProtoType::State, false, false, gap, now);
+            }
+            return;
+        }
+        self.accept_in_order(now, pkt);
+        while self.is_up() {
+            let Some(p) = self.deferdq.remove(&self.rcv_nxt_abs) else {
+                break;
+            };
+            self.accept_in_order(now, p);
+        }
+    }
+
+    fn accept_in_order(&mut self, now: Instant, pkt: Bytes) {
+        self.rcv_nxt = self.rcv_nxt.next();
+        self.rcv_nxt_abs += 1;
+        self.stats.rx_packets += 1;
+        self.rcv_unacked += 1;
+        self.input(now, pkt);
+        if self.is_up() && self.rcv_unacked >= ACK_INTERVAL {
+            self.stats.tx_acks += 1;
+            self.build_proto(LinkProtoType::State, false, false, 0, now);
+        }
+    }
+
+    /// Deliver one in-sequence packet: unbundle, reassemble, intercept link-level users.
+    fn input(&mut self, now: Instant, pkt: Bytes) {
+        self.input_with(now, pkt, false);
+    }
+
+    /// [`Link::input`]; `failover`: a packet of this (failed) link tunnelled over another,
+    /// reassembled with the failed link's fragments.
+    pub(super) fn input_with(&mut self, now: Instant, pkt: Bytes, failover: bool) {
+        let Ok(h) = Header::new_checked(&pkt[..]) else {
+            self.stats.rx_malformed += 1;
+            return;
+        };
+        let usr = h.user();
+        let last_bcast = h.get(field::LAST_BCAST) as u16;
+        match usr {
+            user::MSG_BUNDLER => {
+                self.stats.rx_bundles += 1;
+                for m in wire::extract(&pkt) {
+                    match m {
+                        Ok(m) => {
+                            self.stats.rx_bundled += 1;
+                            self.deliver(m);
+                        }
+                        Err(_) => self.stats.rx_malformed += 1,
+                    }
+                }
+            }
+            user::MSG_FRAGMENTER => {
+                self.stats.rx_fragments += 1;
+                let reasm = match self.failover.as_mut() {
+                    Some(f) if failover => &mut f.reasm,
+                    _ => &mut self.reasm,
+                };
+                match reasm.push(pkt) {
+                    Ok(Some(msg)) => {
+                        self.stats.rx_fragmented += 1;
+                        self.deliver(msg);
+                    }
+                    Ok(None) => {}
+                    Err(_) => self.fail(now, DownReason::ReassemblyFailure),
+                }
+            }
+            user::BCAST_PROTOCOL => {
+                self.events.push_back(LinkEvent::BcInit { last_bcast });
+            }
+            user::TUNNEL_PROTOCOL if !failover => self.deliver(pkt),
+            user::TUNNEL_PROTOCOL => self.stats.proto_ignored += 1,
+            _ => self.deliver(pkt),
+        }
+    }
+
+    fn deliver(&mut self, msg: Bytes) {
+        let tunnel = Header::new_unchecked(&msg[..]).user() == user::TUNNEL_PROTOCOL;
+        self.events.push_back(if tunnel {
+            LinkEvent::Tunnel(msg)
+        } else {
+            LinkEvent::Deliver(msg)
+        });
+    }
+
+    // ------------------------------------------------------------------ acks and retransmission
+
+    /// `tipc_link_advance_transmq` for unicast: release up to `acked` and retransmit the `gap`
+    /// packets after it; with gap ACK blocks (`blocks`: the record's unicast `{ack, gap}`
+    /// pairs, big-endian), also mark each island the peer holds up to a block's `ack` as held
+    /// ([`TxPkt::sacked`]) and retransmit the block's `gap` packets after it. Blocks that do
+    /// not rise within what we sent are ignored.
+    pub(super) fn advance_transmq(&mut self, now: Instant, acked: Seqno, gap: u16, blocks: &[u8]) {
+        let mut released = 0u16;
+        while let Some(p) = self.transmq.front() {
+            if p.seqno.less_eq(acked) {
+                released += 1;
+                self.transmq.pop_front();
+            } else {
+                break;
+            }
+        }
+        let block = |b: &[u8]| {
+            (
+                Seqno(u16::from_be_bytes([b[0], b[1]])),
+                u16::from_be_bytes([b[2], b[3]]),
+            )
+        };
+        let sent = self.snd_nxt.sub(1);
+        let mut floor = acked.add(gap);
+        let blocks_ok = blocks.chunks_exact(4).all(|b| {
+            let (ack, gap) = block(b);
+            let ok = floor.less(ack) && ack.less_eq(sent);
+            floor = ack.add(gap);
+            ok
+        });
+        let blocks = if blocks_ok { blocks } else { &[] };
+        let mut retransmitted = false;
+        if gap != 0 || !blocks.is_empty() {
+            let tol10 = self.tolerance * 10;
+            let mut failure = false;
+            let mut resend = Vec::new();
+            let mut holes = std::iter::once((acked, gap)).chain(blocks.chunks_exact(4).map(block));
+            let (mut nacked, mut ngap) = holes.next().unwrap_or((acked, gap));
+            'walk: for p in self.transmq.iter_mut() {
+                loop {
+                    if p.seqno.less_eq(nacked) {
+                        // In an island the peer holds: not sent again.
+                        if !p.sacked {
+                            p.sacked = true;
+                            self.stats.gap_acked += 1;
+                        }
+                        continue 'walk;
+                    }
+                    if p.seqno.less_eq(nacked.add(ngap)) {
+                        break;
+                    }
+                    match holes.next() {
+                        Some((a, g)) => (nacked, ngap) = (a, g),
+                        None => break 'walk,
+                    }
+                }
+                if p.next_retr.is_some_and(|t| now < t) {
+                    continue;
+                }
+                if let Some(first) = p.first_retr {
+                    if now.duration_since(first) > tol10 {
+                        failure = true;
+                        break;
+                    }
+                } else {
+                    p.first_retr = Some(now);
+                }
+                p.next_retr = Some(now + RETRANSMIT_SPACING);
+                resend.push(p.seqno);
+            }
+            if failure {
+                self.fail(now, DownReason::RetransmitFailure);
+                return;
+            }
+            for s in resend {
+                self.stats.retransmitted += 1;
+                self.outq.push_back(Outgoing::Seq(s));
+                retransmitted = true;
+            }
+        }
+        if retransmitted {
+            self.update_cwin(0, true);
+        }
+        if released > 0 {
+            self.update_cwin(released, false);
+            self.advance_backlog();
+        }
+    }
+}

@@ -1,36 +1,37 @@
 //! # tipc-actors
 //!
-//! The upper half of TIPC and the thin actix actors that drive the sans-IO cores of
-//! `tipc-transport`:
+//! The upper half of TIPC: sans-IO cores and the thin actix actors that drive them over the
+//! links of `tipc-transport`. The files stack in layers; a file imports only from layers
+//! below it, never from its own layer's siblings in another folder or from above
+//! (`integration/tests/layers.rs` checks that there is no import cycle):
 //!
-//! * [`bearer::BearerActor`] (kernel `bearer.c` + `discover.c` glue): owns one media and its
-//!   discoverer, demultiplexes received frames to peers;
-//! * [`peer::PeerActor`] (kernel `node.c`): one per remote node, owns that node's links;
-//! * [`binding::BindingTable`] (kernel `name_table.c`): the sans-IO binding table;
-//! * [`name_distr::NameDistributor`] (kernel `name_distr.c`): sans-IO name distribution;
-//! * [`node::TransportNode`]: the node's registry of bearers and peers, management queries and
-//!   node events;
-//! * [`socket`] (kernel `socket.c`, connectionless part): sans-IO datagram message building,
-//!   receive queue, rejection and secondary lookup;
-//! * [`topology`] (kernel `subscr.c`, `topsrv.c`): sans-IO service tracking;
-//! * [`conn`] (kernel `socket.c`, connection part): stream and seqpacket sockets;
-//! * [`names::NameTable`]: the actor owning the binding table, name distribution and
-//!   subscriptions, on the delivery path of every peer.
+//! | layer | files | kernel |
+//! |---|---|---|
+//! | cores (sans-IO) | [`addr`], [`binding`] (the binding table), [`name_distr`], [`topology`] (service tracking), [`socket`] (message building, receive queue, the receive dispatch [`socket::rcv`], the connection core [`socket::conn`]) | `name_table.c`, `name_distr.c`, `subscr.c`, `socket.c` |
+//! | context | [`tx`] (a bearer's send path), [`flow`] (per-peer send state), [`msg`] (actor messages and handles), [`ctx`] (the node context: clock, table, port registry, handles) | `net.c` |
+//! | routing | [`send`] (to a peer's send queue), [`route`] (carrying out the dispatch's verdicts) | `node.c: tipc_node_xmit`, `socket.c: tipc_sk_rcv` |
+//! | actors | [`actor`]: bearer, peer, name table, connection socket | `bearer.c`, `node.c`, `name_table.c`, `socket.c` |
+//! | user handles | [`sock`]: datagram, connection and stream sockets | `socket.c` |
+//! | facade | [`node`]: [`TransportNode`] | `net.c` |
 //!
-//! Actors must run inside an actix `System` (or a tokio `LocalSet`).
+//! Every protocol decision is a function of a core; the actors and the simulation of
+//! `tipc-integration` call the same functions. Actors must run inside an actix `System` (or
+//! a tokio `LocalSet`).
 
+pub mod actor;
 pub mod addr;
-pub mod bearer;
 pub mod binding;
-pub mod conn;
+pub mod ctx;
+pub mod flow;
+pub mod msg;
 pub mod name_distr;
-pub mod names;
 pub mod node;
-pub mod peer;
+pub mod route;
+pub mod send;
+pub mod sock;
 pub mod socket;
-pub mod sockets;
 pub mod topology;
+pub mod tx;
 
-pub use node::{
-    BearerInfo, Delivered, LinkInfo, NodeEvent, NodeInfo, TransportConfig, TransportNode,
-};
+pub use ctx::{BearerInfo, Delivered, NodeEvent, TransportConfig};
+pub use node::{LinkInfo, NodeInfo, TransportError, TransportNode};

@@ -25,7 +25,7 @@
 //! Items with `lower > upper` are dropped and counted (6.1.y stable kernels reject them too).
 
 use crate::addr::{Scope, ServiceRange};
-use crate::binding::Publication;
+use crate::binding::{BindingError, BindingTable, Publication};
 use bytes::BytesMut;
 use std::collections::{HashMap, VecDeque};
 use tipc_transport::wire::{
@@ -323,5 +323,176 @@ impl NameDistributor {
     /// Messages waiting from `peer`.
     pub fn pending(&self, peer: NodeAddr) -> usize {
         self.peers.get(&peer).map_or(0, |p| p.queue.len())
+    }
+}
+
+/// Counters of a [`NameService`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NameServiceStats {
+    /// NAME_DISTRIBUTOR messages received.
+    pub distr_rx: u64,
+    /// Updates from peers applied to the table.
+    pub applied: u64,
+    /// Updates from peers the table refused (duplicate, invalid, over the limit, unknown
+    /// withdrawal).
+    pub refused: u64,
+    /// Bindings removed by purges at node-down.
+    pub purged: u64,
+}
+
+/// The name distribution of one node as the kernel glues it to the binding table
+/// (`name_table.c: tipc_nametbl_publish/withdraw`, `name_distr.c: tipc_named_node_up,
+/// tipc_named_rcv, tipc_publ_notify`, `node.c` link-state publications), sans-IO: the table
+/// is passed in to every call (the owner may keep it behind a lock, shared with lookups), and
+/// the messages to send come out of [`NameService::poll_transmit`]. The name table actor and
+/// the simulation both drive it.
+///
+/// * Our own cluster-scope publications and withdrawals go to every up peer as single
+///   updates; node-scope ones stay local.
+/// * At a peer's node-up it gets the bulk of our cluster-scope bindings, one item list per
+///   message up to [`bulk_mss`] of the smallest bearer MTU; at its node-down its bindings are
+///   purged and its distribution state forgotten.
+/// * A peer's updates are applied in its named order ([`NameDistributor::receive`]).
+/// * Each working link to a peer holds the node-scope link-state binding `{2, peer, peer}`
+///   keyed by the kernel's link id.
+#[derive(Debug)]
+pub struct NameService {
+    distr: NameDistributor,
+    up_peers: std::collections::BTreeSet<NodeAddr>,
+    out: VecDeque<(NodeAddr, BytesMut)>,
+    stats: NameServiceStats,
+}
+
+/// The largest NAME_DISTRIBUTOR message of a bulk on bearers whose smallest MTU is `mtu`:
+/// room for the message's header and a link-level header around it (a bundle or a tunnel).
+pub fn bulk_mss(mtu: usize) -> usize {
+    mtu.saturating_sub(2 * INT_H_SIZE)
+}
+
+impl NameService {
+    /// The name service of node `own`, publishing our node-state binding `{0, own, own}` in
+    /// `table` (the kernel does when the address is set). [`NameDistributor::new`] already
+    /// spent its named seqno; it travels in every bulk.
+    pub fn new(own: NodeAddr, table: &mut BindingTable) -> NameService {
+        let _ = table.publish(Publication::node_state(own));
+        NameService {
+            distr: NameDistributor::new(own),
+            up_peers: std::collections::BTreeSet::new(),
+            out: VecDeque::new(),
+            stats: NameServiceStats::default(),
+        }
+    }
+
+    /// The distributor (its drop counters and pending queues).
+    pub fn distributor(&self) -> &NameDistributor {
+        &self.distr
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> NameServiceStats {
+        self.stats
+    }
+
+    /// Peers whose node-up was handled and whose node-down was not.
+    pub fn up_peers(&self) -> impl Iterator<Item = NodeAddr> + '_ {
+        self.up_peers.iter().copied()
+    }
+
+    /// Publish a binding of a local socket; a cluster-scope one goes to every up peer.
+    pub fn publish(
+        &mut self,
+        table: &mut BindingTable,
+        p: Publication,
+    ) -> Result<(), BindingError> {
+        table.publish(p)?;
+        if let Some((_, msg)) = self.distr.publish(&p) {
+            self.send_to_up_peers(msg);
+        }
+        Ok(())
+    }
+
+    /// Withdraw a binding of a local socket (exact range, port and key); the withdrawal of a
+    /// cluster-scope one goes to every up peer. `None` if there was no such binding.
+    pub fn withdraw(
+        &mut self,
+        table: &mut BindingTable,
+        range: ServiceRange,
+        port: u32,
+        key: u32,
+    ) -> Option<Publication> {
+        let p = table.withdraw(range, self.distr.own(), port, key)?;
+        if let Some((_, msg)) = self.distr.withdraw(&p) {
+            self.send_to_up_peers(msg);
+        }
+        Some(p)
+    }
+
+    fn send_to_up_peers(&mut self, msg: BytesMut) {
+        for &peer in &self.up_peers {
+            let mut copy = msg.clone();
+            stamp_destnode(&mut copy, peer);
+            self.out.push_back((peer, copy));
+        }
+    }
+
+    /// The peer node came up: it gets the bulk of our cluster-scope bindings (in table order),
+    /// in messages of at most [`bulk_mss`]`(min_bearer_mtu)` bytes.
+    pub fn handle_node_up(&mut self, table: &BindingTable, peer: NodeAddr, min_bearer_mtu: usize) {
+        self.up_peers.insert(peer);
+        let own: Vec<Publication> = table
+            .bindings_of_node(self.distr.own())
+            .into_iter()
+            .filter(|p| p.scope == Scope::Cluster)
+            .collect();
+        for msg in self.distr.bulk(peer, own.iter(), bulk_mss(min_bearer_mtu)) {
+            self.out.push_back((peer, msg));
+        }
+    }
+
+    /// The peer node was lost: its bindings are purged and its distribution state forgotten.
+    pub fn handle_node_down(&mut self, table: &mut BindingTable, peer: NodeAddr) {
+        self.up_peers.remove(&peer);
+        self.distr.node_down(peer);
+        self.stats.purged += table.purge_node(peer).len() as u64;
+    }
+
+    /// A link to the peer came up: the node-scope link-state binding with its link id.
+    pub fn handle_link_up(&mut self, table: &mut BindingTable, peer: NodeAddr, link_id: u32) {
+        let _ = table.publish(Publication::link_state(self.distr.own(), peer, link_id));
+    }
+
+    /// That link went down: its link-state binding is withdrawn.
+    pub fn handle_link_down(&mut self, table: &mut BindingTable, peer: NodeAddr, link_id: u32) {
+        let p = Publication::link_state(self.distr.own(), peer, link_id);
+        let _ = table.withdraw(p.range, p.node, p.port, p.key);
+    }
+
+    /// A NAME_DISTRIBUTOR message the peer's link delivered: every update now applicable is
+    /// applied, in order.
+    pub fn handle_message(&mut self, table: &mut BindingTable, from: NodeAddr, msg: &[u8]) {
+        self.stats.distr_rx += 1;
+        for u in self.distr.receive(from, msg) {
+            let ok = match u {
+                Update::Publish(p) => table.publish(p).is_ok(),
+                Update::Withdraw {
+                    range,
+                    node,
+                    port,
+                    key,
+                } => table.withdraw(range, node, port, key).is_some(),
+            };
+            if ok {
+                self.stats.applied += 1;
+            } else {
+                self.stats.refused += 1;
+            }
+        }
+    }
+
+    /// The next NAME_DISTRIBUTOR message to send and its peer node. Call repeatedly until it
+    /// returns `None`, after every `publish`, `withdraw` and `handle_node_up`.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<(NodeAddr, BytesMut)> {
+        self.out.pop_front()
     }
 }

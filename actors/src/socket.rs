@@ -15,9 +15,15 @@
 //!   `tipc_sk_filter_rcv` with the §9.3 limits).
 //! * **Rejecting and rerouting** messages ([`reverse`], [`lookup_dest`],
 //!   [`reject_or_reroute`]), the `tipc_sk_rcv` path for a message whose port does not exist.
+//! * **Dispatching** what arrives at the node ([`rcv`]: `tipc_sk_rcv` and `tipc_sk_mcast_rcv`
+//!   as verdicts, and the connection sockets' receive glue), driven alike by the actors and
+//!   the simulation.
+//!
+//! The connection socket core is [`conn`] (the connection half of `socket.c`).
 
 pub mod conn;
 mod msg;
+pub mod rcv;
 mod rcvq;
 
 pub use msg::{
@@ -45,4 +51,66 @@ pub enum SocketError {
     /// A receive buffer size outside 512 KiB..=16 MiB.
     #[error("receive buffer size {0} outside 512 KiB..=16 MiB")]
     BadRcvbuf(usize),
+}
+
+/// Why a datagram send failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DgramError {
+    /// Building the message failed (too large, bad importance, bad range).
+    #[error(transparent)]
+    Socket(#[from] SocketError),
+    /// No binding matches the service address or range (the kernel's `EHOSTUNREACH`).
+    #[error("no binding for the destination")]
+    NoDestination,
+    /// The destination node is not reachable.
+    #[error("destination node unreachable")]
+    NoNode,
+    /// The node is stopping.
+    #[error("node stopped")]
+    Stopped,
+}
+
+/// Why a bind failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BindError {
+    /// Service types below 64 are reserved (the kernel's `EACCES`).
+    #[error("service types below 64 are reserved")]
+    Reserved,
+    /// The binding table refused it.
+    #[error("binding refused: {0}")]
+    Table(crate::binding::BindingError),
+    /// The node is stopping.
+    #[error("node stopped")]
+    Stopped,
+}
+
+/// The publication `bind()` makes for socket `own` (`tipc_sk_publish`): service types below
+/// 64 are reserved, `lower <= upper`, and the key is `port + n`, `n` counting the socket's
+/// binds from 1, as the kernel's.
+pub fn bind_publication(
+    own: crate::addr::SocketAddr,
+    range: crate::addr::ServiceRange,
+    scope: crate::addr::Scope,
+    n: u32,
+) -> Result<crate::binding::Publication, BindError> {
+    if range.type_ < crate::addr::RESERVED_TYPES {
+        return Err(BindError::Reserved);
+    }
+    if range.lower > range.upper {
+        return Err(BindError::Table(
+            crate::binding::BindingError::InvalidRange {
+                lower: range.lower,
+                upper: range.upper,
+            },
+        ));
+    }
+    Ok(crate::binding::Publication {
+        range,
+        scope,
+        node: own.node,
+        port: own.port,
+        key: own.port.wrapping_add(n),
+    })
 }

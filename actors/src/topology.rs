@@ -309,6 +309,9 @@ pub enum SubError {
     /// [`MAX_SUBSCRIPTIONS`] reached.
     #[error("subscription limit ({MAX_SUBSCRIPTIONS}) reached")]
     TooManySubscriptions,
+    /// The node is stopping.
+    #[error("node stopped")]
+    Stopped,
     /// The message is not a `tipc_subscr`.
     #[error("malformed subscription message: {0}")]
     Wire(#[from] TopoWireError),

@@ -47,7 +47,7 @@ async fn wait_up(n: &TransportNode) {
 const ROUNDS: u32 = 60;
 
 /// Receive echoes `*next..upto`, checking their order.
-async fn recv_until(s: &tipc_actors::sockets::DgramSocket, next: &mut u32, upto: u32) {
+async fn recv_until(s: &tipc_actors::sock::dgram::DgramSocket, next: &mut u32, upto: u32) {
     while *next < upto {
         let m = tokio::time::timeout(Duration::from_secs(10), s.recv())
             .await

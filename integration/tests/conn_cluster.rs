@@ -5,7 +5,9 @@
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 use tipc_actors::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
-use tipc_actors::conn::{ConnDest, ConnError, ConnKind, ConnectOptions, Connection, Listener};
+use tipc_actors::sock::conn::{
+    ConnDest, ConnError, ConnKind, ConnectOptions, Connection, Listener,
+};
 use tipc_actors::TransportNode;
 use tipc_integration::cluster::udp_cluster;
 use tipc_transport::wire::ErrorCode;
@@ -390,7 +392,11 @@ async fn connect_options_set_importance_on_both_ends_and_bound_the_wait_for_acce
 
 /// Write `n` small chunks (1..=20 bytes of a pattern) on `w`, read them all on `r`
 /// concurrently: every byte arrives once and in order. Returns the writer's counters.
-async fn small_writes(w: Connection, r: Connection, n: usize) -> tipc_actors::conn::ConnStats {
+async fn small_writes(
+    w: Connection,
+    r: Connection,
+    n: usize,
+) -> tipc_actors::sock::conn::ConnStats {
     let pattern = |i: usize| -> Vec<u8> { (0..1 + i % 20).map(|k| (i * 31 + k) as u8).collect() };
     let want: Vec<u8> = (0..n).flat_map(pattern).collect();
     let reader = actix_rt::spawn(async move {

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use std::time::Duration;
-use tipc_actors::conn::{ConnDest, ConnKind};
+use tipc_actors::sock::conn::{ConnDest, ConnKind};
 use tipc_actors::{TransportConfig, TransportNode};
 use tipc_transport::NodeId;
 

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 use tipc_actors::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
-use tipc_actors::sockets::{DgramError, DgramSocket};
+use tipc_actors::sock::dgram::{DgramError, DgramSocket};
 use tipc_actors::TransportNode;
 use tipc_integration::cluster::udp_cluster;
 use tipc_transport::wire::ErrorCode;
@@ -356,7 +356,7 @@ async fn messages_racing_a_withdrawal_come_back_with_no_port_or_no_name() {
 /// differs only in a header bit no one reads), between DGRAM and RDM sockets on other nodes.
 #[actix_rt::test]
 async fn dgram_sockets_do_unicast_anycast_multicast_and_returns_like_rdm() {
-    use tipc_actors::sockets::DgramKind;
+    use tipc_actors::sock::dgram::DgramKind;
     let nodes = cluster().await;
     let mut a = nodes[1].datagram_socket(DgramKind::Dgram);
     let mut b = nodes[2].dgram_socket();

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::io;
 use tipc_actors::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
-use tipc_actors::conn::{ConnDest, ConnError, ConnKind, Connection};
+use tipc_actors::sock::conn::{ConnDest, ConnError, ConnKind, Connection};
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 

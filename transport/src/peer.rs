@@ -32,7 +32,8 @@
 use crate::discovery::check_dest;
 use crate::link::{DownReason, Link, LinkConfig, LinkEvent, LinkSnapshot, SendError, SendStatus};
 use crate::wire::{
-    self, field, user, Header, MediaAddr, Seqno, TunnelRepr, TunnelType, WireError, INT_H_SIZE,
+    self, field, user, ErrorCode, Header, InputQueue, MediaAddr, Seqno, TunnelRepr, TunnelType,
+    WireError, INT_H_SIZE,
 };
 use crate::{BearerId, NodeAddr, NodeId, MAX_BEARERS};
 use bytes::{Bytes, BytesMut};
@@ -136,6 +137,10 @@ pub struct DiscoveryOutcome {
     pub link_created: bool,
 }
 
+/// A node with no working link for this long is forgotten (`NODE_CLEANUP_AFTER`,
+/// `tipc_node_cleanup`): the owner drops the peer object ([`PeerEvent::Forget`]).
+pub const NODE_CLEANUP_AFTER: Duration = Duration::from_secs(300);
+
 /// Node-level events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerEvent {
@@ -145,8 +150,11 @@ pub enum PeerEvent {
         bearer: BearerId,
         /// Link name.
         name: String,
+        /// The kernel's link id, `(peer_bearer_id << 16) | bearer_id`: the instance of the
+        /// node-scope link-state binding `{2, peer, peer}` (§7.3).
+        link_id: u32,
     },
-    /// A link to the peer went down.
+    /// A link to the peer went down (only a link that was reported up).
     LinkDown {
         /// Bearer.
         bearer: BearerId,
@@ -154,17 +162,31 @@ pub enum PeerEvent {
         name: String,
         /// Why.
         reason: DownReason,
+        /// The link id its [`PeerEvent::LinkUp`] carried.
+        link_id: u32,
     },
     /// First link up: the peer node is reachable.
     NodeUp,
     /// Last link down: the peer node is lost.
     NodeDown,
-    /// A message from the peer, in link order.
+    /// A message for the sockets (`inputq` of `tipc_data_input`: unicast data and
+    /// CONN_MANAGER), in link order with every other delivery.
     Deliver(Bytes),
+    /// A multicast or group message, or GROUP_PROTOCOL (`mc_inputq`), in link order.
+    DeliverMcast(Bytes),
+    /// A NAME_DISTRIBUTOR message (`namedq`), in link order.
+    NameDistr(Bytes),
     /// Senders of this importance may resume.
     Unblocked(u8),
-    /// A message that was queued but not sent when a link went down.
-    Purged(Bytes),
+    /// A message queued for the peer that a link dropped when it went down and that no
+    /// other link could take: already reversed (`tipc_msg_reverse` with NO_NODE, in the name
+    /// of the lost node), so it goes where its header says, back to its sender. Bundles are
+    /// opened first. Droppable messages, fragments and protocol messages are not returned
+    /// (counted in [`PeerStats::unreturned`]).
+    Returned(BytesMut),
+    /// The node had no working link for [`NODE_CLEANUP_AFTER`]: forget it (drop this peer
+    /// object; a new discovery starts a fresh one).
+    Forget,
 }
 
 /// A frame the owner must send.
@@ -217,6 +239,12 @@ pub struct PeerStats {
     /// Packets dropped while the node was down and the peer still considered it up
     /// (`SELF_DOWN_PEER_LEAVING`, §4.2).
     pub leaving_dropped: u64,
+    /// Messages a failed link dropped that could not be returned to their sender (droppable,
+    /// fragments, protocol messages).
+    pub unreturned: u64,
+    /// Delivered messages of a user no input queue takes (dropped, as the kernel's
+    /// "illegal msg type").
+    pub bad_user: u64,
 }
 
 /// A failover in progress (node FSM `NODE_FAILINGOVER`, §4.12): link `failed` went down while
@@ -637,30 +665,47 @@ impl Peer {
             user::MSG_BUNDLER => {
                 for m in wire::extract(&pkt) {
                     match m {
-                        Ok(m) => self.events.push_back(PeerEvent::Deliver(m)),
+                        Ok(m) => self.deliver(m),
                         Err(_) => self.stats.bcast_dropped += 1,
                     }
                 }
             }
             user::MSG_FRAGMENTER => match self.bc_reasm.push(pkt) {
-                Ok(Some(m)) => self.events.push_back(PeerEvent::Deliver(m)),
+                Ok(Some(m)) => self.deliver(m),
                 Ok(None) => {}
                 Err(_) => self.stats.bcast_dropped += 1,
             },
-            _ => self.events.push_back(PeerEvent::Deliver(pkt)),
+            _ => self.deliver(pkt),
         }
     }
 
-    /// When to call [`Peer::handle_timeout`].
+    /// When to call [`Peer::handle_timeout`]: the earliest deadline of the links' timers and,
+    /// while no link works, of the node cleanup ([`NODE_CLEANUP_AFTER`] after the node was
+    /// lost). Call again after every `handle_*` call and `send`: any of them may move it.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.links
+        let links = self
+            .links
             .iter()
             .flatten()
             .filter_map(|s| s.link.poll_timeout())
-            .min()
+            .min();
+        match (links, self.forget_at()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// Drive the links' timers.
+    /// When the node is forgotten if no link comes up before (`tipc_node_cleanup`).
+    fn forget_at(&self) -> Option<Instant> {
+        if self.node_up {
+            return None;
+        }
+        self.lost_at.map(|t| t + NODE_CLEANUP_AFTER)
+    }
+
+    /// Drive the links' timers and the node cleanup: events may follow ([`Peer::poll_event`]),
+    /// [`PeerEvent::Forget`] once the node was lost for [`NODE_CLEANUP_AFTER`].
     pub fn handle_timeout(&mut self, now: Instant) {
         for i in 0..MAX_BEARERS {
             let due = self.links[i]
@@ -673,6 +718,58 @@ impl Peer {
                 }
                 self.drain_link(now, i);
             }
+        }
+        if self.forget_at().is_some_and(|t| t <= now) && self.up_links() == 0 {
+            self.lost_at = None;
+            self.events.push_back(PeerEvent::Forget);
+        }
+    }
+
+    /// A delivered message to its input queue's event (`tipc_data_input`).
+    fn deliver(&mut self, m: Bytes) {
+        let queue = Header::new_checked(&m[..])
+            .ok()
+            .and_then(|h| wire::input_queue(&h));
+        let ev = match queue {
+            Some(InputQueue::Sockets) => PeerEvent::Deliver(m),
+            Some(InputQueue::Mcast) => PeerEvent::DeliverMcast(m),
+            Some(InputQueue::Names) => PeerEvent::NameDistr(m),
+            None => {
+                self.stats.bad_user += 1;
+                return;
+            }
+        };
+        self.events.push_back(ev);
+    }
+
+    /// A message a failed link dropped goes back to its sender ([`PeerEvent::Returned`]):
+    /// bundles opened, each data message reversed with NO_NODE in the name of this peer, so
+    /// that its sender sees the destination that could not be reached.
+    fn give_back(&mut self, m: Bytes) {
+        let usr = match Header::new_checked(&m[..]) {
+            Ok(h) => h.user(),
+            Err(_) => {
+                self.stats.unreturned += 1;
+                return;
+            }
+        };
+        if usr == user::MSG_BUNDLER {
+            for inner in wire::extract(&m) {
+                match inner {
+                    Ok(inner) => self.give_back(inner),
+                    Err(_) => self.stats.unreturned += 1,
+                }
+            }
+            return;
+        }
+        let ret = if usr <= user::CRITICAL {
+            wire::reverse(&m, ErrorCode::NoNode, self.addr)
+        } else {
+            None
+        };
+        match ret {
+            Some(r) => self.events.push_back(PeerEvent::Returned(r)),
+            None => self.stats.unreturned += 1,
         }
     }
 
@@ -1037,7 +1134,7 @@ impl Peer {
             if Header::new_checked(&b[..]).is_ok_and(|h| h.user() == user::TUNNEL_PROTOCOL) {
                 self.purged_tunnel(now, idx, b);
             } else {
-                self.events.push_back(PeerEvent::Purged(b));
+                self.give_back(b);
             }
             return;
         };
@@ -1055,11 +1152,11 @@ impl Peer {
                     if names {
                         self.resend(now, j, m);
                     } else {
-                        self.events.push_back(PeerEvent::Purged(m));
+                        self.give_back(m);
                     }
                 }
             }
-            _ => self.events.push_back(PeerEvent::Purged(b)),
+            _ => self.give_back(b),
         }
     }
 
@@ -1095,7 +1192,7 @@ impl Peer {
             None => false,
         };
         if !sent {
-            self.events.push_back(PeerEvent::Purged(m));
+            self.give_back(m);
         }
         self.drain_link(now, j);
     }
@@ -1172,9 +1269,11 @@ impl Peer {
                 LinkEvent::Up => {
                     self.lost_at = None;
                     self.choose_active();
+                    let link_id = link_id(slot_link(&mut self.links, idx), idx);
                     self.events.push_back(PeerEvent::LinkUp {
                         bearer: idx as BearerId,
                         name,
+                        link_id,
                     });
                     if !self.node_up {
                         self.node_established(now, idx);
@@ -1206,10 +1305,12 @@ impl Peer {
                             self.purged(now, idx, p);
                         }
                     }
+                    let link_id = link_id(slot_link(&mut self.links, idx), idx);
                     self.events.push_back(PeerEvent::LinkDown {
                         bearer: idx as BearerId,
                         name,
                         reason,
+                        link_id,
                     });
                     if self.node_up && self.up_links() == 0 {
                         // The peer reset the last link itself: it knows (`PEER_LOST_CONTACT`).
@@ -1243,13 +1344,19 @@ impl Peer {
                         self.sync_bc_state();
                     }
                 }
-                LinkEvent::Deliver(b) => self.events.push_back(PeerEvent::Deliver(b)),
+                LinkEvent::Deliver(b) => self.deliver(b),
                 LinkEvent::Unblocked(i) => self.events.push_back(PeerEvent::Unblocked(i)),
                 LinkEvent::Purged(b) => self.purged(now, idx, b),
                 LinkEvent::Tunnel(b) => self.tunnel_rcv(now, idx, b),
             }
         }
     }
+}
+
+/// The kernel's link id of the link on bearer `idx`: `(peer_bearer_id << 16) | bearer_id`.
+fn link_id(link: Option<&mut Link>, idx: usize) -> u32 {
+    let peer_bearer = link.map_or(0, |l| l.peer_bearer_id());
+    ((peer_bearer as u32) << 16) | idx as u32
 }
 
 /// The broadcast-init message (`tipc_link_build_bc_init_msg`, §5.2): BCAST_PROTOCOL STATE,

@@ -122,7 +122,7 @@ fn link_establishes_with_kernel_frames_and_emits_kernel_identical_messages() {
     let delivered: Vec<&Bytes> = evs
         .iter()
         .filter_map(|e| match e {
-            PeerEvent::Deliver(m) => Some(m),
+            PeerEvent::Deliver(m) | PeerEvent::NameDistr(m) => Some(m),
             _ => None,
         })
         .collect();
@@ -238,7 +238,7 @@ fn broadcast_packets_from_kernel_are_sequenced_acked_and_nacked() {
     p.handle_broadcast(t0, vector("122-"));
     let got: Vec<u32> = std::iter::from_fn(|| p.poll_event())
         .filter_map(|e| match e {
-            PeerEvent::Deliver(m) => Some(named_seqno(&m)),
+            PeerEvent::Deliver(m) | PeerEvent::NameDistr(m) => Some(named_seqno(&m)),
             _ => None,
         })
         .collect();

@@ -336,11 +336,15 @@ fn users(events: &[PeerEvent], purged: bool) -> Vec<u8> {
     events
         .iter()
         .filter_map(|e| match e {
-            PeerEvent::Deliver(m) if !purged => Some(m),
-            PeerEvent::Purged(m) if purged => Some(m),
+            PeerEvent::Deliver(m) | PeerEvent::DeliverMcast(m) | PeerEvent::NameDistr(m)
+                if !purged =>
+            {
+                Some(&m[..])
+            }
+            PeerEvent::Returned(m) if purged => Some(&m[..]),
             _ => None,
         })
-        .filter_map(|m| Header::new_checked(&m[..]).ok().map(|h| h.user()))
+        .filter_map(|m| Header::new_checked(m).ok().map(|h| h.user()))
         .collect()
 }
 

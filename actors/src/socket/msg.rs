@@ -7,15 +7,14 @@
 use bytes::BytesMut;
 use tipc_transport::wire::{
     field, DataRepr, DataType, ErrorCode, Header, BASIC_H_SIZE, MAX_USER_MSG_SIZE, MCAST_H_SIZE,
-    NAMED_H_SIZE, SHORT_H_SIZE,
+    NAMED_H_SIZE,
 };
 use tipc_transport::NodeAddr;
 
 use super::SocketError;
 use crate::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
 
-/// At most this many data bytes travel back in a returned message (`MAX_FORWARD_SIZE`, §9.2).
-pub const MAX_FORWARD_SIZE: usize = 1024;
+pub use tipc_transport::wire::{reverse, MAX_FORWARD_SIZE};
 
 /// Per-socket send options that show up in the header (§9.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -206,45 +205,6 @@ pub fn mcast_sync(msg: &mut [u8]) -> Option<BytesMut> {
     d.set_flag(field::BIT18, !rcast);
     d.set(field::ERRCODE, ErrorCode::NoPort as u32);
     Some(dummy)
-}
-
-/// The returned copy of a rejected message (`tipc_msg_reverse`, §9.2), addressed back to the
-/// sender: send it to its `destnode` (the original `prevnode`).
-///
-/// `None` if the message is malformed, already carries an error code, or is `dest_droppable`
-/// (the kernel then drops it silently). Otherwise the copy keeps the original header, widened
-/// from 24 to 32 bytes; keeps at most [`MAX_FORWARD_SIZE`] data bytes (none for a SYN rejected
-/// with `OVERLOAD`); has `errcode = err`, `non_seq = 0`, origport and destport swapped,
-/// `destnode` = original prevnode and `prevnode = orignode = own_node`.
-pub fn reverse(msg: &[u8], err: ErrorCode, own_node: NodeAddr) -> Option<BytesMut> {
-    let h = Header::new_checked(msg).ok()?;
-    if h.flag(field::DEST_DROPPABLE) || h.errcode() != 0 {
-        return None;
-    }
-    let ohlen = h.header_len();
-    let hlen = if ohlen == SHORT_H_SIZE {
-        BASIC_H_SIZE
-    } else {
-        ohlen
-    };
-    let mut dlen = h.payload().len().min(MAX_FORWARD_SIZE);
-    if h.flag(field::SYN) && err == ErrorCode::Overload {
-        dlen = 0;
-    }
-    let mut buf = BytesMut::zeroed(hlen + dlen);
-    buf[..ohlen].copy_from_slice(msg.get(..ohlen)?);
-    buf[hlen..].copy_from_slice(h.payload().get(..dlen)?);
-    let mut r = Header::new_unchecked(&mut buf[..]);
-    r.set(field::HSIZE, (hlen / 4) as u32);
-    r.set(field::ERRCODE, err as u32);
-    r.set_flag(field::NON_SEQ, false);
-    r.set(field::ORIGPORT, h.destport());
-    r.set(field::DESTPORT, h.origport());
-    r.set(field::DESTNODE, h.prevnode());
-    r.set(field::PREVNODE, own_node);
-    r.set(field::ORIGNODE, own_node);
-    r.set(field::SIZE, (hlen + dlen) as u32);
-    Some(buf)
 }
 
 /// Secondary lookup of a message whose destination port does not exist or is 0

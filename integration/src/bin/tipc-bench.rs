@@ -831,7 +831,7 @@ enum ConnServe {
 }
 
 fn serve_tipc_conn(port: u16, peer: u16, mode: ConnServe) {
-    use tipc_actors::conn::ConnKind;
+    use tipc_actors::sock::conn::ConnKind;
     let sys = actix_rt::System::new();
     sys.block_on(async move {
         let n = tipc_node("bsrv", port, peer);
@@ -881,7 +881,7 @@ fn serve_tipc_conn(port: u16, peer: u16, mode: ConnServe) {
 }
 
 /// With `TIPC_BENCH_VERBOSE` set: the client's link (and connection) counters on stderr.
-async fn eprint_counters(n: &TransportNode, c: Option<&tipc_actors::conn::Connection>) {
+async fn eprint_counters(n: &TransportNode, c: Option<&tipc_actors::sock::conn::Connection>) {
     if std::env::var_os("TIPC_BENCH_VERBOSE").is_none() {
         return;
     }
@@ -929,7 +929,7 @@ const BENCH_SERVICE: ServiceAddr = ServiceAddr {
 };
 
 fn conn_rr_tipc(conns: usize) -> ConnRr {
-    use tipc_actors::conn::{ConnDest, ConnKind};
+    use tipc_actors::sock::conn::{ConnDest, ConnKind};
     let (p1, p2) = (free_port(), free_port());
     let _srv = spawn_server("tipc-conn-rr", p2, p1);
     let sys = actix_rt::System::new();
@@ -1041,7 +1041,7 @@ fn stream_pair(total: u64) -> (Bulk, Bulk) {
 }
 
 fn stream_tipc(total: u64) -> Bulk {
-    use tipc_actors::conn::{ConnDest, ConnKind};
+    use tipc_actors::sock::conn::{ConnDest, ConnKind};
     let (p1, p2) = (free_port(), free_port());
     let _srv = spawn_server("tipc-stream", p2, p1);
     let sys = actix_rt::System::new();
@@ -1139,7 +1139,7 @@ fn serve_tcp_stream(port: u16) {
 }
 
 fn conn_lat_tipc(rtts: usize) -> Lat {
-    use tipc_actors::conn::{ConnDest, ConnKind};
+    use tipc_actors::sock::conn::{ConnDest, ConnKind};
     let (p1, p2) = (free_port(), free_port());
     let _srv = spawn_server("tipc-conn-echo", p2, p1);
     let sys = actix_rt::System::new();

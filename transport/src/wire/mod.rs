@@ -18,6 +18,7 @@ mod header;
 mod media_addr;
 mod named;
 mod proto;
+mod reverse;
 mod seqno;
 mod tunnel;
 
@@ -33,6 +34,7 @@ pub use header::*;
 pub use media_addr::*;
 pub use named::*;
 pub use proto::*;
+pub use reverse::*;
 pub use seqno::Seqno;
 pub use tunnel::*;
 

@@ -12,7 +12,7 @@ use tipc_transport::wire::{field, user, DataType, ErrorCode, Header, SHORT_H_SIZ
 use tipc_transport::NodeAddr;
 
 use super::{
-    ConnCore, ConnError, ConnState, Output, RxItem, SynDest, Verdict, CONN_PROBING_INTV,
+    ConnCore, ConnError, ConnState, Output, RxItem, SynDest, Timer, Verdict, CONN_PROBING_INTV,
     FLOWCTL_MSG_WIN,
 };
 use crate::addr::{Scope, ServiceAddr, SocketAddr};
@@ -71,7 +71,7 @@ impl ConnCore {
         };
         self.syn = Some((dest, msg.clone().freeze()));
         self.state = ConnState::Connecting;
-        self.connect_deadline = data.is_empty().then(|| now + self.conn_timeout);
+        self.timers[Timer::Connect] = data.is_empty().then(|| now + self.conn_timeout);
         self.push_syn(dest, msg);
         if !data.is_empty() {
             self.stats.tx_msgs += 1;
@@ -109,9 +109,9 @@ impl ConnCore {
         self.peer = peer;
         self.state = ConnState::Established;
         self.syn = None;
-        self.connect_deadline = None;
-        self.retry_at = None;
-        self.probe_at = Some(now + CONN_PROBING_INTV);
+        self.timers[Timer::Connect] = None;
+        self.timers[Timer::SynRetry] = None;
+        self.timers[Timer::Probe] = Some(now + CONN_PROBING_INTV);
         self.probe_unacked = false;
         self.block_fc = peer_caps & caps::BLOCK_FLOWCTL != 0;
         self.peer_caps = peer_caps;
@@ -131,9 +131,9 @@ impl ConnCore {
         self.state = ConnState::Disconnecting;
         self.end.get_or_insert(why);
         self.syn = None;
-        self.connect_deadline = None;
-        self.retry_at = None;
-        self.probe_at = None;
+        self.timers[Timer::Connect] = None;
+        self.timers[Timer::SynRetry] = None;
+        self.timers[Timer::Probe] = None;
     }
 
     /// LISTEN: take the next connection request and create the accepted socket (`tipc_accept`)

@@ -23,7 +23,7 @@
 //! * `timer`: the connect timeout, the OVERLOAD retry of the SYN and probing (§9.4, §9.7).
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tipc_transport::wire::ErrorCode;
@@ -35,6 +35,7 @@ use crate::addr::{ServiceAddr, SocketAddr};
 mod connect;
 mod rx;
 mod timer;
+use timer::{Timer, Timers};
 mod tx;
 
 use tx::Nagle;
@@ -234,9 +235,8 @@ pub struct ConnCore {
     conn_timeout: Duration,
     /// Accepted from a request sent to a service address: that address (`TIPC_DESTNAME`).
     dest_name: Option<ServiceAddr>,
-    connect_deadline: Option<Instant>,
-    retry_at: Option<Instant>,
-    probe_at: Option<Instant>,
+    /// The deadline of each [`Timer`].
+    timers: Timers,
     probe_unacked: bool,
     rng: u32,
     out: VecDeque<Output>,
@@ -271,9 +271,7 @@ impl ConnCore {
             syn: None,
             conn_timeout: CONN_TIMEOUT,
             dest_name: None,
-            connect_deadline: None,
-            retry_at: None,
-            probe_at: None,
+            timers: Timers::default(),
             probe_unacked: false,
             rng: own.port ^ own.node ^ 0x9e37_79b9 | 1,
             out: VecDeque::new(),
@@ -326,6 +324,11 @@ impl ConnCore {
     pub fn set_stream(&mut self, on: bool) {
         self.nagle.stream = on;
         self.set_nagle();
+    }
+
+    /// A SOCK_STREAM socket (else SOCK_SEQPACKET).
+    pub fn is_stream(&self) -> bool {
+        self.nagle.stream
     }
 
     /// `TIPC_NODELAY`: no Nagle on our stream writes.

@@ -14,8 +14,8 @@ use tipc_transport::caps;
 use tipc_transport::wire::{field, user, ConnMgrRepr, ConnMgrType, DataType, ErrorCode, Header};
 
 use super::{
-    flowctl_msg_lim, ConnCore, ConnError, ConnState, Output, Read, RxItem, Verdict, FLOWCTL_BLK_SZ,
-    TIPC_ACK_RATE,
+    flowctl_msg_lim, ConnCore, ConnError, ConnState, Output, Read, RxItem, Timer, Verdict,
+    FLOWCTL_BLK_SZ, TIPC_ACK_RATE,
 };
 use crate::addr::SocketAddr;
 use crate::socket::{reverse, truesize};
@@ -150,7 +150,7 @@ impl ConnCore {
                 }
                 let quarter = (self.conn_timeout.as_millis() as u64 / 4).max(1);
                 let ms = 100 + xorshift(&mut self.rng) as u64 % quarter;
-                self.retry_at = Some(now + Duration::from_millis(ms));
+                self.timers[Timer::SynRetry] = Some(now + Duration::from_millis(ms));
                 Verdict::Consumed
             }
             ConnState::Open | ConnState::Disconnecting => self.reject(&msg, ErrorCode::NoPort),

@@ -10,6 +10,40 @@ use tipc_transport::wire::ConnMgrType;
 
 use super::{ConnCore, ConnError, ConnState, Output, CONN_PROBING_INTV};
 
+/// The timers of a connection socket, each with one deadline (or none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Timer {
+    /// The TCP-style connect gives up (`TIPC_CONN_TIMEOUT`).
+    Connect,
+    /// The SYN goes again after an OVERLOAD rejection.
+    SynRetry,
+    /// The next connection probe (or the abort of an unanswered one).
+    Probe,
+}
+
+/// One deadline per [`Timer`]; the core's timeout is their minimum.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Timers([Option<Instant>; 3]);
+
+impl Timers {
+    fn earliest(&self) -> Option<Instant> {
+        self.0.iter().flatten().min().copied()
+    }
+}
+
+impl std::ops::Index<Timer> for Timers {
+    type Output = Option<Instant>;
+    fn index(&self, t: Timer) -> &Option<Instant> {
+        &self.0[t as usize]
+    }
+}
+
+impl std::ops::IndexMut<Timer> for Timers {
+    fn index_mut(&mut self, t: Timer) -> &mut Option<Instant> {
+        &mut self.0[t as usize]
+    }
+}
+
 impl ConnCore {
     /// When [`ConnCore::handle_timeout`] wants to run next: the earliest of the connect
     /// deadline, the OVERLOAD retry of the SYN and the next probe; `None` while no timer is
@@ -22,40 +56,37 @@ impl ConnCore {
     /// and re-arm the caller's one timer to it.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.connect_deadline, self.retry_at, self.probe_at]
-            .into_iter()
-            .flatten()
-            .min()
+        self.timers.earliest()
     }
 
     /// Timers: connect timeout (-> [`ConnError::Timeout`]), the OVERLOAD retry of the SYN,
     /// and connection probing (a probe every hour; one left unanswered aborts with
     /// [`ConnError::Aborted`]).
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.connect_deadline.is_some_and(|t| now >= t) {
+        if self.timers[Timer::Connect].is_some_and(|t| now >= t) {
             if self.state == ConnState::Connecting {
                 self.abort(Err(ConnError::Timeout));
             }
-            self.connect_deadline = None;
+            self.timers[Timer::Connect] = None;
         }
-        if self.retry_at.is_some_and(|t| now >= t) {
-            self.retry_at = None;
+        if self.timers[Timer::SynRetry].is_some_and(|t| now >= t) {
+            self.timers[Timer::SynRetry] = None;
             if self.state == ConnState::Connecting {
                 if let Some((dest, syn)) = self.syn.clone() {
                     self.push_syn(dest, BytesMut::from(&syn[..]));
                 }
             }
         }
-        if self.probe_at.is_some_and(|t| now >= t) {
+        if self.timers[Timer::Probe].is_some_and(|t| now >= t) {
             if self.state != ConnState::Established {
-                self.probe_at = None;
+                self.timers[Timer::Probe] = None;
             } else if self.probe_unacked {
                 self.abort(Err(ConnError::Aborted));
             } else {
                 let p = self.proto_msg(ConnMgrType::Probe, 0, 0);
                 self.out.push_back(Output::ToNode(self.peer.node, p));
                 self.probe_unacked = true;
-                self.probe_at = Some(now + CONN_PROBING_INTV);
+                self.timers[Timer::Probe] = Some(now + CONN_PROBING_INTV);
             }
         }
     }

@@ -1,25 +1,31 @@
-//! Datagram sockets (kernel `socket.c`, connectionless path), spec §9.1–9.3.
+//! Datagram sockets, the user's handle (kernel `socket.c`, connectionless path), spec
+//! §9.1–9.3.
 //!
 //! A [`SocketInbox`] holds one socket's [`RecvQueue`] behind a mutex (never held across an
-//! `await`); a [`DgramSocket`] is the user's handle. Whoever delivers a message (a peer actor,
-//! the name table actor, a local sender) queues it in the inbox and wakes the waiting receivers
-//! directly, so a received message costs no actor hop between the link and the user. Unicast and
-//! anycast sends resolve the destination in the node's binding table themselves and post the
-//! message to the destination node's peer actor (or deliver it to a local socket) without a
-//! round trip to the [`crate::names::NameTable`] actor; multicast goes through that actor.
-//! Received messages come from the peer actor, or through the name table actor when name-table
-//! updates from that peer are still pending (see [`crate::names`]).
+//! `await`) and is the socket's entry in the node's port registry; a [`DgramSocket`] is the
+//! user's handle. Whoever delivers a message (a peer actor, the name table actor, a local
+//! sender) queues it in the inbox and wakes the waiting receivers directly, so a received
+//! message costs no actor hop between the link and the user. Unicast and anycast sends resolve
+//! the destination in the node's binding table themselves and post the message to the
+//! destination node's send queue (or deliver it to a local socket) without a round trip to
+//! the name table actor; multicast goes through that actor. Dropping a socket (even in a
+//! panicking task) withdraws its bindings and returns its queued messages at once.
 
 use crate::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
-use crate::binding::AnycastResult;
-use crate::binding::{BindingError, Publication};
-use crate::names::{LocalBatch, SendKind};
-use crate::node::{Shared, TransportNode};
+use crate::binding::Publication;
+use crate::ctx::{NodeCtx, Port};
+use crate::msg::SendMcast;
+use crate::route::Deliveries;
+use crate::send::post;
+use crate::socket::rcv::resolve_anycast;
 use crate::socket::{
-    build_direct, build_mcast, build_named, Offer, Received, RecvQueue, SendOpts, SocketError,
+    bind_publication, build_direct, build_mcast, build_named, Offer, Received, RecvQueue, SendOpts,
+    SocketError,
 };
+pub use crate::socket::{BindError, DgramError};
 use bytes::{Bytes, BytesMut};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tipc_transport::NodeAddr;
 use tokio::sync::Notify;
 
 /// The receive side of one datagram socket, shared by its handle and the deliverers.
@@ -51,10 +57,23 @@ impl SocketInbox {
         self.q.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Close the queue: what it holds goes back to the senders who asked for it.
+    fn close(&self, ctx: &NodeCtx) {
+        let returned = {
+            let mut st = self.lock();
+            st.closed = true;
+            st.q.close(ctx.own_addr)
+        };
+        self.ready.notify_waiters();
+        route_returned(ctx, returned);
+    }
+}
+
+impl Port for SocketInbox {
     /// Queue messages for this socket (`tipc_sk_filter_rcv`) and wake the receivers. Messages
     /// the queue refuses are returned to their senders if they asked for it.
-    pub(crate) fn deliver(&self, shared: &Shared, msgs: Vec<Bytes>) {
-        let own = shared.own_addr;
+    fn deliver(&self, ctx: &NodeCtx, msgs: Vec<Bytes>) {
+        let own = ctx.own_addr;
         let mut returned = Vec::new();
         let mut accepted = false;
         {
@@ -82,38 +101,26 @@ impl SocketInbox {
         if accepted {
             self.ready.notify_waiters();
         }
-        route_returned(shared, returned);
+        route_returned(ctx, returned);
+    }
+
+    fn node_lost(&self, _: NodeAddr) {}
+
+    fn is_datagram(&self) -> bool {
+        true
     }
 }
 
 /// Send rejected messages back where their headers say.
-fn route_returned(shared: &Shared, returned: Vec<BytesMut>) {
+fn route_returned(ctx: &NodeCtx, returned: Vec<BytesMut>) {
     if returned.is_empty() {
         return;
     }
-    let mut out = LocalBatch::default();
+    let mut d = Deliveries::new(ctx);
     for ret in returned {
-        crate::names::route_out(shared, ret, &mut out);
+        d.route_out(ret);
     }
-    out.flush(shared);
-}
-
-/// Why a datagram send failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DgramError {
-    /// Building the message failed (too large, bad importance, bad range).
-    #[error(transparent)]
-    Socket(#[from] SocketError),
-    /// No binding matches the service address or range (the kernel's `EHOSTUNREACH`).
-    #[error("no binding for the destination")]
-    NoDestination,
-    /// The destination node is not reachable.
-    #[error("destination node unreachable")]
-    NoNode,
-    /// The node is stopping.
-    #[error("node stopped")]
-    Stopped,
+    d.flush();
 }
 
 /// The two connectionless socket types (§9.1). Both are reliable node to node and both drop an
@@ -130,20 +137,23 @@ pub enum DgramKind {
 
 /// A connectionless socket (SOCK_RDM by default; DGRAM differs only in the header bit 18).
 pub struct DgramSocket {
-    node: TransportNode,
+    ctx: Arc<NodeCtx>,
     port: u32,
-    inbox: std::sync::Arc<SocketInbox>,
+    inbox: Arc<SocketInbox>,
     opts: SendOpts,
     binds: u32,
     bound: Vec<Publication>,
+    closed: bool,
 }
 
 impl DgramSocket {
-    pub(crate) fn open(node: TransportNode, port: u32, kind: DgramKind) -> DgramSocket {
-        let inbox = std::sync::Arc::new(SocketInbox::new());
-        node.register_socket(port, inbox.clone());
+    /// A socket of `kind` on a fresh port, registered with the node.
+    pub(crate) fn open(ctx: Arc<NodeCtx>, kind: DgramKind) -> DgramSocket {
+        let port = ctx.alloc_port();
+        let inbox = Arc::new(SocketInbox::new());
+        ctx.ports.insert(port, inbox.clone());
         DgramSocket {
-            node,
+            ctx,
             port,
             inbox,
             opts: match kind {
@@ -152,6 +162,7 @@ impl DgramSocket {
             },
             binds: 0,
             bound: Vec::new(),
+            closed: false,
         }
     }
 
@@ -167,7 +178,7 @@ impl DgramSocket {
     /// This socket's address.
     pub fn addr(&self) -> SocketAddr {
         SocketAddr {
-            node: self.node.addr(),
+            node: self.ctx.own_addr,
             port: self.port,
         }
     }
@@ -195,24 +206,9 @@ impl DgramSocket {
     /// Bind a service range (`bind()` with `TIPC_SERVICE_RANGE`); types below 64 are
     /// reserved. The key is `port + number of previous binds + 1`, as the kernel's.
     pub async fn bind(&mut self, range: ServiceRange, scope: Scope) -> Result<(), BindError> {
-        if range.type_ < crate::addr::RESERVED_TYPES {
-            return Err(BindError::Reserved);
-        }
-        if range.lower > range.upper {
-            return Err(BindError::Table(BindingError::InvalidRange {
-                lower: range.lower,
-                upper: range.upper,
-            }));
-        }
+        let p = bind_publication(self.addr(), range, scope, self.binds + 1)?;
         self.binds += 1;
-        let p = Publication {
-            range,
-            scope,
-            node: self.node.addr(),
-            port: self.port,
-            key: self.port.wrapping_add(self.binds),
-        };
-        self.node.publish(p).await.map_err(BindError::Table)?;
+        self.ctx.publish(p).await?;
         self.bound.push(p);
         Ok(())
     }
@@ -223,7 +219,7 @@ impl DgramSocket {
             return false;
         };
         let p = self.bound.remove(i);
-        self.node.withdraw(p.range, p.port, p.key).await.is_some()
+        self.ctx.withdraw(&p).await.is_some()
     }
 
     /// Send to a socket address (DIRECT_MSG).
@@ -236,16 +232,14 @@ impl DgramSocket {
     /// to a local socket, without a round trip per message.
     async fn send_built(&self, msg: BytesMut) -> Result<(), DgramError> {
         let dest = tipc_transport::wire::Header::new_unchecked(&msg[..]).destnode();
-        if dest != self.node.addr() && dest != 0 {
-            return if self.node.post(dest, msg).await {
+        if !self.ctx.is_own(dest) {
+            return if post(&self.ctx, dest, msg).await {
                 Ok(())
             } else {
                 Err(DgramError::NoNode)
             };
         }
-        let mut out = LocalBatch::default();
-        crate::names::route_out(self.node.shared(), msg, &mut out);
-        out.flush(self.node.shared());
+        crate::route::route_out(&self.ctx, msg);
         Ok(())
     }
 
@@ -260,16 +254,8 @@ impl DgramSocket {
             &self.opts,
             data,
         )?;
-        let found = self.node.shared().table().lookup_anycast(name, 0);
-        let dest = match found {
-            AnycastResult::Found(sock) => sock,
-            AnycastResult::Deferred(node) => SocketAddr { node, port: 0 },
-            AnycastResult::NotFound => return Err(DgramError::NoDestination),
-        };
-        {
-            let mut h = tipc_transport::wire::Header::new_unchecked(&mut msg[..]);
-            h.set(tipc_transport::wire::field::DESTNODE, dest.node);
-            h.set(tipc_transport::wire::field::DESTPORT, dest.port);
+        if resolve_anycast(&mut self.ctx.table(), name, &mut msg).is_none() {
+            return Err(DgramError::NoDestination);
         }
         self.send_built(msg).await
     }
@@ -277,9 +263,12 @@ impl DgramSocket {
     /// Send to a service range: multicast, one copy to every socket bound in it.
     pub async fn send_to_range(&self, range: ServiceRange, data: &[u8]) -> Result<(), DgramError> {
         let msg = build_mcast(self.addr(), range, &self.opts, data)?;
-        self.node
-            .send_from_socket(SendKind::Mcast(msg, range))
+        let names = self.ctx.names().ok_or(DgramError::Stopped)?;
+        names
+            .mcast
+            .send(SendMcast { msg, range })
             .await
+            .unwrap_or(Err(DgramError::Stopped))
     }
 
     /// The next received message (data, or one of ours returned with an error code); `None`
@@ -326,31 +315,33 @@ impl DgramSocket {
         }
     }
 
-    /// Close: bindings withdrawn, queued messages rejected (returned if their sender asked).
+    /// Close: bindings withdrawn (done when this returns), queued messages rejected (returned
+    /// if their sender asked).
     pub async fn close(mut self) {
         for p in std::mem::take(&mut self.bound) {
-            let _ = self.node.withdraw(p.range, p.port, p.key).await;
+            let _ = self.ctx.withdraw(&p).await;
         }
-        self.node.unregister_socket(self.port);
-        let own = self.node.addr();
-        let returned = {
-            let mut st = self.inbox.lock();
-            st.closed = true;
-            st.q.close(own)
-        };
-        self.inbox.ready.notify_waiters();
-        route_returned(self.node.shared(), returned);
+        self.shut();
+    }
+
+    /// Unregister the port and close the queue; withdraw what is still bound without
+    /// waiting.
+    fn shut(&mut self) {
+        if std::mem::replace(&mut self.closed, true) {
+            return;
+        }
+        for p in std::mem::take(&mut self.bound) {
+            self.ctx.withdraw_now(p);
+        }
+        self.ctx.ports.remove(&self.port);
+        self.inbox.close(&self.ctx);
     }
 }
 
-/// Why a bind failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum BindError {
-    /// Service types below 64 are reserved (the kernel's `EACCES`).
-    #[error("service types below 64 are reserved")]
-    Reserved,
-    /// The table refused it.
-    #[error("binding refused: {0:?}")]
-    Table(BindingError),
+impl Drop for DgramSocket {
+    /// As [`DgramSocket::close`], without waiting: the withdrawals reach the name table (and
+    /// the cluster) after this returns, queued messages go back at once.
+    fn drop(&mut self) {
+        self.shut();
+    }
 }

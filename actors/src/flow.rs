@@ -45,6 +45,10 @@ pub struct PeerFlow {
     pub(crate) drain_scheduled: AtomicBool,
     /// The current actor's link core, for senders that offer to it directly.
     links: Mutex<Option<Arc<Mutex<PeerLinks>>>>,
+    /// The largest message that goes unfragmented over the peer's active link (0 if none is
+    /// up), as the peer's actor last saw it: read without taking the link core's lock, which
+    /// a deliverer (running under that lock) cannot take again.
+    mss: AtomicUsize,
 }
 
 /// Wait while the peer's link is congested (or messages are parked for it). The common case
@@ -75,6 +79,11 @@ impl PeerFlow {
     /// The send queue (a poisoned lock is taken over: the queue is consistent at every step).
     pub(crate) fn queue(&self) -> MutexGuard<'_, VecDeque<BytesMut>> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The actor saw the active link's message size change (or not).
+    pub(crate) fn set_mss(&self, mss: usize) {
+        self.mss.store(mss, Ordering::Relaxed);
     }
 
     /// One more message on its way to the name table.
@@ -145,7 +154,7 @@ pub(crate) fn lock_links(l: &Mutex<PeerLinks>) -> MutexGuard<'_, PeerLinks> {
 
 /// The largest message that goes unfragmented over the peer's active link (0 if none is up).
 pub(crate) fn link_mss(flow: &PeerFlow) -> usize {
-    flow.links().map_or(0, |l| lock_links(&l).core.mss())
+    flow.mss.load(Ordering::Relaxed)
 }
 
 impl PeerLinks {

@@ -7,7 +7,7 @@
 //!
 //! | layer | files | kernel |
 //! |---|---|---|
-//! | cores (sans-IO) | [`addr`], [`binding`] (the binding table), [`name_distr`], [`topology`] (service tracking), [`socket`] (message building, receive queue, the receive dispatch [`socket::rcv`], the connection core [`socket::conn`]) | `name_table.c`, `name_distr.c`, `subscr.c`, `socket.c` |
+//! | cores (sans-IO) | [`addr`], [`name_table`] (the binding table), [`name_distr`], [`topsrv`] (service tracking), [`socket`] (message building, receive queue, the receive dispatch [`socket::rcv`], the connection core [`socket::conn`]) | `name_table.c`, `name_distr.c`, `subscr.c`, `socket.c` |
 //! | context | [`tx`] (a bearer's send path), [`flow`] (per-peer send state), [`msg`] (actor messages and handles), [`ctx`] (the node context: clock, table, port registry, handles) | `net.c` |
 //! | routing | [`send`] (to a peer's send queue), [`route`] (carrying out the dispatch's verdicts) | `node.c: tipc_node_xmit`, `socket.c: tipc_sk_rcv` |
 //! | actors | [`actor`]: bearer, peer, name table, connection socket | `bearer.c`, `node.c`, `name_table.c`, `socket.c` |
@@ -20,17 +20,17 @@
 
 pub mod actor;
 pub mod addr;
-pub mod binding;
 pub mod ctx;
 pub mod flow;
 pub mod msg;
 pub mod name_distr;
+pub mod name_table;
 pub mod node;
 pub mod route;
 pub mod send;
 pub mod sock;
 pub mod socket;
-pub mod topology;
+pub mod topsrv;
 pub mod tx;
 
 pub use ctx::{BearerInfo, Delivered, NodeEvent, TransportConfig};

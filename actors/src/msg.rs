@@ -5,9 +5,9 @@
 //! connection socket's) stay in that actor's file.
 
 use crate::addr::ServiceRange;
-use crate::binding::{BindingError, Publication};
+use crate::name_table::{BindingError, Publication};
 use crate::socket::DgramError;
-use crate::topology::{SubError, SubId, Subscription, TopoEvent};
+use crate::topsrv::{SubError, SubId, Subscription, TopoEvent};
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 use tipc_transport::discovery::Neighbor;

@@ -25,7 +25,7 @@
 //! Items with `lower > upper` are dropped and counted (6.1.y stable kernels reject them too).
 
 use crate::addr::{Scope, ServiceRange};
-use crate::binding::{BindingError, BindingTable, Publication};
+use crate::name_table::{BindingError, BindingTable, Publication};
 use bytes::BytesMut;
 use std::collections::{HashMap, VecDeque};
 use tipc_transport::wire::{

@@ -5,7 +5,7 @@
 
 use crate::actor::bearer::BearerActor;
 use crate::addr::ServiceRange;
-use crate::binding::Publication;
+use crate::name_table::Publication;
 use crate::ctx::{now, BearerInfo, BearerSlot, Delivered, NodeCtx, NodeEvent, TransportConfig};
 use crate::flow::lock_links;
 use crate::msg::{
@@ -17,7 +17,7 @@ use crate::sock::conn::{ConnDest, ConnError, ConnKind, ConnectOptions, Connectio
 use crate::sock::dgram::{DgramKind, DgramSocket};
 use crate::socket::rcv::RcvStats;
 use crate::socket::BindError;
-use crate::topology::{SubError, Subscription, TopoEvent};
+use crate::topsrv::{SubError, Subscription, TopoEvent};
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
 use tipc_transport::link::LinkSnapshot;

@@ -27,7 +27,7 @@ impl RcvEnv for Env<'_> {
         self.last_port == Some(port) || self.ctx.ports.contains_key(&port)
     }
 
-    fn with_table<R>(&mut self, f: impl FnOnce(&mut crate::binding::BindingTable) -> R) -> R {
+    fn with_table<R>(&mut self, f: impl FnOnce(&mut crate::name_table::BindingTable) -> R) -> R {
         f(&mut self.ctx.table())
     }
 }

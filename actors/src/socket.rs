@@ -80,7 +80,7 @@ pub enum BindError {
     Reserved,
     /// The binding table refused it.
     #[error("binding refused: {0}")]
-    Table(crate::binding::BindingError),
+    Table(crate::name_table::BindingError),
     /// The node is stopping.
     #[error("node stopped")]
     Stopped,
@@ -94,19 +94,19 @@ pub fn bind_publication(
     range: crate::addr::ServiceRange,
     scope: crate::addr::Scope,
     n: u32,
-) -> Result<crate::binding::Publication, BindError> {
+) -> Result<crate::name_table::Publication, BindError> {
     if range.type_ < crate::addr::RESERVED_TYPES {
         return Err(BindError::Reserved);
     }
     if range.lower > range.upper {
         return Err(BindError::Table(
-            crate::binding::BindingError::InvalidRange {
+            crate::name_table::BindingError::InvalidRange {
                 lower: range.lower,
                 upper: range.upper,
             },
         ));
     }
-    Ok(crate::binding::Publication {
+    Ok(crate::name_table::Publication {
         range,
         scope,
         node: own.node,

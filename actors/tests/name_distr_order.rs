@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use tipc_actors::addr::{Scope, ServiceRange};
-use tipc_actors::binding::Publication;
+use tipc_actors::name_table::Publication;
 use tipc_actors::name_distr::{NameDistributor, Update};
 use tipc_transport::wire::{DistrItem, NameDistrRepr, NameDistrType, INT_H_SIZE, ITEM_SIZE};
 

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 use tipc_actors::addr::{Scope, ServiceRange};
-use tipc_actors::binding::Publication;
-use tipc_actors::topology::{EventKind, Subscription};
+use tipc_actors::name_table::Publication;
+use tipc_actors::topsrv::{EventKind, Subscription};
 use tipc_actors::TransportNode;
 use tipc_integration::cluster::udp_cluster;
 

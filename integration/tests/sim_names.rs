@@ -7,7 +7,7 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::time::Duration;
 use tipc_actors::addr::{Scope, ServiceRange};
-use tipc_actors::binding::Publication;
+use tipc_actors::name_table::Publication;
 use tipc_integration::sim::{seeds, FaultRule, LogKind, RefState, Sim, SimConfig};
 
 const NODES: usize = 3;

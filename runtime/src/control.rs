@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::io;
 use std::path::Path;
 use tipc_actors::addr::{Scope, ServiceRange, SocketAddr};
-use tipc_actors::topology::{EventKind, Subscription};
+use tipc_actors::topsrv::{EventKind, Subscription};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 

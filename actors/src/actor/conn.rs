@@ -16,7 +16,7 @@
 //! `node_lost_contact`).
 
 use crate::addr::SocketAddr;
-use crate::binding::Publication;
+use crate::name_table::Publication;
 use crate::ctx::{now, NodeCtx, Port};
 use crate::route::route_out;
 use crate::send::{enqueue_deferred, enqueue_to_peer, post};

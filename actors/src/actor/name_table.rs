@@ -13,7 +13,7 @@
 //! unhandled (the per-peer counter `PeerFlow::at_names`); only otherwise does it deliver the
 //! batch itself.
 
-use crate::binding::{BindingError, Publication, TableEvent};
+use crate::name_table::{BindingError, Publication, TableEvent};
 use crate::ctx::{now, Delivered, NodeCtx};
 use crate::msg::{
     FromPeer, Inbound, NamesHandle, PeerState, Publish, SendMcast, ShowTable, Subscribe, Withdraw,
@@ -22,7 +22,7 @@ use crate::name_distr::{NameService, NameServiceStats};
 use crate::route::{node_lost, Deliveries};
 use crate::send::enqueue_to_peer;
 use crate::socket::{replicast_copy, DgramError};
-use crate::topology::{ClientId, PubInfo, SubError, SubId, TopoEvent, Topology};
+use crate::topsrv::{ClientId, PubInfo, SubError, SubId, TopoEvent, Topology};
 use actix::prelude::*;
 use std::collections::HashMap;
 use std::sync::Arc;

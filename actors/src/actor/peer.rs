@@ -77,6 +77,9 @@ impl PeerActor {
     /// the actor stops.
     fn pump(&mut self, ctx: &mut Context<Self>, l: &mut PeerLinks) -> bool {
         let peer = self.addr;
+        // Before anything is delivered: a connection completed by a delivery takes the link's
+        // message size from here.
+        self.flow.set_mss(l.core.mss());
         let mut batch: Vec<Inbound> = Vec::new();
         let mut forget = false;
         while let Some(ev) = l.core.poll_event() {

@@ -11,7 +11,7 @@ use crate::actor::conn::{
     Stop,
 };
 use crate::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
-use crate::binding::Publication;
+use crate::name_table::Publication;
 use crate::ctx::{now, NodeCtx};
 use crate::flow::wait_uncongested;
 use crate::send::post_barrier;

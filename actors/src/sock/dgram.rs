@@ -12,7 +12,7 @@
 //! panicking task) withdraws its bindings and returns its queued messages at once.
 
 use crate::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
-use crate::binding::Publication;
+use crate::name_table::Publication;
 use crate::ctx::{NodeCtx, Port};
 use crate::msg::SendMcast;
 use crate::route::Deliveries;

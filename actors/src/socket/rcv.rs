@@ -19,7 +19,7 @@
 use super::conn::{ConnCore, ConnError, ConnState, Output, Verdict as ConnVerdict};
 use super::{lookup_dest, reverse};
 use crate::addr::{ServiceAddr, ServiceRange, SocketAddr};
-use crate::binding::{AnycastResult, BindingTable};
+use crate::name_table::{AnycastResult, BindingTable};
 use bytes::{Bytes, BytesMut};
 use std::time::Instant;
 use tipc_transport::wire::{field, user, DataType, ErrorCode, Header, InputQueue};

@@ -6,7 +6,7 @@
 use super::{Sim, DIRECT_MSG, REF_LEN, REF_MAGIC, REF_PORT_BASE};
 use bytes::BytesMut;
 use tipc_actors::addr::{Scope, ServiceRange};
-use tipc_actors::binding::{BindingError, Publication};
+use tipc_actors::name_table::{BindingError, Publication};
 use tipc_transport::link::SendError;
 use tipc_transport::wire::{user, Header, BASIC_H_SIZE};
 

@@ -35,7 +35,7 @@
 //! ```
 //! use std::time::Instant;
 //! use tipc_actors::addr::{ServiceRange, NODE_STATE};
-//! use tipc_actors::topology::{ClientId, EventKind, PubInfo, Subscription, Topology};
+//! use tipc_actors::topsrv::{ClientId, EventKind, PubInfo, Subscription, Topology};
 //!
 //! let now = Instant::now();
 //! let mut topo = Topology::new();

@@ -1,10 +1,10 @@
-//! Binding table (`tipc_actors::binding`): the kernel's rules (name_table.c, spec §8) case by
+//! Binding table (`tipc_actors::name_table`): the kernel's rules (name_table.c, spec §8) case by
 //! case, then property tests against a naive model.
 
 use proptest::prelude::*;
 use std::collections::HashMap;
 use tipc_actors::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
-use tipc_actors::binding::{
+use tipc_actors::name_table::{
     AnycastResult, BindingError, BindingTable, Publication, TableEvent, MAX_USER_PUBL,
 };
 

@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 use tipc_actors::addr::ServiceRange;
-use tipc_actors::topology::{
+use tipc_actors::topsrv::{
     ClientId, EventKind, Filter, PubInfo, SubError, SubId, Subscription, Topology,
 };
 

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 use tipc_actors::addr::{ServiceRange, SocketAddr, LINK_STATE, NODE_STATE};
-use tipc_actors::topology::{
+use tipc_actors::topsrv::{
     ClientId, EventKind, Filter, PubInfo, SubError, SubId, Subscription, TopoEvent, Topology,
     MAX_SUBSCRIPTIONS,
 };

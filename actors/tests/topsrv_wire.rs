@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use std::time::{Duration, Instant};
 use tipc_actors::addr::{ServiceRange, SocketAddr};
-use tipc_actors::topology::{
+use tipc_actors::topsrv::{
     ByteOrder, ClientId, EventKind, EventMsg, Filter, PubInfo, SubError, SubscrMsg, SubscrOutcome,
     Subscription, TopoWireError, Topology, SUB_CANCEL, SUB_PORTS, SUB_SERVICE, WAIT_FOREVER,
 };

@@ -12,6 +12,7 @@
 use clap::Parser;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+use tipc_runtime::ctl::views;
 use tipc_runtime::{Node, NodeConfig, NodeEvent};
 
 /// Start a cluster of userspace TIPC nodes on loopback and report their links.
@@ -87,8 +88,8 @@ fn actix_rt_main(args: Args) -> ExitCode {
         }
         for n in &nodes {
             println!("\n== {} ({:08x})", n.id(), n.addr());
-            print!("{}", n.node_list().await);
-            print!("{}", n.link_list().await);
+            print!("{}", views::node_list(n).await);
+            print!("{}", views::link_list(n).await);
         }
         for n in &nodes {
             n.shutdown().await;

@@ -4,9 +4,9 @@
 //! actors reach each other: one [`PeerHandle`] per peer node, the name table's
 //! [`NamesHandle`], and each bearer's send path and command recipients.
 
-use crate::name_table::{BindingTable, Publication};
 use crate::flow::{link_mss, PeerFlow};
 use crate::msg::{BearerCmd, BearerStatsQuery, NamesHandle, PeerHandle, Publish, Withdraw};
+use crate::name_table::{BindingTable, Publication};
 use crate::socket::rcv::{Nodes, RcvStats};
 use crate::socket::BindError;
 use crate::tx::TxPath;

@@ -5,13 +5,13 @@
 
 use crate::actor::bearer::BearerActor;
 use crate::addr::ServiceRange;
-use crate::name_table::Publication;
 use crate::ctx::{now, BearerInfo, BearerSlot, Delivered, NodeCtx, NodeEvent, TransportConfig};
 use crate::flow::lock_links;
 use crate::msg::{
     BearerCmd, BearerStats, BearerStatsQuery, PeerQuery, PeerSnapshot, ShowTable, Shutdown,
     Subscribe,
 };
+use crate::name_table::Publication;
 use crate::send::schedule_drain;
 use crate::sock::conn::{ConnDest, ConnError, ConnKind, ConnectOptions, Connection, Listener};
 use crate::sock::dgram::{DgramKind, DgramSocket};

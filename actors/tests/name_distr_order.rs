@@ -4,8 +4,8 @@
 
 use proptest::prelude::*;
 use tipc_actors::addr::{Scope, ServiceRange};
-use tipc_actors::name_table::Publication;
 use tipc_actors::name_distr::{NameDistributor, Update};
+use tipc_actors::name_table::Publication;
 use tipc_transport::wire::{DistrItem, NameDistrRepr, NameDistrType, INT_H_SIZE, ITEM_SIZE};
 
 const RX: u32 = 0x6100_0000;

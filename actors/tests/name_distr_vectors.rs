@@ -3,8 +3,8 @@
 //! plus the sending and receiving rules of spec §7.
 
 use tipc_actors::addr::{Scope, ServiceRange};
-use tipc_actors::name_table::Publication;
 use tipc_actors::name_distr::{stamp_destnode, NameDistributor, Update, MAX_PENDING};
+use tipc_actors::name_table::Publication;
 use tipc_transport::wire::{
     DistrItem, Header, NameDistrRepr, NameDistrType, Seqno, INT_H_SIZE, ITEM_SIZE,
 };

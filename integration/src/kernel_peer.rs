@@ -3,8 +3,11 @@
 //! QEMU on a bridge inside a network namespace.
 //!
 //! Kernel side: `net/tipc/*` of Linux 6.1 (spec tipc-protocol.md, all sections; interop is
-//! ARCHITECTURE.md §Tests 5). Tests using it run only when `TIPC_KERNEL_TESTS=1`
-//! ([`kernel_tests_enabled`]); they need root, QEMU and the harness' `setup` having been run.
+//! ARCHITECTURE.md §Tests 5). Tests using it are marked `#[ignore = "needs the kernel peer VM"]`:
+//! a plain `cargo test` lists them as ignored, `scripts/test` runs them (`--include-ignored`,
+//! as root, after `scripts/setup` installed the harness' images). They begin with
+//! [`require_kernel_peer`] (through [`scenario_vm`]), so that run where the VM cannot boot they
+//! fail saying what is missing instead of passing.
 //!
 //! ```no_run
 //! use tipc_integration::kernel_peer::{Bearer, KernelPeer, UpOptions};
@@ -24,11 +27,6 @@ use std::time::{Duration, Instant};
 
 /// Default namespace of the harness (`TIPC_PEER_NETNS` unset).
 pub const DEFAULT_NETNS: &str = "tipcpeer";
-
-/// Whether kernel interop tests should run (`TIPC_KERNEL_TESTS=1`).
-pub fn kernel_tests_enabled() -> bool {
-    std::env::var("TIPC_KERNEL_TESTS").is_ok_and(|v| v == "1")
-}
 
 /// The harness directory (holding `up`, `exec`, `down`): `$TIPC_PEER_HOME` if set, else the
 /// first `shared/tipc-peer` found walking up from this crate's manifest directory (the repository
@@ -54,6 +52,32 @@ fn state_dir() -> PathBuf {
     std::env::var_os("TIPC_PEER_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/tmp/tipc-peer"))
+}
+
+/// Fails the calling test, saying what is missing, unless a kernel VM can boot here: root with
+/// iproute2 (the harness' namespace), the harness ([`harness_dir`]) and its images (its `setup`,
+/// which scripts/setup runs). Returns the harness directory.
+pub fn require_kernel_peer() -> PathBuf {
+    const NEEDS: &str = "this test needs the kernel peer VM";
+    assert!(
+        crate::netns::netns_supported(),
+        "{NEEDS}: run it as root with iproute2, as scripts/test does (a plain `cargo test` \
+         leaves it ignored)"
+    );
+    let Some(home) = harness_dir() else {
+        panic!(
+            "{NEEDS}, but the tipc-peer harness was not found: set TIPC_PEER_HOME or check the \
+             repository out beside shared/"
+        );
+    };
+    let images = state_dir().join("images");
+    assert!(
+        images.join("vmlinuz").is_file() && images.join("initramfs.cpio.gz").is_file(),
+        "{NEEDS}, but {} has no kernel image: run scripts/setup (or {}/setup) as root",
+        images.display(),
+        home.display()
+    );
+    home
 }
 
 /// Which bearers the kernel node enables (`up --bearer`).
@@ -318,19 +342,12 @@ impl PeerNetns {
     }
 }
 
-/// The start of every kernel interop scenario: `None` (after printing that it is skipped) when
-/// kernel tests are off; otherwise a kernel VM "k" with `bearer` (and `remote`, for unicast UDP
-/// discovery) in namespace `ns`, with the namespace's guard. Keep both; the VM is dropped
-/// (stopped) before the guard deletes the namespace.
-pub fn scenario_vm(
-    ns: &str,
-    bearer: Bearer,
-    remote: Option<&str>,
-) -> Option<(PeerNetns, KernelPeer)> {
-    if !kernel_tests_enabled() {
-        eprintln!("skipped: set TIPC_KERNEL_TESTS=1 to run kernel interop tests");
-        return None;
-    }
+/// The start of every kernel interop scenario: a kernel VM "k" with `bearer` (and `remote`, for
+/// unicast UDP discovery) in namespace `ns`, with the namespace's guard. Keep both; the VM is
+/// dropped (stopped) before the guard deletes the namespace. Fails the test if the VM cannot
+/// boot ([`require_kernel_peer`]).
+pub fn scenario_vm(ns: &str, bearer: Bearer, remote: Option<&str>) -> (PeerNetns, KernelPeer) {
+    require_kernel_peer();
     let guard = PeerNetns::new(ns);
     let k = KernelPeer::up(
         "k",
@@ -342,7 +359,7 @@ pub fn scenario_vm(
         },
     )
     .expect("kernel VM up");
-    Some((guard, k))
+    (guard, k)
 }
 
 impl Drop for PeerNetns {
@@ -430,11 +447,9 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root and network namespaces"]
     fn run_in_netns_runs_inside_created_namespace() {
-        if !crate::netns::netns_supported() {
-            eprintln!("skipped: needs root");
-            return;
-        }
+        crate::netns::require_netns();
         let ns = crate::netns::NetNs::create_unique("trn").expect("netns");
         let mut c = Command::new("ip");
         c.args(["-o", "link", "show"]);
@@ -448,11 +463,9 @@ mod tests {
 
     /// Boots one kernel VM, checks its identity, exec and link listing, and shuts it down.
     #[test]
+    #[ignore = "needs the kernel peer VM"]
     fn kernel_peer_up_exec_down_roundtrip() {
-        if !kernel_tests_enabled() {
-            eprintln!("skipped: set TIPC_KERNEL_TESTS=1");
-            return;
-        }
+        require_kernel_peer();
         let guard = PeerNetns::new(&format!("tpk{}", std::process::id()));
         let mut peer = KernelPeer::up(
             "ka",

@@ -7,6 +7,11 @@
 //! required); a namespace is deleted when its [`NetNs`] is dropped, which also removes its
 //! interfaces and nftables tables.
 //!
+//! Tests that need these are marked `#[ignore = "needs root and network namespaces"]` (a plain
+//! `cargo test` lists them as ignored) and begin with [`require_netns`] (and [`require_nft`]), so
+//! that when they are run (`--include-ignored`, as `scripts/test` does, as root) without what
+//! they need they fail saying what is missing instead of passing.
+//!
 //! Loss for AF_PACKET (Ethernet bearer) traffic: use [`DropHook::NetdevEgress`] on the sending
 //! interface. An ingress hook runs after `ETH_P_ALL` packet taps, so a socket bound to all
 //! protocols would still see "dropped" frames; the egress hook runs before them.
@@ -54,24 +59,53 @@ fn check_output(cmd: &Command, out: Output) -> io::Result<String> {
     }
 }
 
-/// Whether this process can create network namespaces: running as root with the `ip` tool.
-pub fn netns_supported() -> bool {
+/// Whether this process runs as root (effective uid 0).
+pub fn is_root() -> bool {
     // effective uid from /proc (keeps this module free of libc)
-    let root = std::fs::read_to_string("/proc/self/status")
+    std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
                 .find(|l| l.starts_with("Uid:"))
                 .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
         })
-        .unwrap_or(false);
-    root && Command::new("ip")
-        .arg("-V")
+        .unwrap_or(false)
+}
+
+/// Whether this process can create network namespaces: running as root with the `ip` tool.
+pub fn netns_supported() -> bool {
+    is_root()
+        && Command::new("ip")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+}
+
+/// Fails the calling test unless this process can create network namespaces
+/// ([`netns_supported`]). For tests marked `#[ignore = "needs root and network namespaces"]`.
+pub fn require_netns() {
+    assert!(
+        netns_supported(),
+        "this test needs root and iproute2 (network namespaces): run it as root, as \
+         scripts/test does (a plain `cargo test` leaves it ignored)"
+    );
+}
+
+/// Fails the calling test unless `nft` (nftables) runs; scripts/setup installs it.
+pub fn require_nft() {
+    let ok = Command::new("nft")
+        .arg("-v")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "this test needs nft (package nftables; scripts/setup installs it)"
+    );
 }
 
 /// Whether a namespace called `name` exists (`/run/netns/NAME`).
@@ -398,20 +432,10 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
     }
 
-    /// Namespace tests need root; they are skipped (with a note) elsewhere.
-    fn root_or_skip(test: &str) -> bool {
-        let ok = netns_supported();
-        if !ok {
-            eprintln!("{test}: skipped (needs root and iproute2)");
-        }
-        ok
-    }
-
     #[test]
+    #[ignore = "needs root and network namespaces"]
     fn netns_is_deleted_on_drop() {
-        if !root_or_skip("netns_is_deleted_on_drop") {
-            return;
-        }
+        require_netns();
         let ns = NetNs::create_unique("tnd").expect("create");
         let name = ns.name().to_owned();
         assert!(netns_exists(&name));
@@ -420,10 +444,9 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root and network namespaces"]
     fn netns_veth_pair_comes_up_with_addresses_and_mac() {
-        if !root_or_skip("netns_veth_pair_comes_up_with_addresses_and_mac") {
-            return;
-        }
+        require_netns();
         let a = NetNs::create_unique("tva").expect("create a");
         let b = NetNs::create_unique("tvb").expect("create b");
         a.add_veth("va", &b, "vb").expect("veth");
@@ -442,14 +465,10 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root, network namespaces and nft"]
     fn netns_random_drop_all_blocks_ping_and_clear_restores_it() {
-        if !root_or_skip("netns_random_drop_all_blocks_ping_and_clear_restores_it") {
-            return;
-        }
-        if Command::new("nft").arg("-v").output().is_err() {
-            eprintln!("skipped: nft not installed");
-            return;
-        }
+        require_netns();
+        require_nft();
         let a = NetNs::create_unique("tda").expect("create a");
         let b = NetNs::create_unique("tdb").expect("create b");
         a.add_veth("va", &b, "vb").expect("veth");

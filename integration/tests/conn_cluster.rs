@@ -483,11 +483,17 @@ async fn conn_stream_reads_and_writes_bytes() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// With a real Linux 6.1 kernel node (../shared/tipc-peer, TIPC_KERNEL_TESTS=1): the outer test
-// boots the VM in its own namespace and runs the inner test (this binary again) inside that
-// namespace, where our node reaches the VM over the UDP bearer.
+// With a real Linux 6.1 kernel node (../shared/tipc-peer): the test boots the VM in its own
+// namespace and runs itself again (this binary, the same test) inside that namespace with
+// `KCONN_VM` set, where it plays our node's half, reaching the VM over the UDP bearer. Ignored
+// by default (`#[ignore = "needs the kernel peer VM"]`); scripts/test runs it with
+// `--include-ignored` as root, and it fails if the harness cannot boot the VM.
 
 const KCONN_NS: &str = "tpconn";
+/// The test's name, for its re-run inside the namespace.
+const KCONN_TEST: &str = "kernel_connections_over_udp_both_directions_and_node_loss";
+/// Set (to the VM's `IP:PORT`) in the re-run: it plays our node's half.
+const KCONN_VM: &str = "KCONN_VM";
 /// Small one-way writes of the kernel's stream client in the Nagle step.
 const KNAGLE_WRITES: usize = 200;
 
@@ -503,16 +509,19 @@ fn kernel_outer_line(rx: &std::sync::mpsc::Receiver<String>, want: &str, secs: u
 }
 
 #[test]
+#[ignore = "needs the kernel peer VM"]
 fn kernel_connections_over_udp_both_directions_and_node_loss() {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     use tipc_integration::kernel_peer::{
-        kernel_tests_enabled, Bearer, KernelPeer, PeerNetns, UpOptions,
+        require_kernel_peer, Bearer, KernelPeer, PeerNetns, UpOptions,
     };
-    if !kernel_tests_enabled() {
-        eprintln!("skipped: set TIPC_KERNEL_TESTS=1 to run kernel interop tests");
+    if let Ok(vm) = std::env::var(KCONN_VM) {
+        // The re-run inside the namespace: our node's half.
+        actix_rt::System::new().block_on(kernel_inner_connections(&vm));
         return;
     }
+    require_kernel_peer();
     let _guard = PeerNetns::new(KCONN_NS);
     let mut k = KernelPeer::up(
         "k",
@@ -536,13 +545,8 @@ fn kernel_connections_over_udp_both_directions_and_node_loss() {
     let mut child = Command::new("ip")
         .args(["netns", "exec", KCONN_NS])
         .arg(&exe)
-        .args([
-            "kernel_inner_connections",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env("KCONN_VM", format!("{vm_ip}:6118"))
+        .args([KCONN_TEST, "--exact", "--include-ignored", "--nocapture"])
+        .env(KCONN_VM, format!("{vm_ip}:6118"))
         .stdout(Stdio::piped())
         .spawn()
         .expect("inner test");
@@ -648,19 +652,13 @@ async fn echoed(c: &Connection, chunks: Vec<Bytes>) -> Vec<u8> {
     got
 }
 
-#[actix_rt::test]
-#[ignore = "run by kernel_connections_over_udp_both_directions_and_node_loss inside its namespace"]
-async fn kernel_inner_connections() {
+/// Our node's half of [`kernel_connections_over_udp_both_directions_and_node_loss`], run inside
+/// the VM's namespace (the test re-runs itself there); `vm` is the VM's UDP bearer address.
+async fn kernel_inner_connections(vm: &str) {
     use tipc_actors::TransportConfig;
     use tipc_transport::media::{UdpConfig, UdpMedia, UdpRemote};
     use tipc_transport::NodeId;
-    let Ok(vm) = std::env::var("KCONN_VM") else {
-        eprintln!(
-            "skipped: runs only inside kernel_connections_over_udp_both_directions_and_node_loss"
-        );
-        return;
-    };
-    let vm: std::net::SocketAddr = vm.parse().unwrap();
+    let vm: std::net::SocketAddr = vm.parse().expect("KCONN_VM is the VM's IP:PORT");
     let udp = UdpMedia::bind(UdpConfig {
         local: "10.99.0.1:6118".parse().unwrap(),
         remote: UdpRemote::Replicast(vec![vm]),

@@ -5,13 +5,16 @@
 //! acknowledged goes over the other link in FAILOVER messages, the node never goes down and
 //! the connection never breaks; the first link comes back once its failover has ended, so the
 //! second cut fails over the link that carries the stream.
+//!
+//! Ignored by default (`#[ignore = "needs root, network namespaces and nft"]`); scripts/test
+//! runs it with `--include-ignored` as root, and without root or nft it fails saying so.
 
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tipc_integration::ctl_proc::CtlProc;
-use tipc_integration::netns::{DropHook, DropMatch, NetNs, RandomDrop};
+use tipc_integration::netns::{require_netns, require_nft, DropHook, DropMatch, NetNs, RandomDrop};
 use tipc_integration::node_proc::NodeProc;
 use tipc_integration::pattern::{block, fnv, FNV0};
 
@@ -70,7 +73,10 @@ fn wait_lines(node: &mut NodeProc, prefix: &str, n: usize, timeout: Duration) ->
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and nft"]
 fn stream_survives_each_of_two_links_failing_in_turn() {
+    require_netns();
+    require_nft();
     let a = NetNs::create_unique("tfoa").expect("netns a");
     let b = NetNs::create_unique("tfob").expect("netns b");
     for i in 0..2 {

@@ -4,7 +4,8 @@
 //! (TIPC_GAP_ACK_BLOCK on both sides): our link did not resend packets the kernel's STATEs
 //! reported held, and the kernel took our STATEs, records included (the link stayed up).
 //!
-//! Runs when TIPC_KERNEL_TESTS=1 (scripts/test and CI set it); needs root and the harness.
+//! Ignored by default (`#[ignore = "needs the kernel peer VM"]`); scripts/test runs it with
+//! `--include-ignored` as root, and it fails if the harness cannot boot the VM.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -19,10 +20,9 @@ const NS: &str = "tpc-loss";
 const TOTAL: usize = 512 * 1024;
 
 #[test]
+#[ignore = "needs the kernel peer VM"]
 fn stream_with_the_kernel_at_10_percent_loss_each_way_arrives_intact_with_gap_acks() {
-    let Some((_guard, k)) = scenario_vm(NS, Bearer::Udp, None) else {
-        return;
-    };
+    let (_guard, k) = scenario_vm(NS, Bearer::Udp, None);
     let (rc, out) = k
         .exec("tipc-helper stream-server 6001:1 >/tmp/stream.log 2>&1 &")
         .unwrap();

@@ -61,7 +61,9 @@ async fn dgram_socket_and_listener_dropped_in_a_panicking_task_are_withdrawn_on_
     let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
     let task: actix_rt::task::JoinHandle<()> = actix_rt::spawn(async move {
         let mut s = a.dgram_socket();
-        s.bind(dgram, Scope::Cluster).await.expect("bind datagram socket");
+        s.bind(dgram, Scope::Cluster)
+            .await
+            .expect("bind datagram socket");
         let l = a.conn_listener(ConnKind::Stream);
         l.bind(listen, Scope::Cluster).await.expect("bind listener");
         let _ = ready_tx.send(());

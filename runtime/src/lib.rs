@@ -1,13 +1,16 @@
 //! # tipc-runtime
 //!
-//! What users touch: the [`Node`] built from a [`NodeConfig`] (command-line flags or TOML), the
-//! control socket ([`control`]) between the node daemon `tipc-node` and the management tool
-//! `tipcctl`.
+//! What users touch: the [`Node`] built from a [`NodeConfig`] (command-line flags or TOML), and
+//! the management plane ([`ctl`]): the control socket between the node daemon `tipc-node` and
+//! the management tool `tipcctl` (its protocol, the node's server, the client, and the text
+//! views and output lines scripts rely on).
+//!
+//! Modules, each importing only those above it: [`config`]; [`node`]; [`ctl`] (inside it:
+//! `proto`, `fmt`, `views`, `client`, `dgram`, `conn`, `server`). The binaries (`src/bin/`)
+//! use the library like any application.
 
 pub mod config;
-pub mod conn;
-pub mod control;
-pub mod dgram;
+pub mod ctl;
 pub mod node;
 
 pub use config::NodeConfig;

@@ -1,6 +1,10 @@
 //! UDP multicast and Ethernet media inside network namespaces this test creates (needs root
 //! or CAP_SYS_ADMIN + CAP_NET_RAW). Namespaces are named `tmt-<pid>-<tag>` and deleted by an
 //! RAII guard, also when a test fails.
+//!
+//! The namespace tests are marked `#[ignore = "needs root and network namespaces"]` (a plain
+//! `cargo test` lists them as ignored); scripts/test runs them with `--include-ignored` as root.
+//! Run without root they fail at once saying so.
 
 use bytes::Bytes;
 use std::fs::File;
@@ -27,8 +31,26 @@ fn ip(args: &[&str]) {
 /// A network namespace deleted on drop.
 struct Netns(String);
 
+/// Fails the test unless it runs as root (effective uid from /proc).
+fn require_root() {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false);
+    assert!(
+        root,
+        "this test needs root and network namespaces: run it as root, as scripts/test does \
+         (a plain `cargo test` leaves it ignored)"
+    );
+}
+
 impl Netns {
     fn new(tag: &str) -> Netns {
+        require_root();
         let name = format!("tmt-{}-{tag}", std::process::id());
         // A leftover from a crashed earlier run with the same pid: remove it first.
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
@@ -82,6 +104,7 @@ fn tx(dest: Dest, data: &'static [u8]) -> TxFrame {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root and network namespaces"]
 async fn udp_multicast_nodes_hear_each_others_broadcast() {
     let ns = Netns::new("mc");
     ip(&["-n", &ns.0, "link", "set", "lo", "multicast", "on"]);
@@ -115,6 +138,7 @@ async fn udp_multicast_nodes_hear_each_others_broadcast() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root and network namespaces"]
 async fn udp_multicast_ipv6_nodes_hear_each_others_broadcast() {
     let ns = Netns::new("m6");
     // lo has no IPv6 multicast route; a veth device gets ff00::/8 like a real NIC.
@@ -155,6 +179,7 @@ async fn udp_multicast_ipv6_nodes_hear_each_others_broadcast() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root and network namespaces"]
 async fn eth_veth_pair_exchanges_unicast_and_broadcast() {
     let na = Netns::new("ea");
     let nb = Netns::new("eb");

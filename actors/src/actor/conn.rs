@@ -16,8 +16,8 @@
 //! `node_lost_contact`).
 
 use crate::addr::SocketAddr;
-use crate::name_table::Publication;
 use crate::ctx::{now, NodeCtx, Port};
+use crate::name_table::Publication;
 use crate::route::route_out;
 use crate::send::{enqueue_deferred, enqueue_to_peer, post};
 use crate::socket::conn::{ConnCore, ConnError, ConnState, Output, Verdict};

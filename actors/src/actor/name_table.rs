@@ -13,12 +13,12 @@
 //! unhandled (the per-peer counter `PeerFlow::at_names`); only otherwise does it deliver the
 //! batch itself.
 
-use crate::name_table::{BindingError, Publication, TableEvent};
 use crate::ctx::{now, Delivered, NodeCtx};
 use crate::msg::{
     FromPeer, Inbound, NamesHandle, PeerState, Publish, SendMcast, ShowTable, Subscribe, Withdraw,
 };
 use crate::name_distr::{NameService, NameServiceStats};
+use crate::name_table::{BindingError, Publication, TableEvent};
 use crate::route::{node_lost, Deliveries};
 use crate::send::enqueue_to_peer;
 use crate::socket::{replicast_copy, DgramError};

@@ -11,9 +11,9 @@ use crate::actor::conn::{
     Stop,
 };
 use crate::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
-use crate::name_table::Publication;
 use crate::ctx::{now, NodeCtx};
 use crate::flow::wait_uncongested;
+use crate::name_table::Publication;
 use crate::send::post_barrier;
 use crate::socket::conn::{ConnCore, Read, SynDest};
 pub use crate::socket::conn::{ConnError, ConnState, ConnStats};

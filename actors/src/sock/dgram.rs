@@ -12,9 +12,9 @@
 //! panicking task) withdraws its bindings and returns its queued messages at once.
 
 use crate::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
-use crate::name_table::Publication;
 use crate::ctx::{NodeCtx, Port};
 use crate::msg::SendMcast;
+use crate::name_table::Publication;
 use crate::route::Deliveries;
 use crate::send::post;
 use crate::socket::rcv::resolve_anycast;

@@ -25,8 +25,8 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 use tipc_actors::addr::{Scope, ServiceRange, SocketAddr};
-use tipc_actors::name_table::{BindingError, BindingTable, Publication};
 use tipc_actors::name_distr::{NameDistrStats, NameDistributor, NameService};
+use tipc_actors::name_table::{BindingError, BindingTable, Publication};
 use tipc_actors::socket::conn::{ConnCore, ConnError, MAX_PKT_DEFAULT};
 use tipc_actors::socket::rcv::{
     self, conn_accept, conn_rcv, conn_resolve, Nodes, RcvEnv, RcvStats, Verdict,

@@ -6,7 +6,7 @@
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tipc_runtime::{control, Node, NodeConfig, NodeEvent};
+use tipc_runtime::{ctl, Node, NodeConfig, NodeEvent};
 
 /// Run a userspace TIPC node that interoperates with Linux kernel TIPC nodes.
 #[derive(Parser, Debug)]
@@ -84,7 +84,7 @@ async fn run(cfg: NodeConfig) -> u8 {
         }
     };
     if let Some(p) = &cfg.control {
-        if let Err(e) = control::serve(node.clone(), p) {
+        if let Err(e) = ctl::serve(node.clone(), p) {
             eprintln!(
                 "tipc-node: cannot serve control socket {}: {e}",
                 p.display()
@@ -96,7 +96,7 @@ async fn run(cfg: NodeConfig) -> u8 {
         "node {} {:08x} started, bearers: {}",
         node.id(),
         node.addr(),
-        node.bearer_list().trim_end().replace('\n', " ")
+        ctl::views::bearer_list(&node).trim_end().replace('\n', " ")
     ));
     let mut events = node.events();
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

@@ -3,8 +3,8 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tipc_runtime::control::{self, Request};
-use tipc_runtime::dgram::{parse_binding, parse_socket, DgramDest};
+use tipc_runtime::ctl::fmt::{parse_binding, parse_socket};
+use tipc_runtime::ctl::{self, ConnTarget, DgramDest, Kind, Linger, Request};
 
 /// Inspect a userspace TIPC node through its control socket.
 #[derive(Parser, Debug)]
@@ -268,7 +268,6 @@ fn stderr_line(l: &str) {
 
 /// `connect`: the control socket becomes a pipe.
 fn conn_command(node: &std::path::Path, cmd: Cmd) -> ExitCode {
-    use tipc_runtime::conn::{ConnTarget, Kind};
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(c) => return c,
@@ -303,13 +302,11 @@ fn conn_command(node: &std::path::Path, cmd: Cmd) -> ExitCode {
                 Kind::Stream
             };
             let r = rt.block_on(async {
-                let mut input = tokio::io::BufReader::with_capacity(
-                    tipc_runtime::conn::MAX_DATA_FRAME,
-                    tokio::io::stdin(),
-                );
+                let mut input =
+                    tokio::io::BufReader::with_capacity(ctl::MAX_DATA_FRAME, tokio::io::stdin());
                 let first = if implicit {
                     Some(
-                        control::read_chunk(&mut input, seqpacket)
+                        ctl::read_chunk(&mut input, seqpacket)
                             .await?
                             .unwrap_or_default(),
                     )
@@ -320,13 +317,13 @@ fn conn_command(node: &std::path::Path, cmd: Cmd) -> ExitCode {
                     target,
                     kind,
                     first,
-                    linger: tipc_runtime::conn::Linger {
+                    linger: Linger {
                         expect,
                         idle_ms: linger,
                     },
                     nodelay,
                 };
-                control::pipe(
+                ctl::pipe(
                     node,
                     &req,
                     Some((input, seqpacket)),
@@ -343,7 +340,7 @@ fn conn_command(node: &std::path::Path, cmd: Cmd) -> ExitCode {
     }
 }
 
-fn listen_conn(node: &std::path::Path, kind: tipc_runtime::conn::Kind, l: ConnListen) -> ExitCode {
+fn listen_conn(node: &std::path::Path, kind: Kind, l: ConnListen) -> ExitCode {
     let ConnListen {
         bindings,
         echo,
@@ -363,7 +360,7 @@ fn listen_conn(node: &std::path::Path, kind: tipc_runtime::conn::Kind, l: ConnLi
         echo,
         count,
     };
-    verdict(rt.block_on(control::pipe(
+    verdict(rt.block_on(ctl::pipe(
         node,
         &req,
         None::<(tokio::io::BufReader<tokio::io::Stdin>, bool)>,
@@ -377,10 +374,10 @@ fn main() -> ExitCode {
     let req = match args.cmd {
         Cmd::Listen {
             kind: ListenKind::Stream(l),
-        } => return listen_conn(&args.node, tipc_runtime::conn::Kind::Stream, l),
+        } => return listen_conn(&args.node, Kind::Stream, l),
         Cmd::Listen {
             kind: ListenKind::Seqpacket(l),
-        } => return listen_conn(&args.node, tipc_runtime::conn::Kind::Seqpacket, l),
+        } => return listen_conn(&args.node, Kind::Seqpacket, l),
         cmd @ Cmd::Connect { .. } => return conn_command(&args.node, cmd),
         Cmd::Node { cmd: NodeCmd::List } => Request::NodeList,
         Cmd::Node { cmd: NodeCmd::Stat } => Request::NodeStat,
@@ -480,5 +477,5 @@ fn main() -> ExitCode {
         let _ = out.write_all(l.as_bytes());
         let _ = out.flush();
     };
-    verdict(rt.block_on(control::request(&args.node, &req, print)))
+    verdict(rt.block_on(ctl::request(&args.node, &req, print)))
 }

@@ -23,7 +23,7 @@
 //! * `timer`: the connect timeout, the OVERLOAD retry of the SYN and probing (§9.4, §9.7).
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tipc_transport::wire::ErrorCode;
@@ -35,10 +35,7 @@ use crate::addr::{ServiceAddr, SocketAddr};
 mod connect;
 mod rx;
 mod timer;
-use timer::{Timer, Timers};
 mod tx;
-
-use tx::Nagle;
 
 /// Flow-control block size in bytes (`FLOWCTL_BLK_SZ`).
 pub const FLOWCTL_BLK_SZ: usize = 1024;
@@ -412,5 +409,85 @@ impl ConnCore {
     #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
+    }
+}
+
+/// Nagle state of a stream socket (`struct tipc_sock`: `maxnagle`, `oneway`, `nagle_start`,
+/// `expect_ack`, `msg_acc`, `pkt_cnt`, `snd_backlog`, `sk_write_queue`).
+#[derive(Debug)]
+pub(crate) struct Nagle {
+    /// SOCK_STREAM (Nagle is for streams only).
+    pub(super) stream: bool,
+    /// `TIPC_NODELAY`.
+    pub(super) nodelay: bool,
+    /// The largest message toward the peer (`max_pkt`: the link's mss).
+    pub(super) max_pkt: usize,
+    /// Nagle buffer size, 0 = off (`maxnagle`).
+    pub(super) max: usize,
+    /// Writes since the last message from the peer (`oneway`).
+    pub(super) oneway: u32,
+    /// Writes before Nagle starts (`nagle_start`).
+    pub(super) start: u32,
+    /// A message with `ack_required` is out and its nagle ack not back yet.
+    pub(super) expect_ack: bool,
+    /// Writes appended since the last evaluation (`msg_acc`).
+    pub(super) msg_acc: u32,
+    /// Messages they went out in (`pkt_cnt`).
+    pub(super) pkt_cnt: u32,
+    /// Blocks held in `txq`, not yet counted into `snt_unacked` (`snd_backlog`).
+    pub(super) backlog: u32,
+    /// Messages held (`sk_write_queue`): the last one may still grow.
+    pub(super) txq: VecDeque<BytesMut>,
+}
+
+impl Nagle {
+    fn new() -> Nagle {
+        Nagle {
+            stream: false,
+            nodelay: false,
+            max_pkt: MAX_PKT_DEFAULT,
+            max: 0,
+            oneway: 0,
+            start: NAGLE_START_INIT,
+            expect_ack: false,
+            msg_acc: 0,
+            pkt_cnt: 0,
+            backlog: 0,
+            txq: VecDeque::new(),
+        }
+    }
+}
+
+/// The timers of a connection socket, each with one deadline (or none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Timer {
+    /// The TCP-style connect gives up (`TIPC_CONN_TIMEOUT`).
+    Connect,
+    /// The SYN goes again after an OVERLOAD rejection.
+    SynRetry,
+    /// The next connection probe (or the abort of an unanswered one).
+    Probe,
+}
+
+/// One deadline per [`Timer`]; the core's timeout is their minimum.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Timers([Option<Instant>; 3]);
+
+impl Timers {
+    fn earliest(&self) -> Option<Instant> {
+        self.0.iter().flatten().min().copied()
+    }
+}
+
+impl std::ops::Index<Timer> for Timers {
+    type Output = Option<Instant>;
+    fn index(&self, t: Timer) -> &Option<Instant> {
+        &self.0[t as usize]
+    }
+}
+
+impl std::ops::IndexMut<Timer> for Timers {
+    fn index_mut(&mut self, t: Timer) -> &mut Option<Instant> {
+        &mut self.0[t as usize]
     }
 }

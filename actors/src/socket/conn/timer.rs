@@ -8,41 +8,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 use tipc_transport::wire::ConnMgrType;
 
-use super::{ConnCore, ConnError, ConnState, Output, CONN_PROBING_INTV};
-
-/// The timers of a connection socket, each with one deadline (or none).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Timer {
-    /// The TCP-style connect gives up (`TIPC_CONN_TIMEOUT`).
-    Connect,
-    /// The SYN goes again after an OVERLOAD rejection.
-    SynRetry,
-    /// The next connection probe (or the abort of an unanswered one).
-    Probe,
-}
-
-/// One deadline per [`Timer`]; the core's timeout is their minimum.
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Timers([Option<Instant>; 3]);
-
-impl Timers {
-    fn earliest(&self) -> Option<Instant> {
-        self.0.iter().flatten().min().copied()
-    }
-}
-
-impl std::ops::Index<Timer> for Timers {
-    type Output = Option<Instant>;
-    fn index(&self, t: Timer) -> &Option<Instant> {
-        &self.0[t as usize]
-    }
-}
-
-impl std::ops::IndexMut<Timer> for Timers {
-    fn index_mut(&mut self, t: Timer) -> &mut Option<Instant> {
-        &mut self.0[t as usize]
-    }
-}
+use super::{ConnCore, ConnError, ConnState, Output, Timer, CONN_PROBING_INTV};
 
 impl ConnCore {
     /// When [`ConnCore::handle_timeout`] wants to run next: the earliest of the connect

@@ -13,55 +13,9 @@ use tipc_transport::wire::{
 };
 
 use super::{
-    ConnCore, ConnError, ConnState, Output, FLOWCTL_BLK_SZ, MAX_PKT_DEFAULT, NAGLE_LOCAL,
-    NAGLE_MAX_BACKLOG, NAGLE_START_INIT, NAGLE_START_MAX, TX_POOL_MIN,
+    ConnCore, ConnError, ConnState, Output, FLOWCTL_BLK_SZ, NAGLE_LOCAL, NAGLE_MAX_BACKLOG,
+    NAGLE_START_INIT, NAGLE_START_MAX, TX_POOL_MIN,
 };
-
-/// Nagle state of a stream socket (`struct tipc_sock`: `maxnagle`, `oneway`, `nagle_start`,
-/// `expect_ack`, `msg_acc`, `pkt_cnt`, `snd_backlog`, `sk_write_queue`).
-#[derive(Debug)]
-pub(super) struct Nagle {
-    /// SOCK_STREAM (Nagle is for streams only).
-    pub(super) stream: bool,
-    /// `TIPC_NODELAY`.
-    pub(super) nodelay: bool,
-    /// The largest message toward the peer (`max_pkt`: the link's mss).
-    pub(super) max_pkt: usize,
-    /// Nagle buffer size, 0 = off (`maxnagle`).
-    pub(super) max: usize,
-    /// Writes since the last message from the peer (`oneway`).
-    pub(super) oneway: u32,
-    /// Writes before Nagle starts (`nagle_start`).
-    pub(super) start: u32,
-    /// A message with `ack_required` is out and its nagle ack not back yet.
-    pub(super) expect_ack: bool,
-    /// Writes appended since the last evaluation (`msg_acc`).
-    pub(super) msg_acc: u32,
-    /// Messages they went out in (`pkt_cnt`).
-    pub(super) pkt_cnt: u32,
-    /// Blocks held in `txq`, not yet counted into `snt_unacked` (`snd_backlog`).
-    pub(super) backlog: u32,
-    /// Messages held (`sk_write_queue`): the last one may still grow.
-    pub(super) txq: VecDeque<BytesMut>,
-}
-
-impl Nagle {
-    pub(super) fn new() -> Nagle {
-        Nagle {
-            stream: false,
-            nodelay: false,
-            max_pkt: MAX_PKT_DEFAULT,
-            max: 0,
-            oneway: 0,
-            start: NAGLE_START_INIT,
-            expect_ack: false,
-            msg_acc: 0,
-            pkt_cnt: 0,
-            backlog: 0,
-            txq: VecDeque::new(),
-        }
-    }
-}
 
 /// Flow-control blocks of a message of `len` bytes (`msg_blocks`, `tsk_blocks`).
 fn blocks(len: usize) -> u32 {

@@ -1,43 +1,11 @@
-//! The datagram commands of `tipcctl` (`listen rdm`, `send rdm`, `subscribe`, `socket list`),
-//! run inside the node and streamed back over the control socket as text lines.
-//!
-//! Output lines (stable; scripts and tests depend on them):
-//!
-//! * `READY sock:0xNODE:PORT` once a listener is bound;
-//! * `RECV from=sock:0xNODE:PORT len=N data=TEXT` per message received (TEXT is the payload as
-//!   UTF-8 with `\n`, `\r`, `\t`, `\\` and non-printable bytes escaped);
-//! * `SENT count=N` after a sender sent its messages;
-//! * `REPLY from=sock:0xNODE:PORT len=N data=TEXT` per reply a sender received;
-//! * `RETURNED err=NAME orig_dst=sock:0xNODE:PORT len=N` per message returned to a sender
-//!   (NAME: `no_name`, `no_port`, `no_node`, `overload`, `conn_shutdown`);
-//! * `PUBLISHED|WITHDRAWN type=T lower=L upper=U sock=sock:0xNODE:PORT`, `TIMEOUT type=T lower=L
-//!   upper=U` per subscription event.
+//! The words of `tipcctl`'s commands and of the node's output lines: parsing `TYPE:INST`,
+//! `TYPE:LOWER:UPPER` and `NODE:PORT`; formatting socket addresses (`sock:0xNODE:PORT`), error
+//! and close-reason names, and payloads as text.
 
-use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
-use tipc_actors::addr::{ServiceAddr, ServiceRange, SocketAddr};
+use tipc_actors::addr::{ServiceRange, SocketAddr};
+use tipc_actors::sock::conn::ConnError;
 use tipc_transport::wire::ErrorCode;
-
-/// Where `send rdm` sends.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-pub enum DgramDest {
-    /// `--service T:I` (anycast).
-    Service(u32, u32),
-    /// `--range T:L:U` (multicast).
-    Range(u32, u32, u32),
-    /// `--socket NODE:PORT` (unicast).
-    Socket(u32, u32),
-}
-
-impl DgramDest {
-    /// As a service address, if it is one.
-    pub fn service(&self) -> Option<ServiceAddr> {
-        match *self {
-            DgramDest::Service(type_, instance) => Some(ServiceAddr { type_, instance }),
-            _ => None,
-        }
-    }
-}
 
 /// Parse `TYPE:INST` or `TYPE:LOWER:UPPER` into a range (an instance is the range `[I, I]`).
 pub fn parse_binding(s: &str) -> Result<ServiceRange, String> {
@@ -94,6 +62,27 @@ pub fn err_name(e: ErrorCode) -> &'static str {
         ErrorCode::Overload => "overload",
         ErrorCode::ConnShutdown => "conn_shutdown",
     }
+}
+
+/// A connection error as a short stable word for `CLOSED reason=` (`NoNode` -> `no_node`).
+pub fn reason(e: &ConnError) -> String {
+    let s = format!("{e:?}");
+    let word: String = s
+        .chars()
+        .take_while(|c| c.is_alphanumeric())
+        .collect::<String>();
+    let mut out = String::new();
+    for (i, c) in word.chars().enumerate() {
+        if c.is_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Payload as text: UTF-8 with control characters, backslash and invalid bytes escaped.
@@ -153,6 +142,24 @@ mod tests {
         assert_eq!(parse_socket("sock:0x61000000:7").unwrap(), (0x6100_0000, 7));
         assert!(parse_socket("x:7").is_err());
         assert!(parse_socket("61000000").is_err());
+    }
+
+    #[test]
+    fn reason_is_the_snake_case_variant_name() {
+        assert_eq!(reason(&ConnError::NoNode), "no_node");
+        assert_eq!(reason(&ConnError::PeerShutdown), "peer_shutdown");
+        assert_eq!(reason(&ConnError::Refused(ErrorCode::NoPort)), "refused");
+    }
+
+    #[test]
+    fn sock_str_and_err_name_are_the_kernel_helper_words() {
+        let a = SocketAddr {
+            node: 0x6100_0000,
+            port: 7,
+        };
+        assert_eq!(sock_str(a), "sock:0x61000000:7");
+        assert_eq!(parse_socket(&sock_str(a)).unwrap(), (a.node, a.port));
+        assert_eq!(err_name(ErrorCode::NoName), "no_name");
     }
 
     #[test]

@@ -17,98 +17,20 @@
 //! * `CLOSED conn=N reason=eof|ERROR sent=BYTES received=BYTES` when a connection ends (`eof`: the
 //!   peer shut down; otherwise why it broke, e.g. `no_node`, `reset`).
 
-use crate::control::{read_frame, write_frame, Input, Reply};
-use crate::dgram::sock_str;
+use super::fmt::{reason, sock_str};
+use super::proto::{client_gone, read_frame, write_frame, ConnTarget, Input, Kind, Linger, Reply};
 use crate::node::Node;
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use std::io;
-use tipc_actors::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
-use tipc_actors::sock::conn::{ConnDest, ConnError, ConnKind, Connection};
+use tipc_actors::addr::{Scope, ServiceRange};
+use tipc_actors::sock::conn::{ConnError, Connection};
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
-
-/// Largest data frame on the control socket (a seqpacket message is at most 66000 bytes).
-pub const MAX_DATA_FRAME: usize = 65536;
-
-/// The kind of a connection, as `tipcctl` names it.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-pub enum Kind {
-    /// `--stream` / `listen stream`: SOCK_STREAM.
-    Stream,
-    /// `--seqpacket` / `listen seqpacket`: SOCK_SEQPACKET.
-    Seqpacket,
-}
-
-impl Kind {
-    fn conn(self) -> ConnKind {
-        match self {
-            Kind::Stream => ConnKind::Stream,
-            Kind::Seqpacket => ConnKind::Seqpacket,
-        }
-    }
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Stream => "stream",
-            Kind::Seqpacket => "seqpacket",
-        }
-    }
-}
-
-/// Where `connect` goes.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-pub enum ConnTarget {
-    /// `--service T:I`.
-    Service(u32, u32),
-    /// `--socket NODE:PORT`.
-    Socket(u32, u32),
-}
-
-impl ConnTarget {
-    fn dest(self) -> ConnDest {
-        match self {
-            ConnTarget::Service(type_, instance) => {
-                ConnDest::Service(ServiceAddr { type_, instance })
-            }
-            ConnTarget::Socket(node, port) => ConnDest::Socket(SocketAddr { node, port }),
-        }
-    }
-}
-
-/// A connection error as a short stable word for `CLOSED reason=`.
-pub fn reason(e: &ConnError) -> String {
-    let s = format!("{e:?}");
-    let word: String = s
-        .chars()
-        .take_while(|c| c.is_alphanumeric())
-        .collect::<String>();
-    let mut out = String::new();
-    for (i, c) in word.chars().enumerate() {
-        if c.is_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.extend(c.to_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// When `tipcctl connect` ends the connection after its input ended.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Linger {
-    /// Shut down once this many bytes have been received in all (`--expect`).
-    pub expect: Option<u64>,
-    /// Shut down after this many ms without data from the peer (`--linger`); `Some(0)`: at once.
-    pub idle_ms: Option<u64>,
-}
 
 /// `tipcctl connect`: set up the connection, then pipe. At end of input the connection stays
 /// open for what the peer still sends (TIPC has no half-close: `shutdown()` ends both ways)
 /// until the peer ends it or `linger` says to stop.
-pub(crate) async fn connect(
+pub(super) async fn connect(
     node: Node,
     s: UnixStream,
     target: ConnTarget,
@@ -201,7 +123,7 @@ pub(crate) async fn connect(
 }
 
 /// `tipcctl listen stream|seqpacket`: accept connections; echo or forward their data.
-pub(crate) async fn listen(
+pub(super) async fn listen(
     node: Node,
     s: UnixStream,
     kind: Kind,
@@ -280,12 +202,6 @@ pub(crate) async fn listen(
     }
     listener.close().await;
     write_frame(&mut wr, &Reply::Done(result)).await
-}
-
-async fn client_gone(rd: &mut tokio::net::unix::OwnedReadHalf) {
-    use tokio::io::AsyncReadExt;
-    let mut b = [0u8; 1];
-    let _ = rd.read(&mut b).await;
 }
 
 /// One accepted connection: echo (`--echo`) or forward to tipcctl's stdout; on the peer's

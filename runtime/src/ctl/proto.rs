@@ -1,0 +1,263 @@
+//! The control socket's frames: length-prefixed (u32, big-endian) rmp-serde values. The client
+//! sends one [`Request`]; the node answers with any number of [`Reply::Line`] and
+//! [`Reply::Data`] frames and one [`Reply::Done`]. After a [`Request::Connect`] the client also
+//! sends [`Input`] frames.
+
+use serde::{Deserialize, Serialize};
+use std::io;
+use tipc_actors::addr::{ServiceAddr, SocketAddr};
+use tipc_actors::sock::conn::{ConnDest, ConnKind};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Largest frame accepted on the control socket.
+pub const MAX_FRAME: usize = 1 << 20;
+
+/// Largest data frame on the control socket (a seqpacket message is at most 66000 bytes).
+pub const MAX_DATA_FRAME: usize = 65536;
+
+/// A management request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Request {
+    /// `node list`.
+    NodeList,
+    /// `link list`.
+    LinkList,
+    /// `link stat show [LINK]`.
+    LinkStat(Option<String>),
+    /// `bearer list`.
+    BearerList,
+    /// `nametable show`.
+    NameTable,
+    /// `socket list`.
+    SocketList,
+    /// `listen rdm BINDING... [--echo] [--count N]`.
+    ListenRdm {
+        /// Ranges to bind (cluster scope).
+        bindings: Vec<(u32, u32, u32)>,
+        /// Send every message back to its sender.
+        echo: bool,
+        /// Stop after this many messages.
+        count: Option<u64>,
+    },
+    /// `send rdm DEST [--count N] [--size BYTES] [--returnable] [--wait-replies N] [DATA]`.
+    SendRdm {
+        /// Destination.
+        dest: DgramDest,
+        /// Messages to send.
+        count: u64,
+        /// Pad or cut the data to this size.
+        size: Option<usize>,
+        /// Ask for rejected messages back.
+        returnable: bool,
+        /// Replies (or returned messages) to wait for.
+        wait_replies: u64,
+        /// How long to wait for them, in ms.
+        timeout_ms: u64,
+        /// The data.
+        data: Vec<u8>,
+    },
+    /// `subscribe T:L:U [--service]`.
+    Subscribe {
+        /// The range.
+        range: (u32, u32, u32),
+        /// One event per range object instead of per binding.
+        service: bool,
+    },
+    /// `connect (--service T:I | --socket NODE:PORT) [--stream|--seqpacket] [--implicit]
+    /// [--nodelay]`: then [`Input`] frames from the client (see [`super::conn`]).
+    Connect {
+        /// Destination.
+        target: ConnTarget,
+        /// Stream or seqpacket.
+        kind: Kind,
+        /// `--implicit`: the first message ("0-RTT"), which sets the connection up.
+        first: Option<bytes::Bytes>,
+        /// When to end the connection after the input ended.
+        linger: Linger,
+        /// `--nodelay` (`TIPC_NODELAY`): no Nagle on a stream's writes.
+        nodelay: bool,
+    },
+    /// `listen stream|seqpacket BINDING... [--echo] [--count N]`.
+    ListenConn {
+        /// Stream or seqpacket.
+        kind: Kind,
+        /// Ranges to bind (cluster scope).
+        bindings: Vec<(u32, u32, u32)>,
+        /// Send everything back on the connection it came from.
+        echo: bool,
+        /// Stop after this many connections have ended.
+        count: Option<u64>,
+    },
+    /// `node stat`: each peer node's counters (failover, synch, restarts).
+    NodeStat,
+}
+
+/// A frame from the client after a [`Request::Connect`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Input {
+    /// Bytes to send (one message on a seqpacket connection).
+    Data(bytes::Bytes),
+    /// End of input (the connection then ends as [`Linger`] says).
+    End,
+}
+
+/// A reply frame.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Reply {
+    /// Output text (one or more lines).
+    Line(String),
+    /// Bytes received on a connection (written raw to stdout).
+    Data(bytes::Bytes),
+    /// End of the reply; `Err` carries a message for stderr.
+    Done(Result<(), String>),
+}
+
+/// Where `send rdm` sends.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum DgramDest {
+    /// `--service T:I` (anycast).
+    Service(u32, u32),
+    /// `--range T:L:U` (multicast).
+    Range(u32, u32, u32),
+    /// `--socket NODE:PORT` (unicast).
+    Socket(u32, u32),
+}
+
+impl DgramDest {
+    /// As a service address, if it is one.
+    pub fn service(&self) -> Option<ServiceAddr> {
+        match *self {
+            DgramDest::Service(type_, instance) => Some(ServiceAddr { type_, instance }),
+            _ => None,
+        }
+    }
+}
+
+/// The kind of a connection, as `tipcctl` names it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Kind {
+    /// `--stream` / `listen stream`: SOCK_STREAM.
+    Stream,
+    /// `--seqpacket` / `listen seqpacket`: SOCK_SEQPACKET.
+    Seqpacket,
+}
+
+impl Kind {
+    /// The transport's connection kind.
+    pub fn conn(self) -> ConnKind {
+        match self {
+            Kind::Stream => ConnKind::Stream,
+            Kind::Seqpacket => ConnKind::Seqpacket,
+        }
+    }
+
+    /// The word in output lines (`kind=stream`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Stream => "stream",
+            Kind::Seqpacket => "seqpacket",
+        }
+    }
+}
+
+/// Where `connect` goes.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum ConnTarget {
+    /// `--service T:I`.
+    Service(u32, u32),
+    /// `--socket NODE:PORT`.
+    Socket(u32, u32),
+}
+
+impl ConnTarget {
+    /// The transport's connection destination.
+    pub fn dest(self) -> ConnDest {
+        match self {
+            ConnTarget::Service(type_, instance) => {
+                ConnDest::Service(ServiceAddr { type_, instance })
+            }
+            ConnTarget::Socket(node, port) => ConnDest::Socket(SocketAddr { node, port }),
+        }
+    }
+}
+
+/// When `tipcctl connect` ends the connection after its input ended.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Linger {
+    /// Shut down once this many bytes have been received in all (`--expect`).
+    pub expect: Option<u64>,
+    /// Shut down after this many ms without data from the peer (`--linger`); `Some(0)`: at once.
+    pub idle_ms: Option<u64>,
+}
+
+/// Write one frame.
+pub async fn write_frame<T: Serialize, W: AsyncWriteExt + Unpin>(
+    w: &mut W,
+    v: &T,
+) -> io::Result<()> {
+    let b = rmp_serde::to_vec(v).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    w.write_all(&(b.len() as u32).to_be_bytes()).await?;
+    w.write_all(&b).await
+}
+
+/// Read one frame; `Ok(None)` at end of stream.
+pub async fn read_frame<T: for<'de> Deserialize<'de>, R: AsyncReadExt + Unpin>(
+    r: &mut R,
+) -> io::Result<Option<T>> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let n = u32::from_be_bytes(len) as usize;
+    if n > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "control frame too large",
+        ));
+    }
+    let mut b = vec![0u8; n];
+    r.read_exact(&mut b).await?;
+    rmp_serde::from_slice(&b)
+        .map(Some)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Resolves when the client closes its end of the control connection (or sends anything: a
+/// streaming command's client sends nothing after its request).
+pub(crate) async fn client_gone(rd: &mut tokio::net::unix::OwnedReadHalf) {
+    let mut b = [0u8; 1];
+    let _ = rd.read(&mut b).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn frames_round_trip_and_end_of_stream_is_none() {
+        let mut buf = Vec::new();
+        let req = Request::LinkStat(Some("a:udp0-b:udp0".into()));
+        write_frame(&mut buf, &req).await.unwrap();
+        write_frame(&mut buf, &Reply::Done(Err("no".into())))
+            .await
+            .unwrap();
+        let mut r = &buf[..];
+        assert_eq!(read_frame::<Request, _>(&mut r).await.unwrap(), Some(req));
+        assert_eq!(
+            read_frame::<Reply, _>(&mut r).await.unwrap(),
+            Some(Reply::Done(Err("no".into())))
+        );
+        assert_eq!(read_frame::<Reply, _>(&mut r).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn oversized_frame_is_refused() {
+        let len = (MAX_FRAME as u32 + 1).to_be_bytes();
+        let mut r = &len[..];
+        let e = read_frame::<Reply, _>(&mut r).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    }
+}

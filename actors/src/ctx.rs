@@ -4,6 +4,7 @@
 //! actors reach each other: one [`PeerHandle`] per peer node, the name table's
 //! [`NamesHandle`], and each bearer's send path and command recipients.
 
+use crate::addr::ServiceRange;
 use crate::flow::{link_mss, PeerFlow};
 use crate::msg::{BearerCmd, BearerStatsQuery, NamesHandle, PeerHandle, Publish, Withdraw};
 use crate::name_table::{BindingTable, Publication};
@@ -288,15 +289,11 @@ impl NodeCtx {
         }
     }
 
-    /// Withdraw a binding of a local socket; the publication, if there was one. `None` too
-    /// when the node is stopping.
-    pub async fn withdraw(&self, p: &Publication) -> Option<Publication> {
+    /// Withdraw a binding of a local socket (exact range, port and key); the publication,
+    /// if there was one. `None` too when the node is stopping.
+    pub async fn withdraw(&self, range: ServiceRange, port: u32, key: u32) -> Option<Publication> {
         let names = self.names()?;
-        let w = Withdraw {
-            range: p.range,
-            port: p.port,
-            key: p.key,
-        };
+        let w = Withdraw { range, port, key };
         names.withdraw.send(w).await.ok().flatten()
     }
 

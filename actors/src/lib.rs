@@ -17,6 +17,11 @@
 //! Every protocol decision is a function of a core; the actors and the simulation of
 //! `tipc-integration` call the same functions. Actors must run inside an actix `System` (or
 //! a tokio `LocalSet`).
+//!
+//! Communication groups take the same shape: a sans-IO core `socket/group/` (kernel
+//! `group.c`) beside `socket/conn/`, reached through the multicast path of [`socket::rcv`];
+//! a driver `actor/group.rs`; a member handle `sock/group.rs`; `TransportNode::join` in the
+//! facade.
 
 pub mod actor;
 pub mod addr;

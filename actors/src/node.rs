@@ -312,14 +312,7 @@ impl TransportNode {
 
     /// Withdraw a binding of a local socket.
     pub async fn withdraw(&self, range: ServiceRange, port: u32, key: u32) -> Option<Publication> {
-        let p = Publication {
-            range,
-            scope: crate::addr::Scope::Cluster,
-            node: self.ctx.own_addr,
-            port,
-            key,
-        };
-        self.ctx.withdraw(&p).await
+        self.ctx.withdraw(range, port, key).await
     }
 
     /// Subscribe to a service range: events arrive on the returned channel (initial matches

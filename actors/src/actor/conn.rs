@@ -15,13 +15,13 @@
 //! the connections to that node end at once with [`ConnError::NoNode`] (the local abort of
 //! `node_lost_contact`).
 
-use crate::addr::SocketAddr;
+use crate::addr::{ServiceAddr, SocketAddr};
 use crate::ctx::{now, NodeCtx, Port};
 use crate::name_table::Publication;
 use crate::route::route_out;
 use crate::send::{enqueue_deferred, enqueue_to_peer, post};
 use crate::socket::conn::{ConnCore, ConnError, ConnState, Output, Verdict};
-use crate::socket::rcv::{conn_accept, conn_rcv, conn_resolve};
+use crate::socket::rcv::{conn_accept, conn_rcv, conn_resolve, resolve_anycast};
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
@@ -76,7 +76,7 @@ pub(crate) fn push_out(ctx: &NodeCtx, inner: &Inner) -> bool {
             let next = {
                 let mut c = inner.lock();
                 c.poll_output()
-                    .map(|o| conn_resolve(&mut c, o, &mut ctx.table()))
+                    .map(|o| conn_resolve(&mut c, o, |n, m| resolve(ctx, n, m)))
             };
             let Some(r) = next else { break };
             // A named SYN retry (after OVERLOAD) whose binding is gone is not sent: the
@@ -95,7 +95,7 @@ pub(crate) fn push_out(ctx: &NodeCtx, inner: &Inner) -> bool {
 /// Send the outputs of a core taken out by the caller ([`drain`]), without waiting.
 pub(crate) fn flush_now(ctx: &NodeCtx, core: &Inner, outs: Vec<Output>) {
     for o in outs {
-        let r = conn_resolve(&mut core.lock(), o, &mut ctx.table());
+        let r = conn_resolve(&mut core.lock(), o, |n, m| resolve(ctx, n, m));
         if let Ok((n, msg)) = r {
             send_now(ctx, n, msg);
         }
@@ -106,7 +106,7 @@ pub(crate) fn flush_now(ctx: &NodeCtx, core: &Inner, outs: Vec<Output>) {
 /// whatever the caller queues until it yields).
 pub(crate) fn flush_deferred(ctx: &NodeCtx, core: &Inner, outs: Vec<Output>) {
     for o in outs {
-        let r = conn_resolve(&mut core.lock(), o, &mut ctx.table());
+        let r = conn_resolve(&mut core.lock(), o, |n, m| resolve(ctx, n, m));
         match r {
             Ok((n, msg)) if !ctx.is_own(n) => {
                 enqueue_deferred(ctx, n, msg);
@@ -117,6 +117,11 @@ pub(crate) fn flush_deferred(ctx: &NodeCtx, core: &Inner, outs: Vec<Output>) {
             Err(_) => {}
         }
     }
+}
+
+/// A named SYN's anycast lookup in the node's binding table.
+pub(crate) fn resolve(ctx: &NodeCtx, name: ServiceAddr, msg: &mut [u8]) -> Option<NodeAddr> {
+    resolve_anycast(&mut ctx.table(), name, msg)
 }
 
 /// Send a message: to a local socket through the dispatch, or into the peer's ordered send

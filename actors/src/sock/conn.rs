@@ -7,8 +7,8 @@
 //! pending requests rejected, a connection sends its FIN.
 
 use crate::actor::conn::{
-    drain, flush_now, push_out, release, send_wait, wait_for, AcceptNext, ConnActor, Inner, Rearm,
-    Stop,
+    drain, flush_now, push_out, release, resolve, send_wait, wait_for, AcceptNext, ConnActor,
+    Inner, Rearm, Stop,
 };
 use crate::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
 use crate::ctx::{now, NodeCtx};
@@ -256,7 +256,7 @@ impl Connection {
         };
         conn.actor.do_send(Rearm);
         for o in outs {
-            let r = conn_resolve(&mut conn.inner.lock(), o, &mut ctx.table());
+            let r = conn_resolve(&mut conn.inner.lock(), o, |n, m| resolve(ctx, n, m));
             let res = match r {
                 Ok((n, msg)) => {
                     if send_wait(ctx, n, msg).await {

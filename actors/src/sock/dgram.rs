@@ -219,7 +219,7 @@ impl DgramSocket {
             return false;
         };
         let p = self.bound.remove(i);
-        self.ctx.withdraw(&p).await.is_some()
+        self.ctx.withdraw(p.range, p.port, p.key).await.is_some()
     }
 
     /// Send to a socket address (DIRECT_MSG).
@@ -319,7 +319,7 @@ impl DgramSocket {
     /// if their sender asked).
     pub async fn close(mut self) {
         for p in std::mem::take(&mut self.bound) {
-            let _ = self.ctx.withdraw(&p).await;
+            let _ = self.ctx.withdraw(p.range, p.port, p.key).await;
         }
         self.shut();
     }

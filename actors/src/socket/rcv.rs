@@ -321,18 +321,20 @@ pub fn conn_accept(
 }
 
 /// Where an output of a connection core goes: `(node, message)`. A named SYN
-/// ([`Output::Lookup`]) is resolved in the binding table ([`resolve_anycast`]) and the core
-/// told where it went (a 0-RTT connect then fails with the loss of that node); if nothing is
-/// bound, the connect fails with [`ConnError::NoDestination`] and `Err` is returned. If the
-/// message then cannot be sent, tell the core with [`ConnCore::connect_failed`]`(NoNode)`.
+/// ([`Output::Lookup`]) is resolved by `resolve` (the binding table's anycast lookup,
+/// [`resolve_anycast`]; called only for a named SYN, so the data path takes no table lock)
+/// and the core told where it went (a 0-RTT connect then fails with the loss of that node);
+/// if nothing is bound, the connect fails with [`ConnError::NoDestination`] and `Err` is
+/// returned. If the message then cannot be sent, tell the core with
+/// [`ConnCore::connect_failed`]`(NoNode)`.
 pub fn conn_resolve(
     core: &mut ConnCore,
     o: Output,
-    table: &mut BindingTable,
+    resolve: impl FnOnce(ServiceAddr, &mut [u8]) -> Option<NodeAddr>,
 ) -> Result<(NodeAddr, BytesMut), ConnError> {
     match o {
         Output::ToNode(n, msg) => Ok((n, msg)),
-        Output::Lookup(name, mut msg) => match resolve_anycast(table, name, &mut msg) {
+        Output::Lookup(name, mut msg) => match resolve(name, &mut msg) {
             Some(n) => {
                 core.syn_sent_to(n);
                 Ok((n, msg))

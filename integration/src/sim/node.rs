@@ -29,7 +29,7 @@ use tipc_actors::name_distr::{NameDistrStats, NameDistributor, NameService};
 use tipc_actors::name_table::{BindingError, BindingTable, Publication};
 use tipc_actors::socket::conn::{ConnCore, ConnError, MAX_PKT_DEFAULT};
 use tipc_actors::socket::rcv::{
-    self, conn_accept, conn_rcv, conn_resolve, Nodes, RcvEnv, RcvStats, Verdict,
+    self, conn_accept, conn_rcv, conn_resolve, resolve_anycast, Nodes, RcvEnv, RcvStats, Verdict,
 };
 use tipc_transport::discovery::{Discoverer, DiscoveryConfig};
 use tipc_transport::media::Dest;
@@ -416,7 +416,8 @@ impl SimNode {
             let Some(o) = core.poll_output() else {
                 return;
             };
-            match conn_resolve(core, o, &mut self.table) {
+            let table = &mut self.table;
+            match conn_resolve(core, o, |n, m| resolve_anycast(table, n, m)) {
                 Ok((to, msg)) => {
                     let blocks = Self::data_blocks(&msg);
                     if self.conn_post(now, to, msg, port) {

@@ -140,7 +140,7 @@ pub(crate) struct NodeCtx {
     pub signature: u16,
     rng: Mutex<rand_chacha::ChaCha8Rng>,
     /// The actor of each known peer node.
-    pub peers: DashMap<NodeAddr, PeerHandle>,
+    pub peers: DashMap<NodeAddr, Arc<PeerHandle>>,
     spawn_peer: SpawnPeer,
     pub bearers: RwLock<Vec<Option<BearerSlot>>>,
     pub events: broadcast::Sender<NodeEvent>,
@@ -244,10 +244,10 @@ impl NodeCtx {
     }
 
     /// The actor of the peer node `n` discovered, started if there is none yet.
-    pub fn peer_or_spawn(self: &Arc<Self>, n: &Neighbor) -> PeerHandle {
+    pub fn peer_or_spawn(self: &Arc<Self>, n: &Neighbor) -> Arc<PeerHandle> {
         self.peers
             .entry(n.addr)
-            .or_insert_with(|| (self.spawn_peer)(self, n))
+            .or_insert_with(|| Arc::new((self.spawn_peer)(self, n)))
             .value()
             .clone()
     }

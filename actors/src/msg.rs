@@ -81,8 +81,8 @@ pub struct PeerSnapshot {
     pub stats: tipc_transport::peer::PeerStats,
 }
 
-/// How the node reaches one peer's actor.
-#[derive(Clone)]
+/// How the node reaches one peer's actor (kept behind an `Arc`: a recipient is a boxed
+/// sender, costly to clone on a per-message path).
 pub(crate) struct PeerHandle {
     pub discovered: Recipient<Discovered>,
     pub packets: Recipient<Packets>,

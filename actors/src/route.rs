@@ -15,7 +15,24 @@ use tipc_transport::NodeAddr;
 /// messages for one socket costs one registry lookup.
 struct Env<'a> {
     ctx: &'a NodeCtx,
-    last_port: Option<u32>,
+    last: std::cell::RefCell<Option<(u32, Arc<dyn Port>)>>,
+}
+
+impl Env<'_> {
+    /// The socket at `port`, from the one remembered or from the registry.
+    fn port(&self, port: u32) -> Option<Arc<dyn Port>> {
+        let mut last = self.last.borrow_mut();
+        if let Some((p, a)) = last.as_ref() {
+            if *p == port {
+                return Some(a.clone());
+            }
+        }
+        let found = self.ctx.ports.get(&port).map(|a| a.value().clone());
+        if let Some(a) = &found {
+            *last = Some((port, a.clone()));
+        }
+        found
+    }
 }
 
 impl RcvEnv for Env<'_> {
@@ -24,7 +41,7 @@ impl RcvEnv for Env<'_> {
     }
 
     fn has_port(&self, port: u32) -> bool {
-        self.last_port == Some(port) || self.ctx.ports.contains_key(&port)
+        self.port(port).is_some()
     }
 
     fn with_table<R>(&mut self, f: impl FnOnce(&mut crate::name_table::BindingTable) -> R) -> R {
@@ -46,7 +63,7 @@ impl<'a> Deliveries<'a> {
         Deliveries {
             env: Env {
                 ctx,
-                last_port: None,
+                last: std::cell::RefCell::new(None),
             },
             to: None,
             msgs: Vec::new(),
@@ -92,15 +109,10 @@ impl<'a> Deliveries<'a> {
     fn push(&mut self, port: u32, msg: Bytes) -> Result<(), Bytes> {
         if !matches!(&self.to, Some((p, _)) if *p == port) {
             self.flush();
-            let found = self.env.ctx.ports.get(&port).map(|a| a.value().clone());
-            match found {
-                Some(a) => {
-                    self.to = Some((port, a));
-                    self.env.last_port = Some(port);
-                }
+            match self.env.port(port) {
+                Some(a) => self.to = Some((port, a)),
                 None => {
                     self.to = None;
-                    self.env.last_port = None;
                     return Err(msg);
                 }
             }

@@ -135,7 +135,7 @@ impl<M: Media> BearerActor<M> {
         }
     }
 
-    fn peer_for(&self, addr: NodeAddr) -> Option<PeerHandle> {
+    fn peer_for(&self, addr: NodeAddr) -> Option<Arc<PeerHandle>> {
         self.ctx.peers.get(&addr).map(|e| e.value().clone())
     }
 }

@@ -544,3 +544,27 @@ fn link_gap_ack_blocks_release_islands_and_resend_only_the_holes() {
         s.stats
     );
 }
+
+#[test]
+fn peer_forgets_a_node_lost_for_the_cleanup_time_and_not_before() {
+    use tipc_transport::peer::NODE_CLEANUP_AFTER;
+    let mut net = Net::new(5, NO_FAULTS, 1500);
+    assert!(net.run_until(Duration::from_secs(1), |n| n.up[0] && n.up[1]));
+    net.partitioned = true;
+    assert!(net.run_until(Duration::from_secs(5), |n| !n.up[0] && !n.up[1]));
+    let lost = net.peers[0].lost_at().expect("lost_at set at node down");
+    let forgets = |n: &Net| {
+        n.events[0]
+            .iter()
+            .filter(|e| matches!(e, PeerEvent::Forget))
+            .count()
+    };
+    // The links keep trying (RESETs) all along; the node is forgotten only at the deadline.
+    let before = lost + NODE_CLEANUP_AFTER - Duration::from_millis(1);
+    assert!(!net.run_until(before - net.now, |n| forgets(n) > 0));
+    assert!(net.run_until(Duration::from_secs(1), |n| forgets(n) > 0));
+    assert!(net.now >= lost + NODE_CLEANUP_AFTER);
+    // Once.
+    net.run_until(Duration::from_secs(10), |_| false);
+    assert_eq!(forgets(&net), 1);
+}

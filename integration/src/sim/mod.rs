@@ -22,9 +22,10 @@
 //!
 //! 1. **Exactly once, in order**, per (src, dst): a delivered message was sent, is intact (header
 //!    and payload name the right nodes), and its number is larger than every number delivered
-//!    before on that flow. A number may be skipped only if the sender's link reported it
-//!    [`PeerEvent::Purged`], or if the sender crashed after sending it. (One link per pair is
-//!    used at a time, so this is also the per-link-session order.)
+//!    before on that flow. A number may be skipped only if its message came back to the
+//!    sender's traffic socket (the link dropped it when it went down: [`PeerEvent::Returned`],
+//!    routed by the dispatch), or if the sender crashed after sending it. (One link per pair
+//!    is used at a time, so this is also the per-link-session order.)
 //! 2. **Bounded queues**: for every link, transmit + backlog + deferred ≤ [`Sim::queue_bound`]
 //!    (`2 × max_win + 3 × min_win + 16`: the window, the LOW backlog limit `2 × min_win` with its
 //!    50 % oversubscription, a peer's window of deferred packets, and slack for protocol
@@ -1039,13 +1040,14 @@ impl Sim {
     }
 
     /// A message for node `node`'s harness socket, delivered by (or returned from) `peer`:
-    /// traffic and references to invariants 1 and 6, returned ones as purged.
+    /// traffic and references to invariants 1 and 6; returned ones mark their number as
+    /// given back.
     fn on_sink(&mut self, node: usize, peer: usize, m: &Bytes) {
         let Ok(h) = Header::new_checked(&m[..]) else {
             return;
         };
         if h.errcode() != 0 {
-            self.on_purged(node, peer, m);
+            self.on_returned(node, peer, m);
         } else if h.user() == tipc_transport::wire::user::MEDIUM
             && self.cfg.names
             && self.cfg.check_delivery

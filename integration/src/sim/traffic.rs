@@ -7,7 +7,7 @@ use super::{RefState, Sim, DIRECT_MSG, RECORD_LEN, TRAFFIC_PORT_BASE};
 use bytes::BytesMut;
 use std::collections::BTreeSet;
 use tipc_transport::link::{SendError, SendStatus};
-use tipc_transport::wire::{user, Header, BASIC_H_SIZE, SHORT_H_SIZE};
+use tipc_transport::wire::{user, Header, BASIC_H_SIZE};
 use tipc_transport::NodeAddr;
 
 /// One traffic flow (src -> dst) and what the invariants know about it.
@@ -181,32 +181,12 @@ impl Sim {
         f.delivered += 1;
     }
 
-    pub(super) fn on_purged(&mut self, node: usize, peer: usize, m: &[u8]) {
-        let mut seqs = Vec::new();
-        let mut refs = Vec::new();
-        if let Ok(h) = Header::new_checked(m) {
-            if h.user() == user::MSG_BUNDLER {
-                let size = h.size();
-                let mut pos = h.header_len();
-                while pos + SHORT_H_SIZE <= size {
-                    let Ok(inner) = Header::new_checked(&m[pos..size]) else {
-                        break;
-                    };
-                    let isz = inner.size();
-                    if let Some(r) = Self::parse_record(&m[pos..pos + isz]) {
-                        seqs.push(r);
-                    }
-                    if let Some(r) = Self::parse_ref(&m[pos..pos + isz]) {
-                        refs.push(r);
-                    }
-                    pos += (isz + 3) & !3;
-                }
-            } else if let Some(r) = Self::parse_record(m) {
-                seqs.push(r);
-            } else if let Some(r) = Self::parse_ref(m) {
-                refs.push(r);
-            }
-        }
+    /// One of node `node`'s messages came back from its link to `peer` (the link dropped it
+    /// when it went down, [`tipc_transport::peer::PeerEvent::Returned`]): its number may be
+    /// missing at the destination (or still be delivered once).
+    pub(super) fn on_returned(&mut self, node: usize, peer: usize, m: &[u8]) {
+        let seqs: Vec<_> = Self::parse_record(m).into_iter().collect();
+        let refs: Vec<_> = Self::parse_ref(m).into_iter().collect();
         for (src, dst, id, _) in refs {
             if src != node || dst != peer {
                 self.violation(&format!(

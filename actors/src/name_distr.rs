@@ -29,7 +29,7 @@ use crate::name_table::{BindingError, BindingTable, Publication};
 use bytes::BytesMut;
 use std::collections::{HashMap, VecDeque};
 use tipc_transport::wire::{
-    field, DistrItem, Header, NameDistrRepr, NameDistrType, Seqno, INT_H_SIZE, ITEM_SIZE,
+    DistrItem, Header, NameDistrRepr, NameDistrType, Seqno, INT_H_SIZE, ITEM_SIZE,
 };
 use tipc_transport::NodeAddr;
 
@@ -102,7 +102,7 @@ pub struct NameDistributor {
 /// Set w7 (destnode) of a message built by this module.
 pub fn stamp_destnode(msg: &mut [u8], peer: NodeAddr) {
     if msg.len() >= INT_H_SIZE {
-        Header::new_unchecked(msg).set(field::DESTNODE, peer);
+        Header::new_unchecked(msg).set_destnode(peer);
     }
 }
 

@@ -12,7 +12,7 @@ use tipc_actors::socket::{
     build_direct, build_mcast, build_named, lookup_dest, reject_or_reroute, reverse, truesize,
     Offer, RecvQueue, Returned, SendOpts, SocketError, MAX_FORWARD_SIZE, RCVBUF_MAX, RCVBUF_MIN,
 };
-use tipc_transport::wire::{field, DataRepr, DataType, ErrorCode, Header, MAX_USER_MSG_SIZE};
+use tipc_transport::wire::{DataRepr, DataType, ErrorCode, Header, MAX_USER_MSG_SIZE};
 
 const ME: u32 = 0x0100_0001;
 const PEER: u32 = 0x0100_0002;
@@ -138,8 +138,8 @@ fn build_dgram_sets_src_droppable_and_importance() {
     };
     let m = build_direct(me(1), peer(2), &opts, b"x").expect("build");
     let h = hdr(&m);
-    assert!(h.flag(field::BIT18));
-    assert!(h.flag(field::DEST_DROPPABLE));
+    assert!(h.src_droppable());
+    assert!(h.dest_droppable());
     assert_eq!(h.user(), 2);
     assert_eq!((h.prevnode(), h.orignode(), h.origport()), (ME, ME, 1));
 }
@@ -157,8 +157,8 @@ fn build_named_deferred_has_port_zero_and_node_scope() {
     let m = build_named(me(1), name, dest, Scope::Node, &SendOpts::RDM, b"x").expect("build");
     let h = hdr(&m);
     assert_eq!((h.destnode(), h.destport()), (PEER, 0));
-    assert_eq!(h.get(field::LOOKUP_SCOPE), 3);
-    assert_eq!((h.get(field::NAMETYPE), h.get(field::NAMEINST)), (100, 3));
+    assert_eq!(h.lookup_scope(), 3);
+    assert_eq!((h.nametype(), h.nameinst()), (100, 3));
 }
 
 // ---------------------------------------------------------------- receive queue
@@ -260,7 +260,7 @@ fn recv_queue_drops_malformed_and_non_data() {
     );
     // A CONN_MANAGER (user 8) message: 40-byte header.
     let mut cm = raw(DataType::Direct, 40, false, false, b"");
-    Header::new_unchecked(&mut cm[..]).set(field::USER, 8);
+    Header::new_unchecked(&mut cm[..]).set_user(8);
     assert_eq!(q.offer(Bytes::from(cm), ME), Offer::Dropped);
     // A NAMED_MSG with a 32-byte header has no name.
     let short_named = raw(DataType::Named, 32, false, false, b"x");
@@ -401,7 +401,7 @@ fn truesize_rounds_up_and_is_monotonic() {
 #[test]
 fn reverse_widens_short_header_and_swaps_addresses() {
     let mut m = raw(DataType::Conn, 24, false, false, b"abc");
-    Header::new_unchecked(&mut m[..]).set_flag(field::NON_SEQ, true);
+    Header::new_unchecked(&mut m[..]).set_non_seq(true);
     let r = reverse(&m, ErrorCode::ConnShutdown, ME).expect("returned");
     let h = hdr(&r);
     assert_eq!(h.header_len(), 32);
@@ -435,14 +435,14 @@ fn reverse_refuses_droppable_errored_and_malformed() {
     let d = raw(DataType::Direct, 32, true, false, b"x");
     assert_eq!(reverse(&d, ErrorCode::NoPort, ME), None);
     let mut e = raw(DataType::Direct, 32, false, false, b"x");
-    Header::new_unchecked(&mut e[..]).set(field::ERRCODE, 4);
+    Header::new_unchecked(&mut e[..]).set_errcode(4);
     assert_eq!(reverse(&e, ErrorCode::NoPort, ME), None);
     assert_eq!(reverse(&[0u8; 10], ErrorCode::NoPort, ME), None);
 }
 
 // ---------------------------------------------------------------- secondary lookup
 
-fn named_to_port0(reroute: u32, scope: Scope) -> Vec<u8> {
+fn named_to_port0(reroute: u8, scope: Scope) -> Vec<u8> {
     let name = ServiceAddr {
         type_: 1000,
         instance: 4,
@@ -454,7 +454,7 @@ fn named_to_port0(reroute: u32, scope: Scope) -> Vec<u8> {
     let mut m = build_named(peer(7), name, me(0), scope, &opts, b"q")
         .expect("build")
         .to_vec();
-    Header::new_unchecked(&mut m[..]).set(field::REROUTE_CNT, reroute);
+    Header::new_unchecked(&mut m[..]).set_reroute_cnt(reroute);
     m
 }
 
@@ -482,7 +482,7 @@ fn lookup_dest_forwards_off_node_and_sets_prevnode() {
         ))
     );
     let h = hdr(&m);
-    assert_eq!(h.get(field::REROUTE_CNT), 1);
+    assert_eq!(h.reroute_cnt(), 1);
     assert_eq!((h.destnode(), h.destport()), (THIRD, 55));
     assert_eq!(h.prevnode(), ME);
     assert_eq!(h.orignode(), PEER);
@@ -522,7 +522,7 @@ fn lookup_dest_gives_no_port_for_direct_and_errored_messages() {
         Err(ErrorCode::NoPort)
     );
     let mut e = named_to_port0(0, Scope::Cluster);
-    Header::new_unchecked(&mut e[..]).set(field::ERRCODE, 1);
+    Header::new_unchecked(&mut e[..]).set_errcode(1);
     assert_eq!(
         lookup_dest(&mut e, ME, |_, _| Some(me(5))),
         Err(ErrorCode::NoPort)

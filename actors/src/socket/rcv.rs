@@ -22,7 +22,7 @@ use crate::addr::{ServiceAddr, ServiceRange, SocketAddr};
 use crate::name_table::{AnycastResult, BindingTable};
 use bytes::{Bytes, BytesMut};
 use std::time::Instant;
-use tipc_transport::wire::{field, user, DataType, ErrorCode, Header, InputQueue};
+use tipc_transport::wire::{user, DataType, ErrorCode, Header, InputQueue};
 use tipc_transport::NodeAddr;
 
 /// What the dispatch needs to know about the node it runs on.
@@ -172,9 +172,9 @@ pub fn sk_mcast_rcv(env: &mut impl RcvEnv, msg: Bytes, out: &mut impl FnMut(Verd
     match DataType::from_u8(h.mtype()) {
         Ok(DataType::Mcast) => {
             let range = ServiceRange {
-                type_: h.get(field::NAMETYPE),
-                lower: h.get(field::NAMEINST),
-                upper: h.get(field::NAMEUPPER),
+                type_: h.nametype(),
+                lower: h.nameinst(),
+                upper: h.nameupper(),
             };
             let from_local = h.orignode() == env.own();
             let ports = env.with_table(|t| t.lookup_mcast_local_ports(range, from_local));
@@ -261,8 +261,8 @@ pub fn resolve_anycast(
         AnycastResult::NotFound => return None,
     };
     let mut h = Header::new_unchecked(msg);
-    h.set(field::DESTNODE, dest.node);
-    h.set(field::DESTPORT, dest.port);
+    h.set_destnode(dest.node);
+    h.set_destport(dest.port);
     Some(dest.node)
 }
 

@@ -108,9 +108,9 @@ pub fn stamp_destnode(msg: &mut [u8], peer: NodeAddr) {
 
 fn item_of(p: &Publication) -> DistrItem {
     DistrItem {
-        type_: p.range.type_,
-        lower: p.range.lower,
-        upper: p.range.upper,
+        type_: p.range.type_(),
+        lower: p.range.lower(),
+        upper: p.range.upper(),
         port: p.port,
         key: p.key,
     }
@@ -259,14 +259,9 @@ impl NameDistributor {
         while let Some(m) = Self::dequeue(rx, &mut self.stats) {
             self.stats.applied += 1;
             for it in &m.items {
-                if it.lower > it.upper {
+                let Ok(range) = ServiceRange::new(it.type_, it.lower, it.upper) else {
                     self.stats.bad_items += 1;
                     continue;
-                }
-                let range = ServiceRange {
-                    type_: it.type_,
-                    lower: it.lower,
-                    upper: it.upper,
                 };
                 out.push(match m.mtype {
                     NameDistrType::Publication => Update::Publish(Publication {

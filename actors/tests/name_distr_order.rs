@@ -22,11 +22,7 @@ fn item(i: u32) -> DistrItem {
 }
 
 fn update(mtype: NameDistrType, it: DistrItem) -> Update {
-    let range = ServiceRange {
-        type_: it.type_,
-        lower: it.lower,
-        upper: it.upper,
-    };
+    let range = ServiceRange::new(it.type_, it.lower, it.upper).unwrap();
     match mtype {
         NameDistrType::Publication => Update::Publish(Publication {
             range,

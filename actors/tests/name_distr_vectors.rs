@@ -37,11 +37,7 @@ fn words(b: &[u8]) -> Vec<u32> {
 }
 
 fn r(type_: u32, lower: u32, upper: u32) -> ServiceRange {
-    ServiceRange {
-        type_,
-        lower,
-        upper,
-    }
+    ServiceRange::new(type_, lower, upper).unwrap()
 }
 
 fn publ(node: u32, range: ServiceRange, port: u32, key: u32) -> Publication {
@@ -303,7 +299,7 @@ fn bulk_splits_by_mss_and_marks_only_the_last() {
         items[1..],
         own[..5]
             .iter()
-            .map(|p| item(100, p.range.lower, p.range.lower, 7, p.key))
+            .map(|p| item(100, p.range.lower(), p.range.lower(), 7, p.key))
             .collect::<Vec<_>>()[..]
     );
 }

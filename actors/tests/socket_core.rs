@@ -8,6 +8,8 @@ use std::cell::Cell;
 
 use bytes::Bytes;
 use tipc_actors::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
+use tipc_actors::name_table::{BindingTable, Publication};
+use tipc_actors::socket::rcv::{sk_mcast_rcv, DropCause, RcvEnv, Verdict};
 use tipc_actors::socket::{
     build_direct, build_mcast, build_named, lookup_dest, reject_or_reroute, reverse, truesize,
     Offer, RecvQueue, Returned, SendOpts, SocketError, MAX_FORWARD_SIZE, RCVBUF_MAX, RCVBUF_MIN,
@@ -97,11 +99,7 @@ fn build_rejects_payload_over_66000() {
         build_named(me(1), name, peer(2), Scope::Cluster, &SendOpts::RDM, &data),
         Err(err)
     );
-    let range = ServiceRange {
-        type_: 100,
-        lower: 1,
-        upper: 2,
-    };
+    let range = ServiceRange::new(100, 1, 2).unwrap();
     assert_eq!(build_mcast(me(1), range, &SendOpts::RDM, &data), Err(err));
 }
 
@@ -119,13 +117,11 @@ fn build_rejects_importance_over_critical() {
 
 #[test]
 fn build_mcast_rejects_inverted_range() {
-    let range = ServiceRange {
-        type_: 100,
-        lower: 5,
-        upper: 4,
-    };
+    // A ServiceRange cannot hold lower > upper: the error arises where the range is built.
     assert_eq!(
-        build_mcast(me(1), range, &SendOpts::RDM, b"x"),
+        ServiceRange::new(100, 5, 4)
+            .map_err(SocketError::from)
+            .and_then(|range| build_mcast(me(1), range, &SendOpts::RDM, b"x")),
         Err(SocketError::BadRange)
     );
 }
@@ -188,23 +184,12 @@ fn recv_queue_reports_destname_for_named_and_mcast() {
         instance: 5,
     };
     let n = build_named(peer(7), name, me(9), Scope::Cluster, &SendOpts::RDM, b"n");
-    let range = ServiceRange {
-        type_: 1000,
-        lower: 10,
-        upper: 19,
-    };
+    let range = ServiceRange::new(1000, 10, 19).unwrap();
     let mc = build_mcast(peer(7), range, &SendOpts::RDM, b"m");
     assert_eq!(q.offer(n.expect("named").freeze(), ME), Offer::Accepted);
     assert_eq!(q.offer(mc.expect("mcast").freeze(), ME), Offer::Accepted);
     let a = q.recv().expect("named");
-    assert_eq!(
-        a.dest,
-        Some(ServiceRange {
-            type_: 1000,
-            lower: 5,
-            upper: 5
-        })
-    );
+    assert_eq!(a.dest, Some(ServiceRange::single(1000, 5)));
     let b = q.recv().expect("mcast");
     assert_eq!(b.dest, Some(range));
     assert_eq!(&b.data[..], b"m");
@@ -268,6 +253,80 @@ fn recv_queue_drops_malformed_and_non_data() {
     assert_eq!(q.stats().dropped_malformed, 2);
     assert_eq!(q.stats().dropped_not_data, 1);
     assert!(q.is_empty());
+}
+
+/// A MCAST_MSG from PEER naming `{1000, lower, upper}` as the wire says, inverted or not.
+fn mcast_naming(lower: u32, upper: u32) -> Vec<u8> {
+    let mut m = build_mcast(
+        peer(7),
+        ServiceRange::new(1000, 0, 0).unwrap(),
+        &SendOpts::RDM,
+        b"m",
+    )
+    .unwrap()
+    .to_vec();
+    let mut h = Header::new_unchecked(&mut m[..]);
+    h.set_nameinst(lower);
+    h.set_nameupper(upper);
+    m
+}
+
+#[test]
+fn recv_queue_drops_mcast_with_inverted_range_as_malformed() {
+    let mut q = RecvQueue::new();
+    assert_eq!(
+        q.offer(Bytes::from(mcast_naming(50, 10)), ME),
+        Offer::Dropped
+    );
+    assert_eq!(q.stats().dropped_malformed, 1);
+    assert!(q.is_empty());
+    assert_eq!(
+        q.offer(Bytes::from(mcast_naming(10, 50)), ME),
+        Offer::Accepted
+    );
+    assert_eq!(
+        q.recv().and_then(|r| r.dest),
+        Some(ServiceRange::new(1000, 10, 50).unwrap())
+    );
+}
+
+struct OneTable(BindingTable);
+
+impl RcvEnv for OneTable {
+    fn own(&self) -> u32 {
+        ME
+    }
+    fn has_port(&self, port: u32) -> bool {
+        port == 5
+    }
+    fn with_table<R>(&mut self, f: impl FnOnce(&mut BindingTable) -> R) -> R {
+        f(&mut self.0)
+    }
+}
+
+#[test]
+fn mcast_dispatch_drops_inverted_range_as_malformed() {
+    let mut env = OneTable(BindingTable::new(ME));
+    let publ = Publication {
+        range: ServiceRange::new(1000, 0, 100).unwrap(),
+        scope: Scope::Cluster,
+        node: ME,
+        port: 5,
+        key: 6,
+    };
+    env.0.publish(publ).unwrap();
+    let verdicts = |env: &mut OneTable, m: Vec<u8>| {
+        let mut v = Vec::new();
+        sk_mcast_rcv(env, Bytes::from(m), &mut |x| v.push(x));
+        v
+    };
+    let v = verdicts(&mut env, mcast_naming(50, 10));
+    assert!(
+        matches!(v[..], [Verdict::Drop(DropCause::Malformed)]),
+        "{v:?}"
+    );
+    let v = verdicts(&mut env, mcast_naming(10, 50));
+    assert!(matches!(v[..], [Verdict::Port(5, _)]), "{v:?}");
 }
 
 #[test]

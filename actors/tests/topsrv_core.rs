@@ -12,11 +12,7 @@ const C1: ClientId = ClientId(1);
 const C2: ClientId = ClientId(2);
 
 fn r(type_: u32, lower: u32, upper: u32) -> ServiceRange {
-    ServiceRange {
-        type_,
-        lower,
-        upper,
-    }
+    ServiceRange::new(type_, lower, upper).unwrap()
 }
 
 fn p(type_: u32, lower: u32, upper: u32, node: u32, port: u32, first: bool) -> PubInfo {
@@ -347,8 +343,11 @@ fn topology_subscribe_rejects_ports_and_service_together() {
 fn topology_subscribe_rejects_lower_above_upper() {
     let now = Instant::now();
     let mut t = Topology::new();
+    // A ServiceRange cannot hold lower > upper: the error arises where the range is built.
     assert_eq!(
-        t.subscribe(now, Subscription::ports(r(7, 10, 9)), C1, none()),
+        ServiceRange::new(7, 10, 9)
+            .map_err(SubError::from)
+            .and_then(|rg| t.subscribe(now, Subscription::ports(rg), C1, none())),
         Err(SubError::InvalidRange)
     );
     assert!(t.is_empty());

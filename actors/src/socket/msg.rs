@@ -147,21 +147,19 @@ pub fn build_named(
 /// The copy sent to each node by replicast comes from [`replicast_copy`]; the broadcast link sends
 /// this message as it is (it stamps `non_seq` and the network id itself).
 ///
-/// Errors: payload over 66000 bytes, importance over 3, `lower > upper`.
+/// Errors: payload over 66000 bytes, importance over 3. (`lower > upper` cannot reach here: it
+/// is [`SocketError::BadRange`] where the [`ServiceRange`] is built.)
 pub fn build_mcast(
     own: SocketAddr,
     range: ServiceRange,
     opts: &SendOpts,
     data: &[u8],
 ) -> Result<BytesMut, SocketError> {
-    if range.lower > range.upper {
-        return Err(SocketError::BadRange);
-    }
     let mut r = template(own, DataType::Mcast, MCAST_H_SIZE, opts, data)?;
     r.lookup_scope = Scope::Cluster as u8;
-    r.name_type = range.type_;
-    r.name_instance = range.lower;
-    r.name_upper = range.upper;
+    r.name_type = range.type_();
+    r.name_instance = range.lower();
+    r.name_upper = range.upper();
     Ok(emit(&r))
 }
 

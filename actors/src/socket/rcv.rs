@@ -60,7 +60,7 @@ pub enum Verdict {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DropCause {
-    /// The header failed validation.
+    /// The header failed validation, or a MCAST message names a range with `lower > upper`.
     Malformed,
     /// A user or type no socket takes (GROUP_PROTOCOL, group messages without groups).
     NotForSockets,
@@ -157,7 +157,9 @@ pub fn sk_rcv(env: &mut impl RcvEnv, msg: Bytes, out: &mut impl FnMut(Verdict)) 
 
 /// `tipc_sk_mcast_rcv` for one message of the multicast input queue: a MCAST message goes to
 /// every local port bound in its range (cluster-scope bindings only for a message from another
-/// node), a copy each; nothing is rejected. Group messages go back with NO_PORT (this node has
+/// node), a copy each; nothing is rejected. A MCAST message whose range has `lower > upper` is
+/// dropped as [`DropCause::Malformed`] (the kernel would look the inverted bounds up; no
+/// sender builds them, `tipc_uaddr_valid`). Group messages go back with NO_PORT (this node has
 /// no groups); GROUP_PROTOCOL is dropped.
 pub fn sk_mcast_rcv(env: &mut impl RcvEnv, msg: Bytes, out: &mut impl FnMut(Verdict)) {
     let Ok(h) = Header::new_checked(&msg[..]) else {
@@ -171,10 +173,9 @@ pub fn sk_mcast_rcv(env: &mut impl RcvEnv, msg: Bytes, out: &mut impl FnMut(Verd
     }
     match DataType::from_u8(h.mtype()) {
         Ok(DataType::Mcast) => {
-            let range = ServiceRange {
-                type_: h.nametype(),
-                lower: h.nameinst(),
-                upper: h.nameupper(),
+            let Ok(range) = ServiceRange::new(h.nametype(), h.nameinst(), h.nameupper()) else {
+                // lower > upper: no sender builds it (`EINVAL`); no range to look up.
+                return out(Verdict::Drop(DropCause::Malformed));
             };
             let from_local = h.orignode() == env.own();
             let ports = env.with_table(|t| t.lookup_mcast_local_ports(range, from_local));

@@ -17,12 +17,12 @@
 //! * `CLOSED conn=N reason=eof|ERROR sent=BYTES received=BYTES` when a connection ends (`eof`: the
 //!   peer shut down; otherwise why it broke, e.g. `no_node`, `reset`).
 
-use super::fmt::{reason, sock_str};
+use super::fmt::{bind_range, range_debug, reason, sock_str};
 use super::proto::{client_gone, read_frame, write_frame, ConnTarget, Input, Kind, Linger, Reply};
 use crate::node::Node;
 use bytes::Bytes;
 use std::io;
-use tipc_actors::addr::{Scope, ServiceRange};
+use tipc_actors::addr::Scope;
 use tipc_actors::sock::conn::{ConnError, Connection};
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
@@ -133,15 +133,15 @@ pub(super) async fn listen(
 ) -> io::Result<()> {
     let (mut rd, mut wr) = s.into_split();
     let listener = node.transport().conn_listener(kind.conn());
-    for &(type_, lower, upper) in &bindings {
-        let r = ServiceRange {
-            type_,
-            lower,
-            upper,
+    for &b in &bindings {
+        let bound = match bind_range(b) {
+            Ok(r) => listener.bind(r, Scope::Cluster).await,
+            Err(e) => Err(e),
         };
-        if let Err(e) = listener.bind(r, Scope::Cluster).await {
+        if let Err(e) = bound {
             listener.close().await;
-            return write_frame(&mut wr, &Reply::Done(Err(format!("bind {r:?}: {e}")))).await;
+            let r = range_debug(b);
+            return write_frame(&mut wr, &Reply::Done(Err(format!("bind {r}: {e}")))).await;
         }
     }
     write_frame(

@@ -233,7 +233,7 @@ impl NameDistributor {
 
     /// Handle a NAME_DISTRIBUTOR message received from peer `from` (its link delivered it).
     /// Returns the updates now applicable, in order; malformed input is counted and dropped.
-    pub fn receive(&mut self, from: NodeAddr, msg: &[u8]) -> Vec<Update> {
+    pub fn handle_message(&mut self, from: NodeAddr, msg: &[u8]) -> Vec<Update> {
         let parsed = Header::new_checked(msg)
             .and_then(|h| NameDistrRepr::parse(&h))
             .map(|r| Pending {
@@ -347,7 +347,7 @@ pub struct NameServiceStats {
 /// * At a peer's node-up it gets the bulk of our cluster-scope bindings, one item list per
 ///   message up to [`bulk_mss`] of the smallest bearer MTU; at its node-down its bindings are
 ///   purged and its distribution state forgotten.
-/// * A peer's updates are applied in its named order ([`NameDistributor::receive`]).
+/// * A peer's updates are applied in its named order ([`NameDistributor::handle_message`]).
 /// * Each working link to a peer holds the node-scope link-state binding `{2, peer, peer}`
 ///   keyed by the kernel's link id.
 #[derive(Debug)]
@@ -466,7 +466,7 @@ impl NameService {
     /// applied, in order.
     pub fn handle_message(&mut self, table: &mut BindingTable, from: NodeAddr, msg: &[u8]) {
         self.stats.distr_rx += 1;
-        for u in self.distr.receive(from, msg) {
+        for u in self.distr.handle_message(from, msg) {
             let ok = match u {
                 Update::Publish(p) => table.publish(p).is_ok(),
                 Update::Withdraw {

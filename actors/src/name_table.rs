@@ -489,8 +489,12 @@ impl BindingTable {
         v.into_iter().map(|e| e.publ).collect()
     }
 
-    /// The next recorded change, oldest first. The owner drains this after every call that
-    /// changes the table; the queue is not otherwise bounded.
+    /// The next recorded change, oldest first.
+    ///
+    /// Call repeatedly until it returns `None`, after every call that changes the table:
+    /// [`BindingTable::publish`], [`BindingTable::withdraw`] and [`BindingTable::purge_node`].
+    /// The queue is not otherwise bounded.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<TableEvent> {
         self.events.pop_front()
     }

@@ -18,7 +18,7 @@
 //! The core does no I/O and reads no clock. Inputs: [`Topology::subscribe`] (Rust API),
 //! [`Topology::handle_subscr`] (the kernel's 28-byte `tipc_subscr` from a socket client or
 //! `tipcctl subscribe`), [`Topology::cancel`], [`Topology::client_gone`],
-//! [`Topology::on_published`], [`Topology::on_withdrawn`], [`Topology::handle_timeout`].
+//! [`Topology::handle_published`], [`Topology::handle_withdrawn`], [`Topology::handle_timeout`].
 //! Outputs: [`Topology::poll_event`] (drain after every input) and [`Topology::poll_timeout`]
 //! (re-arm one timer after every input). Every input taking `now` first expires the
 //! subscriptions whose deadline has passed, so a subscription never reports a change that
@@ -51,12 +51,12 @@
 //!     port: 0,
 //!     first_of_range: true,
 //! };
-//! topo.on_published(now, &up);
+//! topo.handle_published(now, &up);
 //! let (client, ev) = topo.poll_event().unwrap();
 //! assert_eq!((client, ev.kind, ev.found_lower, ev.sub_id), (ClientId(1), EventKind::Published, 0x1001, sub));
 //!
 //! // Node 0x1001 went down: WITHDRAWN.
-//! topo.on_withdrawn(now, &up);
+//! topo.handle_withdrawn(now, &up);
 //! assert_eq!(topo.poll_event().unwrap().1.kind, EventKind::Withdrawn);
 //! ```
 //!
@@ -236,8 +236,8 @@ pub struct PubInfo {
     pub node: NodeAddr,
     /// Publishing port (0 for node-state publications; the link id for link-state ones).
     pub port: u32,
-    /// For [`Topology::on_published`]: this is the range object's first publication (it was
-    /// empty). For [`Topology::on_withdrawn`]: this was its last one (it is now empty). Not read
+    /// For [`Topology::handle_published`]: this is the range object's first publication (it was
+    /// empty). For [`Topology::handle_withdrawn`]: this was its last one (it is now empty). Not read
     /// for the existing publications given to [`Topology::subscribe`].
     pub first_of_range: bool,
 }
@@ -835,16 +835,24 @@ impl Topology {
     }
 
     /// The binding table inserted `p` (`p.first_of_range`: its range object was empty).
-    pub fn on_published(&mut self, now: Instant, p: &PubInfo) {
+    pub fn handle_published(&mut self, now: Instant, p: &PubInfo) {
         self.report(now, p, EventKind::Published);
     }
 
     /// The binding table removed `p` (`p.first_of_range`: its range object is now empty).
-    pub fn on_withdrawn(&mut self, now: Instant, p: &PubInfo) {
+    pub fn handle_withdrawn(&mut self, now: Instant, p: &PubInfo) {
         self.report(now, p, EventKind::Withdrawn);
     }
 
-    /// The earliest subscription deadline; call [`Topology::handle_timeout`] then.
+    /// The earliest subscription deadline: call [`Topology::handle_timeout`] at (or after) that
+    /// instant; `None` while no subscription has a timeout.
+    ///
+    /// The value may change after every input ([`Topology::subscribe`],
+    /// [`Topology::handle_subscr`], [`Topology::handle_published`],
+    /// [`Topology::handle_withdrawn`], [`Topology::handle_timeout`]) and after
+    /// [`Topology::cancel`] and [`Topology::client_gone`]: call it again after each and re-arm
+    /// the caller's one timer to it.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.first().map(|(t, _)| *t)
     }
@@ -855,7 +863,14 @@ impl Topology {
         self.expire(now);
     }
 
-    /// The next event and its subscriber. Drain after every input.
+    /// The next event and its subscriber, in order.
+    ///
+    /// Call repeatedly until it returns `None`, after every input: [`Topology::subscribe`],
+    /// [`Topology::handle_subscr`], [`Topology::handle_published`],
+    /// [`Topology::handle_withdrawn`] and [`Topology::handle_timeout`] (each first expires
+    /// what is due). [`Topology::cancel`] and [`Topology::client_gone`] queue nothing; the
+    /// latter drops the client's queued events.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<(ClientId, TopoEvent)> {
         self.events.pop_front()
     }

@@ -237,7 +237,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 m.expire(now, &mut want);
                 m.pubs.push(p);
                 m.report(&p, EventKind::Published, p.first_of_range, &mut want);
-                t.on_published(now, &p);
+                t.handle_published(now, &p);
             }
             Op::Withdraw { idx } => {
                 if m.pubs.is_empty() {
@@ -247,7 +247,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 p.first_of_range = !m.pubs.iter().any(|q| q.range == p.range);
                 m.expire(now, &mut want);
                 m.report(&p, EventKind::Withdrawn, p.first_of_range, &mut want);
-                t.on_withdrawn(now, &p);
+                t.handle_withdrawn(now, &p);
             }
             Op::Cancel { idx, wrong_client } => {
                 if m.subs.is_empty() {

@@ -1006,3 +1006,15 @@ fn nagled_stream_arrives_intact_and_the_reader_answers_each_ack_request() {
     assert!(msgs <= 2000 / 50 + 10, "{msgs} messages for 2000 writes");
     assert_eq!(w.stats().tx_msgs, msgs);
 }
+
+#[test]
+fn refused_error_names_the_code_in_words() {
+    assert_eq!(
+        ConnError::Refused(ErrorCode::NoPort).to_string(),
+        "connection refused (no port)"
+    );
+    assert_eq!(
+        ConnError::Refused(ErrorCode::Overload).to_string(),
+        "connection refused (overload)"
+    );
+}

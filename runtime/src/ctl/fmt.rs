@@ -79,6 +79,16 @@ pub fn err_name(e: ErrorCode) -> &'static str {
     }
 }
 
+/// A connection error as the text of `tipcctl`'s error lines. This keeps the words these
+/// lines had before [`ErrorCode`] had a `Display`: a refusal reads `connection refused
+/// (NoPort)`, the code's Rust name, where `ConnError`'s own `Display` now says `no port`.
+pub fn conn_error_text(e: &ConnError) -> String {
+    match e {
+        ConnError::Refused(code) => format!("connection refused ({code:?})"),
+        e => e.to_string(),
+    }
+}
+
 /// A connection error as a short stable word for `CLOSED reason=` (`NoNode` -> `no_node`).
 pub fn reason(e: &ConnError) -> String {
     let s = format!("{e:?}");
@@ -172,6 +182,15 @@ mod tests {
         assert_eq!(reason(&ConnError::NoNode), "no_node");
         assert_eq!(reason(&ConnError::PeerShutdown), "peer_shutdown");
         assert_eq!(reason(&ConnError::Refused(ErrorCode::NoPort)), "refused");
+        assert_eq!(
+            conn_error_text(&ConnError::Refused(ErrorCode::NoPort)),
+            "connection refused (NoPort)"
+        );
+        assert_eq!(
+            conn_error_text(&ConnError::Refused(ErrorCode::ConnShutdown)),
+            "connection refused (ConnShutdown)"
+        );
+        assert_eq!(conn_error_text(&ConnError::NoNode), "peer node lost");
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! # tipc-actors
 //!
 //! The upper half of TIPC: sans-IO cores and the thin actix actors that drive them over the
-//! links of `tipc-transport`. The files stack in layers; a file imports only from layers
-//! below it, never from its own layer's siblings in another folder or from above
-//! (`integration/tests/layers.rs` checks that there is no import cycle):
+//! links of `tipc-transport`. The files stack in layers; a file imports from the layers below
+//! it and from its own layer, never from above (`integration/tests/layers.rs` checks both
+//! halves: `actors_files_import_only_from_lower_layers` ranks every file by this table, lib.rs
+//! aside, and `actors_src_has_no_import_cycle` keeps imports within a layer acyclic):
 //!
 //! | layer | files | kernel |
 //! |---|---|---|

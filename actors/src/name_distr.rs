@@ -29,7 +29,7 @@ use crate::name_table::{BindingError, BindingTable, Publication};
 use bytes::BytesMut;
 use std::collections::{HashMap, VecDeque};
 use tipc_transport::wire::{
-    field, DistrItem, Header, NameDistrRepr, NameDistrType, Seqno, INT_H_SIZE, ITEM_SIZE,
+    DistrItem, Header, NameDistrRepr, NameDistrType, Seqno, INT_H_SIZE, ITEM_SIZE,
 };
 use tipc_transport::NodeAddr;
 
@@ -102,15 +102,15 @@ pub struct NameDistributor {
 /// Set w7 (destnode) of a message built by this module.
 pub fn stamp_destnode(msg: &mut [u8], peer: NodeAddr) {
     if msg.len() >= INT_H_SIZE {
-        Header::new_unchecked(msg).set(field::DESTNODE, peer);
+        Header::new_unchecked(msg).set_destnode(peer);
     }
 }
 
 fn item_of(p: &Publication) -> DistrItem {
     DistrItem {
-        type_: p.range.type_,
-        lower: p.range.lower,
-        upper: p.range.upper,
+        type_: p.range.type_(),
+        lower: p.range.lower(),
+        upper: p.range.upper(),
         port: p.port,
         key: p.key,
     }
@@ -233,7 +233,7 @@ impl NameDistributor {
 
     /// Handle a NAME_DISTRIBUTOR message received from peer `from` (its link delivered it).
     /// Returns the updates now applicable, in order; malformed input is counted and dropped.
-    pub fn receive(&mut self, from: NodeAddr, msg: &[u8]) -> Vec<Update> {
+    pub fn handle_message(&mut self, from: NodeAddr, msg: &[u8]) -> Vec<Update> {
         let parsed = Header::new_checked(msg)
             .and_then(|h| NameDistrRepr::parse(&h))
             .map(|r| Pending {
@@ -259,14 +259,9 @@ impl NameDistributor {
         while let Some(m) = Self::dequeue(rx, &mut self.stats) {
             self.stats.applied += 1;
             for it in &m.items {
-                if it.lower > it.upper {
+                let Ok(range) = ServiceRange::new(it.type_, it.lower, it.upper) else {
                     self.stats.bad_items += 1;
                     continue;
-                }
-                let range = ServiceRange {
-                    type_: it.type_,
-                    lower: it.lower,
-                    upper: it.upper,
                 };
                 out.push(match m.mtype {
                     NameDistrType::Publication => Update::Publish(Publication {
@@ -352,7 +347,7 @@ pub struct NameServiceStats {
 /// * At a peer's node-up it gets the bulk of our cluster-scope bindings, one item list per
 ///   message up to [`bulk_mss`] of the smallest bearer MTU; at its node-down its bindings are
 ///   purged and its distribution state forgotten.
-/// * A peer's updates are applied in its named order ([`NameDistributor::receive`]).
+/// * A peer's updates are applied in its named order ([`NameDistributor::handle_message`]).
 /// * Each working link to a peer holds the node-scope link-state binding `{2, peer, peer}`
 ///   keyed by the kernel's link id.
 #[derive(Debug)]
@@ -471,7 +466,7 @@ impl NameService {
     /// applied, in order.
     pub fn handle_message(&mut self, table: &mut BindingTable, from: NodeAddr, msg: &[u8]) {
         self.stats.distr_rx += 1;
-        for u in self.distr.receive(from, msg) {
+        for u in self.distr.handle_message(from, msg) {
             let ok = match u {
                 Update::Publish(p) => table.publish(p).is_ok(),
                 Update::Withdraw {

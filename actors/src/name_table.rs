@@ -26,7 +26,9 @@
 //! iteration visits every range of the type whose `lower` is at most the sought upper bound
 //! (the kernel prunes with an augmented tree; services have few ranges in practice).
 
-use crate::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr, LINK_STATE, NODE_STATE};
+use crate::addr::{
+    RangeError, Scope, ServiceAddr, ServiceRange, SocketAddr, LINK_STATE, NODE_STATE,
+};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use tipc_transport::NodeAddr;
@@ -58,11 +60,7 @@ impl Publication {
     /// key = own address (`net.c: tipc_net_finalize`).
     pub fn node_state(own: NodeAddr) -> Publication {
         Publication {
-            range: ServiceRange {
-                type_: NODE_STATE,
-                lower: own,
-                upper: own,
-            },
+            range: ServiceRange::single(NODE_STATE, own),
             scope: Scope::Cluster,
             node: own,
             port: 0,
@@ -74,11 +72,7 @@ impl Publication {
     /// port = key = link id `(peer_bearer_id << 16) | bearer_id` (`node.c`).
     pub fn link_state(own: NodeAddr, peer: NodeAddr, link_id: u32) -> Publication {
         Publication {
-            range: ServiceRange {
-                type_: LINK_STATE,
-                lower: peer,
-                upper: peer,
-            },
+            range: ServiceRange::single(LINK_STATE, peer),
             scope: Scope::Node,
             node: own,
             port: link_id,
@@ -99,7 +93,8 @@ impl Publication {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BindingError {
-    /// `lower > upper`.
+    /// `lower > upper`: the [`RangeError`] of building the range (a [`ServiceRange`] cannot
+    /// hold it, so [`BindingTable::publish`] never returns this itself).
     #[error("invalid range: lower {lower} > upper {upper}")]
     InvalidRange {
         /// Lower bound.
@@ -113,6 +108,15 @@ pub enum BindingError {
     /// The publishing node already holds [`MAX_USER_PUBL`] publications.
     #[error("publication limit reached")]
     LimitReached,
+}
+
+impl From<RangeError> for BindingError {
+    fn from(e: RangeError) -> Self {
+        BindingError::InvalidRange {
+            lower: e.lower,
+            upper: e.upper,
+        }
+    }
 }
 
 /// A change of the table, for service tracking (kernel `tipc_sub_report_overlap` calls).
@@ -199,7 +203,7 @@ pub struct BindingTable {
 }
 
 fn counted(p: &Publication) -> bool {
-    p.range.type_ > LINK_STATE
+    p.range.type_() > LINK_STATE
 }
 
 impl BindingTable {
@@ -233,14 +237,9 @@ impl BindingTable {
     /// Insert a publication, local (`node == own`) or learned from another node. Records a
     /// [`TableEvent::Published`].
     pub fn publish(&mut self, p: Publication) -> Result<(), BindingError> {
-        let ServiceRange {
-            type_,
-            lower,
-            upper,
-        } = p.range;
-        if lower > upper {
-            return Err(BindingError::InvalidRange { lower, upper });
-        }
+        // `lower <= upper` holds by construction: an inverted range was refused as a
+        // `RangeError` (`BindingError::InvalidRange`) where it was built.
+        let (type_, lower, upper) = (p.range.type_(), p.range.lower(), p.range.upper());
         if counted(&p) && self.per_node.get(&p.node).copied().unwrap_or(0) >= MAX_USER_PUBL {
             return Err(BindingError::LimitReached);
         }
@@ -299,8 +298,8 @@ impl BindingTable {
         key: u32,
     ) -> Option<Publication> {
         let _ = port;
-        let svc = self.services.get_mut(&range.type_)?;
-        let rk = svc.key_of(range.lower, range.upper)?;
+        let svc = self.services.get_mut(&range.type_())?;
+        let rk = svc.key_of(range.lower(), range.upper())?;
         let r = svc.ranges.get_mut(&rk)?;
         let i = r
             .all
@@ -317,9 +316,9 @@ impl BindingTable {
         let last = r.all.is_empty();
         if last {
             svc.ranges.remove(&rk);
-            svc.index.remove(&(range.lower, range.upper));
+            svc.index.remove(&(range.lower(), range.upper()));
             if svc.ranges.is_empty() {
-                self.services.remove(&range.type_);
+                self.services.remove(&range.type_());
             }
         }
         self.forget(&e.publ);
@@ -418,8 +417,8 @@ impl BindingTable {
         out: &mut Vec<NodeAddr>,
     ) {
         let start = out.len();
-        if let Some(svc) = self.services.get(&range.type_) {
-            for (_, r) in svc.overlapping(range.lower, range.upper) {
+        if let Some(svc) = self.services.get(&range.type_()) {
+            for (_, r) in svc.overlapping(range.lower(), range.upper()) {
                 for e in &r.all {
                     let n = e.publ.node;
                     let skip = exclude_own && n == self.own;
@@ -450,10 +449,10 @@ impl BindingTable {
         out: &mut Vec<u32>,
     ) {
         let start = out.len();
-        let Some(svc) = self.services.get(&range.type_) else {
+        let Some(svc) = self.services.get(&range.type_()) else {
             return;
         };
-        for (_, r) in svc.overlapping(range.lower, range.upper) {
+        for (_, r) in svc.overlapping(range.lower(), range.upper()) {
             for e in &r.local {
                 if (from_local || e.publ.scope == Scope::Cluster)
                     && !out[start..].contains(&e.publ.port)
@@ -475,11 +474,11 @@ impl BindingTable {
     /// (`tipc_service_subscribe`): with `per_port`, every overlapping publication; otherwise
     /// the oldest publication of each overlapping range object. Sorted oldest first.
     pub fn subscription_snapshot(&self, range: ServiceRange, per_port: bool) -> Vec<Publication> {
-        let Some(svc) = self.services.get(&range.type_) else {
+        let Some(svc) = self.services.get(&range.type_()) else {
             return Vec::new();
         };
         let mut v: Vec<Entry> = Vec::new();
-        for (_, r) in svc.overlapping(range.lower, range.upper) {
+        for (_, r) in svc.overlapping(range.lower(), range.upper()) {
             if per_port {
                 v.extend(r.all.iter().copied());
             } else if let Some(e) = r.all.iter().min_by_key(|e| e.id) {
@@ -490,8 +489,12 @@ impl BindingTable {
         v.into_iter().map(|e| e.publ).collect()
     }
 
-    /// The next recorded change, oldest first. The owner drains this after every call that
-    /// changes the table; the queue is not otherwise bounded.
+    /// The next recorded change, oldest first.
+    ///
+    /// Call repeatedly until it returns `None`, after every call that changes the table:
+    /// [`BindingTable::publish`], [`BindingTable::withdraw`] and [`BindingTable::purge_node`].
+    /// The queue is not otherwise bounded.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<TableEvent> {
         self.events.pop_front()
     }

@@ -21,6 +21,8 @@
 //!
 //! The connection socket core is [`conn`] (the connection half of `socket.c`).
 
+use crate::addr::RangeError;
+
 pub mod conn;
 mod msg;
 pub mod rcv;
@@ -45,12 +47,20 @@ pub enum SocketError {
     /// Importance outside 0..=3 (`TIPC_IMPORTANCE` takes LOW..CRITICAL): the kernel's `EINVAL`.
     #[error("bad importance {0}")]
     BadImportance(u8),
-    /// A service range with `lower > upper`: the kernel's `EINVAL`.
+    /// A service range with `lower > upper`: the kernel's `EINVAL`. A
+    /// [`ServiceRange`](crate::addr::ServiceRange) cannot hold one: this is the
+    /// [`RangeError`] of building it from numbers (`SocketError::from`).
     #[error("bad service range: lower > upper")]
     BadRange,
     /// A receive buffer size outside 512 KiB..=16 MiB.
     #[error("receive buffer size {0} outside 512 KiB..=16 MiB")]
     BadRcvbuf(usize),
+}
+
+impl From<RangeError> for SocketError {
+    fn from(_: RangeError) -> Self {
+        SocketError::BadRange
+    }
 }
 
 /// Why a datagram send failed.
@@ -86,25 +96,27 @@ pub enum BindError {
     Stopped,
 }
 
+impl From<RangeError> for BindError {
+    /// [`BindError::Table`] with [`BindingError::InvalidRange`](crate::name_table::BindingError::InvalidRange).
+    fn from(e: RangeError) -> Self {
+        BindError::Table(e.into())
+    }
+}
+
 /// The publication `bind()` makes for socket `own` (`tipc_sk_publish`): service types below
-/// 64 are reserved, `lower <= upper`, and the key is `port + n`, `n` counting the socket's
-/// binds from 1, as the kernel's.
+/// 64 are reserved, and the key is `port + n`, `n` counting the socket's binds from 1, as the
+/// kernel's. (`lower <= upper` holds by construction of the [`ServiceRange`]; bounds given as
+/// numbers are refused where the range is built, `BindError::from(RangeError)`.)
+///
+/// [`ServiceRange`]: crate::addr::ServiceRange
 pub fn bind_publication(
     own: crate::addr::SocketAddr,
     range: crate::addr::ServiceRange,
     scope: crate::addr::Scope,
     n: u32,
 ) -> Result<crate::name_table::Publication, BindError> {
-    if range.type_ < crate::addr::RESERVED_TYPES {
+    if range.type_() < crate::addr::RESERVED_TYPES {
         return Err(BindError::Reserved);
-    }
-    if range.lower > range.upper {
-        return Err(BindError::Table(
-            crate::name_table::BindingError::InvalidRange {
-                lower: range.lower,
-                upper: range.upper,
-            },
-        ));
     }
     Ok(crate::name_table::Publication {
         range,

@@ -18,7 +18,7 @@
 //! The core does no I/O and reads no clock. Inputs: [`Topology::subscribe`] (Rust API),
 //! [`Topology::handle_subscr`] (the kernel's 28-byte `tipc_subscr` from a socket client or
 //! `tipcctl subscribe`), [`Topology::cancel`], [`Topology::client_gone`],
-//! [`Topology::on_published`], [`Topology::on_withdrawn`], [`Topology::handle_timeout`].
+//! [`Topology::handle_published`], [`Topology::handle_withdrawn`], [`Topology::handle_timeout`].
 //! Outputs: [`Topology::poll_event`] (drain after every input) and [`Topology::poll_timeout`]
 //! (re-arm one timer after every input). Every input taking `now` first expires the
 //! subscriptions whose deadline has passed, so a subscription never reports a change that
@@ -39,31 +39,31 @@
 //!
 //! let now = Instant::now();
 //! let mut topo = Topology::new();
-//! let all_nodes = ServiceRange { type_: NODE_STATE, lower: 0, upper: u32::MAX };
+//! let all_nodes = ServiceRange::new(NODE_STATE, 0, u32::MAX).unwrap();
 //! let sub = topo
 //!     .subscribe(now, Subscription::service(all_nodes), ClientId(1), std::iter::empty::<PubInfo>())
 //!     .unwrap();
 //!
 //! // Node 0x1001 came up: the binding table publishes {0, 0x1001, 0x1001}, port 0.
 //! let up = PubInfo {
-//!     range: ServiceRange { type_: NODE_STATE, lower: 0x1001, upper: 0x1001 },
+//!     range: ServiceRange::single(NODE_STATE, 0x1001),
 //!     node: 0x1001,
 //!     port: 0,
 //!     first_of_range: true,
 //! };
-//! topo.on_published(now, &up);
+//! topo.handle_published(now, &up);
 //! let (client, ev) = topo.poll_event().unwrap();
 //! assert_eq!((client, ev.kind, ev.found_lower, ev.sub_id), (ClientId(1), EventKind::Published, 0x1001, sub));
 //!
 //! // Node 0x1001 went down: WITHDRAWN.
-//! topo.on_withdrawn(now, &up);
+//! topo.handle_withdrawn(now, &up);
 //! assert_eq!(topo.poll_event().unwrap().1.kind, EventKind::Withdrawn);
 //! ```
 //!
 //! [`NODE_STATE`]: crate::addr::NODE_STATE
 //! [`LINK_STATE`]: crate::addr::LINK_STATE
 
-use crate::addr::{ServiceRange, SocketAddr};
+use crate::addr::{RangeError, ServiceRange, SocketAddr};
 use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -113,6 +113,14 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// Not both PORTS and SERVICE (`tipc_sub_subscribe`).
+    fn validate(&self) -> Result<(), SubError> {
+        if self.ports && self.service {
+            return Err(SubError::PortsAndService);
+        }
+        Ok(())
+    }
+
     /// `TIPC_SUB_PORTS`.
     pub const PORTS: Filter = Filter {
         ports: true,
@@ -200,15 +208,11 @@ impl Subscription {
         Subscription { handle, ..self }
     }
 
-    /// The kernel's validity rules (`tipc_sub_subscribe`).
+    /// The kernel's validity rules (`tipc_sub_subscribe`): not both PORTS and SERVICE. The
+    /// other rule, `lower <= upper`, holds by construction of the [`ServiceRange`] (bounds
+    /// given as numbers are refused where the range is built, `SubError::from(RangeError)`).
     pub fn validate(&self) -> Result<(), SubError> {
-        if self.filter.ports && self.filter.service {
-            return Err(SubError::PortsAndService);
-        }
-        if self.range.lower > self.range.upper {
-            return Err(SubError::InvalidRange);
-        }
-        Ok(())
+        self.filter.validate()
     }
 
     fn timeout_ms(&self) -> u32 {
@@ -219,7 +223,7 @@ impl Subscription {
     }
 
     fn overlaps(&self, r: &ServiceRange) -> bool {
-        self.range.type_ == r.type_ && self.range.overlaps(r.lower, r.upper)
+        self.range.type_() == r.type_() && self.range.overlaps(r.lower(), r.upper())
     }
 }
 
@@ -232,8 +236,8 @@ pub struct PubInfo {
     pub node: NodeAddr,
     /// Publishing port (0 for node-state publications; the link id for link-state ones).
     pub port: u32,
-    /// For [`Topology::on_published`]: this is the range object's first publication (it was
-    /// empty). For [`Topology::on_withdrawn`]: this was its last one (it is now empty). Not read
+    /// For [`Topology::handle_published`]: this is the range object's first publication (it was
+    /// empty). For [`Topology::handle_withdrawn`]: this was its last one (it is now empty). Not read
     /// for the existing publications given to [`Topology::subscribe`].
     pub first_of_range: bool,
 }
@@ -303,7 +307,8 @@ pub enum SubError {
     /// `TIPC_SUB_PORTS` and `TIPC_SUB_SERVICE` both set.
     #[error("subscription sets both PORTS and SERVICE")]
     PortsAndService,
-    /// `lower > upper`.
+    /// `lower > upper`: from [`Topology::handle_subscr`], or the [`RangeError`] of building the
+    /// range from numbers (a [`ServiceRange`] cannot hold it).
     #[error("subscription range has lower > upper")]
     InvalidRange,
     /// [`MAX_SUBSCRIPTIONS`] reached.
@@ -315,6 +320,12 @@ pub enum SubError {
     /// The message is not a `tipc_subscr`.
     #[error("malformed subscription message: {0}")]
     Wire(#[from] TopoWireError),
+}
+
+impl From<RangeError> for SubError {
+    fn from(_: RangeError) -> Self {
+        SubError::InvalidRange
+    }
 }
 
 /// Malformed topology wire message.
@@ -332,6 +343,10 @@ pub enum TopoWireError {
     /// Unknown `tipc_event.event` value.
     #[error("unknown event kind {0}")]
     BadEventKind(u32),
+    /// The subscription's range has `lower > upper` (no [`Subscription`] can hold it;
+    /// [`Topology::handle_subscr`] refuses such a request as [`SubError::InvalidRange`]).
+    #[error("subscription range: {0}")]
+    InvalidRange(#[from] RangeError),
 }
 
 /// Byte order of a subscriber.
@@ -406,33 +421,14 @@ impl SubscrMsg {
     /// Wire length.
     pub const LEN: usize = 28;
 
-    /// Parse, detecting the byte order from the filter.
+    /// Parse, detecting the byte order from the filter. A range with `lower > upper` is
+    /// [`TopoWireError::InvalidRange`].
     pub fn parse(b: &[u8]) -> Result<SubscrMsg, TopoWireError> {
-        if b.len() != Self::LEN {
-            return Err(TopoWireError::BadLength {
-                expected: Self::LEN,
-                got: b.len(),
-            });
-        }
-        let order = ByteOrder::detect([b[16], b[17], b[18], b[19]]);
-        let filter = order.get(b, 16);
-        let timeout = order.get(b, 12);
-        let mut handle = [0u8; 8];
-        handle.copy_from_slice(&b[20..28]);
+        let raw = RawSubscr::parse(b)?;
         Ok(SubscrMsg {
-            sub: Subscription {
-                range: ServiceRange {
-                    type_: order.get(b, 0),
-                    lower: order.get(b, 4),
-                    upper: order.get(b, 8),
-                },
-                timeout: (timeout != WAIT_FOREVER)
-                    .then(|| Duration::from_millis(u64::from(timeout))),
-                filter: Filter::from_bits(filter),
-                handle,
-            },
-            cancel: filter & SUB_CANCEL != 0,
-            order,
+            sub: raw.subscription()?,
+            cancel: raw.cancel,
+            order: raw.order,
         })
     }
 
@@ -441,14 +437,62 @@ impl SubscrMsg {
         let mut b = [0u8; Self::LEN];
         let o = self.order;
         let s = &self.sub;
-        o.put(&mut b, 0, s.range.type_);
-        o.put(&mut b, 4, s.range.lower);
-        o.put(&mut b, 8, s.range.upper);
+        o.put(&mut b, 0, s.range.type_());
+        o.put(&mut b, 4, s.range.lower());
+        o.put(&mut b, 8, s.range.upper());
         o.put(&mut b, 12, s.timeout_ms());
         let cancel = if self.cancel { SUB_CANCEL } else { 0 };
         o.put(&mut b, 16, s.filter.bits() | cancel);
         b[20..28].copy_from_slice(&s.handle);
         b
+    }
+}
+
+/// A `tipc_subscr` as read, its range's bounds not yet checked: [`Topology::handle_subscr`]
+/// refuses `lower > upper` in the kernel's order of checks.
+struct RawSubscr {
+    type_: u32,
+    lower: u32,
+    upper: u32,
+    timeout: Option<Duration>,
+    filter: Filter,
+    handle: [u8; 8],
+    cancel: bool,
+    order: ByteOrder,
+}
+
+impl RawSubscr {
+    fn parse(b: &[u8]) -> Result<RawSubscr, TopoWireError> {
+        if b.len() != SubscrMsg::LEN {
+            return Err(TopoWireError::BadLength {
+                expected: SubscrMsg::LEN,
+                got: b.len(),
+            });
+        }
+        let order = ByteOrder::detect([b[16], b[17], b[18], b[19]]);
+        let filter = order.get(b, 16);
+        let timeout = order.get(b, 12);
+        let mut handle = [0u8; 8];
+        handle.copy_from_slice(&b[20..28]);
+        Ok(RawSubscr {
+            type_: order.get(b, 0),
+            lower: order.get(b, 4),
+            upper: order.get(b, 8),
+            timeout: (timeout != WAIT_FOREVER).then(|| Duration::from_millis(u64::from(timeout))),
+            filter: Filter::from_bits(filter),
+            handle,
+            cancel: filter & SUB_CANCEL != 0,
+            order,
+        })
+    }
+
+    fn subscription(&self) -> Result<Subscription, RangeError> {
+        Ok(Subscription {
+            range: ServiceRange::new(self.type_, self.lower, self.upper)?,
+            timeout: self.timeout,
+            filter: self.filter,
+            handle: self.handle,
+        })
     }
 }
 
@@ -638,12 +682,36 @@ impl Topology {
         I: IntoIterator,
         I::Item: Borrow<PubInfo>,
     {
-        let req = match SubscrMsg::parse(msg) {
+        let raw = match RawSubscr::parse(msg) {
             Ok(r) => r,
             Err(e) => {
                 self.stats.rejected += 1;
                 self.client_gone(client);
                 return Err(e.into());
+            }
+        };
+        let req = match raw.subscription() {
+            Ok(sub) => SubscrMsg {
+                sub,
+                cancel: raw.cancel,
+                order: raw.order,
+            },
+            // No subscription holds `lower > upper`: a cancel finds nothing.
+            Err(_) if raw.cancel => {
+                self.expire(now);
+                return Ok(SubscrOutcome::Cancelled(None));
+            }
+            // Refused after the checks that come first for a valid range.
+            Err(e) => {
+                let err = match self.admit(now, raw.filter) {
+                    Err(err) => err,
+                    Ok(()) => {
+                        self.stats.rejected += 1;
+                        e.into()
+                    }
+                };
+                self.client_gone(client);
+                return Err(err);
             }
         };
         if req.cancel {
@@ -692,15 +760,7 @@ impl Topology {
         I: IntoIterator,
         I::Item: Borrow<PubInfo>,
     {
-        self.expire(now);
-        if self.subs.len() >= MAX_SUBSCRIPTIONS {
-            self.stats.rejected += 1;
-            return Err(SubError::TooManySubscriptions);
-        }
-        if let Err(e) = sub.validate() {
-            self.stats.rejected += 1;
-            return Err(e);
-        }
+        self.admit(now, sub.filter)?;
         let id = SubId(self.next_id);
         self.next_id += 1;
         let deadline = sub.timeout.and_then(|t| now.checked_add(t));
@@ -718,20 +778,38 @@ impl Topology {
                     continue;
                 }
                 // Not PORTS: only the oldest publication of each range object.
-                if !sub.filter.ports && !seen_ranges.insert((p.range.lower, p.range.upper)) {
+                if !sub.filter.ports && !seen_ranges.insert((p.range.lower(), p.range.upper())) {
                     continue;
                 }
                 self.push(id, &entry, EventKind::Published, p);
             }
         }
         self.subs.insert(id, entry);
-        self.by_type.entry(sub.range.type_).or_default().insert(id);
+        self.by_type
+            .entry(sub.range.type_())
+            .or_default()
+            .insert(id);
         self.by_client.entry(client).or_default().insert(id);
         if let Some(d) = deadline {
             self.timers.insert((d, id));
         }
         self.stats.subscribed += 1;
         Ok(id)
+    }
+
+    /// Expire, then the checks of a new subscription in the kernel's order (the limit, then
+    /// [`Subscription::validate`]); a refusal is counted.
+    fn admit(&mut self, now: Instant, filter: Filter) -> Result<(), SubError> {
+        self.expire(now);
+        if self.subs.len() >= MAX_SUBSCRIPTIONS {
+            self.stats.rejected += 1;
+            return Err(SubError::TooManySubscriptions);
+        }
+        if let Err(e) = filter.validate() {
+            self.stats.rejected += 1;
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Cancel a subscription of `client` (no event). Returns whether it existed.
@@ -757,16 +835,24 @@ impl Topology {
     }
 
     /// The binding table inserted `p` (`p.first_of_range`: its range object was empty).
-    pub fn on_published(&mut self, now: Instant, p: &PubInfo) {
+    pub fn handle_published(&mut self, now: Instant, p: &PubInfo) {
         self.report(now, p, EventKind::Published);
     }
 
     /// The binding table removed `p` (`p.first_of_range`: its range object is now empty).
-    pub fn on_withdrawn(&mut self, now: Instant, p: &PubInfo) {
+    pub fn handle_withdrawn(&mut self, now: Instant, p: &PubInfo) {
         self.report(now, p, EventKind::Withdrawn);
     }
 
-    /// The earliest subscription deadline; call [`Topology::handle_timeout`] then.
+    /// The earliest subscription deadline: call [`Topology::handle_timeout`] at (or after) that
+    /// instant; `None` while no subscription has a timeout.
+    ///
+    /// The value may change after every input ([`Topology::subscribe`],
+    /// [`Topology::handle_subscr`], [`Topology::handle_published`],
+    /// [`Topology::handle_withdrawn`], [`Topology::handle_timeout`]) and after
+    /// [`Topology::cancel`] and [`Topology::client_gone`]: call it again after each and re-arm
+    /// the caller's one timer to it.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.first().map(|(t, _)| *t)
     }
@@ -777,7 +863,14 @@ impl Topology {
         self.expire(now);
     }
 
-    /// The next event and its subscriber. Drain after every input.
+    /// The next event and its subscriber, in order.
+    ///
+    /// Call repeatedly until it returns `None`, after every input: [`Topology::subscribe`],
+    /// [`Topology::handle_subscr`], [`Topology::handle_published`],
+    /// [`Topology::handle_withdrawn`] and [`Topology::handle_timeout`] (each first expires
+    /// what is due). [`Topology::cancel`] and [`Topology::client_gone`] queue nothing; the
+    /// latter drops the client's queued events.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<(ClientId, TopoEvent)> {
         self.events.pop_front()
     }
@@ -791,8 +884,8 @@ impl Topology {
             if let Some(e) = self.subs.get(&id).copied() {
                 let ev = TopoEvent {
                     kind: EventKind::Timeout,
-                    found_lower: e.sub.range.lower,
-                    found_upper: e.sub.range.upper,
+                    found_lower: e.sub.range.lower(),
+                    found_upper: e.sub.range.upper(),
                     port: SocketAddr { node: 0, port: 0 },
                     sub: e.sub,
                     sub_id: id,
@@ -808,7 +901,7 @@ impl Topology {
 
     fn report(&mut self, now: Instant, p: &PubInfo, kind: EventKind) {
         self.expire(now);
-        let Some(ids) = self.by_type.get(&p.range.type_) else {
+        let Some(ids) = self.by_type.get(&p.range.type_()) else {
             return;
         };
         // The kernel keeps a service's subscriptions newest first (`list_add`).
@@ -831,8 +924,8 @@ impl Topology {
     fn push(&mut self, id: SubId, e: &Entry, kind: EventKind, p: &PubInfo) {
         let ev = TopoEvent {
             kind,
-            found_lower: p.range.lower,
-            found_upper: p.range.upper,
+            found_lower: p.range.lower(),
+            found_upper: p.range.upper(),
             port: SocketAddr {
                 node: p.node,
                 port: p.port,
@@ -849,10 +942,10 @@ impl Topology {
         let Some(e) = self.subs.remove(&id) else {
             return;
         };
-        if let Some(set) = self.by_type.get_mut(&e.sub.range.type_) {
+        if let Some(set) = self.by_type.get_mut(&e.sub.range.type_()) {
             set.remove(&id);
             if set.is_empty() {
-                self.by_type.remove(&e.sub.range.type_);
+                self.by_type.remove(&e.sub.range.type_());
             }
         }
         if let Some(set) = self.by_client.get_mut(&e.client) {

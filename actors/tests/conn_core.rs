@@ -17,7 +17,7 @@ use tipc_actors::socket::conn::{
 use tipc_actors::socket::{build_direct, reverse, truesize, SendOpts, RCVBUF_DEFAULT};
 use tipc_transport::caps;
 use tipc_transport::wire::{
-    field, user, ConnMgrRepr, ConnMgrType, DataType, ErrorCode, Header, SHORT_H_SIZE,
+    user, ConnMgrRepr, ConnMgrType, DataType, ErrorCode, Header, SHORT_H_SIZE,
 };
 use tipc_transport::{NodeAddr, OWN_CAPABILITIES};
 
@@ -84,9 +84,9 @@ fn conn_msg(from: SocketAddr, to: SocketAddr, importance: u8, err: u8, data: &[u
         SHORT_H_SIZE + data.len(),
         from.node,
     );
-    h.set(field::ERRCODE, err as u32);
-    h.set(field::ORIGPORT, from.port);
-    h.set(field::DESTPORT, to.port);
+    h.set_errcode(err);
+    h.set_origport(from.port);
+    h.set_destport(to.port);
     buf
 }
 
@@ -191,8 +191,8 @@ fn connect_named_syn_matches_kernel_vector() {
     assert_eq!(name.type_, 2000);
     // The name table stamps the lookup result.
     let mut h = Header::new_unchecked(&mut syn[..]);
-    h.set(field::DESTNODE, B);
-    h.set(field::DESTPORT, 0xdd9a_5e82);
+    h.set_destnode(B);
+    h.set_destport(0xdd9a_5e82);
     assert_eq!(&syn[..], &vector("126-data-low-named-a2b-syn.hex")[..]);
 }
 
@@ -247,8 +247,8 @@ fn accept_of_named_request_records_the_service_asked_for() {
     assert_eq!(n, name);
     {
         let mut h = Header::new_unchecked(&mut syn[..]);
-        h.set(field::DESTNODE, B);
-        h.set(field::DESTPORT, 1000);
+        h.set_destnode(B);
+        h.set_destport(1000);
     }
     let mut l = ConnCore::new(sa(B, 1000));
     l.listen().unwrap();
@@ -365,8 +365,8 @@ fn legacy_peer_uses_message_counting_and_no_adv_win() {
                 panic!("no ack after 128 messages");
             };
             let h = hdr(&ack);
-            assert_eq!(h.get(field::CONN_ACK), 128);
-            assert_eq!(h.get(field::ADV_WIN), 0);
+            assert_eq!(h.conn_ack(), 128);
+            assert_eq!(h.adv_win(), 0);
         }
     }
     // A legacy ack never changes the window.
@@ -380,7 +380,7 @@ fn ack_required_gets_immediate_nagle_ack() {
     let (me, peer) = (sa(A, 10), sa(B, 20));
     let mut c = established(me, peer, OWN_CAPABILITIES, now);
     let mut m = BytesMut::from(&from_peer(me, peer, 0, b"abc")[..]);
-    Header::new_unchecked(&mut m[..]).set_flag(field::BIT18, true);
+    Header::new_unchecked(&mut m[..]).set_ack_required(true);
     assert_eq!(
         c.handle_message(m.freeze(), OWN_CAPABILITIES, now),
         Verdict::Queued
@@ -390,7 +390,7 @@ fn ack_required_gets_immediate_nagle_ack() {
     let h = hdr(&ack);
     assert_eq!(h.user(), user::CONN_MANAGER);
     assert_eq!(h.mtype(), ConnMgrType::Ack as u8);
-    assert!(h.flag(field::BIT18));
+    assert!(h.nagle_ack());
 }
 
 #[test]
@@ -467,7 +467,7 @@ fn listener_requires_syn_only_from_syn_bit_peers() {
     l.listen().unwrap();
     let plain = build_direct(sa(A, 5), sa(B, 1000), &SendOpts::default(), b"hi").unwrap();
     let mut plain_ret = plain.clone();
-    Header::new_unchecked(&mut plain_ret[..]).set_flag(field::DEST_DROPPABLE, false);
+    Header::new_unchecked(&mut plain_ret[..]).set_dest_droppable(false);
     assert_eq!(
         l.handle_message(plain_ret.clone().freeze(), OWN_CAPABILITIES, now),
         Verdict::Rejected(ErrorCode::NoPort)
@@ -487,8 +487,8 @@ fn listener_requires_syn_only_from_syn_bit_peers() {
     let mut returned = plain.clone();
     {
         let mut h = Header::new_unchecked(&mut returned[..]);
-        h.set(field::ERRCODE, ErrorCode::NoName as u32);
-        h.set_flag(field::SYN, true);
+        h.set_errcode(ErrorCode::NoName as u8);
+        h.set_syn(true);
     }
     assert_eq!(
         l.handle_message(returned.freeze(), LEGACY, now),
@@ -634,7 +634,7 @@ fn connecting_ignores_foreign_returned_messages() {
     c.connect(SynDest::Socket(sa(B, 1000)), &[], now).unwrap();
     outputs(&mut c);
     let mut other = build_direct(sa(A, 5), sa(B, 999), &SendOpts::default(), b"x").unwrap();
-    Header::new_unchecked(&mut other[..]).set_flag(field::DEST_DROPPABLE, false);
+    Header::new_unchecked(&mut other[..]).set_dest_droppable(false);
     let ret = reverse(&other, ErrorCode::NoPort, B).unwrap();
     assert_eq!(
         c.handle_message(ret.freeze(), OWN_CAPABILITIES, now),
@@ -739,7 +739,7 @@ fn malformed_and_unknown_messages_are_dropped_and_counted() {
         Verdict::Dropped
     );
     let mut junk = BytesMut::from(&conn_ack(me, peer, 0, 0)[..]);
-    Header::new_unchecked(&mut junk[..]).set(field::MTYPE, 5);
+    Header::new_unchecked(&mut junk[..]).set_mtype(5);
     assert_eq!(c.handle_message(junk.freeze(), 0, now), Verdict::Dropped);
     // An ack from someone else is ignored.
     let foreign = conn_ack(me, sa(B, 99), 1, 1);
@@ -763,8 +763,8 @@ fn zero_rtt_syn_data_is_first_read_of_accepted_socket_and_counts_its_header() {
     // 2000 + 32 bytes: 2 blocks.
     assert_eq!(c.snt_unacked(), 2);
     let (_, syn) = only_msg(&mut c);
-    assert!(hdr(&syn).flag(field::SYN));
-    assert!(!hdr(&syn).flag(field::DEST_DROPPABLE));
+    assert!(hdr(&syn).syn());
+    assert!(!hdr(&syn).dest_droppable());
     l.handle_message(syn.freeze(), OWN_CAPABILITIES, now);
     let mut s = l.accept(sa(B, 1001), OWN_CAPABILITIES, now).unwrap();
     outputs(&mut s);
@@ -798,7 +798,7 @@ fn stream(me: SocketAddr, peer: SocketAddr, caps: u16, now: Instant) -> ConnCore
 
 fn nagle_ack(me: SocketAddr, peer: SocketAddr, n: u16) -> Bytes {
     let mut m = BytesMut::from(&conn_ack(me, peer, n, 512)[..]);
-    Header::new_unchecked(&mut m[..]).set_flag(field::BIT18, true);
+    Header::new_unchecked(&mut m[..]).set_nagle_ack(true);
     m.freeze()
 }
 
@@ -828,13 +828,13 @@ fn stream_nagle_starts_at_the_fifth_write_and_holds_until_the_nagle_ack() {
         c.write(&[i; 10]).unwrap();
         let m = data_msgs(&mut c);
         assert_eq!(m.len(), 1);
-        assert!(!hdr(&m[0]).flag(field::BIT18));
+        assert!(!hdr(&m[0]).ack_required());
     }
     // The fifth is appended to a fresh buffer, which goes out at once asking for an ack.
     c.write(b"fifth").unwrap();
     let m = data_msgs(&mut c);
     assert_eq!(m.len(), 1);
-    assert!(hdr(&m[0]).flag(field::BIT18));
+    assert!(hdr(&m[0]).ack_required());
     assert_eq!(payload(&m[0]), b"fifth");
     // While that ack is awaited, writes are held in one buffer.
     let before = c.snt_unacked();
@@ -848,7 +848,7 @@ fn stream_nagle_starts_at_the_fifth_write_and_holds_until_the_nagle_ack() {
     c.handle_message(nagle_ack(me, peer, 0), OWN_CAPABILITIES, now);
     let m = data_msgs(&mut c);
     assert_eq!(m.len(), 1);
-    assert!(hdr(&m[0]).flag(field::BIT18));
+    assert!(hdr(&m[0]).ack_required());
     let want: Vec<u8> = (0..100u8).flat_map(|i| [i; 10]).collect();
     assert_eq!(payload(&m[0]), &want[..]);
     assert_eq!(hdr(&m[0]).size(), SHORT_H_SIZE + 1000);
@@ -882,7 +882,7 @@ fn nagle_buffers_fill_to_the_mss_and_go_out_past_64_blocks() {
     let blocks: u32 = sent.iter().map(|m| blocks(m.len())).sum();
     assert!(blocks > NAGLE_MAX_BACKLOG, "{blocks}");
     // Still expecting the first ack: none of these asks for another.
-    assert!(sent.iter().all(|m| !hdr(m).flag(field::BIT18)));
+    assert!(sent.iter().all(|m| !hdr(m).ack_required()));
 }
 
 #[test]
@@ -897,7 +897,7 @@ fn a_nagle_round_of_single_writes_doubles_the_start() {
         loop {
             c.write(b"x").unwrap();
             n += 1;
-            if data_msgs(&mut c).iter().any(|m| hdr(m).flag(field::BIT18)) {
+            if data_msgs(&mut c).iter().any(|m| hdr(m).ack_required()) {
                 break;
             }
         }
@@ -954,7 +954,7 @@ fn no_nagle_for_seqpacket_nodelay_or_a_peer_without_the_capability() {
             c.write(b"small").unwrap();
             let m = data_msgs(c);
             assert_eq!(m.len(), 1);
-            assert!(!hdr(&m[0]).flag(field::BIT18));
+            assert!(!hdr(&m[0]).ack_required());
         }
         assert_eq!(c.stats().nagled, 0);
     }
@@ -1005,4 +1005,16 @@ fn nagled_stream_arrives_intact_and_the_reader_answers_each_ack_request() {
     assert_eq!(got, want);
     assert!(msgs <= 2000 / 50 + 10, "{msgs} messages for 2000 writes");
     assert_eq!(w.stats().tx_msgs, msgs);
+}
+
+#[test]
+fn refused_error_names_the_code_in_words() {
+    assert_eq!(
+        ConnError::Refused(ErrorCode::NoPort).to_string(),
+        "connection refused (no port)"
+    );
+    assert_eq!(
+        ConnError::Refused(ErrorCode::Overload).to_string(),
+        "connection refused (overload)"
+    );
 }

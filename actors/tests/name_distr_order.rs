@@ -22,11 +22,7 @@ fn item(i: u32) -> DistrItem {
 }
 
 fn update(mtype: NameDistrType, it: DistrItem) -> Update {
-    let range = ServiceRange {
-        type_: it.type_,
-        lower: it.lower,
-        upper: it.upper,
-    };
+    let range = ServiceRange::new(it.type_, it.lower, it.upper).unwrap();
     match mtype {
         NameDistrType::Publication => Update::Publish(Publication {
             range,
@@ -164,7 +160,7 @@ proptest! {
         let mut nd = NameDistributor::new(RX);
         let mut got = Vec::new();
         for (_, m) in &all {
-            got.extend(nd.receive(TX, m));
+            got.extend(nd.handle_message(TX, m));
         }
         // Singles: exactly the in-order sequence, once each.
         let singles: Vec<_> = got.iter().filter(|u| !t.bulk_updates.contains(u)).cloned().collect();
@@ -184,7 +180,7 @@ proptest! {
         let mut nd2 = NameDistributor::new(RX);
         let mut inorder = Vec::new();
         for m in t.bulk.iter().chain(&t.singles) {
-            inorder.extend(nd2.receive(TX, m));
+            inorder.extend(nd2.handle_message(TX, m));
         }
         let mut want_inorder = t.bulk_updates.clone();
         want_inorder.extend(t.single_updates.iter().cloned());
@@ -200,15 +196,15 @@ proptest! {
         let t = traffic(s0, 0, 1, 1, n);
         let g = gap_at.index(n);
         let mut nd = NameDistributor::new(RX);
-        let mut got = nd.receive(TX, &t.bulk[0]);
+        let mut got = nd.handle_message(TX, &t.bulk[0]);
         for (j, m) in t.singles.iter().enumerate() {
             if j != g {
-                got.extend(nd.receive(TX, m));
+                got.extend(nd.handle_message(TX, m));
             }
         }
         prop_assert_eq!(&got[1..], &t.single_updates[..g]);
         prop_assert_eq!(nd.pending(TX), n - g - 1);
-        let rest = nd.receive(TX, &t.singles[g]);
+        let rest = nd.handle_message(TX, &t.singles[g]);
         prop_assert_eq!(&rest[..], &t.single_updates[g..]);
         prop_assert_eq!(nd.pending(TX), 0);
     }
@@ -238,7 +234,7 @@ proptest! {
             wire.push(m.to_vec());
         }
         let mut rx = NameDistributor::new(RX);
-        let got: Vec<Update> = wire.iter().flat_map(|m| rx.receive(TX, m)).collect();
+        let got: Vec<Update> = wire.iter().flat_map(|m| rx.handle_message(TX, m)).collect();
         let mut want = vec![Update::Publish(Publication::node_state(TX))];
         want.extend(pubs.iter().map(|p| Update::Publish(*p)));
         prop_assert_eq!(got, want);

@@ -37,11 +37,7 @@ fn words(b: &[u8]) -> Vec<u32> {
 }
 
 fn r(type_: u32, lower: u32, upper: u32) -> ServiceRange {
-    ServiceRange {
-        type_,
-        lower,
-        upper,
-    }
+    ServiceRange::new(type_, lower, upper).unwrap()
 }
 
 fn publ(node: u32, range: ServiceRange, port: u32, key: u32) -> Publication {
@@ -100,7 +96,7 @@ fn item(type_: u32, lower: u32, upper: u32, port: u32, key: u32) -> DistrItem {
 #[test]
 fn receive_kernel_lastbulk_yields_node_state_publication() {
     let mut nd = NameDistributor::new(A);
-    let u = nd.receive(B, &vector("020-"));
+    let u = nd.handle_message(B, &vector("020-"));
     assert_eq!(u, vec![Update::Publish(Publication::node_state(B))]);
     assert_eq!(nd.stats().malformed, 0);
 }
@@ -108,9 +104,9 @@ fn receive_kernel_lastbulk_yields_node_state_publication() {
 #[test]
 fn receive_kernel_singles_applied_in_order_and_gap_holds() {
     let mut nd = NameDistributor::new(A);
-    assert_eq!(nd.receive(B, &vector("109-")).len(), 1);
+    assert_eq!(nd.handle_message(B, &vector("109-")).len(), 1);
     assert_eq!(
-        nd.receive(B, &vector("112-")),
+        nd.handle_message(B, &vector("112-")),
         vec![Update::Publish(publ(
             B,
             r(1000, 1, 1),
@@ -119,7 +115,7 @@ fn receive_kernel_singles_applied_in_order_and_gap_holds() {
         ))]
     );
     assert_eq!(
-        nd.receive(B, &vector("113-")),
+        nd.handle_message(B, &vector("113-")),
         vec![Update::Publish(publ(
             B,
             r(1000, 10, 19),
@@ -128,7 +124,7 @@ fn receive_kernel_singles_applied_in_order_and_gap_holds() {
         ))]
     );
     assert_eq!(
-        nd.receive(B, &vector("122-")),
+        nd.handle_message(B, &vector("122-")),
         vec![Update::Publish(publ(
             B,
             r(2000, 1, 1),
@@ -138,7 +134,7 @@ fn receive_kernel_singles_applied_in_order_and_gap_holds() {
     );
     // b's named seqnos 4 and 5 were not captured: 6, 7, 8 wait.
     for v in ["145-", "146-", "147-"] {
-        assert_eq!(nd.receive(B, &vector(v)), vec![]);
+        assert_eq!(nd.handle_message(B, &vector(v)), vec![]);
     }
     assert_eq!(nd.pending(B), 3);
     // Seqnos 4 and 5 arrive (legacy-free singles built by hand): everything drains in order.
@@ -160,8 +156,8 @@ fn receive_kernel_singles_applied_in_order_and_gap_holds() {
         true,
         &[item(3000, 1, 1, 0x69dd_9054, 0x69dd_9055)],
     );
-    assert_eq!(nd.receive(B, &p5), vec![]);
-    let u = nd.receive(B, &p4);
+    assert_eq!(nd.handle_message(B, &p5), vec![]);
+    let u = nd.handle_message(B, &p4);
     let withdraw = |range, port, key| Update::Withdraw {
         range,
         node: B,
@@ -184,9 +180,9 @@ fn receive_kernel_singles_applied_in_order_and_gap_holds() {
 #[test]
 fn receive_kernel_single_before_bulk_waits_for_bulk() {
     let mut nd = NameDistributor::new(B);
-    assert_eq!(nd.receive(A, &vector("128-")), vec![]);
+    assert_eq!(nd.handle_message(A, &vector("128-")), vec![]);
     assert_eq!(nd.pending(A), 1);
-    let u = nd.receive(A, &vector("111-"));
+    let u = nd.handle_message(A, &vector("111-"));
     assert_eq!(
         u,
         vec![
@@ -195,7 +191,7 @@ fn receive_kernel_single_before_bulk_waits_for_bulk() {
         ]
     );
     assert_eq!(
-        nd.receive(A, &vector("144-")),
+        nd.handle_message(A, &vector("144-")),
         vec![Update::Withdraw {
             range: r(4242, 1, 1),
             node: A,
@@ -204,7 +200,7 @@ fn receive_kernel_single_before_bulk_waits_for_bulk() {
         }]
     );
     // A duplicate (e.g. over the other link) is older than rcv_nxt: dropped.
-    assert_eq!(nd.receive(A, &vector("144-")), vec![]);
+    assert_eq!(nd.handle_message(A, &vector("144-")), vec![]);
     assert_eq!(nd.stats().old_dropped, 1);
     assert_eq!(nd.pending(A), 0);
 }
@@ -303,7 +299,7 @@ fn bulk_splits_by_mss_and_marks_only_the_last() {
         items[1..],
         own[..5]
             .iter()
-            .map(|p| item(100, p.range.lower, p.range.lower, 7, p.key))
+            .map(|p| item(100, p.range.lower(), p.range.lower(), 7, p.key))
             .collect::<Vec<_>>()[..]
     );
 }
@@ -351,7 +347,7 @@ fn receive_legacy_message_applied_at_once() {
         &[item(5000, 1, 2, 3, 4)],
     );
     assert_eq!(
-        nd.receive(B, &m),
+        nd.handle_message(B, &m),
         vec![Update::Publish(publ(B, r(5000, 1, 2), 3, 4))]
     );
 }
@@ -369,15 +365,15 @@ fn receive_malformed_and_bad_items_counted_and_dropped() {
         &[item(5000, 3, 2, 1, 1), item(5000, 1, 2, 1, 2)],
     );
     assert_eq!(
-        nd.receive(B, &good),
+        nd.handle_message(B, &good),
         vec![Update::Publish(publ(B, r(5000, 1, 2), 1, 2))]
     );
     assert_eq!(nd.stats().bad_items, 1);
-    assert_eq!(nd.receive(B, &good[..50]), vec![]);
-    assert_eq!(nd.receive(B, &[]), vec![]);
+    assert_eq!(nd.handle_message(B, &good[..50]), vec![]);
+    assert_eq!(nd.handle_message(B, &[]), vec![]);
     let mut odd = good.clone();
     odd[3] = 50; // size 50: not a whole number of items
-    assert_eq!(nd.receive(B, &odd[..50]), vec![]);
+    assert_eq!(nd.handle_message(B, &odd[..50]), vec![]);
     assert_eq!(nd.stats().malformed, 3);
 }
 
@@ -406,14 +402,14 @@ fn node_down_forgets_queue_and_receive_state() {
             &[item(0, B, B, 0, B)],
         )
     };
-    assert_eq!(nd.receive(B, &single(9)), vec![]);
+    assert_eq!(nd.handle_message(B, &single(9)), vec![]);
     assert_eq!(nd.pending(B), 1);
     nd.node_down(B);
     assert_eq!(nd.pending(B), 0);
     // A fresh contact starts from its new bulk; the old queued single is gone.
-    assert_eq!(nd.receive(B, &bulk(9)).len(), 1);
-    assert_eq!(nd.receive(B, &single(10)), vec![]);
-    assert_eq!(nd.receive(B, &single(9)).len(), 2);
+    assert_eq!(nd.handle_message(B, &bulk(9)).len(), 1);
+    assert_eq!(nd.handle_message(B, &single(10)), vec![]);
+    assert_eq!(nd.handle_message(B, &single(9)).len(), 2);
     assert_eq!(nd.pending(B), 0);
 }
 
@@ -430,7 +426,7 @@ fn receive_queue_is_bounded_per_peer() {
             true,
             &[item(5000, 1, 1, 1, 1)],
         );
-        nd.receive(B, &m);
+        nd.handle_message(B, &m);
     }
     assert_eq!(nd.pending(B), MAX_PENDING);
     assert_eq!(nd.stats().overflow_dropped, 1);
@@ -444,5 +440,5 @@ fn receive_queue_is_bounded_per_peer() {
         true,
         &[item(0, 1, 1, 0, 1)],
     );
-    assert_eq!(nd.receive(0x6300_0000, &m).len(), 1);
+    assert_eq!(nd.handle_message(0x6300_0000, &m).len(), 1);
 }

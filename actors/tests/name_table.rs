@@ -13,11 +13,7 @@ const N2: u32 = 0x0100_0002;
 const N3: u32 = 0x0100_0003;
 
 fn r(type_: u32, lower: u32, upper: u32) -> ServiceRange {
-    ServiceRange {
-        type_,
-        lower,
-        upper,
-    }
+    ServiceRange::new(type_, lower, upper).unwrap()
 }
 
 fn p(range: ServiceRange, scope: Scope, node: u32, port: u32, key: u32) -> Publication {
@@ -47,7 +43,10 @@ fn events(t: &mut BindingTable) -> Vec<TableEvent> {
 #[test]
 fn publish_refuses_inverted_range() {
     let mut t = BindingTable::new(OWN);
-    let e = t.publish(p(r(1000, 5, 4), Scope::Cluster, OWN, 1, 2));
+    // A ServiceRange cannot hold lower > upper: the error arises where the range is built.
+    let e = ServiceRange::new(1000, 5, 4)
+        .map_err(BindingError::from)
+        .and_then(|rg| t.publish(p(rg, Scope::Cluster, OWN, 1, 2)));
     assert_eq!(e, Err(BindingError::InvalidRange { lower: 5, upper: 4 }));
     assert!(t.is_empty());
     assert_eq!(t.poll_event(), None);
@@ -354,15 +353,15 @@ impl Model {
         let mut v: Vec<_> = self
             .created
             .iter()
-            .filter(|(r, _)| r.type_ == type_)
-            .map(|(r, c)| (r.lower, std::cmp::Reverse(*c), *r))
+            .filter(|(r, _)| r.type_() == type_)
+            .map(|(r, c)| (r.lower(), std::cmp::Reverse(*c), *r))
             .collect();
         v.sort();
         v.into_iter().map(|x| x.2).collect()
     }
 
     fn show(&self) -> Vec<Publication> {
-        let mut types: Vec<u32> = self.created.keys().map(|r| r.type_).collect();
+        let mut types: Vec<u32> = self.created.keys().map(|r| r.type_()).collect();
         types.sort();
         types.dedup();
         let mut out = Vec::new();
@@ -375,12 +374,6 @@ impl Model {
     }
 
     fn publish(&mut self, x: Publication) -> Result<(), BindingError> {
-        if x.range.lower > x.range.upper {
-            return Err(BindingError::InvalidRange {
-                lower: x.range.lower,
-                upper: x.range.upper,
-            });
-        }
         if self
             .all
             .iter()
@@ -427,7 +420,7 @@ impl Model {
             return AnycastResult::Deferred(domain);
         }
         for rg in self.ranges_of(a.type_) {
-            if !(rg.lower <= a.instance && a.instance <= rg.upper) {
+            if !(rg.lower() <= a.instance && a.instance <= rg.upper()) {
                 continue;
             }
             let list = if domain == OWN {
@@ -445,7 +438,9 @@ impl Model {
     }
 
     fn overlaps(q: &Publication, rg: ServiceRange) -> bool {
-        q.range.type_ == rg.type_ && q.range.lower <= rg.upper && rg.lower <= q.range.upper
+        q.range.type_() == rg.type_()
+            && q.range.lower() <= rg.upper()
+            && rg.lower() <= q.range.upper()
     }
 
     fn mcast_nodes(&self, rg: ServiceRange, excl: bool) -> Vec<u32> {
@@ -488,7 +483,8 @@ fn node() -> impl Strategy<Value = u32> {
 }
 
 fn range() -> impl Strategy<Value = ServiceRange> {
-    (1000u32..1003, 0u32..6, 0u32..6).prop_map(|(t, a, b)| r(t, a, b))
+    // Only lower <= upper: a ServiceRange cannot hold anything else.
+    (1000u32..1003, 0u32..6, 0u32..6).prop_map(|(t, a, b)| r(t, a.min(b), a.max(b)))
 }
 
 fn op() -> impl Strategy<Value = Op> {

@@ -8,11 +8,13 @@ use std::cell::Cell;
 
 use bytes::Bytes;
 use tipc_actors::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
+use tipc_actors::name_table::{BindingTable, Publication};
+use tipc_actors::socket::rcv::{sk_mcast_rcv, DropCause, RcvEnv, Verdict};
 use tipc_actors::socket::{
     build_direct, build_mcast, build_named, lookup_dest, reject_or_reroute, reverse, truesize,
     Offer, RecvQueue, Returned, SendOpts, SocketError, MAX_FORWARD_SIZE, RCVBUF_MAX, RCVBUF_MIN,
 };
-use tipc_transport::wire::{field, DataRepr, DataType, ErrorCode, Header, MAX_USER_MSG_SIZE};
+use tipc_transport::wire::{DataRepr, DataType, ErrorCode, Header, MAX_USER_MSG_SIZE};
 
 const ME: u32 = 0x0100_0001;
 const PEER: u32 = 0x0100_0002;
@@ -97,11 +99,7 @@ fn build_rejects_payload_over_66000() {
         build_named(me(1), name, peer(2), Scope::Cluster, &SendOpts::RDM, &data),
         Err(err)
     );
-    let range = ServiceRange {
-        type_: 100,
-        lower: 1,
-        upper: 2,
-    };
+    let range = ServiceRange::new(100, 1, 2).unwrap();
     assert_eq!(build_mcast(me(1), range, &SendOpts::RDM, &data), Err(err));
 }
 
@@ -119,13 +117,11 @@ fn build_rejects_importance_over_critical() {
 
 #[test]
 fn build_mcast_rejects_inverted_range() {
-    let range = ServiceRange {
-        type_: 100,
-        lower: 5,
-        upper: 4,
-    };
+    // A ServiceRange cannot hold lower > upper: the error arises where the range is built.
     assert_eq!(
-        build_mcast(me(1), range, &SendOpts::RDM, b"x"),
+        ServiceRange::new(100, 5, 4)
+            .map_err(SocketError::from)
+            .and_then(|range| build_mcast(me(1), range, &SendOpts::RDM, b"x")),
         Err(SocketError::BadRange)
     );
 }
@@ -138,8 +134,8 @@ fn build_dgram_sets_src_droppable_and_importance() {
     };
     let m = build_direct(me(1), peer(2), &opts, b"x").expect("build");
     let h = hdr(&m);
-    assert!(h.flag(field::BIT18));
-    assert!(h.flag(field::DEST_DROPPABLE));
+    assert!(h.src_droppable());
+    assert!(h.dest_droppable());
     assert_eq!(h.user(), 2);
     assert_eq!((h.prevnode(), h.orignode(), h.origport()), (ME, ME, 1));
 }
@@ -157,8 +153,8 @@ fn build_named_deferred_has_port_zero_and_node_scope() {
     let m = build_named(me(1), name, dest, Scope::Node, &SendOpts::RDM, b"x").expect("build");
     let h = hdr(&m);
     assert_eq!((h.destnode(), h.destport()), (PEER, 0));
-    assert_eq!(h.get(field::LOOKUP_SCOPE), 3);
-    assert_eq!((h.get(field::NAMETYPE), h.get(field::NAMEINST)), (100, 3));
+    assert_eq!(h.lookup_scope(), 3);
+    assert_eq!((h.nametype(), h.nameinst()), (100, 3));
 }
 
 // ---------------------------------------------------------------- receive queue
@@ -188,23 +184,12 @@ fn recv_queue_reports_destname_for_named_and_mcast() {
         instance: 5,
     };
     let n = build_named(peer(7), name, me(9), Scope::Cluster, &SendOpts::RDM, b"n");
-    let range = ServiceRange {
-        type_: 1000,
-        lower: 10,
-        upper: 19,
-    };
+    let range = ServiceRange::new(1000, 10, 19).unwrap();
     let mc = build_mcast(peer(7), range, &SendOpts::RDM, b"m");
     assert_eq!(q.offer(n.expect("named").freeze(), ME), Offer::Accepted);
     assert_eq!(q.offer(mc.expect("mcast").freeze(), ME), Offer::Accepted);
     let a = q.recv().expect("named");
-    assert_eq!(
-        a.dest,
-        Some(ServiceRange {
-            type_: 1000,
-            lower: 5,
-            upper: 5
-        })
-    );
+    assert_eq!(a.dest, Some(ServiceRange::single(1000, 5)));
     let b = q.recv().expect("mcast");
     assert_eq!(b.dest, Some(range));
     assert_eq!(&b.data[..], b"m");
@@ -260,7 +245,7 @@ fn recv_queue_drops_malformed_and_non_data() {
     );
     // A CONN_MANAGER (user 8) message: 40-byte header.
     let mut cm = raw(DataType::Direct, 40, false, false, b"");
-    Header::new_unchecked(&mut cm[..]).set(field::USER, 8);
+    Header::new_unchecked(&mut cm[..]).set_user(8);
     assert_eq!(q.offer(Bytes::from(cm), ME), Offer::Dropped);
     // A NAMED_MSG with a 32-byte header has no name.
     let short_named = raw(DataType::Named, 32, false, false, b"x");
@@ -268,6 +253,80 @@ fn recv_queue_drops_malformed_and_non_data() {
     assert_eq!(q.stats().dropped_malformed, 2);
     assert_eq!(q.stats().dropped_not_data, 1);
     assert!(q.is_empty());
+}
+
+/// A MCAST_MSG from PEER naming `{1000, lower, upper}` as the wire says, inverted or not.
+fn mcast_naming(lower: u32, upper: u32) -> Vec<u8> {
+    let mut m = build_mcast(
+        peer(7),
+        ServiceRange::new(1000, 0, 0).unwrap(),
+        &SendOpts::RDM,
+        b"m",
+    )
+    .unwrap()
+    .to_vec();
+    let mut h = Header::new_unchecked(&mut m[..]);
+    h.set_nameinst(lower);
+    h.set_nameupper(upper);
+    m
+}
+
+#[test]
+fn recv_queue_drops_mcast_with_inverted_range_as_malformed() {
+    let mut q = RecvQueue::new();
+    assert_eq!(
+        q.offer(Bytes::from(mcast_naming(50, 10)), ME),
+        Offer::Dropped
+    );
+    assert_eq!(q.stats().dropped_malformed, 1);
+    assert!(q.is_empty());
+    assert_eq!(
+        q.offer(Bytes::from(mcast_naming(10, 50)), ME),
+        Offer::Accepted
+    );
+    assert_eq!(
+        q.recv().and_then(|r| r.dest),
+        Some(ServiceRange::new(1000, 10, 50).unwrap())
+    );
+}
+
+struct OneTable(BindingTable);
+
+impl RcvEnv for OneTable {
+    fn own(&self) -> u32 {
+        ME
+    }
+    fn has_port(&self, port: u32) -> bool {
+        port == 5
+    }
+    fn with_table<R>(&mut self, f: impl FnOnce(&mut BindingTable) -> R) -> R {
+        f(&mut self.0)
+    }
+}
+
+#[test]
+fn mcast_dispatch_drops_inverted_range_as_malformed() {
+    let mut env = OneTable(BindingTable::new(ME));
+    let publ = Publication {
+        range: ServiceRange::new(1000, 0, 100).unwrap(),
+        scope: Scope::Cluster,
+        node: ME,
+        port: 5,
+        key: 6,
+    };
+    env.0.publish(publ).unwrap();
+    let verdicts = |env: &mut OneTable, m: Vec<u8>| {
+        let mut v = Vec::new();
+        sk_mcast_rcv(env, Bytes::from(m), &mut |x| v.push(x));
+        v
+    };
+    let v = verdicts(&mut env, mcast_naming(50, 10));
+    assert!(
+        matches!(v[..], [Verdict::Drop(DropCause::Malformed)]),
+        "{v:?}"
+    );
+    let v = verdicts(&mut env, mcast_naming(10, 50));
+    assert!(matches!(v[..], [Verdict::Port(5, _)]), "{v:?}");
 }
 
 #[test]
@@ -401,7 +460,7 @@ fn truesize_rounds_up_and_is_monotonic() {
 #[test]
 fn reverse_widens_short_header_and_swaps_addresses() {
     let mut m = raw(DataType::Conn, 24, false, false, b"abc");
-    Header::new_unchecked(&mut m[..]).set_flag(field::NON_SEQ, true);
+    Header::new_unchecked(&mut m[..]).set_non_seq(true);
     let r = reverse(&m, ErrorCode::ConnShutdown, ME).expect("returned");
     let h = hdr(&r);
     assert_eq!(h.header_len(), 32);
@@ -435,14 +494,14 @@ fn reverse_refuses_droppable_errored_and_malformed() {
     let d = raw(DataType::Direct, 32, true, false, b"x");
     assert_eq!(reverse(&d, ErrorCode::NoPort, ME), None);
     let mut e = raw(DataType::Direct, 32, false, false, b"x");
-    Header::new_unchecked(&mut e[..]).set(field::ERRCODE, 4);
+    Header::new_unchecked(&mut e[..]).set_errcode(4);
     assert_eq!(reverse(&e, ErrorCode::NoPort, ME), None);
     assert_eq!(reverse(&[0u8; 10], ErrorCode::NoPort, ME), None);
 }
 
 // ---------------------------------------------------------------- secondary lookup
 
-fn named_to_port0(reroute: u32, scope: Scope) -> Vec<u8> {
+fn named_to_port0(reroute: u8, scope: Scope) -> Vec<u8> {
     let name = ServiceAddr {
         type_: 1000,
         instance: 4,
@@ -454,7 +513,7 @@ fn named_to_port0(reroute: u32, scope: Scope) -> Vec<u8> {
     let mut m = build_named(peer(7), name, me(0), scope, &opts, b"q")
         .expect("build")
         .to_vec();
-    Header::new_unchecked(&mut m[..]).set(field::REROUTE_CNT, reroute);
+    Header::new_unchecked(&mut m[..]).set_reroute_cnt(reroute);
     m
 }
 
@@ -482,7 +541,7 @@ fn lookup_dest_forwards_off_node_and_sets_prevnode() {
         ))
     );
     let h = hdr(&m);
-    assert_eq!(h.get(field::REROUTE_CNT), 1);
+    assert_eq!(h.reroute_cnt(), 1);
     assert_eq!((h.destnode(), h.destport()), (THIRD, 55));
     assert_eq!(h.prevnode(), ME);
     assert_eq!(h.orignode(), PEER);
@@ -522,7 +581,7 @@ fn lookup_dest_gives_no_port_for_direct_and_errored_messages() {
         Err(ErrorCode::NoPort)
     );
     let mut e = named_to_port0(0, Scope::Cluster);
-    Header::new_unchecked(&mut e[..]).set(field::ERRCODE, 1);
+    Header::new_unchecked(&mut e[..]).set_errcode(1);
     assert_eq!(
         lookup_dest(&mut e, ME, |_, _| Some(me(5))),
         Err(ErrorCode::NoPort)

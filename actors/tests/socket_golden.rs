@@ -214,11 +214,7 @@ fn build_mcast_replicast_copy_matches_kernel_after_method_switch() {
         node: NODE_A,
         port: 518_848_522,
     };
-    let range = ServiceRange {
-        type_: 1000,
-        lower: 10,
-        upper: 19,
-    };
+    let range = ServiceRange::new(1000, 10, 19).unwrap();
     let mut m = build_mcast(own, range, &SendOpts::RDM, b"mc").expect("build");
     // Before replication: lookup_scope 2, destnode/destport 0, not rcast, no SYN.
     {
@@ -248,11 +244,7 @@ fn build_mcast_matches_every_captured_replicast_copy() {
             node: r.orignode,
             port: r.origport,
         };
-        let range = ServiceRange {
-            type_: r.name_type,
-            lower: r.name_instance,
-            upper: r.name_upper,
-        };
+        let range = ServiceRange::new(r.name_type, r.name_instance, r.name_upper).unwrap();
         let opts = SendOpts {
             importance: r.importance,
             dest_droppable: r.dest_droppable,

@@ -13,7 +13,7 @@ use tipc_actors::socket::{
     build_direct, build_named, lookup_dest, reverse, truesize, Offer, RecvQueue, SendOpts,
     MAX_FORWARD_SIZE, RCVBUF_MIN,
 };
-use tipc_transport::wire::{field, ErrorCode, Header, BASIC_H_SIZE};
+use tipc_transport::wire::{ErrorCode, Header, BASIC_H_SIZE};
 
 const ME: u32 = 0x0100_0001;
 
@@ -104,7 +104,7 @@ proptest! {
             None => {
                 // Only refused when invalid, droppable or already returned.
                 if let Ok(h) = Header::new_checked(&m[..]) {
-                    prop_assert!(h.flag(field::DEST_DROPPABLE) || h.errcode() != 0);
+                    prop_assert!(h.dest_droppable() || h.errcode() != 0);
                 }
             }
         }
@@ -121,7 +121,7 @@ proptest! {
             Ok(d) => {
                 let h = Header::new_checked(&m[..]).expect("still valid");
                 prop_assert_eq!((h.destnode(), h.destport()), (d.node, d.port));
-                prop_assert_eq!(h.get(field::REROUTE_CNT), 1);
+                prop_assert_eq!(h.reroute_cnt(), 1);
             }
             Err(_) => prop_assert_eq!(m, before),
         }

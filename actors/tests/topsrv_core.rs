@@ -12,11 +12,7 @@ const C1: ClientId = ClientId(1);
 const C2: ClientId = ClientId(2);
 
 fn r(type_: u32, lower: u32, upper: u32) -> ServiceRange {
-    ServiceRange {
-        type_,
-        lower,
-        upper,
-    }
+    ServiceRange::new(type_, lower, upper).unwrap()
 }
 
 fn p(type_: u32, lower: u32, upper: u32, node: u32, port: u32, first: bool) -> PubInfo {
@@ -103,7 +99,7 @@ fn topology_initial_events_suppressed_with_no_status() {
         .unwrap();
     assert!(drain(&mut t).is_empty());
     // Later changes are still reported.
-    t.on_published(now, &p(100, 3, 3, 1, 2, true));
+    t.handle_published(now, &p(100, 3, 3, 1, 2, true));
     assert_eq!(drain(&mut t).len(), 1);
 }
 
@@ -123,9 +119,9 @@ fn topology_overlap_matches_edges_and_rejects_neighbours() {
         (p(8, 10, 20, 1, 7, true), false),     // other type
     ];
     for (pubinfo, want) in cases {
-        t.on_published(now, &pubinfo);
+        t.handle_published(now, &pubinfo);
         assert_eq!(drain(&mut t).len(), usize::from(want), "{pubinfo:?}");
-        t.on_withdrawn(now, &pubinfo);
+        t.handle_withdrawn(now, &pubinfo);
         assert_eq!(drain(&mut t).len(), usize::from(want), "{pubinfo:?}");
     }
 }
@@ -136,8 +132,8 @@ fn topology_found_values_are_whole_publication_range_not_clipped() {
     let mut t = Topology::new();
     t.subscribe(now, Subscription::ports(r(7, 10, 20)), C1, none())
         .unwrap();
-    t.on_published(now, &p(7, 0, 15, 9, 99, true));
-    t.on_withdrawn(now, &p(7, 0, 15, 9, 99, true));
+    t.handle_published(now, &p(7, 0, 15, 9, 99, true));
+    t.handle_withdrawn(now, &p(7, 0, 15, 9, 99, true));
     let evs = drain(&mut t);
     assert_eq!(
         brief(&evs),
@@ -155,10 +151,10 @@ fn topology_service_reports_only_first_publication_and_last_withdrawal() {
     let mut t = Topology::new();
     t.subscribe(now, Subscription::service(r(7, 0, 100)), C1, none())
         .unwrap();
-    t.on_published(now, &p(7, 1, 2, 1, 1, true));
-    t.on_published(now, &p(7, 1, 2, 2, 2, false));
-    t.on_withdrawn(now, &p(7, 1, 2, 1, 1, false));
-    t.on_withdrawn(now, &p(7, 1, 2, 2, 2, true));
+    t.handle_published(now, &p(7, 1, 2, 1, 1, true));
+    t.handle_published(now, &p(7, 1, 2, 2, 2, false));
+    t.handle_withdrawn(now, &p(7, 1, 2, 1, 1, false));
+    t.handle_withdrawn(now, &p(7, 1, 2, 2, 2, true));
     assert_eq!(
         brief(&drain(&mut t)),
         vec![
@@ -174,10 +170,10 @@ fn topology_ports_reports_every_publication_and_withdrawal() {
     let mut t = Topology::new();
     t.subscribe(now, Subscription::ports(r(7, 0, 100)), C1, none())
         .unwrap();
-    t.on_published(now, &p(7, 1, 2, 1, 1, true));
-    t.on_published(now, &p(7, 1, 2, 2, 2, false));
-    t.on_withdrawn(now, &p(7, 1, 2, 1, 1, false));
-    t.on_withdrawn(now, &p(7, 1, 2, 2, 2, true));
+    t.handle_published(now, &p(7, 1, 2, 1, 1, true));
+    t.handle_published(now, &p(7, 1, 2, 2, 2, false));
+    t.handle_withdrawn(now, &p(7, 1, 2, 1, 1, false));
+    t.handle_withdrawn(now, &p(7, 1, 2, 2, 2, true));
     assert_eq!(
         brief(&drain(&mut t)),
         vec![
@@ -202,7 +198,7 @@ fn topology_filter_without_ports_or_service_behaves_as_service() {
         [p(7, 1, 1, 1, 1, true), p(7, 1, 1, 2, 2, false)],
     )
     .unwrap();
-    t.on_published(now, &p(7, 1, 1, 3, 3, false));
+    t.handle_published(now, &p(7, 1, 1, 3, 3, false));
     assert_eq!(brief(&drain(&mut t)), vec![(EventKind::Published, 1, 1, 1)]);
 }
 
@@ -216,7 +212,7 @@ fn topology_events_go_to_newest_subscription_first() {
     let b = t
         .subscribe(now, Subscription::ports(r(7, 0, 9)), C2, none())
         .unwrap();
-    t.on_published(now, &p(7, 1, 1, 1, 1, true));
+    t.handle_published(now, &p(7, 1, 1, 1, 1, true));
     let evs = drain(&mut t);
     assert_eq!(
         evs.iter().map(|(c, e)| (*c, e.sub_id)).collect::<Vec<_>>(),
@@ -248,7 +244,7 @@ fn topology_timeout_reports_subscribed_range_port_zero_and_deletes() {
     assert_eq!(e.sub_id, id);
     assert!(t.is_empty());
     assert_eq!(t.poll_timeout(), None);
-    t.on_published(now + Duration::from_secs(1), &p(7, 10, 10, 1, 1, true));
+    t.handle_published(now + Duration::from_secs(1), &p(7, 10, 10, 1, 1, true));
     assert!(drain(&mut t).is_empty());
 }
 
@@ -270,7 +266,7 @@ fn topology_change_after_deadline_reports_timeout_not_change() {
     let sub = Subscription::ports(r(7, 0, 9)).with_timeout(Duration::from_millis(10));
     t.subscribe(now, sub, C1, none()).unwrap();
     // The driver is late with handle_timeout; the publication happens after the deadline.
-    t.on_published(now + Duration::from_millis(11), &p(7, 1, 1, 1, 1, true));
+    t.handle_published(now + Duration::from_millis(11), &p(7, 1, 1, 1, 1, true));
     let kinds: Vec<_> = drain(&mut t).iter().map(|(_, e)| e.kind).collect();
     assert_eq!(kinds, vec![EventKind::Timeout]);
 }
@@ -302,7 +298,7 @@ fn topology_cancel_removes_subscription_of_own_client_only() {
     assert_eq!(t.len(), 1);
     assert!(t.cancel(C1, id));
     assert!(!t.cancel(C1, id));
-    t.on_published(now, &p(7, 1, 1, 1, 1, true));
+    t.handle_published(now, &p(7, 1, 1, 1, 1, true));
     assert!(drain(&mut t).is_empty());
     assert_eq!(t.stats().cancelled, 1);
 }
@@ -318,7 +314,7 @@ fn topology_client_gone_removes_subscriptions_timers_and_queued_events() {
     let other = t
         .subscribe(now, Subscription::ports(r(7, 0, 9)), C2, none())
         .unwrap();
-    t.on_published(now, &p(7, 1, 1, 1, 1, true));
+    t.handle_published(now, &p(7, 1, 1, 1, 1, true));
     assert_eq!(t.client_gone(C1), 2);
     assert_eq!(t.len(), 1);
     assert_eq!(t.poll_timeout(), None);
@@ -347,8 +343,11 @@ fn topology_subscribe_rejects_ports_and_service_together() {
 fn topology_subscribe_rejects_lower_above_upper() {
     let now = Instant::now();
     let mut t = Topology::new();
+    // A ServiceRange cannot hold lower > upper: the error arises where the range is built.
     assert_eq!(
-        t.subscribe(now, Subscription::ports(r(7, 10, 9)), C1, none()),
+        ServiceRange::new(7, 10, 9)
+            .map_err(SubError::from)
+            .and_then(|rg| t.subscribe(now, Subscription::ports(rg), C1, none())),
         Err(SubError::InvalidRange)
     );
     assert!(t.is_empty());
@@ -408,10 +407,10 @@ fn topology_node_state_subscription_sees_node_up_and_down() {
     )
     .unwrap();
     let peer = p(NODE_STATE, 0x2000, 0x2000, 0x2000, 0, true);
-    t.on_published(now, &peer);
-    t.on_withdrawn(now, &peer);
+    t.handle_published(now, &peer);
+    t.handle_withdrawn(now, &peer);
     // A link-state publication (type 2) is not a node-state event.
-    t.on_published(
+    t.handle_published(
         now,
         &p(LINK_STATE, 0x2000, 0x2000, 0x1000, 0x0001_0000, true),
     );
@@ -442,9 +441,9 @@ fn topology_link_state_subscription_sees_link_up_and_down() {
     // Two links to peer 0x2000: {2, peer, peer}, port = link id.
     let l1 = p(LINK_STATE, 0x2000, 0x2000, 0x1000, 0x0000_0000, true);
     let l2 = p(LINK_STATE, 0x2000, 0x2000, 0x1000, 0x0001_0001, false);
-    t.on_published(now, &l1);
-    t.on_published(now, &l2);
-    t.on_withdrawn(now, &l1);
+    t.handle_published(now, &l1);
+    t.handle_published(now, &l2);
+    t.handle_withdrawn(now, &l1);
     let evs = drain(&mut t);
     assert_eq!(
         evs.iter()

@@ -73,17 +73,14 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// A valid range (publications are generated with `lower <= upper`).
 fn sr((type_, lower, upper): (u32, u32, u32)) -> ServiceRange {
-    ServiceRange {
-        type_,
-        lower,
-        upper,
-    }
+    ServiceRange::new(type_, lower, upper).expect("lower <= upper")
 }
 
 /// Overlap stated differently from the implementation: not disjoint.
 fn overlap(sub: &ServiceRange, p: &ServiceRange) -> bool {
-    sub.type_ == p.type_ && !(p.upper < sub.lower || p.lower > sub.upper)
+    sub.type_() == p.type_() && !(p.upper() < sub.lower() || p.lower() > sub.upper())
 }
 
 #[derive(Debug, Clone)]
@@ -117,8 +114,8 @@ impl Model {
                 s.client,
                 s.id,
                 EventKind::Timeout,
-                s.sub.range.lower,
-                s.sub.range.upper,
+                s.sub.range.lower(),
+                s.sub.range.upper(),
                 0,
                 0,
             ));
@@ -133,8 +130,8 @@ impl Model {
                     s.client,
                     s.id,
                     kind,
-                    p.range.lower,
-                    p.range.upper,
+                    p.range.lower(),
+                    p.range.upper(),
                     p.node,
                     p.port,
                 ));
@@ -167,50 +164,60 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 no_status,
             } => {
                 let client = ClientId(client);
-                let sub = Subscription {
-                    range: sr(range),
-                    timeout: timeout_ms.map(|ms| Duration::from_millis(u64::from(ms))),
-                    filter: Filter {
-                        ports: kind == 0 || kind == 2,
-                        service: kind == 1 || kind == 2,
-                        no_status,
-                        other: 0,
-                    },
-                    handle: [kind; 8],
-                };
                 m.expire(now, &mut want);
-                let got = t.subscribe(now, sub, client, m.pubs.iter());
-                if kind == 2 {
-                    prop_assert_eq!(got, Err(SubError::PortsAndService));
-                } else if range.1 > range.2 {
-                    prop_assert_eq!(got, Err(SubError::InvalidRange));
-                } else {
-                    let id = got.map_err(|e| TestCaseError::fail(format!("{e}")))?;
-                    prop_assert!(m.subs.iter().all(|s| s.id < id), "ids increase");
-                    if !no_status {
-                        for (i, p) in m.pubs.iter().enumerate() {
-                            let oldest = !m.pubs[..i].iter().any(|q| q.range == p.range);
-                            if overlap(&sub.range, &p.range) && (sub.filter.ports || oldest) {
-                                want.push((
-                                    client,
-                                    id,
-                                    EventKind::Published,
-                                    p.range.lower,
-                                    p.range.upper,
-                                    p.node,
-                                    p.port,
-                                ));
+                // A ServiceRange cannot hold lower > upper: that error arises where the range
+                // is built, before the subscription exists (so before the filter check).
+                match ServiceRange::new(range.0, range.1, range.2) {
+                    Err(e) => {
+                        prop_assert_eq!(SubError::from(e), SubError::InvalidRange);
+                        // What the refused subscribe's expiry did.
+                        t.handle_timeout(now);
+                    }
+                    Ok(rg) => {
+                        let sub = Subscription {
+                            range: rg,
+                            timeout: timeout_ms.map(|ms| Duration::from_millis(u64::from(ms))),
+                            filter: Filter {
+                                ports: kind == 0 || kind == 2,
+                                service: kind == 1 || kind == 2,
+                                no_status,
+                                other: 0,
+                            },
+                            handle: [kind; 8],
+                        };
+                        let got = t.subscribe(now, sub, client, m.pubs.iter());
+                        if kind == 2 {
+                            prop_assert_eq!(got, Err(SubError::PortsAndService));
+                        } else {
+                            let id = got.map_err(|e| TestCaseError::fail(format!("{e}")))?;
+                            prop_assert!(m.subs.iter().all(|s| s.id < id), "ids increase");
+                            if !no_status {
+                                for (i, p) in m.pubs.iter().enumerate() {
+                                    let oldest = !m.pubs[..i].iter().any(|q| q.range == p.range);
+                                    if overlap(&sub.range, &p.range) && (sub.filter.ports || oldest)
+                                    {
+                                        want.push((
+                                            client,
+                                            id,
+                                            EventKind::Published,
+                                            p.range.lower(),
+                                            p.range.upper(),
+                                            p.node,
+                                            p.port,
+                                        ));
+                                    }
+                                }
+                            }
+                            m.subs.push(MSub {
+                                id,
+                                client,
+                                sub,
+                                deadline: sub.timeout.map(|d| now + d),
+                            });
+                            if !no_status {
+                                views.insert(id, View::default());
                             }
                         }
-                    }
-                    m.subs.push(MSub {
-                        id,
-                        client,
-                        sub,
-                        deadline: sub.timeout.map(|d| now + d),
-                    });
-                    if !no_status {
-                        views.insert(id, View::default());
                     }
                 }
             }
@@ -230,7 +237,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 m.expire(now, &mut want);
                 m.pubs.push(p);
                 m.report(&p, EventKind::Published, p.first_of_range, &mut want);
-                t.on_published(now, &p);
+                t.handle_published(now, &p);
             }
             Op::Withdraw { idx } => {
                 if m.pubs.is_empty() {
@@ -240,7 +247,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 p.first_of_range = !m.pubs.iter().any(|q| q.range == p.range);
                 m.expire(now, &mut want);
                 m.report(&p, EventKind::Withdrawn, p.first_of_range, &mut want);
-                t.on_withdrawn(now, &p);
+                t.handle_withdrawn(now, &p);
             }
             Op::Cancel { idx, wrong_client } => {
                 if m.subs.is_empty() {
@@ -298,11 +305,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             };
             let r = (e.found_lower, e.found_upper);
             let item = (
-                ServiceRange {
-                    type_: e.sub.range.type_,
-                    lower: r.0,
-                    upper: r.1,
-                },
+                ServiceRange::new(e.sub.range.type_(), r.0, r.1).unwrap(),
                 e.port.node,
                 e.port.port,
             );
@@ -337,7 +340,9 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 seen.sort();
                 prop_assert_eq!(seen, truth);
             } else {
-                let truth: BTreeSet<_> = matching.map(|p| (p.range.lower, p.range.upper)).collect();
+                let truth: BTreeSet<_> = matching
+                    .map(|p| (p.range.lower(), p.range.upper()))
+                    .collect();
                 prop_assert_eq!(&v.ranges, &truth);
             }
         }

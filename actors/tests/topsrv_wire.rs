@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use std::time::{Duration, Instant};
-use tipc_actors::addr::{ServiceRange, SocketAddr};
+use tipc_actors::addr::{RangeError, ServiceRange, SocketAddr};
 use tipc_actors::topsrv::{
     ByteOrder, ClientId, EventKind, EventMsg, Filter, PubInfo, SubError, SubscrMsg, SubscrOutcome,
     Subscription, TopoWireError, Topology, SUB_CANCEL, SUB_PORTS, SUB_SERVICE, WAIT_FOREVER,
@@ -43,14 +43,7 @@ fn subscr_parse_reads_both_byte_orders_alike() {
     for big in [false, true] {
         let raw = raw_subscr(big, [1000, 5, 10, 1500, SUB_PORTS], b"abcdefgh");
         let m = SubscrMsg::parse(&raw).unwrap();
-        assert_eq!(
-            m.sub.range,
-            ServiceRange {
-                type_: 1000,
-                lower: 5,
-                upper: 10
-            }
-        );
+        assert_eq!(m.sub.range, ServiceRange::new(1000, 5, 10).unwrap());
         assert_eq!(m.sub.timeout, Some(Duration::from_millis(1500)));
         assert_eq!(m.sub.filter, Filter::PORTS);
         assert_eq!(&m.sub.handle, b"abcdefgh");
@@ -115,11 +108,7 @@ fn event_emitted_in_subscriber_byte_order_with_verbatim_subscription() {
             b"\x01\x02\x03\x04\x05\x06\x07\x08",
         );
         let pubinfo = PubInfo {
-            range: ServiceRange {
-                type_: 1000,
-                lower: 7,
-                upper: 200,
-            },
+            range: ServiceRange::new(1000, 7, 200).unwrap(),
             node: 0x0102_0304,
             port: 0x0a0b_0c0d,
             first_of_range: true,
@@ -156,11 +145,7 @@ fn event_parse_rejects_unknown_kind_and_wrong_length() {
         found_lower: 1,
         found_upper: 2,
         port: SocketAddr { node: 0, port: 0 },
-        sub: Subscription::ports(ServiceRange {
-            type_: 9,
-            lower: 1,
-            upper: 2,
-        }),
+        sub: Subscription::ports(ServiceRange::new(9, 1, 2).unwrap()),
         order: ByteOrder::Big,
     };
     let mut b = m.emit();
@@ -280,6 +265,45 @@ fn handle_subscr_malformed_closes_client_and_removes_its_subscriptions() {
 }
 
 #[test]
+fn handle_subscr_inverted_range_keeps_kernel_order_of_checks() {
+    let now = Instant::now();
+    let mut t = Topology::new();
+    // PORTS and SERVICE together is refused first, as for a valid range.
+    let both = raw_subscr(
+        false,
+        [1000, 11, 10, WAIT_FOREVER, SUB_PORTS | SUB_SERVICE],
+        &[0; 8],
+    );
+    assert_eq!(
+        t.handle_subscr(now, C1, &both, none()),
+        Err(SubError::PortsAndService)
+    );
+    // A cancel naming an inverted range finds nothing (no subscription holds one).
+    let good = raw_subscr(false, [1000, 10, 11, WAIT_FOREVER, SUB_PORTS], &[0; 8]);
+    t.handle_subscr(now, C1, &good, none()).unwrap();
+    let cancel = raw_subscr(
+        false,
+        [1000, 11, 10, WAIT_FOREVER, SUB_PORTS | SUB_CANCEL],
+        &[0; 8],
+    );
+    assert_eq!(
+        t.handle_subscr(now, C1, &cancel, none()),
+        Ok(SubscrOutcome::Cancelled(None))
+    );
+    assert_eq!(t.subscriptions_of(C1).count(), 1);
+    assert_eq!(t.stats().rejected, 1);
+    // The parser alone reports it as a wire error.
+    let inverted = raw_subscr(false, [1000, 11, 10, WAIT_FOREVER, SUB_PORTS], &[0; 8]);
+    assert_eq!(
+        SubscrMsg::parse(&inverted),
+        Err(TopoWireError::InvalidRange(RangeError {
+            lower: 11,
+            upper: 10
+        }))
+    );
+}
+
+#[test]
 fn timeout_event_bytes_carry_subscribed_range_and_port_zero() {
     let now = Instant::now();
     let mut t = Topology::new();
@@ -315,11 +339,9 @@ fn any_sub() -> impl Strategy<Value = Subscription> {
                 f.service = kind == 1;
                 f.no_status = no_status;
                 Subscription {
-                    range: ServiceRange {
-                        type_,
-                        lower,
-                        upper,
-                    },
+                    // Only lower <= upper: a ServiceRange cannot hold anything else.
+                    range: ServiceRange::new(type_, lower.min(upper), lower.max(upper))
+                        .expect("lower <= upper"),
                     timeout: to.map(|ms| Duration::from_millis(u64::from(ms))),
                     filter: f,
                     handle,
@@ -340,12 +362,16 @@ proptest! {
         prop_assert_eq!(SubscrMsg::parse(&bytes), Ok(m));
     }
 
-    /// Any 28 bytes survive parse/emit unchanged (whichever order is detected, every bit is
-    /// kept), so events echo the subscription verbatim.
+    /// Any 28 bytes with `lower <= upper` survive parse/emit unchanged (whichever order is
+    /// detected, every bit is kept), so events echo the subscription verbatim. With
+    /// `lower > upper` (no `Subscription` holds it) parsing says so.
     #[test]
     fn subscr_bytes_round_trip(raw in any::<[u8; 28]>()) {
-        let m = SubscrMsg::parse(&raw).unwrap();
-        prop_assert_eq!(m.emit(), raw);
+        match SubscrMsg::parse(&raw) {
+            Ok(m) => prop_assert_eq!(m.emit(), raw),
+            Err(TopoWireError::InvalidRange(e)) => prop_assert!(e.lower > e.upper),
+            Err(e) => prop_assert!(false, "{e}"),
+        }
     }
 
     /// Events survive emit/parse in both orders.

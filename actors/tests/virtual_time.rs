@@ -16,11 +16,7 @@ async fn subscription_timeout_fires_after_one_virtual_hour_when_the_clock_is_pau
         NodeId::from_str_id("virtual").expect("node identity"),
     ));
     let start = tokio::time::Instant::now();
-    let range = ServiceRange {
-        type_: 7000,
-        lower: 0,
-        upper: 10,
-    };
+    let range = ServiceRange::new(7000, 0, 10).unwrap();
     let mut sub = node
         .subscribe(Subscription::service(range).with_timeout(Duration::from_secs(3600)))
         .await

@@ -17,11 +17,7 @@ fn svc(type_: u32) -> ServiceAddr {
 }
 
 fn range(type_: u32) -> ServiceRange {
-    ServiceRange {
-        type_,
-        lower: 1,
-        upper: 1,
-    }
+    ServiceRange::single(type_, 1)
 }
 
 /// Wait until `node` sees a binding of `type_`.
@@ -31,7 +27,7 @@ async fn settle(node: &TransportNode, type_: u32) {
             .nametable()
             .await
             .iter()
-            .any(|p| p.range.type_ == type_)
+            .any(|p| p.range.type_() == type_)
         {
             return;
         }

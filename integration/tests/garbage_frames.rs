@@ -7,7 +7,7 @@ use rand_chacha::ChaCha8Rng;
 use std::time::Duration;
 use tipc_actors::{NodeEvent, TransportConfig, TransportNode};
 use tipc_transport::media::{UdpConfig, UdpMedia, UdpRemote};
-use tipc_transport::wire::{field, Header, BASIC_H_SIZE};
+use tipc_transport::wire::{Header, BASIC_H_SIZE};
 use tipc_transport::NodeId;
 
 const GARBAGE: u64 = 30_000;
@@ -98,8 +98,8 @@ fn msg(from: u32, to: u32, seq: u64) -> BytesMut {
     let mut b = BytesMut::zeroed(len);
     let mut h = Header::new_unchecked(&mut b[..]);
     h.init(0, 3, BASIC_H_SIZE, len, from);
-    h.set(field::ORIGNODE, from);
-    h.set(field::DESTNODE, to);
+    h.set_orignode(from);
+    h.set_destnode(to);
     b[BASIC_H_SIZE..BASIC_H_SIZE + 8].copy_from_slice(&seq.to_be_bytes());
     b
 }

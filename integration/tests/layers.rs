@@ -23,6 +23,12 @@
 //! paths), paths of other crates, comments and doc links, strings, `pub(in path)`, and edges
 //! from a file to itself (`#[cfg(test)] mod tests { use super::*; }`).
 //!
+//! For `actors/src` it also checks the layer order of `actors/src/lib.rs`'s table
+//! ([`ACTORS_LAYERS`]: cores, context, routing, actors, user handles, facade; lib.rs exempt):
+//! it fails, naming both files and the paths behind the edge, when a file imports from a file
+//! of a higher layer, and when a file is in no layer. Files of one layer may import each other;
+//! the cycle check keeps that acyclic.
+//!
 //! Also fails if any `.rs` file of a workspace member (src/, tests/, binaries, examples) is over
 //! [`MAX_LINES`] lines.
 //!
@@ -1014,6 +1020,134 @@ fn every_workspace_library_crate_is_checked_for_cycles() {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// The layer order of actors/src (actors/src/lib.rs's table).
+
+/// The layers of `actors/src`, lowest first, as `actors/src/lib.rs`'s table has them: a name
+/// and the files (a name ending in `/`: every file under that directory). A file may import
+/// from its own layer (the cycle check keeps that acyclic) and from the layers below it.
+const ACTORS_LAYERS: [(&str, &[&str]); 6] = [
+    (
+        "cores",
+        &[
+            "addr.rs",
+            "name_table.rs",
+            "name_distr.rs",
+            "topsrv.rs",
+            "socket.rs",
+            "socket/",
+        ],
+    ),
+    ("context", &["tx.rs", "flow.rs", "msg.rs", "ctx.rs"]),
+    ("routing", &["send.rs", "route.rs"]),
+    ("actors", &["actor.rs", "actor/"]),
+    ("user handles", &["sock.rs", "sock/"]),
+    ("facade", &["node.rs"]),
+];
+
+/// Files of `actors/src` outside the layers: the crate root declares every module and
+/// re-exports the facade.
+const ACTORS_EXEMPT: [&str; 1] = ["lib.rs"];
+
+/// The rank (index in `layers`) of the file at `rel` (its path under `src/`).
+fn rank_of(layers: &[(&str, &[&str])], rel: &str) -> Option<usize> {
+    layers.iter().position(|(_, files)| {
+        files
+            .iter()
+            .any(|f| rel == *f || (f.ends_with('/') && rel.starts_with(f)))
+    })
+}
+
+/// Every import of a file from a layer above its own, and every file in no layer and not
+/// exempt, as text; empty when there are none. `prefix` is what the crate's report paths
+/// carry before the path under `src/`.
+fn layer_report(c: &Crate, prefix: &str, layers: &[(&str, &[&str])], exempt: &[&str]) -> String {
+    let rel = |f: usize| {
+        c.files[f]
+            .shown
+            .strip_prefix(prefix)
+            .unwrap_or(&c.files[f].shown)
+    };
+    let rank = |f: usize| {
+        let r = rel(f);
+        if exempt.contains(&r) {
+            None
+        } else {
+            rank_of(layers, r)
+        }
+    };
+    let mut s = String::new();
+    for (i, f) in c.files.iter().enumerate() {
+        if !exempt.contains(&rel(i)) && rank(i).is_none() {
+            let _ = writeln!(
+                s,
+                "{} is in no layer: add it to the layer table (ACTORS_LAYERS here and the \
+                 table in actors/src/lib.rs)",
+                f.shown
+            );
+        }
+    }
+    for ((a, b), names) in c.edges() {
+        let (Some(ra), Some(rb)) = (rank(a), rank(b)) else {
+            continue;
+        };
+        if rb > ra {
+            let _ = writeln!(
+                s,
+                "{} ({}, layer {ra}) imports from {} ({}, layer {rb}), a higher layer: {}",
+                c.files[a].shown,
+                layers[ra].0,
+                c.files[b].shown,
+                layers[rb].0,
+                names_text(&names)
+            );
+        }
+    }
+    s
+}
+
+/// Per layer: its files and the imports that stay in it or go down, for the test's output.
+fn layer_summary(c: &Crate, prefix: &str, layers: &[(&str, &[&str])]) -> String {
+    let rank = |f: usize| {
+        let shown = &c.files[f].shown;
+        rank_of(layers, shown.strip_prefix(prefix).unwrap_or(shown))
+    };
+    let edges = c.edges();
+    let mut s = String::new();
+    for (r, (name, _)) in layers.iter().enumerate() {
+        let files = (0..c.files.len()).filter(|&f| rank(f) == Some(r)).count();
+        let same = edges
+            .keys()
+            .filter(|&&(a, b)| rank(a) == Some(r) && rank(b) == Some(r))
+            .count();
+        let down = edges
+            .keys()
+            .filter(|&&(a, b)| rank(a) == Some(r) && rank(b).is_some_and(|rb| rb < r))
+            .count();
+        let _ = writeln!(
+            s,
+            "layer {r} {name}: {files} files, {same} imports within the layer, {down} to lower layers"
+        );
+    }
+    s
+}
+
+#[test]
+fn actors_files_import_only_from_lower_layers() {
+    let c = Crate::load(&workspace_root(), "actors");
+    assert!(
+        !c.files.is_empty(),
+        "no source files under actors/src: is the workspace layout as expected?"
+    );
+    let prefix = "actors/src/";
+    eprint!("{}", layer_summary(&c, prefix, &ACTORS_LAYERS));
+    let report = layer_report(&c, prefix, &ACTORS_LAYERS, &ACTORS_EXEMPT);
+    assert!(
+        report.is_empty(),
+        "actors/src breaks its layer order (actors/src/lib.rs):\n{report}"
+    );
+}
+
 #[test]
 fn no_source_file_is_over_1600_lines() {
     let root = workspace_root();
@@ -1350,4 +1484,74 @@ fn glob_reexports_pass_only_public_names() {
     let h = &c.files[c.by_module[&vec!["wire".to_string(), "header".to_string()]]];
     let public: Vec<&str> = h.parsed.pub_items.iter().map(String::as_str).collect();
     assert_eq!(public, ["Header", "field", "size"]);
+}
+
+#[test]
+fn layer_check_reports_upward_imports_and_unlisted_files() {
+    let c = krate(&[
+        (
+            "lib.rs",
+            "pub mod addr; pub mod ctx; pub mod node; pub mod extra;\npub use node::Facade;\n\
+             use node::Facade as F;",
+        ),
+        // A core naming the context (upward) and, through lib.rs's re-export, the facade.
+        (
+            "addr.rs",
+            "use crate::ctx::Ctx;\npub struct Addr;\nfn f() -> crate::Facade { todo!() }",
+        ),
+        ("name_table.rs", "use crate::addr::Addr;"),
+        ("ctx.rs", "use crate::addr::Addr;\npub struct Ctx;"),
+        ("node.rs", "use crate::ctx::Ctx;\npub struct Facade;"),
+        ("extra.rs", ""),
+    ]);
+    let report = layer_report(&c, "", &ACTORS_LAYERS, &ACTORS_EXEMPT);
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "extra.rs is in no layer: add it to the layer table (ACTORS_LAYERS here and the \
+             table in actors/src/lib.rs)",
+            "addr.rs (cores, layer 0) imports from ctx.rs (context, layer 1), a higher layer: \
+             crate::ctx::Ctx (line 1)",
+            "addr.rs (cores, layer 0) imports from node.rs (facade, layer 5), a higher layer: \
+             crate::Facade (line 3)",
+        ],
+        "{report}"
+    );
+    // Downward and same-layer imports, and lib.rs's, are fine.
+    let ok = krate(&[
+        (
+            "lib.rs",
+            "pub mod addr; pub mod name_table; pub mod ctx; use ctx::Ctx;",
+        ),
+        ("addr.rs", "pub struct Addr;"),
+        ("name_table.rs", "use crate::addr::Addr;"),
+        ("socket/rcv.rs", "use crate::name_table::T;"),
+        ("ctx.rs", "use crate::addr::Addr;\npub struct Ctx;"),
+    ]);
+    let report = layer_report(&ok, "", &ACTORS_LAYERS, &ACTORS_EXEMPT);
+    assert!(report.is_empty(), "{report}");
+    let summary = layer_summary(&ok, "", &ACTORS_LAYERS);
+    assert!(
+        summary.starts_with(
+            "layer 0 cores: 3 files, 2 imports within the layer, 0 to lower layers\n\
+             layer 1 context: 1 files, 0 imports within the layer, 1 to lower layers\n"
+        ),
+        "{summary}"
+    );
+}
+
+#[test]
+fn layer_ranks_follow_the_table() {
+    let rank = |p| rank_of(&ACTORS_LAYERS, p);
+    assert_eq!(rank("addr.rs"), Some(0));
+    assert_eq!(rank("socket/conn/mod.rs"), Some(0));
+    assert_eq!(rank("ctx.rs"), Some(1));
+    assert_eq!(rank("route.rs"), Some(2));
+    assert_eq!(rank("actor/peer.rs"), Some(3));
+    assert_eq!(rank("sock/dgram.rs"), Some(4));
+    assert_eq!(rank("node.rs"), Some(5));
+    assert_eq!(rank("lib.rs"), None);
+    // `socket/` does not take `sock/`, nor `sock/` a file named like it.
+    assert_eq!(rank("sockets.rs"), None);
 }

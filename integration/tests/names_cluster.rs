@@ -10,11 +10,7 @@ use tipc_actors::TransportNode;
 use tipc_integration::cluster::udp_cluster;
 
 fn range(type_: u32, lower: u32, upper: u32) -> ServiceRange {
-    ServiceRange {
-        type_,
-        lower,
-        upper,
-    }
+    ServiceRange::new(type_, lower, upper).unwrap()
 }
 
 async fn has(n: &TransportNode, r: ServiceRange) -> bool {

@@ -20,11 +20,7 @@ async fn published_binding_is_known_before_the_data_sent_after_it() {
     let dest = sb.addr();
     let sender = async {
         for i in 0..ROUNDS {
-            let range = ServiceRange {
-                type_: BASE + i,
-                lower: 0,
-                upper: 0,
-            };
+            let range = ServiceRange::single(BASE + i, 0);
             sa.bind(range, Scope::Cluster).await.expect("bind");
             sa.send_to_socket(dest, &i.to_be_bytes())
                 .await
@@ -78,11 +74,7 @@ async fn burst_with_interleaved_binds_arrives_in_order() {
     let sender = async {
         for i in 0..N {
             if i % 1000 == 0 {
-                let range = ServiceRange {
-                    type_: BASE + ROUNDS + i,
-                    lower: 0,
-                    upper: 0,
-                };
+                let range = ServiceRange::single(BASE + ROUNDS + i, 0);
                 sa.bind(range, Scope::Cluster).await.expect("bind");
             }
             sa.send_to_socket(dest, &i.to_be_bytes())

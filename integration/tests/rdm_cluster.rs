@@ -14,11 +14,7 @@ async fn cluster() -> Vec<TransportNode> {
 }
 
 fn r(type_: u32, lower: u32, upper: u32) -> ServiceRange {
-    ServiceRange {
-        type_,
-        lower,
-        upper,
-    }
+    ServiceRange::new(type_, lower, upper).unwrap()
 }
 
 async fn recv_t(s: &DgramSocket, ms: u64) -> Option<tipc_actors::socket::Received> {
@@ -37,7 +33,7 @@ async fn settle(nodes: &[TransportNode], type_: u32, n: usize) {
                 .nametable()
                 .await
                 .iter()
-                .filter(|p| p.range.type_ == type_)
+                .filter(|p| p.range.type_() == type_)
                 .count()
                 == n;
         }

@@ -37,11 +37,7 @@ fn listeners(sim: &mut Sim) -> Vec<[SimListener; 2]> {
     (0..sim.config().nodes)
         .map(|n| {
             [ConnKind::Stream, ConnKind::Seqpacket].map(|kind| {
-                let range = ServiceRange {
-                    type_: 5000 + kind as u32,
-                    lower: n as u32,
-                    upper: n as u32,
-                };
+                let range = ServiceRange::single(5000 + kind as u32, n as u32);
                 sim.conn_listen(n, kind, Some(range)).expect("listener")
             })
         })

@@ -55,11 +55,7 @@ impl Workload {
 
     fn range(&mut self) -> ServiceRange {
         let lower = self.below(100);
-        ServiceRange {
-            type_: 1000 + self.below(4),
-            lower,
-            upper: lower + self.below(3),
-        }
+        ServiceRange::new(1000 + self.below(4), lower, lower + self.below(3)).unwrap()
     }
 
     fn other(&mut self, n: usize, nodes: usize) -> usize {
@@ -72,7 +68,7 @@ impl Workload {
             .node(node)?
             .own_cluster_bindings()
             .into_iter()
-            .filter(|p| p.range.type_ >= 1000)
+            .filter(|p| p.range.type_() >= 1000)
             .collect();
         if own.is_empty() {
             return None;
@@ -326,7 +322,7 @@ fn names_of_instantly_restarted_node_do_not_survive() {
             .unwrap_or_default();
         assert_eq!(
             view.iter()
-                .filter(|q| q.range.type_ >= 1000)
+                .filter(|q| q.range.type_() >= 1000)
                 .collect::<Vec<_>>(),
             vec![&p],
             "sim seed={seed}"
@@ -380,7 +376,7 @@ fn names_two_bearers_fast_restart_takes_node_down_and_converges() {
                 .unwrap_or_default();
             assert_eq!(
                 view.iter()
-                    .filter(|q| q.range.type_ >= 1000)
+                    .filter(|q| q.range.type_() >= 1000)
                     .collect::<Vec<_>>(),
                 vec![&p],
                 "sim seed={seed}: node {v}"
@@ -395,11 +391,7 @@ fn names_node_scope_stays_local_and_cluster_scope_spreads() {
     for seed in seeds([700]) {
         let mut sim = Sim::new(cfg(NODES), seed);
         bring_up(&mut sim);
-        let r = ServiceRange {
-            type_: 5000,
-            lower: 1,
-            upper: 1,
-        };
+        let r = ServiceRange::single(5000, 1);
         let local = sim.publish_scoped(0, r, 1, Scope::Node).expect("publish");
         let spread = sim.publish(0, r, 2).expect("publish");
         settle(&mut sim);
@@ -423,11 +415,7 @@ fn names_node_scope_stays_local_and_cluster_scope_spreads() {
 fn names_reference_to_unknown_binding_trips_the_invariant() {
     let mut sim = Sim::new(cfg(2), 1);
     bring_up(&mut sim);
-    let r = ServiceRange {
-        type_: 5000,
-        lower: 1,
-        upper: 1,
-    };
+    let r = ServiceRange::single(5000, 1);
     let p = sim.publish_scoped(0, r, 1, Scope::Node).expect("publish");
     assert!(sim.send_ref(0, 1, &p).is_some());
     sim.run_for(Duration::from_millis(100));

@@ -11,11 +11,7 @@ use tipc_integration::cluster::udp_cluster;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 fn range(type_: u32, instance: u32) -> ServiceRange {
-    ServiceRange {
-        type_,
-        lower: instance,
-        upper: instance,
-    }
+    ServiceRange::single(type_, instance)
 }
 
 async fn has(n: &TransportNode, r: ServiceRange) -> bool {

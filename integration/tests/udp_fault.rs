@@ -6,7 +6,7 @@ use bytes::BytesMut;
 use std::time::{Duration, Instant};
 use tipc_actors::{NodeEvent, TransportConfig, TransportNode};
 use tipc_transport::media::{FaultConfig, FaultyMedia, UdpConfig, UdpMedia, UdpRemote};
-use tipc_transport::wire::{field, Header, BASIC_H_SIZE};
+use tipc_transport::wire::{Header, BASIC_H_SIZE};
 use tipc_transport::NodeId;
 
 const COUNT: u64 = 100_000;
@@ -39,10 +39,10 @@ fn msg(from: u32, to: u32, seq: u64) -> BytesMut {
     let mut b = BytesMut::zeroed(len);
     let mut h = Header::new_unchecked(&mut b[..]);
     h.init(0, 3, BASIC_H_SIZE, len, from);
-    h.set(field::ORIGNODE, from);
-    h.set(field::DESTNODE, to);
-    h.set(field::ORIGPORT, 7);
-    h.set(field::DESTPORT, 9);
+    h.set_orignode(from);
+    h.set_destnode(to);
+    h.set_origport(7);
+    h.set_destport(9);
     b[BASIC_H_SIZE..BASIC_H_SIZE + 8].copy_from_slice(&seq.to_be_bytes());
     b
 }

@@ -879,7 +879,12 @@ impl Peer {
             .is_some_and(|s| s.link.is_congested(importance))
     }
 
-    /// Append the next frame to `out`.
+    /// The next frame to send, appended to `out`, and where it goes.
+    ///
+    /// Call repeatedly until it returns `None`, after every `handle_*` call and every command
+    /// ([`Peer::send`], [`Peer::set_cork`], [`Peer::shutdown_link`], [`Peer::shutdown`]); after
+    /// `shutdown_link`, before the bearer is dropped.
+    #[must_use]
     pub fn poll_transmit(&mut self, out: &mut BytesMut) -> Option<Transmit> {
         let (mut t, rest) = self.poll_transmit_parts(out)?;
         out.extend_from_slice(&rest);
@@ -889,6 +894,10 @@ impl Peer {
 
     /// [`Peer::poll_transmit`] without copying large payloads ([`Link::poll_transmit_parts`]):
     /// the frame is the `len` bytes appended to `out` followed by the returned bytes.
+    ///
+    /// Call it as [`Peer::poll_transmit`]: repeatedly until it returns `None`, after every
+    /// `handle_*` call and every command.
+    #[must_use]
     pub fn poll_transmit_parts(&mut self, out: &mut BytesMut) -> Option<(Transmit, Bytes)> {
         for k in 0..MAX_BEARERS {
             let i = (self.tx_rr + k) % MAX_BEARERS;
@@ -907,7 +916,13 @@ impl Peer {
         None
     }
 
-    /// Next node event.
+    /// The next node event, in order (deliveries in link order among the others).
+    ///
+    /// Call repeatedly until it returns `None`, after every `handle_*` call
+    /// ([`Peer::handle_discovery`], [`Peer::handle_packet`], [`Peer::handle_broadcast`],
+    /// [`Peer::handle_timeout`]) and every command that drives a link ([`Peer::send`],
+    /// [`Peer::set_cork`], [`Peer::shutdown_link`], [`Peer::shutdown`]).
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<PeerEvent> {
         self.events.pop_front()
     }
@@ -1104,7 +1119,7 @@ impl Peer {
             }
         };
         if let (Some(inner), Some(l)) = (inner, slot_link(&mut self.links, pl)) {
-            l.failover_rcv(now, inner);
+            l.handle_failover(now, inner);
         }
         if done {
             if let Some(l) = slot_link(&mut self.links, pl) {

@@ -74,7 +74,7 @@ impl NameTable {
         };
         for ev in events {
             match ev {
-                TableEvent::Published { publ, first } => self.topo.on_published(
+                TableEvent::Published { publ, first } => self.topo.handle_published(
                     now,
                     &PubInfo {
                         range: publ.range,
@@ -83,7 +83,7 @@ impl NameTable {
                         first_of_range: first,
                     },
                 ),
-                TableEvent::Withdrawn { publ, last } => self.topo.on_withdrawn(
+                TableEvent::Withdrawn { publ, last } => self.topo.handle_withdrawn(
                     now,
                     &PubInfo {
                         range: publ.range,

@@ -6,7 +6,7 @@
 
 use bytes::BytesMut;
 use tipc_transport::wire::{
-    field, DataRepr, DataType, ErrorCode, Header, BASIC_H_SIZE, MAX_USER_MSG_SIZE, MCAST_H_SIZE,
+    DataRepr, DataType, ErrorCode, Header, BASIC_H_SIZE, MAX_USER_MSG_SIZE, MCAST_H_SIZE,
     NAMED_H_SIZE,
 };
 use tipc_transport::NodeAddr;
@@ -147,21 +147,19 @@ pub fn build_named(
 /// The copy sent to each node by replicast comes from [`replicast_copy`]; the broadcast link sends
 /// this message as it is (it stamps `non_seq` and the network id itself).
 ///
-/// Errors: payload over 66000 bytes, importance over 3, `lower > upper`.
+/// Errors: payload over 66000 bytes, importance over 3. (`lower > upper` cannot reach here: it
+/// is [`SocketError::BadRange`] where the [`ServiceRange`] is built.)
 pub fn build_mcast(
     own: SocketAddr,
     range: ServiceRange,
     opts: &SendOpts,
     data: &[u8],
 ) -> Result<BytesMut, SocketError> {
-    if range.lower > range.upper {
-        return Err(SocketError::BadRange);
-    }
     let mut r = template(own, DataType::Mcast, MCAST_H_SIZE, opts, data)?;
     r.lookup_scope = Scope::Cluster as u8;
-    r.name_type = range.type_;
-    r.name_instance = range.lower;
-    r.name_upper = range.upper;
+    r.name_type = range.type_();
+    r.name_instance = range.lower();
+    r.name_upper = range.upper();
     Ok(emit(&r))
 }
 
@@ -177,8 +175,8 @@ pub fn replicast_copy(msg: &[u8], node: NodeAddr) -> Option<BytesMut> {
     }
     let mut buf = BytesMut::from(h.message());
     let mut h = Header::new_unchecked(&mut buf[..]);
-    h.set(field::DESTNODE, node);
-    h.set_flag(field::BIT18, true);
+    h.set_destnode(node);
+    h.set_is_rcast(true);
     Some(buf)
 }
 
@@ -197,13 +195,13 @@ pub fn mcast_sync(msg: &mut [u8]) -> Option<BytesMut> {
         }
     }
     let mut h = Header::new_unchecked(&mut *msg);
-    h.set_flag(field::SYN, true);
-    let rcast = h.flag(field::BIT18);
+    h.set_syn(true);
+    let rcast = h.is_rcast();
     let mut dummy = BytesMut::from(msg.get(..MCAST_H_SIZE)?);
     let mut d = Header::new_unchecked(&mut dummy[..]);
-    d.set(field::SIZE, MCAST_H_SIZE as u32);
-    d.set_flag(field::BIT18, !rcast);
-    d.set(field::ERRCODE, ErrorCode::NoPort as u32);
+    d.set_size(MCAST_H_SIZE);
+    d.set_is_rcast(!rcast);
+    d.set_errcode(ErrorCode::NoPort as u8);
     Some(dummy)
 }
 
@@ -234,16 +232,16 @@ where
         {
             return Err(ErrorCode::NoPort);
         }
-        let scope = if h.get(field::LOOKUP_SCOPE) == Scope::Node as u32 {
+        let scope = if h.lookup_scope() == Scope::Node as u8 {
             Scope::Node
         } else {
             Scope::Cluster
         };
         let name = ServiceAddr {
-            type_: h.get(field::NAMETYPE),
-            instance: h.get(field::NAMEINST),
+            type_: h.nametype(),
+            instance: h.nameinst(),
         };
-        (name, scope, h.get(field::REROUTE_CNT))
+        (name, scope, h.reroute_cnt())
     };
     if rerouted != 0 {
         return Err(ErrorCode::NoName);
@@ -253,12 +251,12 @@ where
         _ => return Err(ErrorCode::NoName),
     };
     let mut h = Header::new_unchecked(&mut *msg);
-    h.set(field::REROUTE_CNT, rerouted + 1);
+    h.set_reroute_cnt(rerouted + 1);
     if dest.node != own_node {
         h.set_prevnode(own_node);
     }
-    h.set(field::DESTNODE, dest.node);
-    h.set(field::DESTPORT, dest.port);
+    h.set_destnode(dest.node);
+    h.set_destport(dest.port);
     Ok(dest)
 }
 

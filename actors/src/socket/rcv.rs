@@ -22,7 +22,7 @@ use crate::addr::{ServiceAddr, ServiceRange, SocketAddr};
 use crate::name_table::{AnycastResult, BindingTable};
 use bytes::{Bytes, BytesMut};
 use std::time::Instant;
-use tipc_transport::wire::{field, user, DataType, ErrorCode, Header, InputQueue};
+use tipc_transport::wire::{user, DataType, ErrorCode, Header, InputQueue};
 use tipc_transport::NodeAddr;
 
 /// What the dispatch needs to know about the node it runs on.
@@ -60,7 +60,7 @@ pub enum Verdict {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DropCause {
-    /// The header failed validation.
+    /// The header failed validation, or a MCAST message names a range with `lower > upper`.
     Malformed,
     /// A user or type no socket takes (GROUP_PROTOCOL, group messages without groups).
     NotForSockets,
@@ -157,7 +157,9 @@ pub fn sk_rcv(env: &mut impl RcvEnv, msg: Bytes, out: &mut impl FnMut(Verdict)) 
 
 /// `tipc_sk_mcast_rcv` for one message of the multicast input queue: a MCAST message goes to
 /// every local port bound in its range (cluster-scope bindings only for a message from another
-/// node), a copy each; nothing is rejected. Group messages go back with NO_PORT (this node has
+/// node), a copy each; nothing is rejected. A MCAST message whose range has `lower > upper` is
+/// dropped as [`DropCause::Malformed`] (the kernel would look the inverted bounds up; no
+/// sender builds them, `tipc_uaddr_valid`). Group messages go back with NO_PORT (this node has
 /// no groups); GROUP_PROTOCOL is dropped.
 pub fn sk_mcast_rcv(env: &mut impl RcvEnv, msg: Bytes, out: &mut impl FnMut(Verdict)) {
     let Ok(h) = Header::new_checked(&msg[..]) else {
@@ -171,10 +173,9 @@ pub fn sk_mcast_rcv(env: &mut impl RcvEnv, msg: Bytes, out: &mut impl FnMut(Verd
     }
     match DataType::from_u8(h.mtype()) {
         Ok(DataType::Mcast) => {
-            let range = ServiceRange {
-                type_: h.get(field::NAMETYPE),
-                lower: h.get(field::NAMEINST),
-                upper: h.get(field::NAMEUPPER),
+            let Ok(range) = ServiceRange::new(h.nametype(), h.nameinst(), h.nameupper()) else {
+                // lower > upper: no sender builds it (`EINVAL`); no range to look up.
+                return out(Verdict::Drop(DropCause::Malformed));
             };
             let from_local = h.orignode() == env.own();
             let ports = env.with_table(|t| t.lookup_mcast_local_ports(range, from_local));
@@ -261,8 +262,8 @@ pub fn resolve_anycast(
         AnycastResult::NotFound => return None,
     };
     let mut h = Header::new_unchecked(msg);
-    h.set(field::DESTNODE, dest.node);
-    h.set(field::DESTPORT, dest.port);
+    h.set_destnode(dest.node);
+    h.set_destport(dest.port);
     Some(dest.node)
 }
 

@@ -98,7 +98,8 @@ pub struct RecvStats {
     pub rejected_no_port: u64,
     /// Messages rejected with `OVERLOAD` (the kernel's `sk_drops`).
     pub rejected_overload: u64,
-    /// Buffers that did not validate as data messages of a connectionless type.
+    /// Buffers that did not validate as data messages of a connectionless type (also a
+    /// `MCAST_MSG` with `lower > upper`).
     pub dropped_malformed: u64,
     /// Valid messages of a non-data user (connection manager, group protocol): a
     /// connectionless socket outside a group ignores them.
@@ -189,7 +190,8 @@ impl RecvQueue {
     /// * `DIRECT_MSG`, `NAMED_MSG`, `MCAST_MSG` are queued if they fit (else `OVERLOAD`), with
     ///   or without an error code (with one it is a returned message, [`Received::returned`]);
     /// * `CONN_MSG` and the group types are rejected with `NO_PORT`;
-    /// * other users and malformed buffers are dropped.
+    /// * other users and malformed buffers are dropped, among them a `MCAST_MSG` whose range
+    ///   has `lower > upper`.
     pub fn offer(&mut self, msg: Bytes, own_node: NodeAddr) -> Offer {
         let (rx, importance, truesize) = {
             let h = match Header::new_checked(&msg[..]) {
@@ -212,16 +214,19 @@ impl RecvQueue {
             };
             let dest = match r.mtype {
                 DataType::Direct => None,
-                DataType::Named if r.hsize >= wire::NAMED_H_SIZE => Some(ServiceRange {
-                    type_: r.name_type,
-                    lower: r.name_instance,
-                    upper: r.name_instance,
-                }),
-                DataType::Mcast if r.hsize >= wire::MCAST_H_SIZE => Some(ServiceRange {
-                    type_: r.name_type,
-                    lower: r.name_instance,
-                    upper: r.name_upper,
-                }),
+                DataType::Named if r.hsize >= wire::NAMED_H_SIZE => {
+                    Some(ServiceRange::single(r.name_type, r.name_instance))
+                }
+                DataType::Mcast if r.hsize >= wire::MCAST_H_SIZE => {
+                    match ServiceRange::new(r.name_type, r.name_instance, r.name_upper) {
+                        Ok(range) => Some(range),
+                        // lower > upper: no `TIPC_DESTNAME` to report.
+                        Err(_) => {
+                            self.stats.dropped_malformed += 1;
+                            return Offer::Dropped;
+                        }
+                    }
+                }
                 DataType::Named | DataType::Mcast => {
                     self.stats.dropped_malformed += 1;
                     return Offer::Dropped;

@@ -287,7 +287,7 @@ async fn wait_service(n: &TransportNode) {
         if n.nametable()
             .await
             .iter()
-            .any(|p| p.range.type_ == BENCH_TYPE)
+            .any(|p| p.range.type_() == BENCH_TYPE)
         {
             return;
         }
@@ -304,16 +304,9 @@ fn serve_tipc(port: u16, peer: u16, echo: bool) {
     let task = async move {
         let n = tipc_node("bsrv", port, peer);
         let mut s = n.dgram_socket();
-        s.bind(
-            ServiceRange {
-                type_: BENCH_TYPE,
-                lower: 1,
-                upper: 1,
-            },
-            Scope::Cluster,
-        )
-        .await
-        .expect("bind");
+        s.bind(ServiceRange::single(BENCH_TYPE, 1), Scope::Cluster)
+            .await
+            .expect("bind");
         // RDM has no end-to-end flow control: a receiver slower than the link drops (or returns)
         // what overflows its queue. The sink takes the largest buffer (16 MiB; the client sends
         // CRITICAL, limit 16 x rcvbuf) and drains in batches.
@@ -375,7 +368,7 @@ fn tipc_throughput(count: u64, size: usize) -> Result1 {
                     .nametable()
                     .await
                     .iter()
-                    .find(|p| p.range.type_ == BENCH_TYPE)
+                    .find(|p| p.range.type_() == BENCH_TYPE)
                     .map(|p| p.socket());
             }
         }
@@ -841,16 +834,9 @@ fn serve_tipc_conn(port: u16, peer: u16, mode: ConnServe) {
             ConnKind::Seqpacket
         };
         let l = n.conn_listener(kind);
-        l.bind(
-            ServiceRange {
-                type_: BENCH_TYPE,
-                lower: 1,
-                upper: 1,
-            },
-            Scope::Cluster,
-        )
-        .await
-        .expect("bind");
+        l.bind(ServiceRange::single(BENCH_TYPE, 1), Scope::Cluster)
+            .await
+            .expect("bind");
         while let Ok(c) = l.accept().await {
             match mode {
                 ConnServe::OneShot => {

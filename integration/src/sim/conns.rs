@@ -177,8 +177,8 @@ impl Sim {
         if let Some(range) = range.filter(|_| self.cfg.names) {
             self.publish(node, range, port).ok()?;
             name = Some(ServiceAddr {
-                type_: range.type_,
-                instance: range.lower,
+                type_: range.type_(),
+                instance: range.lower(),
             });
         }
         Some(SimListener {

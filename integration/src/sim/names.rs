@@ -229,9 +229,9 @@ impl Sim {
             dst as u32,
             (id >> 32) as u32,
             id as u32,
-            publ.range.type_,
-            publ.range.lower,
-            publ.range.upper,
+            publ.range.type_(),
+            publ.range.lower(),
+            publ.range.upper(),
             publ.port,
             publ.key,
         ];
@@ -260,11 +260,7 @@ impl Sim {
             return None;
         }
         let id = ((w(3)? as u64) << 32) | w(4)? as u64;
-        let range = ServiceRange {
-            type_: w(5)?,
-            lower: w(6)?,
-            upper: w(7)?,
-        };
+        let range = ServiceRange::new(w(5)?, w(6)?, w(7)?).ok()?;
         Some((w(1)? as usize, w(2)? as usize, id, (range, w(8)?, w(9)?)))
     }
 

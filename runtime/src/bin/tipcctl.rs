@@ -222,7 +222,7 @@ fn usage(msg: &str) -> ExitCode {
 /// `--service TYPE:INST`.
 fn service_arg(s: &str) -> Result<(u32, u32), String> {
     match parse_binding(s) {
-        Ok(r) if r.lower == r.upper => Ok((r.type_, r.lower)),
+        Ok(r) if r.lower() == r.upper() => Ok((r.type_(), r.lower())),
         Ok(_) => Err("--service takes TYPE:INST".into()),
         Err(e) => Err(e),
     }
@@ -231,7 +231,7 @@ fn service_arg(s: &str) -> Result<(u32, u32), String> {
 fn parse_bindings(bindings: &[String]) -> Result<Vec<(u32, u32, u32)>, String> {
     bindings
         .iter()
-        .map(|b| parse_binding(b).map(|r| (r.type_, r.lower, r.upper)))
+        .map(|b| parse_binding(b).map(|r| (r.type_(), r.lower(), r.upper())))
         .collect()
 }
 
@@ -407,7 +407,7 @@ fn main() -> ExitCode {
             let mut v = Vec::new();
             for b in &bindings {
                 match parse_binding(b) {
-                    Ok(r) => v.push((r.type_, r.lower, r.upper)),
+                    Ok(r) => v.push((r.type_(), r.lower(), r.upper())),
                     Err(e) => return usage(&e),
                 }
             }
@@ -438,7 +438,7 @@ fn main() -> ExitCode {
                 }
             } else if let Some(s) = range {
                 match parse_binding(&s) {
-                    Ok(r) => DgramDest::Range(r.type_, r.lower, r.upper),
+                    Ok(r) => DgramDest::Range(r.type_(), r.lower(), r.upper()),
                     Err(e) => return usage(&e),
                 }
             } else if let Some(s) = socket {
@@ -461,7 +461,7 @@ fn main() -> ExitCode {
         }
         Cmd::Subscribe { range, service } => match parse_binding(&range) {
             Ok(r) => Request::Subscribe {
-                range: (r.type_, r.lower, r.upper),
+                range: (r.type_(), r.lower(), r.upper()),
                 service,
             },
             Err(e) => return usage(&e),

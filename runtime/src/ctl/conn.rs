@@ -17,12 +17,12 @@
 //! * `CLOSED conn=N reason=eof|ERROR sent=BYTES received=BYTES` when a connection ends (`eof`: the
 //!   peer shut down; otherwise why it broke, e.g. `no_node`, `reset`).
 
-use super::fmt::{reason, sock_str};
+use super::fmt::{bind_range, conn_error_text, range_debug, reason, sock_str};
 use super::proto::{client_gone, read_frame, write_frame, ConnTarget, Input, Kind, Linger, Reply};
 use crate::node::Node;
 use bytes::Bytes;
 use std::io;
-use tipc_actors::addr::{Scope, ServiceRange};
+use tipc_actors::addr::Scope;
 use tipc_actors::sock::conn::{ConnError, Connection};
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
@@ -49,7 +49,11 @@ pub(super) async fn connect(
     let conn = match conn {
         Ok(c) => c,
         Err(e) => {
-            return write_frame(&mut wr, &Reply::Done(Err(format!("connect: {e}")))).await;
+            return write_frame(
+                &mut wr,
+                &Reply::Done(Err(format!("connect: {}", conn_error_text(&e)))),
+            )
+            .await;
         }
     };
     conn.set_nodelay(nodelay);
@@ -81,7 +85,10 @@ pub(super) async fn connect(
     let mut idle_deadline: Option<tokio::time::Instant> = None;
     let result: Result<(), String> = loop {
         if input_over && linger.expect.is_some_and(|n| received >= n) {
-            break conn.shutdown().await.map_err(|e| format!("shutdown: {e}"));
+            break conn
+                .shutdown()
+                .await
+                .map_err(|e| format!("shutdown: {}", conn_error_text(&e)));
         }
         let idle = async {
             match idle_deadline {
@@ -98,7 +105,7 @@ pub(super) async fn connect(
                     });
                 }
                 Ok(false) => break Ok(()),
-                Err(e) => break Err(format!("connection broken: {e}")),
+                Err(e) => break Err(format!("connection broken: {}", conn_error_text(&e))),
             },
             r = conn.recv() => match r {
                 Ok(Some(d)) => {
@@ -113,9 +120,9 @@ pub(super) async fn connect(
                     }
                 }
                 Ok(None) => break Ok(()),
-                Err(e) => break Err(format!("connection broken: {e}")),
+                Err(e) => break Err(format!("connection broken: {}", conn_error_text(&e))),
             },
-            _ = idle => break conn.shutdown().await.map_err(|e| format!("shutdown: {e}")),
+            _ = idle => break conn.shutdown().await.map_err(|e| format!("shutdown: {}", conn_error_text(&e))),
         }
     };
     conn.close().await;
@@ -133,15 +140,15 @@ pub(super) async fn listen(
 ) -> io::Result<()> {
     let (mut rd, mut wr) = s.into_split();
     let listener = node.transport().conn_listener(kind.conn());
-    for &(type_, lower, upper) in &bindings {
-        let r = ServiceRange {
-            type_,
-            lower,
-            upper,
+    for &b in &bindings {
+        let bound = match bind_range(b) {
+            Ok(r) => listener.bind(r, Scope::Cluster).await,
+            Err(e) => Err(e),
         };
-        if let Err(e) = listener.bind(r, Scope::Cluster).await {
+        if let Err(e) = bound {
             listener.close().await;
-            return write_frame(&mut wr, &Reply::Done(Err(format!("bind {r:?}: {e}")))).await;
+            let r = range_debug(b);
+            return write_frame(&mut wr, &Reply::Done(Err(format!("bind {r}: {e}")))).await;
         }
     }
     write_frame(
@@ -182,7 +189,7 @@ pub(super) async fn listen(
                         let _ = closed_tx.send(());
                     });
                 }
-                Err(e) => break Err(format!("accept: {e}")),
+                Err(e) => break Err(format!("accept: {}", conn_error_text(&e))),
             },
             Some(f) = rx.recv() => {
                 if write_frame(&mut wr, &f).await.is_err() {

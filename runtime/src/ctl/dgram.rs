@@ -13,21 +13,14 @@
 //! * `PUBLISHED|WITHDRAWN type=T lower=L upper=U sock=sock:0xNODE:PORT`, `TIMEOUT type=T lower=L
 //!   upper=U` per subscription event.
 
-use super::fmt::{err_name, sock_str, text};
+use super::fmt::{bind_range, err_name, sock_str, text};
 use super::proto::{client_gone, write_frame, DgramDest, Reply};
 use crate::node::Node;
 use std::io;
 use tipc_actors::addr::{Scope, ServiceRange, SocketAddr};
-use tipc_actors::topsrv::{EventKind, Subscription};
+use tipc_actors::socket::SocketError;
+use tipc_actors::topsrv::{EventKind, SubError, Subscription};
 use tokio::net::UnixStream;
-
-fn range3((type_, lower, upper): (u32, u32, u32)) -> ServiceRange {
-    ServiceRange {
-        type_,
-        lower,
-        upper,
-    }
-}
 
 pub(super) async fn listen_rdm(
     node: Node,
@@ -39,7 +32,11 @@ pub(super) async fn listen_rdm(
     let (mut rd, mut wr) = s.into_split();
     let mut sock = node.transport().dgram_socket();
     for b in &bindings {
-        if let Err(e) = sock.bind(range3(*b), Scope::Cluster).await {
+        let bound = match bind_range(*b) {
+            Ok(r) => sock.bind(r, Scope::Cluster).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = bound {
             sock.close().await;
             return write_frame(&mut wr, &Reply::Done(Err(format!("bind {b:?}: {e}")))).await;
         }
@@ -113,7 +110,10 @@ pub(super) async fn send_rdm(
                 )
                 .await
             }
-            DgramDest::Range(t, l, u) => sock.send_to_range(range3((t, l, u)), &data).await,
+            DgramDest::Range(t, l, u) => match ServiceRange::new(t, l, u) {
+                Ok(r) => sock.send_to_range(r, &data).await,
+                Err(e) => Err(SocketError::from(e).into()),
+            },
             DgramDest::Socket(n, p) => {
                 sock.send_to_socket(SocketAddr { node: n, port: p }, &data)
                     .await
@@ -161,7 +161,14 @@ pub(super) async fn subscribe(
     service: bool,
 ) -> io::Result<()> {
     let (mut rd, mut wr) = s.into_split();
-    let r = range3(range);
+    let (type_, lower, upper) = range;
+    let r = match ServiceRange::new(type_, lower, upper) {
+        Ok(r) => r,
+        Err(e) => {
+            let e = SubError::from(e);
+            return write_frame(&mut wr, &Reply::Done(Err(format!("subscribe: {e}")))).await;
+        }
+    };
     let sub = if service {
         Subscription::service(r)
     } else {
@@ -175,7 +182,9 @@ pub(super) async fn subscribe(
         &mut wr,
         &Reply::Line(format!(
             "SUBSCRIBED type={} lower={} upper={}\n",
-            r.type_, r.lower, r.upper
+            r.type_(),
+            r.lower(),
+            r.upper()
         )),
     )
     .await?;
@@ -193,14 +202,16 @@ pub(super) async fn subscribe(
                 } else {
                     "WITHDRAWN"
                 },
-                r.type_,
+                r.type_(),
                 e.found_lower,
                 e.found_upper,
                 sock_str(e.port)
             ),
             EventKind::Timeout => format!(
                 "TIMEOUT type={} lower={} upper={}\n",
-                r.type_, e.found_lower, e.found_upper
+                r.type_(),
+                e.found_lower,
+                e.found_upper
             ),
         };
         if write_frame(&mut wr, &Reply::Line(line)).await.is_err() {

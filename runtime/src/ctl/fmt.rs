@@ -3,8 +3,9 @@
 //! and close-reason names, and payloads as text.
 
 use std::fmt::Write as _;
-use tipc_actors::addr::{ServiceRange, SocketAddr};
+use tipc_actors::addr::{ServiceRange, SocketAddr, RESERVED_TYPES};
 use tipc_actors::sock::conn::ConnError;
+use tipc_actors::socket::BindError;
 use tipc_transport::wire::ErrorCode;
 
 /// Parse `TYPE:INST` or `TYPE:LOWER:UPPER` into a range (an instance is the range `[I, I]`).
@@ -23,14 +24,28 @@ pub fn parse_binding(s: &str) -> Result<ServiceRange, String> {
             ))
         }
     };
-    if lower > upper {
-        return Err(format!("invalid binding '{s}': lower > upper"));
-    }
-    Ok(ServiceRange {
-        type_,
-        lower,
-        upper,
+    ServiceRange::new(type_, lower, upper)
+        .map_err(|_| format!("invalid binding '{s}': lower > upper"))
+}
+
+/// The range a `listen` request's `(type, lower, upper)` binds, refused as `bind` refuses it:
+/// a reserved type first, then `lower > upper`.
+pub(crate) fn bind_range(
+    (type_, lower, upper): (u32, u32, u32),
+) -> Result<ServiceRange, BindError> {
+    ServiceRange::new(type_, lower, upper).map_err(|e| {
+        if type_ < RESERVED_TYPES {
+            BindError::Reserved
+        } else {
+            e.into()
+        }
     })
+}
+
+/// `(type, lower, upper)` written as a [`ServiceRange`]'s `Debug` (also for `lower > upper`,
+/// which no `ServiceRange` holds), for the `bind ...` error line.
+pub(crate) fn range_debug((type_, lower, upper): (u32, u32, u32)) -> String {
+    format!("ServiceRange {{ type_: {type_}, lower: {lower}, upper: {upper} }}")
 }
 
 /// Parse `NODE:PORT` (node in hex, with or without `0x`, or as `sock:0xNODE:PORT`).
@@ -61,6 +76,16 @@ pub fn err_name(e: ErrorCode) -> &'static str {
         ErrorCode::NoNode => "no_node",
         ErrorCode::Overload => "overload",
         ErrorCode::ConnShutdown => "conn_shutdown",
+    }
+}
+
+/// A connection error as the text of `tipcctl`'s error lines. This keeps the words these
+/// lines had before [`ErrorCode`] had a `Display`: a refusal reads `connection refused
+/// (NoPort)`, the code's Rust name, where `ConnError`'s own `Display` now says `no port`.
+pub fn conn_error_text(e: &ConnError) -> String {
+    match e {
+        ConnError::Refused(code) => format!("connection refused ({code:?})"),
+        e => e.to_string(),
     }
 }
 
@@ -116,23 +141,31 @@ mod tests {
     fn parse_binding_accepts_instance_and_range_and_rejects_bad_input() {
         assert_eq!(
             parse_binding("1000:5").unwrap(),
-            ServiceRange {
-                type_: 1000,
-                lower: 5,
-                upper: 5
-            }
+            ServiceRange::single(1000, 5)
         );
         assert_eq!(
             parse_binding("1000:1:9").unwrap(),
-            ServiceRange {
-                type_: 1000,
-                lower: 1,
-                upper: 9
-            }
+            ServiceRange::new(1000, 1, 9).unwrap()
         );
         assert!(parse_binding("1000").is_err());
         assert!(parse_binding("1000:9:1").is_err());
         assert!(parse_binding("a:1").is_err());
+    }
+
+    #[test]
+    fn bind_range_refuses_as_bind_does_and_range_debug_matches_debug() {
+        let r = ServiceRange::new(1000, 1, 9).unwrap();
+        assert_eq!(bind_range((1000, 1, 9)), Ok(r));
+        assert_eq!(range_debug((1000, 1, 9)), format!("{r:?}"));
+        assert_eq!(bind_range((1, 9, 1)), Err(BindError::Reserved));
+        assert_eq!(
+            bind_range((1000, 9, 1)).map_err(|e| e.to_string()),
+            Err("binding refused: invalid range: lower 9 > upper 1".to_string())
+        );
+        assert_eq!(
+            range_debug((1000, 9, 1)),
+            "ServiceRange { type_: 1000, lower: 9, upper: 1 }"
+        );
     }
 
     #[test]
@@ -149,6 +182,15 @@ mod tests {
         assert_eq!(reason(&ConnError::NoNode), "no_node");
         assert_eq!(reason(&ConnError::PeerShutdown), "peer_shutdown");
         assert_eq!(reason(&ConnError::Refused(ErrorCode::NoPort)), "refused");
+        assert_eq!(
+            conn_error_text(&ConnError::Refused(ErrorCode::NoPort)),
+            "connection refused (NoPort)"
+        );
+        assert_eq!(
+            conn_error_text(&ConnError::Refused(ErrorCode::ConnShutdown)),
+            "connection refused (ConnShutdown)"
+        );
+        assert_eq!(conn_error_text(&ConnError::NoNode), "peer node lost");
     }
 
     #[test]

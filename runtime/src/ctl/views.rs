@@ -98,7 +98,12 @@ pub async fn nametable_show(node: &Node) -> String {
         let _ = writeln!(
             s,
             "{:<10} {:<10} {:<10} {:<8} {:<10} {}",
-            p.range.type_, p.range.lower, p.range.upper, scope, p.port, owner
+            p.range.type_(),
+            p.range.lower(),
+            p.range.upper(),
+            scope,
+            p.port,
+            owner
         );
     }
     s
@@ -115,7 +120,9 @@ pub async fn socket_list(node: &Node) -> String {
             let _ = writeln!(
                 s,
                 "        bound to {{{},{},{}}}",
-                p.range.type_, p.range.lower, p.range.upper
+                p.range.type_(),
+                p.range.lower(),
+                p.range.upper()
             );
         }
     }

@@ -17,7 +17,7 @@ impl Link {
     }
 
     /// The node layer fails this (down) link over to a parallel one: the peer's tunnelled
-    /// copies of what it sent here are delivered ([`Link::failover_rcv`]) against the
+    /// copies of what it sent here are delivered (by the node layer, `handle_failover`) against the
     /// receive state of the last reset (a link that was never up delivers from seqno 1, as
     /// the kernel's `tipc_link_failover_prepare`). Until [`Link::end_failover`] the link
     /// ignores everything it receives and sends nothing, so it cannot come up too early.
@@ -41,7 +41,7 @@ impl Link {
     /// A packet the peer had sent on this link, tunnelled over a parallel one: delivered in
     /// this link's order, once (older than the drop point: delivered before, dropped; ahead of
     /// it: held until the gap fills). The failover's dummy packet is dropped.
-    pub fn failover_rcv(&mut self, now: Instant, pkt: Bytes) {
+    pub(crate) fn handle_failover(&mut self, now: Instant, pkt: Bytes) {
         let Ok(h) = Header::new_checked(&pkt[..]) else {
             self.stats.rx_malformed += 1;
             return;

@@ -634,8 +634,8 @@ impl Link {
 
     /// Returns the next event for the owner.
     ///
-    /// Call repeatedly until it returns `None`; call again after any `handle_*` call,
-    /// [`Link::failover_rcv`] or command ([`Link::send`] can take the link down,
+    /// Call repeatedly until it returns `None`; call again after any `handle_*` call (the
+    /// crate's `handle_failover` included) or command ([`Link::send`] can take the link down,
     /// [`Link::shutdown`] and [`Link::force_reset`] do).
     #[must_use]
     pub fn poll_event(&mut self) -> Option<LinkEvent> {

@@ -7,16 +7,15 @@
 //!
 //! Callers outside this crate read and write fields through the typed accessors on [`Header`]
 //! (`destnode`/`set_destnode`, `nametype`, `set_errcode`, ...), named after the kernel's
-//! `msg_*` helpers. [`Header::get`] and [`Header::set`] with a [`field`] constant remain for
-//! the reprs and the cores; `field` stays public until the last callers outside this crate
-//! have moved to the typed accessors.
+//! `msg_*` helpers. The `field` module and `Header::get`/`set`/`flag`/`set_flag`, which take a
+//! raw position, are private to this crate: the reprs and the cores use them.
 
 use super::WireError;
 
 /// Field positions `(word, shift, mask)`, taken from tipc-protocol.md §2–§5 and `msg.h`.
 ///
 /// Several fields share bits: their meaning depends on the message user (§2.5).
-pub mod field {
+pub(crate) mod field {
     /// A header field: word index, right shift, mask after shifting.
     pub type Field = (usize, u32, u32);
 
@@ -54,8 +53,10 @@ pub mod field {
     /// LINK_PROTOCOL STATE: number of missing packets after `ack` (NACK).
     pub const SEQ_GAP: Field = (1, 16, 0x1FFF);
     /// LINK_PROTOCOL ACTIVATE: `dest_session` is valid.
+    #[allow(dead_code)] // the overlay's name; ProtoRepr reads it as bit 0 of SEQ_GAP
     pub const DEST_SESSION_VALID: Field = (1, 16, 0x1);
     /// LINK_PROTOCOL ACTIVATE: the peer's session as we know it (shares `BCAST_ACK`).
+    #[allow(dead_code)] // the overlay's name; ProtoRepr reads it as BCAST_ACK
     pub const DEST_SESSION: Field = (1, 0, 0xFFFF);
     /// NAME_DISTRIBUTOR: part of the bulk sent at link-up.
     pub const BULK: Field = (1, 28, 0x1);
@@ -275,13 +276,13 @@ impl<T: AsRef<[u8]>> Header<T> {
 
     /// Read a field.
     #[inline]
-    pub fn get(&self, f: field::Field) -> u32 {
+    pub(crate) fn get(&self, f: field::Field) -> u32 {
         (self.word(f.0) >> f.1) & f.2
     }
 
     /// Read a one-bit field as a bool.
     #[inline]
-    pub fn flag(&self, f: field::Field) -> bool {
+    pub(crate) fn flag(&self, f: field::Field) -> bool {
         self.get(f) != 0
     }
 
@@ -463,7 +464,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Header<T> {
 
     /// Write a field (the value is masked).
     #[inline]
-    pub fn set(&mut self, f: field::Field, v: u32) {
+    pub(crate) fn set(&mut self, f: field::Field, v: u32) {
         let off = f.0 * 4;
         let cur = match self.buf.as_ref().get(off..off + 4) {
             Some(w) => u32::from_be_bytes([w[0], w[1], w[2], w[3]]),
@@ -475,7 +476,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Header<T> {
 
     /// Write a one-bit field.
     #[inline]
-    pub fn set_flag(&mut self, f: field::Field, v: bool) {
+    pub(crate) fn set_flag(&mut self, f: field::Field, v: bool) {
         self.set(f, v as u32)
     }
 

@@ -154,3 +154,42 @@ impl ErrorCode {
         })
     }
 }
+
+/// The kernel's names (`TIPC_OK`, `TIPC_ERR_NO_NAME`, ..., `TIPC_CONN_SHUTDOWN`) in words:
+/// "ok", "no name", "no port", "no node", "overload", "connection shutdown".
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ErrorCode::Ok => "ok",
+            ErrorCode::NoName => "no name",
+            ErrorCode::NoPort => "no port",
+            ErrorCode::NoNode => "no node",
+            ErrorCode::Overload => "overload",
+            ErrorCode::ConnShutdown => "connection shutdown",
+        })
+    }
+}
+
+#[cfg(test)]
+mod error_code_tests {
+    use super::ErrorCode;
+
+    #[test]
+    fn error_code_displays_kernel_names() {
+        let names: Vec<String> = (0..=5)
+            .filter_map(ErrorCode::from_u8)
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "ok",
+                "no name",
+                "no port",
+                "no node",
+                "overload",
+                "connection shutdown"
+            ]
+        );
+    }
+}

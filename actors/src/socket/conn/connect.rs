@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use tipc_transport::caps;
-use tipc_transport::wire::{field, user, DataType, ErrorCode, Header, SHORT_H_SIZE};
+use tipc_transport::wire::{user, DataType, ErrorCode, Header, SHORT_H_SIZE};
 use tipc_transport::NodeAddr;
 
 use super::{
@@ -59,7 +59,7 @@ impl ConnCore {
             ),
         };
         let mut msg = msg.map_err(|_| ConnError::TooLarge(data.len()))?;
-        Header::new_unchecked(&mut msg[..]).set_flag(field::SYN, true);
+        Header::new_unchecked(&mut msg[..]).set_syn(true);
         if let SynDest::Socket(sa) = dest {
             self.peer = sa;
         }
@@ -165,8 +165,8 @@ impl ConnCore {
             && h.header_len() >= tipc_transport::wire::NAMED_H_SIZE
         {
             c.dest_name = Some(ServiceAddr {
-                type_: h.get(field::NAMETYPE),
-                instance: h.get(field::NAMEINST),
+                type_: h.nametype(),
+                instance: h.nameinst(),
             });
         }
         c.finish_conn(peer, peer_caps, now);
@@ -273,9 +273,9 @@ impl ConnCore {
             SHORT_H_SIZE,
             node,
         );
-        h.set(field::ERRCODE, ErrorCode::NoNode as u32);
-        h.set(field::ORIGPORT, self.peer.port);
-        h.set(field::DESTPORT, self.own.port);
+        h.set_errcode(ErrorCode::NoNode as u8);
+        h.set_origport(self.peer.port);
+        h.set_destport(self.own.port);
         Some(buf.freeze())
     }
 

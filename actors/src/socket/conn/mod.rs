@@ -73,7 +73,7 @@ pub const NAGLE_LOCAL: usize = 1500;
 pub enum ConnError {
     /// The connection request was rejected with this error code (`ECONNREFUSED`): e.g.
     /// `NO_PORT` for a closed port, `NO_NAME` when the service vanished.
-    #[error("connection refused ({0:?})")]
+    #[error("connection refused ({0})")]
     Refused(ErrorCode),
     /// The peer node was lost (`TIPC_ERR_NO_NODE`, generated locally).
     #[error("peer node lost")]

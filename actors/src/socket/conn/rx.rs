@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tipc_transport::caps;
-use tipc_transport::wire::{field, user, ConnMgrRepr, ConnMgrType, DataType, ErrorCode, Header};
+use tipc_transport::wire::{user, ConnMgrRepr, ConnMgrType, DataType, ErrorCode, Header};
 
 use super::{
     flowctl_msg_lim, ConnCore, ConnError, ConnState, Output, Read, RxItem, Timer, Verdict,
@@ -138,7 +138,7 @@ impl ConnCore {
                     return self.enqueue(msg.clone(), &h);
                 }
                 // Only our own SYN coming back counts; anything else is ignored.
-                let ours = err != 0 && h.flag(field::SYN) && h.destport() == self.own.port;
+                let ours = err != 0 && h.syn() && h.destport() == self.own.port;
                 let from_peer = self.peer.port == 0 || (oport == self.peer.port);
                 if !ours || !from_peer {
                     return self.drop_msg();
@@ -155,7 +155,7 @@ impl ConnCore {
             }
             ConnState::Open | ConnState::Disconnecting => self.reject(&msg, ErrorCode::NoPort),
             ConnState::Listen => {
-                if !h.flag(field::SYN) && sender_caps & caps::SYN_BIT != 0 {
+                if !h.syn() && sender_caps & caps::SYN_BIT != 0 {
                     return self.reject(&msg, ErrorCode::NoPort);
                 }
                 if con_msg || err != 0 {
@@ -166,10 +166,10 @@ impl ConnCore {
             ConnState::Established => {
                 self.push_backlog(false);
                 if con_msg && err == 0 && oport == self.peer.port && onode == self.peer.node {
-                    if h.flag(field::BIT18) {
+                    if h.ack_required() {
                         // ack_required (Nagle): answer at once with a nagle CONN_ACK.
                         let mut ack = self.build_ack();
-                        Header::new_unchecked(&mut ack[..]).set_flag(field::BIT18, true);
+                        Header::new_unchecked(&mut ack[..]).set_nagle_ack(true);
                         self.out.push_back(Output::ToNode(self.peer.node, ack));
                     }
                     self.stats.rx_msgs += 1;
@@ -231,8 +231,7 @@ impl ConnCore {
         match r.mtype {
             ConnMgrType::Probe => {
                 if let Some(mut rep) = reverse(msg, ErrorCode::Ok, self.own.node) {
-                    Header::new_unchecked(&mut rep[..])
-                        .set(field::MTYPE, ConnMgrType::ProbeReply as u32);
+                    Header::new_unchecked(&mut rep[..]).set_mtype(ConnMgrType::ProbeReply as u8);
                     let to = Header::new_unchecked(&rep[..]).destnode();
                     self.out.push_back(Output::ToNode(to, rep));
                 }

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use bytes::BytesMut;
 use tipc_transport::caps;
 use tipc_transport::wire::{
-    field, ConnMgrRepr, ConnMgrType, DataType, Header, MAX_USER_MSG_SIZE, SHORT_H_SIZE,
+    ConnMgrRepr, ConnMgrType, DataType, Header, MAX_USER_MSG_SIZE, SHORT_H_SIZE,
 };
 
 use super::{
@@ -111,7 +111,7 @@ impl ConnCore {
     fn mark_ack_required(txq: &mut VecDeque<BytesMut>) -> bool {
         match txq.back_mut() {
             Some(m) => {
-                Header::new_unchecked(&mut m[..]).set_flag(field::BIT18, true);
+                Header::new_unchecked(&mut m[..]).set_ack_required(true);
                 true
             }
             None => false,
@@ -147,7 +147,7 @@ impl ConnCore {
             let n = rem.len().min(max - m.len());
             m.extend_from_slice(&rem[..n]);
             let len = m.len();
-            Header::new_unchecked(&mut m[..]).set(field::SIZE, len as u32);
+            Header::new_unchecked(&mut m[..]).set_size(len);
             added += blocks(len) - before;
             rem = &rem[n..];
             if rem.is_empty() {
@@ -208,9 +208,9 @@ impl ConnCore {
             SHORT_H_SIZE + data.len(),
             self.own.node,
         );
-        h.set(field::ERRCODE, err as u32);
-        h.set(field::ORIGPORT, self.own.port);
-        h.set(field::DESTPORT, self.peer.port);
+        h.set_errcode(err);
+        h.set_origport(self.own.port);
+        h.set_destport(self.peer.port);
         buf
     }
 

@@ -44,11 +44,7 @@ fn node(ports: &[u32]) -> Node {
 fn bind(n: &mut Node, node: NodeAddr, type_: u32, lower: u32, upper: u32, port: u32, scope: Scope) {
     n.table
         .publish(Publication {
-            range: ServiceRange {
-                type_,
-                lower,
-                upper,
-            },
+            range: ServiceRange::new(type_, lower, upper).expect("valid range"),
             scope,
             node,
             port,
@@ -206,11 +202,7 @@ fn multicast_goes_to_every_local_port_bound_in_its_range_with_cluster_scope() {
     bind(&mut n, ME, 6000, 5, 5, 21, Scope::Cluster);
     // Node scope: not for a message from another node.
     bind(&mut n, ME, 6000, 0, 9, 22, Scope::Node);
-    let range = ServiceRange {
-        type_: 6000,
-        lower: 4,
-        upper: 6,
-    };
+    let range = ServiceRange::new(6000, 4, 6).expect("valid range");
     let m = build_mcast(from_peer(), range, &RETURNABLE, b"all")
         .expect("build")
         .freeze();

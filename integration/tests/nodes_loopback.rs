@@ -55,6 +55,19 @@ fn two_nodes_bring_link_up_within_one_second_and_detect_sigkill_within_tolerance
     );
     let (ok, _, err) = a.ctl(&["link", "stat", "show", "nosuch"]);
     assert!(!ok && err.contains("link not found"), "{err}");
+    // Node counters, and what the receive dispatch dropped (nothing on a quiet pair).
+    let (ok, out, err) = a.ctl(&["node", "stat"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("beta") && out.contains("unreturned:0") && out.contains("bad_user:0"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "dispatch dropped: malformed:0 not_for_sockets:0 not_returnable:0 sender_gone:0"
+        ),
+        "{out}"
+    );
 
     // Let the link idle (probes keep it up), then kill beta hard.
     std::thread::sleep(Duration::from_millis(500));

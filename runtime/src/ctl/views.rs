@@ -23,7 +23,9 @@ pub async fn node_list(node: &Node) -> String {
 }
 
 /// `node stat`: one line per peer node with its node-level counters (§4.12 failover and
-/// synch, restarts). Not in the kernel's tool, whose counters are per link.
+/// synch, restarts, messages a failed link dropped that could not be returned, delivered
+/// messages of a user no input queue takes), then one line with what the receive dispatch
+/// dropped, by cause. Not in the kernel's tool, whose counters are per link.
 pub async fn node_stat(node: &Node) -> String {
     let mut s = String::new();
     for n in node.transport().nodes().await {
@@ -31,7 +33,7 @@ pub async fn node_stat(node: &Node) -> String {
         let _ = writeln!(
             s,
             "{} {:08x}: failovers:{} tunnel tx:{} rx:{} fragmented:{} reassembled:{} \
-             reasm_errors:{} synchs:{} synch_dropped:{} restarts:{}",
+             reasm_errors:{} synchs:{} synch_dropped:{} restarts:{} unreturned:{} bad_user:{}",
             n.id.to_id_string(),
             n.addr,
             t.failovers,
@@ -42,9 +44,17 @@ pub async fn node_stat(node: &Node) -> String {
             t.tunnel_reasm_errors,
             t.synchs,
             t.synch_dropped,
-            t.restarts
+            t.restarts,
+            t.unreturned,
+            t.bad_user
         );
     }
+    let d = node.transport().rcv_stats();
+    let _ = writeln!(
+        s,
+        "dispatch dropped: malformed:{} not_for_sockets:{} not_returnable:{} sender_gone:{}",
+        d.malformed, d.not_for_sockets, d.not_returnable, d.sender_gone
+    );
     s
 }
 

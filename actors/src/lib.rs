@@ -19,10 +19,10 @@
 //! `tipc-integration` call the same functions. Actors must run inside an actix `System` (or
 //! a tokio `LocalSet`).
 //!
-//! Communication groups take the same shape: a sans-IO core `socket/group/` (kernel
-//! `group.c`) beside `socket/conn/`, reached through the multicast path of [`socket::rcv`];
-//! a driver `actor/group.rs`; a member handle `sock/group.rs`; `TransportNode::join` in the
-//! facade.
+//! Communication groups take the same shape: a sans-IO core `group/` (kernel `group.c`;
+//! the layer check already ranks it with the cores), reached through the multicast path of
+//! [`socket::rcv`]; a driver `actor/group.rs`; a member handle `sock/group.rs`;
+//! `TransportNode::join` in the facade.
 
 pub mod actor;
 pub mod addr;

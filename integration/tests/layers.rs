@@ -1036,6 +1036,9 @@ const ACTORS_LAYERS: [(&str, &[&str]); 6] = [
             "topsrv.rs",
             "socket.rs",
             "socket/",
+            // Communication groups (kernel `group.c`), when they land.
+            "group.rs",
+            "group/",
         ],
     ),
     ("context", &["tx.rs", "flow.rs", "msg.rs", "ctx.rs"]),

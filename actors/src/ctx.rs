@@ -1,8 +1,8 @@
 //! The node context (kernel `struct tipc_net`): what every actor and user handle of one node
 //! shares. Identity and configuration, the clock, the binding table, the registry of local
 //! ports, per-peer send state, and handles (never concrete actor types) through which the
-//! actors reach each other: one [`PeerHandle`] per peer node, the name table's
-//! [`NamesHandle`], and each bearer's send path and command recipients.
+//! actors reach each other: one `PeerHandle` per peer node, the name table's
+//! `NamesHandle`, and each bearer's send path and command recipients.
 
 use crate::addr::ServiceRange;
 use crate::flow::{link_mss, PeerFlow};

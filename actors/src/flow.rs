@@ -2,9 +2,9 @@
 //! `node.c: tipc_node_xmit` and the link's congestion wait of `socket.c: tipc_wait_for_cond`).
 //!
 //! A [`PeerFlow`] holds the peer's ordered send queue, its congestion flag with the
-//! wake-up of waiting senders, and the peer's link core ([`PeerLinks`]): owned by the peer's
+//! wake-up of waiting senders, and the peer's link core (`PeerLinks`): owned by the peer's
 //! actor, borrowed under its lock by a sender that hands a message to an idle link from its
-//! own task ([`send_inline`]), which saves the actor hop on a request/reply path.
+//! own task (`send_inline`), which saves the actor hop on a request/reply path.
 
 use crate::tx::TxPath;
 use bytes::{Bytes, BytesMut};
@@ -125,7 +125,7 @@ pub(crate) fn may_send_inline(queued: bool, drain_pending: bool, congested: bool
 
 /// The peer's link core and its transmit staging: owned by the peer's actor, and borrowed
 /// (under its lock) by senders that hand a message to the link from their own task
-/// ([`send_inline`]).
+/// (`send_inline`).
 pub(crate) struct PeerLinks {
     pub(crate) core: Peer,
     out: BytesMut,

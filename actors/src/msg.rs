@@ -1,6 +1,6 @@
 //! The messages the node's actors exchange, and the handles through which they reach each other
 //! (part of the node context). An actor never names another actor's type: it sends one of these
-//! messages to a handle kept in [`crate::ctx::NodeCtx`]; the facade ([`crate::node`]) starts
+//! messages to a handle kept in `NodeCtx` (`crate::ctx`); the facade ([`crate::node`]) starts
 //! the actors and fills in the handles. Messages private to one actor and its user handle (a
 //! connection socket's) stay in that actor's file.
 

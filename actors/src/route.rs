@@ -1,6 +1,6 @@
 //! Applying the receive dispatch's verdicts on a running node (the I/O half of kernel
 //! `socket.c: tipc_sk_rcv`): messages go to local sockets through the port registry
-//! ([`crate::ctx::Port`]), to peer nodes through their send queues, and drops are counted.
+//! (`ctx::Port`), to peer nodes through their send queues, and drops are counted.
 //! Every decision is made by [`crate::socket::rcv`]; this file only carries it out.
 
 use crate::ctx::{NodeCtx, Port};

@@ -3,7 +3,7 @@
 //! Owns one [`Media`] and its [`Discoverer`]. A receive stream hands it batches of frames; each
 //! frame is classified (`tipc_rcv`, spec §4.1) and goes to the discoverer or to the peer's actor
 //! (started through the node context when discovery finds a new node). Sending goes through
-//! the bearer's send path ([`crate::tx::TxPath`]), drained by a task of this file that batches
+//! the bearer's send path (`TxPath` (`crate::tx`)), drained by a task of this file that batches
 //! whatever is queued into one `send_batch` call (GSO, sendmmsg) without passing through the
 //! actor.
 

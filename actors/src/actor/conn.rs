@@ -4,14 +4,14 @@
 //!
 //! The core sits behind a mutex shared by the actor, the user handle ([`crate::sock::conn`])
 //! and the deliverers. Received messages are fed to the core by whoever delivers them (a peer
-//! actor or the name table, through the port registry: [`ConnPort`]), in link order, with the
+//! actor or the name table, through the port registry: `ConnPort`), in link order, with the
 //! glue of [`crate::socket::rcv`], and the waiting user task is woken directly: no hop through
 //! this actor. A deliverer pokes the actor only when the next timeout moved earlier or a
 //! listener got a request. Everything the core produces (data, acks, probe replies,
-//! rejections, FINs) is sent by whoever drove it, in the core's order ([`push_out`]): a
+//! rejections, FINs) is sent by whoever drove it, in the core's order (`push_out`): a
 //! deliverer may send stream data too, when a peer's message pushes out what Nagle held.
 //!
-//! Node loss: the port registry tells every connection socket ([`crate::route::node_lost`]);
+//! Node loss: the port registry tells every connection socket (`route::node_lost`);
 //! the connections to that node end at once with [`ConnError::NoNode`] (the local abort of
 //! `node_lost_contact`).
 
@@ -36,7 +36,7 @@ pub(crate) struct Inner {
     core: Mutex<ConnCore>,
     /// Woken on every change: data, acks, state.
     pub changed: Notify,
-    /// A task is sending the core's output ([`push_out`]).
+    /// A task is sending the core's output (`push_out`).
     sending: AtomicBool,
 }
 

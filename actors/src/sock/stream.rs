@@ -9,7 +9,7 @@ use std::task::{Context as TaskContext, Poll};
 use tipc_transport::wire::MAX_USER_MSG_SIZE;
 
 impl Connection {
-    /// A tokio `AsyncRead + AsyncWrite` view (meant for [`ConnKind::Stream`]).
+    /// A tokio `AsyncRead + AsyncWrite` view (meant for [`crate::sock::conn::ConnKind::Stream`]).
     pub fn into_stream(self) -> ConnStream {
         ConnStream {
             conn: Arc::new(self),

@@ -50,7 +50,7 @@ pub enum Verdict {
     /// To the local socket at this port.
     Port(u32, Bytes),
     /// To another node: rerouted by secondary lookup, or returned to its sender there. If
-    /// the node is not reachable, hand the message to [`unreachable`].
+    /// the node is not reachable, hand the message to [`unreachable()`].
     Node(NodeAddr, BytesMut),
     /// Dropped; the caller counts it.
     Drop(DropCause),

@@ -46,7 +46,7 @@ pub struct SimListener {
     pub port: u32,
     /// Stream or seqpacket.
     pub kind: ConnKind,
-    /// The service address it is bound to (with [`SimConfig::names`]).
+    /// The service address it is bound to (with [`super::SimConfig::names`]).
     pub name: Option<ServiceAddr>,
 }
 
@@ -156,7 +156,7 @@ impl SimConn {
 impl Sim {
     // ------------------------------------------------------------------ connections
 
-    /// Node `node` opens a listening socket of `kind`; with [`SimConfig::names`] and a `range`
+    /// Node `node` opens a listening socket of `kind`; with [`super::SimConfig::names`] and a `range`
     /// it also binds it (cluster scope), and [`ConnSpec::by_name`] then connects to
     /// `{range.type_, range.lower}`. `None` if the node is crashed or conns are off.
     pub fn conn_listen(

@@ -2,7 +2,7 @@
 //! (ARCHITECTURE.md "Tests" item 4).
 //!
 //! Each [`SimNode`] runs the node's sans-IO cores through the same functions the actors call
-//! ([`node`]: discovery, peers, the name service, the receive dispatch of
+//! (`node`: discovery, peers, the name service, the receive dispatch of
 //! `tipc_actors::socket::rcv`, the connection sockets' glue; kernel `bearer.c`, `discover.c`,
 //! `node.c`, `name_distr.c`, `socket.c`; spec §3.3, §4.1, §7, §9). Bearer `b` of every node is
 //! attached to segment `b`; node `i` has the media address `MediaAddr::Mem(i + 1)` on every
@@ -201,7 +201,7 @@ impl FaultRule {
 pub struct SimConfig {
     /// Number of nodes.
     pub nodes: usize,
-    /// Bearers per node (segments), 1..=[`MAX_BEARERS`].
+    /// Bearers per node (segments), 1..=[`tipc_transport::MAX_BEARERS`].
     pub bearers: usize,
     /// Link tolerance.
     pub tolerance: Duration,
@@ -250,9 +250,9 @@ impl Default for SimConfig {
 pub struct NodeStats {
     /// Frames received.
     pub rx_frames: u64,
-    /// Frames dropped by [`classify`] as malformed.
+    /// Frames dropped by [`tipc_transport::peer::classify`] as malformed.
     pub rx_malformed: u64,
-    /// Frames dropped by [`classify`] for another destination or a bad previous node.
+    /// Frames dropped by [`tipc_transport::peer::classify`] for another destination or a bad previous node.
     pub rx_misrouted: u64,
     /// Unicast or broadcast frames from a node we have no peer for.
     pub rx_unknown_peer: u64,

@@ -44,7 +44,7 @@ pub struct RefMsg {
 pub enum NameCmdError {
     /// The node is crashed.
     NodeDown,
-    /// [`SimConfig::names`] is off.
+    /// [`super::SimConfig::names`] is off.
     Disabled,
     /// The binding table refused.
     Binding(BindingError),

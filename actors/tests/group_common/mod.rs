@@ -210,7 +210,7 @@ pub fn cfg(type_: u32, instance: u32, events: bool) -> GroupConfig {
 }
 
 /// A core at `own` joined with the PUBLISHED members `peers`, each then admitted by its
-/// JOIN (`syncpt` 0, `adv` window); outputs and events drained.
+/// JOIN (`syncpt` 0, `adv` window); outputs, events and the wake-up flag drained.
 pub fn joined(own: SocketAddr, c: GroupConfig, peers: &[(SocketAddr, u32)], adv: u16) -> GroupCore {
     let mut g = GroupCore::new(own, c).expect("core");
     g.join(peers.iter().copied()).expect("join");
@@ -219,6 +219,7 @@ pub fn joined(own: SocketAddr, c: GroupConfig, peers: &[(SocketAddr, u32)], adv:
     }
     transmits(&mut g);
     events(&mut g);
+    let _ = g.poll_wakeup();
     g
 }
 

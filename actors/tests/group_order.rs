@@ -417,3 +417,18 @@ fn received_message_carries_both_sender_addresses() {
     assert_eq!(&m.payload()[..], b"hello");
     assert_eq!(m.blocks(), 1);
 }
+
+#[test]
+fn abandoned_anycast_looks_up_afresh() {
+    let gb = sa(GB, 2);
+    let gc = sa(GC, 3);
+    let mut g = joined(own(), cfg(T, 1, false), &[(gb, 2), (gc, 2)], 1);
+    let big = Bytes::from(vec![0; 3000]);
+    assert!(g.send(GroupDest::Anycast(2), big.clone()).is_err());
+    g.abandon_send();
+    g.handle_proto(&proto(gc, own(), GroupProtoType::Adv, 0, 100));
+    transmits(&mut g);
+    g.send(GroupDest::Anycast(2), big).expect("gc fits");
+    let m = only_node_msg(&transmits(&mut g));
+    assert_eq!(sa(word(&m, 7), word(&m, 5)), gc);
+}

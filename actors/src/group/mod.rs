@@ -36,7 +36,8 @@
 //!
 //! The behaviour is split by concern, each file one `impl GroupCore` block:
 //!
-//! * `member`: member states and lists, send windows (`window`) and receive windows
+//! * `member`: a member's state, snapshot and deferred queue (the types);
+//! * `window`: the member lists, send windows (`window`) and receive windows
 //!   (`advertised`), congestion checks, the receive-buffer formula (§10.3);
 //! * `proto`: joining and leaving, binding events and node loss, GROUP_PROTOCOL messages built
 //!   and received (§10.1, §10.2);
@@ -68,11 +69,13 @@ use tipc_transport::NodeAddr;
 
 use crate::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr, RESERVED_TYPES};
 use crate::socket::conn::FLOWCTL_BLK_SZ;
+use member::Member;
 
 mod member;
 mod proto;
 mod rcv;
 mod send;
+mod window;
 
 pub use member::{MemberInfo, MemberState};
 
@@ -415,7 +418,7 @@ pub struct GroupCore {
     own: SocketAddr,
     cfg: GroupConfig,
     phase: Phase,
-    members: BTreeMap<SocketAddr, member::Member>,
+    members: BTreeMap<SocketAddr, Member>,
     /// Receivers with `window < ADV_IDLE`, smallest window first (`small_win`).
     small_win: Vec<SocketAddr>,
     /// ACTIVE members, least recently read first.

@@ -23,7 +23,7 @@ use bytes::{Bytes, BytesMut};
 use tipc_transport::wire::{DataRepr, DataType};
 use tipc_transport::NodeAddr;
 
-use super::member::Cong;
+use super::window::Cong;
 use super::{
     blocks, GroupCore, GroupDest, GroupSendError, Method, Phase, Transmit, GROUP_H_SIZE,
     MAX_PAYLOAD,
@@ -47,8 +47,9 @@ impl GroupCore {
     /// * [`GroupDest::Multicast`]: GRP_MCAST (w9 = instance) like a broadcast when several
     ///   members have the instance; GRP_UCAST when exactly one has.
     /// * [`GroupDest::Anycast`]: GRP_UCAST to one member with the instance, round robin, up
-    ///   to three lookups preferring one whose window takes it; blocked, it keeps to the
-    ///   member it chose until that one takes it or vanishes.
+    ///   to three lookups preferring one whose window takes it; blocked, its retries keep to
+    ///   the member it chose until that one takes it or vanishes (the kernel's blocking
+    ///   send; [`abandon_send`](Self::abandon_send) forgets the choice).
     /// * [`GroupDest::Member`]: GRP_UCAST to that member (`EHOSTUNREACH` if we do not send
     ///   to it).
     ///
@@ -69,6 +70,13 @@ impl GroupCore {
         };
         self.run_local();
         r
+    }
+
+    /// The caller gives up a blocked send (a non-blocking send that returned `EAGAIN`, a
+    /// timeout, a signal): a blocked anycast no longer keeps to the member it chose, so the
+    /// next anycast looks up afresh, as the kernel's next `sendto` does.
+    pub fn abandon_send(&mut self) {
+        self.anycast_wait = None;
     }
 
     /// `tipc_send_group_unicast`.

@@ -337,8 +337,9 @@ fn broadcast_blocked_by_the_smallest_window_pushes_adv_to_that_member() {
         protos(&transmits(&mut g)),
         [(gc, GroupProtoType::Adv, 0, 0)]
     );
-    // An ADV(0) from gc (its own blocked sender) does not open it.
+    // An ADV(0) from gc (its own blocked sender) does not open it, nor wake us.
     g.handle_proto(&proto(gc, own(), GroupProtoType::Adv, 0, 0));
+    assert!(!g.poll_wakeup());
     assert!(matches!(
         g.send(GroupDest::Broadcast, Bytes::from("b")),
         Err(GroupSendError::Congested(_))

@@ -51,7 +51,8 @@
 //! * The kernel takes a member off its sorted "small window" list whenever an ADV, RECLAIM or
 //!   admission arrives, even if its window stays below `ADV_IDLE` (an `ADV(0)` does that); a
 //!   following broadcast then underflows that member's 16-bit window. The core keeps the list
-//!   exact (a member is on it iff it is a receiver with `window < ADV_IDLE`).
+//!   exact (a member is on it iff it is a receiver with `window < ADV_IDLE`), and an `ADV(0)`
+//!   that leaves a member on it wakes no blocked sender.
 //! * Replicast acks are owed per member (6.12's `bc_pending`): an ACK counts only from a
 //!   member that owes one and only if it acknowledges the current broadcast (6.1.192 ignores
 //!   unexpected and duplicate ACKs too), and a deleted member releases only an ack it owed.

@@ -110,7 +110,7 @@ impl GroupCore {
                     m.instance = instance;
                     m.state = MemberState::Joined;
                 }
-                self.open_member(member);
+                self.open_member(member, true);
                 self.update_member(member, 0);
                 self.proto_xmit(member, GroupProtoType::Join);
                 let syncpt = self.members.get(&member).map_or(0, |m| m.bc_syncpt);
@@ -174,7 +174,7 @@ impl GroupCore {
         self.decr_active(addr);
         self.set_state(addr, MemberState::Leaving);
         self.unlist(addr);
-        self.open_member(addr);
+        self.open_member(addr, true);
         if node_down {
             let rcv_nxt = self.members.get(&addr).map_or(0, |m| m.bc_rcv_nxt);
             self.create_event(addr, false, rcv_nxt);
@@ -311,14 +311,14 @@ impl GroupCore {
                 self.unlist(from);
                 self.decr_active(from);
                 self.set_state(from, MemberState::Leaving);
-                self.open_member(from);
+                self.open_member(from, true);
                 self.create_event(from, false, w9_hi);
             }
             GroupProtoType::Adv => {
                 if let Some(m) = self.members.get_mut(&from) {
                     m.window = m.window.wrapping_add(adv_win);
                 }
-                self.open_member(from);
+                self.open_member(from, adv_win != 0);
             }
             GroupProtoType::Ack => self.rcv_ack(from, w9_hi),
             GroupProtoType::Reclaim => {
@@ -326,7 +326,7 @@ impl GroupCore {
                 if let Some(m) = self.members.get_mut(&from) {
                     m.window = ADV_IDLE;
                 }
-                self.open_member(from);
+                self.open_member(from, true);
             }
             GroupProtoType::Remit => self.rcv_remit(from, state, w9_hi),
         }
@@ -355,7 +355,7 @@ impl GroupCore {
             return;
         }
         m.state = MemberState::Joined;
-        self.open_member(from);
+        self.open_member(from, true);
         self.update_member(from, 0);
         self.proto_xmit(from, GroupProtoType::Adv);
         self.create_event(from, true, syncpt);

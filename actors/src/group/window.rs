@@ -108,13 +108,15 @@ impl GroupCore {
         self.small_win.insert(at, addr);
     }
 
-    /// A member's window may have grown (`tipc_group_open`): if it was on the small-window
-    /// list, the group is open and blocked senders wake up. It stays listed while its window
-    /// is still small (see the module docs).
-    pub(super) fn open_member(&mut self, addr: SocketAddr) {
+    /// A member's window may have grown, or it stopped being a receiver (`tipc_group_open`):
+    /// if it was on the small-window list, the group is open and blocked senders wake up. It
+    /// stays listed while its window is still small (see the module docs), and then wakes
+    /// nobody unless `grew`: an `ADV(0)` changes nothing, and two blocked senders must not
+    /// trade them for ever.
+    pub(super) fn open_member(&mut self, addr: SocketAddr, grew: bool) {
         let listed = self.small_win.contains(&addr);
         self.resort(addr);
-        if listed {
+        if listed && (grew || !self.small_win.contains(&addr)) {
             self.open = true;
             self.wakeup = true;
         }

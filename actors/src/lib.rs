@@ -8,7 +8,7 @@
 //!
 //! | layer | files | kernel |
 //! |---|---|---|
-//! | cores (sans-IO) | [`addr`], [`name_table`] (the binding table), [`name_distr`], [`topsrv`] (service tracking), [`socket`] (message building, receive queue, the receive dispatch [`socket::rcv`], the connection core [`socket::conn`]) | `name_table.c`, `name_distr.c`, `subscr.c`, `socket.c` |
+//! | cores (sans-IO) | [`addr`], [`name_table`] (the binding table), [`name_distr`], [`topsrv`] (service tracking), [`socket`] (message building, receive queue, the receive dispatch [`socket::rcv`], the connection core [`socket::conn`]), [`group`] (a communication group member) | `name_table.c`, `name_distr.c`, `subscr.c`, `socket.c`, `group.c` |
 //! | context | [`tx`] (a bearer's send path), [`flow`] (per-peer send state), [`msg`] (actor messages and handles), [`ctx`] (the node context: clock, table, port registry, handles) | `net.c` |
 //! | routing | [`send`] (to a peer's send queue), [`route`] (carrying out the dispatch's verdicts) | `node.c: tipc_node_xmit`, `socket.c: tipc_sk_rcv` |
 //! | actors | [`actor`]: bearer, peer, name table, connection socket | `bearer.c`, `node.c`, `name_table.c`, `socket.c` |
@@ -19,15 +19,16 @@
 //! `tipc-integration` call the same functions. Actors must run inside an actix `System` (or
 //! a tokio `LocalSet`).
 //!
-//! Communication groups take the same shape: a sans-IO core `group/` (kernel `group.c`;
-//! the layer check already ranks it with the cores), reached through the multicast path of
-//! [`socket::rcv`]; a driver `actor/group.rs`; a member handle `sock/group.rs`;
-//! `TransportNode::join` in the facade.
+//! Communication groups take the same shape: the sans-IO core [`group`] (kernel `group.c`),
+//! to be reached through the multicast path of [`socket::rcv`]; a driver `actor/group.rs`; a
+//! member handle `sock/group.rs`; `TransportNode::join` in the facade (those three are not
+//! written yet).
 
 pub mod actor;
 pub mod addr;
 pub mod ctx;
 pub mod flow;
+pub mod group;
 pub mod msg;
 pub mod name_distr;
 pub mod name_table;

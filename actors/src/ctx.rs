@@ -125,7 +125,7 @@ pub(crate) trait Port: Send + Sync {
     /// rejects itself (through [`crate::route`]).
     fn deliver(&self, ctx: &NodeCtx, msgs: Vec<Bytes>);
     /// The last link to `node` failed.
-    fn node_lost(&self, node: NodeAddr);
+    fn node_lost(&self, ctx: &NodeCtx, node: NodeAddr);
     /// A datagram socket (listed by `socket list`), not a connection socket.
     fn is_datagram(&self) -> bool;
 }

@@ -20,9 +20,8 @@
 //! a tokio `LocalSet`).
 //!
 //! Communication groups take the same shape: the sans-IO core [`group`] (kernel `group.c`),
-//! to be reached through the multicast path of [`socket::rcv`]; a driver `actor/group.rs`; a
-//! member handle `sock/group.rs`; `TransportNode::join` in the facade (those three are not
-//! written yet).
+//! reached through the multicast path of [`socket::rcv`]; its driver [`actor::group`]; the
+//! member handle [`sock::group`]; [`TransportNode::join`] in the facade.
 
 pub mod actor;
 pub mod addr;

@@ -470,6 +470,41 @@ impl BindingTable {
         v
     }
 
+    /// Local ports bound to service type `type_` (any instance) with exactly `scope`, one per
+    /// port, appended to `out` in table order: the member sockets of a group on this node that
+    /// a group broadcast or multicast goes to (`tipc_nametbl_mc_lookup` with `exact`).
+    pub fn lookup_group_local_ports_into(&self, type_: u32, scope: Scope, out: &mut Vec<u32>) {
+        let start = out.len();
+        let Some(svc) = self.services.get(&type_) else {
+            return;
+        };
+        for (_, r) in svc.overlapping(0, u32::MAX) {
+            for e in &r.local {
+                if e.publ.scope == scope && !out[start..].contains(&e.publ.port) {
+                    out.push(e.publ.port);
+                }
+            }
+        }
+    }
+
+    /// The members a group of `type_` and `scope` has now (`tipc_nametbl_build_group`):
+    /// every binding of the type with exactly that scope, as `(socket, instance)` in table
+    /// order. Bindings of other nodes are cluster scope, so a node-scope group finds only
+    /// this node's members.
+    pub fn group_members(&self, type_: u32, scope: Scope) -> Vec<(SocketAddr, u32)> {
+        let mut v = Vec::new();
+        if let Some(svc) = self.services.get(&type_) {
+            for (_, r) in svc.overlapping(0, u32::MAX) {
+                for e in &r.all {
+                    if e.publ.scope == scope {
+                        v.push((e.publ.socket(), e.publ.range.lower()));
+                    }
+                }
+            }
+        }
+        v
+    }
+
     /// The publications a new subscription to `range` reports at once
     /// (`tipc_service_subscribe`): with `per_port`, every overlapping publication; otherwise
     /// the oldest publication of each overlapping range object. Sorted oldest first.

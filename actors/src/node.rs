@@ -15,6 +15,7 @@ use crate::name_table::Publication;
 use crate::send::schedule_drain;
 use crate::sock::conn::{ConnDest, ConnError, ConnKind, ConnectOptions, Connection, Listener};
 use crate::sock::dgram::{DgramKind, DgramSocket};
+use crate::sock::group::{GroupMember, GroupSpec, JoinError};
 use crate::socket::rcv::RcvStats;
 use crate::socket::BindError;
 use crate::topsrv::{SubError, Subscription, TopoEvent};
@@ -338,6 +339,13 @@ impl TransportNode {
     /// Open a connectionless socket of `kind` (`SOCK_RDM` or `SOCK_DGRAM`) on a fresh port.
     pub fn datagram_socket(&self, kind: DgramKind) -> DgramSocket {
         DgramSocket::open(self.ctx.clone(), kind)
+    }
+
+    /// Join a communication group as a new member socket (`TIPC_GROUP_JOIN`): the first
+    /// joiner creates the group. The handle sends in the four modes and receives messages
+    /// and member events in order; dropping it leaves.
+    pub async fn join(&self, spec: GroupSpec) -> Result<GroupMember, JoinError> {
+        GroupMember::join(self.ctx.clone(), spec).await
     }
 
     /// Ports of the local datagram sockets (`socket list`).

@@ -174,6 +174,6 @@ pub(crate) fn route_out(ctx: &NodeCtx, msg: BytesMut) {
 pub(crate) fn node_lost(ctx: &NodeCtx, node: NodeAddr) {
     let ports: Vec<Arc<dyn Port>> = ctx.ports.iter().map(|e| e.value().clone()).collect();
     for p in ports {
-        p.node_lost(node);
+        p.node_lost(ctx, node);
     }
 }

@@ -9,7 +9,7 @@ use tipc_actors::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
 use tipc_actors::name_table::{BindingTable, Publication};
 use tipc_actors::socket::rcv::{self, DropCause, RcvEnv, Verdict};
 use tipc_actors::socket::{build_direct, build_mcast, build_named, SendOpts};
-use tipc_transport::wire::{user, ErrorCode, Header, InputQueue};
+use tipc_transport::wire::{user, DataType, ErrorCode, Header, InputQueue};
 use tipc_transport::NodeAddr;
 
 const ME: NodeAddr = 0x0100_0001;
@@ -56,6 +56,12 @@ fn bind(n: &mut Node, node: NodeAddr, type_: u32, lower: u32, upper: u32, port: 
 const RETURNABLE: SendOpts = SendOpts {
     importance: 0,
     dest_droppable: false,
+    src_droppable: false,
+};
+
+const DROPPABLE: SendOpts = SendOpts {
+    importance: 0,
+    dest_droppable: true,
     src_droppable: false,
 };
 
@@ -217,14 +223,87 @@ fn multicast_goes_to_every_local_port_bound_in_its_range_with_cluster_scope() {
     assert_eq!(ports, vec![20, 21]);
 }
 
+/// A group data message of `mtype` from PEER:7 for group `type_`, destport `port`, with a
+/// 44-byte header and this lookup scope.
+fn group_msg(mtype: DataType, type_: u32, port: u32, scope: Scope, opts: &SendOpts) -> Bytes {
+    let range = ServiceRange::single(type_, 0);
+    let mut m = build_mcast(from_peer(), range, opts, b"data").expect("build");
+    let mut h = Header::new_unchecked(&mut m[..]);
+    h.set_mtype(mtype as u8);
+    h.set_destport(port);
+    h.set_lookup_scope(scope as u8);
+    m.freeze()
+}
+
+fn ports_of(v: &[Verdict]) -> Vec<u32> {
+    v.iter()
+        .map(|x| match x {
+            Verdict::Port(p, _) => *p,
+            other => panic!("expected a port verdict, got {other:?}"),
+        })
+        .collect()
+}
+
 #[test]
-fn group_message_to_a_node_without_groups_comes_back_with_no_port() {
+fn group_unicast_goes_to_its_destport_and_back_with_no_port_if_gone_and_returnable() {
     let mut n = node(&[9]);
-    let mut m = BytesMut::from(&direct(9, &RETURNABLE)[..]);
-    Header::new_unchecked(&mut m[..]).set_mtype(tipc_transport::wire::DataType::GrpUcast as u8);
-    let v = run(&mut n, InputQueue::Mcast, m.freeze());
+    let m = group_msg(DataType::GrpUcast, 4000, 9, Scope::Cluster, &RETURNABLE);
+    assert_eq!(ports_of(&run(&mut n, InputQueue::Mcast, m)), [9]);
+    let m = group_msg(DataType::GrpUcast, 4000, 10, Scope::Cluster, &RETURNABLE);
+    let v = run(&mut n, InputQueue::Mcast, m);
     assert_eq!(v.len(), 1);
     assert_returned_to_peer(&v[0], ErrorCode::NoPort);
+    // As a group sends it: dest_droppable, so dropped.
+    let m = group_msg(DataType::GrpUcast, 4000, 10, Scope::Cluster, &DROPPABLE);
+    let v = run(&mut n, InputQueue::Sockets, m);
+    assert!(
+        matches!(&v[..], [Verdict::Drop(DropCause::NotReturnable)]),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn group_protocol_goes_to_its_destport_and_is_dropped_if_the_port_is_gone() {
+    let mut n = node(&[9]);
+    let mut m = BytesMut::from(&direct(9, &RETURNABLE)[..]);
+    Header::new_unchecked(&mut m[..]).set_user(user::GROUP_PROTOCOL);
+    assert_eq!(
+        ports_of(&run(&mut n, InputQueue::Mcast, m.clone().freeze())),
+        [9]
+    );
+    Header::new_unchecked(&mut m[..]).set_destport(10);
+    let v = run(&mut n, InputQueue::Mcast, m.freeze());
+    assert!(
+        matches!(&v[..], [Verdict::Drop(DropCause::NotReturnable)]),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn group_broadcast_goes_to_every_local_member_of_its_type_and_scope_only() {
+    let mut n = node(&[9, 10, 11, 12, 13]);
+    bind(&mut n, ME, 4000, 1, 1, 9, Scope::Cluster);
+    bind(&mut n, ME, 4000, 2, 2, 10, Scope::Cluster);
+    bind(&mut n, ME, 4000, 3, 3, 11, Scope::Node);
+    bind(&mut n, ME, 4001, 1, 1, 12, Scope::Cluster);
+    bind(&mut n, PEER, 4000, 4, 4, 13, Scope::Cluster);
+    for t in [DataType::GrpBcast, DataType::GrpMcast] {
+        let m = group_msg(t, 4000, 0, Scope::Cluster, &DROPPABLE);
+        assert_eq!(
+            ports_of(&run(&mut n, InputQueue::Mcast, m)),
+            [9, 10],
+            "{t:?}"
+        );
+        let m = group_msg(t, 4000, 0, Scope::Node, &DROPPABLE);
+        assert_eq!(ports_of(&run(&mut n, InputQueue::Mcast, m)), [11], "{t:?}");
+    }
+    // No member here (it left): dropped, as the group sends it droppable.
+    let m = group_msg(DataType::GrpBcast, 4002, 0, Scope::Cluster, &DROPPABLE);
+    let v = run(&mut n, InputQueue::Mcast, m);
+    assert!(
+        matches!(&v[..], [Verdict::Drop(DropCause::NotReturnable)]),
+        "{v:?}"
+    );
 }
 
 #[test]
@@ -246,7 +325,7 @@ fn malformed_and_non_socket_messages_are_dropped_and_counted() {
         "{v:?}"
     );
     let mut m = BytesMut::from(&direct(9, &RETURNABLE)[..]);
-    Header::new_unchecked(&mut m[..]).set_user(user::GROUP_PROTOCOL);
+    Header::new_unchecked(&mut m[..]).set_user(user::TUNNEL_PROTOCOL);
     let v = run(&mut n, InputQueue::Mcast, m.freeze());
     assert!(
         matches!(&v[..], [Verdict::Drop(DropCause::NotForSockets)]),

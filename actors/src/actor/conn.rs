@@ -427,7 +427,7 @@ impl Port for ConnPort {
         }
     }
 
-    fn node_lost(&self, node: NodeAddr) {
+    fn node_lost(&self, _: &NodeCtx, node: NodeAddr) {
         self.actor.do_send(NodeLost(node));
     }
 

@@ -587,6 +587,11 @@ impl GroupCore {
         self.transmits.pop_front()
     }
 
+    /// Whether [`poll_transmit`](Self::poll_transmit) has something.
+    pub fn has_transmit(&self) -> bool {
+        !self.transmits.is_empty()
+    }
+
     /// The next data message or member event for the application, in delivery order.
     ///
     /// Call repeatedly until it returns `None`, after every input that may deliver:

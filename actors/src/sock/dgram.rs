@@ -104,7 +104,7 @@ impl Port for SocketInbox {
         route_returned(ctx, returned);
     }
 
-    fn node_lost(&self, _: NodeAddr) {}
+    fn node_lost(&self, _: &NodeCtx, _: NodeAddr) {}
 
     fn is_datagram(&self) -> bool {
         true

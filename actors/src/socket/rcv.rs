@@ -18,7 +18,7 @@
 
 use super::conn::{ConnCore, ConnError, ConnState, Output, Verdict as ConnVerdict};
 use super::{lookup_dest, reverse};
-use crate::addr::{ServiceAddr, ServiceRange, SocketAddr};
+use crate::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
 use crate::name_table::{AnycastResult, BindingTable};
 use bytes::{Bytes, BytesMut};
 use std::time::Instant;
@@ -125,6 +125,9 @@ pub fn sk_rcv(env: &mut impl RcvEnv, msg: Bytes, out: &mut impl FnMut(Verdict)) 
         let port = h.destport();
         return to_port(env, port, msg, true, out);
     }
+    if usr == user::GROUP_PROTOCOL {
+        return to_member(env, h.destport(), msg, out);
+    }
     if usr > user::CRITICAL {
         return out(Verdict::Drop(DropCause::NotForSockets));
     }
@@ -134,6 +137,8 @@ pub fn sk_rcv(env: &mut impl RcvEnv, msg: Bytes, out: &mut impl FnMut(Verdict)) 
     }
     match DataType::from_u8(h.mtype()) {
         Ok(DataType::Direct | DataType::Conn) => to_port(env, destport, msg, true, out),
+        Ok(DataType::GrpUcast) => to_member(env, destport, msg, out),
+        Ok(DataType::GrpBcast | DataType::GrpMcast) => sk_mcast_rcv(env, msg, out),
         Ok(DataType::Named) => {
             if destport != 0 && env.has_port(destport) {
                 return out(Verdict::Port(destport, msg));
@@ -150,8 +155,21 @@ pub fn sk_rcv(env: &mut impl RcvEnv, msg: Bytes, out: &mut impl FnMut(Verdict)) 
             }
         }
         Ok(DataType::Mcast) => sk_mcast_rcv(env, msg, out),
-        // Group messages to a node without groups: NO_PORT.
+        // GRP_MEMBER_EVT is node-internal, never on the wire: NO_PORT.
         _ => reject(env, &msg, ErrorCode::NoPort, out),
+    }
+}
+
+/// A GROUP_PROTOCOL or GRP_UCAST message goes to the member socket at its destport; the
+/// group sets `dest_droppable` on both, so one for a socket that is gone is dropped
+/// (rejected through [`reject`], which drops what may not be returned).
+fn to_member(env: &mut impl RcvEnv, port: u32, msg: Bytes, out: &mut impl FnMut(Verdict)) {
+    if env.has_port(port) {
+        out(Verdict::Port(port, msg))
+    } else if Header::new_checked(&msg[..]).is_ok_and(|h| h.user() == user::GROUP_PROTOCOL) {
+        out(Verdict::Drop(DropCause::NotReturnable))
+    } else {
+        reject(env, &msg, ErrorCode::NoPort, out)
     }
 }
 
@@ -159,12 +177,21 @@ pub fn sk_rcv(env: &mut impl RcvEnv, msg: Bytes, out: &mut impl FnMut(Verdict)) 
 /// every local port bound in its range (cluster-scope bindings only for a message from another
 /// node), a copy each; nothing is rejected. A MCAST message whose range has `lower > upper` is
 /// dropped as [`DropCause::Malformed`] (the kernel would look the inverted bounds up; no
-/// sender builds them, `tipc_uaddr_valid`). Group messages go back with NO_PORT (this node has
-/// no groups); GROUP_PROTOCOL is dropped.
+/// sender builds them, `tipc_uaddr_valid`).
+///
+/// Group traffic shares this queue, so that it keeps its order per sender: GROUP_PROTOCOL
+/// and GRP_UCAST go to the member socket at their destport (dropped if it is gone: both are
+/// `dest_droppable`); GRP_BCAST and GRP_MCAST go to every local socket bound to the group's
+/// type, any instance, with exactly the message's lookup scope (a copy each, destport left as
+/// sent: a member socket takes any), and are dropped as [`DropCause::NotReturnable`] where
+/// there is none (the member left).
 pub fn sk_mcast_rcv(env: &mut impl RcvEnv, msg: Bytes, out: &mut impl FnMut(Verdict)) {
     let Ok(h) = Header::new_checked(&msg[..]) else {
         return out(Verdict::Drop(DropCause::Malformed));
     };
+    if h.user() == user::GROUP_PROTOCOL {
+        return to_member(env, h.destport(), msg, out);
+    }
     if h.user() > user::CRITICAL {
         return out(Verdict::Drop(DropCause::NotForSockets));
     }
@@ -183,7 +210,21 @@ pub fn sk_mcast_rcv(env: &mut impl RcvEnv, msg: Bytes, out: &mut impl FnMut(Verd
                 to_port(env, port, msg.clone(), false, out);
             }
         }
-        Ok(t) if t.is_group() => reject(env, &msg, ErrorCode::NoPort, out),
+        Ok(DataType::GrpBcast | DataType::GrpMcast) => {
+            let scope = if h.lookup_scope() == Scope::Node as u8 {
+                Scope::Node
+            } else {
+                Scope::Cluster
+            };
+            let mut ports = Vec::new();
+            env.with_table(|t| t.lookup_group_local_ports_into(h.nametype(), scope, &mut ports));
+            if ports.is_empty() {
+                return out(Verdict::Drop(DropCause::NotReturnable));
+            }
+            for port in ports {
+                to_port(env, port, msg.clone(), false, out);
+            }
+        }
         _ => sk_rcv(env, msg, out),
     }
 }

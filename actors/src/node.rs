@@ -227,6 +227,38 @@ impl TransportNode {
         v
     }
 
+    /// Wait until everything queued for `nodes` was delivered: their send queues here are
+    /// empty and each of their links holds nothing unacknowledged; a node that is down or
+    /// unknown (or this node) counts as done. False if that did not happen within `limit`.
+    pub async fn wait_delivered(&self, nodes: &[NodeAddr], limit: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let mut busy = false;
+            for &n in nodes {
+                if self.ctx.is_own(n) {
+                    continue;
+                }
+                let q = self.ctx.peers.get(&n).map(|p| p.query.clone());
+                let Some(q) = q else { continue };
+                busy |= !self.ctx.flow_of(n).queue().is_empty();
+                if let Ok(snap) = q.send(PeerQuery).await {
+                    busy |= snap.up
+                        && snap
+                            .links
+                            .iter()
+                            .any(|(_, l)| l.transmq_len + l.backlog_len > 0);
+                }
+            }
+            if !busy {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
     /// Messages the receive dispatch dropped, by cause (malformed, not for sockets, not
     /// returnable, sender gone).
     pub fn rcv_stats(&self) -> RcvStats {

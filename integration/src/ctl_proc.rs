@@ -31,6 +31,12 @@ pub struct CtlProc {
 impl CtlProc {
     /// Run `tipcctl --node <node's control socket> ARGS`.
     pub fn spawn(node: &NodeProc, args: &[&str], lines: Lines) -> CtlProc {
+        CtlProc::spawn_paced(node, args, lines, Duration::ZERO)
+    }
+
+    /// [`CtlProc::spawn`], reading its event lines no faster than one per `pace` (a slow
+    /// consumer: the pipe, then the control socket fill and hold the node's side back).
+    pub fn spawn_paced(node: &NodeProc, args: &[&str], lines: Lines, pace: Duration) -> CtlProc {
         let mut child = Command::new(bin_path("tipcctl"))
             .arg("--node")
             .arg(&node.control)
@@ -52,6 +58,9 @@ impl CtlProc {
             for l in BufReader::new(src).lines().map_while(Result::ok) {
                 if tx.send((Instant::now(), l)).is_err() {
                     break;
+                }
+                if !pace.is_zero() {
+                    std::thread::sleep(pace);
                 }
             }
         });

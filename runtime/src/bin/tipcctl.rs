@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tipc_runtime::ctl::fmt::{parse_binding, parse_socket};
+use tipc_runtime::ctl::fmt::{parse_binding, parse_group_actions, parse_socket};
 use tipc_runtime::ctl::{self, ConnTarget, DgramDest, Kind, Linger, Request};
 
 /// Inspect a userspace TIPC node through its control socket.
@@ -88,6 +88,11 @@ enum Cmd {
         #[arg(long, value_name = "MS")]
         linger: Option<u64>,
     },
+    /// Communication groups: join and print what arrives, or join and send.
+    Group {
+        #[command(subcommand)]
+        cmd: GroupCmd,
+    },
     /// Track a service range: one line per PUBLISHED / WITHDRAWN / TIMEOUT event.
     Subscribe {
         /// TYPE:LOWER:UPPER (or TYPE:INST).
@@ -95,6 +100,59 @@ enum Cmd {
         /// One event per range object (TIPC_SUB_SERVICE) instead of per binding.
         #[arg(long)]
         service: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum GroupCmd {
+    /// Join group T as member T:I and print what arrives: `JOINED group=T member=T:I
+    /// sock=sock:0xNODE:PORT`, then `RECV from=sock:0xNODE:PORT member=T:I
+    /// mode=bcast|mcast|ucast len=N data=TEXT` per message and `MEMBER_UP|MEMBER_DOWN
+    /// member=T:I sock=...` per member event (--events).
+    Join {
+        /// Group type and member instance, T:I.
+        member: String,
+        /// Print member events.
+        #[arg(long)]
+        events: bool,
+        /// Receive our own broadcasts, multicasts and anycasts.
+        #[arg(long)]
+        loopback: bool,
+        /// Answer each message with a unicast `echo:TEXT`.
+        #[arg(long)]
+        echo: bool,
+        /// node or cluster (the default).
+        #[arg(long, default_value = "cluster", value_parser = ["node", "cluster"])]
+        scope: String,
+        /// Exit after N messages.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Exit after MS ms (an error if --count messages did not come by then).
+        #[arg(long, value_name = "MS")]
+        timeout: Option<u64>,
+    },
+    /// Join group T as member T:I, wait for N other members, then perform the ACTIONs in
+    /// order, the whole list --count times: `bcast DATA`, `mcast INST DATA`, `anycast INST
+    /// DATA`, `ucast sock:0xNODE:PORT DATA`. Prints `SENT count=N`; leaves once the messages
+    /// are delivered (or their members are gone).
+    Send {
+        /// Group type and member instance, T:I.
+        member: String,
+        /// Wait until N other members are up.
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        wait_members: usize,
+        /// Rounds of the whole action list.
+        #[arg(long, default_value_t = 1)]
+        count: u64,
+        /// Number every message DATA-NNNNNN, from 1 across all actions and rounds.
+        #[arg(long)]
+        seq: bool,
+        /// node or cluster (the default).
+        #[arg(long, default_value = "cluster", value_parser = ["node", "cluster"])]
+        scope: String,
+        /// The actions.
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+        actions: Vec<String>,
     },
 }
 
@@ -457,6 +515,55 @@ fn main() -> ExitCode {
                 wait_replies,
                 timeout_ms: timeout,
                 data: data.into_bytes(),
+            }
+        }
+        Cmd::Group {
+            cmd:
+                GroupCmd::Join {
+                    member,
+                    events,
+                    loopback,
+                    echo,
+                    scope,
+                    count,
+                    timeout,
+                },
+        } => match service_arg(&member) {
+            Ok(m) => Request::GroupJoin {
+                member: m,
+                node_scope: scope == "node",
+                events,
+                loopback,
+                echo,
+                count,
+                timeout_ms: timeout,
+            },
+            Err(_) => return usage("group join takes T:I"),
+        },
+        Cmd::Group {
+            cmd:
+                GroupCmd::Send {
+                    member,
+                    wait_members,
+                    count,
+                    seq,
+                    scope,
+                    actions,
+                },
+        } => {
+            let Ok(m) = service_arg(&member) else {
+                return usage("group send takes T:I");
+            };
+            match parse_group_actions(&actions) {
+                Ok(actions) => Request::GroupSend {
+                    member: m,
+                    node_scope: scope == "node",
+                    wait_members,
+                    count,
+                    seq,
+                    actions,
+                },
+                Err(e) => return usage(&e),
             }
         }
         Cmd::Subscribe { range, service } => match parse_binding(&range) {

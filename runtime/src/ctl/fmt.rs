@@ -2,6 +2,7 @@
 //! `TYPE:LOWER:UPPER` and `NODE:PORT`; formatting socket addresses (`sock:0xNODE:PORT`), error
 //! and close-reason names, and payloads as text.
 
+use super::proto::GroupAction;
 use std::fmt::Write as _;
 use tipc_actors::addr::{ServiceRange, SocketAddr, RESERVED_TYPES};
 use tipc_actors::sock::conn::ConnError;
@@ -131,6 +132,43 @@ pub fn text(data: &[u8]) -> String {
         }
     }
     s
+}
+
+/// Parse the words after `group send T:I [options]`: `bcast DATA`, `mcast INST DATA`,
+/// `anycast INST DATA`, `ucast sock:0xNODE:PORT DATA`, any number, in order.
+pub fn parse_group_actions(words: &[String]) -> Result<Vec<GroupAction>, String> {
+    let mut v = Vec::new();
+    let mut w = words.iter();
+    let inst = |s: Option<&String>, what: &str| -> Result<u32, String> {
+        let s = s.ok_or_else(|| format!("{what} needs INST DATA"))?;
+        s.parse::<u32>()
+            .map_err(|_| format!("{what}: invalid instance '{s}'"))
+    };
+    while let Some(a) = w.next() {
+        let data = |d: Option<&String>| -> Result<Vec<u8>, String> {
+            d.map(|d| d.clone().into_bytes())
+                .ok_or_else(|| format!("{a} needs DATA"))
+        };
+        v.push(match a.as_str() {
+            "bcast" => GroupAction::Bcast(data(w.next())?),
+            "mcast" => GroupAction::Mcast(inst(w.next(), a)?, data(w.next())?),
+            "anycast" => GroupAction::Anycast(inst(w.next(), a)?, data(w.next())?),
+            "ucast" => {
+                let s = w.next().ok_or("ucast needs sock:0xNODE:PORT DATA")?;
+                let (n, p) = parse_socket(s)?;
+                GroupAction::Ucast(n, p, data(w.next())?)
+            }
+            other => {
+                return Err(format!(
+                    "unknown action '{other}': expected bcast, mcast, anycast or ucast"
+                ))
+            }
+        });
+    }
+    if v.is_empty() {
+        return Err("group send needs at least one ACTION".into());
+    }
+    Ok(v)
 }
 
 #[cfg(test)]

@@ -14,20 +14,21 @@
 //! | [`fmt`] | the words of commands and output lines: `sock:0xNODE:PORT`, `TYPE:LOWER:UPPER`, error names, payload text |
 //! | [`views`] | the tables (`node list`, `link list`, `link stat show`, `nametable show`, ...) as iproute2's `tipc` prints them |
 //! | [`client`] | `tipcctl`'s side: [`request`], [`pipe`] (a connection), [`read_chunk`] |
-//! | [`dgram`], [`conn`] | the node's side of the streaming commands: datagrams and subscriptions; connections. Their docs list the stable output lines |
+//! | [`dgram`], [`conn`], [`group`] | the node's side of the streaming commands: datagrams and subscriptions; connections; group members. Their docs list the stable output lines |
 //! | [`server`] | the node's side: [`serve`] accepts and dispatches each request |
 
 pub mod client;
 pub mod conn;
 pub mod dgram;
 pub mod fmt;
+pub mod group;
 pub mod proto;
 pub mod server;
 pub mod views;
 
 pub use client::{pipe, read_chunk, request};
 pub use proto::{
-    read_frame, write_frame, ConnTarget, DgramDest, Input, Kind, Linger, Reply, Request,
-    MAX_DATA_FRAME, MAX_FRAME,
+    read_frame, write_frame, ConnTarget, DgramDest, GroupAction, Input, Kind, Linger, Reply,
+    Request, MAX_DATA_FRAME, MAX_FRAME,
 };
 pub use server::serve;

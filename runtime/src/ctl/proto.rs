@@ -91,6 +91,53 @@ pub enum Request {
     },
     /// `node stat`: each peer node's counters (failover, synch, restarts).
     NodeStat,
+    /// `group join T:I [--events] [--loopback] [--echo] [--scope node|cluster] [--count N]
+    /// [--timeout MS]`.
+    GroupJoin {
+        /// Group type and member instance.
+        member: (u32, u32),
+        /// Node scope (else cluster).
+        node_scope: bool,
+        /// Member events.
+        events: bool,
+        /// Loopback.
+        loopback: bool,
+        /// Answer each message with a unicast `echo:TEXT`.
+        echo: bool,
+        /// Stop after this many messages.
+        count: Option<u64>,
+        /// Stop after this many ms.
+        timeout_ms: Option<u64>,
+    },
+    /// `group send T:I [--wait-members N] [--count N] [--seq] [--scope node|cluster]
+    /// ACTION...`.
+    GroupSend {
+        /// Group type and member instance.
+        member: (u32, u32),
+        /// Node scope (else cluster).
+        node_scope: bool,
+        /// Other members to wait for before sending.
+        wait_members: usize,
+        /// Rounds of the whole action list.
+        count: u64,
+        /// Number the messages `DATA-NNNNNN`.
+        seq: bool,
+        /// The actions, in order.
+        actions: Vec<GroupAction>,
+    },
+}
+
+/// One action of `group send`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub enum GroupAction {
+    /// `bcast DATA`.
+    Bcast(Vec<u8>),
+    /// `mcast INST DATA`.
+    Mcast(u32, Vec<u8>),
+    /// `anycast INST DATA`.
+    Anycast(u32, Vec<u8>),
+    /// `ucast sock:0xNODE:PORT DATA`.
+    Ucast(u32, u32, Vec<u8>),
 }
 
 /// A frame from the client after a [`Request::Connect`].

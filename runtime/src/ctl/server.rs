@@ -3,7 +3,7 @@
 //! [`super::conn`].
 
 use super::proto::{read_frame, write_frame, Reply, Request};
-use super::{conn, dgram, views};
+use super::{conn, dgram, group, views};
 use crate::node::Node;
 use std::io;
 use std::path::Path;
@@ -98,6 +98,44 @@ async fn handle(node: Node, mut s: UnixStream) -> io::Result<()> {
             echo,
             count,
         } => return conn::listen(node, s, kind, bindings, echo, count).await,
+        Request::GroupJoin {
+            member,
+            node_scope,
+            events,
+            loopback,
+            echo,
+            count,
+            timeout_ms,
+        } => {
+            let o = group::JoinOpts {
+                events,
+                loopback,
+                echo,
+                count,
+                timeout_ms,
+            };
+            return group::join(node, s, member, node_scope, o).await;
+        }
+        Request::GroupSend {
+            member,
+            node_scope,
+            wait_members,
+            count,
+            seq,
+            actions,
+        } => {
+            return group::send(
+                node,
+                s,
+                member,
+                node_scope,
+                wait_members,
+                count,
+                seq,
+                actions,
+            )
+            .await
+        }
     };
     match out {
         Ok(text) => {

@@ -44,7 +44,10 @@
 //! * `rcv`: received data, the per-member deferred queue and its ordering, member events,
 //!   the application's reads (§10.4 "Receive ordering", §10.3 receiver side);
 //! * `send`: broadcast, multicast, anycast and unicast sends, the data header, the lookups
-//!   over the group's bindings (§10.4).
+//!   over the group's bindings (§10.4);
+//! * [`sock`]: the member socket around the core ([`GroupSock`]: early messages, the receive
+//!   queue, binding events, reads) and where its messages go ([`route_transmit`]), run by the
+//!   actors' driver and the simulation alike.
 //!
 //! Deliberate differences from 6.1, all where the kernel misbehaves on unusual input:
 //!
@@ -76,9 +79,11 @@ mod member;
 mod proto;
 mod rcv;
 mod send;
+pub mod sock;
 mod window;
 
 pub use member::{MemberInfo, MemberState};
+pub use sock::{route_transmit, GroupSock, Route, SockStats};
 
 /// One unit of advertised window in blocks: a maximal message, `(MAX_MSG_SIZE + MAX_H_SIZE)
 /// / 1024 + 1` = 65 (`ADV_UNIT`).

@@ -10,11 +10,12 @@
 //! data and member events in one ordered stream: per sender, in its send order across modes,
 //! and a member's leave after its last message. Dropping the handle leaves the group.
 
-use crate::actor::group::{join_now, leave_now, pump_bindings, DriverStats, GroupInner};
+use crate::actor::group::{join_now, leave_now, pump_bindings, GroupInner};
 use crate::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
 use crate::ctx::NodeCtx;
 use crate::group::{
-    Cast, GroupConfig, GroupCore, GroupDest, GroupError, GroupEvent, GroupStats, MemberInfo,
+    Cast, GroupConfig, GroupCore, GroupDest, GroupError, GroupEvent, GroupSock, GroupStats,
+    MemberInfo, SockStats,
 };
 use crate::msg::Subscribe;
 use crate::name_table::Publication;
@@ -145,8 +146,8 @@ pub enum GroupRecv {
 pub struct MemberStats {
     /// The protocol core's.
     pub core: GroupStats,
-    /// The driver's.
-    pub driver: DriverStats,
+    /// The socket's (early, over-buffer and after-leave drops, the queue's peak).
+    pub driver: SockStats,
     /// Bytes waiting to be read now.
     pub queued_bytes: usize,
 }
@@ -176,7 +177,7 @@ impl GroupMember {
         let core = GroupCore::new(own, cfg)?;
         let (range, scope) = core.binding();
         let publ = bind_publication(own, range, scope, 0)?;
-        let inner = GroupInner::new(core);
+        let inner = GroupInner::new(GroupSock::new(core));
         ctx.ports.insert(port, inner.clone());
         let fail = |ctx: &NodeCtx, e: JoinError| {
             ctx.ports.remove(&port);
@@ -320,18 +321,13 @@ impl GroupMember {
     pub fn try_send(&self, dest: GroupDest, data: Bytes) -> Result<(), GroupSendError> {
         let r = self.attempt(dest, data);
         if matches!(r, Err(GroupSendError::Congested(_))) {
-            self.inner.drive(&self.ctx, |st| st.core.abandon_send());
+            self.inner.drive(&self.ctx, |st| st.abandon_send());
         }
         r
     }
 
     fn attempt(&self, dest: GroupDest, data: Bytes) -> Result<(), GroupSendError> {
-        self.inner.drive(&self.ctx, |st| {
-            if st.closed {
-                return Err(GroupSendError::NotJoined(data));
-            }
-            st.core.send(dest, data)
-        })
+        self.inner.drive(&self.ctx, |st| st.send(dest, data))
     }
 
     /// The next message or member event; `None` once the member left (or the node stopped)
@@ -344,7 +340,7 @@ impl GroupMember {
             if let Some(r) = self.try_recv() {
                 return Some(r);
             }
-            if self.inner.lock().closed {
+            if self.inner.lock().is_closed() {
                 return None;
             }
             woken.await;
@@ -353,46 +349,39 @@ impl GroupMember {
 
     /// The next message or member event if one is queued.
     pub fn try_recv(&self) -> Option<GroupRecv> {
-        self.inner.drive(&self.ctx, |st| {
-            let ev = st.queue.pop_front()?;
-            Some(match ev {
-                GroupEvent::Message(m) => {
-                    st.queued_bytes -= m.msg.len();
-                    st.core.handle_read(m.from, m.blocks());
-                    let data = m.payload();
-                    GroupRecv::Message {
-                        from: m.from,
-                        member: m.service,
-                        mode: match m.cast {
-                            Cast::Broadcast => Mode::Broadcast,
-                            Cast::Multicast(_) => Mode::Multicast,
-                            Cast::Unicast => Mode::Unicast,
-                        },
-                        data,
-                    }
-                }
-                GroupEvent::MemberUp { member, service } => GroupRecv::MemberUp {
-                    member: service,
-                    sock: member,
+        let ev = self.inner.drive(&self.ctx, |st| st.read())?;
+        Some(match ev {
+            GroupEvent::Message(m) => GroupRecv::Message {
+                from: m.from,
+                member: m.service,
+                mode: match m.cast {
+                    Cast::Broadcast => Mode::Broadcast,
+                    Cast::Multicast(_) => Mode::Multicast,
+                    Cast::Unicast => Mode::Unicast,
                 },
-                GroupEvent::MemberDown { member, service } => GroupRecv::MemberDown {
-                    member: service,
-                    sock: member,
-                },
-            })
+                data: m.payload(),
+            },
+            GroupEvent::MemberUp { member, service } => GroupRecv::MemberUp {
+                member: service,
+                sock: member,
+            },
+            GroupEvent::MemberDown { member, service } => GroupRecv::MemberDown {
+                member: service,
+                sock: member,
+            },
         })
     }
 
     /// The other members as the core knows them (any state; itself with loopback).
     pub fn members(&self) -> Vec<MemberInfo> {
-        self.inner.lock().core.members().collect()
+        self.inner.lock().core().members().collect()
     }
 
     /// Members that completed the join both ways (JOINED or later, not leaving).
     pub fn members_up(&self) -> usize {
         self.inner
             .lock()
-            .core
+            .core()
             .members()
             .filter(|m| m.addr != self.own && m.state.is_receiver())
             .count()
@@ -402,9 +391,9 @@ impl GroupMember {
     pub fn stats(&self) -> MemberStats {
         let st = self.inner.lock();
         MemberStats {
-            core: st.core.stats(),
-            driver: st.stats,
-            queued_bytes: st.queued_bytes,
+            core: st.core().stats(),
+            driver: st.stats(),
+            queued_bytes: st.queued_bytes(),
         }
     }
 
@@ -441,7 +430,7 @@ struct Abandon<'a> {
 impl Drop for Abandon<'_> {
     fn drop(&mut self) {
         if self.armed {
-            self.inner.drive(self.ctx, |st| st.core.abandon_send());
+            self.inner.drive(self.ctx, |st| st.abandon_send());
         }
     }
 }

@@ -68,6 +68,13 @@
 //!    opened; (d) when that happens to an established connection at time T, its live ends are
 //!    ended by T + [`Sim::down_bound`] (a heal before then cancels this for a partition).
 //!
+//! 8. **Groups** (with [`SimConfig::groups`], the group glue below): member sockets read
+//!    every sender's messages in send order, at most once, only where the mode addresses them,
+//!    after the sender's MEMBER_UP; nothing is dropped silently and a member's unread queue
+//!    stays within the windows ([`Sim::group_queue_bound`]); at the end, everything sent
+//!    between members that stayed in contact was read ([`Sim::group_check_complete`]). Details
+//!    in `groups.rs`.
+//!
 //! # Applications
 //!
 //! The simulation's applications sit on the nodes' ports: each node `i` has a harness socket
@@ -77,7 +84,11 @@
 //! With [`SimConfig::conns`], connection sockets run applications ([`Sim::conn_listen`],
 //! [`Sim::conn_open`], [`ConnSpec`]): writers that write while the connection's window and
 //! the link allow, readers at a [`ReadPace`] (slow ones make the window hold the writer back),
-//! and an orderly `shutdown` by one side once everything went both ways.
+//! and an orderly `shutdown` by one side once everything went both ways. With
+//! [`SimConfig::groups`], group members ([`Sim::group_join`]: a `GroupSock` per member, the
+//! same sans-IO socket the actors' driver runs, fed its binding events from the node's table
+//! and its messages by the dispatch, its transmits routed by `route_transmit`) send numbered
+//! messages in the four modes ([`Sim::group_send`]) and read at a [`ReadPace`].
 //!
 //! # Corruption
 //!
@@ -90,13 +101,15 @@
 //! ([`SimConfig::check_delivery`]).
 
 mod conns;
+mod groups;
 mod names;
 mod node;
 mod traffic;
 
 pub use conns::{ConnEnd, ConnSpec, ReadPace, SimConn, SimListener};
+pub use groups::SimMember;
 pub use names::{NameCmdError, RefMsg, RefState};
-pub use node::{Accepted, ConnGlueStats, NameStats, SimNode, Upcall};
+pub use node::{Accepted, ConnGlueStats, GroupGlueStats, NameStats, SimNode, Upcall};
 pub use tipc_actors::sock::conn::ConnKind;
 pub use traffic::Flow;
 
@@ -225,6 +238,9 @@ pub struct SimConfig {
     /// Run the connection glue (ConnCore sockets fed by the peers, [`Sim::conn_listen`],
     /// [`Sim::conn_open`]) and check invariant 7. Off by default, like `names`.
     pub conns: bool,
+    /// Run the group applications ([`Sim::group_join`], [`Sim::group_send`]) and check
+    /// invariant 8 (needs `names`: members find each other through bindings).
+    pub groups: bool,
 }
 
 impl Default for SimConfig {
@@ -241,6 +257,7 @@ impl Default for SimConfig {
             check_delivery: true,
             names: false,
             conns: false,
+            groups: false,
         }
     }
 }
@@ -375,6 +392,13 @@ pub struct Sim {
     /// The applications' RNG (chunk sizes), apart from the wire's.
     conn_rng: ChaCha8Rng,
     max_conn_rx_mem: usize,
+    /// Group member applications (invariant 8).
+    members: Vec<SimMember>,
+    /// (sender id, seq) of every anycast read.
+    anycasts_read: BTreeSet<(usize, u64)>,
+    /// When the first group traffic was asked for.
+    traffic_start: Option<Instant>,
+    max_group_queue: usize,
 }
 
 pub(crate) fn pair(a: usize, b: usize) -> (usize, usize) {
@@ -438,6 +462,10 @@ impl Sim {
             severed: HashMap::new(),
             conn_rng: ChaCha8Rng::seed_from_u64(seed ^ 0x636f_6e6e),
             max_conn_rx_mem: 0,
+            members: Vec::new(),
+            anycasts_read: BTreeSet::new(),
+            traffic_start: None,
+            max_group_queue: 0,
         };
         sim.up_deadline = Some(start + sim.up_bound());
         sim.names_deadline = Some(start + sim.converge_bound());
@@ -682,6 +710,9 @@ impl Sim {
         }
         self.names_verified.retain(|k, _| k.0 != n && k.1 != n);
         self.conns_crash(n);
+        for m in self.members.iter_mut().filter(|m| m.node == n) {
+            m.gone = true;
+        }
     }
 
     /// Start node `n` again: same identity and address, new signature, new link sessions.
@@ -756,12 +787,14 @@ impl Sim {
                 let readable = self.node(e.node)?.conn(port)?.readable();
                 (readable && e.next_read > self.now).then_some(e.next_read)
             });
+        let g = self.group_next_read();
         let t = self
             .nodes
             .iter()
             .flatten()
             .filter_map(|n| n.poll_timeout())
             .chain(r)
+            .chain(g)
             .min();
         match (f, t) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -806,6 +839,9 @@ impl Sim {
         self.run_traffic();
         if self.cfg.conns {
             self.run_conns();
+        }
+        if self.cfg.groups {
+            self.run_groups();
         }
         self.check_invariants();
         true
@@ -1105,6 +1141,10 @@ impl Sim {
         // 7: connections.
         if self.cfg.conns {
             self.check_conns();
+        }
+        // 8: groups.
+        if self.cfg.groups {
+            self.check_groups();
         }
         // 4: recovery in time.
         if let Some(d) = self.up_deadline {

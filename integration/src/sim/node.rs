@@ -13,7 +13,13 @@
 //!   ([`ConnCore`]) fed, accepted and resolved with [`conn_rcv`], [`conn_accept`] and
 //!   [`conn_resolve`]; node loss told to every connection socket.
 //!
-//! The node's ports are its connection sockets and its harness sockets ("sinks": the traffic
+//! * Groups, as `actor/group.rs`: member sockets ([`GroupSock`]) joined with the table's
+//!   members, fed the table's binding events of their type, their messages by the dispatch
+//!   and node loss; their transmits routed by [`route_transmit`] (replicast copies to the
+//!   peers' links, parked in order while a link is congested, as the actors' send queue;
+//!   copies for this node through the multicast dispatch).
+//!
+//! The node's ports are its connection sockets, its group member sockets and its harness sockets ("sinks": the traffic
 //! port `1000 + i` and the reference port `2000 + i` of node `i`), whose messages (delivered,
 //! or returned to them) go to the simulation as [`Upcall::Sink`]. Connections inside one node
 //! are not modelled.
@@ -22,11 +28,15 @@ use super::{NodeStats, OutFrame, SimConfig, NET_ID, REF_PORT_BASE, TRAFFIC_PORT_
 use bytes::{Bytes, BytesMut};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 use tipc_actors::addr::{Scope, ServiceRange, SocketAddr};
+use tipc_actors::group::{
+    route_transmit, GroupConfig, GroupCore, GroupDest, GroupEvent, GroupSendError, GroupSock,
+    Route as GroupRoute,
+};
 use tipc_actors::name_distr::{NameDistrStats, NameDistributor, NameService};
-use tipc_actors::name_table::{BindingError, BindingTable, Publication};
+use tipc_actors::name_table::{BindingError, BindingTable, Publication, TableEvent};
 use tipc_actors::socket::conn::{ConnCore, ConnError, MAX_PKT_DEFAULT};
 use tipc_actors::socket::rcv::{
     self, conn_accept, conn_rcv, conn_resolve, resolve_anycast, Nodes, RcvEnv, RcvStats, Verdict,
@@ -41,6 +51,19 @@ use tipc_transport::{BearerId, NodeAddr, NodeId, MAX_BEARERS, OWN_CAPABILITIES};
 
 /// First port of the connection glue's sockets (sinks use 1000 + i and 2000 + i).
 pub(super) const CONN_PORT_BASE: u32 = 100_000;
+/// First port of the group member sockets.
+pub(super) const GROUP_PORT_BASE: u32 = 200_000;
+
+/// Counters of a simulated node's group glue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupGlueStats {
+    /// Messages for a peer whose link was congested: held in order until it takes them.
+    pub parked: u64,
+    /// Messages for a peer with no working link (its node is down): dropped.
+    pub send_failed: u64,
+    /// Messages delivered to a member socket.
+    pub delivered: u64,
+}
 
 #[derive(Debug)]
 struct SimBearer {
@@ -125,6 +148,15 @@ pub struct SimNode {
     sinks: BTreeSet<u32>,
     upcalls: Vec<Upcall>,
     rcv_stats: RcvStats,
+    /// Group member sockets by port.
+    groups: BTreeMap<u32, GroupSock>,
+    next_group_port: u32,
+    /// Group messages a congested link refused, per peer, in order.
+    group_parked: BTreeMap<NodeAddr, VecDeque<BytesMut>>,
+    /// Binding events of the table not yet given to the group sockets: (published,
+    /// publication).
+    group_bindings: Vec<(bool, Publication)>,
+    group_stats: GroupGlueStats,
 }
 
 /// The dispatch's view of a simulated node.
@@ -133,6 +165,7 @@ struct Env<'a> {
     table: &'a mut BindingTable,
     conns: &'a BTreeMap<u32, ConnCore>,
     sinks: &'a BTreeSet<u32>,
+    groups: &'a BTreeMap<u32, GroupSock>,
 }
 
 impl RcvEnv for Env<'_> {
@@ -140,7 +173,9 @@ impl RcvEnv for Env<'_> {
         self.own
     }
     fn has_port(&self, port: u32) -> bool {
-        self.conns.contains_key(&port) || self.sinks.contains(&port)
+        self.conns.contains_key(&port)
+            || self.sinks.contains(&port)
+            || self.groups.contains_key(&port)
     }
     fn with_table<R>(&mut self, f: impl FnOnce(&mut BindingTable) -> R) -> R {
         f(self.table)
@@ -248,6 +283,11 @@ impl SimNode {
             .into(),
             upcalls: Vec::new(),
             rcv_stats: RcvStats::default(),
+            groups: BTreeMap::new(),
+            next_group_port: GROUP_PORT_BASE,
+            group_parked: BTreeMap::new(),
+            group_bindings: Vec::new(),
+            group_stats: GroupGlueStats::default(),
         };
         node.table_changed();
         node
@@ -300,9 +340,22 @@ impl SimNode {
         v
     }
 
-    /// The table changed: drain its events (no service tracking here) and bump the version.
+    /// The table changed: drain its events (the group sockets' subscriptions take those of
+    /// their types, as the actors' topology subscription does) and bump the version.
     fn table_changed(&mut self) {
-        while self.table.poll_event().is_some() {}
+        while let Some(ev) = self.table.poll_event() {
+            if self.groups.is_empty() {
+                continue;
+            }
+            let (published, publ) = match ev {
+                TableEvent::Published { publ, .. } => (true, publ),
+                TableEvent::Withdrawn { publ, .. } => (false, publ),
+            };
+            let t = publ.range.type_();
+            if self.groups.values().any(|g| g.core().config().type_ == t) {
+                self.group_bindings.push((published, publ));
+            }
+        }
         self.names_version += 1;
     }
 
@@ -514,17 +567,25 @@ impl SimNode {
 
     /// Run the receive dispatch and carry out its verdicts (as `actors/src/route.rs`).
     fn dispatch(&mut self, now: Instant, f: impl FnOnce(&mut Env<'_>, &mut dyn FnMut(Verdict))) {
-        let mut vs = std::collections::VecDeque::new();
+        let mut vs = VecDeque::new();
         {
             let mut env = Env {
                 own: self.addr,
                 table: &mut self.table,
                 conns: &self.conns,
                 sinks: &self.sinks,
+                groups: &self.groups,
             };
             f(&mut env, &mut |v| vs.push_back(v));
         }
-        // Bounded: a rejection produces one returned message, never rejected again.
+        self.apply_verdicts(now, vs);
+    }
+
+    /// Carry out the dispatch's verdicts, and those of the messages they make local sockets
+    /// send to this node.
+    fn apply_verdicts(&mut self, now: Instant, mut vs: VecDeque<Verdict>) {
+        // Bounded: a rejection produces one returned message, never rejected again; group
+        // sockets answer a message with a bounded number of protocol messages.
         while let Some(v) = vs.pop_front() {
             match v {
                 Verdict::Port(port, msg) if self.sinks.contains(&port) => {
@@ -533,12 +594,20 @@ impl SimNode {
                 Verdict::Port(port, msg) if self.conns.contains_key(&port) => {
                     self.conn_receive(now, port, msg);
                 }
+                Verdict::Port(port, msg) if self.groups.contains_key(&port) => {
+                    self.group_stats.delivered += 1;
+                    if let Some(g) = self.groups.get_mut(&port) {
+                        g.handle_message(msg);
+                    }
+                    self.group_flush(now, &mut vs);
+                }
                 Verdict::Port(_, msg) => {
                     let mut env = Env {
                         own: self.addr,
                         table: &mut self.table,
                         conns: &self.conns,
                         sinks: &self.sinks,
+                        groups: &self.groups,
                     };
                     rcv::port_gone(&mut env, &msg, &mut |v| vs.push_back(v));
                 }
@@ -550,6 +619,7 @@ impl SimNode {
                             table: &mut self.table,
                             conns: &self.conns,
                             sinks: &self.sinks,
+                            groups: &self.groups,
                         };
                         rcv::unreachable(&mut env, &msg, &mut |v| vs.push_back(v));
                     } else {
@@ -558,6 +628,189 @@ impl SimNode {
                 }
                 Verdict::Drop(cause) => self.rcv_stats.count(cause),
             }
+        }
+    }
+
+    // ------------------------------------------------------------------ group glue
+
+    /// Join group `cfg` as a new member socket (`tipc_sk_join`, as the actors' driver): a
+    /// fresh port, the member binding published, the members the table holds joined.
+    pub fn group_join(&mut self, now: Instant, cfg: GroupConfig) -> Result<u32, String> {
+        let port = self.next_group_port;
+        let own = SocketAddr {
+            node: self.addr,
+            port,
+        };
+        let core = GroupCore::new(own, cfg).map_err(|e| e.to_string())?;
+        let (range, scope) = core.binding();
+        self.next_group_port += 1;
+        self.groups.insert(port, GroupSock::new(core));
+        if let Err(e) = self.publish(now, range, port, scope) {
+            self.groups.remove(&port);
+            return Err(e.to_string());
+        }
+        let members = self.table.group_members(cfg.type_, cfg.scope);
+        if let Some(g) = self.groups.get_mut(&port) {
+            g.join(members);
+        }
+        self.group_pump(now);
+        Ok(port)
+    }
+
+    /// The member socket at `port`.
+    pub fn group(&self, port: u32) -> Option<&GroupSock> {
+        self.groups.get(&port)
+    }
+
+    /// Member sockets by port.
+    pub fn groups(&self) -> impl Iterator<Item = (u32, &GroupSock)> {
+        self.groups.iter().map(|(p, g)| (*p, g))
+    }
+
+    /// Send from member `port` (then everything it produced goes out).
+    pub fn group_send(
+        &mut self,
+        now: Instant,
+        port: u32,
+        dest: GroupDest,
+        data: Bytes,
+    ) -> Result<(), GroupSendError> {
+        let r = match self.groups.get_mut(&port) {
+            Some(g) => g.send(dest, data),
+            None => Err(GroupSendError::NotJoined(data)),
+        };
+        self.group_pump(now);
+        r
+    }
+
+    /// Whether a blocked sender at `port` may retry.
+    pub fn group_wakeup(&mut self, port: u32) -> bool {
+        self.groups.get_mut(&port).is_some_and(|g| g.poll_wakeup())
+    }
+
+    /// The application at `port` reads the next message or event.
+    pub fn group_read(&mut self, now: Instant, port: u32) -> Option<GroupEvent> {
+        let ev = self.groups.get_mut(&port)?.read();
+        self.group_pump(now);
+        ev
+    }
+
+    /// Member `port` leaves: LEAVEs sent, then its binding withdrawn, the port closed.
+    pub fn group_leave(&mut self, now: Instant, port: u32) {
+        let Some(g) = self.groups.get_mut(&port) else {
+            return;
+        };
+        g.leave();
+        let (range, _) = g.core().binding();
+        self.group_pump(now);
+        self.withdraw(now, range, port);
+        self.groups.remove(&port);
+    }
+
+    /// Counters of the group glue.
+    pub fn group_stats(&self) -> GroupGlueStats {
+        self.group_stats
+    }
+
+    /// Messages parked for congested links, in all.
+    pub fn group_parked(&self) -> usize {
+        self.group_parked.values().map(VecDeque::len).sum()
+    }
+
+    /// Give the group sockets the binding events of their types, retry parked messages, and
+    /// send what the sockets produced.
+    fn group_pump(&mut self, now: Instant) {
+        if self.groups.is_empty() {
+            return;
+        }
+        let own = self.addr;
+        for (published, p) in std::mem::take(&mut self.group_bindings) {
+            for g in self.groups.values_mut() {
+                if g.core().config().type_ == p.range.type_() {
+                    g.handle_binding(own, published, p.socket(), p.range.lower());
+                }
+            }
+        }
+        let parked: Vec<NodeAddr> = self.group_parked.keys().copied().collect();
+        for n in parked {
+            self.group_unpark(now, n);
+        }
+        let mut vs = VecDeque::new();
+        self.group_flush(now, &mut vs);
+        self.apply_verdicts(now, vs);
+    }
+
+    /// Send what the group sockets produced, in order: to peers' links, and copies for this
+    /// node through the dispatch (their verdicts into `vs`).
+    fn group_flush(&mut self, now: Instant, vs: &mut VecDeque<Verdict>) {
+        let own = self.addr;
+        let mut routes = Vec::new();
+        for g in self.groups.values_mut() {
+            while let Some(t) = g.poll_transmit() {
+                route_transmit(t, own, |r| routes.push(r));
+            }
+        }
+        for r in routes {
+            match r {
+                GroupRoute::Node(n, msg) => self.group_post(now, n, msg),
+                GroupRoute::Local(msg) => {
+                    let mut env = Env {
+                        own,
+                        table: &mut self.table,
+                        conns: &self.conns,
+                        sinks: &self.sinks,
+                        groups: &self.groups,
+                    };
+                    rcv::input(&mut env, InputQueue::Mcast, msg, &mut |v| vs.push_back(v));
+                }
+            }
+        }
+    }
+
+    /// A group message for peer `n`: behind what is parked for it, or to its links; parked
+    /// if they are congested (the actors' send queue), dropped if none is up (its node is
+    /// lost, and the members there with it).
+    fn group_post(&mut self, now: Instant, n: NodeAddr, msg: BytesMut) {
+        if let Some(q) = self.group_parked.get_mut(&n) {
+            q.push_back(msg);
+            self.group_stats.parked += 1;
+            return;
+        }
+        let Some(p) = self.peers.get_mut(&n) else {
+            self.group_stats.send_failed += 1;
+            return;
+        };
+        match p.send(now, msg, 0) {
+            Ok(_) => {}
+            Err(tipc_transport::link::SendError::Congested(m)) => {
+                self.group_stats.parked += 1;
+                self.group_parked.entry(n).or_default().push_back(m);
+            }
+            Err(_) => self.group_stats.send_failed += 1,
+        }
+    }
+
+    /// Hand what is parked for `n` to its links while they take it.
+    fn group_unpark(&mut self, now: Instant, n: NodeAddr) {
+        let Some(mut q) = self.group_parked.remove(&n) else {
+            return;
+        };
+        let Some(p) = self.peers.get_mut(&n) else {
+            self.group_stats.send_failed += q.len() as u64;
+            return;
+        };
+        while let Some(m) = q.pop_front() {
+            match p.send(now, m, 0) {
+                Ok(_) => {}
+                Err(tipc_transport::link::SendError::Congested(m)) => {
+                    q.push_front(m);
+                    break;
+                }
+                Err(_) => self.group_stats.send_failed += 1,
+            }
+        }
+        if !q.is_empty() {
+            self.group_parked.insert(n, q);
         }
     }
 
@@ -591,6 +844,10 @@ impl SimNode {
                 }
             }
             PeerEvent::NodeDown => {
+                self.group_parked.remove(&peer);
+                for g in self.groups.values_mut() {
+                    g.handle_node_down(peer);
+                }
                 let ports: Vec<u32> = self.conns.keys().copied().collect();
                 for port in ports {
                     let hit = self
@@ -758,6 +1015,7 @@ impl SimNode {
     /// Drain the cores: frames to send and node events (by peer address). Link up/down events
     /// update the bearers' discoverers, as the peer actor does.
     pub fn drain(&mut self, now: Instant) -> (Vec<OutFrame>, Vec<(NodeAddr, PeerEvent)>) {
+        self.group_pump(now);
         let mut events = Vec::new();
         for (&addr, p) in self.peers.iter_mut() {
             while let Some(ev) = p.poll_event() {

@@ -17,9 +17,16 @@
 //!   connection; the receiver counts the bytes and sums them, and confirms both at the end;
 //! * `conn-lat`: 64-byte ping-pong on an open seqpacket connection vs length-prefixed TCP.
 //!
+//! Groups (issue 12 item 7, `group.rs`), on three node processes: a broadcast to 8 members
+//! against 8 RDM unicasts of the same messages, and 16 senders to one member against 16 RDM
+//! senders to one socket (rates, losses and ratios).
+//!
 //! ```text
 //! cargo run --release -p tipc-integration --bin tipc-bench -- --count 200000
 //! ```
+
+#[path = "tipc-bench/group.rs"]
+mod group;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,13 +35,17 @@ use tipc_actors::TransportNode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const USAGE: &str = "usage: tipc-bench [--count N] [--rtts N] [--conns N] [--stream-mib N] \
-     [--only tput|lat|tipc-tput|tipc-lat|udp-lat|conn|conn-rr|stream|conn-lat|tipc-conn-rr|tipc-stream|tipc-conn-lat]   \
+     [--only tput|lat|tipc-tput|tipc-lat|udp-lat|conn|conn-rr|stream|conn-lat|tipc-conn-rr|tipc-stream|tipc-conn-lat|group]   \
      (internal: --serve KIND PORT PEER)";
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--serve") {
         let kind = args.get(2).cloned().unwrap_or_default();
+        if kind == "group-rx" || kind == "rdm-rx" {
+            group::serve(&kind, &args[3..]);
+            return;
+        }
         let port: u16 = args.get(3).and_then(|p| p.parse().ok()).unwrap_or(0);
         let peer: u16 = args.get(4).and_then(|p| p.parse().ok()).unwrap_or(0);
         serve(&kind, port, peer);
@@ -84,7 +95,9 @@ fn main() {
         "" => {
             run_all(count, rtts);
             run_conn(&cfg);
+            group::run(count);
         }
+        "group" => group::run(count),
         "conn" => run_conn(&cfg),
         "conn-rr" => print_conn_rr(&conn_rr_tipc(cfg.conns), &conn_rr_tcp(cfg.conns)),
         "stream" => {

@@ -1,0 +1,413 @@
+//! Group benchmarks (issue 12 item 7), on three node processes over UDP on 127.0.0.1:
+//!
+//! * `group-bcast`: one member broadcasts N messages of 64 B to 8 receiving members (2 in
+//!   its own process, 3 in each of two other processes), against an RDM socket sending each
+//!   message to 8 RDM sockets placed the same way. Rate = N / time until all 8 report their
+//!   counts. Aim: group ≥ 0.8× RDM.
+//! * `group-m2o`: 16 members send N messages in all, by unicast, to one member in another
+//!   process (the coordinated multipoint-to-point window), against 16 RDM sockets sending to
+//!   one RDM socket (default receive buffer: what overflows is dropped). Rate = messages
+//!   received / time; the loss is printed. Aim: group ≥ 0.7× RDM with zero loss.
+//!
+//! Receivers report their counts once every sender's `END` marker came; RDM senders repeat
+//! their `END` (an overflowing RDM receiver may drop it) until the report arrives.
+
+use super::{free_port, Server};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use tipc_actors::addr::{Scope, ServiceRange, SocketAddr};
+use tipc_actors::sock::group::{GroupMember, GroupRecv, GroupSpec};
+use tipc_actors::TransportNode;
+
+/// Group type of the receiving members (instances 0..) and senders (instances 100..).
+const GTYPE: u32 = 77_800;
+/// RDM service type of the receiving sockets (instances 0..).
+const RTYPE: u32 = 77_801;
+const END: &[u8] = b"END";
+
+fn node(id: &str, port: u16, peers: &[u16]) -> TransportNode {
+    tipc_integration::cluster::udp_node(id, port, peers)
+}
+
+/// `--serve group-rx|rdm-rx PORT PEERS FIRST COUNT SENDERS`: COUNT receivers with instances
+/// FIRST.., each reporting after SENDERS `END`s.
+pub(crate) fn serve(kind: &str, args: &[String]) {
+    let port: u16 = args[0].parse().expect("port");
+    let peers: Vec<u16> = args[1].split(',').filter_map(|p| p.parse().ok()).collect();
+    let first: u32 = args[2].parse().expect("first");
+    let count: u32 = args[3].parse().expect("count");
+    let senders: usize = args[4].parse().expect("senders");
+    let group = kind == "group-rx";
+    let sys = actix_rt::System::new();
+    sys.block_on(async move {
+        let n = node(&format!("g{port}"), port, &peers);
+        let mut tasks = Vec::new();
+        for i in first..first + count {
+            if group {
+                let m = n.join(GroupSpec::new(GTYPE, i)).await.expect("join");
+                tasks.push(actix_rt::spawn(group_rx(m, senders)));
+            } else {
+                let mut s = n.dgram_socket();
+                s.bind(ServiceRange::single(RTYPE, i), Scope::Cluster)
+                    .await
+                    .expect("bind");
+                tasks.push(actix_rt::spawn(rdm_rx(s, senders)));
+            }
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        // Let the reports leave before the node goes.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    });
+}
+
+/// Count data until `senders` distinct `END`s came, then report the count to each of them.
+async fn group_rx(m: GroupMember, senders: usize) {
+    let mut count = 0u64;
+    let mut ends: Vec<SocketAddr> = Vec::new();
+    while ends.len() < senders {
+        match m.recv().await {
+            Some(GroupRecv::Message { from, data, .. }) => {
+                if &data[..] == END {
+                    if !ends.contains(&from) {
+                        ends.push(from);
+                    }
+                } else {
+                    count += 1;
+                }
+            }
+            Some(_) => {}
+            None => return,
+        }
+    }
+    for e in ends {
+        let _ = m.unicast(e, count.to_be_bytes().to_vec()).await;
+    }
+    // Stay a member until the reports are read.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
+async fn rdm_rx(s: tipc_actors::sock::dgram::DgramSocket, senders: usize) {
+    let mut count = 0u64;
+    let mut ends: Vec<SocketAddr> = Vec::new();
+    while ends.len() < senders {
+        let batch = s.recv_batch(1024).await;
+        if batch.is_empty() {
+            return;
+        }
+        for m in batch {
+            if &m.data[..] == END {
+                if !ends.contains(&m.from) {
+                    ends.push(m.from);
+                }
+            } else {
+                count += 1;
+            }
+        }
+    }
+    for e in ends {
+        let _ = s.send_to_socket(e, &count.to_be_bytes()).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
+fn spawn(kind: &str, port: u16, peers: &[u16], first: u32, count: u32, senders: usize) -> Server {
+    let exe = std::env::current_exe().expect("current_exe");
+    let peers: Vec<String> = peers.iter().map(u16::to_string).collect();
+    let child = Command::new(exe)
+        .args([
+            "--serve",
+            kind,
+            &port.to_string(),
+            &peers.join(","),
+            &first.to_string(),
+            &count.to_string(),
+            &senders.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn server");
+    Server(child)
+}
+
+async fn wait_nodes(n: &TransportNode, count: usize) {
+    for _ in 0..1000 {
+        if n.nodes().await.iter().filter(|x| x.up).count() >= count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("nodes never came up");
+}
+
+async fn wait_bindings(n: &TransportNode, type_: u32, count: usize) {
+    for _ in 0..1000 {
+        if n.nametable()
+            .await
+            .iter()
+            .filter(|p| p.range.type_() == type_)
+            .count()
+            >= count
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("bindings of {type_} never appeared");
+}
+
+/// Three processes: this one (node A, `local` receivers) and B, C (`remote` receivers each).
+struct Cluster {
+    n: TransportNode,
+    _b: Server,
+    _c: Server,
+}
+
+async fn cluster(kind: &str, local: u32, remote: u32, senders: usize) -> Cluster {
+    let (pa, pb, pc) = (free_port(), free_port(), free_port());
+    let b = spawn(kind, pb, &[pa, pc], local, remote, senders);
+    let c = spawn(kind, pc, &[pa, pb], local + remote, remote, senders);
+    let n = node("ga", pa, &[pb, pc]);
+    wait_nodes(&n, 2).await;
+    Cluster { n, _b: b, _c: c }
+}
+
+/// Rate and per-receiver counts of one run.
+struct Run {
+    msgs_per_s: f64,
+    counts: Vec<u64>,
+}
+
+async fn collect_group(m: &GroupMember, want: usize) -> Vec<u64> {
+    let mut v = Vec::new();
+    while v.len() < want {
+        match tokio::time::timeout(Duration::from_secs(60), m.recv()).await {
+            Ok(Some(GroupRecv::Message { data, .. })) if data.len() == 8 => {
+                v.push(u64::from_be_bytes(data[..8].try_into().expect("8 bytes")))
+            }
+            Ok(Some(_)) => {}
+            _ => panic!("{} of {want} reports", v.len()),
+        }
+    }
+    v
+}
+
+fn group_bcast(count: u64) -> Run {
+    actix_rt::System::new().block_on(async move {
+        let c = cluster("group-rx", 2, 3, 1).await;
+        let mut locals = Vec::new();
+        for i in 0..2 {
+            let m = c.n.join(GroupSpec::new(GTYPE, i)).await.expect("join");
+            locals.push(actix_rt::spawn(group_rx(m, 1)));
+        }
+        let s = c.n.join(GroupSpec::new(GTYPE, 100)).await.expect("join");
+        while s.members_up() < 8 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let payload = bytes::Bytes::from(vec![7u8; 64]);
+        let start = Instant::now();
+        for _ in 0..count {
+            s.broadcast(payload.clone()).await.expect("broadcast");
+        }
+        s.broadcast(END).await.expect("broadcast");
+        let counts = collect_group(&s, 8).await;
+        let secs = start.elapsed().as_secs_f64();
+        Run {
+            msgs_per_s: count as f64 / secs,
+            counts,
+        }
+    })
+}
+
+async fn rdm_reports(s: &tipc_actors::sock::dgram::DgramSocket, dests: &[SocketAddr]) -> Vec<u64> {
+    let mut v = Vec::new();
+    while v.len() < dests.len() {
+        for d in dests {
+            let _ = s.send_to_socket(*d, END).await;
+        }
+        let until = tokio::time::Instant::now() + Duration::from_millis(200);
+        while v.len() < dests.len() {
+            let Ok(Some(m)) = tokio::time::timeout_at(until, s.recv()).await else {
+                break;
+            };
+            if m.returned.is_none() && m.data.len() == 8 {
+                v.push(u64::from_be_bytes(m.data[..8].try_into().expect("8 bytes")));
+            }
+        }
+    }
+    v
+}
+
+async fn rdm_dests(n: &TransportNode, count: usize) -> Vec<SocketAddr> {
+    wait_bindings(n, RTYPE, count).await;
+    let mut v: Vec<(u32, SocketAddr)> = n
+        .nametable()
+        .await
+        .iter()
+        .filter(|p| p.range.type_() == RTYPE)
+        .map(|p| (p.range.lower(), p.socket()))
+        .collect();
+    v.sort();
+    v.into_iter().map(|(_, s)| s).collect()
+}
+
+fn rdm_fanout(count: u64) -> Run {
+    actix_rt::System::new().block_on(async move {
+        let c = cluster("rdm-rx", 2, 3, 1).await;
+        let mut locals = Vec::new();
+        for i in 0..2 {
+            let mut s = c.n.dgram_socket();
+            s.bind(ServiceRange::single(RTYPE, i), Scope::Cluster)
+                .await
+                .expect("bind");
+            locals.push(actix_rt::spawn(rdm_rx(s, 1)));
+        }
+        let dests = rdm_dests(&c.n, 8).await;
+        let s = c.n.dgram_socket();
+        let payload = [7u8; 64];
+        let start = Instant::now();
+        for _ in 0..count {
+            for d in &dests {
+                s.send_to_socket(*d, &payload).await.expect("send");
+            }
+        }
+        let counts = rdm_reports(&s, &dests).await;
+        let secs = start.elapsed().as_secs_f64();
+        Run {
+            msgs_per_s: count as f64 / secs,
+            counts,
+        }
+    })
+}
+
+fn group_m2o(count: u64) -> Run {
+    actix_rt::System::new().block_on(async move {
+        let c = cluster("group-rx", 0, 1, 16).await;
+        let mut senders = Vec::new();
+        for i in 0..16 {
+            senders.push(
+                c.n.join(GroupSpec::new(GTYPE, 100 + i))
+                    .await
+                    .expect("join"),
+            );
+        }
+        let rx = loop {
+            let m = senders[0].members();
+            if let Some(r) = m.iter().find(|m| m.instance == 0 && m.state.is_receiver()) {
+                if senders.iter().all(|s| s.members_up() >= 16) {
+                    break r.addr;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        let per = count / 16;
+        let payload = bytes::Bytes::from(vec![7u8; 64]);
+        let start = Instant::now();
+        let sends = senders.iter().map(|s| {
+            let p = payload.clone();
+            async move {
+                for _ in 0..per {
+                    s.unicast(rx, p.clone()).await.expect("unicast");
+                }
+                s.unicast(rx, END).await.expect("unicast");
+            }
+        });
+        futures_join_all(sends).await;
+        let counts = collect_group(&senders[0], 1).await;
+        let secs = start.elapsed().as_secs_f64();
+        Run {
+            msgs_per_s: counts[0] as f64 / secs,
+            counts,
+        }
+    })
+}
+
+fn rdm_m2o(count: u64) -> Run {
+    actix_rt::System::new().block_on(async move {
+        let c = cluster("rdm-rx", 0, 1, 16).await;
+        let dests = rdm_dests(&c.n, 1).await;
+        let rx = dests[0];
+        let senders: Vec<_> = (0..16).map(|_| c.n.dgram_socket()).collect();
+        let per = count / 16;
+        let payload = [7u8; 64];
+        let start = Instant::now();
+        let sends = senders.iter().map(|s| async move {
+            for _ in 0..per {
+                s.send_to_socket(rx, &payload).await.expect("send");
+            }
+        });
+        futures_join_all(sends).await;
+        // Every sender's END; the report goes to each.
+        let mut counts = Vec::new();
+        let reports = senders.iter().map(|s| rdm_reports(s, &dests));
+        for r in futures_collect(reports).await {
+            counts.extend(r);
+        }
+        let secs = start.elapsed().as_secs_f64();
+        Run {
+            msgs_per_s: counts[0] as f64 / secs,
+            counts: counts[..1].to_vec(),
+        }
+    })
+}
+
+/// Run futures concurrently on this task (no extra crate).
+async fn futures_join_all<F: std::future::Future<Output = ()>>(fs: impl Iterator<Item = F>) {
+    futures_collect(fs).await;
+}
+
+async fn futures_collect<T, F: std::future::Future<Output = T>>(
+    fs: impl Iterator<Item = F>,
+) -> Vec<T> {
+    let mut futs: Vec<std::pin::Pin<Box<F>>> = fs.map(Box::pin).collect();
+    let mut out: Vec<Option<T>> = (0..futs.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in futs.iter_mut().enumerate() {
+            if out[i].is_some() {
+                continue;
+            }
+            match f.as_mut().poll(cx) {
+                std::task::Poll::Ready(v) => out[i] = Some(v),
+                std::task::Poll::Pending => pending = true,
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().map(|v| v.expect("done")).collect()
+}
+
+/// `--only group`: both comparisons, ratios printed.
+pub(crate) fn run(count: u64) {
+    println!("tipc-bench group: three node processes on 127.0.0.1, 64 B messages");
+    let g = group_bcast(count);
+    let r = rdm_fanout(count);
+    println!(
+        "broadcast to 8 members ({count} msgs): group {:>10.0} msgs/s  rdm x8 {:>10.0} msgs/s  {:.2}x (aim >= 0.8)",
+        g.msgs_per_s,
+        r.msgs_per_s,
+        g.msgs_per_s / r.msgs_per_s
+    );
+    println!(
+        "  delivered per receiver: group {:?}  rdm {:?}",
+        g.counts, r.counts
+    );
+    let g = group_m2o(count);
+    let r = rdm_m2o(count);
+    let per = count / 16 * 16;
+    println!(
+        "16 senders to one ({per} msgs): group {:>10.0} msgs/s lost {}  rdm {:>10.0} msgs/s lost {}  {:.2}x (aim >= 0.7)",
+        g.msgs_per_s,
+        per - g.counts[0],
+        r.msgs_per_s,
+        per.saturating_sub(r.counts[0]),
+        g.msgs_per_s / r.msgs_per_s
+    );
+}

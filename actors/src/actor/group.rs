@@ -7,7 +7,7 @@
 //! ([`crate::sock::group`]), the deliverers (peer actors and the name table, through the
 //! port registry: [`GroupInner`] is the member's `Port`) and one small task that feeds it the
 //! binding events of the group's type. Whoever drives the socket sends what it produced
-//! ([`push_out`], where [`route_transmit`] says), in its order, and wakes the handle.
+//! (`send_batches`, where [`route_transmit`] says), in its order, and wakes the handle.
 
 use crate::ctx::{NodeCtx, Port};
 use crate::group::{route_transmit, GroupSock, Route, Transmit};
@@ -15,6 +15,7 @@ use crate::route::Deliveries;
 use crate::send::enqueue_to_peer;
 use crate::topsrv::{EventKind, TopoEvent};
 use bytes::Bytes;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tipc_transport::wire::InputQueue;
@@ -49,14 +50,28 @@ impl GroupInner {
 
     /// Run `f` on the socket, then send what it produced and wake who should look again.
     pub fn drive<R>(&self, ctx: &NodeCtx, f: impl FnOnce(&mut GroupSock) -> R) -> R {
-        let (r, readable, writable) = {
+        let (r, readable, writable, batch) = {
             let mut st = self.lock();
             let before = st.queued();
             let r = f(&mut st);
             let writable = st.poll_wakeup();
-            (r, st.queued() > before || st.is_closed(), writable)
+            let readable = st.queued() > before || st.is_closed();
+            // A task sending now looks at the socket again before it stops: leave it to it.
+            let batch = (st.has_transmit()
+                && self
+                    .sending
+                    .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok())
+            .then(|| {
+                let mut b = VecDeque::new();
+                st.swap_transmits(&mut b);
+                b
+            });
+            (r, readable, writable, batch)
         };
-        push_out(ctx, self);
+        if let Some(b) = batch {
+            self.send_batches(ctx, b);
+        }
         if readable {
             self.readable.notify_waiters();
         }
@@ -64,6 +79,26 @@ impl GroupInner {
             self.writable.notify_waiters();
         }
         r
+    }
+
+    /// Send what the socket queued, in its order, whoever queued it: only the task that set
+    /// `sending` sends, and it looks at the socket again before it clears the flag (under the
+    /// lock, so a message queued meanwhile is either taken here or sent by its own task). No
+    /// lock is held while a message is sent: a copy for this node is delivered at once,
+    /// possibly to this very member. The queue and `b` trade places, so their buffers are
+    /// reused and a message costs no allocation here.
+    fn send_batches(&self, ctx: &NodeCtx, mut b: VecDeque<Transmit>) {
+        loop {
+            for t in b.drain(..) {
+                route_transmit(t, ctx.own_addr, |r| send(ctx, r));
+            }
+            let mut st = self.lock();
+            st.swap_transmits(&mut b);
+            if b.is_empty() {
+                self.sending.store(false, Ordering::SeqCst);
+                return;
+            }
+        }
     }
 }
 
@@ -129,38 +164,6 @@ fn handle_binding(ctx: &NodeCtx, inner: &GroupInner, ev: &TopoEvent) {
 /// withdraws the binding and unregisters the port afterwards, so the LEAVEs go first.
 pub(crate) fn leave_now(ctx: &NodeCtx, inner: &GroupInner) {
     inner.drive(ctx, |st| st.leave());
-}
-
-/// Send what the member's socket queued, in its order, whoever queued it: one task at a time
-/// sends, and a task that finds another at it leaves its messages to that one (which looks
-/// again before it stops). No lock is held while a message is sent: a copy for this node
-/// is delivered at once, possibly to this very member.
-pub(crate) fn push_out(ctx: &NodeCtx, inner: &GroupInner) {
-    loop {
-        if inner
-            .sending
-            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
-        {
-            return;
-        }
-        loop {
-            let batch: Vec<Transmit> = {
-                let mut st = inner.lock();
-                std::iter::from_fn(|| st.poll_transmit()).collect()
-            };
-            if batch.is_empty() {
-                break;
-            }
-            for t in batch {
-                route_transmit(t, ctx.own_addr, |r| send(ctx, r));
-            }
-        }
-        inner.sending.store(false, Ordering::SeqCst);
-        if !inner.lock().has_transmit() {
-            return;
-        }
-    }
 }
 
 fn send(ctx: &NodeCtx, r: Route) {

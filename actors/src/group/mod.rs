@@ -592,6 +592,13 @@ impl GroupCore {
         self.transmits.pop_front()
     }
 
+    /// Trade the queue of what [`poll_transmit`](Self::poll_transmit) would give for `buf`
+    /// (which should be empty): `buf` then holds those messages in order.
+    pub fn swap_transmits(&mut self, buf: &mut VecDeque<Transmit>) {
+        debug_assert!(buf.is_empty());
+        std::mem::swap(buf, &mut self.transmits);
+    }
+
     /// Whether [`poll_transmit`](Self::poll_transmit) has something.
     pub fn has_transmit(&self) -> bool {
         !self.transmits.is_empty()

@@ -232,6 +232,13 @@ impl GroupSock {
         self.core.poll_transmit()
     }
 
+    /// Trade the queue of messages to send for `buf` (empty, with whatever capacity it has):
+    /// `buf` then holds them in order. A driver that sends them and trades the emptied
+    /// buffer back allocates nothing per message.
+    pub fn swap_transmits(&mut self, buf: &mut VecDeque<Transmit>) {
+        self.core.swap_transmits(buf);
+    }
+
     /// Whether [`poll_transmit`](Self::poll_transmit) has something.
     pub fn has_transmit(&self) -> bool {
         self.core.has_transmit()

@@ -292,19 +292,23 @@ impl GroupMember {
     /// Send to `dest`, waiting while a window is closed; the other errors at once, with the
     /// message handed back. Cancel-safe: dropped while waiting, nothing was sent.
     pub async fn send(&self, dest: GroupDest, data: Bytes) -> Result<(), GroupSendError> {
-        let mut data = data;
+        // The common case costs no waiter.
+        let mut data = match self.attempt(dest, data) {
+            Err(GroupSendError::Congested(d)) => d,
+            r => return r,
+        };
         let mut guard = Abandon {
             ctx: &self.ctx,
             inner: &self.inner,
-            armed: false,
+            armed: true,
         };
         loop {
             let woken = self.inner.writable.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
+            // Again once registered: a wake-up between the first attempt and now is not lost.
             match self.attempt(dest, data) {
                 Err(GroupSendError::Congested(d)) => {
-                    guard.armed = true;
                     data = d;
                     woken.await;
                 }
@@ -333,6 +337,9 @@ impl GroupMember {
     /// The next message or member event; `None` once the member left (or the node stopped)
     /// and everything queued was read.
     pub async fn recv(&self) -> Option<GroupRecv> {
+        if let Some(r) = self.try_recv() {
+            return Some(r);
+        }
         loop {
             let woken = self.inner.readable.notified();
             tokio::pin!(woken);
@@ -347,10 +354,43 @@ impl GroupMember {
         }
     }
 
+    /// Up to `max` messages and member events at once (at least one: waits for the first),
+    /// in order, like `recvmmsg`. Empty once the member left and everything was read.
+    pub async fn recv_batch(&self, max: usize) -> Vec<GroupRecv> {
+        let max = max.max(1);
+        loop {
+            let v = self.try_recv_batch(max);
+            if !v.is_empty() {
+                return v;
+            }
+            let woken = self.inner.readable.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let v = self.try_recv_batch(max);
+            if !v.is_empty() || self.inner.lock().is_closed() {
+                return v;
+            }
+            woken.await;
+        }
+    }
+
+    fn try_recv_batch(&self, max: usize) -> Vec<GroupRecv> {
+        self.inner.drive(&self.ctx, |st| {
+            std::iter::from_fn(|| st.read())
+                .take(max)
+                .map(Self::delivery)
+                .collect()
+        })
+    }
+
     /// The next message or member event if one is queued.
     pub fn try_recv(&self) -> Option<GroupRecv> {
         let ev = self.inner.drive(&self.ctx, |st| st.read())?;
-        Some(match ev {
+        Some(Self::delivery(ev))
+    }
+
+    fn delivery(ev: GroupEvent) -> GroupRecv {
+        match ev {
             GroupEvent::Message(m) => GroupRecv::Message {
                 from: m.from,
                 member: m.service,
@@ -369,7 +409,7 @@ impl GroupMember {
                 member: service,
                 sock: member,
             },
-        })
+        }
     }
 
     /// The other members as the core knows them (any state; itself with loopback).

@@ -98,6 +98,10 @@ fn main() {
             group::run(count);
         }
         "group" => group::run(count),
+        // Profiling aids: one side of a group comparison.
+        "tipc-group-bcast" => group::run_part("group-bcast", count),
+        "tipc-group-m2o" => group::run_part("group-m2o", count),
+        "rdm-m2o" => group::run_part("rdm-m2o", count),
         "conn" => run_conn(&cfg),
         "conn-rr" => print_conn_rr(&conn_rr_tipc(cfg.conns), &conn_rr_tcp(cfg.conns)),
         "stream" => {

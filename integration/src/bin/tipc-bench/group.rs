@@ -30,7 +30,7 @@ fn node(id: &str, port: u16, peers: &[u16]) -> TransportNode {
 }
 
 /// `--serve group-rx|rdm-rx PORT PEERS FIRST COUNT SENDERS`: COUNT receivers with instances
-/// FIRST.., each reporting after SENDERS `END`s.
+/// FIRST.., each reporting after SENDERS `END`s (none: the node only stays up).
 pub(crate) fn serve(kind: &str, args: &[String]) {
     let port: u16 = args[0].parse().expect("port");
     let peers: Vec<u16> = args[1].split(',').filter_map(|p| p.parse().ok()).collect();
@@ -54,6 +54,10 @@ pub(crate) fn serve(kind: &str, args: &[String]) {
                 tasks.push(actix_rt::spawn(rdm_rx(s, senders)));
             }
         }
+        if tasks.is_empty() {
+            // A node without receivers: it stays until the benchmark ends it.
+            std::future::pending::<()>().await;
+        }
         for t in tasks {
             let _ = t.await;
         }
@@ -67,8 +71,12 @@ async fn group_rx(m: GroupMember, senders: usize) {
     let mut count = 0u64;
     let mut ends: Vec<SocketAddr> = Vec::new();
     while ends.len() < senders {
-        match m.recv().await {
-            Some(GroupRecv::Message { from, data, .. }) => {
+        let batch = m.recv_batch(1024).await;
+        if batch.is_empty() {
+            return;
+        }
+        for r in batch {
+            if let GroupRecv::Message { from, data, .. } = r {
                 if &data[..] == END {
                     if !ends.contains(&from) {
                         ends.push(from);
@@ -77,8 +85,6 @@ async fn group_rx(m: GroupMember, senders: usize) {
                     count += 1;
                 }
             }
-            Some(_) => {}
-            None => return,
         }
     }
     for e in ends {
@@ -158,17 +164,18 @@ async fn wait_bindings(n: &TransportNode, type_: u32, count: usize) {
     panic!("bindings of {type_} never appeared");
 }
 
-/// Three processes: this one (node A, `local` receivers) and B, C (`remote` receivers each).
+/// Three processes: this one (node A, `local` receivers) and B, C (`remote[0]` and
+/// `remote[1]` receivers).
 struct Cluster {
     n: TransportNode,
     _b: Server,
     _c: Server,
 }
 
-async fn cluster(kind: &str, local: u32, remote: u32, senders: usize) -> Cluster {
+async fn cluster(kind: &str, local: u32, remote: [u32; 2], senders: usize) -> Cluster {
     let (pa, pb, pc) = (free_port(), free_port(), free_port());
-    let b = spawn(kind, pb, &[pa, pc], local, remote, senders);
-    let c = spawn(kind, pc, &[pa, pb], local + remote, remote, senders);
+    let b = spawn(kind, pb, &[pa, pc], local, remote[0], senders);
+    let c = spawn(kind, pc, &[pa, pb], local + remote[0], remote[1], senders);
     let n = node("ga", pa, &[pb, pc]);
     wait_nodes(&n, 2).await;
     Cluster { n, _b: b, _c: c }
@@ -196,7 +203,7 @@ async fn collect_group(m: &GroupMember, want: usize) -> Vec<u64> {
 
 fn group_bcast(count: u64) -> Run {
     actix_rt::System::new().block_on(async move {
-        let c = cluster("group-rx", 2, 3, 1).await;
+        let c = cluster("group-rx", 2, [3, 3], 1).await;
         let mut locals = Vec::new();
         for i in 0..2 {
             let m = c.n.join(GroupSpec::new(GTYPE, i)).await.expect("join");
@@ -255,7 +262,7 @@ async fn rdm_dests(n: &TransportNode, count: usize) -> Vec<SocketAddr> {
 
 fn rdm_fanout(count: u64) -> Run {
     actix_rt::System::new().block_on(async move {
-        let c = cluster("rdm-rx", 2, 3, 1).await;
+        let c = cluster("rdm-rx", 2, [3, 3], 1).await;
         let mut locals = Vec::new();
         for i in 0..2 {
             let mut s = c.n.dgram_socket();
@@ -284,7 +291,7 @@ fn rdm_fanout(count: u64) -> Run {
 
 fn group_m2o(count: u64) -> Run {
     actix_rt::System::new().block_on(async move {
-        let c = cluster("group-rx", 0, 1, 16).await;
+        let c = cluster("group-rx", 0, [1, 0], 16).await;
         let mut senders = Vec::new();
         for i in 0..16 {
             senders.push(
@@ -326,7 +333,7 @@ fn group_m2o(count: u64) -> Run {
 
 fn rdm_m2o(count: u64) -> Run {
     actix_rt::System::new().block_on(async move {
-        let c = cluster("rdm-rx", 0, 1, 16).await;
+        let c = cluster("rdm-rx", 0, [1, 0], 16).await;
         let dests = rdm_dests(&c.n, 1).await;
         let rx = dests[0];
         let senders: Vec<_> = (0..16).map(|_| c.n.dgram_socket()).collect();
@@ -348,7 +355,7 @@ fn rdm_m2o(count: u64) -> Run {
         let secs = start.elapsed().as_secs_f64();
         Run {
             msgs_per_s: counts[0] as f64 / secs,
-            counts: counts[..1].to_vec(),
+            counts,
         }
     })
 }
@@ -410,4 +417,14 @@ pub(crate) fn run(count: u64) {
         per.saturating_sub(r.counts[0]),
         g.msgs_per_s / r.msgs_per_s
     );
+}
+
+/// One side of a comparison (profiling): `group-bcast` or `group-m2o`.
+pub(crate) fn run_part(part: &str, count: u64) {
+    let r = match part {
+        "group-bcast" => group_bcast(count),
+        "rdm-m2o" => rdm_m2o(count),
+        _ => group_m2o(count),
+    };
+    println!("{part}: {:.0} msgs/s {:?}", r.msgs_per_s, r.counts);
 }

@@ -128,6 +128,10 @@ pub(crate) trait Port: Send + Sync {
     fn node_lost(&self, ctx: &NodeCtx, node: NodeAddr);
     /// A datagram socket (listed by `socket list`), not a connection socket.
     fn is_datagram(&self) -> bool;
+    /// A group member's drop counters (`None`: not a group member).
+    fn group_drops(&self) -> Option<crate::group::GroupDrops> {
+        None
+    }
 }
 
 /// Starts the actor of a newly discovered peer and returns its handle (set by the facade).
@@ -164,6 +168,8 @@ pub(crate) struct NodeCtx {
     next_port: AtomicU32,
     /// Messages the receive dispatch dropped, by cause.
     rcv_stats: Mutex<RcvStats>,
+    /// What group members that left had dropped.
+    pub group_drops_left: Mutex<crate::group::GroupDrops>,
 }
 
 impl NodeCtx {
@@ -196,6 +202,7 @@ impl NodeCtx {
             ports: DashMap::new(),
             next_port: AtomicU32::new(port_start),
             rcv_stats: Mutex::new(RcvStats::default()),
+            group_drops_left: Mutex::new(crate::group::GroupDrops::default()),
         }
     }
 

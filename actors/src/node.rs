@@ -259,6 +259,22 @@ impl TransportNode {
         }
     }
 
+    /// What the group member sockets dropped (closed groups, malformed, stale, over their
+    /// queues), those that left included.
+    pub fn group_drops(&self) -> crate::group::GroupDrops {
+        let mut d = *self
+            .ctx
+            .group_drops_left
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for p in self.ctx.ports.iter() {
+            if let Some(g) = p.value().group_drops() {
+                d.merge(g);
+            }
+        }
+        d
+    }
+
     /// Messages the receive dispatch dropped, by cause (malformed, not for sockets, not
     /// returnable, sender gone).
     pub fn rcv_stats(&self) -> RcvStats {

@@ -305,4 +305,18 @@ fn group_drops_a_message_from_a_socket_that_is_not_a_member() {
         .filter(|l| l.starts_with("RECV "))
         .collect();
     assert_eq!(recvs.len(), 1, "{recvs:?}");
+    // The two outsiders' messages are counted where they were dropped.
+    let (ok, out, err) = nodes[0].ctl(&["node", "stat"]);
+    assert!(ok, "{err}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("group dropped: "))
+        .unwrap_or_else(|| panic!("no group line in {out}"));
+    let field = |k: &str| -> u64 {
+        line.split(' ')
+            .find_map(|w| w.strip_prefix(k))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{k} in {line}"))
+    };
+    assert_eq!(field("non_member:") + field("malformed:"), 2, "{line}");
 }

@@ -68,6 +68,13 @@ fn two_nodes_bring_link_up_within_one_second_and_detect_sigkill_within_tolerance
         ),
         "{out}"
     );
+    assert!(
+        out.contains(
+            "group dropped: non_member:0 malformed:0 stale:0 deferred_overflow:0 rcvbuf:0 \
+             early:0 after_leave:0"
+        ),
+        "{out}"
+    );
 
     // Let the link idle (probes keep it up), then kill beta hard.
     std::thread::sleep(Duration::from_millis(500));

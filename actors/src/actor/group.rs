@@ -10,7 +10,7 @@
 //! (`send_batches`, where [`route_transmit`] says), in its order, and wakes the handle.
 
 use crate::ctx::{NodeCtx, Port};
-use crate::group::{route_transmit, GroupSock, Route, Transmit};
+use crate::group::{route_transmit, GroupDrops, GroupSock, Route, Transmit};
 use crate::route::Deliveries;
 use crate::send::enqueue_to_peer;
 use crate::topsrv::{EventKind, TopoEvent};
@@ -119,6 +119,12 @@ impl Port for GroupInner {
     fn is_datagram(&self) -> bool {
         true
     }
+
+    fn group_drops(&self) -> Option<GroupDrops> {
+        let mut d = GroupDrops::default();
+        d.add(&self.lock());
+        Some(d)
+    }
 }
 
 /// Complete the join (`tipc_sk_join` after the publication): the members the binding table
@@ -164,6 +170,16 @@ fn handle_binding(ctx: &NodeCtx, inner: &GroupInner, ev: &TopoEvent) {
 /// withdraws the binding and unregisters the port afterwards, so the LEAVEs go first.
 pub(crate) fn leave_now(ctx: &NodeCtx, inner: &GroupInner) {
     inner.drive(ctx, |st| st.leave());
+}
+
+/// The member's port is gone: what it dropped joins the node's sum of members that left.
+pub(crate) fn retire(ctx: &NodeCtx, inner: &GroupInner) {
+    let mut d = GroupDrops::default();
+    d.add(&inner.lock());
+    ctx.group_drops_left
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .merge(d);
 }
 
 fn send(ctx: &NodeCtx, r: Route) {

@@ -83,7 +83,7 @@ pub mod sock;
 mod window;
 
 pub use member::{MemberInfo, MemberState};
-pub use sock::{route_transmit, GroupSock, Route, SockStats};
+pub use sock::{route_transmit, GroupDrops, GroupSock, Route, SockStats};
 
 /// One unit of advertised window in blocks: a maximal message, `(MAX_MSG_SIZE + MAX_H_SIZE)
 /// / 1024 + 1` = 65 (`ADV_UNIT`).

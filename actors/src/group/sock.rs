@@ -37,6 +37,51 @@ pub struct SockStats {
     pub max_queued_bytes: usize,
 }
 
+/// What group member sockets dropped, by cause (the core's and the socket's counters of
+/// input that was not delivered), summed over members.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupDrops {
+    /// Unparsable or not group traffic ([`super::GroupStats::malformed`]).
+    pub malformed: u64,
+    /// From a non-member or a member not admitted yet (the group is closed).
+    pub non_member: u64,
+    /// Older than what the member already delivered from that sender.
+    pub stale: u64,
+    /// A sender's deferred queue was full.
+    pub deferred_overflow: u64,
+    /// The receive queue held its buffer's worth (a sender ignoring its window).
+    pub rcvbuf: u64,
+    /// Came before the join completed and did not fit.
+    pub early: u64,
+    /// Came after the member left.
+    pub after_leave: u64,
+}
+
+impl GroupDrops {
+    /// Add one socket's counters.
+    pub fn add(&mut self, g: &GroupSock) {
+        let (c, s) = (g.core.stats(), g.stats);
+        self.malformed += c.malformed;
+        self.non_member += c.non_member;
+        self.stale += c.stale;
+        self.deferred_overflow += c.deferred_overflow;
+        self.rcvbuf += s.rcvbuf_dropped;
+        self.early += s.early_dropped;
+        self.after_leave += s.after_leave;
+    }
+
+    /// Add another sum.
+    pub fn merge(&mut self, o: GroupDrops) {
+        self.malformed += o.malformed;
+        self.non_member += o.non_member;
+        self.stale += o.stale;
+        self.deferred_overflow += o.deferred_overflow;
+        self.rcvbuf += o.rcvbuf;
+        self.early += o.early;
+        self.after_leave += o.after_leave;
+    }
+}
+
 /// One member socket (see the module docs).
 #[derive(Debug)]
 pub struct GroupSock {

@@ -10,7 +10,7 @@
 //! data and member events in one ordered stream: per sender, in its send order across modes,
 //! and a member's leave after its last message. Dropping the handle leaves the group.
 
-use crate::actor::group::{join_now, leave_now, pump_bindings, GroupInner};
+use crate::actor::group::{join_now, leave_now, pump_bindings, retire, GroupInner};
 use crate::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
 use crate::ctx::NodeCtx;
 use crate::group::{
@@ -450,6 +450,7 @@ impl GroupMember {
         leave_now(&self.ctx, &self.inner);
         self.ctx.withdraw_now(self.publ);
         self.ctx.ports.remove(&self.own.port);
+        retire(&self.ctx, &self.inner);
         let _ = stop.send(());
     }
 }

@@ -25,7 +25,9 @@ pub async fn node_list(node: &Node) -> String {
 /// `node stat`: one line per peer node with its node-level counters (§4.12 failover and
 /// synch, restarts, messages a failed link dropped that could not be returned, delivered
 /// messages of a user no input queue takes), then one line with what the receive dispatch
-/// dropped, by cause. Not in the kernel's tool, whose counters are per link.
+/// dropped, by cause, and one with what group member sockets dropped (`group dropped:
+/// non_member:N malformed:N stale:N deferred_overflow:N rcvbuf:N early:N after_leave:N`,
+/// members that left included). Not in the kernel's tool, whose counters are per link.
 pub async fn node_stat(node: &Node) -> String {
     let mut s = String::new();
     for n in node.transport().nodes().await {
@@ -54,6 +56,12 @@ pub async fn node_stat(node: &Node) -> String {
         s,
         "dispatch dropped: malformed:{} not_for_sockets:{} not_returnable:{} sender_gone:{}",
         d.malformed, d.not_for_sockets, d.not_returnable, d.sender_gone
+    );
+    let g = node.transport().group_drops();
+    let _ = writeln!(
+        s,
+        "group dropped: non_member:{} malformed:{} stale:{} deferred_overflow:{} rcvbuf:{} early:{} after_leave:{}",
+        g.non_member, g.malformed, g.stale, g.deferred_overflow, g.rcvbuf, g.early, g.after_leave
     );
     s
 }

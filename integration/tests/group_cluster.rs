@@ -320,3 +320,120 @@ fn group_drops_a_message_from_a_socket_that_is_not_a_member() {
     };
     assert_eq!(field("non_member:") + field("malformed:"), 2, "{line}");
 }
+
+#[test]
+fn group_join_flags_echo_loopback_node_scope_count_and_timeout() {
+    let nodes = three_nodes("gf");
+    // --loopback with --events: the member sees itself join; --echo answers each message.
+    let (mut r, r_sock) = join(
+        &nodes[0],
+        1,
+        &["--events", "--loopback", "--echo", "--count", "2"],
+        Duration::ZERO,
+    );
+    let own = format!("MEMBER_UP member={G}:1 sock={r_sock}");
+    r.wait_prefix(&own, Duration::from_secs(5)).expect(&own);
+    let (ok, out, err) = nodes[1].ctl(&[
+        "group",
+        "send",
+        "4711:2",
+        "--wait-members",
+        "1",
+        "ucast",
+        &r_sock,
+        "one",
+        "bcast",
+        "two",
+    ]);
+    assert!(ok && out.contains("SENT count=2"), "{out} {err}");
+    let (status, lines) = r.finish(Duration::from_secs(5));
+    assert_eq!(status, Some(true), "--count 2 ends the command: {lines:?}");
+    let data: Vec<&String> = lines.iter().filter(|l| l.starts_with("RECV ")).collect();
+    assert!(data[0].contains("mode=ucast len=3 data=one"), "{data:?}");
+    assert!(data[1].contains("mode=bcast len=3 data=two"), "{data:?}");
+    // The echo went back to the sender (which reads and drops it): counted nowhere as a drop.
+    let (_, stat, _) = nodes[1].ctl(&["node", "stat"]);
+    assert!(
+        stat.contains("group dropped: non_member:0 malformed:0"),
+        "{stat}"
+    );
+
+    // Node scope: a member and a sender on the same node find each other.
+    let (mut n, n_sock) = join(
+        &nodes[2],
+        5,
+        &["--scope", "node", "--count", "1", "--timeout", "10000"],
+        Duration::ZERO,
+    );
+    // Its binding is node scope: listed here, not in the other nodes' tables.
+    let (_, here, _) = nodes[2].ctl(&["nametable", "show"]);
+    let (_, there, _) = nodes[0].ctl(&["nametable", "show"]);
+    assert!(
+        !there
+            .lines()
+            .any(|l| l.starts_with("4711 ") && l.contains(" node ")),
+        "{there}"
+    );
+    assert!(
+        here.lines()
+            .any(|l| l.starts_with("4711       5          5          node")),
+        "{here}"
+    );
+
+    let (ok, out, err) = nodes[2].ctl(&[
+        "group",
+        "send",
+        "4711:6",
+        "--scope",
+        "node",
+        "--wait-members",
+        "1",
+        "ucast",
+        &n_sock,
+        "x",
+    ]);
+    assert!(ok && out.contains("SENT count=1"), "{out} {err}");
+    let (status, lines) = n.finish(Duration::from_secs(5));
+    assert_eq!(status, Some(true), "{lines:?}");
+
+    // --timeout without enough messages: an error after the time.
+    let mut t = CtlProc::spawn(
+        &nodes[1],
+        &[
+            "group",
+            "join",
+            "4711:7",
+            "--count",
+            "1",
+            "--timeout",
+            "300",
+        ],
+        Lines::Stdout,
+    );
+    let (status, _) = t.finish(Duration::from_secs(5));
+    assert_eq!(status, Some(false));
+}
+
+#[test]
+fn group_bindings_are_listed_by_nametable_show_and_socket_list() {
+    let nodes = three_nodes("gl");
+    let (_m, sock) = join(&nodes[0], 3, &[], Duration::ZERO);
+    let port = sock.rsplit(':').next().unwrap().to_string();
+    let (_, table, _) = nodes[0].ctl(&["socket", "list"]);
+    let at = table
+        .find(&format!("socket {port}"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(table[at..].contains("bound to {4711,3,3}"), "{table}");
+    assert!(nodes[1].wait_binding(G, Duration::from_secs(5)));
+    let (_, t1, _) = nodes[1].ctl(&["nametable", "show"]);
+    let line = t1
+        .lines()
+        .find(|l| l.starts_with("4711 "))
+        .unwrap_or_else(|| panic!("{t1}"));
+    let f: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        &f[..5],
+        &["4711", "3", "3", "cluster", port.as_str()],
+        "{line}"
+    );
+}

@@ -6,12 +6,14 @@
 //! * [`media`]: UDP (quinn-udp), Ethernet (pnet_datalink), in-memory and fault-injecting media
 //!   (kernel `udp_media.c`, `eth_media.c`, `bearer.c`);
 //! * sans-IO protocol cores: [`discovery`] (`discover.c`), [`link`] (`link.c`), [`peer`]
-//!   (`node.c`, one per remote node, owning its links).
+//!   (`node.c`, one per remote node, owning its links), [`bcast`] (`bcast.c`: the node's
+//!   broadcast send link; not driven by the node yet).
 //!
 //! The cores do no I/O and read no clock: time is passed in as an [`std::time::Instant`].
 //! Spec references are to `shared/spec/tipc-protocol.md`.
 
 pub mod addr;
+pub mod bcast;
 pub mod discovery;
 pub mod link;
 pub mod media;

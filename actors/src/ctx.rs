@@ -14,9 +14,10 @@ use crate::tx::TxPath;
 use actix::prelude::*;
 use bytes::Bytes;
 use dashmap::DashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
+use tipc_transport::bcast::{BcastConfig, BcastLink};
 use tipc_transport::discovery::Neighbor;
 use tipc_transport::peer::BearerParams;
 use tipc_transport::wire::MAX_MSG_SIZE;
@@ -170,6 +171,11 @@ pub(crate) struct NodeCtx {
     rcv_stats: Mutex<RcvStats>,
     /// What group members that left had dropped.
     pub group_drops_left: Mutex<crate::group::GroupDrops>,
+    /// The node's broadcast send link. Lock order: a peer's links, then this; whoever holds
+    /// it only sends on bearers.
+    bcast: Mutex<BcastLink>,
+    /// Its `last_bcast`, for the peers' links without the lock.
+    bcast_last: AtomicU16,
 }
 
 impl NodeCtx {
@@ -183,6 +189,7 @@ impl NodeCtx {
         let port_start = rng.next_u32().max(1);
         let (events, _) = broadcast::channel(1024);
         let own = cfg.id.hash();
+        let cfg_net_id = cfg.net_id;
         NodeCtx {
             own_addr: own,
             cfg,
@@ -203,6 +210,12 @@ impl NodeCtx {
             next_port: AtomicU32::new(port_start),
             rcv_stats: Mutex::new(RcvStats::default()),
             group_drops_left: Mutex::new(crate::group::GroupDrops::default()),
+            bcast: Mutex::new(BcastLink::new(BcastConfig {
+                own_addr: own,
+                net_id: cfg_net_id,
+                mtu: 1500,
+            })),
+            bcast_last: AtomicU16::new(0),
         }
     }
 
@@ -314,6 +327,22 @@ impl NodeCtx {
                 key: p.key,
             });
         }
+    }
+
+    /// The broadcast send link (a poisoned lock is taken over: the link is consistent
+    /// between calls). See the lock order at the field.
+    pub fn bcast(&self) -> MutexGuard<'_, BcastLink> {
+        self.bcast.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The broadcast link's `last_bcast`, as last published by [`NodeCtx::set_bcast_last`].
+    pub fn bcast_last(&self) -> u16 {
+        self.bcast_last.load(Ordering::Acquire)
+    }
+
+    /// Publish the broadcast link's `last_bcast` for the peers' links.
+    pub fn set_bcast_last(&self, v: u16) {
+        self.bcast_last.store(v, Ordering::Release);
     }
 
     /// Is `node` this node (or 0, which means this node)?

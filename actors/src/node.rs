@@ -160,6 +160,14 @@ impl TransportNode {
             ctl: addr.clone().recipient(),
             stats: addr.recipient(),
         });
+        let mtu = bearers
+            .iter()
+            .flatten()
+            .map(|b| b.info.params.mtu)
+            .min()
+            .unwrap_or(info.params.mtu);
+        drop(bearers);
+        self.ctx.bcast().set_mtu(mtu);
         Ok(info)
     }
 
@@ -257,6 +265,12 @@ impl TransportNode {
             }
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
+    }
+
+    /// The broadcast send link's counters, and the peers it broadcasts to.
+    pub fn bcast_stats(&self) -> (tipc_transport::bcast::BcastStats, usize) {
+        let b = self.ctx.bcast();
+        (b.stats(), b.peers().count())
     }
 
     /// What the group member sockets dropped (closed groups, malformed, stale, over their

@@ -7,6 +7,8 @@ use crate::flow::{may_send_inline, send_inline, wait_uncongested, Inline, PeerFl
 use crate::msg::{Barrier, Drain, PeerHandle};
 use bytes::BytesMut;
 use std::sync::atomic::Ordering;
+use tipc_transport::bcast::{BcastLink, BcastSendError};
+use tipc_transport::media::{Dest, TxFrame};
 use tipc_transport::NodeAddr;
 
 /// Queue a complete message for a peer's link, in order with everything else queued for it,
@@ -97,4 +99,34 @@ pub(crate) async fn post_barrier(ctx: &NodeCtx, to: NodeAddr, flow: &PeerFlow) {
     if let Some(b) = barrier {
         let _ = b.send(Barrier).await;
     }
+}
+
+/// Put what the node's broadcast link queued on the wire: every frame once, with the
+/// broadcast address of the first bearer (the kernel's primary bearer: Ethernet broadcast,
+/// the UDP multicast group or every UDP replicast peer), and publish its `last_bcast`.
+pub(crate) fn bcast_flush(ctx: &NodeCtx, link: &mut BcastLink) {
+    ctx.set_bcast_last(link.last_bcast());
+    let frames: Vec<TxFrame> = std::iter::from_fn(|| link.poll_transmit())
+        .map(|f| TxFrame::new(Dest::Broadcast, f))
+        .collect();
+    if frames.is_empty() {
+        return;
+    }
+    let tx = ctx
+        .bearers
+        .read()
+        .ok()
+        .and_then(|b| b.iter().flatten().next().map(|s| s.tx.clone()));
+    if let Some(tx) = tx {
+        tx.send(frames);
+    }
+}
+
+/// Send a complete message on the node's broadcast link to every peer node; handed back if
+/// the link refuses it (congested, no peers).
+pub(crate) fn bcast_send(ctx: &NodeCtx, msg: BytesMut) -> Result<(), BcastSendError> {
+    let mut link = ctx.bcast();
+    let r = link.send(crate::ctx::now(), msg);
+    bcast_flush(ctx, &mut link);
+    r
 }

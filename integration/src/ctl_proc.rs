@@ -134,6 +134,16 @@ impl CtlProc {
         );
         l.wait_prefix("READY sock=", Duration::from_secs(5))
             .expect("listener ready");
+        // The binding must have reached the client's node, or the connect finds no service.
+        let ty: u32 = service
+            .split(':')
+            .next()
+            .and_then(|t| t.parse().ok())
+            .expect("TYPE:INST");
+        assert!(
+            client.wait_binding(ty, Duration::from_secs(10)),
+            "binding {service} never reached the client's node"
+        );
         let mut c = CtlProc::spawn(
             client,
             &["connect", "--service", service, "--stream", "--linger", "0"],

@@ -240,3 +240,32 @@ async fn group_sender_is_held_back_by_a_slow_reader_and_nothing_is_lost() {
         s.driver.max_queued_bytes
     );
 }
+
+#[actix_rt::test]
+async fn group_broadcasts_in_a_row_go_on_the_broadcast_link_and_arrive_in_order() {
+    let nodes = udp_cluster("b", 3).await;
+    let a = join(&nodes[0], 1).await;
+    let b = join(&nodes[1], 2).await;
+    let c = join(&nodes[2], 3).await;
+    settle(&[&a, &b, &c], 2).await;
+    let (before, peers) = nodes[0].bcast_stats();
+    assert_eq!(peers, 2);
+    let sender = async {
+        for i in 0..100 {
+            a.broadcast(format!("b{i}")).await.unwrap();
+        }
+    };
+    let (_, gb, gc) = tokio::join!(sender, messages(&b, 100, 3000), messages(&c, 100, 3000));
+    let want: Vec<String> = (0..100).map(|i| format!("b{i}")).collect();
+    for got in [gb, gc] {
+        let texts: Vec<String> = got.into_iter().map(|(_, _, t)| t).collect();
+        assert_eq!(texts, want);
+    }
+    // The first went by replicast with an ack request, the others on the broadcast link.
+    let (after, _) = nodes[0].bcast_stats();
+    assert!(
+        after.tx_packets - before.tx_packets >= 90,
+        "{} broadcast-link packets",
+        after.tx_packets - before.tx_packets
+    );
+}

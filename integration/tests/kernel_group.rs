@@ -1,8 +1,8 @@
 //! Communication groups with real Linux 6.1 kernel nodes (../shared/tipc-peer), over UDP and
 //! over Ethernet: two kernel VMs and two of our nodes in one group. The kernel's mixed-mode
 //! sequence (with runs of broadcasts that its broadcast link carries) reaches our members in
-//! its send order; ours reaches the kernel's helper in our send order, broadcasts after
-//! unicasts; member events both ways.
+//! its send order; ours (whose runs of broadcasts our broadcast link carries) reaches the
+//! kernel's helper in our send order, broadcasts after unicasts; member events both ways.
 //!
 //! Ignored by default (`#[ignore = "needs the kernel peer VM"]`); scripts/test runs it with
 //! `--include-ignored` as root, and it fails if the harness cannot boot the VMs.
@@ -113,14 +113,18 @@ fn exec_ok(k: &KernelPeer, cmd: &str) -> String {
     out
 }
 
-/// Broadcast-link TX packets of a kernel node.
-fn kernel_bcast_tx(k: &KernelPeer) -> u64 {
+/// A kernel node's broadcast-link counter `what` (`TX packets:`: its sends).
+fn kernel_bcast(k: &KernelPeer, what: &str) -> u64 {
     let out = exec_ok(k, "tipc link stat show link broadcast-link");
     out.lines()
-        .find_map(|l| l.trim().strip_prefix("TX packets:"))
+        .find_map(|l| l.trim().strip_prefix(what))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no TX packets in {out}"))
+        .unwrap_or_else(|| panic!("no {what} in {out}"))
+}
+
+fn kernel_bcast_tx(k: &KernelPeer) -> u64 {
+    kernel_bcast(k, "TX packets:")
 }
 
 fn scenario(ns: &str, bearer: Bearer) {
@@ -294,6 +298,50 @@ fn scenario(ns: &str, bearer: Bearer) {
         want4,
         "at the kernel's member 4: {log4:?}"
     );
+    // Our runs of broadcasts went on our broadcast link (the first of each run is a forced
+    // replicast with an ack request, the second is free): the kernel's member got them above.
+    let (_, ours, _) = h2.ctl(&["link", "stat", "show", "broadcast-link"]);
+    let tx: u64 = ours
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("TX packets:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{ours}"));
+    assert!(tx >= 5, "our broadcast link sent {tx} packets:\n{ours}");
+    // 300 broadcasts in a row, beyond the window (50) and the backlog (200): they go on
+    // the broadcast link while it takes them (by replicast when it is full), and the kernel
+    // nodes acknowledge all of it.
+    let (ok, out, err) = h2.ctl(&[
+        "group",
+        "send",
+        "4711:6",
+        "--wait-members",
+        "4",
+        "--count",
+        "300",
+        "bcast",
+        "z",
+    ]);
+    assert!(ok && out.contains("SENT count=300"), "{out} {err}");
+    let end = Instant::now() + Duration::from_secs(10);
+    let ours = loop {
+        let (_, ours, _) = h2.ctl(&["link", "stat", "show", "broadcast-link"]);
+        if ours.contains("Queued now:0 ") || Instant::now() > end {
+            break ours;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        ours.contains("Queued now:0 "),
+        "not all acknowledged:\n{ours}"
+    );
+    let tx2: u64 = ours
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("TX packets:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{ours}"));
+    assert!(tx2 - tx >= 200, "{} more packets:\n{ours}", tx2 - tx);
     assert_eq!(
         data_from(&log3, "4711:5"),
         want3,

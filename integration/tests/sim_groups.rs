@@ -54,8 +54,9 @@ fn finish(sim: &mut Sim, limit: Duration) {
     let done = sim.run_until(limit, |s| !s.group_sending() && s.group_unread() == 0);
     assert!(
         done,
-        "sim seed={seed}: group traffic not done after {limit:?} (unread {})",
-        sim.group_unread()
+        "sim seed={seed}: group traffic not done after {limit:?} (unread {})\n{}",
+        sim.group_unread(),
+        sim.group_debug()
     );
     // Whatever is still on the links arrives.
     sim.run_for(Duration::from_secs(5));

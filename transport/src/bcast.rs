@@ -20,6 +20,7 @@
 //! beyond that is refused with the message handed back ([`BcastSendError::Congested`]).
 //! A packet is retransmitted (on a NACK) at most once per [`RETRANSMIT_SPACING`].
 
+use crate::peer::PeerEvent;
 use crate::wire::{self, Header, Seqno, INT_H_SIZE};
 use crate::NodeAddr;
 use bytes::{Bytes, BytesMut};
@@ -78,6 +79,8 @@ pub struct BcastStats {
     pub congested: u64,
     /// The most packets queued (in flight and waiting) at once.
     pub max_queue: usize,
+    /// Packets queued now (in flight and waiting).
+    pub queued: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -154,9 +157,12 @@ impl BcastLink {
         self.backlog.len() >= BACKLOG_LIMIT
     }
 
-    /// Counters.
+    /// Counters (and what is queued now).
     pub fn stats(&self) -> BcastStats {
-        self.stats
+        BcastStats {
+            queued: self.transmq.len() + self.backlog.len(),
+            ..self.stats
+        }
     }
 
     /// A peer node came up (`tipc_link_add_bc_peer`): it is taken to have everything sent so
@@ -170,6 +176,43 @@ impl BcastLink {
                 ready: false,
             },
         );
+    }
+
+    /// [`add_peer`](Self::add_peer), the peer taken to have everything up to `last` (the
+    /// `last_bcast` our bc-init told it: [`crate::peer::Peer::bc_init_last`]); what it
+    /// needs after that stays queued until it acks.
+    pub fn add_peer_at(&mut self, peer: NodeAddr, last: u16) {
+        let cur = self.snd_nxt.sub(1);
+        let last = Seqno(last);
+        self.ackers.insert(
+            peer,
+            Acker {
+                acked: if last.more(cur) { cur } else { last },
+                ready: false,
+            },
+        );
+    }
+
+    /// The broadcast half of a peer's event (`node.c`'s calls into `bcast.c`): a node up
+    /// adds it (from the `last_bcast` of its bc-init, `bc_init_last`), a node down removes
+    /// it, [`PeerEvent::BcastReady`] makes its acks count, [`PeerEvent::BcastAck`] acks and
+    /// NACKs. Other events change nothing. True if the link's state changed.
+    pub fn handle_peer_event(
+        &mut self,
+        now: Instant,
+        peer: NodeAddr,
+        ev: &PeerEvent,
+        bc_init_last: u16,
+    ) -> bool {
+        match *ev {
+            PeerEvent::NodeUp => self.add_peer_at(peer, bc_init_last),
+            PeerEvent::NodeDown => self.remove_peer(peer),
+            PeerEvent::BcastReady => self.peer_ready(peer),
+            PeerEvent::BcastAck { ack, gap: 0 } => self.handle_ack(peer, ack),
+            PeerEvent::BcastAck { ack, gap } => self.handle_nack(now, peer, ack, gap),
+            _ => return false,
+        }
+        true
     }
 
     /// Acks from `peer` count from now on (`bc_peer_is_up`).

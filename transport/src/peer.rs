@@ -3,8 +3,9 @@
 //! One [`Peer`] per remote node owns that node's links (one per bearer, at most two working),
 //! chooses among them for sending, keeps the broadcast bookkeeping a kernel peer needs (§5.5
 //! items 1–4: our broadcast receive state from the peer's bc-init, `bcast_ack` in every packet,
-//! our own bc-init sent as unicast seqno 1 at link-up, `last_bcast = 0` since we never
-//! broadcast) and turns link events into node events.
+//! our own bc-init sent as unicast seqno 1 at link-up, `last_bcast` from our broadcast link),
+//! reports the peer's acks of our broadcasts ([`PeerEvent::BcastAck`],
+//! [`PeerEvent::BcastReady`]) and turns link events into node events.
 //!
 //! # Peer restarts
 //!
@@ -39,6 +40,9 @@ use crate::{BearerId, NodeAddr, NodeId, MAX_BEARERS};
 use bytes::{Bytes, BytesMut};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
+
+/// The least time between two STATEs sent for broadcasts the peer has not acknowledged.
+pub const BC_STATE_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Where a received frame goes (`tipc_rcv`, §4.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,6 +191,18 @@ pub enum PeerEvent {
     /// The node had no working link for [`NODE_CLEANUP_AFTER`]: forget it (drop this peer
     /// object; a new discovery starts a fresh one).
     Forget,
+    /// The peer acknowledged our broadcasts up to `ack` (a packet's `bcast_ack`, §5.2) and,
+    /// from a STATE, misses the `gap` packets after it (`bc_gap`, a broadcast NACK). Reported
+    /// when the ack moved or a gap is named; for the node's [`crate::bcast::BcastLink`].
+    BcastAck {
+        /// Last of our broadcast seqnos the peer has in order.
+        ack: u16,
+        /// Packets it misses after `ack` (0: none).
+        gap: u16,
+    },
+    /// From now on the peer's broadcast acks count (`bc_peer_is_up`: its broadcast receive
+    /// state for us is set up and it acknowledged our unicast packets). Once per node session.
+    BcastReady,
 }
 
 /// A frame the owner must send.
@@ -311,6 +327,20 @@ pub struct Peer {
     bc_deferred: BTreeMap<u64, Bytes>,
     bc_reasm: wire::Reassembler,
     bc_rcv_unacked: u16,
+    /// Our broadcast link's `snd_nxt - 1` (the `last_bcast` our links send).
+    last_bcast: u16,
+    /// The `last_bcast` of the last bc-init we sent.
+    bc_init_last: u16,
+    /// The last broadcast ack of the peer reported ([`PeerEvent::BcastAck`]).
+    bc_peer_ack: Option<u16>,
+    /// A STATE from the peer acknowledged a unicast packet in this node session.
+    bc_state_acked: bool,
+    /// [`PeerEvent::BcastReady`] was reported in this node session.
+    bc_peer_ready: bool,
+    /// The last STATE's broadcast NACK is suppressed next time.
+    bc_nack_suppress: bool,
+    /// When we last sent a STATE for our unacknowledged broadcasts.
+    bc_state_at: Option<Instant>,
     net_id: u32,
     events: VecDeque<PeerEvent>,
     tx_rr: usize,
@@ -345,6 +375,13 @@ impl Peer {
             bc_deferred: BTreeMap::new(),
             bc_reasm: wire::Reassembler::new(),
             bc_rcv_unacked: 0,
+            last_bcast: 0,
+            bc_init_last: 0,
+            bc_peer_ack: None,
+            bc_state_acked: false,
+            bc_peer_ready: false,
+            bc_nack_suppress: false,
+            bc_state_at: None,
             net_id: 4711,
             events: VecDeque::new(),
             tx_rr: 0,
@@ -499,7 +536,7 @@ impl Peer {
                 session,
             };
             let mut link = Link::new(cfg, now);
-            link.set_bcast_state(self.bc_rcv_nxt.sub(1).0, self.bc_up, 0);
+            link.set_bcast_state(self.bc_rcv_nxt.sub(1).0, self.bc_up, self.last_bcast);
             self.links[idx] = Some(LinkSlot {
                 link,
                 media: n.media_addr,
@@ -563,6 +600,9 @@ impl Peer {
             self.stats.synch_dropped += 1;
             return;
         }
+        if self.links.get(idx).is_some_and(|s| s.is_some()) {
+            self.bc_ack_rcv(now, &pkt);
+        }
         match self.links.get_mut(idx).and_then(|s| s.as_mut()) {
             Some(s) => s.link.handle_packet(now, pkt),
             None => {
@@ -576,6 +616,98 @@ impl Peer {
     /// The network id broadcast-link packets must carry in w5 (default 4711).
     pub fn set_net_id(&mut self, net_id: u32) {
         self.net_id = net_id;
+    }
+
+    /// Our broadcast link's last seqno ([`crate::bcast::BcastLink::last_bcast`]), written
+    /// as `last_bcast` into our LINK_PROTOCOL messages and bc-init (§5.2): the peer finds a
+    /// lost tail of our broadcasts by it. Set it whenever it changed, before the peer runs.
+    pub fn set_last_bcast(&mut self, last: u16) {
+        if last != self.last_bcast {
+            self.last_bcast = last;
+            self.sync_bc_state();
+        }
+    }
+
+    /// Our broadcast receive state for the peer: set up (its bc-init came), the next seqno
+    /// expected, packets deferred.
+    pub fn bc_rcv_state(&self) -> (bool, u16, usize) {
+        (self.bc_up, self.bc_rcv_nxt.0, self.bc_deferred.len())
+    }
+
+    /// The `last_bcast` our bc-init of this node session told the peer: it has our
+    /// broadcasts up to there ([`crate::bcast::BcastLink::add_peer_at`]).
+    pub fn bc_init_last(&self) -> u16 {
+        self.bc_init_last
+    }
+
+    /// The peer's `last_bcast` in a STATE (`tipc_link_bc_sync_rcv`): if it sent broadcast
+    /// packets we have not received (a gap before deferred ones, or a lost tail that no
+    /// later packet reveals), NACK them through `bc_gap`; as the kernel, every other such
+    /// STATE (`BC_NACK_SND_SUPPRESS`).
+    fn bc_tail_check(&mut self, now: Instant, peers_last: Seqno) {
+        let have = self.bc_rcv_nxt.sub(1);
+        if !self.bc_up || !peers_last.more(have) || peers_last.diff(have) > crate::link::RCV_WINDOW
+        {
+            return;
+        }
+        if std::mem::take(&mut self.bc_nack_suppress) {
+            return;
+        }
+        let gap = if self.bc_deferred.is_empty() {
+            peers_last.diff(have).min(0x3FF)
+        } else {
+            self.bc_gap()
+        };
+        if let Some(i) = self.active_link {
+            if let Some(s) = self.links[i].as_mut() {
+                s.link.set_bcast_gap(gap);
+                s.link.send_state(now);
+                self.bc_nack_suppress = true;
+            }
+        }
+    }
+
+    /// The broadcast acks a packet from the peer carries (`tipc_rcv`'s calls of
+    /// `tipc_bcast_ack_rcv` and, for LINK_PROTOCOL, `tipc_bcast_sync_rcv`): every packet's
+    /// `bcast_ack` unless its user marks it invalid; a STATE's also with its `bc_gap`; other
+    /// LINK_PROTOCOL messages carry none (ACTIVATE reuses the field).
+    fn bc_ack_rcv(&mut self, now: Instant, pkt: &[u8]) {
+        if !self.node_up {
+            return;
+        }
+        let Ok(h) = Header::new_checked(pkt) else {
+            return;
+        };
+        let usr = h.user();
+        let invalid = matches!(
+            usr,
+            user::BCAST_PROTOCOL | user::NAME_DISTRIBUTOR | user::LINK_PROTOCOL
+        ) && h.flag(field::BC_ACK_INVALID);
+        let mut gap = 0;
+        if usr == user::LINK_PROTOCOL {
+            if h.mtype() != 0 {
+                return;
+            }
+            if h.ack() != 0 {
+                self.bc_state_acked = true;
+            }
+            gap = h.get(field::BC_GAP) as u16;
+            self.bc_tail_check(now, Seqno(h.get(field::LAST_BCAST) as u16));
+        }
+        if !self.bc_peer_ready && self.bc_up && self.bc_state_acked {
+            self.bc_peer_ready = true;
+            self.events.push_back(PeerEvent::BcastReady);
+            // An ack seen before it counted is reported again.
+            self.bc_peer_ack = None;
+        }
+        if invalid {
+            return;
+        }
+        let ack = h.bcast_ack();
+        if gap > 0 || self.bc_peer_ack != Some(ack) {
+            self.bc_peer_ack = Some(ack);
+            self.events.push_back(PeerEvent::BcastAck { ack, gap });
+        }
     }
 
     /// A broadcast-link packet from this peer (§5.1, §5.5 item 5): sequenced in the peer's
@@ -627,7 +759,7 @@ impl Peer {
         }
         for i in 0..MAX_BEARERS {
             if let Some(s) = self.links[i].as_mut() {
-                s.link.set_bcast_state(ack, true, 0);
+                s.link.set_bcast_state(ack, true, self.last_bcast);
                 s.link.set_bcast_gap(gap);
             }
             if explicit && Some(i) == self.active_link {
@@ -722,6 +854,22 @@ impl Peer {
         if self.forget_at().is_some_and(|t| t <= now) && self.up_links() == 0 {
             self.lost_at = None;
             self.events.push_back(PeerEvent::Forget);
+        }
+        // While the peer has not acknowledged all our broadcasts, a STATE at each timer run
+        // (at most every BC_STATE_INTERVAL) tells it our `last_bcast`, so that it NACKs a
+        // lost tail (the kernel's link timeout does the same).
+        let unacked = self.node_up && self.bc_peer_ack.is_some_and(|a| a != self.last_bcast);
+        let spaced = self
+            .bc_state_at
+            .is_none_or(|t| now.duration_since(t) >= BC_STATE_INTERVAL);
+        if unacked && spaced {
+            if let Some(i) = self.active_link {
+                if let Some(s) = self.links[i].as_mut() {
+                    s.link.send_state(now);
+                    self.bc_state_at = Some(now);
+                }
+                self.drain_link(now, i);
+            }
         }
     }
 
@@ -1218,7 +1366,8 @@ impl Peer {
         self.node_up = true;
         self.peer_leaving = false;
         self.events.push_back(PeerEvent::NodeUp);
-        let init = bc_init_msg(self.own_addr, self.addr, self.bc_rcv_nxt);
+        self.bc_init_last = self.last_bcast;
+        let init = bc_init_msg(self.own_addr, self.addr, self.bc_rcv_nxt, self.last_bcast);
         if let Some(s) = self.links[idx].as_mut() {
             let _ = s.link.send(now, init);
         }
@@ -1243,6 +1392,9 @@ impl Peer {
         self.bc_deferred.clear();
         self.bc_reasm.reset();
         self.bc_rcv_unacked = 0;
+        self.bc_peer_ack = None;
+        self.bc_state_acked = false;
+        self.bc_peer_ready = false;
         self.lost_at = Some(now);
         self.sync_bc_state();
         self.events.push_back(PeerEvent::NodeDown);
@@ -1266,7 +1418,7 @@ impl Peer {
     fn sync_bc_state(&mut self) {
         let ack = self.bc_rcv_nxt.sub(1).0;
         for s in self.links.iter_mut().flatten() {
-            s.link.set_bcast_state(ack, self.bc_up, 0);
+            s.link.set_bcast_state(ack, self.bc_up, self.last_bcast);
         }
     }
 
@@ -1375,15 +1527,16 @@ fn link_id(link: Option<&mut Link>, idx: usize) -> u32 {
 }
 
 /// The broadcast-init message (`tipc_link_build_bc_init_msg`, §5.2): BCAST_PROTOCOL STATE,
-/// `last_bcast` = our broadcast `snd_nxt - 1` (0: we never broadcast), `bc_ack_invalid` set.
-fn bc_init_msg(own: NodeAddr, peer: NodeAddr, bc_rcv_nxt: Seqno) -> BytesMut {
+/// `last_bcast` = our broadcast `snd_nxt - 1` (0 before our first broadcast),
+/// `bc_ack_invalid` set.
+fn bc_init_msg(own: NodeAddr, peer: NodeAddr, bc_rcv_nxt: Seqno, last_bcast: u16) -> BytesMut {
     let mut b = BytesMut::zeroed(INT_H_SIZE);
     let mut h = Header::new_unchecked(&mut b[..]);
     h.init(user::BCAST_PROTOCOL, 0, INT_H_SIZE, INT_H_SIZE, own);
     h.set(field::ORIGNODE, own);
     h.set(field::DESTNODE, peer);
     let ack = bc_rcv_nxt.sub(1).0;
-    h.set(field::LAST_BCAST, 0);
+    h.set(field::LAST_BCAST, last_bcast as u32);
     h.set_bcast_ack(ack);
     h.set(field::BCGAP_AFTER, ack as u32);
     h.set(field::BCGAP_TO, ack as u32);

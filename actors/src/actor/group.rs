@@ -10,14 +10,16 @@
 //! (`send_batches`, where [`route_transmit`] says), in its order, and wakes the handle.
 
 use crate::ctx::{NodeCtx, Port};
-use crate::group::{route_transmit, GroupDrops, GroupSock, Route, Transmit};
+use crate::group::{route_transmit, BcastPolicy, GroupDrops, GroupSock, Route, Transmit};
 use crate::route::Deliveries;
-use crate::send::enqueue_to_peer;
+use crate::send::{bcast_send, enqueue_to_peer};
+use crate::socket::replicast_copy;
 use crate::topsrv::{EventKind, TopoEvent};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use tipc_transport::bcast::BcastSendError;
 use tipc_transport::wire::InputQueue;
 use tipc_transport::NodeAddr;
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -89,8 +91,9 @@ impl GroupInner {
     /// reused and a message costs no allocation here.
     fn send_batches(&self, ctx: &NodeCtx, mut b: VecDeque<Transmit>) {
         loop {
+            let policy = bcast_policy(ctx);
             for t in b.drain(..) {
-                route_transmit(t, ctx.own_addr, |r| send(ctx, r));
+                route_transmit(t, ctx.own_addr, policy, |r| send(ctx, r));
             }
             let mut st = self.lock();
             st.swap_transmits(&mut b);
@@ -182,10 +185,41 @@ pub(crate) fn retire(ctx: &NodeCtx, inner: &GroupInner) {
         .merge(d);
 }
 
+/// What the node's broadcast link offers: broadcast once the node has a bearer and peers.
+fn bcast_policy(ctx: &NodeCtx) -> BcastPolicy {
+    let peers = ctx.bcast().peers().count();
+    let bearer = ctx
+        .bearers
+        .read()
+        .is_ok_and(|b| b.iter().flatten().next().is_some());
+    BcastPolicy {
+        available: bearer && peers > 0,
+        cluster_size: peers + 1,
+    }
+}
+
 fn send(ctx: &NodeCtx, r: Route) {
     match r {
         Route::Node(node, msg) => {
             enqueue_to_peer(ctx, node, msg);
+        }
+        Route::Broadcast { msg, nodes } => {
+            let m = msg
+                .try_into_mut()
+                .unwrap_or_else(|m| BytesMut::from(&m[..]));
+            if let Err(e) = bcast_send(ctx, m) {
+                let m = match e {
+                    BcastSendError::Congested(m)
+                    | BcastSendError::NoPeers(m)
+                    | BcastSendError::Invalid(m) => m,
+                    _ => return,
+                };
+                for n in nodes {
+                    if let Some(copy) = replicast_copy(&m, n) {
+                        enqueue_to_peer(ctx, n, copy);
+                    }
+                }
+            }
         }
         Route::Local(msg) => {
             let mut d = Deliveries::new(ctx);

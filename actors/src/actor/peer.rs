@@ -15,6 +15,7 @@ use crate::msg::{
     PeerQuery, PeerSnapshot, PeerState, Shutdown,
 };
 use crate::route::{route_out, Deliveries};
+use crate::send::bcast_flush;
 use actix::prelude::*;
 use bytes::BytesMut;
 use std::collections::VecDeque;
@@ -83,6 +84,19 @@ impl PeerActor {
         let mut batch: Vec<Inbound> = Vec::new();
         let mut forget = false;
         while let Some(ev) = l.core.poll_event() {
+            // The broadcast half of node events (`node.c`'s calls into `bcast.c`).
+            if matches!(
+                ev,
+                PeerEvent::NodeUp
+                    | PeerEvent::NodeDown
+                    | PeerEvent::BcastAck { .. }
+                    | PeerEvent::BcastReady
+            ) {
+                let init = l.core.bc_init_last();
+                let mut b = self.ctx.bcast();
+                b.handle_peer_event(now(), peer, &ev, init);
+                bcast_flush(&self.ctx, &mut b);
+            }
             match ev {
                 PeerEvent::Deliver(msg) => batch.push(Inbound::Sockets(msg)),
                 PeerEvent::DeliverMcast(msg) => batch.push(Inbound::Mcast(msg)),
@@ -141,6 +155,7 @@ impl PeerActor {
                     route_out(&self.ctx, msg);
                 }
                 PeerEvent::Forget => forget = true,
+                PeerEvent::BcastAck { .. } | PeerEvent::BcastReady => {}
             }
         }
         self.flush_batch(&mut batch);
@@ -279,6 +294,7 @@ impl PeerActor {
             let mut l = lock_links(&links);
             l.armed = None;
             let now = now();
+            l.core.set_last_bcast(act.ctx.bcast_last());
             if l.core.poll_timeout().is_some_and(|d| d <= now) {
                 l.core.handle_timeout(now);
             }
@@ -292,6 +308,7 @@ impl PeerActor {
     fn with_core(&mut self, ctx: &mut Context<Self>, f: impl FnOnce(&mut Self, &mut PeerLinks)) {
         let links = self.links.clone();
         let mut l = lock_links(&links);
+        l.core.set_last_bcast(self.ctx.bcast_last());
         f(self, &mut l);
         self.pump(ctx, &mut l);
     }

@@ -61,6 +61,11 @@
 //!   unexpected and duplicate ACKs too), and a deleted member releases only an ack it owed.
 //! * A member still JOINING (JOIN seen, binding not) on a node that goes down is deleted; the
 //!   kernel keeps it for ever.
+//! * A member whose node is lost gets its WITHDRAWN event after everything in its deferred
+//!   queue, which is delivered in order across any gap (a broadcast on the broadcast link
+//!   overtaken by a later one on a unicast link, and lost with the node). The kernel appends
+//!   the event behind a gap that can no longer fill: the member is never deleted and a
+//!   forced broadcast waiting for its ack blocks the sender for good.
 //! * Group data with an error code or a header other than 44 bytes is counted malformed and
 //!   dropped; each member's deferred queue holds at most [`MAX_DEFERRED`] messages, more are
 //!   dropped and counted (the kernel's queue is unbounded).
@@ -83,7 +88,7 @@ pub mod sock;
 mod window;
 
 pub use member::{MemberInfo, MemberState};
-pub use sock::{route_transmit, GroupDrops, GroupSock, Route, SockStats};
+pub use sock::{route_transmit, BcastPolicy, GroupDrops, GroupSock, Route, SockStats};
 
 /// One unit of advertised window in blocks: a maximal message, `(MAX_MSG_SIZE + MAX_H_SIZE)
 /// / 1024 + 1` = 65 (`ADV_UNIT`).

@@ -11,7 +11,7 @@
 //! `bc_syncpt`/`bc_acked`/`remitted` << 16 | `adv_win`; the link fields stay 0.
 
 use bytes::BytesMut;
-use tipc_transport::wire::{GroupProtoRepr, GroupProtoType, Header, INT_H_SIZE};
+use tipc_transport::wire::{GroupProtoRepr, GroupProtoType, Header, Seqno, INT_H_SIZE};
 use tipc_transport::NodeAddr;
 
 use super::member::{Deferred, MemberState};
@@ -176,7 +176,19 @@ impl GroupCore {
         self.unlist(addr);
         self.open_member(addr, true);
         if node_down {
-            let rcv_nxt = self.members.get(&addr).map_or(0, |m| m.bc_rcv_nxt);
+            // Nothing more comes from a lost node: what waits behind a gap in its deferred
+            // queue (broadcasts that overtook an earlier one on another path, and whatever
+            // queued behind them) is delivered in its order, then the event. The kernel
+            // appends the event behind them, where it waits for the gap for ever, the member
+            // is never deleted, and a broadcast waiting for its ack blocks its sender.
+            let rcv_nxt = self.members.get_mut(&addr).map_or(0, |m| {
+                for d in &m.deferred {
+                    if Seqno(d.seqno()).more(Seqno(m.bc_rcv_nxt)) {
+                        m.bc_rcv_nxt = d.seqno();
+                    }
+                }
+                m.bc_rcv_nxt
+            });
             self.create_event(addr, false, rcv_nxt);
         }
     }

@@ -7,15 +7,15 @@
 //! receive queue between the core and the application (bounded by the core's receive
 //! buffer), the binding events of the group's subscription (node scope keeps this node's
 //! only), reads that open the senders' windows, and where each [`Transmit`] goes
-//! ([`route_transmit`]: a copy per member node by replicast, the multicast dispatch for this
-//! node).
+//! ([`route_transmit`]: a copy per member node by replicast or one packet on the broadcast
+//! link, as [`BcastPolicy`] picks, and the multicast dispatch for this node).
 
 use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
 use tipc_transport::NodeAddr;
 
-use super::{GroupCore, GroupDest, GroupEvent, GroupSendError, Transmit};
+use super::{GroupCore, GroupDest, GroupEvent, GroupSendError, Method, Transmit};
 use crate::addr::{Scope, SocketAddr};
 use crate::socket::replicast_copy;
 
@@ -99,16 +99,59 @@ pub struct GroupSock {
 pub enum Route {
     /// To a peer node's link.
     Node(NodeAddr, BytesMut),
+    /// Once on the node's broadcast link, for every remote node in `nodes`; if the link
+    /// refuses it (congested, no peers), as a replicast copy to each of them instead
+    /// ([`replicast_copy`]): group receivers order by `grp_bc_seqno`, so the method may
+    /// change from one message to the next.
+    Broadcast {
+        /// The message (`destnode` 0, w0 bit 18 clear).
+        msg: Bytes,
+        /// The remote member nodes.
+        nodes: Vec<NodeAddr>,
+    },
     /// To this node's sockets, through the multicast dispatch
     /// (`socket::rcv::input(InputQueue::Mcast, ..)`).
     Local(Bytes),
 }
 
-/// Where a message of the core goes (`tipc_mcast_xmit` by replicast, `tipc_node_xmit` for one
-/// node): to one node's link (or this node's dispatch), or a broadcast as a copy per member
-/// node, stamped with its destination and `is_rcast`, and once through this node's multicast
-/// dispatch when a member is here.
-pub fn route_transmit(t: Transmit, own: NodeAddr, mut out: impl FnMut(Route)) {
+/// What the node's broadcast link offers a multicast (`tipc_bcast_select_xmit_method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BcastPolicy {
+    /// The node can broadcast (it has a bearer and a broadcast link).
+    pub available: bool,
+    /// Nodes in the cluster, this one included (`cluster_size`).
+    pub cluster_size: usize,
+}
+
+impl BcastPolicy {
+    /// Replicast only.
+    pub const REPLICAST: BcastPolicy = BcastPolicy {
+        available: false,
+        cluster_size: 1,
+    };
+
+    /// The method for a message to `remote` nodes (§5.4): replicast when it is forced (the
+    /// group's first broadcast after a join or a unicast, with its ack request), when the
+    /// node cannot broadcast, or when `remote <= 1 + cluster_size / 10` (`rc_ratio` 10 %);
+    /// broadcast when forced or above that.
+    pub fn method(&self, remote: usize, forced: Option<Method>, ack_required: bool) -> Method {
+        if !self.available || ack_required || remote == 0 {
+            return Method::Replicast;
+        }
+        match forced {
+            Some(m) => m,
+            None if remote <= 1 + self.cluster_size * 10 / 100 => Method::Replicast,
+            None => Method::Broadcast,
+        }
+    }
+}
+
+/// Where a message of the core goes (`tipc_mcast_xmit`, `tipc_node_xmit` for one node): to
+/// one node's link (or this node's dispatch), or a broadcast or multicast to the member nodes
+/// by the method `policy` picks (§5.4): a copy per remote node, stamped with its destination
+/// and `is_rcast`, or one packet on the broadcast link; and once through this node's
+/// multicast dispatch when a member is here.
+pub fn route_transmit(t: Transmit, own: NodeAddr, policy: BcastPolicy, mut out: impl FnMut(Route)) {
     match t {
         Transmit::Node { node, msg } => {
             if node == own || node == 0 {
@@ -120,13 +163,25 @@ pub fn route_transmit(t: Transmit, own: NodeAddr, mut out: impl FnMut(Route)) {
                 out(Route::Node(node, msg));
             }
         }
-        Transmit::Members { nodes, msg, .. } => {
-            let mut local = false;
-            for n in nodes {
-                if n == own {
-                    local = true;
-                } else if let Some(copy) = replicast_copy(&msg, n) {
-                    out(Route::Node(n, copy));
+        Transmit::Members {
+            nodes,
+            msg,
+            ack_required,
+            forced,
+        } => {
+            let local = nodes.contains(&own);
+            let remote: Vec<NodeAddr> = nodes.into_iter().filter(|&n| n != own).collect();
+            match policy.method(remote.len(), forced, ack_required) {
+                Method::Broadcast => out(Route::Broadcast {
+                    msg: msg.clone(),
+                    nodes: remote,
+                }),
+                Method::Replicast => {
+                    for n in remote {
+                        if let Some(copy) = replicast_copy(&msg, n) {
+                            out(Route::Node(n, copy));
+                        }
+                    }
                 }
             }
             if local {

@@ -446,3 +446,53 @@ impl SimMember {
             })
     }
 }
+
+impl Sim {
+    /// A description of the group state, for failure messages.
+    pub fn group_debug(&self) -> String {
+        let mut out = String::new();
+        for i in 0..self.cfg.nodes {
+            if let Some(n) = self.node(i) {
+                let b = n.bcast();
+                out += &format!(
+                    "node {i}: bcast last {} in flight {} backlog {} peers {:?} stats {:?}; parked {}\n",
+                    b.last_bcast(),
+                    b.in_flight(),
+                    b.backlog_len(),
+                    b.peers().collect::<Vec<_>>(),
+                    b.stats(),
+                    n.group_parked()
+                );
+                for j in 0..self.cfg.nodes {
+                    if let Some(p) = n.peer(self.addrs[j]) {
+                        let st = p.stats();
+                        out += &format!(
+                            "  peer {j}: up {} bc rcv {:?} rx {} dropped {} deferred {}\n",
+                            p.is_up(),
+                            p.bc_rcv_state(),
+                            st.bcast_rx,
+                            st.bcast_dropped,
+                            st.bcast_deferred
+                        );
+                    }
+                }
+            }
+        }
+        for (id, m) in self.members.iter().enumerate() {
+            let info = self
+                .node(m.node)
+                .and_then(|n| n.group(m.sock.port))
+                .map(|g| format!("{:?}", g.core().members().collect::<Vec<_>>()))
+                .unwrap_or_default();
+            out += &format!(
+                "member {id} node {} gone {} to_send {} blocked {} sent {}: {info}\n",
+                m.node,
+                m.gone,
+                m.to_send,
+                m.blocked.is_some(),
+                m.sent
+            );
+        }
+        out
+    }
+}

@@ -1012,6 +1012,7 @@ impl Sim {
                 | PeerEvent::NameDistr(_)
                 | PeerEvent::Returned(_)
                 | PeerEvent::Unblocked(_)
+                | PeerEvent::BcastAck { gap: 0, .. }
         ) {
             self.trace(format_args!("node {node} about {peer}: {ev:?}"));
         }

@@ -32,8 +32,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 use tipc_actors::addr::{Scope, ServiceRange, SocketAddr};
 use tipc_actors::group::{
-    route_transmit, GroupConfig, GroupCore, GroupDest, GroupEvent, GroupSendError, GroupSock,
-    Route as GroupRoute,
+    route_transmit, BcastPolicy, GroupConfig, GroupCore, GroupDest, GroupEvent, GroupSendError,
+    GroupSock, Route as GroupRoute,
 };
 use tipc_actors::name_distr::{NameDistrStats, NameDistributor, NameService};
 use tipc_actors::name_table::{BindingError, BindingTable, Publication, TableEvent};
@@ -41,6 +41,8 @@ use tipc_actors::socket::conn::{ConnCore, ConnError, MAX_PKT_DEFAULT};
 use tipc_actors::socket::rcv::{
     self, conn_accept, conn_rcv, conn_resolve, resolve_anycast, Nodes, RcvEnv, RcvStats, Verdict,
 };
+use tipc_actors::socket::replicast_copy;
+use tipc_transport::bcast::{BcastConfig, BcastLink, BcastSendError};
 use tipc_transport::discovery::{Discoverer, DiscoveryConfig};
 use tipc_transport::media::Dest;
 use tipc_transport::peer::{
@@ -63,6 +65,10 @@ pub struct GroupGlueStats {
     pub send_failed: u64,
     /// Messages delivered to a member socket.
     pub delivered: u64,
+    /// Group broadcasts sent on the broadcast link.
+    pub bcast_sent: u64,
+    /// Group broadcasts the broadcast link refused (sent by replicast instead).
+    pub bcast_refused: u64,
 }
 
 #[derive(Debug)]
@@ -157,6 +163,8 @@ pub struct SimNode {
     /// publication).
     group_bindings: Vec<(bool, Publication)>,
     group_stats: GroupGlueStats,
+    /// The node's broadcast send link (the actors' `NodeCtx::bcast`).
+    bcast: BcastLink,
 }
 
 /// The dispatch's view of a simulated node.
@@ -288,6 +296,11 @@ impl SimNode {
             group_parked: BTreeMap::new(),
             group_bindings: Vec::new(),
             group_stats: GroupGlueStats::default(),
+            bcast: BcastLink::new(BcastConfig {
+                own_addr: addr,
+                net_id: NET_ID,
+                mtu: cfg.first_mtu.unwrap_or(cfg.mtu).min(cfg.mtu),
+            }),
         };
         node.table_changed();
         node
@@ -744,15 +757,40 @@ impl SimNode {
     /// node through the dispatch (their verdicts into `vs`).
     fn group_flush(&mut self, now: Instant, vs: &mut VecDeque<Verdict>) {
         let own = self.addr;
+        let peers = self.bcast.peers().count();
+        let policy = BcastPolicy {
+            available: peers > 0,
+            cluster_size: peers + 1,
+        };
         let mut routes = Vec::new();
         for g in self.groups.values_mut() {
             while let Some(t) = g.poll_transmit() {
-                route_transmit(t, own, |r| routes.push(r));
+                route_transmit(t, own, policy, |r| routes.push(r));
             }
         }
         for r in routes {
             match r {
                 GroupRoute::Node(n, msg) => self.group_post(now, n, msg),
+                GroupRoute::Broadcast { msg, nodes } => {
+                    let m = BytesMut::from(&msg[..]);
+                    let back = match self.bcast.send(now, m) {
+                        Ok(()) => None,
+                        Err(BcastSendError::Congested(m))
+                        | Err(BcastSendError::NoPeers(m))
+                        | Err(BcastSendError::Invalid(m)) => Some(m),
+                        Err(_) => None,
+                    };
+                    if let Some(m) = back {
+                        self.group_stats.bcast_refused += 1;
+                        for n in nodes {
+                            if let Some(copy) = replicast_copy(&m, n) {
+                                self.group_post(now, n, copy);
+                            }
+                        }
+                    } else {
+                        self.group_stats.bcast_sent += 1;
+                    }
+                }
                 GroupRoute::Local(msg) => {
                     let mut env = Env {
                         own,
@@ -818,6 +856,9 @@ impl SimNode {
     /// and the port registry do with it). Link up/down counting for discovery happens in
     /// [`SimNode::drain`].
     pub fn handle_peer_event(&mut self, now: Instant, peer: NodeAddr, ev: &PeerEvent) {
+        // The broadcast half of node events (as the peer actor: `node.c` into `bcast.c`).
+        let init = self.peers.get(&peer).map_or(0, |p| p.bc_init_last());
+        self.bcast.handle_peer_event(now, peer, ev, init);
         match ev {
             PeerEvent::LinkUp { link_id, .. } => {
                 if let Some(names) = self.names.as_mut() {
@@ -888,7 +929,7 @@ impl SimNode {
             PeerEvent::Forget => {
                 self.peers.remove(&peer);
             }
-            PeerEvent::Unblocked(_) => {}
+            PeerEvent::Unblocked(_) | PeerEvent::BcastAck { .. } | PeerEvent::BcastReady => {}
         }
     }
 
@@ -938,6 +979,7 @@ impl SimNode {
     /// A frame arrived on `bearer` (the bearer actor's receive path).
     pub fn handle_frame(&mut self, now: Instant, bearer: BearerId, frame: Bytes) {
         self.stats.rx_frames += 1;
+        self.sync_last_bcast();
         let b = bearer as usize;
         if b >= self.bearers.len() {
             return;
@@ -986,8 +1028,22 @@ impl SimNode {
         d.chain(p).chain(c).min()
     }
 
+    /// Our broadcast link's `last_bcast` into every peer (as the peer actor before each run).
+    fn sync_last_bcast(&mut self) {
+        let last = self.bcast.last_bcast();
+        for p in self.peers.values_mut() {
+            p.set_last_bcast(last);
+        }
+    }
+
+    /// The broadcast send link.
+    pub fn bcast(&self) -> &BcastLink {
+        &self.bcast
+    }
+
     /// Run every timer that is due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.sync_last_bcast();
         for b in self.bearers.iter_mut() {
             if b.disc.poll_timeout().is_some_and(|t| t <= now) {
                 b.disc.handle_timeout(now);
@@ -1046,6 +1102,13 @@ impl SimNode {
                     data: self.out.split_to(t.len).freeze(),
                 });
             }
+        }
+        while let Some(data) = self.bcast.poll_transmit() {
+            frames.push(OutFrame {
+                bearer: 0,
+                dest: Dest::Broadcast,
+                data,
+            });
         }
         for (i, b) in self.bearers.iter_mut().enumerate() {
             while let Some((dest, data)) = b.disc.poll_transmit() {

@@ -81,7 +81,23 @@ pub async fn link_stat(node: &Node, name: Option<&str>) -> Result<String, String
     let links = node.transport().links().await;
     let mut s = String::new();
     if name.is_none() || name == Some("broadcast-link") {
-        s.push_str("Link <broadcast-link>\n  Window:50 packets\n  RX packets:0 fragments:0/0 bundles:0/0\n  TX packets:0 fragments:0/0 bundles:0/0\n  RX naks:0 defs:0 dups:0\n  TX naks:0 acks:0 dups:0\n  Congestion link:0  Send queue max:0 avg:0\n\n");
+        // Our send side; the receive side is per peer (`node stat`).
+        let (b, _) = node.transport().bcast_stats();
+        let _ = write!(
+            s,
+            "Link <broadcast-link>\n  Window:50 packets\n  RX packets:0 fragments:0/0 bundles:0/0\n  \
+             TX packets:{} fragments:{}/{} bundles:0/0\n  RX naks:{} defs:0 dups:0\n  \
+             TX naks:0 acks:0 dups:0\n  Congestion link:{}  Send queue max:{} avg:0\n  \
+             Queued now:{} retransmitted:{}\n\n",
+            b.tx_packets,
+            b.tx_fragments,
+            b.tx_fragmented,
+            b.nacks,
+            b.congested,
+            b.max_queue,
+            b.queued,
+            b.retransmitted
+        );
     }
     let mut found = name.is_none() || name == Some("broadcast-link");
     for l in &links {

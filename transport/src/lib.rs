@@ -7,7 +7,7 @@
 //!   (kernel `udp_media.c`, `eth_media.c`, `bearer.c`);
 //! * sans-IO protocol cores: [`discovery`] (`discover.c`), [`link`] (`link.c`), [`peer`]
 //!   (`node.c`, one per remote node, owning its links), [`bcast`] (`bcast.c`: the node's
-//!   broadcast send link; not driven by the node yet).
+//!   broadcast send link, fed by the peers' broadcast acks).
 //!
 //! The cores do no I/O and read no clock: time is passed in as an [`std::time::Instant`].
 //! Spec references are to `shared/spec/tipc-protocol.md`.

@@ -6,7 +6,7 @@
 
 use crate::addr::ServiceRange;
 use crate::name_table::{BindingError, Publication};
-use crate::socket::DgramError;
+use crate::socket::{DgramError, McastMethod};
 use crate::topsrv::{SubError, SubId, Subscription, TopoEvent};
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
@@ -227,15 +227,18 @@ pub struct Subscribe {
     pub events: mpsc::UnboundedSender<TopoEvent>,
 }
 
-/// A multicast from a local socket: one copy to every node and every local socket bound in
-/// the range (replicast).
+/// A multicast from a local socket: to every node with a binding in the range (by replicast
+/// or on the broadcast link, as the socket's method says) and every local socket bound in it.
+/// Answered with the socket's updated method.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<(), DgramError>")]
+#[rtype(result = "Result<McastMethod, DgramError>")]
 pub struct SendMcast {
     /// The MCAST_MSG.
     pub msg: BytesMut,
     /// Its range.
     pub range: ServiceRange,
+    /// The socket's multicast method.
+    pub method: McastMethod,
 }
 
 /// How the node reaches its name table actor.

@@ -30,7 +30,7 @@ mod rcvq;
 
 pub use msg::{
     build_direct, build_mcast, build_named, lookup_dest, mcast_sync, reject_or_reroute,
-    replicast_copy, reverse, SendOpts, MAX_FORWARD_SIZE,
+    replicast_copy, reverse, McastMethod, SendOpts, MAX_FORWARD_SIZE, METHOD_EXPIRE,
 };
 pub use rcvq::{
     truesize, Offer, Received, RecvQueue, RecvStats, Returned, RCVBUF_DEFAULT, RCVBUF_MAX,

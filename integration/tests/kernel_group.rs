@@ -342,6 +342,57 @@ fn scenario(ns: &str, bearer: Bearer) {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("{ours}"));
     assert!(tx2 - tx >= 200, "{} more packets:\n{ours}", tx2 - tx);
+
+    // Datagram range multicast to three remote nodes (two kernels and h1) goes on our
+    // broadcast link too; every copy is echoed.
+    exec_ok(&k1, "tipc-helper rdm-server 5100:1 >/tmp/r1.log 2>&1 &");
+    exec_ok(&k2, "tipc-helper rdm-server 5100:2 >/tmp/r2.log 2>&1 &");
+    let mut l = CtlProc::spawn(&h1, &["listen", "rdm", "5100:3", "--echo"], Lines::Stdout);
+    l.wait_prefix("READY ", Duration::from_secs(5))
+        .expect("listener");
+    let end = Instant::now() + Duration::from_secs(10);
+    while h2
+        .ctl(&["nametable", "show"])
+        .1
+        .lines()
+        .filter(|l| l.starts_with("5100 "))
+        .count()
+        < 3
+    {
+        assert!(Instant::now() < end, "bindings of 5100 never all seen");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (ok, out, err) = h2.ctl(&[
+        "send",
+        "rdm",
+        "--range",
+        "5100:0:9",
+        "--count",
+        "20",
+        "--wait-replies",
+        "60",
+        "--timeout",
+        "10000",
+        "x",
+    ]);
+    assert!(ok, "{out} {err}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("REPLY ")).count(),
+        60,
+        "{out}"
+    );
+    let (_, ours, _) = h2.ctl(&["link", "stat", "show", "broadcast-link"]);
+    let tx3: u64 = ours
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("TX packets:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{ours}"));
+    assert_eq!(
+        tx3 - tx2,
+        20,
+        "range multicasts on the broadcast link:\n{ours}"
+    );
     assert_eq!(
         data_from(&log3, "4711:5"),
         want3,

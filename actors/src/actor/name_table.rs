@@ -20,8 +20,8 @@ use crate::msg::{
 use crate::name_distr::{NameService, NameServiceStats};
 use crate::name_table::{BindingError, Publication, TableEvent};
 use crate::route::{node_lost, Deliveries};
-use crate::send::enqueue_to_peer;
-use crate::socket::{replicast_copy, DgramError};
+use crate::send::{bcast_send, enqueue_to_peer};
+use crate::socket::{replicast_copy, DgramError, McastMethod};
 use crate::topsrv::{ClientId, PubInfo, SubError, SubId, TopoEvent, Topology};
 use actix::prelude::*;
 use std::collections::HashMap;
@@ -257,10 +257,11 @@ impl Handler<Subscribe> for NameTable {
 }
 
 impl Handler<SendMcast> for NameTable {
-    type Result = Result<(), DgramError>;
+    type Result = Result<McastMethod, DgramError>;
 
-    /// Replicast (`tipc_sendmcast` without a broadcast link): a copy to every other node
-    /// with a binding in the range, and the local copies through the multicast dispatch.
+    /// `tipc_sendmcast`: the nodes with a binding in the range get the message by replicast
+    /// (a copy each) or once on the broadcast link, as the socket's method picks (§5.4); the
+    /// local sockets get it through the multicast dispatch.
     fn handle(&mut self, m: SendMcast, _: &mut Self::Context) -> Self::Result {
         let (nodes, local) = {
             let t = self.ctx.table();
@@ -272,9 +273,29 @@ impl Handler<SendMcast> for NameTable {
         if nodes.is_empty() && !local {
             return Err(DgramError::NoDestination);
         }
-        for n in nodes {
-            if let Some(copy) = replicast_copy(&m.msg, n) {
-                enqueue_to_peer(&self.ctx, n, copy);
+        let mut method = m.method;
+        if !nodes.is_empty() {
+            let (peers, can_broadcast) = {
+                let b = self.ctx.bcast();
+                let n = b.peers().count();
+                (n, n > 0)
+            };
+            let all_rcast = self
+                .ctx
+                .node_caps
+                .iter()
+                .all(|c| c.value() & tipc_transport::caps::BCAST_RCAST != 0);
+            let rcast = method.select(now(), nodes.len(), peers + 1, can_broadcast, all_rcast);
+            let mut sent = false;
+            if !rcast {
+                sent = bcast_send(&self.ctx, m.msg.clone()).is_ok();
+            }
+            if !sent {
+                for n in nodes {
+                    if let Some(copy) = replicast_copy(&m.msg, n) {
+                        enqueue_to_peer(&self.ctx, n, copy);
+                    }
+                }
             }
         }
         if local {
@@ -282,6 +303,6 @@ impl Handler<SendMcast> for NameTable {
             d.route_out(m.msg);
             d.flush();
         }
-        Ok(())
+        Ok(method)
     }
 }

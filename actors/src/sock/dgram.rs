@@ -19,8 +19,8 @@ use crate::route::Deliveries;
 use crate::send::post;
 use crate::socket::rcv::resolve_anycast;
 use crate::socket::{
-    bind_publication, build_direct, build_mcast, build_named, Offer, Received, RecvQueue, SendOpts,
-    SocketError,
+    bind_publication, build_direct, build_mcast, build_named, McastMethod, Offer, Received,
+    RecvQueue, SendOpts, SocketError,
 };
 pub use crate::socket::{BindError, DgramError};
 use bytes::{Bytes, BytesMut};
@@ -144,6 +144,8 @@ pub struct DgramSocket {
     binds: u32,
     bound: Vec<Publication>,
     closed: bool,
+    /// The multicast method (replicast or broadcast link) and its expiry.
+    mcast: Mutex<McastMethod>,
 }
 
 impl DgramSocket {
@@ -163,6 +165,7 @@ impl DgramSocket {
             binds: 0,
             bound: Vec::new(),
             closed: false,
+            mcast: Mutex::new(McastMethod::default()),
         }
     }
 
@@ -264,11 +267,14 @@ impl DgramSocket {
     pub async fn send_to_range(&self, range: ServiceRange, data: &[u8]) -> Result<(), DgramError> {
         let msg = build_mcast(self.addr(), range, &self.opts, data)?;
         let names = self.ctx.names().ok_or(DgramError::Stopped)?;
-        names
+        let method = *self.mcast.lock().unwrap_or_else(|p| p.into_inner());
+        let m = names
             .mcast
-            .send(SendMcast { msg, range })
+            .send(SendMcast { msg, range, method })
             .await
-            .unwrap_or(Err(DgramError::Stopped))
+            .unwrap_or(Err(DgramError::Stopped))?;
+        *self.mcast.lock().unwrap_or_else(|p| p.into_inner()) = m;
+        Ok(())
     }
 
     /// The next received message (data, or one of ours returned with an error code); `None`

@@ -286,3 +286,57 @@ where
         }
     }
 }
+
+/// How long a socket keeps its multicast method once used, when the cluster cannot
+/// synchronise a switch (`TIPC_METHOD_EXPIRE`, 5 s).
+pub const METHOD_EXPIRE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A socket's multicast method (`struct tipc_mc_method`) and the choice of §5.4
+/// (`tipc_bcast_select_xmit_method`) for datagram range multicast. Starts as "broadcast".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct McastMethod {
+    /// The last send went by replicast.
+    pub rcast: bool,
+    /// Until then the method is kept.
+    pub expires: Option<std::time::Instant>,
+}
+
+impl Default for McastMethod {
+    fn default() -> Self {
+        McastMethod {
+            rcast: false,
+            expires: None,
+        }
+    }
+}
+
+impl McastMethod {
+    /// Replicast for a multicast to `remote` nodes in a cluster of `cluster_size` nodes
+    /// (this one included), given whether the node can broadcast and whether every peer
+    /// takes replicast (`TIPC_BCAST_RCAST`): (1) replicast if it cannot broadcast; (2)
+    /// broadcast if a peer lacks replicast; (4) the previous method within
+    /// [`METHOD_EXPIRE`] of the previous send (no peer here synchronises a switch: we do not
+    /// advertise `TIPC_MCAST_RBCTL`); (6) replicast up to `1 + cluster_size / 10` remote nodes,
+    /// else broadcast. The choice is remembered with a new expiry.
+    pub fn select(
+        &mut self,
+        now: std::time::Instant,
+        remote: usize,
+        cluster_size: usize,
+        can_broadcast: bool,
+        all_rcast: bool,
+    ) -> bool {
+        let rcast = if !can_broadcast {
+            true
+        } else if !all_rcast {
+            false
+        } else if self.expires.is_some_and(|e| now < e) {
+            self.rcast
+        } else {
+            remote <= 1 + cluster_size * 10 / 100
+        };
+        self.rcast = rcast;
+        self.expires = Some(now + METHOD_EXPIRE);
+        rcast
+    }
+}

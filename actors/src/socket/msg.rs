@@ -293,21 +293,12 @@ pub const METHOD_EXPIRE: std::time::Duration = std::time::Duration::from_secs(5)
 
 /// A socket's multicast method (`struct tipc_mc_method`) and the choice of §5.4
 /// (`tipc_bcast_select_xmit_method`) for datagram range multicast. Starts as "broadcast".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct McastMethod {
     /// The last send went by replicast.
     pub rcast: bool,
     /// Until then the method is kept.
     pub expires: Option<std::time::Instant>,
-}
-
-impl Default for McastMethod {
-    fn default() -> Self {
-        McastMethod {
-            rcast: false,
-            expires: None,
-        }
-    }
 }
 
 impl McastMethod {

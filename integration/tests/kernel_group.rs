@@ -123,6 +123,18 @@ fn kernel_bcast(k: &KernelPeer, what: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {what} in {out}"))
 }
 
+/// Our node's broadcast-link `TX packets:` and the whole `link stat show broadcast-link`.
+fn our_bcast_tx(n: &NodeProc) -> (u64, String) {
+    let (_, ours, _) = n.ctl(&["link", "stat", "show", "broadcast-link"]);
+    let tx = ours
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("TX packets:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{ours}"));
+    (tx, ours)
+}
+
 fn kernel_bcast_tx(k: &KernelPeer) -> u64 {
     kernel_bcast(k, "TX packets:")
 }
@@ -300,13 +312,7 @@ fn scenario(ns: &str, bearer: Bearer) {
     );
     // Our runs of broadcasts went on our broadcast link (the first of each run is a forced
     // replicast with an ack request, the second is free): the kernel's member got them above.
-    let (_, ours, _) = h2.ctl(&["link", "stat", "show", "broadcast-link"]);
-    let tx: u64 = ours
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("TX packets:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{ours}"));
+    let (tx, ours) = our_bcast_tx(&h2);
     assert!(tx >= 5, "our broadcast link sent {tx} packets:\n{ours}");
     // 300 broadcasts in a row, beyond the window (50) and the backlog (200): they go on
     // the broadcast link while it takes them (by replicast when it is full), and the kernel
@@ -335,12 +341,7 @@ fn scenario(ns: &str, bearer: Bearer) {
         ours.contains("Queued now:0 "),
         "not all acknowledged:\n{ours}"
     );
-    let tx2: u64 = ours
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("TX packets:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{ours}"));
+    let (tx2, _) = our_bcast_tx(&h2);
     assert!(tx2 - tx >= 200, "{} more packets:\n{ours}", tx2 - tx);
 
     // Datagram range multicast to three remote nodes (two kernels and h1) goes on our
@@ -381,13 +382,7 @@ fn scenario(ns: &str, bearer: Bearer) {
         60,
         "{out}"
     );
-    let (_, ours, _) = h2.ctl(&["link", "stat", "show", "broadcast-link"]);
-    let tx3: u64 = ours
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("TX packets:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{ours}"));
+    let (tx3, ours) = our_bcast_tx(&h2);
     assert_eq!(
         tx3 - tx2,
         20,

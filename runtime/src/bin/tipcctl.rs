@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tipc_runtime::ctl::fmt::{parse_binding, parse_group_actions, parse_socket};
-use tipc_runtime::ctl::{self, ConnTarget, DgramDest, Kind, Linger, Request};
+use tipc_runtime::ctl::{self, ConnTarget, DgramDest, GroupSendReq, Kind, Linger, Request};
 
 /// Inspect a userspace TIPC node through its control socket.
 #[derive(Parser, Debug)]
@@ -555,14 +555,14 @@ fn main() -> ExitCode {
                 return usage("group send takes T:I");
             };
             match parse_group_actions(&actions) {
-                Ok(actions) => Request::GroupSend {
+                Ok(actions) => Request::GroupSend(GroupSendReq {
                     member: m,
                     node_scope: scope == "node",
                     wait_members,
                     count,
                     seq,
                     actions,
-                },
+                }),
                 Err(e) => return usage(&e),
             }
         }

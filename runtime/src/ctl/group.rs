@@ -17,7 +17,7 @@
 //! [`DRAIN_LIMIT`]), or those members are gone.
 
 use super::fmt::{sock_str, text};
-use super::proto::{client_gone, write_frame, GroupAction, Reply};
+use super::proto::{client_gone, write_frame, GroupAction, GroupSendReq, Reply};
 use crate::node::Node;
 use std::io;
 use std::time::Duration;
@@ -167,17 +167,15 @@ pub(super) async fn join(
 }
 
 /// `group send T:I ...`.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn send(
-    node: Node,
-    s: UnixStream,
-    member: (u32, u32),
-    node_scope: bool,
-    wait_members: usize,
-    count: u64,
-    seq: bool,
-    actions: Vec<GroupAction>,
-) -> io::Result<()> {
+pub(super) async fn send(node: Node, s: UnixStream, req: GroupSendReq) -> io::Result<()> {
+    let GroupSendReq {
+        member,
+        node_scope,
+        wait_members,
+        count,
+        seq,
+        actions,
+    } = req;
     let (_rd, mut wr) = s.into_split();
     let spec = GroupSpec::new(member.0, member.1).with_scope(scope_of(node_scope));
     let m = match join_member(&node, spec).await {

@@ -111,20 +111,24 @@ pub enum Request {
     },
     /// `group send T:I [--wait-members N] [--count N] [--seq] [--scope node|cluster]
     /// ACTION...`.
-    GroupSend {
-        /// Group type and member instance.
-        member: (u32, u32),
-        /// Node scope (else cluster).
-        node_scope: bool,
-        /// Other members to wait for before sending.
-        wait_members: usize,
-        /// Rounds of the whole action list.
-        count: u64,
-        /// Number the messages `DATA-NNNNNN`.
-        seq: bool,
-        /// The actions, in order.
-        actions: Vec<GroupAction>,
-    },
+    GroupSend(GroupSendReq),
+}
+
+/// What `group send` asks for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GroupSendReq {
+    /// Group type and member instance.
+    pub member: (u32, u32),
+    /// Node scope (else cluster).
+    pub node_scope: bool,
+    /// Other members to wait for before sending.
+    pub wait_members: usize,
+    /// Rounds of the whole action list.
+    pub count: u64,
+    /// Number the messages `DATA-NNNNNN`.
+    pub seq: bool,
+    /// The actions, in order.
+    pub actions: Vec<GroupAction>,
 }
 
 /// One action of `group send`.

@@ -116,26 +116,7 @@ async fn handle(node: Node, mut s: UnixStream) -> io::Result<()> {
             };
             return group::join(node, s, member, node_scope, o).await;
         }
-        Request::GroupSend {
-            member,
-            node_scope,
-            wait_members,
-            count,
-            seq,
-            actions,
-        } => {
-            return group::send(
-                node,
-                s,
-                member,
-                node_scope,
-                wait_members,
-                count,
-                seq,
-                actions,
-            )
-            .await
-        }
+        Request::GroupSend(req) => return group::send(node, s, req).await,
     };
     match out {
         Ok(text) => {

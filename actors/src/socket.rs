@@ -24,6 +24,7 @@
 use crate::addr::RangeError;
 
 pub mod conn;
+pub mod mcast;
 mod msg;
 pub mod rcv;
 mod rcvq;

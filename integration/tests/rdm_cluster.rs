@@ -432,3 +432,46 @@ async fn range_multicast_to_three_nodes_goes_on_the_broadcast_link_in_order() {
     let (after, _) = nodes[0].bcast_stats();
     assert_eq!(after.tx_packets - before.tx_packets, 100);
 }
+
+#[actix_rt::test]
+async fn range_multicast_switching_between_replicast_and_broadcast_keeps_send_order() {
+    let nodes = udp_cluster("w", 4).await;
+    // Node 1 is in both ranges; nodes 2 and 3 only in the wide one.
+    let mut a = nodes[1].dgram_socket();
+    a.bind(r(6300, 0, 10), Scope::Cluster).await.unwrap();
+    a.set_rcvbuf(4 << 20).await.unwrap();
+    let mut others = Vec::new();
+    for n in &nodes[2..] {
+        let mut s = n.dgram_socket();
+        s.bind(r(6300, 5, 10), Scope::Cluster).await.unwrap();
+        s.set_rcvbuf(4 << 20).await.unwrap();
+        others.push(s);
+    }
+    settle(&nodes, 6300, 3).await;
+    let tx = nodes[0].dgram_socket();
+    // Every node advertises TIPC_MCAST_RBCTL: each change of method is synchronised.
+    for i in 0..100u32 {
+        let range = if i % 2 == 0 {
+            r(6300, 1, 1)
+        } else {
+            r(6300, 0, 10)
+        };
+        tx.send_to_range(range, &i.to_be_bytes()).await.unwrap();
+    }
+    for i in 0..100u32 {
+        let m = recv_t(&a, 3000).await.expect("multicast at node 1");
+        assert_eq!(
+            &m.data[..],
+            &i.to_be_bytes(),
+            "in send order across switches"
+        );
+    }
+    for s in &others {
+        for i in (1..100u32).step_by(2) {
+            let m = recv_t(s, 3000).await.expect("multicast");
+            assert_eq!(&m.data[..], &i.to_be_bytes());
+        }
+        assert!(recv_t(s, 100).await.is_none(), "no dummy delivered");
+    }
+    assert!(recv_t(&a, 100).await.is_none(), "no dummy delivered");
+}

@@ -30,9 +30,9 @@ pub type BearerId = u8;
 pub const MAX_BEARERS: usize = 3;
 
 /// Node capabilities we advertise (§6): SYN_BIT | BCAST_SYNCH | BCAST_STATE_NACK |
-/// BLOCK_FLOWCTL | BCAST_RCAST | NODE_ID128 | LINK_PROTO_SEQNO | GAP_ACK_BLOCK |
-/// TUNNEL_ENHANCED | NAGLE.
-pub const OWN_CAPABILITIES: u16 = 0x77F;
+/// BLOCK_FLOWCTL | BCAST_RCAST | NODE_ID128 | LINK_PROTO_SEQNO | MCAST_RBCTL | GAP_ACK_BLOCK
+/// | TUNNEL_ENHANCED | NAGLE.
+pub const OWN_CAPABILITIES: u16 = 0x7FF;
 
 /// Capability bits (§6, kernel `node.h`).
 pub mod caps {

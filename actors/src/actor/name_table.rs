@@ -21,12 +21,14 @@ use crate::name_distr::{NameService, NameServiceStats};
 use crate::name_table::{BindingError, Publication, TableEvent};
 use crate::route::{node_lost, Deliveries};
 use crate::send::{bcast_send, enqueue_to_peer};
-use crate::socket::{replicast_copy, DgramError, McastMethod};
+use crate::socket::{mcast_sync, replicast_copy, DgramError, McastMethod};
 use crate::topsrv::{ClientId, PubInfo, SubError, SubId, TopoEvent, Topology};
 use actix::prelude::*;
+use bytes::BytesMut;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
+use tipc_transport::bcast::BcastSendError;
 use tipc_transport::wire::InputQueue;
 use tipc_transport::NodeAddr;
 use tokio::sync::mpsc;
@@ -274,35 +276,72 @@ impl Handler<SendMcast> for NameTable {
             return Err(DgramError::NoDestination);
         }
         let mut method = m.method;
+        let mut msg = m.msg;
+        // The local copy is taken before a method switch marks the message (as the kernel).
+        let local_copy = local.then(|| msg.clone());
         if !nodes.is_empty() {
             let (peers, can_broadcast) = {
                 let b = self.ctx.bcast();
                 let n = b.peers().count();
-                (n, n > 0)
+                (n, n > 0 && !b.is_congested())
             };
-            let all_rcast = self
-                .ctx
-                .node_caps
-                .iter()
-                .all(|c| c.value() & tipc_transport::caps::BCAST_RCAST != 0);
-            let rcast = method.select(now(), nodes.len(), peers + 1, can_broadcast, all_rcast);
-            let mut sent = false;
-            if !rcast {
-                sent = bcast_send(&self.ctx, m.msg.clone()).is_ok();
+            let caps = |bit: u16| {
+                self.ctx.cfg.caps & bit != 0
+                    && self.ctx.node_caps.iter().all(|c| c.value() & bit != 0)
+            };
+            let all_rcast = caps(tipc_transport::caps::BCAST_RCAST);
+            let rbctl = caps(tipc_transport::caps::MCAST_RBCTL);
+            let (rcast, sync) = method.select(
+                now(),
+                nodes.len(),
+                peers + 1,
+                can_broadcast,
+                all_rcast,
+                rbctl,
+            );
+            if rbctl {
+                tipc_transport::wire::Header::new_unchecked(&mut msg[..]).set_is_rcast(rcast);
             }
-            if !sent {
-                for n in nodes {
-                    if let Some(copy) = replicast_copy(&m.msg, n) {
-                        enqueue_to_peer(&self.ctx, n, copy);
-                    }
+            if sync {
+                // The dummy goes by the old method, the message (SYN) by the new one.
+                if let Some(dummy) = mcast_sync(&mut msg) {
+                    mcast_out(&self.ctx, dummy, !rcast, &nodes);
                 }
             }
+            mcast_out(&self.ctx, msg, rcast, &nodes);
         }
-        if local {
+        if let Some(copy) = local_copy {
             let mut d = Deliveries::new(&self.ctx);
-            d.route_out(m.msg);
+            d.route_out(copy);
             d.flush();
         }
         Ok(method)
+    }
+}
+
+/// A multicast to `nodes` by replicast (a copy each) or on the broadcast link; by replicast
+/// too if the broadcast link refuses it. The copies keep the message's `is_rcast` bit when it
+/// carries SYN: a receiver pairs a switch's two messages by that bit.
+fn mcast_out(ctx: &NodeCtx, msg: BytesMut, rcast: bool, nodes: &[NodeAddr]) {
+    let msg = if rcast {
+        msg
+    } else {
+        match bcast_send(ctx, msg) {
+            Ok(()) => return,
+            Err(BcastSendError::Congested(m))
+            | Err(BcastSendError::NoPeers(m))
+            | Err(BcastSendError::Invalid(m)) => m,
+            Err(_) => return,
+        }
+    };
+    let h = tipc_transport::wire::Header::new_unchecked(&msg[..]);
+    let keep = h.syn().then(|| h.is_rcast());
+    for &n in nodes {
+        if let Some(mut copy) = replicast_copy(&msg, n) {
+            if let Some(bit) = keep {
+                tipc_transport::wire::Header::new_unchecked(&mut copy[..]).set_is_rcast(bit);
+            }
+            enqueue_to_peer(ctx, n, copy);
+        }
     }
 }

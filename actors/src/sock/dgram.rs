@@ -17,6 +17,7 @@ use crate::msg::SendMcast;
 use crate::name_table::Publication;
 use crate::route::Deliveries;
 use crate::send::post;
+use crate::socket::mcast::McastFilter;
 use crate::socket::rcv::resolve_anycast;
 use crate::socket::{
     bind_publication, build_direct, build_mcast, build_named, McastMethod, Offer, Received,
@@ -38,6 +39,8 @@ pub struct SocketInbox {
 #[derive(Debug)]
 struct InboxState {
     q: RecvQueue,
+    /// Multicasts held across a sender's method switch.
+    filter: McastFilter,
     closed: bool,
 }
 
@@ -46,6 +49,7 @@ impl SocketInbox {
         SocketInbox {
             q: Mutex::new(InboxState {
                 q: RecvQueue::new(),
+                filter: McastFilter::default(),
                 closed: false,
             }),
             ready: Notify::new(),
@@ -88,14 +92,15 @@ impl Port for SocketInbox {
                     ));
                     continue;
                 }
-                match st.q.offer(msg, own) {
+                let InboxState { q, filter, .. } = &mut *st;
+                filter.filter(msg, &mut |m| match q.offer(m, own) {
                     Offer::Accepted => accepted = true,
                     Offer::Rejected {
                         returned: Some(ret),
                         ..
                     } => returned.push(ret),
                     _ => {}
-                }
+                });
             }
         }
         if accepted {

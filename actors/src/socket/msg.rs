@@ -303,12 +303,13 @@ pub struct McastMethod {
 
 impl McastMethod {
     /// Replicast for a multicast to `remote` nodes in a cluster of `cluster_size` nodes
-    /// (this one included), given whether the node can broadcast and whether every peer
-    /// takes replicast (`TIPC_BCAST_RCAST`): (1) replicast if it cannot broadcast; (2)
-    /// broadcast if a peer lacks replicast; (4) the previous method within
-    /// [`METHOD_EXPIRE`] of the previous send (no peer here synchronises a switch: we do not
-    /// advertise `TIPC_MCAST_RBCTL`); (6) replicast up to `1 + cluster_size / 10` remote nodes,
-    /// else broadcast. The choice is remembered with a new expiry.
+    /// (this one included), given whether the node can broadcast, whether every peer takes
+    /// replicast (`TIPC_BCAST_RCAST`) and whether every peer synchronises a switch
+    /// (`TIPC_MCAST_RBCTL`): (1) replicast if it cannot broadcast; (2) broadcast if a peer
+    /// lacks replicast; (4) without `rbctl`, the previous method within [`METHOD_EXPIRE`] of
+    /// the previous send; (6) replicast up to `1 + cluster_size / 10` remote nodes, else
+    /// broadcast. The choice is remembered with a new expiry. Returns (replicast, switch to
+    /// synchronise): a change of method when every peer has `rbctl` ([`mcast_sync`]).
     pub fn select(
         &mut self,
         now: std::time::Instant,
@@ -316,18 +317,20 @@ impl McastMethod {
         cluster_size: usize,
         can_broadcast: bool,
         all_rcast: bool,
-    ) -> bool {
+        rbctl: bool,
+    ) -> (bool, bool) {
         let rcast = if !can_broadcast {
             true
         } else if !all_rcast {
             false
-        } else if self.expires.is_some_and(|e| now < e) {
+        } else if !rbctl && self.expires.is_some_and(|e| now < e) {
             self.rcast
         } else {
             remote <= 1 + cluster_size * 10 / 100
         };
+        let sync = rbctl && rcast != self.rcast;
         self.rcast = rcast;
         self.expires = Some(now + METHOD_EXPIRE);
-        rcast
+        (rcast, sync)
     }
 }

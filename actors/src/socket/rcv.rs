@@ -195,7 +195,10 @@ pub fn sk_mcast_rcv(env: &mut impl RcvEnv, msg: Bytes, out: &mut impl FnMut(Verd
     if h.user() > user::CRITICAL {
         return out(Verdict::Drop(DropCause::NotForSockets));
     }
-    if h.errcode() != 0 {
+    // A method switch's dummy (SYN, NO_PORT, §5.4) goes to the bound sockets like the
+    // multicast it stands for: their hold-back pairs it (`socket::mcast`).
+    let dummy = h.mtype() == DataType::Mcast as u8 && h.syn();
+    if h.errcode() != 0 && !dummy {
         return to_port(env, h.destport(), msg, false, out);
     }
     match DataType::from_u8(h.mtype()) {

@@ -91,7 +91,13 @@ impl GroupInner {
     /// reused and a message costs no allocation here.
     fn send_batches(&self, ctx: &NodeCtx, mut b: VecDeque<Transmit>) {
         loop {
-            let policy = bcast_policy(ctx);
+            // Only broadcasts need the broadcast link's state (a lock and a bearer lookup).
+            let members = b.iter().any(|t| matches!(t, Transmit::Members { .. }));
+            let policy = if members {
+                bcast_policy(ctx)
+            } else {
+                BcastPolicy::REPLICAST
+            };
             for t in b.drain(..) {
                 route_transmit(t, ctx.own_addr, policy, |r| send(ctx, r));
             }

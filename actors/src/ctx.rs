@@ -14,7 +14,7 @@ use crate::tx::TxPath;
 use actix::prelude::*;
 use bytes::Bytes;
 use dashmap::DashMap;
-use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 use tipc_transport::bcast::{BcastConfig, BcastLink};
@@ -176,6 +176,8 @@ pub(crate) struct NodeCtx {
     bcast: Mutex<BcastLink>,
     /// Its `last_bcast`, for the peers' links without the lock.
     bcast_last: AtomicU16,
+    /// The node-wide multicast method: 0 select by ratio, 1 broadcast, 2 replicast.
+    bcast_mode: AtomicU8,
 }
 
 impl NodeCtx {
@@ -216,6 +218,7 @@ impl NodeCtx {
                 mtu: 1500,
             })),
             bcast_last: AtomicU16::new(0),
+            bcast_mode: AtomicU8::new(0),
         }
     }
 
@@ -343,6 +346,25 @@ impl NodeCtx {
     /// Publish the broadcast link's `last_bcast` for the peers' links.
     pub fn set_bcast_last(&self, v: u16) {
         self.bcast_last.store(v, Ordering::Release);
+    }
+
+    /// The node-wide multicast method (`None`: select by the ratio of §5.4).
+    pub fn bcast_forced(&self) -> Option<crate::group::Method> {
+        match self.bcast_mode.load(Ordering::Relaxed) {
+            1 => Some(crate::group::Method::Broadcast),
+            2 => Some(crate::group::Method::Replicast),
+            _ => None,
+        }
+    }
+
+    /// Set the node-wide multicast method.
+    pub fn set_bcast_forced(&self, m: Option<crate::group::Method>) {
+        let v = match m {
+            None => 0,
+            Some(crate::group::Method::Broadcast) => 1,
+            Some(crate::group::Method::Replicast) => 2,
+        };
+        self.bcast_mode.store(v, Ordering::Relaxed);
     }
 
     /// Is `node` this node (or 0, which means this node)?

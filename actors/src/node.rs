@@ -267,6 +267,18 @@ impl TransportNode {
         }
     }
 
+    /// The node-wide multicast method (`tipc link set broadcast`, §5.4 rule 5):
+    /// `Some(Broadcast)` or `Some(Replicast)` for every group broadcast and datagram range
+    /// multicast the socket does not force itself; `None` (the default) selects by the ratio.
+    pub fn set_bcast_mode(&self, mode: Option<crate::group::Method>) {
+        self.ctx.set_bcast_forced(mode);
+    }
+
+    /// The node-wide multicast method.
+    pub fn bcast_mode(&self) -> Option<crate::group::Method> {
+        self.ctx.bcast_forced()
+    }
+
     /// The broadcast send link's counters, and the peers it broadcasts to.
     pub fn bcast_stats(&self) -> (tipc_transport::bcast::BcastStats, usize) {
         let b = self.ctx.bcast();

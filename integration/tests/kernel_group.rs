@@ -123,16 +123,22 @@ fn kernel_bcast(k: &KernelPeer, what: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {what} in {out}"))
 }
 
-/// Our node's broadcast-link `TX packets:` and the whole `link stat show broadcast-link`.
+/// The messages our node's broadcast link carried (`TX packets:`, plus the messages that
+/// went into another's packet, `bundles:N/M`), and the whole `link stat show broadcast-link`.
 fn our_bcast_tx(n: &NodeProc) -> (u64, String) {
     let (_, ours, _) = n.ctl(&["link", "stat", "show", "broadcast-link"]);
-    let tx = ours
+    let line = ours
         .lines()
-        .find_map(|l| l.trim().strip_prefix("TX packets:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
+        .find(|l| l.trim().starts_with("TX packets:"))
         .unwrap_or_else(|| panic!("{ours}"));
-    (tx, ours)
+    let field = |k: &str| -> u64 {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .map(|v| v.rsplit('/').next().unwrap_or(v))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{k} in {line}"))
+    };
+    (field("packets:") + field("bundles:"), ours)
 }
 
 fn kernel_bcast_tx(k: &KernelPeer) -> u64 {

@@ -77,6 +77,10 @@ pub struct BcastStats {
     pub acks: u64,
     /// Sends refused for a full backlog.
     pub congested: u64,
+    /// Messages put into a waiting packet with others.
+    pub tx_bundled: u64,
+    /// Packets that became bundles.
+    pub tx_bundles: u64,
     /// The most packets queued (in flight and waiting) at once.
     pub max_queue: usize,
     /// Packets queued now (in flight and waiting).
@@ -102,7 +106,7 @@ pub struct BcastLink {
     cfg: BcastConfig,
     snd_nxt: Seqno,
     transmq: VecDeque<Pkt>,
-    backlog: VecDeque<Bytes>,
+    backlog: VecDeque<BytesMut>,
     ackers: BTreeMap<NodeAddr, Acker>,
     out: VecDeque<Bytes>,
     stats: BcastStats,
@@ -299,7 +303,13 @@ impl BcastLink {
             return Err(BcastSendError::Congested(msg));
         }
         if size <= self.mss() {
-            self.backlog.push_back(msg.freeze());
+            // Behind a full window, small messages share a packet (§4.10, as the unicast
+            // link's backlog).
+            let waits = self.transmq.len() >= BC_WINDOW || !self.backlog.is_empty();
+            let usr = Header::new_unchecked(&msg[..]).user();
+            if !(waits && wire::can_bundle(usr, size, self.mss()) && self.try_bundle(&msg)) {
+                self.backlog.push_back(msg);
+            }
         } else {
             let mut frags = Vec::new();
             if wire::fragment(&msg, self.cfg.mtu, &mut frags).is_err() {
@@ -307,7 +317,8 @@ impl BcastLink {
             }
             self.stats.tx_fragmented += 1;
             self.stats.tx_fragments += frags.len() as u64;
-            self.backlog.extend(frags);
+            self.backlog
+                .extend(frags.into_iter().map(|f| BytesMut::from(&f[..])));
         }
         self.advance_at(Some(now));
         let q = self.transmq.len() + self.backlog.len();
@@ -323,6 +334,38 @@ impl BcastLink {
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         self.out.pop_front()
+    }
+
+    /// Put `msg` into the last waiting packet (making it a bundle) if it fits.
+    fn try_bundle(&mut self, msg: &[u8]) -> bool {
+        let mss = self.mss();
+        let Some(tail) = self.backlog.back_mut() else {
+            return false;
+        };
+        let is_bundle = Header::new_unchecked(&tail[..]).user() == wire::user::MSG_BUNDLER;
+        let builder = if is_bundle {
+            wire::BundleBuilder::from_bytes_mut(std::mem::take(tail)).ok()
+        } else {
+            let first_ok =
+                wire::can_bundle(Header::new_unchecked(&tail[..]).user(), tail.len(), mss)
+                    && wire::BundleBuilder::would_fit(tail.len(), msg.len(), mss);
+            if !first_ok {
+                return false;
+            }
+            wire::BundleBuilder::new(tail, 0).ok()
+        };
+        let Some(mut b) = builder else {
+            return false;
+        };
+        let ok = b.push(msg, mss).is_ok();
+        *tail = b.into_bytes_mut();
+        if ok {
+            self.stats.tx_bundled += 1;
+            if !is_bundle {
+                self.stats.tx_bundles += 1;
+            }
+        }
+        ok
     }
 
     /// Release every packet all peers acknowledged.
@@ -352,7 +395,7 @@ impl BcastLink {
             };
             let seqno = self.snd_nxt;
             self.snd_nxt = self.snd_nxt.next();
-            let frame = self.stamp(&pkt, seqno);
+            let frame = self.stamp(pkt, seqno);
             self.stats.tx_packets += 1;
             self.out.push_back(frame.clone());
             self.transmq.push_back(Pkt {
@@ -365,8 +408,7 @@ impl BcastLink {
 
     /// A packet as the broadcast link sends it (`tipc_link_xmit` on the broadcast link,
     /// `tipc_bearer_bc_xmit`).
-    fn stamp(&self, pkt: &[u8], seqno: Seqno) -> Bytes {
-        let mut b = BytesMut::from(pkt);
+    fn stamp(&self, mut b: BytesMut, seqno: Seqno) -> Bytes {
         let mut h = Header::new_unchecked(&mut b[..]);
         h.set_seqno(seqno.0);
         h.set_ack(0);
@@ -470,12 +512,13 @@ mod tests {
         let now = Instant::now();
         l.add_peer(A);
         l.peer_ready(A);
+        // 800-byte messages: two do not fit one packet, nothing is bundled.
         let mut sent = 0;
         loop {
-            match l.send(now, msg(10)) {
+            match l.send(now, msg(800)) {
                 Ok(()) => sent += 1,
                 Err(BcastSendError::Congested(m)) => {
-                    assert_eq!(m.len(), wire::MCAST_H_SIZE + 10);
+                    assert_eq!(m.len(), wire::MCAST_H_SIZE + 800);
                     break;
                 }
                 Err(e) => panic!("{e}"),
@@ -487,7 +530,35 @@ mod tests {
         l.handle_ack(A, 20);
         assert_eq!(drain(&mut l).len(), 20);
         assert_eq!(l.in_flight(), BC_WINDOW);
-        assert!(l.send(now, msg(10)).is_ok());
+        assert!(l.send(now, msg(800)).is_ok());
+    }
+
+    #[test]
+    fn broadcast_messages_behind_a_full_window_share_packets_in_order() {
+        let mut l = link();
+        let now = Instant::now();
+        l.add_peer(A);
+        l.peer_ready(A);
+        for i in 0..BC_WINDOW + 100 {
+            let mut m = msg(10);
+            m[wire::MCAST_H_SIZE] = i as u8;
+            l.send(now, m).unwrap();
+        }
+        assert_eq!(drain(&mut l).len(), BC_WINDOW);
+        assert!(l.backlog_len() < 10, "{} packets wait", l.backlog_len());
+        l.handle_ack(A, BC_WINDOW as u16);
+        let mut seen = Vec::new();
+        for f in drain(&mut l) {
+            for m in wire::extract(&f) {
+                let m = m.unwrap();
+                seen.push(m[wire::MCAST_H_SIZE]);
+            }
+        }
+        let want: Vec<u8> = (BC_WINDOW..BC_WINDOW + 100).map(|i| i as u8).collect();
+        assert_eq!(seen, want);
+        // Every message is a packet or went into one.
+        let st = l.stats();
+        assert_eq!(st.tx_bundled + (st.tx_packets - BC_WINDOW as u64), 100);
     }
 
     #[test]

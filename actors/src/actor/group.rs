@@ -201,6 +201,7 @@ fn bcast_policy(ctx: &NodeCtx) -> BcastPolicy {
     BcastPolicy {
         available: bearer && peers > 0,
         cluster_size: peers + 1,
+        node_forced: ctx.bcast_forced(),
     }
 }
 

@@ -14,6 +14,7 @@
 //! batch itself.
 
 use crate::ctx::{now, Delivered, NodeCtx};
+use crate::group::Method;
 use crate::msg::{
     FromPeer, Inbound, NamesHandle, PeerState, Publish, SendMcast, ShowTable, Subscribe, Withdraw,
 };
@@ -289,7 +290,12 @@ impl Handler<SendMcast> for NameTable {
                 self.ctx.cfg.caps & bit != 0
                     && self.ctx.node_caps.iter().all(|c| c.value() & bit != 0)
             };
-            let all_rcast = caps(tipc_transport::caps::BCAST_RCAST);
+            // The node-wide method (rule 5): replicast as if the node could not broadcast,
+            // broadcast as if a peer took no replicast.
+            let forced = self.ctx.bcast_forced();
+            let can_broadcast = can_broadcast && forced != Some(Method::Replicast);
+            let all_rcast =
+                caps(tipc_transport::caps::BCAST_RCAST) && forced != Some(Method::Broadcast);
             let rbctl = caps(tipc_transport::caps::MCAST_RBCTL);
             let (rcast, sync) = method.select(
                 now(),

@@ -121,6 +121,9 @@ pub struct BcastPolicy {
     pub available: bool,
     /// Nodes in the cluster, this one included (`cluster_size`).
     pub cluster_size: usize,
+    /// The node-wide method (`tipc link set broadcast BROADCAST|REPLICAST`, rule 5); `None`
+    /// selects by the ratio.
+    pub node_forced: Option<Method>,
 }
 
 impl BcastPolicy {
@@ -128,17 +131,19 @@ impl BcastPolicy {
     pub const REPLICAST: BcastPolicy = BcastPolicy {
         available: false,
         cluster_size: 1,
+        node_forced: None,
     };
 
-    /// The method for a message to `remote` nodes (§5.4): replicast when it is forced (the
-    /// group's first broadcast after a join or a unicast, with its ack request), when the
-    /// node cannot broadcast, or when `remote <= 1 + cluster_size / 10` (`rc_ratio` 10 %);
-    /// broadcast when forced or above that.
+    /// The method for a message to `remote` nodes (§5.4): replicast when the node cannot
+    /// broadcast or the message carries the group's ack request (its first broadcast after a
+    /// join or a unicast); else what the socket forces, else what the node forces, else
+    /// replicast up to `1 + cluster_size / 10` remote nodes (`rc_ratio` 10 %) and broadcast
+    /// above.
     pub fn method(&self, remote: usize, forced: Option<Method>, ack_required: bool) -> Method {
         if !self.available || ack_required || remote == 0 {
             return Method::Replicast;
         }
-        match forced {
+        match forced.or(self.node_forced) {
             Some(m) => m,
             None if remote <= 1 + self.cluster_size * 10 / 100 => Method::Replicast,
             None => Method::Broadcast,

@@ -761,6 +761,7 @@ impl SimNode {
         let policy = BcastPolicy {
             available: peers > 0,
             cluster_size: peers + 1,
+            node_forced: None,
         };
         let mut routes = Vec::new();
         for g in self.groups.values_mut() {

@@ -4,7 +4,9 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tipc_runtime::ctl::fmt::{parse_binding, parse_group_actions, parse_socket};
-use tipc_runtime::ctl::{self, ConnTarget, DgramDest, GroupSendReq, Kind, Linger, Request};
+use tipc_runtime::ctl::{
+    self, BcastMode, ConnTarget, DgramDest, GroupSendReq, Kind, Linger, Request,
+};
 
 /// Inspect a userspace TIPC node through its control socket.
 #[derive(Parser, Debug)]
@@ -250,11 +252,38 @@ enum NodeCmd {
 enum LinkCmd {
     /// List links: `NAME: up|down`.
     List,
+    /// Set a node-wide property: `broadcast BROADCAST|REPLICAST|AUTOSELECT`, the method of
+    /// group broadcasts and datagram range multicasts.
+    Set {
+        #[command(subcommand)]
+        cmd: LinkSetCmd,
+    },
+    /// Show a node-wide property: `broadcast`.
+    Get {
+        #[command(subcommand)]
+        cmd: LinkGetCmd,
+    },
     /// Link statistics.
     Stat {
         #[command(subcommand)]
         cmd: StatCmd,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum LinkSetCmd {
+    /// The multicast method: the broadcast link, replicast, or by the ratio (the default).
+    Broadcast {
+        /// BROADCAST, REPLICAST or AUTOSELECT.
+        #[arg(value_parser = ["BROADCAST", "REPLICAST", "AUTOSELECT"])]
+        mode: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum LinkGetCmd {
+    /// The multicast method.
+    Broadcast,
 }
 
 #[derive(Subcommand, Debug)]
@@ -440,6 +469,20 @@ fn main() -> ExitCode {
         Cmd::Node { cmd: NodeCmd::List } => Request::NodeList,
         Cmd::Node { cmd: NodeCmd::Stat } => Request::NodeStat,
         Cmd::Link { cmd: LinkCmd::List } => Request::LinkList,
+        Cmd::Link {
+            cmd: LinkCmd::Set {
+                cmd: LinkSetCmd::Broadcast { mode },
+            },
+        } => Request::LinkSetBroadcast(match mode.as_str() {
+            "BROADCAST" => BcastMode::Broadcast,
+            "REPLICAST" => BcastMode::Replicast,
+            _ => BcastMode::Autoselect,
+        }),
+        Cmd::Link {
+            cmd: LinkCmd::Get {
+                cmd: LinkGetCmd::Broadcast,
+            },
+        } => Request::LinkGetBroadcast,
         Cmd::Link {
             cmd: LinkCmd::Stat {
                 cmd: StatCmd::Show { link },

@@ -28,7 +28,7 @@ pub mod views;
 
 pub use client::{pipe, read_chunk, request};
 pub use proto::{
-    read_frame, write_frame, ConnTarget, DgramDest, GroupAction, GroupSendReq, Input, Kind, Linger,
-    Reply, Request, MAX_DATA_FRAME, MAX_FRAME,
+    read_frame, write_frame, BcastMode, ConnTarget, DgramDest, GroupAction, GroupSendReq, Input,
+    Kind, Linger, Reply, Request, MAX_DATA_FRAME, MAX_FRAME,
 };
 pub use server::serve;

@@ -91,6 +91,10 @@ pub enum Request {
     },
     /// `node stat`: each peer node's counters (failover, synch, restarts).
     NodeStat,
+    /// `link set broadcast BROADCAST|REPLICAST|AUTOSELECT`: the node-wide multicast method.
+    LinkSetBroadcast(BcastMode),
+    /// `link get broadcast`.
+    LinkGetBroadcast,
     /// `group join T:I [--events] [--loopback] [--echo] [--scope node|cluster] [--count N]
     /// [--timeout MS]`.
     GroupJoin {
@@ -112,6 +116,17 @@ pub enum Request {
     /// `group send T:I [--wait-members N] [--count N] [--seq] [--scope node|cluster]
     /// ACTION...`.
     GroupSend(GroupSendReq),
+}
+
+/// The node-wide multicast method, as iproute2's `tipc link set broadcast` names it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum BcastMode {
+    /// Always the broadcast link.
+    Broadcast,
+    /// Always replicast.
+    Replicast,
+    /// By the ratio (the default).
+    Autoselect,
 }
 
 /// What `group send` asks for.

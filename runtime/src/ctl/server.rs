@@ -2,11 +2,12 @@
 //! request, a table from [`super::views`] or a streaming command of [`super::dgram`] or
 //! [`super::conn`].
 
-use super::proto::{read_frame, write_frame, Reply, Request};
+use super::proto::{read_frame, write_frame, BcastMode, Reply, Request};
 use super::{conn, dgram, group, views};
 use crate::node::Node;
 use std::io;
 use std::path::Path;
+use tipc_actors::group::Method;
 use tokio::net::{UnixListener, UnixStream};
 
 /// Serve the control socket at `path` (an existing stale socket file is replaced). Runs until
@@ -49,6 +50,19 @@ async fn handle(node: Node, mut s: UnixStream) -> io::Result<()> {
         Request::NodeStat => Ok(views::node_stat(&node).await),
         Request::LinkList => Ok(views::link_list(&node).await),
         Request::LinkStat(name) => views::link_stat(&node, name.as_deref()).await,
+        Request::LinkSetBroadcast(mode) => {
+            node.transport().set_bcast_mode(match mode {
+                BcastMode::Broadcast => Some(Method::Broadcast),
+                BcastMode::Replicast => Some(Method::Replicast),
+                BcastMode::Autoselect => None,
+            });
+            Ok(String::new())
+        }
+        Request::LinkGetBroadcast => Ok(match node.transport().bcast_mode() {
+            Some(Method::Broadcast) => "BROADCAST\n".to_string(),
+            Some(Method::Replicast) => "REPLICAST\n".to_string(),
+            None => "AUTOSELECT ratio:10%\n".to_string(),
+        }),
         Request::BearerList => Ok(views::bearer_list(&node)),
         Request::NameTable => Ok(views::nametable_show(&node).await),
         Request::SocketList => Ok(views::socket_list(&node).await),

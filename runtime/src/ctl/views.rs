@@ -86,12 +86,14 @@ pub async fn link_stat(node: &Node, name: Option<&str>) -> Result<String, String
         let _ = write!(
             s,
             "Link <broadcast-link>\n  Window:50 packets\n  RX packets:0 fragments:0/0 bundles:0/0\n  \
-             TX packets:{} fragments:{}/{} bundles:0/0\n  RX naks:{} defs:0 dups:0\n  \
+             TX packets:{} fragments:{}/{} bundles:{}/{}\n  RX naks:{} defs:0 dups:0\n  \
              TX naks:0 acks:0 dups:0\n  Congestion link:{}  Send queue max:{} avg:0\n  \
              Queued now:{} retransmitted:{}\n\n",
             b.tx_packets,
             b.tx_fragments,
             b.tx_fragmented,
+            b.tx_bundles,
+            b.tx_bundled,
             b.nacks,
             b.congested,
             b.max_queue,

@@ -3,7 +3,10 @@
 //! * `group-bcast`: one member broadcasts N messages of 64 B to 8 receiving members (2 in
 //!   its own process, 3 in each of two other processes), against an RDM socket sending each
 //!   message to 8 RDM sockets placed the same way. Rate = N / time until all 8 report their
-//!   counts. Aim: group ≥ 0.8× RDM.
+//!   counts. Aim: group ≥ 0.8× RDM. The group run is repeated with the node forced to
+//!   replicast (`link set broadcast REPLICAST`): the broadcast link against replicast. (The
+//!   bearers here are UDP in replicast mode on one host, so the broadcast link's packets are
+//!   copied per peer by the bearer; UDP multicast needs a host, or a namespace, per node.)
 //! * `group-m2o`: 16 members send N messages in all, by unicast, to one member in another
 //!   process (the coordinated multipoint-to-point window), against 16 RDM sockets sending to
 //!   one RDM socket (default receive buffer: what overflows is dropped). Rate = messages
@@ -16,6 +19,7 @@ use super::{free_port, Server};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tipc_actors::addr::{Scope, ServiceRange, SocketAddr};
+use tipc_actors::group::Method;
 use tipc_actors::sock::group::{GroupMember, GroupRecv, GroupSpec};
 use tipc_actors::TransportNode;
 
@@ -201,9 +205,10 @@ async fn collect_group(m: &GroupMember, want: usize) -> Vec<u64> {
     v
 }
 
-fn group_bcast(count: u64) -> Run {
+fn group_bcast(count: u64, mode: Option<Method>) -> Run {
     actix_rt::System::new().block_on(async move {
         let c = cluster("group-rx", 2, [3, 3], 1).await;
+        c.n.set_bcast_mode(mode);
         let mut locals = Vec::new();
         for i in 0..2 {
             let m = c.n.join(GroupSpec::new(GTYPE, i)).await.expect("join");
@@ -394,7 +399,8 @@ async fn futures_collect<T, F: std::future::Future<Output = T>>(
 /// `--only group`: both comparisons, ratios printed.
 pub(crate) fn run(count: u64) {
     println!("tipc-bench group: three node processes on 127.0.0.1, 64 B messages");
-    let g = group_bcast(count);
+    let g = group_bcast(count, None);
+    let gr = group_bcast(count, Some(Method::Replicast));
     let r = rdm_fanout(count);
     println!(
         "broadcast to 8 members ({count} msgs): group {:>10.0} msgs/s  rdm x8 {:>10.0} msgs/s  {:.2}x (aim >= 0.8)",
@@ -403,8 +409,13 @@ pub(crate) fn run(count: u64) {
         g.msgs_per_s / r.msgs_per_s
     );
     println!(
-        "  delivered per receiver: group {:?}  rdm {:?}",
-        g.counts, r.counts
+        "  the same by replicast (link set broadcast REPLICAST): {:>10.0} msgs/s; broadcast link vs replicast {:.2}x",
+        gr.msgs_per_s,
+        g.msgs_per_s / gr.msgs_per_s
+    );
+    println!(
+        "  delivered per receiver: group {:?}  replicast {:?}  rdm {:?}",
+        g.counts, gr.counts, r.counts
     );
     let g = group_m2o(count);
     let r = rdm_m2o(count);
@@ -422,7 +433,7 @@ pub(crate) fn run(count: u64) {
 /// One side of a comparison (profiling): `group-bcast` or `group-m2o`.
 pub(crate) fn run_part(part: &str, count: u64) {
     let r = match part {
-        "group-bcast" => group_bcast(count),
+        "group-bcast" => group_bcast(count, None),
         "rdm-m2o" => rdm_m2o(count),
         _ => group_m2o(count),
     };

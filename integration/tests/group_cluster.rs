@@ -437,3 +437,55 @@ fn group_bindings_are_listed_by_nametable_show_and_socket_list() {
         "{line}"
     );
 }
+
+#[test]
+fn link_set_broadcast_forces_the_multicast_method_node_wide() {
+    let nodes = three_nodes("gb");
+    let (ok, out, _) = nodes[0].ctl(&["link", "get", "broadcast"]);
+    assert!(ok && out.trim() == "AUTOSELECT ratio:10%", "{out}");
+    let (ok, _, err) = nodes[0].ctl(&["link", "set", "broadcast", "REPLICAST"]);
+    assert!(ok, "{err}");
+    let (_, out, _) = nodes[0].ctl(&["link", "get", "broadcast"]);
+    assert_eq!(out.trim(), "REPLICAST");
+    let tx = |n: &NodeProc| -> String {
+        let (_, s, _) = n.ctl(&["link", "stat", "show", "broadcast-link"]);
+        s.lines()
+            .find(|l| l.trim().starts_with("TX packets:"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    let before = tx(&nodes[0]);
+    // Two remote members: the ratio would pick the broadcast link; REPLICAST does not.
+    let (_r1, _) = join(&nodes[1], 1, &[], Duration::ZERO);
+    let (_r2, _) = join(&nodes[2], 2, &[], Duration::ZERO);
+    let (ok, out, err) = nodes[0].ctl(&[
+        "group",
+        "send",
+        "4711:9",
+        "--wait-members",
+        "2",
+        "--count",
+        "20",
+        "bcast",
+        "x",
+    ]);
+    assert!(ok && out.contains("SENT count=20"), "{out} {err}");
+    assert_eq!(tx(&nodes[0]), before, "nothing on the broadcast link");
+    // AUTOSELECT again: the same broadcasts take the broadcast link.
+    let (ok, _, _) = nodes[0].ctl(&["link", "set", "broadcast", "AUTOSELECT"]);
+    assert!(ok);
+    let (ok, out, err) = nodes[0].ctl(&[
+        "group",
+        "send",
+        "4711:9",
+        "--wait-members",
+        "2",
+        "--count",
+        "20",
+        "bcast",
+        "x",
+    ]);
+    assert!(ok && out.contains("SENT count=20"), "{out} {err}");
+    assert_ne!(tx(&nodes[0]), before, "the broadcast link was used");
+}

@@ -459,33 +459,26 @@ fn link_set_broadcast_forces_the_multicast_method_node_wide() {
     // Two remote members: the ratio would pick the broadcast link; REPLICAST does not.
     let (_r1, _) = join(&nodes[1], 1, &[], Duration::ZERO);
     let (_r2, _) = join(&nodes[2], 2, &[], Duration::ZERO);
-    let (ok, out, err) = nodes[0].ctl(&[
-        "group",
-        "send",
-        "4711:9",
-        "--wait-members",
-        "2",
-        "--count",
-        "20",
-        "bcast",
-        "x",
-    ]);
-    assert!(ok && out.contains("SENT count=20"), "{out} {err}");
+    let send20 = || {
+        let args = [
+            "group",
+            "send",
+            "4711:9",
+            "--wait-members",
+            "2",
+            "--count",
+            "20",
+            "bcast",
+            "x",
+        ];
+        let (ok, out, err) = nodes[0].ctl(&args);
+        assert!(ok && out.contains("SENT count=20"), "{out} {err}");
+    };
+    send20();
     assert_eq!(tx(&nodes[0]), before, "nothing on the broadcast link");
     // AUTOSELECT again: the same broadcasts take the broadcast link.
     let (ok, _, _) = nodes[0].ctl(&["link", "set", "broadcast", "AUTOSELECT"]);
     assert!(ok);
-    let (ok, out, err) = nodes[0].ctl(&[
-        "group",
-        "send",
-        "4711:9",
-        "--wait-members",
-        "2",
-        "--count",
-        "20",
-        "bcast",
-        "x",
-    ]);
-    assert!(ok && out.contains("SENT count=20"), "{out} {err}");
+    send20();
     assert_ne!(tx(&nodes[0]), before, "the broadcast link was used");
 }

@@ -72,7 +72,10 @@ impl McastFilter {
             }
             return;
         };
-        let first = meta(&self.held[i]).expect("held messages are multicasts");
+        // Only multicasts are held; anything else would pass.
+        let Some(first) = meta(&self.held[i]) else {
+            return out(msg);
+        };
         if !m.syn {
             // From the other path (sent before the switch): at once; from the same path as
             // the held SYN: behind it.
@@ -88,7 +91,9 @@ impl McastFilter {
             return self.hold(msg, out);
         }
         // The partner: deliver the one with data, then what was held behind it.
-        let held = self.held.remove(i).expect("position found");
+        let Some(held) = self.held.remove(i) else {
+            return out(msg);
+        };
         self.dummies += 1;
         let keep_new = m.data || (!first.data && !m.dummy);
         out(if keep_new { msg } else { held });

@@ -311,8 +311,14 @@ pub enum DropMatch {
 pub enum DropHook {
     /// `inet` family, `input` hook: packets delivered to local sockets.
     InetInput,
-    /// `inet` family, `output` hook: locally generated packets.
+    /// `inet` family, `output` hook: locally generated packets. It sees a UDP GSO batch
+    /// (`UDP_SEGMENT`, which our UDP bearer uses) as one packet, so it drops a whole batch or
+    /// none of it; use [`DropHook::BridgeOutput`] for per-datagram loss.
     InetOutput,
+    /// `bridge` family, `output` hook: frames this namespace sends out of a bridge (the
+    /// kernel-peer harness's `tpbr0`). GSO batches are segmented before the bridge, so each
+    /// datagram is a candidate of its own.
+    BridgeOutput,
     /// `netdev` family, `ingress` hook on this device.
     NetdevIngress(String),
     /// `netdev` family, `egress` hook on this device (host kernel 5.16+); the right place to
@@ -343,6 +349,11 @@ impl RandomDrop {
             DropHook::InetOutput => (
                 "inet",
                 format!("{TABLE_PREFIX}_out"),
+                "hook output".to_owned(),
+            ),
+            DropHook::BridgeOutput => (
+                "bridge",
+                format!("{TABLE_PREFIX}_bout"),
                 "hook output".to_owned(),
             ),
             DropHook::NetdevIngress(dev) => (

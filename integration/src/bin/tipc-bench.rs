@@ -19,7 +19,8 @@
 //!
 //! Groups (issue 12 item 7, `group.rs`), on three node processes: a broadcast to 8 members
 //! against 8 RDM unicasts of the same messages, and 16 senders to one member against 16 RDM
-//! senders to one socket (rates, losses and ratios).
+//! senders to one socket (rates, losses and ratios); the broadcast again with each node in a
+//! network namespace of its own, over UDP multicast against replicast (root only).
 //!
 //! ```text
 //! cargo run --release -p tipc-integration --bin tipc-bench -- --count 200000
@@ -35,8 +36,8 @@ use tipc_actors::TransportNode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const USAGE: &str = "usage: tipc-bench [--count N] [--rtts N] [--conns N] [--stream-mib N] \
-     [--only tput|lat|tipc-tput|tipc-lat|udp-lat|conn|conn-rr|stream|conn-lat|tipc-conn-rr|tipc-stream|tipc-conn-lat|group]   \
-     (internal: --serve KIND PORT PEER)";
+     [--only tput|lat|tipc-tput|tipc-lat|udp-lat|conn|conn-rr|stream|conn-lat|tipc-conn-rr|tipc-stream|tipc-conn-lat|group|group-mcast]   \
+     (internal: --serve KIND PORT PEER, --only group-mcast-in --method multicast|replicast)";
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -54,6 +55,7 @@ fn main() {
     let mut count = 200_000u64;
     let mut rtts = 5_000usize;
     let mut only = String::new();
+    let mut method = String::new();
     let mut cfg = ConnCfg {
         conns: 5_000,
         stream_bytes: 256 << 20,
@@ -70,6 +72,7 @@ fn main() {
             }
             "--rtts" => rtts = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(rtts),
             "--only" => only = args.get(i + 1).cloned().unwrap_or_default(),
+            "--method" => method = args.get(i + 1).cloned().unwrap_or_default(),
             "--conns" => {
                 cfg.conns = args
                     .get(i + 1)
@@ -98,6 +101,9 @@ fn main() {
             group::run(count);
         }
         "group" => group::run(count),
+        "group-mcast" => group::run_mcast(count),
+        // Inside the namespace of node A (started by `group-mcast`).
+        "group-mcast-in" => group::mcast_inner(count, &method),
         // Profiling aids: one side of a group comparison.
         "tipc-group-bcast" => group::run_part("group-bcast", count),
         "tipc-group-m2o" => group::run_part("group-m2o", count),

@@ -7,6 +7,11 @@
 //!   replicast (`link set broadcast REPLICAST`): the broadcast link against replicast. (The
 //!   bearers here are UDP in replicast mode on one host, so the broadcast link's packets are
 //!   copied per peer by the bearer; UDP multicast needs a host, or a namespace, per node.)
+//! * `group-mcast`: the same broadcast with each node process in a network namespace of its
+//!   own, on one bridge, with UDP bearers in multicast mode (`10.98.0.N:6118`, the group the
+//!   network id gives): the broadcast link sends each packet once to the multicast group,
+//!   against replicast (`link set broadcast REPLICAST`: a copy per node on its unicast link).
+//!   Needs root and `ip`; without them it says so and is skipped.
 //! * `group-m2o`: 16 members send N messages in all, by unicast, to one member in another
 //!   process (the coordinated multipoint-to-point window), against 16 RDM sockets sending to
 //!   one RDM socket (default receive buffer: what overflows is dropped). Rate = messages
@@ -33,10 +38,49 @@ fn node(id: &str, port: u16, peers: &[u16]) -> TransportNode {
     tipc_integration::cluster::udp_node(id, port, peers)
 }
 
-/// `--serve group-rx|rdm-rx PORT PEERS FIRST COUNT SENDERS`: COUNT receivers with instances
-/// FIRST.., each reporting after SENDERS `END`s (none: the node only stays up).
+/// Port of the multicast-mode bearers (every node uses the same one, in its own namespace).
+const MCAST_PORT: u16 = 6118;
+
+/// A node with a UDP bearer in multicast mode on `ip:6118`, joined to the network id's group.
+fn mcast_node(id: &str, ip: std::net::Ipv4Addr) -> TransportNode {
+    use tipc_actors::TransportConfig;
+    use tipc_transport::media::udp::multicast_group;
+    use tipc_transport::media::{UdpConfig, UdpMedia, UdpRemote};
+    use tipc_transport::NodeId;
+    let cfg = TransportConfig::new(NodeId::from_str_id(id).expect("node identity"));
+    let group = std::net::SocketAddr::new(multicast_group(cfg.net_id, false), MCAST_PORT);
+    let udp = UdpMedia::bind(UdpConfig {
+        local: std::net::SocketAddr::from((ip, MCAST_PORT)),
+        remote: UdpRemote::Multicast(group),
+        mtu: None,
+        name: "udp0".into(),
+    })
+    .expect("bind UDP multicast bearer");
+    let n = TransportNode::new(cfg);
+    n.enable_bearer(udp, "udp0", 50).expect("enable bearer");
+    n
+}
+
+/// The node of a `--serve` process: `AT` is a loopback port (replicast to `peers`) or
+/// `mcast:IP` (multicast mode, in the namespace the process was started in).
+fn node_at(at: &str, peers: &[u16]) -> TransportNode {
+    match at.strip_prefix("mcast:") {
+        Some(ip) => mcast_node(
+            &format!("g{}", ip.replace('.', "-")),
+            ip.parse().expect("IPv4 address"),
+        ),
+        None => {
+            let port: u16 = at.parse().expect("port");
+            node(&format!("g{port}"), port, peers)
+        }
+    }
+}
+
+/// `--serve group-rx|rdm-rx AT PEERS FIRST COUNT SENDERS`: COUNT receivers with instances
+/// FIRST.., each reporting after SENDERS `END`s (none: the node only stays up). `AT` as in
+/// [`node_at`].
 pub(crate) fn serve(kind: &str, args: &[String]) {
-    let port: u16 = args[0].parse().expect("port");
+    let at = args[0].clone();
     let peers: Vec<u16> = args[1].split(',').filter_map(|p| p.parse().ok()).collect();
     let first: u32 = args[2].parse().expect("first");
     let count: u32 = args[3].parse().expect("count");
@@ -44,7 +88,7 @@ pub(crate) fn serve(kind: &str, args: &[String]) {
     let group = kind == "group-rx";
     let sys = actix_rt::System::new();
     sys.block_on(async move {
-        let n = node(&format!("g{port}"), port, &peers);
+        let n = node_at(&at, &peers);
         let mut tasks = Vec::new();
         for i in first..first + count {
             if group {
@@ -124,12 +168,33 @@ async fn rdm_rx(s: tipc_actors::sock::dgram::DgramSocket, senders: usize) {
 
 fn spawn(kind: &str, port: u16, peers: &[u16], first: u32, count: u32, senders: usize) -> Server {
     let exe = std::env::current_exe().expect("current_exe");
+    spawn_in(
+        Command::new(exe),
+        kind,
+        &port.to_string(),
+        peers,
+        first,
+        count,
+        senders,
+    )
+}
+
+/// Starts `cmd` (this program, maybe under `ip netns exec`) as a `--serve` process.
+fn spawn_in(
+    mut cmd: Command,
+    kind: &str,
+    at: &str,
+    peers: &[u16],
+    first: u32,
+    count: u32,
+    senders: usize,
+) -> Server {
     let peers: Vec<String> = peers.iter().map(u16::to_string).collect();
-    let child = Command::new(exe)
+    let child = cmd
         .args([
             "--serve",
             kind,
-            &port.to_string(),
+            at,
             &peers.join(","),
             &first.to_string(),
             &count.to_string(),
@@ -208,6 +273,13 @@ async fn collect_group(m: &GroupMember, want: usize) -> Vec<u64> {
 fn group_bcast(count: u64, mode: Option<Method>) -> Run {
     actix_rt::System::new().block_on(async move {
         let c = cluster("group-rx", 2, [3, 3], 1).await;
+        bcast_run(c, count, mode).await
+    })
+}
+
+/// The broadcast run of [`group_bcast`] on a cluster whose B and C hold 3 receivers each.
+async fn bcast_run(c: Cluster, count: u64, mode: Option<Method>) -> Run {
+    {
         c.n.set_bcast_mode(mode);
         let mut locals = Vec::new();
         for i in 0..2 {
@@ -230,7 +302,7 @@ fn group_bcast(count: u64, mode: Option<Method>) -> Run {
             msgs_per_s: count as f64 / secs,
             counts,
         }
-    })
+    }
 }
 
 async fn rdm_reports(s: &tipc_actors::sock::dgram::DgramSocket, dests: &[SocketAddr]) -> Vec<u64> {
@@ -420,6 +492,7 @@ pub(crate) fn run(count: u64) {
     let g = group_m2o(count);
     let r = rdm_m2o(count);
     let per = count / 16 * 16;
+    run_mcast(count);
     println!(
         "16 senders to one ({per} msgs): group {:>10.0} msgs/s lost {}  rdm {:>10.0} msgs/s lost {}  {:.2}x (aim >= 0.7)",
         g.msgs_per_s,
@@ -428,6 +501,143 @@ pub(crate) fn run(count: u64) {
         per.saturating_sub(r.counts[0]),
         g.msgs_per_s / r.msgs_per_s
     );
+}
+
+/// Namespaces of the multicast comparison: a hub with the bridge, and one per node process.
+const MCAST_HUB: &str = "tbg-hub";
+const MCAST_NODES: [(&str, &str); 3] = [
+    ("tbg-a", "10.98.0.1"),
+    ("tbg-b", "10.98.0.2"),
+    ("tbg-c", "10.98.0.3"),
+];
+
+/// The bridge and three namespaces, each with `eth0` on the bridge and a multicast route;
+/// deleted when dropped.
+fn mcast_topology() -> std::io::Result<Vec<tipc_integration::netns::NetNs>> {
+    use tipc_integration::netns::NetNs;
+    for (ns, _) in MCAST_NODES.iter().chain([(MCAST_HUB, "")].iter()) {
+        if tipc_integration::netns::netns_exists(ns) {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+    let hub = NetNs::create(MCAST_HUB)?;
+    hub.ip(&["link", "add", "br0", "type", "bridge"])?;
+    hub.link_up("br0")?;
+    let mut all = Vec::new();
+    for (name, ip) in MCAST_NODES {
+        let ns = NetNs::create(name)?;
+        ns.add_veth("eth0", &hub, name)?;
+        hub.ip(&["link", "set", name, "master", "br0"])?;
+        ns.addr_add("eth0", &format!("{ip}/24"))?;
+        ns.ip(&["route", "add", "224.0.0.0/4", "dev", "eth0"])?;
+        all.push(ns);
+    }
+    all.push(hub);
+    Ok(all)
+}
+
+/// `--only group-mcast-in --method multicast|replicast`, run inside `tbg-a`: node A here (2 receivers
+/// and the sender), B and C in `tbg-b` and `tbg-c`; prints `RUN rate=R counts=C1,C2,..`.
+pub(crate) fn mcast_inner(count: u64, method: &str) {
+    let mode = match method {
+        "replicast" => Some(Method::Replicast),
+        _ => None,
+    };
+    let exe = std::env::current_exe().expect("current_exe");
+    let r = actix_rt::System::new().block_on(async move {
+        let mut servers = Vec::new();
+        let mut first = 2;
+        for (ns, ip) in &MCAST_NODES[1..] {
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", ns]).arg(&exe);
+            servers.push(spawn_in(
+                cmd,
+                "group-rx",
+                &format!("mcast:{ip}"),
+                &[],
+                first,
+                3,
+                1,
+            ));
+            first += 3;
+        }
+        let n = mcast_node("ga", MCAST_NODES[0].1.parse().expect("IPv4 address"));
+        wait_nodes(&n, 2).await;
+        let c = Cluster {
+            n,
+            _b: servers.remove(0),
+            _c: servers.remove(0),
+        };
+        let n = c.n.clone();
+        let r = bcast_run(c, count, mode).await;
+        (r, n.bcast_stats().0.tx_packets)
+    });
+    let (r, bcast_packets) = r;
+    let counts: Vec<String> = r.counts.iter().map(u64::to_string).collect();
+    println!(
+        "RUN rate={:.0} counts={} bcast_packets={bcast_packets}",
+        r.msgs_per_s,
+        counts.join(",")
+    );
+}
+
+/// One `mcast_inner` run in `tbg-a`: its rate and counts line.
+fn mcast_run(count: u64, method: &str) -> Option<(f64, String)> {
+    let exe = std::env::current_exe().expect("current_exe");
+    let out = Command::new("ip")
+        .args(["netns", "exec", MCAST_NODES[0].0])
+        .arg(exe)
+        .args(["--count", &count.to_string(), "--only", "group-mcast-in"])
+        .args(["--method", method])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ip netns exec");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with("RUN "))?;
+    let rate = line
+        .split("rate=")
+        .nth(1)?
+        .split(' ')
+        .next()?
+        .parse()
+        .ok()?;
+    let counts = line.split("counts=").nth(1)?.split(' ').next()?;
+    let packets = line.split("bcast_packets=").nth(1)?;
+    Some((rate, format!("{counts} ({packets} broadcast-link packets)")))
+}
+
+/// `--only group-mcast`: broadcast to 8 members with each node in its own namespace, the
+/// broadcast link over UDP multicast against replicast, two rounds alternated.
+pub(crate) fn run_mcast(count: u64) {
+    if !tipc_integration::netns::netns_supported() {
+        println!(
+            "broadcast over UDP multicast: skipped (needs root and the ip tool for namespaces)"
+        );
+        return;
+    }
+    let _topology = match mcast_topology() {
+        Ok(t) => t,
+        Err(e) => {
+            println!("broadcast over UDP multicast: skipped (namespaces: {e})");
+            return;
+        }
+    };
+    println!(
+        "broadcast to 8 members, three node processes in three namespaces on one bridge, UDP \
+         bearers in multicast mode ({count} msgs of 64 B):"
+    );
+    for round in 1..=2 {
+        let m = mcast_run(count, "multicast");
+        let r = mcast_run(count, "replicast");
+        match (m, r) {
+            (Some((m, mc)), Some((r, rc))) => println!(
+                "  round {round}: broadcast link over UDP multicast {m:>10.0} msgs/s  replicast \
+                 {r:>10.0} msgs/s  {:.2}x   (delivered per receiver: {mc} / {rc})",
+                m / r
+            ),
+            (m, r) => println!("  round {round}: a run failed (multicast {m:?}, replicast {r:?})"),
+        }
+    }
 }
 
 /// One side of a comparison (profiling): `group-bcast` or `group-m2o`.

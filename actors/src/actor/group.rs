@@ -32,6 +32,9 @@ pub(crate) struct GroupInner {
     /// Woken when a blocked sender may retry or the member closes.
     pub writable: Notify,
     sending: AtomicBool,
+    /// Set by a driver that queued messages while another task held `sending`: that task
+    /// looks at the socket again before it stops.
+    more: AtomicBool,
 }
 
 impl GroupInner {
@@ -42,6 +45,7 @@ impl GroupInner {
             readable: Notify::new(),
             writable: Notify::new(),
             sending: AtomicBool::new(false),
+            more: AtomicBool::new(false),
         })
     }
 
@@ -59,12 +63,7 @@ impl GroupInner {
             let writable = st.poll_wakeup();
             let readable = st.queued() > before || st.is_closed();
             // A task sending now looks at the socket again before it stops: leave it to it.
-            let batch = (st.has_transmit()
-                && self
-                    .sending
-                    .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-                    .is_ok())
-            .then(|| {
+            let batch = (st.has_transmit() && self.claim_sending()).then(|| {
                 let mut b = VecDeque::new();
                 st.swap_transmits(&mut b);
                 b
@@ -83,12 +82,29 @@ impl GroupInner {
         r
     }
 
-    /// Send what the socket queued, in its order, whoever queued it: only the task that set
-    /// `sending` sends, and it looks at the socket again before it clears the flag (under the
-    /// lock, so a message queued meanwhile is either taken here or sent by its own task). No
-    /// lock is held while a message is sent: a copy for this node is delivered at once,
-    /// possibly to this very member. The queue and `b` trade places, so their buffers are
-    /// reused and a message costs no allocation here.
+    /// Whether this task becomes the one that sends (`sending` was clear). If another task
+    /// holds it, `more` tells it to look at the socket again, and the claim is retried: that
+    /// task may have looked for `more` just before it was set, then cleared `sending`.
+    fn claim_sending(&self) -> bool {
+        let claim = || {
+            self.sending
+                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        };
+        if claim() {
+            return true;
+        }
+        self.more.store(true, Ordering::SeqCst);
+        claim()
+    }
+
+    /// Send what the socket queued, in its order, whoever queued it: only the task that holds
+    /// `sending` sends. Before it stops it clears the flag and looks at `more`, which a driver
+    /// that queued meanwhile set (before its own claim, [`claim_sending`](Self::claim_sending)):
+    /// either that driver claims the flag and sends, or this task sees `more`, claims the flag
+    /// back and takes the socket's queue under its lock. No lock is held while a message is
+    /// sent: a copy for this node is delivered at once, possibly to this very member. The
+    /// queue and `b` trade places, so their buffers are reused within a run.
     fn send_batches(&self, ctx: &NodeCtx, mut b: VecDeque<Transmit>) {
         loop {
             // Only broadcasts need the broadcast link's state (a lock and a bearer lookup).
@@ -101,12 +117,17 @@ impl GroupInner {
             for t in b.drain(..) {
                 route_transmit(t, ctx.own_addr, policy, |r| send(ctx, r));
             }
-            let mut st = self.lock();
-            st.swap_transmits(&mut b);
-            if b.is_empty() {
-                self.sending.store(false, Ordering::SeqCst);
+            self.sending.store(false, Ordering::SeqCst);
+            if !self.more.load(Ordering::SeqCst)
+                || self
+                    .sending
+                    .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_err()
+            {
                 return;
             }
+            self.more.store(false, Ordering::SeqCst);
+            self.lock().swap_transmits(&mut b);
         }
     }
 }

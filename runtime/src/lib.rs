@@ -5,17 +5,33 @@
 //! the management tool `tipcctl` (its protocol, the node's server, the client, and the text
 //! views and output lines scripts rely on).
 //!
-//! Modules, each importing only those above it: [`config`]; [`node`]; [`ctl`] (inside it:
+//! The service layer ([`service`]): typed messages ([`TipcMessage`], `#[derive(TipcMessage)]`),
+//! services (`#[tipc_service]`), and clients ([`ServiceRef`]: tell, ask).
+//!
+//! Modules, each importing only those above it: [`config`]; [`service`]; [`node`]; [`ctl`] (inside it:
 //! `proto`, `fmt`, `views`, `client`, `dgram`, `conn`, `server`). The binaries (`src/bin/`)
 //! use the library like any application.
 
 pub mod config;
 pub mod ctl;
 pub mod node;
+pub mod service;
+
+/// What the macros' generated code names (not a stable API).
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::service::server::{
+        call, decode_request, unknown, Binding, Ctx, Outcome, Request, Service,
+    };
+    pub use crate::service::TipcMessage;
+    pub use tipc_actors::addr::{Scope, ServiceRange};
+}
 
 pub use config::NodeConfig;
 pub use node::{Node, NodeError};
+pub use service::{AskError, Ctx, ReplyTo, ServiceHandle, ServiceRef, TellError, TipcMessage};
 pub use tipc_actors::NodeEvent;
+pub use tipc_macros::{tipc_service, TipcMessage};
 
 /// The actix System nodes run in (re-exported so applications need no direct actix dependency).
 pub use actix_rt::System;

@@ -3,9 +3,13 @@
 //! formatted in [`crate::ctl::views`].
 
 use crate::config::{ConfigError, NodeConfig};
+use crate::service::server::{Binding, Service, ServiceHandle, StartError};
+use crate::service::{Clients, ServiceRef, Target};
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
+use tipc_actors::addr::{ServiceAddr, ServiceRange, SocketAddr as TipcSocketAddr};
 use tipc_actors::{NodeEvent, TransportConfig, TransportNode};
 use tipc_transport::media::udp::{multicast_group, UdpConfig, UdpMedia, UdpRemote};
 use tipc_transport::media::EthMedia;
@@ -39,10 +43,11 @@ pub enum NodeError {
     Bearer(String),
 }
 
-/// A running node.
+/// A running node: the transport, and the service layer's client side.
 #[derive(Clone)]
 pub struct Node {
     transport: TransportNode,
+    clients: Arc<Clients>,
 }
 
 impl Node {
@@ -103,7 +108,51 @@ impl Node {
                 .enable_bearer(m, &name, 8191)
                 .map_err(|e| NodeError::Bearer(e.to_string()))?;
         }
-        Ok(Node { transport })
+        Ok(Node::from_transport(transport))
+    }
+
+    /// A node over a transport built by hand (tests, embedding). Must run inside an actix
+    /// System.
+    pub fn from_transport(transport: TransportNode) -> Node {
+        let clients = Clients::start(&transport);
+        Node { transport, clients }
+    }
+
+    /// Start `svc` at the binding its `#[tipc_service]` names.
+    pub async fn serve<S: Service>(&self, svc: S) -> Result<ServiceHandle<S>, StartError> {
+        self.serve_at(svc, S::binding()).await
+    }
+
+    /// Start `svc` at another binding (a partition's range, say).
+    pub async fn serve_at<S: Service>(
+        &self,
+        svc: S,
+        binding: Binding,
+    ) -> Result<ServiceHandle<S>, StartError> {
+        ServiceHandle::start(svc, binding, &self.transport, self.clients.clone()).await
+    }
+
+    /// A reference to service `{type_, instance}`: anycast, round robin among its bindings.
+    pub fn service(&self, type_: u32, instance: u32) -> ServiceRef {
+        ServiceRef::new(
+            self.clients.clone(),
+            Target::Service(ServiceAddr { type_, instance }),
+        )
+    }
+
+    /// A reference to every socket bound in `range` (multicast; tell only).
+    pub fn services(&self, range: ServiceRange) -> ServiceRef {
+        ServiceRef::new(self.clients.clone(), Target::Range(range))
+    }
+
+    /// A reference to one socket (a pinned service instance).
+    pub fn socket_ref(&self, addr: TipcSocketAddr) -> ServiceRef {
+        ServiceRef::new(self.clients.clone(), Target::Socket(addr))
+    }
+
+    /// The client side (counters, pending asks).
+    pub fn clients(&self) -> &Arc<Clients> {
+        &self.clients
     }
 
     /// The transport layer.

@@ -147,8 +147,8 @@ pub struct DgramSocket {
     inbox: Arc<SocketInbox>,
     opts: SendOpts,
     binds: u32,
-    bound: Vec<Publication>,
-    closed: bool,
+    bound: Mutex<Vec<Publication>>,
+    closed: std::sync::atomic::AtomicBool,
     /// The multicast method (replicast or broadcast link) and its expiry.
     mcast: Mutex<McastMethod>,
 }
@@ -168,8 +168,8 @@ impl DgramSocket {
                 DgramKind::Dgram => SendOpts::DGRAM,
             },
             binds: 0,
-            bound: Vec::new(),
-            closed: false,
+            bound: Mutex::new(Vec::new()),
+            closed: std::sync::atomic::AtomicBool::new(false),
             mcast: Mutex::new(McastMethod::default()),
         }
     }
@@ -217,16 +217,19 @@ impl DgramSocket {
         let p = bind_publication(self.addr(), range, scope, self.binds + 1)?;
         self.binds += 1;
         self.ctx.publish(p).await?;
-        self.bound.push(p);
+        self.bound().push(p);
         Ok(())
     }
 
     /// Withdraw a binding made with [`DgramSocket::bind`] (same range).
     pub async fn unbind(&mut self, range: ServiceRange) -> bool {
-        let Some(i) = self.bound.iter().position(|p| p.range == range) else {
-            return false;
+        let p = {
+            let mut bound = self.bound();
+            let Some(i) = bound.iter().position(|p| p.range == range) else {
+                return false;
+            };
+            bound.remove(i)
         };
-        let p = self.bound.remove(i);
         self.ctx.withdraw(p.range, p.port, p.key).await.is_some()
     }
 
@@ -254,6 +257,16 @@ impl DgramSocket {
     /// Send to a service address: anycast, round-robin among the matching bindings (the
     /// kernel's per-range rotation, `tipc_nametbl_lookup_anycast`).
     pub async fn send_to_service(&self, name: ServiceAddr, data: &[u8]) -> Result<(), DgramError> {
+        self.send_anycast(name, data).await.map(|_| ())
+    }
+
+    /// [`send_to_service`](Self::send_to_service), telling which node the lookup chose (the
+    /// node a reply or a node-down event will come from).
+    pub async fn send_anycast(
+        &self,
+        name: ServiceAddr,
+        data: &[u8],
+    ) -> Result<NodeAddr, DgramError> {
         let mut msg = build_named(
             self.addr(),
             name,
@@ -262,10 +275,10 @@ impl DgramSocket {
             &self.opts,
             data,
         )?;
-        if resolve_anycast(&mut self.ctx.table(), name, &mut msg).is_none() {
+        let Some(node) = resolve_anycast(&mut self.ctx.table(), name, &mut msg) else {
             return Err(DgramError::NoDestination);
-        }
-        self.send_built(msg).await
+        };
+        self.send_built(msg).await.map(|_| node)
     }
 
     /// Send to a service range: multicast, one copy to every socket bound in it.
@@ -328,20 +341,31 @@ impl DgramSocket {
 
     /// Close: bindings withdrawn (done when this returns), queued messages rejected (returned
     /// if their sender asked).
-    pub async fn close(mut self) {
-        for p in std::mem::take(&mut self.bound) {
+    pub async fn close(self) {
+        self.shutdown().await;
+    }
+
+    /// [`close`](Self::close) through a shared handle: bindings withdrawn (done when this
+    /// returns), queued messages rejected, later receives end; sends still work.
+    pub async fn shutdown(&self) {
+        let bound = std::mem::take(&mut *self.bound());
+        for p in bound {
             let _ = self.ctx.withdraw(p.range, p.port, p.key).await;
         }
         self.shut();
     }
 
+    fn bound(&self) -> MutexGuard<'_, Vec<Publication>> {
+        self.bound.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Unregister the port and close the queue; withdraw what is still bound without
     /// waiting.
-    fn shut(&mut self) {
-        if std::mem::replace(&mut self.closed, true) {
+    fn shut(&self) {
+        if self.closed.swap(true, std::sync::atomic::Ordering::AcqRel) {
             return;
         }
-        for p in std::mem::take(&mut self.bound) {
+        for p in std::mem::take(&mut *self.bound()) {
             self.ctx.withdraw_now(p);
         }
         self.ctx.ports.remove(&self.port);

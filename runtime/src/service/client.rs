@@ -1,0 +1,391 @@
+//! Clients of services: [`ServiceRef`] (tell, try_tell, ask) over a node's shared client
+//! socket ([`Clients`]), which matches replies to asks by correlation id and fails an ask at
+//! once when TIPC says why it cannot be answered: the message came back (no service, service
+//! gone, overload), or the serving node went down. The timeout is the last resort.
+
+use super::envelope::{parse_error_payload, Envelope, ErrorCode, Kind};
+use super::message::{decode, encode_into, CodecError, TipcMessage};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tipc_actors::addr::{ServiceAddr, ServiceRange, SocketAddr};
+use tipc_actors::sock::dgram::DgramSocket;
+use tipc_actors::socket::{DgramError, Received};
+use tipc_actors::{NodeEvent, TransportNode};
+use tipc_transport::NodeAddr;
+use tokio::sync::oneshot;
+
+/// The default time an ask waits for its reply.
+pub const DEFAULT_ASK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why an ask failed. Each is known as soon as TIPC knows it; [`AskError::Timeout`] only when
+/// nothing was heard.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AskError {
+    /// No binding matches the destination (nothing to send to).
+    #[error("no service bound at the destination")]
+    NoService,
+    /// The service went away: unbound, stopped or panicked before it handled the ask.
+    #[error("service gone")]
+    ServiceGone,
+    /// The serving socket's queue was full (TIPC_ERR_OVERLOAD).
+    #[error("service overloaded")]
+    Overloaded,
+    /// The node serving the ask went down (or is not reachable).
+    #[error("node down")]
+    NodeDown,
+    /// No reply within the timeout.
+    #[error("no reply within {0:?}")]
+    Timeout(Duration),
+    /// The handler panicked.
+    #[error("the handler panicked")]
+    Panicked,
+    /// The service refused or failed the ask ([`ErrorCode`] and its detail).
+    #[error("remote error: {code}: {detail}")]
+    Remote {
+        /// What went wrong.
+        code: ErrorCode,
+        /// The service's text.
+        detail: String,
+    },
+    /// The message could not be encoded.
+    #[error("cannot encode the message: {0}")]
+    Encode(CodecError),
+    /// The reply did not decode as the message's reply type.
+    #[error("cannot decode the reply: {0}")]
+    Decode(CodecError),
+    /// This node is stopping.
+    #[error("node stopped")]
+    Stopped,
+}
+
+/// Why a tell failed (a tell that was sent and lost later is counted, not reported).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TellError {
+    /// No binding matches the destination.
+    #[error("no service bound at the destination")]
+    NoService,
+    /// The destination node is not reachable.
+    #[error("node down")]
+    NodeDown,
+    /// The message could not be encoded.
+    #[error("cannot encode the message: {0}")]
+    Encode(CodecError),
+    /// This node is stopping.
+    #[error("node stopped")]
+    Stopped,
+}
+
+impl From<DgramError> for TellError {
+    fn from(e: DgramError) -> TellError {
+        match e {
+            DgramError::NoDestination => TellError::NoService,
+            DgramError::NoNode => TellError::NodeDown,
+            DgramError::Stopped => TellError::Stopped,
+            other => TellError::Encode(CodecError(other.to_string())),
+        }
+    }
+}
+
+/// What the client side counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// Asks sent.
+    pub asks: u64,
+    /// Tells sent.
+    pub tells: u64,
+    /// Tells that came back undelivered (no service, service gone, overload, node down).
+    pub tells_returned: u64,
+    /// Replies for no pending ask (late: after a timeout or a dropped ask).
+    pub late_replies: u64,
+    /// Messages on the client socket that were neither replies nor returns.
+    pub malformed: u64,
+}
+
+struct Pending {
+    tx: oneshot::Sender<Result<Bytes, AskError>>,
+    /// The node the ask went to (0 until the send chose it).
+    node: NodeAddr,
+}
+
+/// A node's client side: one returnable RDM socket shared by every [`ServiceRef`], the asks
+/// waiting for replies, and the counters.
+pub struct Clients {
+    sock: DgramSocket,
+    next: AtomicU64,
+    pending: Mutex<HashMap<u64, Pending>>,
+    stats: Mutex<ClientStats>,
+}
+
+impl Clients {
+    /// The client side of `node`: its socket, the task matching replies, and the task failing
+    /// asks to nodes that go down. Must run inside a tokio runtime.
+    pub fn start(node: &TransportNode) -> Arc<Clients> {
+        let mut sock = node.dgram_socket();
+        sock.set_returnable(true);
+        let c = Arc::new(Clients {
+            sock,
+            next: AtomicU64::new(1),
+            pending: Mutex::new(HashMap::new()),
+            stats: Mutex::new(ClientStats::default()),
+        });
+        let weak = Arc::downgrade(&c);
+        let mut events = node.events();
+        tokio::spawn(async move {
+            loop {
+                let ev = events.recv().await;
+                let Some(c) = weak.upgrade() else { return };
+                match ev {
+                    Ok(NodeEvent::NodeDown(addr)) => c.fail_node(addr),
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => return,
+                }
+            }
+        });
+        // The reply task holds the client side until the node stops (its socket's inbox
+        // closes then, and every ask still pending fails with `Stopped`).
+        let rx = c.clone();
+        tokio::spawn(async move {
+            loop {
+                let b = rx.sock.recv_batch(256).await;
+                if b.is_empty() {
+                    rx.fail_all(AskError::Stopped);
+                    return;
+                }
+                for r in b {
+                    rx.on_message(r);
+                }
+            }
+        });
+        c
+    }
+
+    fn pending(&self) -> MutexGuard<'_, HashMap<u64, Pending>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn count(&self, f: impl FnOnce(&mut ClientStats)) {
+        f(&mut self.stats.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// What was counted so far.
+    pub fn stats(&self) -> ClientStats {
+        *self.stats.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Asks waiting for a reply now.
+    pub fn pending_asks(&self) -> usize {
+        self.pending().len()
+    }
+
+    /// The client socket's address (where replies come to).
+    pub fn addr(&self) -> SocketAddr {
+        self.sock.addr()
+    }
+
+    fn complete(&self, corr: u64, r: Result<Bytes, AskError>) -> bool {
+        match self.pending().remove(&corr) {
+            Some(p) => {
+                let _ = p.tx.send(r);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn fail_node(&self, node: NodeAddr) {
+        let gone: Vec<Pending> = {
+            let mut p = self.pending();
+            let keys: Vec<u64> = p
+                .iter()
+                .filter(|(_, v)| v.node == node)
+                .map(|(k, _)| *k)
+                .collect();
+            keys.into_iter().filter_map(|k| p.remove(&k)).collect()
+        };
+        for p in gone {
+            let _ = p.tx.send(Err(AskError::NodeDown));
+        }
+    }
+
+    fn fail_all(&self, e: AskError) {
+        let all: Vec<Pending> = self.pending().drain().map(|(_, v)| v).collect();
+        for p in all {
+            let _ = p.tx.send(Err(e.clone()));
+        }
+    }
+
+    fn on_message(&self, r: Received) {
+        let Ok((env, payload)) = Envelope::parse(&r.data) else {
+            self.count(|s| s.malformed += 1);
+            return;
+        };
+        if let Some(ret) = r.returned {
+            // One of ours came back undelivered: TIPC says why.
+            let e = match ret.error {
+                tipc_transport::wire::ErrorCode::NoName => AskError::NoService,
+                tipc_transport::wire::ErrorCode::NoPort => AskError::ServiceGone,
+                tipc_transport::wire::ErrorCode::NoNode => AskError::NodeDown,
+                tipc_transport::wire::ErrorCode::Overload => AskError::Overloaded,
+                _ => AskError::ServiceGone,
+            };
+            match env.kind {
+                Kind::Ask => {
+                    self.complete(env.correlation, Err(e));
+                }
+                _ => self.count(|s| s.tells_returned += 1),
+            }
+            return;
+        }
+        let result = match env.kind {
+            Kind::Reply => Ok(r.data.slice_ref(payload)),
+            Kind::Error => Err(match parse_error_payload(payload) {
+                (ErrorCode::Panicked, _) => AskError::Panicked,
+                (ErrorCode::ServiceGone, _) => AskError::ServiceGone,
+                (code, detail) => AskError::Remote { code, detail },
+            }),
+            _ => {
+                self.count(|s| s.malformed += 1);
+                return;
+            }
+        };
+        if !self.complete(env.correlation, result) {
+            self.count(|s| s.late_replies += 1);
+        }
+    }
+
+    fn register(&self) -> (u64, oneshot::Receiver<Result<Bytes, AskError>>) {
+        let corr = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.pending().insert(corr, Pending { tx, node: 0 });
+        (corr, rx)
+    }
+
+    fn set_node(&self, corr: u64, node: NodeAddr) {
+        if let Some(p) = self.pending().get_mut(&corr) {
+            p.node = node;
+        }
+    }
+}
+
+/// Removes a pending ask when the ask's future ends or is dropped (cancel safety).
+struct PendingGuard<'a> {
+    clients: &'a Clients,
+    corr: u64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.clients.pending().remove(&self.corr);
+    }
+}
+
+/// Where a [`ServiceRef`] sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Anycast to a service address (round robin among its bindings, as TIPC's lookup).
+    Service(ServiceAddr),
+    /// Multicast to every socket bound in a range (tell only).
+    Range(ServiceRange),
+    /// One socket.
+    Socket(SocketAddr),
+}
+
+/// A handle for sending typed messages to a service; cheap to clone.
+#[derive(Clone)]
+pub struct ServiceRef {
+    clients: Arc<Clients>,
+    target: Target,
+    timeout: Duration,
+}
+
+impl ServiceRef {
+    /// A reference to `target` through `clients`.
+    pub fn new(clients: Arc<Clients>, target: Target) -> ServiceRef {
+        ServiceRef {
+            clients,
+            target,
+            timeout: DEFAULT_ASK_TIMEOUT,
+        }
+    }
+
+    /// The same reference with another default ask timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> ServiceRef {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Where it sends.
+    pub fn target(&self) -> Target {
+        self.target
+    }
+
+    async fn send(&self, bytes: &[u8]) -> Result<NodeAddr, DgramError> {
+        let s = &self.clients.sock;
+        match self.target {
+            Target::Service(name) => s.send_anycast(name, bytes).await,
+            Target::Range(range) => s.send_to_range(range, bytes).await.map(|_| 0),
+            Target::Socket(to) => s.send_to_socket(to, bytes).await.map(|_| to.node),
+        }
+    }
+
+    /// Send `msg` one way. Waits only while the link to the destination is congested.
+    pub async fn tell<M: TipcMessage>(&self, msg: &M) -> Result<(), TellError> {
+        let mut buf = Vec::with_capacity(64);
+        Envelope::tell(M::ID).emit(&mut buf);
+        encode_into(msg, &mut buf).map_err(TellError::Encode)?;
+        self.send(&buf).await?;
+        self.clients.count(|s| s.tells += 1);
+        Ok(())
+    }
+
+    /// Ask with the reference's timeout ([`DEFAULT_ASK_TIMEOUT`] unless set).
+    pub async fn ask<M: TipcMessage>(&self, msg: &M) -> Result<M::Reply, AskError> {
+        self.ask_timeout(msg, self.timeout).await
+    }
+
+    /// Ask and wait at most `timeout` for the reply. Fails at once when TIPC knows the ask
+    /// cannot be answered. Cancel-safe: dropping the future leaves nothing pending.
+    pub async fn ask_timeout<M: TipcMessage>(
+        &self,
+        msg: &M,
+        timeout: Duration,
+    ) -> Result<M::Reply, AskError> {
+        if let Target::Range(_) = self.target {
+            return Err(AskError::Remote {
+                code: ErrorCode::Other(0),
+                detail: "ask needs one destination: use tell for a range".into(),
+            });
+        }
+        let mut buf = Vec::with_capacity(64);
+        let (corr, rx) = self.clients.register();
+        let _guard = PendingGuard {
+            clients: &self.clients,
+            corr,
+        };
+        let mut env = Envelope::ask(M::ID, corr);
+        env.deadline_ms = Some(timeout.as_millis().min(u32::MAX as u128) as u32);
+        env.emit(&mut buf);
+        encode_into(msg, &mut buf).map_err(AskError::Encode)?;
+        let send = tokio::time::timeout(timeout, self.send(&buf)).await;
+        match send {
+            Err(_) => return Err(AskError::Timeout(timeout)),
+            Ok(Err(DgramError::NoDestination)) => return Err(AskError::NoService),
+            Ok(Err(DgramError::NoNode)) => return Err(AskError::NodeDown),
+            Ok(Err(DgramError::Stopped)) => return Err(AskError::Stopped),
+            Ok(Err(e)) => return Err(AskError::Encode(CodecError(e.to_string()))),
+            Ok(Ok(node)) => self.clients.set_node(corr, node),
+        }
+        self.clients.count(|s| s.asks += 1);
+        match tokio::time::timeout(timeout, rx).await {
+            Err(_) => Err(AskError::Timeout(timeout)),
+            Ok(Err(_)) => Err(AskError::Stopped),
+            Ok(Ok(Err(e))) => Err(e),
+            Ok(Ok(Ok(payload))) => decode::<M::Reply>(&payload).map_err(AskError::Decode),
+        }
+    }
+}

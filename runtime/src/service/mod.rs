@@ -1,0 +1,18 @@
+//! The service layer: typed messages between actors on TIPC service addresses.
+//!
+//! Modules, each importing only those above it: [`envelope`] (the bytes in front of every
+//! message), [`message`] (the [`TipcMessage`] trait and the payload encoding), [`client`]
+//! ([`ServiceRef`]: tell, ask; the node's [`Clients`]), [`server`] (the [`Service`] trait that
+//! `#[tipc_service]` implements and the actor running it).
+
+pub mod client;
+pub mod envelope;
+pub mod message;
+pub mod server;
+
+pub use client::{AskError, ClientStats, Clients, ServiceRef, Target, TellError};
+pub use envelope::ErrorCode;
+pub use message::TipcMessage;
+pub use server::{
+    Binding, Ctx, Outcome, ReplyTo, Request, Service, ServiceHandle, ServiceStats, StartError,
+};

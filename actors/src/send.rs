@@ -89,6 +89,21 @@ pub(crate) async fn post(ctx: &NodeCtx, to: NodeAddr, msg: BytesMut) -> bool {
     true
 }
 
+/// [`post`] without waiting: `Err(msg)` while the link to `to` is congested. `Ok(false)`: the
+/// peer is unknown (the message is dropped).
+pub(crate) fn try_post(ctx: &NodeCtx, to: NodeAddr, msg: BytesMut) -> Result<bool, BytesMut> {
+    let flow = ctx.flow_of(to);
+    if flow.congested.load(Ordering::Acquire) {
+        return Err(msg);
+    }
+    let Some(handle) = ctx.peers.get(&to) else {
+        return Ok(false);
+    };
+    enqueue_with(ctx, &handle, &flow, msg, true);
+    flow.posted.fetch_add(1, Ordering::Relaxed);
+    Ok(true)
+}
+
 /// Count one message posted to `to`; every [`POST_BARRIER`]th waits for its actor to
 /// catch up.
 pub(crate) async fn post_barrier(ctx: &NodeCtx, to: NodeAddr, flow: &PeerFlow) {

@@ -80,6 +80,10 @@ pub enum DgramError {
     /// The node is stopping.
     #[error("node stopped")]
     Stopped,
+    /// The link to the destination node is congested (from a `try_` send, which does not
+    /// wait; the kernel's `EAGAIN` on a non-blocking socket).
+    #[error("link congested")]
+    Congested,
 }
 
 /// Why a bind failed.

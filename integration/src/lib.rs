@@ -9,4 +9,5 @@ pub mod kernel_peer;
 pub mod netns;
 pub mod node_proc;
 pub mod pattern;
+pub mod services;
 pub mod sim;

@@ -231,9 +231,10 @@ fn lost_peer_run(seed: u64, loss: Loss) {
         } else {
             ConnKind::Seqpacket
         };
+        // Sized to be still running at the fault (checked below).
         let (up, down) = match kind {
-            ConnKind::Stream => (3_000_000, 500_000),
-            ConnKind::Seqpacket => (2000, 400),
+            ConnKind::Stream => (8_000_000, 1_000_000),
+            ConnKind::Seqpacket => (6000, 1000),
         };
         let spec = ConnSpec {
             client,

@@ -30,6 +30,7 @@ pub mod __private {
 pub use config::NodeConfig;
 pub use node::{Node, NodeError};
 pub use service::{AskError, Ctx, ReplyTo, ServiceHandle, ServiceRef, TellError, TipcMessage};
+pub use tipc_actors::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
 pub use tipc_actors::NodeEvent;
 pub use tipc_macros::{tipc_service, TipcMessage};
 

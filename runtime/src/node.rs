@@ -4,7 +4,7 @@
 
 use crate::config::{ConfigError, NodeConfig};
 use crate::service::server::{Binding, Service, ServiceHandle, StartError};
-use crate::service::{Clients, ServiceRef, Target};
+use crate::service::{Clients, ServiceRef, Target, Watch, WatchError};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -148,6 +148,12 @@ impl Node {
     /// A reference to one socket (a pinned service instance).
     pub fn socket_ref(&self, addr: TipcSocketAddr) -> ServiceRef {
         ServiceRef::new(self.clients.clone(), Target::Socket(addr))
+    }
+
+    /// Events for the bindings of `range` as they come and go, starting with those already
+    /// there (TIPC's topology service).
+    pub async fn watch(&self, range: ServiceRange) -> Result<Watch, WatchError> {
+        Watch::start(&self.transport, range).await
     }
 
     /// The client side (counters, pending asks).

@@ -743,7 +743,16 @@ fn peer_fails_over_a_queue_longer_than_the_system_level_limit_without_resetting_
         "{} of 300 delivered",
         delivered(&net)
     );
-    assert_eq!(net.down_reasons(0), vec![(active, DownReason::Timeout)]);
+    // Only the active link went down, once: by its own supervision, or by the peer's
+    // failover when the peer's supervision expired first (which side heard the other last
+    // before the cut decides: a tail-loss probe exchange can make it either). The tunnel link
+    // was never reset, and it carried more than its SYSTEM level holds.
+    let downs = net.down_reasons(0);
+    assert!(
+        downs == vec![(active, DownReason::Timeout)]
+            || downs == vec![(active, DownReason::Failover)],
+        "{downs:?}"
+    );
     assert_eq!(net.node_events(0), Vec::<&str>::new());
     assert!(net.peers[0].stats().tunnel_tx > 145);
 }

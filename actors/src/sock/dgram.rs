@@ -16,7 +16,7 @@ use crate::ctx::{NodeCtx, Port};
 use crate::msg::SendMcast;
 use crate::name_table::Publication;
 use crate::route::Deliveries;
-use crate::send::post;
+use crate::send::{post, try_post};
 use crate::socket::mcast::McastFilter;
 use crate::socket::rcv::resolve_anycast;
 use crate::socket::{
@@ -254,19 +254,17 @@ impl DgramSocket {
         Ok(())
     }
 
-    /// Send to a service address: anycast, round-robin among the matching bindings (the
-    /// kernel's per-range rotation, `tipc_nametbl_lookup_anycast`).
-    pub async fn send_to_service(&self, name: ServiceAddr, data: &[u8]) -> Result<(), DgramError> {
-        self.send_anycast(name, data).await.map(|_| ())
+    /// Build a message to `dest` without sending it (see [`Prepared`]).
+    pub fn prepare_to_socket(&self, dest: SocketAddr, data: &[u8]) -> Result<Prepared, DgramError> {
+        Ok(Prepared {
+            msg: build_direct(self.addr(), dest, &self.opts, data)?,
+            dest,
+        })
     }
 
-    /// [`send_to_service`](Self::send_to_service), telling which node the lookup chose (the
-    /// node a reply or a node-down event will come from).
-    pub async fn send_anycast(
-        &self,
-        name: ServiceAddr,
-        data: &[u8],
-    ) -> Result<NodeAddr, DgramError> {
+    /// Build an anycast to `name` and choose its destination now (the lookup's round robin
+    /// moves on), without sending it: the caller can look at [`Prepared::dest`] first.
+    pub fn prepare_anycast(&self, name: ServiceAddr, data: &[u8]) -> Result<Prepared, DgramError> {
         let mut msg = build_named(
             self.addr(),
             name,
@@ -278,7 +276,55 @@ impl DgramSocket {
         let Some(node) = resolve_anycast(&mut self.ctx.table(), name, &mut msg) else {
             return Err(DgramError::NoDestination);
         };
-        self.send_built(msg).await.map(|_| node)
+        let port = tipc_transport::wire::Header::new_unchecked(&msg[..]).destport();
+        Ok(Prepared {
+            msg,
+            dest: SocketAddr { node, port },
+        })
+    }
+
+    /// Send a prepared message (waits only while the link is congested).
+    pub async fn send_prepared(&self, p: Prepared) -> Result<(), DgramError> {
+        self.send_built(p.msg).await
+    }
+
+    /// Send a prepared message without waiting; while the link to its node is congested it
+    /// comes back with [`DgramError::Congested`].
+    pub fn try_send_prepared(&self, p: Prepared) -> Result<(), (DgramError, Prepared)> {
+        if !self.ctx.is_own(p.dest.node) {
+            let dest = p.dest;
+            return match try_post(&self.ctx, dest.node, p.msg) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err((
+                    DgramError::NoNode,
+                    Prepared {
+                        msg: BytesMut::new(),
+                        dest,
+                    },
+                )),
+                Err(msg) => Err((DgramError::Congested, Prepared { msg, dest })),
+            };
+        }
+        crate::route::route_out(&self.ctx, p.msg);
+        Ok(())
+    }
+
+    /// Send to a service address: anycast, round-robin among the matching bindings (the
+    /// kernel's per-range rotation, `tipc_nametbl_lookup_anycast`).
+    pub async fn send_to_service(&self, name: ServiceAddr, data: &[u8]) -> Result<(), DgramError> {
+        self.send_anycast(name, data).await.map(|_| ())
+    }
+
+    /// [`send_to_service`](Self::send_to_service), telling which socket the lookup chose
+    /// (where a reply or a node-down event will come from).
+    pub async fn send_anycast(
+        &self,
+        name: ServiceAddr,
+        data: &[u8],
+    ) -> Result<SocketAddr, DgramError> {
+        let p = self.prepare_anycast(name, data)?;
+        let dest = p.dest;
+        self.send_prepared(p).await.map(|_| dest)
     }
 
     /// Send to a service range: multicast, one copy to every socket bound in it.
@@ -370,6 +416,21 @@ impl DgramSocket {
         }
         self.ctx.ports.remove(&self.port);
         self.inbox.close(&self.ctx);
+    }
+}
+
+/// A datagram built and addressed by [`DgramSocket::prepare_anycast`] or
+/// [`DgramSocket::prepare_to_socket`], not sent yet.
+#[derive(Debug)]
+pub struct Prepared {
+    msg: BytesMut,
+    dest: SocketAddr,
+}
+
+impl Prepared {
+    /// Where it goes (for an anycast deferred to another node's lookup, the port is 0).
+    pub fn dest(&self) -> SocketAddr {
+        self.dest
     }
 }
 

@@ -11,14 +11,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tipc_actors::addr::{ServiceAddr, ServiceRange, SocketAddr};
-use tipc_actors::sock::dgram::DgramSocket;
+use tipc_actors::sock::dgram::{DgramSocket, Prepared};
 use tipc_actors::socket::{DgramError, Received};
 use tipc_actors::{NodeEvent, TransportNode};
 use tipc_transport::NodeAddr;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
 /// The default time an ask waits for its reply.
 pub const DEFAULT_ASK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Tells a client socket may have unconsumed at one service socket (the tell window); the
+/// service acknowledges every [`super::server::ACK_EVERY`] consumed.
+pub const TELL_WINDOW: u32 = 1024;
 
 /// Why an ask failed. Each is known as soon as TIPC knows it; [`AskError::Timeout`] only when
 /// nothing was heard.
@@ -91,6 +94,27 @@ impl From<DgramError> for TellError {
     }
 }
 
+/// Why a [`ServiceRef::try_tell`] did not send: the message comes back.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TryTellError<M> {
+    /// The link to the destination is congested: try again later, or `tell` (which waits).
+    #[error("link congested")]
+    Congested(M),
+    /// Anything else a tell can meet.
+    #[error("{0}")]
+    Failed(TellError, M),
+}
+
+impl<M> TryTellError<M> {
+    /// The message, handed back.
+    pub fn into_message(self) -> M {
+        match self {
+            TryTellError::Congested(m) | TryTellError::Failed(_, m) => m,
+        }
+    }
+}
+
 /// What the client side counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClientStats {
@@ -106,6 +130,12 @@ pub struct ClientStats {
     pub malformed: u64,
 }
 
+/// The tells in flight to one service socket.
+struct Flow {
+    inflight: u32,
+    opened: Arc<Notify>,
+}
+
 struct Pending {
     tx: oneshot::Sender<Result<Bytes, AskError>>,
     /// The node the ask went to (0 until the send chose it).
@@ -118,6 +148,7 @@ pub struct Clients {
     sock: DgramSocket,
     next: AtomicU64,
     pending: Mutex<HashMap<u64, Pending>>,
+    flows: Mutex<HashMap<SocketAddr, Flow>>,
     stats: Mutex<ClientStats>,
 }
 
@@ -131,6 +162,7 @@ impl Clients {
             sock,
             next: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
+            flows: Mutex::new(HashMap::new()),
             stats: Mutex::new(ClientStats::default()),
         });
         let weak = Arc::downgrade(&c);
@@ -166,6 +198,60 @@ impl Clients {
 
     fn pending(&self) -> MutexGuard<'_, HashMap<u64, Pending>> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn flows(&self) -> MutexGuard<'_, HashMap<SocketAddr, Flow>> {
+        self.flows.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Take a place in the tell window to `dest`, if one is free.
+    fn try_acquire(&self, dest: SocketAddr) -> Result<(), Arc<Notify>> {
+        let mut flows = self.flows();
+        let f = flows.entry(dest).or_insert_with(|| Flow {
+            inflight: 0,
+            opened: Arc::new(Notify::new()),
+        });
+        if f.inflight < TELL_WINDOW {
+            f.inflight += 1;
+            Ok(())
+        } else {
+            Err(f.opened.clone())
+        }
+    }
+
+    /// Wait for a place in the tell window to `dest`.
+    async fn acquire(&self, dest: SocketAddr) {
+        loop {
+            let opened = match self.try_acquire(dest) {
+                Ok(()) => return,
+                Err(n) => n,
+            };
+            let woken = opened.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            // Registered: an ack between the look and now is not missed.
+            if self.try_acquire(dest).is_ok() {
+                return;
+            }
+            woken.await;
+        }
+    }
+
+    /// `n` tells to `dest` were consumed (acked) or came back: their places free up.
+    fn release(&self, dest: SocketAddr, n: u32) {
+        let mut flows = self.flows();
+        if let Some(f) = flows.get_mut(&dest) {
+            f.inflight = f.inflight.saturating_sub(n);
+            f.opened.notify_waiters();
+            if f.inflight == 0 {
+                flows.remove(&dest);
+            }
+        }
+    }
+
+    /// Tells in flight to `dest` (unconsumed as far as this client knows).
+    pub fn tells_in_flight(&self, dest: SocketAddr) -> u32 {
+        self.flows().get(&dest).map_or(0, |f| f.inflight)
     }
 
     fn count(&self, f: impl FnOnce(&mut ClientStats)) {
@@ -210,6 +296,13 @@ impl Clients {
         for p in gone {
             let _ = p.tx.send(Err(AskError::NodeDown));
         }
+        // Tells waiting for a window at the lost node go on (and meet NO_NODE).
+        self.flows().retain(|dest, f| {
+            if dest.node == node {
+                f.opened.notify_waiters();
+            }
+            dest.node != node
+        });
     }
 
     fn fail_all(&self, e: AskError) {
@@ -237,8 +330,17 @@ impl Clients {
                 Kind::Ask => {
                     self.complete(env.correlation, Err(e));
                 }
-                _ => self.count(|s| s.tells_returned += 1),
+                _ => {
+                    self.count(|s| s.tells_returned += 1);
+                    if r.mtype != tipc_transport::wire::DataType::Mcast {
+                        self.release(ret.dest, 1);
+                    }
+                }
             }
+            return;
+        }
+        if env.kind == Kind::Ack {
+            self.release(r.from, env.id);
             return;
         }
         let result = match env.kind {
@@ -327,20 +429,92 @@ impl ServiceRef {
     async fn send(&self, bytes: &[u8]) -> Result<NodeAddr, DgramError> {
         let s = &self.clients.sock;
         match self.target {
-            Target::Service(name) => s.send_anycast(name, bytes).await,
+            Target::Service(name) => s.send_anycast(name, bytes).await.map(|d| d.node),
             Target::Range(range) => s.send_to_range(range, bytes).await.map(|_| 0),
             Target::Socket(to) => s.send_to_socket(to, bytes).await.map(|_| to.node),
         }
     }
 
-    /// Send `msg` one way. Waits only while the link to the destination is congested.
+    fn prepare(&self, bytes: &[u8]) -> Result<Option<Prepared>, DgramError> {
+        let s = &self.clients.sock;
+        match self.target {
+            Target::Service(name) => s.prepare_anycast(name, bytes).map(Some),
+            Target::Socket(to) => s.prepare_to_socket(to, bytes).map(Some),
+            Target::Range(_) => Ok(None),
+        }
+    }
+
+    /// Send `msg` one way. Waits while the link is congested or the service socket has a
+    /// window of this node's tells unconsumed ([`TELL_WINDOW`]); a range multicast is not
+    /// windowed (what overflows comes back and is counted in `tells_returned`).
     pub async fn tell<M: TipcMessage>(&self, msg: &M) -> Result<(), TellError> {
         let mut buf = Vec::with_capacity(64);
         Envelope::tell(M::ID).emit(&mut buf);
         encode_into(msg, &mut buf).map_err(TellError::Encode)?;
-        self.send(&buf).await?;
+        let s = &self.clients.sock;
+        match self.prepare(&buf)? {
+            None => {
+                self.send(&buf).await?;
+            }
+            Some(p) => {
+                let dest = p.dest();
+                let windowed = dest.port != 0;
+                if windowed {
+                    self.clients.acquire(dest).await;
+                }
+                if let Err(e) = s.send_prepared(p).await {
+                    if windowed {
+                        self.clients.release(dest, 1);
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
         self.clients.count(|s| s.tells += 1);
         Ok(())
+    }
+
+    /// Send `msg` one way without waiting: while the link is congested the message comes
+    /// back in [`TryTellError::Congested`]. A range target is multicast through the name
+    /// table, which may wait: use [`tell`](Self::tell) for it.
+    pub fn try_tell<M: TipcMessage>(&self, msg: M) -> Result<(), TryTellError<M>> {
+        let mut buf = Vec::with_capacity(64);
+        Envelope::tell(M::ID).emit(&mut buf);
+        if let Err(e) = encode_into(&msg, &mut buf) {
+            return Err(TryTellError::Failed(TellError::Encode(e), msg));
+        }
+        let p = match self.prepare(&buf) {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                return Err(TryTellError::Failed(
+                    TellError::Encode(CodecError(
+                        "try_tell cannot multicast without waiting: use tell".into(),
+                    )),
+                    msg,
+                ))
+            }
+            Err(e) => return Err(TryTellError::Failed(e.into(), msg)),
+        };
+        let dest = p.dest();
+        let windowed = dest.port != 0;
+        if windowed && self.clients.try_acquire(dest).is_err() {
+            return Err(TryTellError::Congested(msg));
+        }
+        match self.clients.sock.try_send_prepared(p) {
+            Ok(()) => {
+                self.clients.count(|s| s.tells += 1);
+                Ok(())
+            }
+            Err((e, _)) => {
+                if windowed {
+                    self.clients.release(dest, 1);
+                }
+                match e {
+                    DgramError::Congested => Err(TryTellError::Congested(msg)),
+                    e => Err(TryTellError::Failed(e.into(), msg)),
+                }
+            }
+        }
     }
 
     /// Ask with the reference's timeout ([`DEFAULT_ASK_TIMEOUT`] unless set).
@@ -377,6 +551,7 @@ impl ServiceRef {
             Ok(Err(DgramError::NoDestination)) => return Err(AskError::NoService),
             Ok(Err(DgramError::NoNode)) => return Err(AskError::NodeDown),
             Ok(Err(DgramError::Stopped)) => return Err(AskError::Stopped),
+            Ok(Err(DgramError::Congested)) => return Err(AskError::Overloaded),
             Ok(Err(e)) => return Err(AskError::Encode(CodecError(e.to_string()))),
             Ok(Ok(node)) => self.clients.set_node(corr, node),
         }

@@ -2,10 +2,12 @@
 //! datagram's payload (sans-IO: parse and emit only).
 //!
 //! ```text
-//! byte 0      version (high 4 bits, 1) | kind (low 4 bits: 1 tell, 2 ask, 3 reply, 4 error)
+//! byte 0      version (high 4 bits, 1) | kind (low 4 bits: 1 tell, 2 ask, 3 reply, 4 error,
+//!             5 ack)
 //! byte 1      flags: bit 0 deadline, bit 1 trace context; bits 2-3 optional (ignored when
 //!             unknown); bits 4-7 must-understand (an unknown one is refused)
-//! bytes 2-5   message id (u32, big endian); a reply or error carries its request's id
+//! bytes 2-5   message id (u32, big endian); a reply or error carries its request's id; an
+//!             ack carries the number of tells consumed (the tell window, below)
 //! bytes 6-13  correlation id (u64), for ask, reply and error only
 //! then        deadline: u32 milliseconds left when sent (relative: node clocks differ)
 //! then        trace context: 26 bytes, W3C binary traceparent (version 0, trace id 16,
@@ -15,6 +17,11 @@
 //! ```
 //!
 //! A tell is 6 bytes of envelope, an ask 14, an ask with deadline and trace context 44.
+//!
+//! Tells are flow controlled end to end, as TIPC flow-controls a connection: a client has at
+//! most a window of tells unconsumed at one service socket, and the service acknowledges what
+//! it consumed with acks (kind 5) to the sending socket, so a fast client waits instead of
+//! overflowing a slow service's socket (which would return its tells).
 //! Bytes 0-13 keep their meaning in every version, so a node can answer an ask of a version it
 //! does not know with [`ErrorCode::Version`] (it reads the kind and the correlation id).
 
@@ -46,6 +53,8 @@ pub enum Kind {
     Reply,
     /// An ask refused or failed: the payload is an [`ErrorCode`] byte and a detail text.
     Error,
+    /// Tells consumed by a service, acknowledged to their sender (count in the id field).
+    Ack,
 }
 
 impl Kind {
@@ -55,6 +64,7 @@ impl Kind {
             Kind::Ask => 2,
             Kind::Reply => 3,
             Kind::Error => 4,
+            Kind::Ack => 5,
         }
     }
 
@@ -64,13 +74,14 @@ impl Kind {
             2 => Kind::Ask,
             3 => Kind::Reply,
             4 => Kind::Error,
+            5 => Kind::Ack,
             _ => return None,
         })
     }
 
     /// Whether a correlation id follows the message id.
     pub fn correlated(self) -> bool {
-        self != Kind::Tell
+        matches!(self, Kind::Ask | Kind::Reply | Kind::Error)
     }
 }
 
@@ -175,6 +186,17 @@ impl Envelope {
             kind: Kind::Ask,
             id,
             correlation,
+            deadline_ms: None,
+            trace: None,
+        }
+    }
+
+    /// An ack of `count` consumed tells.
+    pub fn ack(count: u32) -> Envelope {
+        Envelope {
+            kind: Kind::Ack,
+            id: count,
+            correlation: 0,
             deadline_ms: None,
             trace: None,
         }
@@ -436,6 +458,8 @@ mod tests {
             Envelope::parse(&[0x19, 0, 0, 0, 0, 0]),
             Err(EnvelopeError::BadKind(9))
         );
+        let (ack, rest) = Envelope::parse(&[0x15, 0, 0, 0, 0, 64]).expect("ack");
+        assert_eq!((ack, rest.len()), (Envelope::ack(64), 0));
         // Flags announce a deadline that is not there.
         assert_eq!(
             Envelope::parse(&[0x11, 1, 0, 0, 0, 0]),
@@ -461,7 +485,8 @@ mod tests {
                 Just(Kind::Tell),
                 Just(Kind::Ask),
                 Just(Kind::Reply),
-                Just(Kind::Error)
+                Just(Kind::Error),
+                Just(Kind::Ack)
             ],
             any::<u32>(),
             any::<u64>(),

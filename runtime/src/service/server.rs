@@ -31,6 +31,9 @@ use tipc_actors::TransportNode;
 const MAX_DETAIL: usize = 200;
 /// Messages taken from the socket per batch.
 const BATCH: usize = 256;
+/// A service acknowledges a client's tells every this many consumed, and whatever it consumed
+/// when its queue runs empty (the tell window, [`super::client::TELL_WINDOW`]).
+pub const ACK_EVERY: u32 = 64;
 
 /// Where a service binds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -343,6 +346,8 @@ pub struct ServiceActor<S: Service> {
     node: TransportNode,
     counters: Arc<ServiceCounters>,
     stopping: bool,
+    /// Tells consumed per sending socket, not yet acknowledged.
+    acks: std::collections::HashMap<SocketAddr, u32>,
 }
 
 impl<S: Service> Actor for ServiceActor<S> {
@@ -361,9 +366,19 @@ struct Batch(Vec<Received>);
 impl<S: Service> StreamHandler<Batch> for ServiceActor<S> {
     fn handle(&mut self, batch: Batch, ctx: &mut Self::Context) {
         let mut out: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
+        let drained = batch.0.len() < BATCH;
         for r in batch.0 {
             self.one(r, ctx, &mut out);
         }
+        for (to, n) in self.acks.iter_mut() {
+            if *n >= ACK_EVERY || drained || self.stopping {
+                let mut b = Vec::with_capacity(6);
+                Envelope::ack(*n).emit(&mut b);
+                out.push((*to, b));
+                *n = 0;
+            }
+        }
+        self.acks.retain(|_, n| *n > 0);
         if out.is_empty() {
             return;
         }
@@ -426,6 +441,11 @@ impl<S: Service> ServiceActor<S> {
         if !matches!(env.kind, Kind::Tell | Kind::Ask) {
             ServiceCounters::add(&self.counters.malformed);
             return;
+        }
+        // A tell sent to this socket (not a multicast) counts against its sender's window:
+        // consumed now, whatever becomes of it.
+        if env.kind == Kind::Tell && r.mtype != tipc_transport::wire::DataType::Mcast {
+            *self.acks.entry(from).or_insert(0) += 1;
         }
         let ask = (env.kind == Kind::Ask).then_some((env.id, env.correlation));
         if self.stopping {
@@ -568,6 +588,7 @@ impl<S: Service> ServiceHandle<S> {
                 node,
                 counters: c,
                 stopping: false,
+                acks: std::collections::HashMap::new(),
             }
         });
         Ok(ServiceHandle {

@@ -24,11 +24,14 @@ enum Timer {
     Tick,
     /// The next extra probe of a silent link (`tolerance / 16` apart). Armed while up.
     SilentProbe,
+    /// A tail-loss probe: packets are unacknowledged and nothing was sent or acknowledged for
+    /// `tolerance / 64`. Armed once per such pause.
+    TailProbe,
 }
 
 impl Timer {
     /// Number of timers.
-    const COUNT: usize = 3;
+    const COUNT: usize = 4;
 }
 
 impl Link {
@@ -42,6 +45,22 @@ impl Link {
     /// link fails, so that even at 30 % loss each way a live peer is heard in time).
     fn silent_probe_interval(&self) -> Duration {
         (self.tolerance / 16).max(Duration::from_millis(1))
+    }
+
+    /// How long a pause with unacknowledged packets lasts before a tail-loss probe:
+    /// `tolerance / 64` (23 ms at the default 1.5 s), at least 2 ms.
+    fn tail_probe_interval(&self) -> Duration {
+        (self.tolerance / 64).max(Duration::from_millis(2))
+    }
+
+    /// When the tail-loss probe is due: the kernel learns of a lost last packet only from the
+    /// STATE of its next tick (up to 375 ms later, since no later packet reveals the gap); we
+    /// send that STATE, a probe carrying our `next_sent`, once the sender paused this long.
+    /// The peer answers it with the gap (`tipc_link_proto_rcv`'s `rcvgap`), which we
+    /// retransmit. Extra STATEs are ordinary protocol traffic, so this stays compatible.
+    fn tail_probe_at(&self) -> Option<Instant> {
+        (self.is_up() && !self.transmq.is_empty() && !self.tail_probed)
+            .then(|| self.last_progress + self.tail_probe_interval())
     }
 
     /// When the next extra probe of a silent link is due: once nothing was received for a tick
@@ -64,6 +83,7 @@ impl Link {
         }
         d[Timer::Tick as usize] = Some(self.next_tick);
         d[Timer::SilentProbe as usize] = self.silent_probe_at();
+        d[Timer::TailProbe as usize] = self.tail_probe_at();
         d
     }
 
@@ -95,6 +115,10 @@ impl Link {
             // `abort_limit + 1` silent ones); under heavy loss a live peer may then not be heard
             // within the tolerance, so probe more often in between. A probe is an ordinary
             // STATE (the peer answers it and NACKs what we miss), so this stays compatible.
+            self.build_proto(LinkProtoType::State, true, false, 0, now);
+        } else if due(Timer::TailProbe) {
+            self.tail_probed = true;
+            self.stats.tail_probes += 1;
             self.build_proto(LinkProtoType::State, true, false, 0, now);
         }
     }

@@ -247,6 +247,8 @@ pub struct LinkStats {
     pub tx_states: u64,
     /// Probes sent.
     pub tx_probes: u64,
+    /// Of them, tail-loss probes (packets unacknowledged after a pause in sending).
+    pub tail_probes: u64,
     /// NACKs sent.
     pub tx_nacks: u64,
     /// Explicit acks sent.
@@ -450,6 +452,11 @@ pub struct Link {
     last_rx: Instant,
     /// When we last sent a probe.
     last_probe: Instant,
+    /// When we last sent a message or the peer last acknowledged packets (the tail-loss
+    /// probe counts from here).
+    last_progress: Instant,
+    /// The tail-loss probe of the current pause was sent.
+    tail_probed: bool,
     next_tick: Instant,
     // broadcast fields (maintained by the node)
     bcast_ack: u16,
@@ -506,6 +513,8 @@ impl Link {
             rst_cnt: 0,
             last_rx: now,
             last_probe: now,
+            last_progress: now,
+            tail_probed: false,
             next_tick: now,
             bcast_ack: 0,
             bc_synced: false,

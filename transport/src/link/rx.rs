@@ -238,6 +238,8 @@ impl Link {
             self.update_cwin(0, true);
         }
         if released > 0 {
+            self.last_progress = now;
+            self.tail_probed = false;
             self.update_cwin(released, false);
             self.advance_backlog();
         }

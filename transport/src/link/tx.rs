@@ -54,7 +54,6 @@ impl Link {
     /// larger than [`Link::mss`] are fragmented. Small messages that find the window full are
     /// bundled. The link writes `seqno`, `ack` and `bcast_ack`.
     pub fn send(&mut self, now: Instant, msg: BytesMut) -> Result<SendStatus, SendError> {
-        let _ = now;
         if !self.is_up() {
             return Err(SendError::NotUp(msg));
         }
@@ -85,6 +84,8 @@ impl Link {
         }
         // A tunnel message may fill the MTU: its own header is the tunnel header the mss
         // leaves room for (the node fragments a packet too large for it, §4.12).
+        self.last_progress = now;
+        self.tail_probed = false;
         let fits = size <= self.mss() || (usr == user::TUNNEL_PROTOCOL && size <= self.mtu);
         if !fits {
             self.unstage();

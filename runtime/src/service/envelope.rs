@@ -258,8 +258,9 @@ impl Envelope {
                 .get(at..at + TRACE_LEN)
                 .ok_or(EnvelopeError::Truncated)?;
             at += TRACE_LEN;
-            // Version 0 of the binary traceparent; another version is ignored, not refused.
-            (t[0] == 0).then(|| TraceContext {
+            // Read as version 0 whatever its version byte (W3C: a newer version keeps the
+            // fields of version 0 in front); re-emitted as version 0.
+            Some(TraceContext {
                 trace_id: t[1..17].try_into().unwrap_or_default(),
                 span_id: t[17..25].try_into().unwrap_or_default(),
                 flags: t[25],

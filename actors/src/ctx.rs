@@ -109,6 +109,34 @@ pub struct BearerInfo {
     pub params: BearerParams,
 }
 
+/// One local socket, for `socket list` ([`crate::node::TransportNode::sockets`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketInfo {
+    /// Its port.
+    pub port: u32,
+    /// What it is.
+    pub kind: SocketKind,
+}
+
+/// What a local socket is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SocketKind {
+    /// A datagram socket (RDM, DGRAM) or a communication group member.
+    Datagram,
+    /// A connection socket (stream or seqpacket): fresh, listening, connecting, connected or
+    /// ended.
+    Conn {
+        /// Its state.
+        state: crate::socket::conn::ConnState,
+        /// The peer socket, while connected.
+        peer: Option<crate::addr::SocketAddr>,
+        /// The service address the connection was made through, when known (an accepted
+        /// connection requested by name: the kernel's `TIPC_DESTNAME`).
+        via: Option<crate::addr::ServiceAddr>,
+    },
+}
+
 /// A bearer as the node knows it: its send path and its actor's recipients.
 #[derive(Clone)]
 pub(crate) struct BearerSlot {
@@ -127,8 +155,13 @@ pub(crate) trait Port: Send + Sync {
     fn deliver(&self, ctx: &NodeCtx, msgs: Vec<Bytes>);
     /// The last link to `node` failed.
     fn node_lost(&self, ctx: &NodeCtx, node: NodeAddr);
-    /// A datagram socket (listed by `socket list`), not a connection socket.
+    /// A datagram socket, not a connection socket.
     fn is_datagram(&self) -> bool;
+    /// What the socket is, for `socket list` (datagram sockets and group members keep this
+    /// default).
+    fn kind(&self) -> SocketKind {
+        SocketKind::Datagram
+    }
     /// A group member's drop counters (`None`: not a group member).
     fn group_drops(&self) -> Option<crate::group::GroupDrops> {
         None

@@ -39,5 +39,5 @@ pub mod socket;
 pub mod topsrv;
 pub mod tx;
 
-pub use ctx::{BearerInfo, Delivered, NodeEvent, TransportConfig};
+pub use ctx::{BearerInfo, Delivered, NodeEvent, SocketInfo, SocketKind, TransportConfig};
 pub use node::{LinkInfo, NodeInfo, TransportError, TransportNode};

@@ -5,7 +5,9 @@
 
 use crate::actor::bearer::BearerActor;
 use crate::addr::ServiceRange;
-use crate::ctx::{now, BearerInfo, BearerSlot, Delivered, NodeCtx, NodeEvent, TransportConfig};
+use crate::ctx::{
+    now, BearerInfo, BearerSlot, Delivered, NodeCtx, NodeEvent, SocketInfo, TransportConfig,
+};
 use crate::flow::lock_links;
 use crate::msg::{
     BearerCmd, BearerStats, BearerStatsQuery, PeerQuery, PeerSnapshot, ShowTable, Shutdown,
@@ -432,6 +434,27 @@ impl TransportNode {
             .map(|e| *e.key())
             .collect();
         v.sort_unstable();
+        v
+    }
+
+    /// Every local socket (datagram sockets, group members, connection sockets: listening,
+    /// connecting, connected), by port (`socket list`).
+    pub fn sockets(&self) -> Vec<SocketInfo> {
+        // The registry's shard locks are released before a socket's own lock is taken.
+        let ports: Vec<_> = self
+            .ctx
+            .ports
+            .iter()
+            .map(|e| (*e.key(), e.value().clone()))
+            .collect();
+        let mut v: Vec<SocketInfo> = ports
+            .into_iter()
+            .map(|(port, p)| SocketInfo {
+                port,
+                kind: p.kind(),
+            })
+            .collect();
+        v.sort_unstable_by_key(|s| s.port);
         v
     }
 

@@ -79,7 +79,7 @@ impl NodeProc {
             std::env::temp_dir().join(format!("tipc-it-{}-{tag}.sock", std::process::id()));
         let _ = std::fs::remove_file(&control);
         let node = bin_path("tipc-node");
-        let mut cmd = match netns {
+        let cmd = match netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
                 c.args(["netns", "exec", ns]).arg(&node);
@@ -87,6 +87,21 @@ impl NodeProc {
             }
             None => Command::new(&node),
         };
+        NodeProc::spawn(cmd, args, control)
+    }
+
+    /// Start `sh -c 'PRELUDE; exec tipc-node ARGS --control CONTROL'`: the node after shell
+    /// commands that shape its process (`ulimit -n 64`, `umask 000`); the child is the node
+    /// itself after the `exec`. `control` is not removed first.
+    pub fn start_after(prelude: &str, args: &[&str], control: PathBuf) -> NodeProc {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("{prelude}; exec \"$0\" \"$@\""))
+            .arg(bin_path("tipc-node"));
+        NodeProc::spawn(cmd, args, control)
+    }
+
+    fn spawn(mut cmd: Command, args: &[&str], control: PathBuf) -> NodeProc {
         cmd.args(args)
             .arg("--control")
             .arg(&control)

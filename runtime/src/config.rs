@@ -6,7 +6,8 @@
 //! udp = ["127.0.0.1:6118"]          # UDP bearers, IP[:PORT]
 //! udp_peer = ["127.0.0.1:6119"]     # unicast discovery peers (replicast); none = multicast
 //! eth = ["eth0"]                    # Ethernet bearers
-//! control = "/run/tipc-node.sock"   # control socket for tipcctl
+//! control = "/run/tipc/node.sock"  # control socket for tipcctl (mode 0600)
+//! control_group = "tipc"            # members of this group may use it too (mode 0660)
 //! tolerance_ms = 1500
 //! ```
 
@@ -14,6 +15,7 @@ use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use tipc_transport::media::udp::DEFAULT_PORT;
+use tipc_transport::MAX_BEARERS;
 
 /// Node settings.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -34,6 +36,8 @@ pub struct NodeConfig {
     pub eth: Vec<String>,
     /// Control socket path.
     pub control: Option<PathBuf>,
+    /// A group (name or gid) whose members may use the control socket too (mode 0660).
+    pub control_group: Option<String>,
     /// Link tolerance in ms (50..=30000).
     pub tolerance_ms: Option<u32>,
 }
@@ -63,6 +67,15 @@ pub enum ConfigError {
     /// No bearer.
     #[error("no bearer configured: give --udp IP[:PORT] or --eth IFNAME")]
     NoBearer,
+    /// More bearers than a node has.
+    #[error("{0} bearers configured: a node has at most {MAX_BEARERS} (--udp and --eth together)")]
+    TooManyBearers(usize),
+    /// The same Ethernet interface twice.
+    #[error("Ethernet bearer '{0}' given twice")]
+    DuplicateEth(String),
+    /// A control group without a control socket.
+    #[error("--control-group needs --control PATH")]
+    GroupWithoutControl,
 }
 
 impl NodeConfig {
@@ -84,6 +97,9 @@ impl NodeConfig {
         }
         if cli.control.is_some() {
             self.control = cli.control;
+        }
+        if cli.control_group.is_some() {
+            self.control_group = cli.control_group;
         }
         if cli.tolerance_ms.is_some() {
             self.tolerance_ms = cli.tolerance_ms;
@@ -122,6 +138,18 @@ impl NodeConfig {
             .collect::<Result<Vec<_>, _>>()?;
         if udp.is_empty() && self.eth.is_empty() {
             return Err(ConfigError::NoBearer);
+        }
+        let bearers = udp.len() + self.eth.len();
+        if bearers > MAX_BEARERS {
+            return Err(ConfigError::TooManyBearers(bearers));
+        }
+        for (i, e) in self.eth.iter().enumerate() {
+            if self.eth[..i].contains(e) {
+                return Err(ConfigError::DuplicateEth(e.clone()));
+            }
+        }
+        if self.control_group.is_some() && self.control.is_none() {
+            return Err(ConfigError::GroupWithoutControl);
         }
         Ok((udp, peers))
     }
@@ -192,6 +220,39 @@ mod tests {
         };
         assert!(matches!(bad.validate(), Err(ConfigError::BadIdentity(_))));
         assert_eq!(NodeConfig::default().validate(), Err(ConfigError::NoBearer));
+    }
+
+    /// Refused before any bearer is opened (a fourth bearer used to fail half-way through the
+    /// start, with three bearers already running).
+    #[test]
+    fn validate_rejects_more_bearers_than_a_node_has_and_duplicates() {
+        let four = NodeConfig {
+            udp: (1..=4).map(|i| format!("127.0.0.1:{}", 7000 + i)).collect(),
+            ..Default::default()
+        };
+        assert_eq!(four.validate(), Err(ConfigError::TooManyBearers(4)));
+        let mixed = NodeConfig {
+            udp: vec!["127.0.0.1".into(), "127.0.0.2".into()],
+            eth: vec!["a".into(), "b".into()],
+            ..Default::default()
+        };
+        assert_eq!(mixed.validate(), Err(ConfigError::TooManyBearers(4)));
+        let dup = NodeConfig {
+            eth: vec!["lo".into(), "lo".into()],
+            ..Default::default()
+        };
+        assert_eq!(dup.validate(), Err(ConfigError::DuplicateEth("lo".into())));
+        let group = NodeConfig {
+            udp: vec!["127.0.0.1".into()],
+            control_group: Some("tipc".into()),
+            ..Default::default()
+        };
+        assert_eq!(group.validate(), Err(ConfigError::GroupWithoutControl));
+        let ok = NodeConfig {
+            control: Some("/run/tipc/n.sock".into()),
+            ..group
+        };
+        assert!(ok.validate().is_ok());
     }
 
     #[test]

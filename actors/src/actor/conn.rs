@@ -16,7 +16,7 @@
 //! `node_lost_contact`).
 
 use crate::addr::{ServiceAddr, SocketAddr};
-use crate::ctx::{now, NodeCtx, Port};
+use crate::ctx::{now, NodeCtx, Port, SocketKind};
 use crate::name_table::Publication;
 use crate::route::route_out;
 use crate::send::{enqueue_deferred, enqueue_to_peer, post};
@@ -433,5 +433,15 @@ impl Port for ConnPort {
 
     fn is_datagram(&self) -> bool {
         false
+    }
+
+    fn kind(&self) -> SocketKind {
+        let c = self.inner.lock();
+        let state = c.state();
+        SocketKind::Conn {
+            state,
+            peer: (state == ConnState::Established).then(|| c.peer()),
+            via: c.dest_name(),
+        }
     }
 }

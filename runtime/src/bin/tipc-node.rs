@@ -1,7 +1,11 @@
 //! `tipc-node`: run a userspace TIPC node.
 //!
 //! Prints one line per transport event on stdout (`link up NAME`, `link down NAME REASON`,
-//! `node up ADDR`, `node down ADDR`) and serves `tipcctl` on `--control PATH`.
+//! `node up ADDR`, `node down ADDR`) and serves `tipcctl` on `--control PATH` (mode 0600: root
+//! and the node's user; with `--control-group GROUP`, 0660 and that group's members too).
+//!
+//! A startup error (bad flags, a bearer or the control socket that cannot be set up) ends the
+//! process with one `tipc-node: ...` line on stderr and exit status 2 (configuration) or 1.
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -27,9 +31,13 @@ struct Args {
     /// Enable an Ethernet bearer on this interface. Repeatable.
     #[arg(long = "eth", value_name = "IFNAME")]
     eth: Vec<String>,
-    /// Control socket for tipcctl.
+    /// Control socket for tipcctl, created with mode 0600 (put it in a private directory,
+    /// e.g. $XDG_RUNTIME_DIR). An existing path is replaced only if it is a stale socket.
     #[arg(long = "control", value_name = "PATH")]
     control: Option<PathBuf>,
+    /// Let the members of GROUP (a name or a gid) use the control socket too (mode 0660).
+    #[arg(long = "control-group", value_name = "GROUP")]
+    control_group: Option<String>,
     /// Link tolerance in ms (50..30000) [default: 1500].
     #[arg(long = "tolerance", value_name = "MS")]
     tolerance: Option<u32>,
@@ -54,6 +62,7 @@ fn main() -> ExitCode {
         udp_peer: args.udp_peer,
         eth: args.eth,
         control: args.control,
+        control_group: args.control_group,
         tolerance_ms: args.tolerance,
     };
     let cfg = match args.config {
@@ -70,25 +79,59 @@ fn main() -> ExitCode {
         eprintln!("tipc-node: {e}");
         return ExitCode::from(2);
     }
+    let access = match &cfg.control_group {
+        Some(g) => match ctl::Access::with_group(g) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("tipc-node: --control-group {g}: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => ctl::Access::owner_only(),
+    };
     let sys = actix_rt::System::new();
-    let code = sys.block_on(run(cfg));
-    ExitCode::from(code)
+    let code = sys.block_on(run(cfg, access));
+    // Leave without tearing the actix System down: on an early error, actors that were
+    // spawned but never polled would be started by that teardown outside the runtime, and
+    // panic ("there is no reactor running").
+    std::process::exit(code.into())
 }
 
-async fn run(cfg: NodeConfig) -> u8 {
+async fn run(cfg: NodeConfig, access: ctl::Access) -> u8 {
+    // The control socket first: a path that cannot serve stops the node before any bearer
+    // talks to the network.
+    let control = match &cfg.control {
+        Some(p) => match ctl::bind(p, access) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!(
+                    "tipc-node: cannot serve control socket {}: {e}",
+                    p.display()
+                );
+                return 1;
+            }
+        },
+        None => None,
+    };
     let node = match Node::start(&cfg) {
         Ok(n) => n,
         Err(e) => {
             eprintln!("tipc-node: {e}");
+            if let Some(c) = control {
+                let _ = std::fs::remove_file(c.path());
+            }
             return 1;
         }
     };
-    if let Some(p) = &cfg.control {
-        if let Err(e) = ctl::serve(node.clone(), p) {
+    if let Some(c) = control {
+        let path = c.path().to_path_buf();
+        if let Err(e) = c.serve(node.clone()) {
             eprintln!(
                 "tipc-node: cannot serve control socket {}: {e}",
-                p.display()
+                path.display()
             );
+            let _ = std::fs::remove_file(&path);
+            node.shutdown().await;
             return 1;
         }
     }
@@ -103,6 +146,10 @@ async fn run(cfg: NodeConfig) -> u8 {
         Ok(s) => s,
         Err(e) => {
             eprintln!("tipc-node: cannot install signal handler: {e}");
+            node.shutdown().await;
+            if let Some(p) = &cfg.control {
+                let _ = std::fs::remove_file(p);
+            }
             return 1;
         }
     };

@@ -1,7 +1,12 @@
-//! The control socket's frames: length-prefixed (u32, big-endian) rmp-serde values. The client
-//! sends one [`Request`]; the node answers with any number of [`Reply::Line`] and
-//! [`Reply::Data`] frames and one [`Reply::Done`]. After a [`Request::Connect`] the client also
-//! sends [`Input`] frames.
+//! The control socket's frames: length-prefixed (u32, big-endian) rmp-serde values, each at
+//! most [`MAX_FRAME`] bytes. The client sends one [`Request`]; the node answers with any number
+//! of [`Reply::Line`] and [`Reply::Data`] frames and one [`Reply::Done`]. After a
+//! [`Request::Connect`] the client also sends [`Input`] frames.
+//!
+//! Replies have no size limit: a table is streamed as [`Reply::Line`] frames of at most
+//! [`TEXT_CHUNK`] bytes of text each, cut at line ends ([`write_rows`]), which the client
+//! prints as they come; a frame never exceeds [`MAX_FRAME`] ([`write_frame`] refuses to send
+//! one), so neither side holds more than one frame of a reply.
 
 use serde::{Deserialize, Serialize};
 use std::io;
@@ -9,11 +14,19 @@ use tipc_actors::addr::{ServiceAddr, SocketAddr};
 use tipc_actors::sock::conn::{ConnDest, ConnKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Largest frame accepted on the control socket.
+/// Largest frame accepted (and sent) on the control socket.
 pub const MAX_FRAME: usize = 1 << 20;
 
-/// Largest data frame on the control socket (a seqpacket message is at most 66000 bytes).
+/// Largest data chunk `tipcctl` reads from its input for a stream connection at once.
 pub const MAX_DATA_FRAME: usize = 65536;
+
+/// Largest message a datagram or a seqpacket connection carries (`TIPC_MAX_USER_MSG_SIZE`):
+/// the limit of `send rdm --size` and of one input line of `connect --seqpacket`.
+pub const MAX_MESSAGE: usize = tipc_transport::wire::MAX_USER_MSG_SIZE;
+
+/// Most text one [`Reply::Line`] frame of a table carries (a longer reply comes in several
+/// frames; see [`write_rows`]).
+pub const TEXT_CHUNK: usize = 64 * 1024;
 
 /// A management request.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -257,17 +270,59 @@ pub struct Linger {
     pub idle_ms: Option<u64>,
 }
 
-/// Write one frame.
+/// Write one frame. A value that encodes to more than [`MAX_FRAME`] bytes is not sent (the
+/// other side would refuse it): `InvalidInput`.
 pub async fn write_frame<T: Serialize, W: AsyncWriteExt + Unpin>(
     w: &mut W,
     v: &T,
 ) -> io::Result<()> {
     let b = rmp_serde::to_vec(v).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    if b.len() > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "control frame of {} bytes exceeds {MAX_FRAME} bytes",
+                b.len()
+            ),
+        ));
+    }
     w.write_all(&(b.len() as u32).to_be_bytes()).await?;
     w.write_all(&b).await
 }
 
-/// Read one frame; `Ok(None)` at end of stream.
+/// Stream text rows as [`Reply::Line`] frames of at most [`TEXT_CHUNK`] bytes each (rows are
+/// gathered until the next one would overflow the chunk; a row longer than a chunk is cut at
+/// character boundaries). Each row should end with `\n`. Memory: one chunk, whatever the
+/// number of rows.
+pub async fn write_rows<W: AsyncWriteExt + Unpin>(
+    w: &mut W,
+    rows: impl IntoIterator<Item = String>,
+) -> io::Result<()> {
+    let mut chunk = String::new();
+    for row in rows {
+        if !chunk.is_empty() && chunk.len() + row.len() > TEXT_CHUNK {
+            write_frame(w, &Reply::Line(std::mem::take(&mut chunk))).await?;
+        }
+        let mut rest = row.as_str();
+        while chunk.len() + rest.len() > TEXT_CHUNK {
+            let mut cut = TEXT_CHUNK - chunk.len();
+            while !rest.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            chunk.push_str(&rest[..cut]);
+            rest = &rest[cut..];
+            write_frame(w, &Reply::Line(std::mem::take(&mut chunk))).await?;
+        }
+        chunk.push_str(rest);
+    }
+    if !chunk.is_empty() {
+        write_frame(w, &Reply::Line(chunk)).await?;
+    }
+    Ok(())
+}
+
+/// Read one frame; `Ok(None)` at end of stream. A frame announced over [`MAX_FRAME`] bytes is
+/// refused before anything is read or allocated for it; the buffer grows with what arrives.
 pub async fn read_frame<T: for<'de> Deserialize<'de>, R: AsyncReadExt + Unpin>(
     r: &mut R,
 ) -> io::Result<Option<T>> {
@@ -281,11 +336,17 @@ pub async fn read_frame<T: for<'de> Deserialize<'de>, R: AsyncReadExt + Unpin>(
     if n > MAX_FRAME {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            "control frame too large",
+            format!("control frame of {n} bytes exceeds {MAX_FRAME} bytes"),
         ));
     }
-    let mut b = vec![0u8; n];
-    r.read_exact(&mut b).await?;
+    let mut b = Vec::with_capacity(n.min(64 * 1024));
+    (&mut *r).take(n as u64).read_to_end(&mut b).await?;
+    if b.len() < n {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "control connection closed inside a frame",
+        ));
+    }
     rmp_serde::from_slice(&b)
         .map(Some)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
@@ -325,5 +386,66 @@ mod tests {
         let mut r = &len[..];
         let e = read_frame::<Reply, _>(&mut r).await.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[tokio::test]
+    async fn write_frame_refuses_a_frame_over_the_limit() {
+        let mut buf = Vec::new();
+        let big = Reply::Line("x".repeat(MAX_FRAME + 1));
+        let e = write_frame(&mut buf, &big).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(buf.is_empty());
+    }
+
+    #[tokio::test]
+    async fn read_frame_truncated_frame_is_an_error() {
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &Reply::Line("hello".into()))
+            .await
+            .unwrap();
+        buf.truncate(buf.len() - 1);
+        let mut r = &buf[..];
+        let e = read_frame::<Reply, _>(&mut r).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    /// 3 MiB of rows (more than [`MAX_FRAME`]) come back whole, in frames of at most
+    /// [`TEXT_CHUNK`] bytes of text, cut at row ends; a row longer than a chunk is cut too.
+    #[tokio::test]
+    async fn write_rows_streams_text_over_the_frame_limit_in_chunks() {
+        let rows: Vec<String> = (0..60_000)
+            .map(|i| format!("{i:<10} {}\n", "é".repeat(20)))
+            // Odd offsets: the cuts fall inside a two-byte character and must back off.
+            .chain(std::iter::once(format!(
+                "z{}\n",
+                "é".repeat(3 * TEXT_CHUNK / 2)
+            )))
+            .collect();
+        let want: String = rows.concat();
+        assert!(want.len() > 3 * MAX_FRAME);
+        let mut buf = Vec::new();
+        write_rows(&mut buf, rows.clone()).await.unwrap();
+        let mut r = &buf[..];
+        let mut got = String::new();
+        let mut frames = 0;
+        while let Some(f) = read_frame::<Reply, _>(&mut r).await.unwrap() {
+            let Reply::Line(t) = f else {
+                panic!("not a line frame: {f:?}")
+            };
+            assert!(t.len() <= TEXT_CHUNK, "frame of {} bytes", t.len());
+            got.push_str(&t);
+            frames += 1;
+        }
+        assert_eq!(got, want);
+        assert!(frames > want.len() / TEXT_CHUNK, "{frames} frames");
+        // Cut at row ends, except inside the one row longer than a chunk.
+        let mut r = &buf[..];
+        let mut ends_mid_row = 0;
+        while let Some(Reply::Line(t)) = read_frame::<Reply, _>(&mut r).await.unwrap() {
+            if !t.ends_with('\n') {
+                ends_mid_row += 1;
+            }
+        }
+        assert!(ends_mid_row <= 3, "{ends_mid_row} frames end inside a row");
     }
 }

@@ -1,25 +1,38 @@
 //! The management views `tipcctl` shows of a [`Node`] (`node list`, `node stat`, `link list`,
 //! `link stat show`, `bearer list`, `nametable show`, `socket list`), formatted as iproute2's
 //! `tipc` prints them.
+//!
+//! Each view is a [`Rows`] iterator over a snapshot (one item per line, or per block of lines
+//! for a link's statistics), which the server streams in chunks: a view has no size limit
+//! (65,534 bindings, hundreds of peers) and is never formatted whole in memory. The `String`
+//! forms collect the same rows.
 
 use crate::node::Node;
 use std::fmt::Write as _;
-use tipc_actors::LinkInfo;
+use tipc_actors::socket::conn::ConnState;
+use tipc_actors::{LinkInfo, SocketKind};
 use tipc_transport::link::LinkState;
+
+/// The lines of a view, each ending with `\n` (a link's statistics: one item per link).
+pub type Rows = Box<dyn Iterator<Item = String>>;
 
 /// `tipc node list`.
 pub async fn node_list(node: &Node) -> String {
-    let mut s = String::from("Node Identity                    Hash     State\n");
-    for n in node.transport().nodes().await {
-        let _ = writeln!(
-            s,
-            "{:<32} {:08x} {}",
+    node_list_rows(node).await.collect()
+}
+
+/// [`node_list`]'s rows.
+pub async fn node_list_rows(node: &Node) -> Rows {
+    let nodes = node.transport().nodes().await;
+    let head = "Node Identity                    Hash     State\n".to_string();
+    Box::new(std::iter::once(head).chain(nodes.into_iter().map(|n| {
+        format!(
+            "{:<32} {:08x} {}\n",
             n.id.to_id_string(),
             n.addr,
             if n.up { "up" } else { "down" }
-        );
-    }
-    s
+        )
+    })))
 }
 
 /// `node stat`: one line per peer node with its node-level counters (§4.12 failover and
@@ -29,13 +42,19 @@ pub async fn node_list(node: &Node) -> String {
 /// non_member:N malformed:N stale:N deferred_overflow:N rcvbuf:N early:N after_leave:N`,
 /// members that left included). Not in the kernel's tool, whose counters are per link.
 pub async fn node_stat(node: &Node) -> String {
-    let mut s = String::new();
-    for n in node.transport().nodes().await {
+    node_stat_rows(node).await.collect()
+}
+
+/// [`node_stat`]'s rows.
+pub async fn node_stat_rows(node: &Node) -> Rows {
+    let nodes = node.transport().nodes().await;
+    let d = node.transport().rcv_stats();
+    let g = node.transport().group_drops();
+    let peers = nodes.into_iter().map(|n| {
         let t = &n.stats;
-        let _ = writeln!(
-            s,
+        format!(
             "{} {:08x}: failovers:{} tunnel tx:{} rx:{} fragmented:{} reassembled:{} \
-             reasm_errors:{} synchs:{} synch_dropped:{} restarts:{} unreturned:{} bad_user:{}",
+             reasm_errors:{} synchs:{} synch_dropped:{} restarts:{} unreturned:{} bad_user:{}\n",
             n.id.to_id_string(),
             n.addr,
             t.failovers,
@@ -49,42 +68,47 @@ pub async fn node_stat(node: &Node) -> String {
             t.restarts,
             t.unreturned,
             t.bad_user
-        );
-    }
-    let d = node.transport().rcv_stats();
-    let _ = writeln!(
-        s,
-        "dispatch dropped: malformed:{} not_for_sockets:{} not_returnable:{} sender_gone:{}",
+        )
+    });
+    let dispatch = format!(
+        "dispatch dropped: malformed:{} not_for_sockets:{} not_returnable:{} sender_gone:{}\n",
         d.malformed, d.not_for_sockets, d.not_returnable, d.sender_gone
     );
-    let g = node.transport().group_drops();
-    let _ = writeln!(
-        s,
-        "group dropped: non_member:{} malformed:{} stale:{} deferred_overflow:{} rcvbuf:{} early:{} after_leave:{}",
+    let group = format!(
+        "group dropped: non_member:{} malformed:{} stale:{} deferred_overflow:{} rcvbuf:{} early:{} after_leave:{}\n",
         g.non_member, g.malformed, g.stale, g.deferred_overflow, g.rcvbuf, g.early, g.after_leave
     );
-    s
+    Box::new(peers.chain([dispatch, group]))
 }
 
 /// `tipc link list`.
 pub async fn link_list(node: &Node) -> String {
-    let mut s = String::from("broadcast-link: up\n");
-    for l in node.transport().links().await {
+    link_list_rows(node).await.collect()
+}
+
+/// [`link_list`]'s rows.
+pub async fn link_list_rows(node: &Node) -> Rows {
+    let links = node.transport().links().await;
+    let head = "broadcast-link: up\n".to_string();
+    Box::new(std::iter::once(head).chain(links.into_iter().map(|l| {
         let up = matches!(l.link.state, LinkState::Established | LinkState::Synching);
-        let _ = writeln!(s, "{}: {}", l.link.name, if up { "up" } else { "down" });
-    }
-    s
+        format!("{}: {}\n", l.link.name, if up { "up" } else { "down" })
+    })))
 }
 
 /// `tipc link stat show [LINK]`. Errors if a named link does not exist.
 pub async fn link_stat(node: &Node, name: Option<&str>) -> Result<String, String> {
+    Ok(link_stat_rows(node, name).await?.collect())
+}
+
+/// [`link_stat`]'s rows: one item per link (a block of lines and an empty line).
+pub async fn link_stat_rows(node: &Node, name: Option<&str>) -> Result<Rows, String> {
     let links = node.transport().links().await;
-    let mut s = String::new();
+    let mut bcast = None;
     if name.is_none() || name == Some("broadcast-link") {
         // Our send side; the receive side is per peer (`node stat`).
         let (b, _) = node.transport().bcast_stats();
-        let _ = write!(
-            s,
+        bcast = Some(format!(
             "Link <broadcast-link>\n  Window:50 packets\n  RX packets:0 fragments:0/0 bundles:0/0\n  \
              TX packets:{} fragments:{}/{} bundles:{}/{}\n  RX naks:{} defs:0 dups:0\n  \
              TX naks:0 acks:0 dups:0\n  Congestion link:{}  Send queue max:{} avg:0\n  \
@@ -99,31 +123,39 @@ pub async fn link_stat(node: &Node, name: Option<&str>) -> Result<String, String
             b.max_queue,
             b.queued,
             b.retransmitted
-        );
+        ));
     }
-    let mut found = name.is_none() || name == Some("broadcast-link");
-    for l in &links {
-        if name.is_some_and(|n| n != l.link.name) {
-            continue;
-        }
-        found = true;
-        format_link_stat(&mut s, l);
-    }
+    let want = name.map(str::to_string);
+    let found = bcast.is_some() || links.iter().any(|l| want.as_ref() == Some(&l.link.name));
     if !found {
         return Err(format!("link not found: {}", name.unwrap_or_default()));
     }
-    Ok(s)
+    let links = links
+        .into_iter()
+        .filter(move |l| want.as_ref().is_none_or(|n| *n == l.link.name))
+        .map(|l| {
+            let mut s = String::new();
+            format_link_stat(&mut s, &l);
+            s
+        });
+    Ok(Box::new(bcast.into_iter().chain(links)))
 }
 
 /// `tipc nametable show`: every binding, with the publishing node's identity.
 pub async fn nametable_show(node: &Node) -> String {
-    let mut s = format!(
+    nametable_rows(node).await.collect()
+}
+
+/// [`nametable_show`]'s rows.
+pub async fn nametable_rows(node: &Node) -> Rows {
+    let table = node.transport().nametable().await;
+    let t = node.transport().clone();
+    let head = format!(
         "{:<10} {:<10} {:<10} {:<8} {:<10} {:<33}\n",
         "Type", "Lower", "Upper", "Scope", "Port", "Node"
     );
-    for p in node.transport().nametable().await {
-        let owner = node
-            .transport()
+    Box::new(std::iter::once(head).chain(table.into_iter().map(move |p| {
+        let owner = t
             .node_id(p.node)
             .map(|id| id.to_id_string())
             .unwrap_or_else(|| format!("{:x}", p.node));
@@ -131,47 +163,78 @@ pub async fn nametable_show(node: &Node) -> String {
             tipc_actors::addr::Scope::Cluster => "cluster",
             tipc_actors::addr::Scope::Node => "node",
         };
-        let _ = writeln!(
-            s,
-            "{:<10} {:<10} {:<10} {:<8} {:<10} {}",
+        format!(
+            "{:<10} {:<10} {:<10} {:<8} {:<10} {}\n",
             p.range.type_(),
             p.range.lower(),
             p.range.upper(),
             scope,
             p.port,
             owner
-        );
-    }
-    s
+        )
+    })))
 }
 
-/// `tipc socket list`: each local socket and its bindings.
+/// `tipc socket list`: every local socket, as the kernel's tool prints them (one block per
+/// socket; lines stable):
+///
+/// * `socket PORT`;
+/// * `        connected to NODE:PORT` (NODE in hex, as the kernel's tool), followed by
+///   ` via {TYPE,INST}` when the connection was requested by that service address, for a
+///   connected stream or seqpacket socket;
+/// * otherwise `        bound to {TYPE,LOWER,UPPER}` per binding (datagram sockets, group
+///   members, stream and seqpacket listeners).
 pub async fn socket_list(node: &Node) -> String {
+    socket_list_rows(node).await.collect()
+}
+
+/// [`socket_list`]'s rows (one item per socket).
+pub async fn socket_list_rows(node: &Node) -> Rows {
     let table = node.transport().nametable().await;
     let own = node.addr();
-    let mut s = String::new();
-    for port in node.transport().socket_ports() {
-        let _ = writeln!(s, "socket {port}");
-        for p in table.iter().filter(|p| p.node == own && p.port == port) {
-            let _ = writeln!(
-                s,
-                "        bound to {{{},{},{}}}",
-                p.range.type_(),
-                p.range.lower(),
-                p.range.upper()
-            );
-        }
+    let mut bound: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
+    for p in table.iter().filter(|p| p.node == own) {
+        bound.entry(p.port).or_default().push(format!(
+            "        bound to {{{},{},{}}}\n",
+            p.range.type_(),
+            p.range.lower(),
+            p.range.upper()
+        ));
     }
-    s
+    let sockets = node.transport().sockets();
+    Box::new(sockets.into_iter().map(move |sk| {
+        let mut s = format!("socket {}\n", sk.port);
+        match sk.kind {
+            SocketKind::Conn {
+                state: ConnState::Established,
+                peer: Some(peer),
+                via,
+            } => {
+                let _ = write!(s, "        connected to {:x}:{}", peer.node, peer.port);
+                if let Some(v) = via {
+                    let _ = write!(s, " via {{{},{}}}", v.type_, v.instance);
+                }
+                s.push('\n');
+            }
+            _ => {
+                for l in bound.get(&sk.port).into_iter().flatten() {
+                    s.push_str(l);
+                }
+            }
+        }
+        s
+    }))
 }
 
 /// `tipc bearer list`.
 pub fn bearer_list(node: &Node) -> String {
-    let mut s = String::new();
-    for b in node.transport().bearers() {
-        let _ = writeln!(s, "{}", b.name);
-    }
-    s
+    bearer_list_rows(node).collect()
+}
+
+/// [`bearer_list`]'s rows.
+pub fn bearer_list_rows(node: &Node) -> Rows {
+    let bearers = node.transport().bearers();
+    Box::new(bearers.into_iter().map(|b| format!("{}\n", b.name)))
 }
 
 fn format_link_stat(s: &mut String, l: &LinkInfo) {

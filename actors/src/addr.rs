@@ -4,7 +4,9 @@ use std::fmt;
 use tipc_transport::NodeAddr;
 
 /// A service address `{type, instance}` (an anycast name).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct ServiceAddr {
     /// Service type.
     pub type_: u32,
@@ -79,8 +81,10 @@ impl ServiceRange {
     }
 }
 
-/// A socket address `{node, port}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A socket address `{node, port}` (serializable: services pass them in messages).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct SocketAddr {
     /// Node address.
     pub node: NodeAddr,

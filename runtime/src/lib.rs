@@ -28,7 +28,7 @@ pub mod __private {
 }
 
 pub use config::NodeConfig;
-pub use node::{Node, NodeError};
+pub use node::{free_loopback_ports, Node, NodeError};
 pub use service::{AskError, Ctx, ReplyTo, ServiceHandle, ServiceRef, TellError, TipcMessage};
 pub use tipc_actors::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
 pub use tipc_actors::NodeEvent;

@@ -111,6 +111,58 @@ impl Node {
         Ok(Node::from_transport(transport))
     }
 
+    /// A node named `id` with a UDP bearer on `127.0.0.1:port`, discovering the nodes on the
+    /// loopback `peers` ports (examples, tests, a cluster on one host). Inside an actix System.
+    pub fn loopback(id: &str, port: u16, peers: &[u16]) -> Result<Node, NodeError> {
+        Node::start(&NodeConfig {
+            id: Some(id.to_string()),
+            udp: vec![format!("127.0.0.1:{port}")],
+            udp_peer: peers.iter().map(|p| format!("127.0.0.1:{p}")).collect(),
+            ..Default::default()
+        })
+    }
+
+    /// Wait until `n` peer nodes are up; false if not within `timeout`.
+    pub async fn wait_peers(&self, n: usize, timeout: Duration) -> bool {
+        let end = tokio::time::Instant::now() + timeout;
+        loop {
+            let up = self.transport.nodes().await.iter().filter(|p| p.up).count();
+            if up >= n {
+                return true;
+            }
+            if tokio::time::Instant::now() >= end {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Wait until `n` bindings overlapping `range` are known here (this node's or others'
+    /// bindings, as the binding table has them); false if not within `timeout`.
+    pub async fn wait_bound(&self, range: ServiceRange, n: usize, timeout: Duration) -> bool {
+        let end = tokio::time::Instant::now() + timeout;
+        loop {
+            let have = self
+                .transport
+                .nametable()
+                .await
+                .iter()
+                .filter(|p| {
+                    p.range.type_() == range.type_()
+                        && p.range.lower() <= range.upper()
+                        && range.lower() <= p.range.upper()
+                })
+                .count();
+            if have >= n {
+                return true;
+            }
+            if tokio::time::Instant::now() >= end {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// A node over a transport built by hand (tests, embedding). Must run inside an actix
     /// System.
     pub fn from_transport(transport: TransportNode) -> Node {
@@ -185,6 +237,18 @@ impl Node {
     pub async fn shutdown(&self) {
         self.transport.shutdown().await;
     }
+}
+
+/// `n` distinct UDP ports free on 127.0.0.1 now (for [`Node::loopback`] clusters; another
+/// program may take one before it is bound).
+pub fn free_loopback_ports(n: usize) -> io::Result<Vec<u16>> {
+    let socks = (0..n)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0"))
+        .collect::<io::Result<Vec<_>>>()?;
+    socks
+        .iter()
+        .map(|s| s.local_addr().map(|a| a.port()))
+        .collect()
 }
 
 /// The kernel's default identity: from the first bearer's address (UDP: the IP bytes; Ethernet:

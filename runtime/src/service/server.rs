@@ -44,6 +44,13 @@ pub struct Binding {
     pub scope: Scope,
 }
 
+impl Binding {
+    /// The binding `S` names in its `#[tipc_service]` (to start from and change).
+    pub fn of<S: Service>() -> Binding {
+        S::binding()
+    }
+}
+
 /// A service: implemented by `#[tipc_service]` on the impl block of the user's type.
 pub trait Service: Sized + 'static {
     /// Where the service binds unless started with another binding.

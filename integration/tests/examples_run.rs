@@ -117,3 +117,38 @@ fn example_kv_store_routes_keys_to_their_range_shards_and_reads_them_back() {
         );
     }
 }
+
+#[test]
+fn example_chat_members_see_joins_every_line_in_order_and_a_leave_after_the_last_line() {
+    let out = run("chat", Duration::from_secs(30));
+    assert_eq!(
+        out.iter().filter(|l| l.contains(" joined")).count(),
+        6,
+        "{out:#?}"
+    );
+    for me in ["alice", "bob", "carol"] {
+        for other in ["alice", "bob", "carol"].into_iter().filter(|o| *o != me) {
+            let lines: Vec<&String> = out
+                .iter()
+                .filter(|l| l.starts_with(&format!("[{me}] {other}: ")))
+                .collect();
+            assert_eq!(lines.len(), 2, "{me} heard {other}: {out:#?}");
+            assert!(lines[0].ends_with("hello") && lines[1].ends_with("how are you?"));
+        }
+    }
+    let stop = out
+        .iter()
+        .position(|l| l == "-- carol stops")
+        .expect("stop line");
+    for me in ["alice", "bob"] {
+        let left = out
+            .iter()
+            .position(|l| l == &format!("[{me}] member 3 left"))
+            .unwrap_or_else(|| panic!("{me} did not see carol leave: {out:#?}"));
+        assert!(left > stop);
+    }
+    assert!(
+        out.iter().any(|l| l == "-- 12 lines heard in all"),
+        "{out:#?}"
+    );
+}

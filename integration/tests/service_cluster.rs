@@ -59,10 +59,7 @@ fn host(port: u16, peers: &[u16], instance: u32, tag: u32) -> Host {
 }
 
 fn binding(instance: u32) -> Binding {
-    Binding {
-        range: ServiceRange::single(PROBE_TYPE, instance),
-        scope: Scope::Cluster,
-    }
+    Binding::service(ServiceRange::single(PROBE_TYPE, instance), Scope::Cluster)
 }
 
 /// Wait until `node` holds `n` bindings of the probe type (bounded).

@@ -99,7 +99,7 @@ fn message(input: &DeriveInput) -> Result<TokenStream2, Error> {
 /// (binding, message ids, dispatch) from its `#[handle]` methods.
 #[proc_macro_attribute]
 pub fn tipc_service(args: TokenStream, item: TokenStream) -> TokenStream {
-    let mut found: Vec<(String, Span, Expr)> = Vec::new();
+    let mut found: Vec<(String, Span, Option<Expr>)> = Vec::new();
     let parser = syn::meta::parser(|m| {
         let key = m
             .path
@@ -107,7 +107,12 @@ pub fn tipc_service(args: TokenStream, item: TokenStream) -> TokenStream {
             .map(|i| i.to_string())
             .unwrap_or_default();
         let span = m.path.span();
-        let value: Expr = m.value()?.parse()?;
+        // `key = value`, or a bare flag (`events`, `loopback`).
+        let value: Option<Expr> = if m.input.peek(syn::Token![=]) {
+            Some(m.value()?.parse()?)
+        } else {
+            None
+        };
         found.push((key, span, value));
         Ok(())
     });
@@ -127,6 +132,8 @@ struct ServiceArgs {
     lower: u32,
     upper: u32,
     node_scope: bool,
+    /// A group service: `(events, loopback)`.
+    group: Option<(bool, bool)>,
 }
 
 fn int_of(e: &Expr, what: &str) -> Result<u32, Error> {
@@ -146,14 +153,42 @@ fn int_of(e: &Expr, what: &str) -> Result<u32, Error> {
     }
 }
 
-fn service_args(args: Vec<(String, Span, Expr)>) -> Result<ServiceArgs, Error> {
+fn service_args(args: Vec<(String, Span, Option<Expr>)>) -> Result<ServiceArgs, Error> {
     let mut type_: Option<u32> = None;
     let mut instance: Option<(u32, Span)> = None;
     let mut range: Option<(u32, u32, Span)> = None;
     let mut node_scope = false;
+    let mut group: Option<Span> = None;
+    let (mut events, mut loopback) = (false, false);
     for (key, span, value) in args {
+        if matches!(key.as_str(), "events" | "loopback") {
+            if let Some(v) = value {
+                return Err(Error::new(
+                    v.span(),
+                    format!("`{key}` is a flag: write it alone"),
+                ));
+            }
+            if key == "events" {
+                events = true;
+            } else {
+                loopback = true;
+            }
+            continue;
+        }
+        let Some(value) = value else {
+            return Err(Error::new(span, format!("expected `{key} = ...`")));
+        };
         match key.as_str() {
-            "type" => {
+            "type" | "group" => {
+                if type_.is_some() {
+                    return Err(Error::new(
+                        span,
+                        "give the service type once: `type = T` for a service, `group = T` for a group member",
+                    ));
+                }
+                if key == "group" {
+                    group = Some(span);
+                }
                 let t = int_of(&value, "the service type")?;
                 if (t as u64) < FIRST_USER_TYPE {
                     return Err(Error::new(
@@ -201,16 +236,10 @@ fn service_args(args: Vec<(String, Span, Expr)>) -> Result<ServiceArgs, Error> {
                     other => return Err(Error::new(other.span(), "scope is `node` or `cluster`")),
                 };
             }
-            "group" => {
-                return Err(Error::new(
-                    span,
-                    "group services are not available yet: join a group with TransportNode::join",
-                ))
-            }
             _ => {
                 return Err(Error::new(
                     span,
-                    "unknown argument: expected `type`, `instance`, `range` or `scope`",
+                    "unknown argument: expected `type`, `group`, `instance`, `range`, `scope`, `events` or `loopback`",
                 ))
             }
         }
@@ -218,9 +247,21 @@ fn service_args(args: Vec<(String, Span, Expr)>) -> Result<ServiceArgs, Error> {
     let Some(type_) = type_ else {
         return Err(Error::new(
             Span::call_site(),
-            "a service needs its type: #[tipc_service(type = N, instance = I)]",
+            "a service needs its type: #[tipc_service(type = N, instance = I)] (or `group = T`)",
         ));
     };
+    if group.is_none() && (events || loopback) {
+        return Err(Error::new(
+            Span::call_site(),
+            "`events` and `loopback` are for group services (`group = T`)",
+        ));
+    }
+    if let (Some(_), Some((_, _, span))) = (group, range) {
+        return Err(Error::new(
+            span,
+            "a group member has one instance: `instance = I`, not a range",
+        ));
+    }
     let (lower, upper) = match (instance, range) {
         (Some(_), Some((_, _, span))) => {
             return Err(Error::new(
@@ -242,6 +283,7 @@ fn service_args(args: Vec<(String, Span, Expr)>) -> Result<ServiceArgs, Error> {
         lower,
         upper,
         node_scope,
+        group: group.map(|_| (events, loopback)),
     })
 }
 
@@ -262,13 +304,16 @@ fn is_last_segment(ty: &Type, name: &str) -> bool {
     matches!(ty, Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == name))
 }
 
-fn take_handle_attr(attrs: &mut Vec<Attribute>) -> Result<bool, Error> {
+fn take_attr(attrs: &mut Vec<Attribute>, name: &str) -> Result<bool, Error> {
     let mut found = false;
     let mut err = None;
     attrs.retain(|a| {
-        if a.path().is_ident("handle") {
+        if a.path().is_ident(name) {
             if !matches!(a.meta, Meta::Path(_)) {
-                err = Some(Error::new(a.span(), "#[handle] takes no arguments"));
+                err = Some(Error::new(
+                    a.span(),
+                    format!("#[{name}] takes no arguments"),
+                ));
             }
             found = true;
             false
@@ -279,6 +324,35 @@ fn take_handle_attr(attrs: &mut Vec<Attribute>) -> Result<bool, Error> {
     match err {
         Some(e) => Err(e),
         None => Ok(found),
+    }
+}
+
+/// An `#[on_join]` / `#[on_leave]` method: `(&mut self, m: Member)` or with
+/// `cx: &mut Ctx<Self>` after it; returns its name and whether it takes the context.
+fn member_handler(f: &ImplItemFn, attr: &str) -> Result<(syn::Ident, bool), Error> {
+    let sig = &f.sig;
+    let usage = format!(
+        "an #[{attr}] method takes (&mut self, member: Member), optionally `cx: &mut Ctx<Self>`, and returns nothing"
+    );
+    if sig.asyncness.is_some() || !sig.generics.params.is_empty() {
+        return Err(Error::new(sig.span(), usage));
+    }
+    if let ReturnType::Type(_, t) = &sig.output {
+        return Err(Error::new(t.span(), usage));
+    }
+    let mut inputs = sig.inputs.iter();
+    if !matches!(inputs.next(), Some(FnArg::Receiver(r)) if r.reference.is_some()) {
+        return Err(Error::new(sig.span(), usage));
+    }
+    let rest: Vec<&FnArg> = inputs.collect();
+    match rest.as_slice() {
+        [FnArg::Typed(m)] if is_last_segment(&m.ty, "Member") => Ok((sig.ident.clone(), false)),
+        [FnArg::Typed(m), FnArg::Typed(c)]
+            if is_last_segment(&m.ty, "Member") && is_last_segment(&c.ty, "Ctx") =>
+        {
+            Ok((sig.ident.clone(), true))
+        }
+        _ => Err(Error::new(sig.inputs.span(), usage)),
     }
 }
 
@@ -356,7 +430,10 @@ fn handler(f: &ImplItemFn) -> Result<Handler, Error> {
     })
 }
 
-fn service(args: Vec<(String, Span, Expr)>, mut item: ItemImpl) -> Result<TokenStream2, Error> {
+fn service(
+    args: Vec<(String, Span, Option<Expr>)>,
+    mut item: ItemImpl,
+) -> Result<TokenStream2, Error> {
     let args = service_args(args)?;
     if let Some((_, path, _)) = &item.trait_ {
         return Err(Error::new(
@@ -371,10 +448,29 @@ fn service(args: Vec<(String, Span, Expr)>, mut item: ItemImpl) -> Result<TokenS
         ));
     }
     let mut handlers = Vec::new();
+    let mut on_join: Option<(syn::Ident, bool)> = None;
+    let mut on_leave: Option<(syn::Ident, bool)> = None;
     for it in item.items.iter_mut() {
         if let ImplItem::Fn(f) = it {
-            if take_handle_attr(&mut f.attrs)? {
+            if take_attr(&mut f.attrs, "handle")? {
                 handlers.push(handler(f)?);
+            }
+            for (attr, slot) in [("on_join", &mut on_join), ("on_leave", &mut on_leave)] {
+                if take_attr(&mut f.attrs, attr)? {
+                    if args.group.is_none() {
+                        return Err(Error::new(
+                            f.sig.ident.span(),
+                            format!("#[{attr}] is for group services: #[tipc_service(group = T, instance = I)]"),
+                        ));
+                    }
+                    if slot.is_some() {
+                        return Err(Error::new(
+                            f.sig.ident.span(),
+                            format!("a second #[{attr}] method"),
+                        ));
+                    }
+                    *slot = Some(member_handler(f, attr)?);
+                }
             }
         }
     }
@@ -384,8 +480,33 @@ fn service(args: Vec<(String, Span, Expr)>, mut item: ItemImpl) -> Result<TokenS
             "a service needs at least one #[handle] method",
         ));
     }
+    let _ = &on_join;
     let self_ty = &item.self_ty;
     let p = quote!(::tipc_runtime::__private);
+    let group = match args.group {
+        None => quote!(::core::option::Option::None),
+        Some((events, loopback)) => {
+            let events = events || on_join.is_some() || on_leave.is_some();
+            quote!(::core::option::Option::Some(#p::GroupOpts { events: #events, loopback: #loopback }))
+        }
+    };
+    let member_call = |h: &Option<(syn::Ident, bool)>| match h {
+        Some((name, true)) => quote!(self.#name(m, cx)),
+        Some((name, false)) => quote!(self.#name(m)),
+        None => quote!(()),
+    };
+    let on_member = (on_join.is_some() || on_leave.is_some()).then(|| {
+        let (j, l) = (member_call(&on_join), member_call(&on_leave));
+        quote! {
+            fn on_member(&mut self, event: #p::MemberEvent, cx: &mut #p::Ctx<'_, Self>) {
+                let _ = &cx;
+                match event {
+                    #p::MemberEvent::Joined(m) => { let _ = &m; #j }
+                    #p::MemberEvent::Left(m) => { let _ = &m; #l }
+                }
+            }
+        }
+    });
     let (t, lo, hi) = (args.type_, args.lower, args.upper);
     let scope = if args.node_scope {
         quote!(#p::Scope::Node)
@@ -432,7 +553,7 @@ fn service(args: Vec<(String, Span, Expr)>, mut item: ItemImpl) -> Result<TokenS
                     ::core::result::Result::Ok(r) => r,
                     ::core::result::Result::Err(_) => panic!("bad service range"),
                 };
-                #p::Binding { range: RANGE, scope: #scope }
+                #p::Binding { range: RANGE, scope: #scope, group: #group }
             }
 
             fn message_ids() -> &'static [u32] {
@@ -452,6 +573,8 @@ fn service(args: Vec<(String, Span, Expr)>, mut item: ItemImpl) -> Result<TokenS
                 };
                 &IDS
             }
+
+            #on_member
 
             #[allow(unused_variables)]
             fn dispatch(&mut self, req: &#p::Request, cx: &mut #p::Ctx<'_, Self>) -> #p::Outcome {

@@ -159,7 +159,8 @@ pub struct GroupMember {
     own: SocketAddr,
     spec: GroupSpec,
     publ: Publication,
-    stop: Option<oneshot::Sender<()>>,
+    /// Taken by the first leave (a shared handle may leave: [`GroupMember::leave_shared`]).
+    stop: std::sync::Mutex<Option<oneshot::Sender<()>>>,
 }
 
 impl GroupMember {
@@ -205,7 +206,7 @@ impl GroupMember {
             own,
             spec,
             publ,
-            stop: Some(stop_tx),
+            stop: std::sync::Mutex::new(Some(stop_tx)),
         })
     }
 
@@ -439,12 +440,19 @@ impl GroupMember {
 
     /// Leave the group (as dropping the handle does): GRP_LEAVE to every member, then the
     /// binding is withdrawn; what was queued and not read is dropped.
-    pub fn leave(mut self) {
+    pub fn leave(self) {
         self.leave_inner();
     }
 
-    fn leave_inner(&mut self) {
-        let Some(stop) = self.stop.take() else {
+    /// [`leave`](Self::leave) through a shared handle (a member held in an `Arc`); later
+    /// sends fail with `NotJoined`, receives end once the queue is read.
+    pub fn leave_shared(&self) {
+        self.leave_inner();
+    }
+
+    fn leave_inner(&self) {
+        let stop = self.stop.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(stop) = stop else {
             return;
         };
         leave_now(&self.ctx, &self.inner);

@@ -22,10 +22,7 @@ fn main() {
     actix_rt::System::new().block_on(async move {
         let t = tipc_integration::cluster::udp_node(&format!("svc{port}"), port, &peers);
         let node = Node::from_transport(t);
-        let binding = Binding {
-            range: ServiceRange::single(PROBE_TYPE, inst),
-            scope: Scope::Cluster,
-        };
+        let binding = Binding::service(ServiceRange::single(PROBE_TYPE, inst), Scope::Cluster);
         let _h = match node.serve_at(Probe::new(tag), binding).await {
             Ok(h) => h,
             Err(e) => {

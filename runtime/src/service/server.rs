@@ -14,6 +14,7 @@
 
 use super::client::Clients;
 use super::envelope::{error_payload, Envelope, EnvelopeError, ErrorCode, Kind};
+use super::group::{GroupRef, Member};
 use super::message::{decode, encode_into, TipcMessage};
 use actix::prelude::*;
 use bytes::Bytes;
@@ -22,9 +23,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tipc_actors::addr::{Scope, ServiceRange, SocketAddr};
+use tipc_actors::addr::{Scope, ServiceAddr, ServiceRange, SocketAddr};
 use tipc_actors::sock::dgram::DgramSocket;
-use tipc_actors::socket::Received;
+use tipc_actors::sock::group::{GroupMember, GroupRecv, GroupSpec, Mode};
 use tipc_actors::TransportNode;
 
 /// Longest detail text in an error reply.
@@ -38,13 +39,34 @@ pub const ACK_EVERY: u32 = 64;
 /// Where a service binds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Binding {
-    /// The service range (one instance: `lower == upper`).
+    /// The service range (one instance: `lower == upper`); for a group member, the group's
+    /// type and the member's instance.
     pub range: ServiceRange,
     /// Node or cluster scope.
     pub scope: Scope,
+    /// A member of a communication group instead of a bound socket.
+    pub group: Option<GroupOpts>,
+}
+
+/// How a group service joins (`#[tipc_service(group = T, instance = I, events, loopback)]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GroupOpts {
+    /// Member events (`#[on_join]`, `#[on_leave]`).
+    pub events: bool,
+    /// Copies of its own broadcasts, multicasts and anycasts.
+    pub loopback: bool,
 }
 
 impl Binding {
+    /// A socket bound to `range` with `scope`.
+    pub fn service(range: ServiceRange, scope: Scope) -> Binding {
+        Binding {
+            range,
+            scope,
+            group: None,
+        }
+    }
+
     /// The binding `S` names in its `#[tipc_service]` (to start from and change).
     pub fn of<S: Service>() -> Binding {
         S::binding()
@@ -61,6 +83,21 @@ pub trait Service: Sized + 'static {
 
     /// Handle one tell or ask (generated: decode, call the `#[handle]` method, encode).
     fn dispatch(&mut self, req: &Request, cx: &mut Ctx<'_, Self>) -> Outcome;
+
+    /// A group member joined or left (generated from `#[on_join]` / `#[on_leave]`).
+    fn on_member(&mut self, event: MemberEvent, cx: &mut Ctx<'_, Self>) {
+        let _ = (event, cx);
+    }
+}
+
+/// A member of a group service's group came or went (ordered with its messages: a join
+/// before its first message, a leave after its last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberEvent {
+    /// A member joined.
+    Joined(Member),
+    /// A member left, or its node was lost.
+    Left(Member),
 }
 
 /// One received tell or ask.
@@ -70,6 +107,8 @@ pub struct Request {
     from: SocketAddr,
     data: Bytes,
     payload_at: usize,
+    /// For a group service: the sender's member address and how it sent.
+    member: Option<(ServiceAddr, Mode)>,
 }
 
 impl Request {
@@ -96,6 +135,12 @@ impl Request {
     /// The encoded message.
     pub fn payload(&self) -> &[u8] {
         &self.data[self.payload_at..]
+    }
+
+    /// For a group service: the sender's member address and how it sent (broadcast,
+    /// multicast, unicast or anycast: the wire tells these two apart only as unicast).
+    pub fn member(&self) -> Option<(ServiceAddr, Mode)> {
+        self.member
     }
 
     /// The encoded message, zero-copy.
@@ -154,16 +199,51 @@ pub fn unknown(req: &Request) -> Outcome {
 }
 
 struct ReplySink {
-    sock: Arc<DgramSocket>,
+    ep: Endpoint,
     to: SocketAddr,
     env: Envelope,
 }
 
 impl ReplySink {
     fn send(self, bytes: Vec<u8>) {
-        tokio::spawn(async move {
-            let _ = self.sock.send_to_socket(self.to, &bytes).await;
-        });
+        tokio::spawn(async move { self.ep.send_to(self.to, bytes).await });
+    }
+}
+
+/// What a service receives on and answers from: its bound socket, or its group membership.
+#[derive(Clone)]
+pub(crate) enum Endpoint {
+    Socket(Arc<DgramSocket>),
+    Group(Arc<GroupMember>),
+}
+
+impl Endpoint {
+    fn addr(&self) -> SocketAddr {
+        match self {
+            Endpoint::Socket(s) => s.addr(),
+            Endpoint::Group(g) => g.addr(),
+        }
+    }
+
+    /// Send `bytes` to one socket (a group member answers with a group unicast, which keeps
+    /// the order with what it broadcast before).
+    async fn send_to(&self, to: SocketAddr, bytes: Vec<u8>) {
+        match self {
+            Endpoint::Socket(s) => {
+                let _ = s.send_to_socket(to, &bytes).await;
+            }
+            Endpoint::Group(g) => {
+                let _ = g.unicast(to, bytes).await;
+            }
+        }
+    }
+
+    /// Withdraw the binding (or leave the group) and reject what is queued.
+    async fn close(&self) {
+        match self {
+            Endpoint::Socket(s) => s.shutdown().await,
+            Endpoint::Group(g) => g.leave_shared(),
+        }
     }
 }
 
@@ -220,22 +300,24 @@ fn error_reply(env: &Envelope, code: ErrorCode, detail: &str) -> Vec<u8> {
 /// spawning, stopping.
 pub struct Ctx<'a, S: Service> {
     actx: &'a mut Context<ServiceActor<S>>,
-    sock: &'a Arc<DgramSocket>,
+    ep: &'a Endpoint,
     clients: &'a Arc<Clients>,
     node: &'a TransportNode,
-    req: &'a Request,
+    from: SocketAddr,
+    /// The message being handled (none for a member event).
+    req: Option<&'a Request>,
     stop: &'a mut bool,
 }
 
 impl<S: Service> Ctx<'_, S> {
-    /// The sender's socket.
+    /// The sender's socket (for a member event, the member's).
     pub fn from(&self) -> SocketAddr {
-        self.req.from
+        self.from
     }
 
     /// How long the asker waits, counted from when it sent (None for a tell).
     pub fn deadline(&self) -> Option<Duration> {
-        self.req
+        self.req?
             .env
             .deadline_ms
             .map(|ms| Duration::from_millis(ms as u64))
@@ -243,7 +325,20 @@ impl<S: Service> Ctx<'_, S> {
 
     /// The service's own socket address.
     pub fn socket(&self) -> SocketAddr {
-        self.sock.addr()
+        self.ep.addr()
+    }
+
+    /// For a group service: the sender's member address and how it sent.
+    pub fn member(&self) -> Option<(ServiceAddr, Mode)> {
+        self.req.and_then(|r| r.member)
+    }
+
+    /// For a group service: its membership, to send typed messages to the group.
+    pub fn group(&self) -> Option<GroupRef> {
+        match self.ep {
+            Endpoint::Group(g) => Some(GroupRef::new(g.clone())),
+            Endpoint::Socket(_) => None,
+        }
     }
 
     /// The node's client side, to tell or ask other services from a handler (in a spawned
@@ -268,10 +363,10 @@ impl<S: Service> Ctx<'_, S> {
     #[doc(hidden)]
     pub fn reply_to<T>(&self) -> ReplyTo<T> {
         ReplyTo {
-            sink: self.req.is_ask().then(|| ReplySink {
-                sock: self.sock.clone(),
-                to: self.req.from,
-                env: self.req.env,
+            sink: self.req.filter(|r| r.is_ask()).map(|r| ReplySink {
+                ep: self.ep.clone(),
+                to: r.from,
+                env: r.env,
             }),
             _reply: PhantomData,
         }
@@ -348,7 +443,7 @@ impl ServiceCounters {
 pub struct ServiceActor<S: Service> {
     /// Boxed: the actor must be `Unpin`, the user's type need not be.
     svc: Box<S>,
-    sock: Arc<DgramSocket>,
+    ep: Endpoint,
     clients: Arc<Clients>,
     node: TransportNode,
     counters: Arc<ServiceCounters>,
@@ -362,20 +457,44 @@ impl<S: Service> Actor for ServiceActor<S> {
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         self.counters.running.store(false, Ordering::Release);
-        let sock = self.sock.clone();
-        actix_rt::spawn(async move { sock.shutdown().await });
+        let ep = self.ep.clone();
+        actix_rt::spawn(async move { ep.close().await });
     }
 }
 
-/// Batches from the service's socket.
-struct Batch(Vec<Received>);
+/// One thing a service received.
+enum Incoming {
+    /// A message: from a socket (`windowed`: a tell counted against its sender's window, not
+    /// a multicast), or from a group member.
+    Msg {
+        from: SocketAddr,
+        data: Bytes,
+        windowed: bool,
+        returned: bool,
+        member: Option<(ServiceAddr, Mode)>,
+    },
+    /// A group member came or went.
+    Member(MemberEvent),
+}
+
+/// Batches from the service's socket or membership.
+struct Batch(Vec<Incoming>);
 
 impl<S: Service> StreamHandler<Batch> for ServiceActor<S> {
     fn handle(&mut self, batch: Batch, ctx: &mut Self::Context) {
         let mut out: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
         let drained = batch.0.len() < BATCH;
         for r in batch.0 {
-            self.one(r, ctx, &mut out);
+            match r {
+                Incoming::Msg {
+                    from,
+                    data,
+                    windowed,
+                    returned,
+                    member,
+                } => self.one(from, data, windowed, returned, member, ctx, &mut out),
+                Incoming::Member(ev) => self.member_event(ev, ctx),
+            }
         }
         for (to, n) in self.acks.iter_mut() {
             if *n >= ACK_EVERY || drained || self.stopping {
@@ -389,10 +508,10 @@ impl<S: Service> StreamHandler<Batch> for ServiceActor<S> {
         if out.is_empty() {
             return;
         }
-        let sock = self.sock.clone();
+        let ep = self.ep.clone();
         let sends = async move {
             for (to, b) in out {
-                let _ = sock.send_to_socket(to, &b).await;
+                ep.send_to(to, b).await;
             }
         };
         if self.stopping {
@@ -421,13 +540,53 @@ impl<S: Service> ServiceActor<S> {
         Some(error_reply(&Envelope::ask(id, corr), code, detail))
     }
 
-    fn one(&mut self, r: Received, ctx: &mut Context<Self>, out: &mut Vec<(SocketAddr, Vec<u8>)>) {
-        let from = r.from;
-        if r.returned.is_some() {
+    fn member_event(&mut self, ev: MemberEvent, ctx: &mut Context<Self>) {
+        if self.stopping {
+            return;
+        }
+        let from = match ev {
+            MemberEvent::Joined(m) | MemberEvent::Left(m) => m.socket,
+        };
+        let mut stop = false;
+        let r = {
+            let mut cx = Ctx {
+                actx: ctx,
+                ep: &self.ep,
+                clients: &self.clients,
+                node: &self.node,
+                from,
+                req: None,
+                stop: &mut stop,
+            };
+            let svc = &mut *self.svc;
+            catch_unwind(AssertUnwindSafe(|| svc.on_member(ev, &mut cx)))
+        };
+        if r.is_err() {
+            ServiceCounters::add(&self.counters.panics);
+            stop = true;
+        }
+        if stop {
+            self.stopping = true;
+            ctx.stop();
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn one(
+        &mut self,
+        from: SocketAddr,
+        data: Bytes,
+        windowed: bool,
+        returned: bool,
+        member: Option<(ServiceAddr, Mode)>,
+        ctx: &mut Context<Self>,
+        out: &mut Vec<(SocketAddr, Vec<u8>)>,
+    ) {
+        if returned {
             ServiceCounters::add(&self.counters.returned);
             return;
         }
-        let (env, payload_len) = match Envelope::parse(&r.data) {
+        let (env, payload_len) = match Envelope::parse(&data) {
             Ok((env, rest)) => (env, rest.len()),
             Err(e) => {
                 let ask = e.reply_to();
@@ -451,7 +610,7 @@ impl<S: Service> ServiceActor<S> {
         }
         // A tell sent to this socket (not a multicast) counts against its sender's window:
         // consumed now, whatever becomes of it.
-        if env.kind == Kind::Tell && r.mtype != tipc_transport::wire::DataType::Mcast {
+        if env.kind == Kind::Tell && windowed {
             *self.acks.entry(from).or_insert(0) += 1;
         }
         let ask = (env.kind == Kind::Ask).then_some((env.id, env.correlation));
@@ -465,17 +624,19 @@ impl<S: Service> ServiceActor<S> {
         let req = Request {
             env,
             from,
-            payload_at: r.data.len() - payload_len,
-            data: r.data,
+            payload_at: data.len() - payload_len,
+            data,
+            member,
         };
         let mut stop = false;
         let outcome = {
             let mut cx = Ctx {
                 actx: ctx,
-                sock: &self.sock,
+                ep: &self.ep,
                 clients: &self.clients,
                 node: &self.node,
-                req: &req,
+                from,
+                req: Some(&req),
                 stop: &mut stop,
             };
             let svc = &mut *self.svc;
@@ -533,8 +694,8 @@ impl<S: Service> Handler<Stop> for ServiceActor<S> {
     fn handle(&mut self, _: Stop, ctx: &mut Self::Context) -> Self::Result {
         self.stopping = true;
         ctx.stop();
-        let sock = self.sock.clone();
-        Box::pin(async move { sock.shutdown().await })
+        let ep = self.ep.clone();
+        Box::pin(async move { ep.close().await })
     }
 }
 
@@ -545,12 +706,15 @@ pub enum StartError {
     /// The binding was refused (reserved type, bad range, node stopping).
     #[error("cannot bind the service: {0}")]
     Bind(#[from] tipc_actors::socket::BindError),
+    /// The group could not be joined.
+    #[error("cannot join the group: {0}")]
+    Join(String),
 }
 
 /// A running service: its address, counters, and `stop`.
 pub struct ServiceHandle<S: Service> {
     addr: Addr<ServiceActor<S>>,
-    sock: SocketAddr,
+    ep: Endpoint,
     binding: Binding,
     counters: Arc<ServiceCounters>,
 }
@@ -559,38 +723,110 @@ impl<S: Service> Clone for ServiceHandle<S> {
     fn clone(&self) -> Self {
         ServiceHandle {
             addr: self.addr.clone(),
-            sock: self.sock,
+            ep: self.ep.clone(),
             binding: self.binding,
             counters: self.counters.clone(),
         }
     }
 }
 
+/// Batches of a group member's stream.
+fn group_batch(v: Vec<GroupRecv>) -> Batch {
+    let t = |member: ServiceAddr, socket| Member {
+        instance: member.instance,
+        socket,
+    };
+    Batch(
+        v.into_iter()
+            .map(|r| match r {
+                GroupRecv::Message {
+                    from,
+                    member,
+                    mode,
+                    data,
+                } => Incoming::Msg {
+                    from,
+                    data,
+                    windowed: false,
+                    returned: false,
+                    member: Some((member, mode)),
+                },
+                GroupRecv::MemberUp { member, sock } => {
+                    Incoming::Member(MemberEvent::Joined(t(member, sock)))
+                }
+                GroupRecv::MemberDown { member, sock } => {
+                    Incoming::Member(MemberEvent::Left(t(member, sock)))
+                }
+            })
+            .collect(),
+    )
+}
+
 impl<S: Service> ServiceHandle<S> {
-    /// Bind `binding` on `node` and start `svc` there (inside an actix System).
+    /// Bind `binding` on `node` (or join its group) and start `svc` there (inside an actix
+    /// System).
     pub async fn start(
         svc: S,
         binding: Binding,
         node: &TransportNode,
         clients: Arc<Clients>,
     ) -> Result<ServiceHandle<S>, StartError> {
-        let mut sock = node.dgram_socket();
-        sock.bind(binding.range, binding.scope).await?;
-        let sock = Arc::new(sock);
-        let addr_of = sock.addr();
+        let ep = match binding.group {
+            None => {
+                let mut sock = node.dgram_socket();
+                sock.bind(binding.range, binding.scope).await?;
+                Endpoint::Socket(Arc::new(sock))
+            }
+            Some(g) => {
+                let mut spec = GroupSpec::new(binding.range.type_(), binding.range.lower())
+                    .with_scope(binding.scope);
+                if g.events {
+                    spec = spec.with_events();
+                }
+                if g.loopback {
+                    spec = spec.with_loopback();
+                }
+                let m = node
+                    .join(spec)
+                    .await
+                    .map_err(|e| StartError::Join(e.to_string()))?;
+                Endpoint::Group(Arc::new(m))
+            }
+        };
         let counters = Arc::new(ServiceCounters::default());
         counters.running.store(true, Ordering::Release);
         let c = counters.clone();
         let node = node.clone();
+        let rx = ep.clone();
+        let for_actor = ep.clone();
         let addr = ServiceActor::create(move |ctx| {
-            let rx = sock.clone();
-            ctx.add_stream(futures_util::stream::unfold(rx, |s| async move {
-                let b = s.recv_batch(BATCH).await;
-                (!b.is_empty()).then_some((Batch(b), s))
-            }));
+            match rx {
+                Endpoint::Socket(s) => {
+                    ctx.add_stream(futures_util::stream::unfold(s, |s| async move {
+                        let b = s.recv_batch(BATCH).await;
+                        let v: Vec<Incoming> = b
+                            .into_iter()
+                            .map(|r| Incoming::Msg {
+                                from: r.from,
+                                windowed: r.mtype != tipc_transport::wire::DataType::Mcast,
+                                returned: r.returned.is_some(),
+                                data: r.data,
+                                member: None,
+                            })
+                            .collect();
+                        (!v.is_empty()).then_some((Batch(v), s))
+                    }));
+                }
+                Endpoint::Group(g) => {
+                    ctx.add_stream(futures_util::stream::unfold(g, |g| async move {
+                        let b = g.recv_batch(BATCH).await;
+                        (!b.is_empty()).then(|| (group_batch(b), g))
+                    }));
+                }
+            }
             ServiceActor {
                 svc: Box::new(svc),
-                sock,
+                ep: for_actor,
                 clients,
                 node,
                 counters: c,
@@ -600,7 +836,7 @@ impl<S: Service> ServiceHandle<S> {
         });
         Ok(ServiceHandle {
             addr,
-            sock: addr_of,
+            ep,
             binding,
             counters,
         })
@@ -608,12 +844,20 @@ impl<S: Service> ServiceHandle<S> {
 
     /// The service's socket address.
     pub fn socket(&self) -> SocketAddr {
-        self.sock
+        self.ep.addr()
     }
 
     /// Where it is bound.
     pub fn binding(&self) -> Binding {
         self.binding
+    }
+
+    /// For a group service: its membership, to send typed messages to the group.
+    pub fn group(&self) -> Option<GroupRef> {
+        match &self.ep {
+            Endpoint::Group(g) => Some(GroupRef::new(g.clone())),
+            Endpoint::Socket(_) => None,
+        }
     }
 
     /// Whether it still runs (false after `stop`, a handler's `stop`, or a panic).
@@ -626,8 +870,8 @@ impl<S: Service> ServiceHandle<S> {
         self.counters.snapshot()
     }
 
-    /// Stop: the bindings are withdrawn when this returns; queued asks come back to their
-    /// senders as "service gone".
+    /// Stop: the bindings are withdrawn (or the group left) when this returns; queued asks
+    /// come back to their senders as "service gone".
     pub async fn stop(&self) {
         let _ = self.addr.send(Stop).await;
     }

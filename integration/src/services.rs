@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use tipc_runtime::{tipc_service, Ctx, ReplyTo, TipcMessage};
+use tipc_actors::sock::group::Mode;
+use tipc_runtime::service::Member;
+use tipc_runtime::{tipc_service, Ctx, ReplyTo, ServiceAddr, TipcMessage};
 
 /// Service type of [`Probe`].
 pub const PROBE_TYPE: u32 = 1100;
@@ -90,5 +92,79 @@ impl Probe {
     #[handle]
     fn told(&mut self, _m: Told) -> (u64, u64) {
         (self.told, self.out_of_order)
+    }
+}
+
+/// Group type of [`GroupProbe`].
+pub const GROUP_PROBE_TYPE: u32 = 3100;
+
+/// A numbered group message (numbers run across modes, per sender).
+#[derive(Serialize, Deserialize, TipcMessage, Debug, Clone, Copy)]
+#[tipc(id = 1)]
+pub struct Num {
+    /// The sender's sequence number.
+    pub n: u64,
+}
+
+/// A group member that logs what it receives, in order: `MSG <instance> <n> <mode>`,
+/// `JOIN <instance>`, `LEAVE <instance>`; optionally slow (a sleep per message) and printing
+/// each line (`echo`) for a test that reads it from another process.
+pub struct GroupProbe {
+    /// The log, shared with the test.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Sleep this long per message (blocks the node's thread: one member per process).
+    pub slow: Duration,
+    /// Print each log line to stdout too.
+    pub echo: bool,
+}
+
+impl GroupProbe {
+    fn record(&mut self, line: String) {
+        if self.echo {
+            println!("{line}");
+        }
+        self.log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(line);
+    }
+}
+
+#[tipc_service(group = 3100, instance = 0)]
+impl GroupProbe {
+    #[handle]
+    fn num(&mut self, m: Num, cx: &mut Ctx<Self>) {
+        if !self.slow.is_zero() {
+            std::thread::sleep(self.slow);
+        }
+        let (member, mode) = cx.member().unwrap_or_default_member();
+        self.record(format!("MSG {} {} {}", member.instance, m.n, mode.as_str()));
+    }
+
+    #[on_join]
+    fn joined(&mut self, m: Member) {
+        self.record(format!("JOIN {}", m.instance));
+    }
+
+    #[on_leave]
+    fn left(&mut self, m: Member) {
+        self.record(format!("LEAVE {}", m.instance));
+    }
+}
+
+/// `cx.member()` of a group service is always set; a stand-in otherwise.
+trait OrDefaultMember {
+    fn unwrap_or_default_member(self) -> (ServiceAddr, Mode);
+}
+
+impl OrDefaultMember for Option<(ServiceAddr, Mode)> {
+    fn unwrap_or_default_member(self) -> (ServiceAddr, Mode) {
+        self.unwrap_or((
+            ServiceAddr {
+                type_: 0,
+                instance: u32::MAX,
+            },
+            Mode::Unicast,
+        ))
     }
 }

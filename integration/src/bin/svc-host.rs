@@ -1,13 +1,19 @@
 //! `svc-host PORT PEERS INSTANCE TAG`: a node on 127.0.0.1:PORT (UDP, replicast to the
 //! comma-separated PEERS ports) serving [`Probe`] at `{1100, INSTANCE}` answering TAG; prints
 //! `READY` once serving and runs until killed. Started by the service-layer tests.
+//!
+//! `svc-host group PORT PEERS INSTANCE SLOW_US`: the same node with a [`GroupProbe`] member
+//! of group 3100 at INSTANCE, sleeping SLOW_US per message and printing its log lines.
 
-use tipc_integration::services::{Probe, PROBE_TYPE};
+use tipc_integration::services::{GroupProbe, Probe, GROUP_PROBE_TYPE, PROBE_TYPE};
 use tipc_runtime::service::Binding;
 use tipc_runtime::{Node, Scope, ServiceRange};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("group") {
+        return group(&args[2..]);
+    }
     let usage = "usage: svc-host PORT PEERS INSTANCE TAG";
     let (Some(port), Some(peers), Some(inst), Some(tag)) = (
         args.get(1).and_then(|p| p.parse::<u16>().ok()),
@@ -24,6 +30,38 @@ fn main() {
         let node = Node::from_transport(t);
         let binding = Binding::service(ServiceRange::single(PROBE_TYPE, inst), Scope::Cluster);
         let _h = match node.serve_at(Probe::new(tag), binding).await {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("svc-host: {e}");
+                std::process::exit(1);
+            }
+        };
+        println!("READY");
+        std::future::pending::<()>().await;
+    });
+}
+
+fn group(args: &[String]) {
+    let num = |i: usize| -> u64 {
+        args.get(i).and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+            eprintln!("usage: svc-host group PORT PEERS INSTANCE SLOW_US");
+            std::process::exit(2)
+        })
+    };
+    let port = num(0) as u16;
+    let peers: Vec<u16> = args[1].split(',').filter_map(|p| p.parse().ok()).collect();
+    let (inst, slow) = (num(2) as u32, std::time::Duration::from_micros(num(3)));
+    actix_rt::System::new().block_on(async move {
+        let t = tipc_integration::cluster::udp_node(&format!("grp{port}"), port, &peers);
+        let node = Node::from_transport(t);
+        let mut at = Binding::of::<GroupProbe>();
+        at.range = ServiceRange::single(GROUP_PROBE_TYPE, inst);
+        let probe = GroupProbe {
+            log: Default::default(),
+            slow,
+            echo: true,
+        };
+        let _h = match node.serve_at(probe, at).await {
             Ok(h) => h,
             Err(e) => {
                 eprintln!("svc-host: {e}");

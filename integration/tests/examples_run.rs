@@ -152,3 +152,50 @@ fn example_chat_members_see_joins_every_line_in_order_and_a_leave_after_the_last
         "{out:#?}"
     );
 }
+
+#[test]
+fn example_demo_tells_the_story_asks_a_group_greeting_and_a_kill_seen_within_tolerance() {
+    let out = run("demo", Duration::from_secs(60));
+    let has = |needle: &str| out.iter().any(|l| l.contains(needle));
+    for needle in [
+        "alpha  links up to beta and gamma",
+        "alpha  watch: beta's service {4000, 1} is up",
+        "alpha  watch: gamma's service {4000, 1} is up",
+        "beta   heard alpha: \"hello, everyone\"",
+        "gamma  heard alpha: \"hello, everyone\"",
+        "alpha  heard beta: \"hi alpha, beta here\"",
+        "alpha  heard gamma: \"hi alpha, gamma here\"",
+        "alpha  group: gamma left",
+        "alpha  done",
+    ] {
+        assert!(has(needle), "missing {needle:?}: {out:#?}");
+    }
+    let asks: Vec<&String> = out
+        .iter()
+        .filter(|l| l.contains("ask {4000, 1}: answered by"))
+        .collect();
+    assert_eq!(asks.len(), 5, "{out:#?}");
+    assert!(
+        asks[..4].iter().any(|l| l.contains("by beta"))
+            && asks[..4].iter().any(|l| l.contains("by gamma"))
+    );
+    assert!(asks[4].contains("by beta"), "after the kill: {}", asks[4]);
+    let failed = out
+        .iter()
+        .find(|l| l.contains("the ask on gamma failed after"))
+        .expect("ask line");
+    assert!(failed.ends_with("node down"), "{failed}");
+    let down = out
+        .iter()
+        .find(|l| l.contains("watch: gamma's service is down ("))
+        .expect("down line");
+    for (l, after) in [(failed, "failed after "), (down, "is down (")] {
+        let secs: f64 = l
+            .split(after)
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no seconds in {l}"));
+        assert!(secs <= 1.65, "{l}");
+    }
+}

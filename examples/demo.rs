@@ -242,7 +242,7 @@ fn main() {
             &format!(
                 "the ask on gamma failed after {:.2} s: {}",
                 killed.elapsed().as_secs_f64(),
-                r.map_or_else(|e| e.to_string(), |v| v)
+                r.unwrap_or_else(|e| e.to_string())
             ),
         );
         while let Some(ev) = watch.next().await {

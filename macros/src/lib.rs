@@ -493,7 +493,7 @@ fn service(
     let member_call = |h: &Option<(syn::Ident, bool)>| match h {
         Some((name, true)) => quote!(self.#name(m, cx)),
         Some((name, false)) => quote!(self.#name(m)),
-        None => quote!(()),
+        None => quote!({}),
     };
     let on_member = (on_join.is_some() || on_leave.is_some()).then(|| {
         let (j, l) = (member_call(&on_join), member_call(&on_leave));

@@ -28,6 +28,8 @@
 
 #[path = "tipc-bench/group.rs"]
 mod group;
+#[path = "tipc-bench/service.rs"]
+mod service;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -36,7 +38,7 @@ use tipc_actors::TransportNode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const USAGE: &str = "usage: tipc-bench [--count N] [--rtts N] [--conns N] [--stream-mib N] \
-     [--only tput|lat|tipc-tput|tipc-lat|udp-lat|conn|conn-rr|stream|conn-lat|tipc-conn-rr|tipc-stream|tipc-conn-lat|group|group-mcast]   \
+     [--only tput|lat|tipc-tput|tipc-lat|udp-lat|conn|conn-rr|stream|conn-lat|tipc-conn-rr|tipc-stream|tipc-conn-lat|group|group-mcast|service]   \
      (internal: --serve KIND PORT PEER, --only group-mcast-in --method multicast|replicast)";
 
 fn main() {
@@ -45,6 +47,11 @@ fn main() {
         let kind = args.get(2).cloned().unwrap_or_default();
         if kind == "group-rx" || kind == "rdm-rx" {
             group::serve(&kind, &args[3..]);
+            return;
+        }
+        if kind == "svc" {
+            let num = |i: usize| args.get(i).and_then(|p| p.parse().ok()).unwrap_or(0);
+            service::serve(num(3), num(4));
             return;
         }
         let port: u16 = args.get(3).and_then(|p| p.parse().ok()).unwrap_or(0);
@@ -99,8 +106,10 @@ fn main() {
             run_all(count, rtts);
             run_conn(&cfg);
             group::run(count);
+            service::run(count, rtts);
         }
         "group" => group::run(count),
+        "service" => service::run(count, rtts),
         "group-mcast" => group::run_mcast(count),
         // Inside the namespace of node A (started by `group-mcast`).
         "group-mcast-in" => group::mcast_inner(count, &method),

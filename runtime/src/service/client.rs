@@ -149,7 +149,27 @@ pub struct Clients {
     next: AtomicU64,
     pending: Mutex<HashMap<u64, Pending>>,
     flows: Mutex<HashMap<SocketAddr, Flow>>,
-    stats: Mutex<ClientStats>,
+    stats: Counters,
+}
+
+/// [`ClientStats`] as atomics (counted on the send path without a lock).
+#[derive(Default)]
+struct Counters {
+    asks: AtomicU64,
+    tells: AtomicU64,
+    tells_returned: AtomicU64,
+    late_replies: AtomicU64,
+    malformed: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+thread_local! {
+    /// The encoding buffer of this thread's tells: a tell is encoded, then copied into its
+    /// TIPC message before the send waits, so one buffer serves them all.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(256));
 }
 
 impl Clients {
@@ -163,7 +183,7 @@ impl Clients {
             next: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
             flows: Mutex::new(HashMap::new()),
-            stats: Mutex::new(ClientStats::default()),
+            stats: Counters::default(),
         });
         let weak = Arc::downgrade(&c);
         let mut events = node.events();
@@ -254,13 +274,16 @@ impl Clients {
         self.flows().get(&dest).map_or(0, |f| f.inflight)
     }
 
-    fn count(&self, f: impl FnOnce(&mut ClientStats)) {
-        f(&mut self.stats.lock().unwrap_or_else(|p| p.into_inner()));
-    }
-
     /// What was counted so far.
     pub fn stats(&self) -> ClientStats {
-        *self.stats.lock().unwrap_or_else(|p| p.into_inner())
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ClientStats {
+            asks: g(&self.stats.asks),
+            tells: g(&self.stats.tells),
+            tells_returned: g(&self.stats.tells_returned),
+            late_replies: g(&self.stats.late_replies),
+            malformed: g(&self.stats.malformed),
+        }
     }
 
     /// Asks waiting for a reply now.
@@ -314,7 +337,7 @@ impl Clients {
 
     fn on_message(&self, r: Received) {
         let Ok((env, payload)) = Envelope::parse(&r.data) else {
-            self.count(|s| s.malformed += 1);
+            bump(&self.stats.malformed);
             return;
         };
         if let Some(ret) = r.returned {
@@ -331,7 +354,7 @@ impl Clients {
                     self.complete(env.correlation, Err(e));
                 }
                 _ => {
-                    self.count(|s| s.tells_returned += 1);
+                    bump(&self.stats.tells_returned);
                     if r.mtype != tipc_transport::wire::DataType::Mcast {
                         self.release(ret.dest, 1);
                     }
@@ -351,12 +374,12 @@ impl Clients {
                 (code, detail) => AskError::Remote { code, detail },
             }),
             _ => {
-                self.count(|s| s.malformed += 1);
+                bump(&self.stats.malformed);
                 return;
             }
         };
         if !self.complete(env.correlation, result) {
-            self.count(|s| s.late_replies += 1);
+            bump(&self.stats.late_replies);
         }
     }
 
@@ -448,15 +471,22 @@ impl ServiceRef {
     /// window of this node's tells unconsumed ([`TELL_WINDOW`]); a range multicast is not
     /// windowed (what overflows comes back and is counted in `tells_returned`).
     pub async fn tell<M: TipcMessage>(&self, msg: &M) -> Result<(), TellError> {
-        let mut buf = Vec::with_capacity(64);
-        Envelope::tell(M::ID).emit(&mut buf);
-        encode_into(msg, &mut buf).map_err(TellError::Encode)?;
-        let s = &self.clients.sock;
-        match self.prepare(&buf)? {
-            None => {
-                self.send(&buf).await?;
+        let prepared = SCRATCH.with(|b| -> Result<Result<Prepared, Vec<u8>>, TellError> {
+            let mut buf = b.borrow_mut();
+            buf.clear();
+            Envelope::tell(M::ID).emit(&mut buf);
+            encode_into(msg, &mut buf).map_err(TellError::Encode)?;
+            match self.prepare(&buf)? {
+                Some(p) => Ok(Ok(p)),
+                None => Ok(Err(buf.clone())),
             }
-            Some(p) => {
+        })?;
+        let s = &self.clients.sock;
+        match prepared {
+            Err(bytes) => {
+                self.send(&bytes).await?;
+            }
+            Ok(p) => {
                 let dest = p.dest();
                 let windowed = dest.port != 0;
                 if windowed {
@@ -470,7 +500,7 @@ impl ServiceRef {
                 }
             }
         }
-        self.clients.count(|s| s.tells += 1);
+        bump(&self.clients.stats.tells);
         Ok(())
     }
 
@@ -502,7 +532,7 @@ impl ServiceRef {
         }
         match self.clients.sock.try_send_prepared(p) {
             Ok(()) => {
-                self.clients.count(|s| s.tells += 1);
+                bump(&self.clients.stats.tells);
                 Ok(())
             }
             Err((e, _)) => {
@@ -555,7 +585,7 @@ impl ServiceRef {
             Ok(Err(e)) => return Err(AskError::Encode(CodecError(e.to_string()))),
             Ok(Ok(node)) => self.clients.set_node(corr, node),
         }
-        self.clients.count(|s| s.asks += 1);
+        bump(&self.clients.stats.asks);
         match tokio::time::timeout(timeout, rx).await {
             Err(_) => Err(AskError::Timeout(timeout)),
             Ok(Err(_)) => Err(AskError::Stopped),

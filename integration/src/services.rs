@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tipc_actors::sock::group::Mode;
-use tipc_runtime::service::Member;
+use tipc_runtime::service::{Member, Raw};
 use tipc_runtime::{tipc_service, Ctx, ReplyTo, ServiceAddr, TipcMessage};
 
 /// Service type of [`Probe`].
@@ -166,5 +166,45 @@ impl OrDefaultMember for Option<(ServiceAddr, Mode)> {
             },
             Mode::Unicast,
         ))
+    }
+}
+
+/// Service type of [`Upper`].
+pub const UPPER_TYPE: u32 = 2500;
+
+/// A raw service (no envelope): answers each datagram with its bytes in upper case, so a
+/// plain TIPC client (the kernel's `tipc-helper rdm-client`, `tipcctl send rdm`) can call it.
+pub struct Upper;
+
+#[tipc_service(type = 2500, instance = 1)]
+impl Upper {
+    #[handle]
+    fn upper(&mut self, m: Raw) -> Option<Vec<u8>> {
+        Some(m.data.to_ascii_uppercase())
+    }
+}
+
+/// A raw group member of group 3200 (for a kernel member, which speaks plain bytes): answers
+/// each message with its bytes in upper case by unicast (not messages starting `echo:`, the
+/// kernel helper's answers), prints `GOT DATA` for each, and broadcasts `actor-hi` when a member
+/// joins.
+pub struct Shout;
+
+#[tipc_service(group = 3200, instance = 5)]
+impl Shout {
+    #[handle]
+    fn shout(&mut self, m: Raw) -> Option<Vec<u8>> {
+        println!("GOT {}", String::from_utf8_lossy(&m.data));
+        (!m.data.starts_with(b"echo:")).then(|| m.data.to_ascii_uppercase())
+    }
+
+    #[on_join]
+    fn joined(&mut self, m: Member, cx: &mut Ctx<Self>) {
+        println!("JOINED {}", m.instance);
+        if let Some(g) = cx.group() {
+            cx.spawn(async move {
+                let _ = g.broadcast_raw(&b"actor-hi"[..]).await;
+            });
+        }
     }
 }

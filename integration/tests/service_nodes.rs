@@ -376,3 +376,29 @@ fn ask_to_a_missing_service_or_range_fails_without_waiting() {
         assert!(matches!(r, Err(AskError::Remote { .. })), "{r:?}");
     });
 }
+
+#[test]
+fn raw_service_answers_a_plain_tipc_datagram_without_envelope() {
+    actix_rt::System::new().block_on(async {
+        let (a, b) = two_nodes().await;
+        let _h = b
+            .serve(tipc_integration::services::Upper)
+            .await
+            .expect("serve");
+        wait_binding(&a, 2500, true).await;
+        // A plain RDM socket, as a kernel client would use.
+        let raw = a.transport().dgram_socket();
+        let dest = ServiceAddr {
+            type_: 2500,
+            instance: 1,
+        };
+        raw.send_to_service(dest, b"hello, raw")
+            .await
+            .expect("send");
+        let r = tokio::time::timeout(Duration::from_secs(2), raw.recv())
+            .await
+            .expect("a reply within a round trip")
+            .expect("socket open");
+        assert_eq!(&r.data[..], b"HELLO, RAW");
+    });
+}

@@ -513,6 +513,57 @@ fn service(
     } else {
         quote!(#p::Scope::Cluster)
     };
+    // A raw service: one handler taking `Raw` (no envelope; plain TIPC clients call it).
+    if let Some(raw) = handlers.iter().find(|h| is_last_segment(&h.msg, "Raw")) {
+        if handlers.len() != 1 || raw.reply_to {
+            return Err(Error::new(
+                raw.msg.span(),
+                "a raw service (a handler taking Raw) has that one #[handle] method, returning Option<Vec<u8>>",
+            ));
+        }
+        let name = &raw.name;
+        let ctx_arg = raw.ctx.then(|| quote!(, cx));
+        let span = match &raw.output {
+            ReturnType::Type(_, t) => t.span(),
+            ReturnType::Default => raw.name.span(),
+        };
+        let call = quote_spanned! {span=>
+            let reply: ::core::option::Option<::std::vec::Vec<u8>> = self.#name(msg #ctx_arg);
+            reply
+        };
+        return Ok(quote! {
+            #item
+
+            impl #p::Service for #self_ty {
+                fn binding() -> #p::Binding {
+                    const RANGE: #p::ServiceRange = match #p::ServiceRange::new(#t, #lo, #hi) {
+                        ::core::result::Result::Ok(r) => r,
+                        ::core::result::Result::Err(_) => panic!("bad service range"),
+                    };
+                    #p::Binding { range: RANGE, scope: #scope, group: #group }
+                }
+
+                fn message_ids() -> &'static [u32] {
+                    &[]
+                }
+
+                fn is_raw() -> bool {
+                    true
+                }
+
+                #[allow(unused_variables)]
+                fn dispatch_raw(&mut self, msg: #p::Raw, cx: &mut #p::Ctx<'_, Self>) -> ::core::option::Option<::std::vec::Vec<u8>> {
+                    #call
+                }
+
+                fn dispatch(&mut self, req: &#p::Request, _cx: &mut #p::Ctx<'_, Self>) -> #p::Outcome {
+                    #p::unknown(req)
+                }
+
+                #on_member
+            }
+        });
+    }
     let msgs: Vec<&Type> = handlers.iter().map(|h| &h.msg).collect();
     let arms = handlers.iter().map(|h| {
         let (name, msg) = (&h.name, &h.msg);

@@ -21,7 +21,7 @@ pub mod service;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::service::server::{
-        call, decode_request, unknown, Binding, Ctx, GroupOpts, MemberEvent, Outcome, Request,
+        call, decode_request, unknown, Binding, Ctx, GroupOpts, MemberEvent, Outcome, Raw, Request,
         Service,
     };
     pub use crate::service::TipcMessage;

@@ -2,10 +2,15 @@
 //! comma-separated PEERS ports) serving [`Probe`] at `{1100, INSTANCE}` answering TAG; prints
 //! `READY` once serving and runs until killed. Started by the service-layer tests.
 //!
+//! `svc-host raw IP`: a node `host` with a UDP bearer in multicast mode on IP:6118 (inside the
+//! kernel peer's namespace) serving the raw [`Upper`] service at `{2500, 1}`.
+//!
+//! `svc-host group-raw IP`: the same node with the raw group member [`Shout`] at `{3200, 5}`.
+//!
 //! `svc-host group PORT PEERS INSTANCE SLOW_US`: the same node with a [`GroupProbe`] member
 //! of group 3100 at INSTANCE, sleeping SLOW_US per message and printing its log lines.
 
-use tipc_integration::services::{GroupProbe, Probe, GROUP_PROBE_TYPE, PROBE_TYPE};
+use tipc_integration::services::{GroupProbe, Probe, Shout, Upper, GROUP_PROBE_TYPE, PROBE_TYPE};
 use tipc_runtime::service::Binding;
 use tipc_runtime::{Node, Scope, ServiceRange};
 
@@ -13,6 +18,12 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("group") {
         return group(&args[2..]);
+    }
+    if args.get(1).map(String::as_str) == Some("raw") {
+        return raw(&args[2..], false);
+    }
+    if args.get(1).map(String::as_str) == Some("group-raw") {
+        return raw(&args[2..], true);
     }
     let usage = "usage: svc-host PORT PEERS INSTANCE TAG";
     let (Some(port), Some(peers), Some(inst), Some(tag)) = (
@@ -63,6 +74,49 @@ fn group(args: &[String]) {
         };
         let _h = match node.serve_at(probe, at).await {
             Ok(h) => h,
+            Err(e) => {
+                eprintln!("svc-host: {e}");
+                std::process::exit(1);
+            }
+        };
+        println!("READY");
+        std::future::pending::<()>().await;
+    });
+}
+
+fn raw(args: &[String], group: bool) {
+    let Some(ip) = args
+        .first()
+        .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+    else {
+        eprintln!("usage: svc-host raw IP");
+        std::process::exit(2)
+    };
+    actix_rt::System::new().block_on(async move {
+        let cfg = tipc_runtime::NodeConfig {
+            id: Some("host".into()),
+            udp: vec![format!("{ip}:6118")],
+            ..Default::default()
+        };
+        let node = match Node::start(&cfg) {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("svc-host: {e}");
+                std::process::exit(1);
+            }
+        };
+        // The handle is kept: the service runs until the process ends.
+        let started: Result<Box<dyn std::any::Any>, _> = if group {
+            node.serve(Shout)
+                .await
+                .map(|h| Box::new(h) as Box<dyn std::any::Any>)
+        } else {
+            node.serve(Upper)
+                .await
+                .map(|h| Box::new(h) as Box<dyn std::any::Any>)
+        };
+        let _keep = match started {
+            Ok(k) => k,
             Err(e) => {
                 eprintln!("svc-host: {e}");
                 std::process::exit(1);

@@ -111,4 +111,19 @@ impl GroupRef {
     ) -> Result<(), GroupTellError> {
         Ok(self.member.unicast(to, tell_bytes(msg)?).await?)
     }
+
+    /// Raw bytes (no envelope) to every member: what a plain TIPC group member (a kernel
+    /// socket) reads as it is.
+    pub async fn broadcast_raw(&self, data: impl Into<bytes::Bytes>) -> Result<(), GroupTellError> {
+        Ok(self.member.broadcast(data).await?)
+    }
+
+    /// Raw bytes (no envelope) to one member socket.
+    pub async fn unicast_raw(
+        &self,
+        to: SocketAddr,
+        data: impl Into<bytes::Bytes>,
+    ) -> Result<(), GroupTellError> {
+        Ok(self.member.unicast(to, data).await?)
+    }
 }

@@ -19,7 +19,7 @@ pub use envelope::ErrorCode;
 pub use group::{GroupRef, GroupTellError, Member};
 pub use message::TipcMessage;
 pub use server::{
-    Binding, Ctx, GroupOpts, MemberEvent, Outcome, ReplyTo, Request, Service, ServiceHandle,
+    Binding, Ctx, GroupOpts, MemberEvent, Outcome, Raw, ReplyTo, Request, Service, ServiceHandle,
     ServiceStats, StartError,
 };
 pub use watch::{ServiceEvent, Watch, WatchError};

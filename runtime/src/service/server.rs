@@ -84,10 +84,32 @@ pub trait Service: Sized + 'static {
     /// Handle one tell or ask (generated: decode, call the `#[handle]` method, encode).
     fn dispatch(&mut self, req: &Request, cx: &mut Ctx<'_, Self>) -> Outcome;
 
+    /// Whether the service takes raw datagrams (a `#[handle]` method taking [`Raw`]): no
+    /// envelope, so plain TIPC clients (the kernel's sockets, `tipcctl send rdm`) can call it.
+    fn is_raw() -> bool {
+        false
+    }
+
+    /// Handle one raw datagram (generated for a raw service); the reply, if any, goes back
+    /// to the sender as it is.
+    fn dispatch_raw(&mut self, msg: Raw, cx: &mut Ctx<'_, Self>) -> Option<Vec<u8>> {
+        let _ = (msg, cx);
+        None
+    }
+
     /// A group member joined or left (generated from `#[on_join]` / `#[on_leave]`).
     fn on_member(&mut self, event: MemberEvent, cx: &mut Ctx<'_, Self>) {
         let _ = (event, cx);
     }
+}
+
+/// A datagram as it came, for a raw service (no envelope: what a plain TIPC client sent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Raw {
+    /// The payload.
+    pub data: Bytes,
+    /// The sender's socket.
+    pub from: SocketAddr,
 }
 
 /// A member of a group service's group came or went (ordered with its messages: a join
@@ -571,6 +593,52 @@ impl<S: Service> ServiceActor<S> {
         }
     }
 
+    fn one_raw(
+        &mut self,
+        from: SocketAddr,
+        data: Bytes,
+        ctx: &mut Context<Self>,
+        out: &mut Vec<(SocketAddr, Vec<u8>)>,
+    ) {
+        if self.stopping {
+            ServiceCounters::add(&self.counters.refused_stopping);
+            return;
+        }
+        let mut stop = false;
+        let r = {
+            let mut cx = Ctx {
+                actx: ctx,
+                ep: &self.ep,
+                clients: &self.clients,
+                node: &self.node,
+                from,
+                req: None,
+                stop: &mut stop,
+            };
+            let svc = &mut *self.svc;
+            catch_unwind(AssertUnwindSafe(|| {
+                svc.dispatch_raw(Raw { data, from }, &mut cx)
+            }))
+        };
+        match r {
+            Ok(reply) => {
+                ServiceCounters::add(&self.counters.tells);
+                if let Some(b) = reply {
+                    ServiceCounters::add(&self.counters.replies);
+                    out.push((from, b));
+                }
+            }
+            Err(_) => {
+                ServiceCounters::add(&self.counters.panics);
+                stop = true;
+            }
+        }
+        if stop {
+            self.stopping = true;
+            ctx.stop();
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn one(
         &mut self,
@@ -584,6 +652,10 @@ impl<S: Service> ServiceActor<S> {
     ) {
         if returned {
             ServiceCounters::add(&self.counters.returned);
+            return;
+        }
+        if S::is_raw() {
+            self.one_raw(from, data, ctx, out);
             return;
         }
         let (env, payload_len) = match Envelope::parse(&data) {

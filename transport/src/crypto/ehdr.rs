@@ -318,7 +318,9 @@ mod tests {
     #[test]
     fn ehdr_first_bytes_match_captured_table() {
         // §15.2 "Typical first two bytes".
-        let cases: [([u8; 2], u8, bool, u8, u8, bool, bool); 6] = [
+        // (first two bytes, user, D, tx_key, rx_key_active, K, M)
+        type Case = ([u8; 2], u8, bool, u8, u8, bool, bool);
+        let cases: [Case; 6] = [
             ([0xfa, 0x40], 13, false, 1, 0, false, false),
             ([0xfa, 0x04], 13, false, 0, 0, false, true),
             ([0xef, 0x50], 7, true, 1, 1, false, false),

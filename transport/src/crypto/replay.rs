@@ -99,7 +99,7 @@ impl ReplayWindow {
                 let mut s = self.top + 1;
                 while s <= seq {
                     let (w, m) = Self::slot(s);
-                    if s % 64 == 0 && seq - s >= 63 {
+                    if s.is_multiple_of(64) && seq - s >= 63 {
                         self.bits[w] = 0;
                         s += 64;
                     } else {

@@ -151,12 +151,12 @@ pub enum CryptoEvent {
         /// The message.
         msg: Bytes,
     },
-    /// A TX key became active (kernel "TX: key[N] is activated").
+    /// A TX key became active (kernel "TX: key\[N\] is activated").
     TxKeyActivated {
         /// The slot.
         slot: u8,
     },
-    /// A peer's RX key became active (kernel "RX(peer): key[N] is activated").
+    /// A peer's RX key became active (kernel "RX(peer): key\[N\] is activated").
     RxKeyActivated {
         /// The peer.
         peer: NodeAddr,

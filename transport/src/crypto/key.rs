@@ -27,8 +27,9 @@ pub fn valid_keylen(len: usize) -> bool {
     matches!(len, 20 | 28 | 36)
 }
 
-/// AES-GCM key material: AES key followed by the 4-byte salt. Zeroized on drop.
-#[derive(Clone, PartialEq, Eq)]
+/// AES-GCM key material: AES key followed by the 4-byte salt. Zeroized on drop; compared
+/// without data-dependent branches.
+#[derive(Clone)]
 pub struct Key {
     bytes: [u8; KEYLEN_MAX],
     len: u8,
@@ -121,6 +122,19 @@ impl Key {
         &self.bytes[..self.len()]
     }
 }
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        let diff = self
+            .bytes
+            .iter()
+            .zip(other.bytes.iter())
+            .fold(self.len ^ other.len, |acc, (a, b)| acc | (a ^ b));
+        diff == 0
+    }
+}
+
+impl Eq for Key {}
 
 impl Drop for Key {
     fn drop(&mut self) {

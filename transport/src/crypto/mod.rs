@@ -14,8 +14,17 @@
 //! * [`engine`]: [`Crypto`], the node's TX keys and per-peer RX keys: key choice, key exchange,
 //!   rekeying, state timers, and the counters of [`stats`].
 //!
-//! It is not wired into bearers or links yet: a caller encrypts just before the bearer sends
-//! ([`Crypto::encrypt`]) and decrypts just after it receives ([`Crypto::receive`]).
+//! It is not wired into bearers or links yet. The intended use, as in the kernel:
+//! * encrypt every frame just before the bearer sends it ([`Crypto::encrypt`], with the peer's
+//!   address for unicast-link packets and `None` for discovery and the broadcast link), at
+//!   every (re)transmission: an envelope is never cached, so each copy gets a new sequence
+//!   number;
+//! * on receive, before TIPC header validation, [`Crypto::receive`]; a MSG_CRYPTO delivered by a
+//!   link goes to [`Crypto::handle_key_distr`] with the "arrived decrypted" flag carried along;
+//! * build inner packets no larger than [`max_inner_len`] of the bearer MTU;
+//! * call [`Crypto::add_peer`] / [`Crypto::peer_down`] / [`Crypto::remove_peer`] from node
+//!   events, drive [`Crypto::handle_timeout`], and send the KEY_DISTR messages of
+//!   [`CryptoEvent::SendKey`] on the named link.
 
 pub mod aead;
 pub mod distr;

@@ -7,13 +7,15 @@
 //!   (kernel `udp_media.c`, `eth_media.c`, `bearer.c`);
 //! * sans-IO protocol cores: [`discovery`] (`discover.c`), [`link`] (`link.c`), [`peer`]
 //!   (`node.c`, one per remote node, owning its links), [`bcast`] (`bcast.c`: the node's
-//!   broadcast send link, fed by the peers' broadcast acks).
+//!   broadcast send link, fed by the peers' broadcast acks), [`crypto`] (`crypto.c`: the
+//!   encryption envelope, keys and key exchange; spec `shared/spec/tipc-crypto.md`).
 //!
 //! The cores do no I/O and read no clock: time is passed in as an [`std::time::Instant`].
 //! Spec references are to `shared/spec/tipc-protocol.md`.
 
 pub mod addr;
 pub mod bcast;
+pub mod crypto;
 pub mod discovery;
 pub mod link;
 pub mod media;

@@ -127,6 +127,11 @@ fn server_shutdown_is_end_of_stream_and_sigkill_of_its_node_breaks_the_client() 
     server
         .wait_prefix("READY ", Duration::from_secs(5))
         .expect("ready");
+    // The client's node must know the binding before it connects by name.
+    assert!(
+        na.wait_binding(7200, Duration::from_secs(5)),
+        "binding not distributed"
+    );
     let mut client = CtlProc::spawn(
         &na,
         &[
@@ -170,6 +175,10 @@ fn server_shutdown_is_end_of_stream_and_sigkill_of_its_node_breaks_the_client() 
     server
         .wait_prefix("READY ", Duration::from_secs(5))
         .expect("ready");
+    assert!(
+        na.wait_binding(7201, Duration::from_secs(5)),
+        "binding not distributed"
+    );
     let mut client = CtlProc::spawn(
         &na,
         &["connect", "--service", "7201:1", "--stream"],

@@ -55,6 +55,10 @@ struct Forget;
 #[tipc(id = 14, reply = u32)]
 struct Whoami;
 
+#[derive(Serialize, Deserialize, TipcMessage)]
+#[tipc(id = 15, reply = u32)]
+struct Threaded(u32);
+
 /// A message no test service handles.
 #[derive(Serialize, Deserialize, TipcMessage)]
 #[tipc(id = 999, reply = u32)]
@@ -88,6 +92,15 @@ impl Tools {
     #[handle]
     fn forget(&mut self, _m: Forget, reply: ReplyTo<u32>) {
         drop(reply);
+    }
+
+    #[handle]
+    fn threaded(&mut self, m: Threaded, reply: ReplyTo<u32>) {
+        // A plain thread, outside any runtime: the reply still goes out.
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(10));
+            reply.send(m.0 * 2);
+        });
     }
 
     #[handle]
@@ -309,6 +322,7 @@ fn deferred_reply_from_a_spawned_future_and_a_dropped_reply_to_answer_the_asker(
             other => panic!("dropped ReplyTo: {other:?}"),
         }
         assert_eq!(t.ask(&Whoami).await, Ok(a.addr()));
+        assert_eq!(t.ask(&Threaded(21)).await, Ok(42));
     });
 }
 

@@ -224,11 +224,15 @@ struct ReplySink {
     ep: Endpoint,
     to: SocketAddr,
     env: Envelope,
+    /// The runtime the service runs on: a `ReplyTo` moved to another thread (or runtime)
+    /// still sends through it.
+    rt: tokio::runtime::Handle,
 }
 
 impl ReplySink {
     fn send(self, bytes: Vec<u8>) {
-        tokio::spawn(async move { self.ep.send_to(self.to, bytes).await });
+        let (ep, to) = (self.ep, self.to);
+        self.rt.spawn(async move { ep.send_to(to, bytes).await });
     }
 }
 
@@ -389,6 +393,7 @@ impl<S: Service> Ctx<'_, S> {
                 ep: self.ep.clone(),
                 to: r.from,
                 env: r.env,
+                rt: tokio::runtime::Handle::current(),
             }),
             _reply: PhantomData,
         }

@@ -8,9 +8,19 @@
 //!   impl block of a service: its `#[handle]` methods, each taking `&mut self` (or `&self`),
 //!   a message, optionally `cx: &mut Ctx<Self>`, and optionally `reply: ReplyTo<R>` (a
 //!   deferred reply; the method then returns nothing), and returning the message's reply.
+//! * `#[tipc_service(group = T, instance = I, events, loopback)]`: a member of a communication
+//!   group, which may also have one `#[on_join]` and one `#[on_leave]` method taking
+//!   `(&mut self, m: Member)`, optionally `cx: &mut Ctx<Self>` after it.
 //!
 //! Each macro parses, checks (every mistake is a compile error spanned at its cause), then
-//! generates code that names only `::tipc_runtime::__private`.
+//! generates code that names only `::tipc_runtime::__private`. What only the compiler can
+//! check is left to it, spanned at the cause too: a handler's answer against its message's
+//! reply type (through `__private::Answers`, at the return type or the `ReplyTo<T>`), two
+//! handled messages with one id (a const per pair, at the later handler's message type), a
+//! message type without serde's derives (at the type). On an error, `#[tipc_service]` still
+//! emits the impl block and a stand-in `Service` impl, so that errors it would cause (unused
+//! imports, `Ctx<Self>` without a service) do not bury it. `runtime/tests/ui/` holds a
+//! trybuild case for each error.
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
@@ -39,8 +49,8 @@ pub fn derive_tipc_message(input: TokenStream) -> TokenStream {
 
 fn message(input: &DeriveInput) -> Result<TokenStream2, Error> {
     if !input.generics.params.is_empty() {
-        return Err(Error::new(
-            input.generics.span(),
+        return Err(Error::new_spanned(
+            &input.generics,
             "a TipcMessage cannot be generic: its id names one concrete type",
         ));
     }
@@ -99,30 +109,85 @@ fn message(input: &DeriveInput) -> Result<TokenStream2, Error> {
 /// (binding, message ids, dispatch) from its `#[handle]` methods.
 #[proc_macro_attribute]
 pub fn tipc_service(args: TokenStream, item: TokenStream) -> TokenStream {
-    let mut found: Vec<(String, Span, Option<Expr>)> = Vec::new();
+    let all = TokenStream2::from(args.clone());
+    let mut found: Vec<Arg> = Vec::new();
     let parser = syn::meta::parser(|m| {
         let key = m
             .path
             .get_ident()
             .map(|i| i.to_string())
             .unwrap_or_default();
-        let span = m.path.span();
+        let path = &m.path;
         // `key = value`, or a bare flag (`events`, `loopback`).
-        let value: Option<Expr> = if m.input.peek(syn::Token![=]) {
-            Some(m.value()?.parse()?)
+        let (value, tokens) = if m.input.peek(syn::Token![=]) {
+            let value: Expr = m.value()?.parse()?;
+            let tokens = quote!(#path = #value);
+            (Some(value), tokens)
         } else {
-            None
+            (None, quote!(#path))
         };
-        found.push((key, span, value));
+        found.push(Arg { key, tokens, value });
         Ok(())
     });
-    if let Err(e) = parser.parse(args) {
-        return e.to_compile_error().into();
-    }
     let item = syn::parse_macro_input!(item as ItemImpl);
-    match service(found, item) {
+    let result = match parser.parse(args) {
+        Ok(()) => service(all, found, item.clone()),
+        Err(e) => Err(e),
+    };
+    match result {
         Ok(ts) => ts.into(),
-        Err(e) => e.to_compile_error().into(),
+        Err(e) => with_item(e, item).into(),
+    }
+}
+
+/// The error, followed by the impl block as written less the macro's own attributes and a
+/// stand-in `Service` impl, so that a mistake in the macro's use is the one error reported
+/// (the methods still exist, the imports they use are still used, `Ctx<Self>` and the code
+/// that serves the type still find a service).
+fn with_item(e: Error, mut item: ItemImpl) -> TokenStream2 {
+    for it in item.items.iter_mut() {
+        if let ImplItem::Fn(f) = it {
+            f.attrs.retain(|a| {
+                !["handle", "on_join", "on_leave"]
+                    .iter()
+                    .any(|name| a.path().is_ident(name))
+            });
+        }
+    }
+    let e = e.to_compile_error();
+    let stand_in = (item.trait_.is_none() && item.generics.params.is_empty()).then(|| {
+        let (p, self_ty) = (quote!(::tipc_runtime::__private), &item.self_ty);
+        quote! {
+            impl #p::Service for #self_ty {
+                fn binding() -> #p::Binding {
+                    ::core::unreachable!()
+                }
+                fn message_ids() -> &'static [u32] {
+                    &[]
+                }
+                fn dispatch(&mut self, req: &#p::Request, _: &mut #p::Ctx<'_, Self>) -> #p::Outcome {
+                    #p::unknown(req)
+                }
+            }
+        }
+    });
+    quote!(#e #item #stand_in)
+}
+
+/// One argument of `#[tipc_service(...)]`: its name, its tokens (`key = value`, for errors
+/// spanned at the whole argument) and its value (none for a flag).
+struct Arg {
+    key: String,
+    tokens: TokenStream2,
+    value: Option<Expr>,
+}
+
+/// An error spanned at `tokens`, or at the macro call when there are none.
+fn error_at(tokens: &TokenStream2, message: &str) -> Error {
+    if tokens.is_empty() {
+        Error::new(Span::call_site(), message)
+    } else {
+        Error::new_spanned(tokens, message)
     }
 }
 
@@ -146,74 +211,101 @@ fn int_of(e: &Expr, what: &str) -> Result<u32, Error> {
                 format!("{what} must be an integer from 0 to 4294967295"),
             )
         }),
-        other => Err(Error::new(
-            other.span(),
+        other => Err(Error::new_spanned(
+            other,
             format!("{what} must be an integer literal"),
         )),
     }
 }
 
-fn service_args(args: Vec<(String, Span, Option<Expr>)>) -> Result<ServiceArgs, Error> {
+fn service_args(all: &TokenStream2, args: Vec<Arg>) -> Result<ServiceArgs, Error> {
     let mut type_: Option<u32> = None;
-    let mut instance: Option<(u32, Span)> = None;
-    let mut range: Option<(u32, u32, Span)> = None;
+    let mut instance: Option<u32> = None;
+    let mut range: Option<(u32, u32, TokenStream2)> = None;
     let mut node_scope = false;
-    let mut group: Option<Span> = None;
-    let (mut events, mut loopback) = (false, false);
-    for (key, span, value) in args {
+    let mut group = false;
+    let mut seen: Vec<String> = Vec::new();
+    let (mut events, mut loopback): (Option<TokenStream2>, Option<TokenStream2>) = (None, None);
+    for Arg { key, tokens, value } in args {
+        const KNOWN: [&str; 7] = [
+            "type", "group", "instance", "range", "scope", "events", "loopback",
+        ];
+        if !KNOWN.contains(&key.as_str()) {
+            let path = tokens.into_iter().take_while(
+                |t| !matches!(t, proc_macro2::TokenTree::Punct(p) if p.as_char() == '='),
+            );
+            let path: TokenStream2 = path.collect();
+            return Err(Error::new_spanned(
+                &path,
+                format!("unknown argument `{path}`: expected `type`, `group`, `instance`, `range`, `scope`, `events` or `loopback`"),
+            ));
+        }
+        if matches!(key.as_str(), "type" | "group")
+            && seen.iter().any(|k| k == "type" || k == "group")
+        {
+            return Err(Error::new_spanned(
+                tokens,
+                "give the service type once: `type = T` for a service, `group = T` for a group member",
+            ));
+        }
+        if seen.contains(&key) {
+            return Err(Error::new_spanned(
+                tokens,
+                format!("`{key}` is given twice"),
+            ));
+        }
+        seen.push(key.clone());
         if matches!(key.as_str(), "events" | "loopback") {
             if let Some(v) = value {
-                return Err(Error::new(
-                    v.span(),
+                return Err(Error::new_spanned(
+                    v,
                     format!("`{key}` is a flag: write it alone"),
                 ));
             }
             if key == "events" {
-                events = true;
+                events = Some(tokens);
             } else {
-                loopback = true;
+                loopback = Some(tokens);
             }
             continue;
         }
         let Some(value) = value else {
-            return Err(Error::new(span, format!("expected `{key} = ...`")));
+            return Err(Error::new_spanned(
+                tokens,
+                format!("expected `{key} = ...`"),
+            ));
         };
         match key.as_str() {
             "type" | "group" => {
-                if type_.is_some() {
-                    return Err(Error::new(
-                        span,
-                        "give the service type once: `type = T` for a service, `group = T` for a group member",
-                    ));
-                }
-                if key == "group" {
-                    group = Some(span);
-                }
+                group = key == "group";
                 let t = int_of(&value, "the service type")?;
                 if (t as u64) < FIRST_USER_TYPE {
-                    return Err(Error::new(
-                        value.span(),
+                    return Err(Error::new_spanned(
+                        value,
                         "service types 0 to 63 are reserved by TIPC: use 64 or above",
                     ));
                 }
                 type_ = Some(t);
             }
             "instance" => {
-                instance = Some((int_of(&value, "the instance")?, span));
+                instance = Some(int_of(&value, "the instance")?);
             }
             "range" => {
                 let Expr::Range(r) = &value else {
-                    return Err(Error::new(value.span(), "expected `range = LOWER..=UPPER`"));
+                    return Err(Error::new_spanned(
+                        value,
+                        "expected `range = LOWER..=UPPER`",
+                    ));
                 };
                 let (Some(lo), Some(hi)) = (&r.start, &r.end) else {
-                    return Err(Error::new(
-                        r.span(),
+                    return Err(Error::new_spanned(
+                        r,
                         "the range needs both bounds: LOWER..=UPPER",
                     ));
                 };
-                if !matches!(r.limits, RangeLimits::Closed(_)) {
-                    return Err(Error::new(
-                        r.span(),
+                if let RangeLimits::HalfOpen(dots) = &r.limits {
+                    return Err(Error::new_spanned(
+                        dots,
                         "service ranges are inclusive: write LOWER..=UPPER",
                     ));
                 }
@@ -222,58 +314,55 @@ fn service_args(args: Vec<(String, Span, Option<Expr>)>) -> Result<ServiceArgs, 
                     int_of(hi, "the upper bound")?,
                 );
                 if lo > hi {
-                    return Err(Error::new(
-                        r.span(),
+                    return Err(Error::new_spanned(
+                        r,
                         "the lower bound is above the upper bound",
                     ));
                 }
-                range = Some((lo, hi, span));
+                range = Some((lo, hi, tokens));
             }
             "scope" => {
                 node_scope = match &value {
                     Expr::Path(p) if p.path.is_ident("node") => true,
                     Expr::Path(p) if p.path.is_ident("cluster") => false,
-                    other => return Err(Error::new(other.span(), "scope is `node` or `cluster`")),
+                    other => return Err(Error::new_spanned(other, "scope is `node` or `cluster`")),
                 };
             }
-            _ => {
-                return Err(Error::new(
-                    span,
-                    "unknown argument: expected `type`, `group`, `instance`, `range`, `scope`, `events` or `loopback`",
-                ))
-            }
+            _ => unreachable!("unknown arguments are refused above"),
         }
     }
     let Some(type_) = type_ else {
-        return Err(Error::new(
-            Span::call_site(),
-            "a service needs its type: #[tipc_service(type = N, instance = I)] (or `group = T`)",
+        return Err(error_at(
+            all,
+            "a service needs its type: #[tipc_service(type = N, instance = I)] (or `group = T` for a group member)",
         ));
     };
-    if group.is_none() && (events || loopback) {
-        return Err(Error::new(
-            Span::call_site(),
-            "`events` and `loopback` are for group services (`group = T`)",
-        ));
+    if !group {
+        if let Some(flag) = events.as_ref().or(loopback.as_ref()) {
+            return Err(Error::new_spanned(
+                flag,
+                format!("`{flag}` is for group services: write `group = T` instead of `type = T`"),
+            ));
+        }
     }
-    if let (Some(_), Some((_, _, span))) = (group, range) {
-        return Err(Error::new(
-            span,
+    if let (true, Some((_, _, tokens))) = (group, &range) {
+        return Err(Error::new_spanned(
+            tokens,
             "a group member has one instance: `instance = I`, not a range",
         ));
     }
     let (lower, upper) = match (instance, range) {
-        (Some(_), Some((_, _, span))) => {
-            return Err(Error::new(
-                span,
+        (Some(_), Some((_, _, tokens))) => {
+            return Err(Error::new_spanned(
+                tokens,
                 "give either `instance` or `range`, not both",
             ))
         }
-        (Some((i, _)), None) => (i, i),
+        (Some(i), None) => (i, i),
         (None, Some((l, u, _))) => (l, u),
         (None, None) => {
-            return Err(Error::new(
-                Span::call_site(),
+            return Err(error_at(
+                all,
                 "a service needs `instance = I` or `range = L..=U`",
             ))
         }
@@ -283,7 +372,7 @@ fn service_args(args: Vec<(String, Span, Option<Expr>)>) -> Result<ServiceArgs, 
         lower,
         upper,
         node_scope,
-        group: group.map(|_| (events, loopback)),
+        group: group.then_some((events.is_some(), loopback.is_some())),
     })
 }
 
@@ -292,7 +381,8 @@ struct Handler {
     name: syn::Ident,
     msg: Type,
     ctx: bool,
-    reply_to: bool,
+    /// It takes a `ReplyTo`: where that type is written.
+    reply_to: Option<Span>,
     output: ReturnType,
 }
 
@@ -309,11 +399,14 @@ fn take_attr(attrs: &mut Vec<Attribute>, name: &str) -> Result<bool, Error> {
     let mut err = None;
     attrs.retain(|a| {
         if a.path().is_ident(name) {
-            if !matches!(a.meta, Meta::Path(_)) {
-                err = Some(Error::new(
-                    a.span(),
-                    format!("#[{name}] takes no arguments"),
-                ));
+            let message = format!("#[{name}] takes no arguments: write `#[{name}]`");
+            match &a.meta {
+                Meta::Path(_) => {}
+                Meta::List(l) => err = Some(Error::new(l.delimiter.span().join(), message)),
+                Meta::NameValue(nv) => {
+                    let (eq, value) = (&nv.eq_token, &nv.value);
+                    err = Some(Error::new_spanned(quote!(#eq #value), message));
+                }
             }
             found = true;
             false
@@ -327,6 +420,30 @@ fn take_attr(attrs: &mut Vec<Attribute>, name: &str) -> Result<bool, Error> {
     }
 }
 
+/// An error spanned at a method's arguments after `self` (or at its parentheses when it has
+/// none).
+fn args_error(sig: &syn::Signature, message: &str) -> Error {
+    let args: Vec<&FnArg> = sig
+        .inputs
+        .iter()
+        .filter(|a| matches!(a, FnArg::Typed(_)))
+        .collect();
+    if args.is_empty() {
+        Error::new(sig.paren_token.span.join(), message)
+    } else {
+        Error::new_spanned(quote!(#(#args),*), message)
+    }
+}
+
+/// An error spanned where a method's `self` should be: at its receiver (one taken by value),
+/// or at its parentheses.
+fn receiver_error(sig: &syn::Signature, message: &str) -> Error {
+    match sig.inputs.first() {
+        Some(FnArg::Receiver(r)) => Error::new_spanned(r, message),
+        _ => Error::new(sig.paren_token.span.join(), message),
+    }
+}
+
 /// An `#[on_join]` / `#[on_leave]` method: `(&mut self, m: Member)` or with
 /// `cx: &mut Ctx<Self>` after it; returns its name and whether it takes the context.
 fn member_handler(f: &ImplItemFn, attr: &str) -> Result<(syn::Ident, bool), Error> {
@@ -334,17 +451,19 @@ fn member_handler(f: &ImplItemFn, attr: &str) -> Result<(syn::Ident, bool), Erro
     let usage = format!(
         "an #[{attr}] method takes (&mut self, member: Member), optionally `cx: &mut Ctx<Self>`, and returns nothing"
     );
-    if sig.asyncness.is_some() || !sig.generics.params.is_empty() {
-        return Err(Error::new(sig.span(), usage));
+    if let Some(a) = &sig.asyncness {
+        return Err(Error::new_spanned(a, usage));
+    }
+    if !sig.generics.params.is_empty() {
+        return Err(Error::new_spanned(&sig.generics, usage));
     }
     if let ReturnType::Type(_, t) = &sig.output {
-        return Err(Error::new(t.span(), usage));
+        return Err(Error::new_spanned(t, usage));
     }
-    let mut inputs = sig.inputs.iter();
-    if !matches!(inputs.next(), Some(FnArg::Receiver(r)) if r.reference.is_some()) {
-        return Err(Error::new(sig.span(), usage));
+    if !matches!(sig.inputs.first(), Some(FnArg::Receiver(r)) if r.reference.is_some()) {
+        return Err(receiver_error(sig, &usage));
     }
-    let rest: Vec<&FnArg> = inputs.collect();
+    let rest: Vec<&FnArg> = sig.inputs.iter().skip(1).collect();
     match rest.as_slice() {
         [FnArg::Typed(m)] if is_last_segment(&m.ty, "Member") => Ok((sig.ident.clone(), false)),
         [FnArg::Typed(m), FnArg::Typed(c)]
@@ -352,7 +471,7 @@ fn member_handler(f: &ImplItemFn, attr: &str) -> Result<(syn::Ident, bool), Erro
         {
             Ok((sig.ident.clone(), true))
         }
-        _ => Err(Error::new(sig.inputs.span(), usage)),
+        _ => Err(args_error(sig, &usage)),
     }
 }
 
@@ -365,58 +484,64 @@ fn handler(f: &ImplItemFn) -> Result<Handler, Error> {
         ));
     }
     if !sig.generics.params.is_empty() {
-        return Err(Error::new(
-            sig.generics.span(),
+        return Err(Error::new_spanned(
+            &sig.generics,
             "a #[handle] method cannot be generic",
         ));
     }
-    let mut inputs = sig.inputs.iter();
-    match inputs.next() {
-        Some(FnArg::Receiver(r)) if r.reference.is_some() => {}
-        _ => {
-            return Err(Error::new(
-                sig.span(),
-                "a #[handle] method takes `&mut self` (or `&self`) first",
-            ))
-        }
+    if !matches!(sig.inputs.first(), Some(FnArg::Receiver(r)) if r.reference.is_some()) {
+        return Err(receiver_error(
+            sig,
+            "a #[handle] method takes `&mut self` (or `&self`) first",
+        ));
     }
-    let rest: Vec<&syn::PatType> = inputs
+    let rest: Vec<&syn::PatType> = sig
+        .inputs
+        .iter()
+        .skip(1)
         .map(|a| match a {
             FnArg::Typed(t) => Ok(t),
-            FnArg::Receiver(r) => Err(Error::new(r.span(), "unexpected receiver")),
+            FnArg::Receiver(r) => Err(Error::new_spanned(r, "unexpected receiver")),
         })
         .collect::<Result<_, _>>()?;
     let usage = "a #[handle] method takes (&mut self, msg: M), then optionally `cx: &mut Ctx<Self>`, then optionally `reply: ReplyTo<M::Reply>`";
+    let write = "write (&mut self, msg: M), then optionally `cx: &mut Ctx<Self>`, then optionally `reply: ReplyTo<M::Reply>`";
     let Some((msg, rest)) = rest.split_first() else {
-        return Err(Error::new(sig.span(), usage));
+        return Err(Error::new(
+            sig.paren_token.span.join(),
+            format!("this #[handle] method takes no message: {write}"),
+        ));
     };
     if is_last_segment(&msg.ty, "Ctx") || is_last_segment(&msg.ty, "ReplyTo") {
-        return Err(Error::new(msg.ty.span(), usage));
+        return Err(Error::new_spanned(
+            msg,
+            format!("the message comes first: {write}"),
+        ));
     }
     if !matches!(&*msg.pat, Pat::Ident(_) | Pat::Wild(_)) {
-        return Err(Error::new(msg.pat.span(), "bind the message to a name"));
+        return Err(Error::new_spanned(&msg.pat, "bind the message to a name"));
     }
     let mut ctx = false;
-    let mut reply_to = false;
+    let mut reply_to = None;
     for (i, a) in rest.iter().enumerate() {
         if i == 0 && is_last_segment(&a.ty, "Ctx") {
             if !matches!(&*a.ty, Type::Reference(r) if r.mutability.is_some()) {
-                return Err(Error::new(
-                    a.ty.span(),
+                return Err(Error::new_spanned(
+                    &a.ty,
                     "the context is taken as `&mut Ctx<Self>`",
                 ));
             }
             ctx = true;
-        } else if !reply_to && is_last_segment(&a.ty, "ReplyTo") {
-            reply_to = true;
+        } else if reply_to.is_none() && is_last_segment(&a.ty, "ReplyTo") {
+            reply_to = Some(a.ty.span());
         } else {
-            return Err(Error::new(a.ty.span(), usage));
+            return Err(Error::new_spanned(a, usage));
         }
     }
-    if reply_to {
+    if reply_to.is_some() {
         if let ReturnType::Type(_, t) = &sig.output {
-            return Err(Error::new(
-                t.span(),
+            return Err(Error::new_spanned(
+                t,
                 "a handler that takes `ReplyTo` replies through it and returns nothing",
             ));
         }
@@ -430,30 +555,50 @@ fn handler(f: &ImplItemFn) -> Result<Handler, Error> {
     })
 }
 
-fn service(
-    args: Vec<(String, Span, Option<Expr>)>,
-    mut item: ItemImpl,
-) -> Result<TokenStream2, Error> {
-    let args = service_args(args)?;
+/// A type as written, for a message (`crate::Ping`, not `crate :: Ping`).
+fn type_name(ty: &Type) -> String {
+    quote!(#ty)
+        .to_string()
+        .replace(" :: ", "::")
+        .replace(":: ", "::")
+        .replace(" <", "<")
+        .replace("< ", "<")
+        .replace(" >", ">")
+        .replace(" ,", ",")
+}
+
+fn service(all: TokenStream2, args: Vec<Arg>, mut item: ItemImpl) -> Result<TokenStream2, Error> {
+    let args = service_args(&all, args)?;
     if let Some((_, path, _)) = &item.trait_ {
-        return Err(Error::new(
-            path.span(),
+        return Err(Error::new_spanned(
+            path,
             "#[tipc_service] goes on the type's own impl block, not a trait impl",
         ));
     }
     if !item.generics.params.is_empty() {
-        return Err(Error::new(
-            item.generics.span(),
+        return Err(Error::new_spanned(
+            &item.generics,
             "a service type cannot be generic",
         ));
     }
-    let mut handlers = Vec::new();
+    let mut handlers: Vec<Handler> = Vec::new();
     let mut on_join: Option<(syn::Ident, bool)> = None;
     let mut on_leave: Option<(syn::Ident, bool)> = None;
     for it in item.items.iter_mut() {
         if let ImplItem::Fn(f) = it {
             if take_attr(&mut f.attrs, "handle")? {
-                handlers.push(handler(f)?);
+                let h = handler(f)?;
+                let name = type_name(&h.msg);
+                if let Some(other) = handlers.iter().find(|o| type_name(&o.msg) == name) {
+                    return Err(Error::new_spanned(
+                        &h.msg,
+                        format!(
+                            "`{name}` is handled twice: by `{}` and by `{}`",
+                            other.name, h.name
+                        ),
+                    ));
+                }
+                handlers.push(h);
             }
             for (attr, slot) in [("on_join", &mut on_join), ("on_leave", &mut on_leave)] {
                 if take_attr(&mut f.attrs, attr)? {
@@ -466,7 +611,7 @@ fn service(
                     if slot.is_some() {
                         return Err(Error::new(
                             f.sig.ident.span(),
-                            format!("a second #[{attr}] method"),
+                            format!("a second #[{attr}] method: a service has at most one"),
                         ));
                     }
                     *slot = Some(member_handler(f, attr)?);
@@ -475,12 +620,11 @@ fn service(
         }
     }
     if handlers.is_empty() {
-        return Err(Error::new(
-            item.self_ty.span(),
+        return Err(Error::new_spanned(
+            &item.self_ty,
             "a service needs at least one #[handle] method",
         ));
     }
-    let _ = &on_join;
     let self_ty = &item.self_ty;
     let p = quote!(::tipc_runtime::__private);
     let group = match args.group {
@@ -515,7 +659,7 @@ fn service(
     };
     // A raw service: one handler taking `Raw` (no envelope; plain TIPC clients call it).
     if let Some(raw) = handlers.iter().find(|h| is_last_segment(&h.msg, "Raw")) {
-        if handlers.len() != 1 || raw.reply_to {
+        if handlers.len() != 1 || raw.reply_to.is_some() {
             return Err(Error::new(
                 raw.msg.span(),
                 "a raw service (a handler taking Raw) has that one #[handle] method, returning Option<Vec<u8>>",
@@ -565,6 +709,29 @@ fn service(
         });
     }
     let msgs: Vec<&Type> = handlers.iter().map(|h| &h.msg).collect();
+    // Two handlers' messages with one id: a const per pair, spanned at the later handler's
+    // message type, whose evaluation fails naming both.
+    let mut same_ids = Vec::new();
+    for (j, b) in handlers.iter().enumerate() {
+        for a in &handlers[..j] {
+            let text = format!(
+                "`{}` (taken by `{}`) has the same message id as `{}` (taken by `{}`): each message of a service needs its own #[tipc(id = N)]",
+                type_name(&b.msg),
+                b.name,
+                type_name(&a.msg),
+                a.name
+            )
+            .replace('{', "{{")
+            .replace('}', "}}");
+            let text = syn::LitStr::new(&text, b.msg.span());
+            let (am, bm) = (&a.msg, &b.msg);
+            same_ids.push(quote_spanned! {b.msg.span()=>
+                const _: () = if <#am as #p::TipcMessage>::ID == <#bm as #p::TipcMessage>::ID {
+                    ::core::panic!(#text)
+                };
+            });
+        }
+    }
     let arms = handlers.iter().map(|h| {
         let (name, msg) = (&h.name, &h.msg);
         let span = match &h.output {
@@ -572,24 +739,44 @@ fn service(
             ReturnType::Default => h.name.span(),
         };
         let ctx_arg = h.ctx.then(|| quote!(, cx));
-        if h.reply_to {
+        if let Some(reply_span) = h.reply_to {
+            // The reply's type is inferred from the handler's `ReplyTo<T>`; `Answers` checks
+            // that it is the message's reply type (reported at that `ReplyTo<T>`).
+            let reply = quote_spanned! {reply_span=>
+                <_ as #p::Answers<<#msg as #p::TipcMessage>::Reply>>::reply_to(cx)
+            };
             quote_spanned! {span=>
                 if id == <#msg as #p::TipcMessage>::ID {
                     let m = match #p::decode_request::<#msg>(req) {
                         ::core::result::Result::Ok(m) => m,
                         ::core::result::Result::Err(o) => return o,
                     };
-                    let reply = cx.reply_to::<<#msg as #p::TipcMessage>::Reply>();
+                    let reply = #reply;
                     self.#name(m #ctx_arg, reply);
                     return #p::Outcome::Deferred;
                 }
             }
         } else {
+            // `Answers` checks that what the handler returns is the message's reply type
+            // (reported at the handler's return type, or its name when it returns nothing; a
+            // handler returning nothing is not passed as a unit argument).
+            let reply = quote_spanned!(span=> <#msg as #p::TipcMessage>::Reply);
+            let unit = match &h.output {
+                ReturnType::Default => true,
+                ReturnType::Type(_, t) => matches!(&**t, Type::Tuple(u) if u.elems.is_empty()),
+            };
+            let answer = match unit {
+                true => quote_spanned! {span=>
+                    self.#name(m #ctx_arg);
+                    <() as #p::Answers<#reply>>::answer(())
+                },
+                false => quote_spanned! {span=>
+                    <_ as #p::Answers<#reply>>::answer(self.#name(m #ctx_arg))
+                },
+            };
             quote_spanned! {span=>
                 if id == <#msg as #p::TipcMessage>::ID {
-                    return #p::call::<#msg>(req, |m| -> <#msg as #p::TipcMessage>::Reply {
-                        self.#name(m #ctx_arg)
-                    });
+                    return #p::call::<#msg>(req, |m| -> #reply { #answer });
                 }
             }
         }
@@ -609,19 +796,7 @@ fn service(
 
             fn message_ids() -> &'static [u32] {
                 const IDS: [u32; #n] = [#(<#msgs as #p::TipcMessage>::ID),*];
-                const _: () = {
-                    let mut i = 0;
-                    while i < IDS.len() {
-                        let mut j = i + 1;
-                        while j < IDS.len() {
-                            if IDS[i] == IDS[j] {
-                                panic!("two #[handle] methods take messages with the same id");
-                            }
-                            j += 1;
-                        }
-                        i += 1;
-                    }
-                };
+                #(#same_ids)*
                 &IDS
             }
 

@@ -23,12 +23,24 @@ use serde::Serialize;
 /// A message a service handles: serializable, with a stable id and a reply type.
 ///
 /// Implement it with `#[derive(TipcMessage)]` and `#[tipc(id = N, reply = T)]`.
-pub trait TipcMessage: Serialize + DeserializeOwned + Send + 'static {
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a TIPC message",
+    label = "not a TipcMessage",
+    note = "derive it: `#[derive(Serialize, Deserialize, TipcMessage)]` with `#[tipc(id = N)]` (and `#[tipc(reply = T)]` for an ask's reply)"
+)]
+pub trait TipcMessage: Wire + Send + 'static {
     /// The message's stable id: unique among the messages one service handles.
     const ID: u32;
     /// What an ask of this message returns.
-    type Reply: Serialize + DeserializeOwned + Send + 'static;
+    type Reply: Wire + Send + 'static;
 }
+
+/// What can be carried in a message: serde's `Serialize` and `DeserializeOwned` (implemented
+/// for every such type). A bound of its own, named from this crate, so that a message or reply
+/// type without serde's derives is reported as missing them, not as implementing a sealed trait.
+pub trait Wire: Serialize + DeserializeOwned {}
+
+impl<T: Serialize + DeserializeOwned> Wire for T {}
 
 /// Why a value could not be encoded or decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -17,7 +17,7 @@ pub mod watch;
 pub use client::{AskError, ClientStats, Clients, ServiceRef, Target, TellError, TryTellError};
 pub use envelope::ErrorCode;
 pub use group::{GroupRef, GroupTellError, Member};
-pub use message::TipcMessage;
+pub use message::{TipcMessage, Wire};
 pub use server::{
     Binding, Ctx, GroupOpts, MemberEvent, Outcome, Raw, ReplyTo, Request, Service, ServiceHandle,
     ServiceStats, StartError,

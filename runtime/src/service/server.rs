@@ -212,6 +212,35 @@ pub fn decode_request<M: TipcMessage>(req: &Request) -> Result<M, Outcome> {
     decode::<M>(req.payload()).map_err(|e| Outcome::Failed(ErrorCode::Undecodable, e.0))
 }
 
+/// `Self`, what a `#[handle]` method answers with (its return type, or the `T` of the
+/// `ReplyTo<T>` it takes), is `R`, its message's reply type. The generated code checks every
+/// handler through this trait, so a mismatch is reported at the handler's signature in these
+/// words instead of as a type error inside the generated code.
+#[diagnostic::on_unimplemented(
+    message = "this #[handle] method answers with `{Self}`, but its message's reply type is `{R}`",
+    label = "expected `{R}`",
+    note = "a message's reply type is set by `#[tipc(reply = T)]` on it (default `()`); its #[handle] method returns a `T`, or takes `reply: ReplyTo<T>` and returns nothing"
+)]
+pub trait Answers<R> {
+    /// The answer as the reply.
+    fn answer(self) -> R;
+
+    /// The deferred reply to the message being handled, typed as the handler takes it (the
+    /// generated code calls this for a handler taking a [`ReplyTo`]).
+    fn reply_to<S: Service>(cx: &Ctx<'_, S>) -> ReplyTo<Self>
+    where
+        Self: Sized,
+    {
+        cx.reply_to::<Self>()
+    }
+}
+
+impl<T> Answers<T> for T {
+    fn answer(self) -> T {
+        self
+    }
+}
+
 /// The answer to an unknown message id (the generated `dispatch`'s last arm).
 pub fn unknown(req: &Request) -> Outcome {
     Outcome::Failed(

@@ -1,0 +1,16 @@
+use serde::{Deserialize, Serialize};
+use tipc_runtime::{tipc_service, TipcMessage};
+
+#[derive(Serialize, Deserialize, TipcMessage)]
+#[tipc(id = 1)]
+struct Ping;
+
+struct Svc;
+
+#[tipc_service(type = 1000, type = 1001, instance = 1)]
+impl Svc {
+    #[handle]
+    fn ping(&mut self, _m: Ping) {}
+}
+
+fn main() {}

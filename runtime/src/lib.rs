@@ -8,7 +8,10 @@
 //! The service layer ([`service`]): typed messages ([`TipcMessage`], `#[derive(TipcMessage)]`),
 //! services (`#[tipc_service]`), and clients ([`ServiceRef`]: tell, ask).
 //!
-//! Modules, each importing only those above it: [`config`]; [`service`]; [`node`]; [`ctl`] (inside it:
+//! Tracing ([`telemetry`]): one call exports a span per tell, ask and handled message to an
+//! OpenTelemetry collector, one trace id across nodes.
+//!
+//! Modules, each importing only those above it: [`config`]; [`service`] and [`telemetry`] (beside it: spans for its messages); [`node`]; [`ctl`] (inside it:
 //! `proto`, `fmt`, `views`, `client`, `dgram`, `conn`, `server`). The binaries (`src/bin/`)
 //! use the library like any application.
 
@@ -16,6 +19,7 @@ pub mod config;
 pub mod ctl;
 pub mod node;
 pub mod service;
+pub mod telemetry;
 
 /// What the macros' generated code names (not a stable API).
 #[doc(hidden)]

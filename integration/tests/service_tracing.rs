@@ -321,3 +321,33 @@ fn collector_receives_one_trace_through_three_node_processes_with_parentage() {
     assert_ne!(node(b_client), node(c_server));
     assert_ne!(node(a_client), node(c_server));
 }
+
+#[test]
+fn caller_context_passes_through_nodes_without_a_provider_and_none_is_made_up() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    clear_trace_ids_seen();
+    assert!(!telemetry::enabled());
+    let trace = TraceId::from_bytes(*b"no-provider-here");
+    let caller = Context::new().with_remote_span_context(SpanContext::new(
+        trace,
+        SpanId::from_bytes(*b"caller!!"),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::default(),
+    ));
+    actix_rt::System::new().block_on(async {
+        use opentelemetry::context::FutureExt;
+        let nodes = three_nodes().await;
+        assert_eq!(ask_chain(&nodes.0).with_context(caller).await, 42);
+        assert_eq!(ask_chain(&nodes.0).await, 42);
+    });
+    assert_eq!(
+        seen(),
+        vec![
+            (FRONT, trace.to_bytes()),
+            (BACK, trace.to_bytes()),
+            (FRONT, [0; 16]),
+            (BACK, [0; 16]),
+        ]
+    );
+}

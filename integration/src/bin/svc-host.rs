@@ -10,12 +10,15 @@
 //! `svc-host group PORT PEERS INSTANCE SLOW_US`: the same node with a [`GroupProbe`] member
 //! of group 3100 at INSTANCE, sleeping SLOW_US per message and printing its log lines.
 //!
-//! `svc-host traced PORT PEERS front|back OTLP_ENDPOINT`: the node serving [`Front`] or
+//! `svc-host traced PORT PEERS front|back|client OTLP_ENDPOINT`: the node serving [`Front`] or
 //! [`Back`] with telemetry exported to the OTLP/gRPC collector at OTLP_ENDPOINT; prints
 //! `READY`, and when its standard input closes, flushes the spans, prints `FLUSHED` and exits.
+//! As `client` it waits for Front and Back (at most 10 s), asks Front once, prints
+//! `ANSWER n` (or `FAILED reason`), flushes and exits.
 
 use tipc_integration::services::{
-    Back, Front, GroupProbe, Probe, Shout, Upper, GROUP_PROBE_TYPE, PROBE_TYPE,
+    Back, Front, GroupProbe, Probe, Relay, Shout, Upper, BACK_TYPE, FRONT_TYPE, GROUP_PROBE_TYPE,
+    PROBE_TYPE,
 };
 use tipc_runtime::service::Binding;
 use tipc_runtime::{Node, Scope, ServiceRange};
@@ -152,6 +155,7 @@ fn traced(args: &[String]) {
     let front = match role.as_str() {
         "front" => true,
         "back" => false,
+        "client" => return traced_client(port, peers, endpoint),
         _ => usage(),
     };
     let peers: Vec<u16> = peers.split(',').filter_map(|p| p.parse().ok()).collect();
@@ -191,4 +195,40 @@ fn traced(args: &[String]) {
     });
     telemetry.shutdown();
     println!("FLUSHED");
+}
+
+fn traced_client(port: u16, peers: &str, endpoint: &str) {
+    let peers: Vec<u16> = peers.split(',').filter_map(|p| p.parse().ok()).collect();
+    let mut telemetry = match tipc_runtime::telemetry::init("svc-client", endpoint) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("svc-host: {e}");
+            std::process::exit(1);
+        }
+    };
+    let ok = actix_rt::System::new().block_on(async move {
+        let t = tipc_integration::cluster::udp_node(&format!("otel{port}"), port, &peers);
+        let node = Node::from_transport(t);
+        for _ in 0..1_000 {
+            let table = node.transport().nametable().await;
+            let has = |ty: u32| table.iter().any(|p| p.range.type_() == ty);
+            if has(FRONT_TYPE) && has(BACK_TYPE) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        match node.service(FRONT_TYPE, 1).ask(&Relay(41)).await {
+            Ok(n) => {
+                println!("ANSWER {n}");
+                true
+            }
+            Err(e) => {
+                println!("FAILED {e}");
+                false
+            }
+        }
+    });
+    telemetry.shutdown();
+    println!("FLUSHED");
+    std::process::exit(if ok { 0 } else { 1 });
 }

@@ -267,8 +267,9 @@ fn collector_receives_one_trace_through_three_node_processes_with_parentage() {
     let ports = free_udp_ports(3);
     let b = Host::start(ports[1], &[ports[0], ports[2]], "front", &endpoint);
     let c = Host::start(ports[2], &[ports[0], ports[1]], "back", &endpoint);
-    let mut t = telemetry::init("node-a", &endpoint).expect("telemetry");
     let answers = actix_rt::System::new().block_on(async {
+        // Set up and shut down on the actix thread (where a user's code runs).
+        let mut t = telemetry::init("node-a", &endpoint).expect("telemetry");
         let a = Node::from_transport(udp_node("otelA", ports[0], &[ports[1], ports[2]]));
         wait_binding(&a, FRONT).await;
         wait_binding(&a, BACK).await;
@@ -283,9 +284,9 @@ fn collector_receives_one_trace_through_three_node_processes_with_parentage() {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        t.shutdown();
         answers
     });
-    t.shutdown();
     b.finish();
     c.finish();
     assert_eq!(answers.last(), Some(&Ok(42)), "{answers:?}");

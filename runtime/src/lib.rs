@@ -11,9 +11,10 @@
 //! Tracing ([`telemetry`]): one call exports a span per tell, ask and handled message to an
 //! OpenTelemetry collector, one trace id across nodes.
 //!
-//! Modules, each importing only those above it: [`config`]; [`service`] and [`telemetry`] (beside it: spans for its messages); [`node`]; [`ctl`] (inside it:
-//! `proto`, `fmt`, `views`, `client`, `dgram`, `conn`, `server`). The binaries (`src/bin/`)
-//! use the library like any application.
+//! Modules, each importing only those above it: [`config`]; [`service`] with [`telemetry`]
+//! beside it (the spans of its messages; the two use each other); [`node`]; [`ctl`] (inside
+//! it: `proto`, `fmt`, `views`, `client`, `dgram`, `conn`, `server`). The binaries
+//! (`src/bin/`) use the library like any application.
 
 pub mod config;
 pub mod ctl;

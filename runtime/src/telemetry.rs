@@ -10,8 +10,11 @@
 //!   request keeps one trace id across nodes.
 //! - Unsampled traces are not exported, but their context still propagates (sampled flag 0).
 //! - Without [`init`] (or [`install`]) no span is built; a trace context that came in with a
-//!   message is still passed on by the asks its handler makes. A message with no trace context
-//!   costs one thread-local look-up and no allocation.
+//!   message is still passed on by the asks its handler makes. With neither, a message costs
+//!   a look at the current context: no span and no trace context are built.
+//! - A handler's span ends when the handler returns and the futures it spawned have finished
+//!   (a deferred reply is inside it).
+//! - Not covered yet: group messages ([`crate::service::GroupRef`]) and raw services.
 //!
 //! The exporter runs on its own small tokio runtime (two worker threads), so it works from an
 //! actix System; [`Telemetry`] flushes and shuts it down when dropped.
@@ -22,7 +25,10 @@ use opentelemetry::trace::{
 };
 use opentelemetry::{global, Context, KeyValue};
 use opentelemetry_otlp::WithExportConfig;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use opentelemetry_sdk::trace::SdkTracerProvider;
+
+/// The samplers [`init_with`] takes (re-exported from `opentelemetry_sdk`).
+pub use opentelemetry_sdk::trace::Sampler;
 use opentelemetry_sdk::Resource;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;

@@ -9,7 +9,7 @@
 
 use fake_opentelemetry_collector::{ExportedSpan, FakeCollectorServer};
 use opentelemetry::trace::{
-    SpanContext, SpanId, SpanKind, TraceContextExt, TraceFlags, TraceId, TraceState,
+    SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState,
 };
 use opentelemetry::Context;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler, SdkTracerProvider, SpanData};
@@ -19,9 +19,10 @@ use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 use tipc_integration::cluster::{free_udp_ports, udp_cluster, udp_node};
 use tipc_integration::services::{
-    clear_trace_ids_seen, trace_ids_seen as seen, Back, Front, Relay, BACK_TYPE as BACK,
+    clear_trace_ids_seen, trace_ids_seen as seen, Back, Front, Inc, Relay, BACK_TYPE as BACK,
     FRONT_TYPE as FRONT,
 };
+use tipc_runtime::service::AskError;
 use tipc_runtime::{telemetry, Node, ServiceHandle};
 
 /// One test at a time (one global tracer provider).
@@ -351,4 +352,50 @@ fn caller_context_passes_through_nodes_without_a_provider_and_none_is_made_up() 
             (BACK, [0; 16]),
         ]
     );
+}
+
+#[test]
+fn tell_makes_producer_and_consumer_spans_and_failed_ask_spans_carry_error_status() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    clear_trace_ids_seen();
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let mut t = telemetry::install(provider);
+    actix_rt::System::new().block_on(async {
+        let nodes = three_nodes().await;
+        let back = nodes.0.service(BACK, 1);
+        back.tell(&Inc(1)).await.expect("tell");
+        // Back does not handle Relay: the ask fails "unknown message" at once.
+        let e = back.ask(&Relay(1)).await;
+        assert!(
+            matches!(e, Err(AskError::Remote { .. })),
+            "unexpected answer {e:?}"
+        );
+        for _ in 0..200 {
+            if exporter.get_finished_spans().expect("spans").len() >= 4 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let spans = exporter.get_finished_spans().expect("spans");
+    t.shutdown();
+    assert_eq!(spans.len(), 4, "{spans:#?}");
+    let producer = one(&spans, SpanKind::Producer, "2002:1");
+    let consumer = one(&spans, SpanKind::Consumer, "2002:1");
+    assert_eq!(
+        consumer.span_context.trace_id(),
+        producer.span_context.trace_id()
+    );
+    assert_eq!(consumer.parent_span_id, producer.span_context.span_id());
+    assert!(consumer.parent_span_is_remote);
+    assert_eq!(producer.status, Status::Unset);
+    assert_eq!(consumer.status, Status::Unset);
+    let client = one(&spans, SpanKind::Client, "2002:1");
+    let server = one(&spans, SpanKind::Server, "2002:1");
+    assert_eq!(server.parent_span_id, client.span_context.span_id());
+    assert!(matches!(client.status, Status::Error { .. }), "{client:#?}");
+    assert!(matches!(server.status, Status::Error { .. }), "{server:#?}");
 }

@@ -183,8 +183,9 @@ impl SendSpan {
     pub fn start(ask: bool, target: &dyn std::fmt::Display, id: u32, node: u32) -> SendSpan {
         if !enabled() {
             let trace = Context::map_current(|cx| {
-                let sc = cx.span().span_context().clone();
-                sc.is_valid().then(|| to_envelope(&sc))
+                let span = cx.span();
+                let sc = span.span_context();
+                sc.is_valid().then(|| to_envelope(sc))
             });
             return SendSpan { cx: None, trace };
         }

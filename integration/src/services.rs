@@ -208,3 +208,83 @@ impl Shout {
         }
     }
 }
+
+/// Service type of [`Front`] (the traced chain's middle hop).
+pub const FRONT_TYPE: u32 = 2001;
+/// Service type of [`Back`] (the traced chain's last hop).
+pub const BACK_TYPE: u32 = 2002;
+
+/// The trace ids handlers saw as current in this process: (service type, trace id).
+static TRACE_IDS_SEEN: std::sync::Mutex<Vec<(u32, [u8; 16])>> = std::sync::Mutex::new(Vec::new());
+
+fn trace_id_seen_now(type_: u32) {
+    use opentelemetry::trace::TraceContextExt;
+    let id =
+        opentelemetry::Context::map_current(|cx| cx.span().span_context().trace_id().to_bytes());
+    TRACE_IDS_SEEN
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((type_, id));
+}
+
+/// What [`Front`] and [`Back`] handlers saw as the current trace id, in order.
+pub fn trace_ids_seen() -> Vec<(u32, [u8; 16])> {
+    TRACE_IDS_SEEN
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+}
+
+/// Forget the trace ids seen so far.
+pub fn clear_trace_ids_seen() {
+    TRACE_IDS_SEEN
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clear();
+}
+
+/// Asked of [`Front`]: answered with what [`Back`] answers to `Inc` of the same number.
+#[derive(Serialize, Deserialize, TipcMessage)]
+#[tipc(id = 1, reply = u64)]
+pub struct Relay(pub u64);
+
+/// Asked of [`Back`]: answered with the number plus one.
+#[derive(Serialize, Deserialize, TipcMessage)]
+#[tipc(id = 2, reply = u64)]
+pub struct Inc(pub u64);
+
+/// Asks [`Back`] from a spawned future (a nested ask) and answers with its reply.
+pub struct Front;
+
+#[tipc_service(type = 2001, instance = 1, scope = cluster)]
+impl Front {
+    #[handle]
+    fn relay(&mut self, m: Relay, cx: &mut Ctx<Self>, reply: ReplyTo<u64>) {
+        trace_id_seen_now(FRONT_TYPE);
+        let back = tipc_runtime::ServiceRef::new(
+            cx.clients(),
+            tipc_runtime::service::Target::Service(ServiceAddr {
+                type_: BACK_TYPE,
+                instance: 1,
+            }),
+        );
+        cx.spawn(async move {
+            // Dropped without a reply on an error: the asker gets an error reply.
+            if let Ok(v) = back.ask(&Inc(m.0)).await {
+                reply.send(v);
+            }
+        });
+    }
+}
+
+/// Answers `Inc`.
+pub struct Back;
+
+#[tipc_service(type = 2002, instance = 1, scope = cluster)]
+impl Back {
+    #[handle]
+    fn inc(&mut self, m: Inc) -> u64 {
+        trace_id_seen_now(BACK_TYPE);
+        m.0 + 1
+    }
+}

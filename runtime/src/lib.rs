@@ -8,14 +8,19 @@
 //! The service layer ([`service`]): typed messages ([`TipcMessage`], `#[derive(TipcMessage)]`),
 //! services (`#[tipc_service]`), and clients ([`ServiceRef`]: tell, ask).
 //!
-//! Modules, each importing only those above it: [`config`]; [`service`]; [`node`]; [`ctl`] (inside it:
-//! `proto`, `fmt`, `views`, `client`, `dgram`, `conn`, `server`). The binaries (`src/bin/`)
-//! use the library like any application.
+//! Tracing ([`telemetry`]): one call exports a span per tell, ask and handled message to an
+//! OpenTelemetry collector, one trace id across nodes.
+//!
+//! Modules, each importing only those above it: [`config`]; [`service`] with [`telemetry`]
+//! beside it (the spans of its messages; the two use each other); [`node`]; [`ctl`] (inside
+//! it: `proto`, `fmt`, `views`, `client`, `dgram`, `conn`, `server`). The binaries
+//! (`src/bin/`) use the library like any application.
 
 pub mod config;
 pub mod ctl;
 pub mod node;
 pub mod service;
+pub mod telemetry;
 
 /// What the macros' generated code names (not a stable API).
 #[doc(hidden)]

@@ -9,8 +9,17 @@
 //!
 //! `svc-host group PORT PEERS INSTANCE SLOW_US`: the same node with a [`GroupProbe`] member
 //! of group 3100 at INSTANCE, sleeping SLOW_US per message and printing its log lines.
+//!
+//! `svc-host traced PORT PEERS front|back|client OTLP_ENDPOINT`: the node serving [`Front`] or
+//! [`Back`] with telemetry exported to the OTLP/gRPC collector at OTLP_ENDPOINT; prints
+//! `READY`, and when its standard input closes, flushes the spans, prints `FLUSHED` and exits.
+//! As `client` it waits for Front and Back (at most 10 s), asks Front once, prints
+//! `ANSWER n` (or `FAILED reason`), flushes and exits.
 
-use tipc_integration::services::{GroupProbe, Probe, Shout, Upper, GROUP_PROBE_TYPE, PROBE_TYPE};
+use tipc_integration::services::{
+    Back, Front, GroupProbe, Probe, Relay, Shout, Upper, BACK_TYPE, FRONT_TYPE, GROUP_PROBE_TYPE,
+    PROBE_TYPE,
+};
 use tipc_runtime::service::Binding;
 use tipc_runtime::{Node, Scope, ServiceRange};
 
@@ -18,6 +27,9 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("group") {
         return group(&args[2..]);
+    }
+    if args.get(1).map(String::as_str) == Some("traced") {
+        return traced(&args[2..]);
     }
     if args.get(1).map(String::as_str) == Some("raw") {
         return raw(&args[2..], false);
@@ -125,4 +137,98 @@ fn raw(args: &[String], group: bool) {
         println!("READY");
         std::future::pending::<()>().await;
     });
+}
+
+fn traced(args: &[String]) {
+    let usage = || -> ! {
+        eprintln!("usage: svc-host traced PORT PEERS front|back OTLP_ENDPOINT");
+        std::process::exit(2)
+    };
+    let (Some(port), Some(peers), Some(role), Some(endpoint)) = (
+        args.first().and_then(|p| p.parse::<u16>().ok()),
+        args.get(1),
+        args.get(2),
+        args.get(3),
+    ) else {
+        usage()
+    };
+    let front = match role.as_str() {
+        "front" => true,
+        "back" => false,
+        "client" => return traced_client(port, peers, endpoint),
+        _ => usage(),
+    };
+    let peers: Vec<u16> = peers.split(',').filter_map(|p| p.parse().ok()).collect();
+    let mut telemetry = match tipc_runtime::telemetry::init(&format!("svc-{role}"), endpoint) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("svc-host: {e}");
+            std::process::exit(1);
+        }
+    };
+    actix_rt::System::new().block_on(async move {
+        let t = tipc_integration::cluster::udp_node(&format!("otel{port}"), port, &peers);
+        let node = Node::from_transport(t);
+        let started: Result<Box<dyn std::any::Any>, _> = if front {
+            node.serve(Front)
+                .await
+                .map(|h| Box::new(h) as Box<dyn std::any::Any>)
+        } else {
+            node.serve(Back)
+                .await
+                .map(|h| Box::new(h) as Box<dyn std::any::Any>)
+        };
+        let _keep = match started {
+            Ok(k) => k,
+            Err(e) => {
+                eprintln!("svc-host: {e}");
+                std::process::exit(1);
+            }
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+            let _ = tx.send(());
+        });
+        println!("READY");
+        let _ = rx.await;
+    });
+    telemetry.shutdown();
+    println!("FLUSHED");
+}
+
+fn traced_client(port: u16, peers: &str, endpoint: &str) {
+    let peers: Vec<u16> = peers.split(',').filter_map(|p| p.parse().ok()).collect();
+    let mut telemetry = match tipc_runtime::telemetry::init("svc-client", endpoint) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("svc-host: {e}");
+            std::process::exit(1);
+        }
+    };
+    let ok = actix_rt::System::new().block_on(async move {
+        let t = tipc_integration::cluster::udp_node(&format!("otel{port}"), port, &peers);
+        let node = Node::from_transport(t);
+        for _ in 0..1_000 {
+            let table = node.transport().nametable().await;
+            let has = |ty: u32| table.iter().any(|p| p.range.type_() == ty);
+            if has(FRONT_TYPE) && has(BACK_TYPE) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        match node.service(FRONT_TYPE, 1).ask(&Relay(41)).await {
+            Ok(n) => {
+                println!("ANSWER {n}");
+                true
+            }
+            Err(e) => {
+                println!("FAILED {e}");
+                false
+            }
+        }
+    });
+    telemetry.shutdown();
+    println!("FLUSHED");
+    std::process::exit(if ok { 0 } else { 1 });
 }

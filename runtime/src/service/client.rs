@@ -5,6 +5,7 @@
 
 use super::envelope::{parse_error_payload, Envelope, ErrorCode, Kind};
 use super::message::{decode, encode_into, CodecError, TipcMessage};
+use crate::telemetry::SendSpan;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -420,6 +421,16 @@ pub enum Target {
     Socket(SocketAddr),
 }
 
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Service(a) => write!(f, "{}:{}", a.type_, a.instance),
+            Target::Range(r) => write!(f, "{}:{}-{}", r.type_(), r.lower(), r.upper()),
+            Target::Socket(s) => write!(f, "socket {s}"),
+        }
+    }
+}
+
 /// A handle for sending typed messages to a service; cheap to clone.
 #[derive(Clone)]
 pub struct ServiceRef {
@@ -471,10 +482,25 @@ impl ServiceRef {
     /// window of this node's tells unconsumed ([`TELL_WINDOW`]); a range multicast is not
     /// windowed (what overflows comes back and is counted in `tells_returned`).
     pub async fn tell<M: TipcMessage>(&self, msg: &M) -> Result<(), TellError> {
+        let span = self.span(false, M::ID);
+        let r = self.tell_in(msg, &span).await;
+        if let Err(e) = &r {
+            span.fail(e);
+        }
+        r
+    }
+
+    fn span(&self, ask: bool, id: u32) -> SendSpan {
+        SendSpan::start(ask, &self.target, id, self.clients.sock.addr().node)
+    }
+
+    async fn tell_in<M: TipcMessage>(&self, msg: &M, span: &SendSpan) -> Result<(), TellError> {
         let prepared = SCRATCH.with(|b| -> Result<Result<Prepared, Vec<u8>>, TellError> {
             let mut buf = b.borrow_mut();
             buf.clear();
-            Envelope::tell(M::ID).emit(&mut buf);
+            let mut env = Envelope::tell(M::ID);
+            env.trace = span.trace;
+            env.emit(&mut buf);
             encode_into(msg, &mut buf).map_err(TellError::Encode)?;
             match self.prepare(&buf)? {
                 Some(p) => Ok(Ok(p)),
@@ -508,8 +534,19 @@ impl ServiceRef {
     /// back in [`TryTellError::Congested`]. A range target is multicast through the name
     /// table, which may wait: use [`tell`](Self::tell) for it.
     pub fn try_tell<M: TipcMessage>(&self, msg: M) -> Result<(), TryTellError<M>> {
+        let span = self.span(false, M::ID);
+        let r = self.try_tell_in(msg, &span);
+        if let Err(e) = &r {
+            span.fail(e);
+        }
+        r
+    }
+
+    fn try_tell_in<M: TipcMessage>(&self, msg: M, span: &SendSpan) -> Result<(), TryTellError<M>> {
         let mut buf = Vec::with_capacity(64);
-        Envelope::tell(M::ID).emit(&mut buf);
+        let mut env = Envelope::tell(M::ID);
+        env.trace = span.trace;
+        env.emit(&mut buf);
         if let Err(e) = encode_into(&msg, &mut buf) {
             return Err(TryTellError::Failed(TellError::Encode(e), msg));
         }
@@ -565,6 +602,20 @@ impl ServiceRef {
                 detail: "ask needs one destination: use tell for a range".into(),
             });
         }
+        let span = self.span(true, M::ID);
+        let r = self.ask_in(msg, timeout, &span).await;
+        if let Err(e) = &r {
+            span.fail(e);
+        }
+        r
+    }
+
+    async fn ask_in<M: TipcMessage>(
+        &self,
+        msg: &M,
+        timeout: Duration,
+        span: &SendSpan,
+    ) -> Result<M::Reply, AskError> {
         let mut buf = Vec::with_capacity(64);
         let (corr, rx) = self.clients.register();
         let _guard = PendingGuard {
@@ -573,6 +624,7 @@ impl ServiceRef {
         };
         let mut env = Envelope::ask(M::ID, corr);
         env.deadline_ms = Some(timeout.as_millis().min(u32::MAX as u128) as u32);
+        env.trace = span.trace;
         env.emit(&mut buf);
         encode_into(msg, &mut buf).map_err(AskError::Encode)?;
         let send = tokio::time::timeout(timeout, self.send(&buf)).await;

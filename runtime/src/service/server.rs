@@ -16,8 +16,10 @@ use super::client::Clients;
 use super::envelope::{error_payload, Envelope, EnvelopeError, ErrorCode, Kind};
 use super::group::{GroupRef, Member};
 use super::message::{decode, encode_into, TipcMessage};
+use crate::telemetry::{current_traced, ServeSpan};
 use actix::prelude::*;
 use bytes::Bytes;
+use opentelemetry::context::FutureExt as _;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -408,9 +410,19 @@ impl<S: Service> Ctx<'_, S> {
     }
 
     /// Run `fut` on the service's thread, beside the service.
+    /// The future runs in the current trace context (the handled message's span), so the
+    /// asks it makes are children of that span.
     pub fn spawn(&mut self, fut: impl std::future::Future<Output = ()> + 'static) {
-        self.actx
-            .spawn(actix::fut::wrap_future::<_, ServiceActor<S>>(fut));
+        match current_traced() {
+            Some(tcx) => self
+                .actx
+                .spawn(actix::fut::wrap_future::<_, ServiceActor<S>>(
+                    fut.with_context(tcx),
+                )),
+            None => self
+                .actx
+                .spawn(actix::fut::wrap_future::<_, ServiceActor<S>>(fut)),
+        };
     }
 
     /// The deferred reply to the message being handled (the generated code calls this for a
@@ -734,6 +746,13 @@ impl<S: Service> ServiceActor<S> {
             data,
             member,
         };
+        let span = ServeSpan::start(
+            ask.is_some(),
+            req.env.trace.as_ref(),
+            &ServiceName(S::binding().range),
+            req.env.id,
+            self.ep.addr().node,
+        );
         let mut stop = false;
         let outcome = {
             let mut cx = Ctx {
@@ -761,10 +780,13 @@ impl<S: Service> ServiceActor<S> {
                         ServiceCounters::add(&self.counters.replies);
                         out.push((from, b));
                     }
-                    Outcome::Failed(code, detail) => match self.refuse(ask, code, &detail) {
-                        Some(b) => out.push((from, b)),
-                        None => ServiceCounters::add(&self.counters.bad_tells),
-                    },
+                    Outcome::Failed(code, detail) => {
+                        span.fail(&format_args!("{code}: {detail}"));
+                        match self.refuse(ask, code, &detail) {
+                            Some(b) => out.push((from, b)),
+                            None => ServiceCounters::add(&self.counters.bad_tells),
+                        }
+                    }
                 }
             }
             Err(panic) => {
@@ -774,15 +796,31 @@ impl<S: Service> ServiceActor<S> {
                     .map(|s| s.to_string())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_default();
+                span.fail(&format_args!("the handler panicked: {what}"));
                 if let Some(b) = self.refuse(ask, ErrorCode::Panicked, &what) {
                     out.push((from, b));
                 }
                 stop = true;
             }
         }
+        drop(span);
         if stop {
             self.stopping = true;
             ctx.stop();
+        }
+    }
+}
+
+/// A service's name in span names: `type:instance` (or `type:lower-upper`).
+struct ServiceName(ServiceRange);
+
+impl std::fmt::Display for ServiceName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = self.0;
+        if r.lower() == r.upper() {
+            write!(f, "{}:{}", r.type_(), r.lower())
+        } else {
+            write!(f, "{}:{}-{}", r.type_(), r.lower(), r.upper())
         }
     }
 }

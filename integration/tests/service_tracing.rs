@@ -1,0 +1,401 @@
+//! OpenTelemetry in the service layer (issue 13 item 5), three in-process nodes over UDP on
+//! loopback: an ask from node A to a service on B whose handler asks a service on C makes
+//! one trace, A.client -> B.server -> B.client -> C.server, seen by an in-memory exporter and
+//! by a real OTLP/gRPC collector (fake-opentelemetry-collector, in-process); with the sampler
+//! off nothing is exported but the handlers still see the caller's trace id. The collector
+//! test runs B and C as `svc-host traced` processes (A is this test's process).
+//!
+//! The tracer provider is process-wide: the tests take a lock so they run one at a time.
+
+use fake_opentelemetry_collector::{ExportedSpan, FakeCollectorServer};
+use opentelemetry::trace::{
+    SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState,
+};
+use opentelemetry::Context;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler, SdkTracerProvider, SpanData};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Mutex};
+use std::time::{Duration, Instant};
+use tipc_integration::cluster::{free_udp_ports, udp_cluster, udp_node};
+use tipc_integration::services::{
+    clear_trace_ids_seen, trace_ids_seen as seen, Back, Front, Inc, Relay, BACK_TYPE as BACK,
+    FRONT_TYPE as FRONT,
+};
+use tipc_runtime::service::AskError;
+use tipc_runtime::{telemetry, Node, ServiceHandle};
+
+/// One test at a time (one global tracer provider).
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Wait until `node` sees a binding of `type_` (bounded).
+async fn wait_binding(node: &Node, type_: u32) {
+    for _ in 0..500 {
+        if node
+            .transport()
+            .nametable()
+            .await
+            .iter()
+            .any(|p| p.range.type_() == type_)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("binding of {type_} never appeared");
+}
+
+/// The service handles are kept with the nodes.
+type Nodes = (Node, Node, Node, ServiceHandle<Front>, ServiceHandle<Back>);
+
+/// Three nodes, Front served on B and Back on C, both visible where they are asked from.
+async fn three_nodes() -> Nodes {
+    let mut v = udp_cluster("otel", 3).await;
+    let c = Node::from_transport(v.pop().expect("node"));
+    let b = Node::from_transport(v.pop().expect("node"));
+    let a = Node::from_transport(v.pop().expect("node"));
+    let hb = b.serve(Front).await.expect("serve Front");
+    let hc = c.serve(Back).await.expect("serve Back");
+    wait_binding(&a, FRONT).await;
+    wait_binding(&b, BACK).await;
+    (a, b, c, hb, hc)
+}
+
+/// Ask Front on B (which asks Back on C) from A.
+async fn ask_chain(a: &Node) -> u64 {
+    a.service(FRONT, 1)
+        .ask(&Relay(41))
+        .await
+        .expect("ask through B to C")
+}
+
+fn one<'a>(spans: &'a [SpanData], kind: SpanKind, service: &str) -> &'a SpanData {
+    let v: Vec<&SpanData> = spans
+        .iter()
+        .filter(|s| s.span_kind == kind && s.name.contains(service))
+        .collect();
+    assert_eq!(v.len(), 1, "one {kind:?} span of {service} in {spans:#?}");
+    v[0]
+}
+
+fn node_of(s: &SpanData) -> i64 {
+    s.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == "tipc.node")
+        .and_then(|kv| match kv.value {
+            opentelemetry::Value::I64(n) => Some(n),
+            _ => None,
+        })
+        .expect("tipc.node attribute")
+}
+
+#[test]
+fn ask_chain_spans_share_one_trace_with_parentage_across_three_nodes_in_memory() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    clear_trace_ids_seen();
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let mut t = telemetry::install(provider);
+    let (na, nb, nc) = actix_rt::System::new().block_on(async {
+        let (a, b, c, _hb, _hc) = three_nodes().await;
+        assert_eq!(ask_chain(&a).await, 42);
+        // B's server span ends when its spawned future has finished (after the reply left).
+        let mut n = 0;
+        for _ in 0..200 {
+            n = exporter.get_finished_spans().expect("spans").len();
+            if n >= 4 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(n, 4, "four spans");
+        (a.addr(), b.addr(), c.addr())
+    });
+    // Read before the shutdown (which empties the in-memory exporter).
+    let spans = exporter.get_finished_spans().expect("spans");
+    t.shutdown();
+    assert_eq!(spans.len(), 4, "{spans:#?}");
+    let a_client = one(&spans, SpanKind::Client, "2001:1");
+    let b_server = one(&spans, SpanKind::Server, "2001:1");
+    let b_client = one(&spans, SpanKind::Client, "2002:1");
+    let c_server = one(&spans, SpanKind::Server, "2002:1");
+    let trace = a_client.span_context.trace_id();
+    assert!(a_client.span_context.is_valid());
+    assert!(a_client.span_context.is_sampled());
+    for s in &spans {
+        assert_eq!(s.span_context.trace_id(), trace, "{}", s.name);
+    }
+    assert_eq!(a_client.parent_span_id, SpanId::INVALID);
+    assert_eq!(b_server.parent_span_id, a_client.span_context.span_id());
+    assert!(b_server.parent_span_is_remote);
+    assert_eq!(b_client.parent_span_id, b_server.span_context.span_id());
+    assert!(!b_client.parent_span_is_remote);
+    assert_eq!(c_server.parent_span_id, b_client.span_context.span_id());
+    assert!(c_server.parent_span_is_remote);
+    assert_eq!(
+        [a_client, b_server, b_client, c_server].map(node_of),
+        [na, nb, nb, nc].map(|n| n as i64)
+    );
+    assert_eq!(
+        seen(),
+        vec![(FRONT, trace.to_bytes()), (BACK, trace.to_bytes())]
+    );
+}
+
+#[test]
+fn handlers_see_the_callers_trace_id_and_nothing_is_exported_when_sampler_is_off() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    clear_trace_ids_seen();
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .with_sampler(Sampler::AlwaysOff)
+        .build();
+    let mut t = telemetry::install(provider);
+    let trace = TraceId::from_bytes(*b"unsampled-trace!");
+    let caller = Context::new().with_remote_span_context(SpanContext::new(
+        trace,
+        SpanId::from_bytes(*b"caller!!"),
+        TraceFlags::default(),
+        true,
+        TraceState::default(),
+    ));
+    actix_rt::System::new().block_on(async {
+        use opentelemetry::context::FutureExt;
+        let _nodes = three_nodes().await;
+        let a = &_nodes.0;
+        assert_eq!(ask_chain(a).with_context(caller).await, 42);
+        // A root ask (no caller context) gets a fresh trace id, unsampled, passed on too.
+        assert_eq!(ask_chain(a).await, 42);
+    });
+    t.flush();
+    // Read before the shutdown (which empties the in-memory exporter).
+    let exported = exporter.get_finished_spans().expect("spans");
+    t.shutdown();
+    assert!(exported.is_empty(), "{exported:#?}");
+    let s = seen();
+    assert_eq!(s.len(), 4, "{s:?}");
+    assert_eq!(
+        &s[..2],
+        &[(FRONT, trace.to_bytes()), (BACK, trace.to_bytes())]
+    );
+    let root = s[2].1;
+    assert_ne!(root, [0; 16]);
+    assert_ne!(root, trace.to_bytes());
+    assert_eq!(&s[2..], &[(FRONT, root), (BACK, root)]);
+}
+
+/// A `svc-host traced` process: its standard input closed on [`Host::finish`] (it flushes its
+/// spans and exits), SIGKILLed if dropped before.
+struct Host {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Host {
+    /// Start `svc-host traced` on `port` and wait for its `READY` (bounded).
+    fn start(port: u16, peers: &[u16], role: &str, endpoint: &str) -> Host {
+        let peers: Vec<String> = peers.iter().map(u16::to_string).collect();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_svc-host"))
+            .args([
+                "traced",
+                &port.to_string(),
+                &peers.join(","),
+                role,
+                endpoint,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start svc-host");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    return;
+                }
+            }
+        });
+        let h = Host { child, lines };
+        match h.lines.recv_timeout(Duration::from_secs(20)) {
+            Ok(l) if l == "READY" => h,
+            other => panic!("svc-host {role} did not get ready: {other:?}"),
+        }
+    }
+
+    /// Close its standard input and wait for `FLUSHED` and its exit (bounded).
+    fn finish(mut self) {
+        drop(self.child.stdin.take());
+        match self.lines.recv_timeout(Duration::from_secs(20)) {
+            Ok(l) if l == "FLUSHED" => {}
+            other => panic!("svc-host did not flush: {other:?}"),
+        }
+        let status = self.child.wait().expect("wait for svc-host");
+        assert!(status.success(), "svc-host exited with {status}");
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn exported<'a>(spans: &'a [ExportedSpan], kind: &str, service: &str) -> &'a ExportedSpan {
+    let v: Vec<&ExportedSpan> = spans
+        .iter()
+        .filter(|s| s.kind == kind && s.name.contains(service))
+        .collect();
+    assert_eq!(v.len(), 1, "one {kind} span of {service} in {spans:#?}");
+    v[0]
+}
+
+#[test]
+fn collector_receives_one_trace_through_three_node_processes_with_parentage() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    // The collector runs on its own tokio runtime (its server is a tokio task).
+    let rt = tokio::runtime::Runtime::new().expect("collector runtime");
+    let mut collector = rt
+        .block_on(FakeCollectorServer::start())
+        .expect("start the collector");
+    let endpoint = collector.endpoint();
+    let ports = free_udp_ports(3);
+    let b = Host::start(ports[1], &[ports[0], ports[2]], "front", &endpoint);
+    let c = Host::start(ports[2], &[ports[0], ports[1]], "back", &endpoint);
+    let answers = actix_rt::System::new().block_on(async {
+        // Set up and shut down on the actix thread (where a user's code runs).
+        let mut t = telemetry::init("node-a", &endpoint).expect("telemetry");
+        let a = Node::from_transport(udp_node("otelA", ports[0], &[ports[1], ports[2]]));
+        wait_binding(&a, FRONT).await;
+        wait_binding(&a, BACK).await;
+        // B may learn of C's binding a little after A: an ask that meets no Back on B fails
+        // with an error reply (its spans are in another trace). One answer is enough.
+        let mut answers = Vec::new();
+        for _ in 0..50 {
+            let r = a.service(FRONT, 1).ask(&Relay(41)).await;
+            answers.push(r.clone());
+            if r.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        t.shutdown();
+        answers
+    });
+    b.finish();
+    c.finish();
+    assert_eq!(answers.last(), Some(&Ok(42)), "{answers:?}");
+    let n = answers.len();
+    // Each failed attempt made 3 spans (A.client, B.server, B.client), the good one 4.
+    let mut spans = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while spans.len() < 3 * (n - 1) + 4 && Instant::now() < deadline {
+        spans.extend(rt.block_on(collector.exported_spans(1, Duration::from_millis(200))));
+    }
+    // The good trace is the one C served.
+    let c_servers: Vec<&ExportedSpan> = spans
+        .iter()
+        .filter(|s| s.kind == "SPAN_KIND_SERVER" && s.name.contains("2002:1"))
+        .collect();
+    assert_eq!(c_servers.len(), 1, "{spans:#?}");
+    let trace = c_servers[0].trace_id.clone();
+    let spans: Vec<ExportedSpan> = spans.into_iter().filter(|s| s.trace_id == trace).collect();
+    assert_eq!(spans.len(), 4, "{spans:#?}");
+    let a_client = exported(&spans, "SPAN_KIND_CLIENT", "2001:1");
+    let b_server = exported(&spans, "SPAN_KIND_SERVER", "2001:1");
+    let b_client = exported(&spans, "SPAN_KIND_CLIENT", "2002:1");
+    let c_server = exported(&spans, "SPAN_KIND_SERVER", "2002:1");
+    assert_ne!(trace, "0".repeat(32));
+    assert_eq!(a_client.parent_span_id, "");
+    assert_eq!(b_server.parent_span_id, a_client.span_id);
+    assert_eq!(b_client.parent_span_id, b_server.span_id);
+    assert_eq!(c_server.parent_span_id, b_client.span_id);
+    // Each span came from its own process (node address attribute).
+    let node = |s: &ExportedSpan| s.attributes.get("tipc.node").cloned();
+    assert_ne!(node(a_client), node(b_server));
+    assert_eq!(node(b_server), node(b_client));
+    assert_ne!(node(b_client), node(c_server));
+    assert_ne!(node(a_client), node(c_server));
+}
+
+#[test]
+fn caller_context_passes_through_nodes_without_a_provider_and_none_is_made_up() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    clear_trace_ids_seen();
+    assert!(!telemetry::enabled());
+    let trace = TraceId::from_bytes(*b"no-provider-here");
+    let caller = Context::new().with_remote_span_context(SpanContext::new(
+        trace,
+        SpanId::from_bytes(*b"caller!!"),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::default(),
+    ));
+    actix_rt::System::new().block_on(async {
+        use opentelemetry::context::FutureExt;
+        let nodes = three_nodes().await;
+        assert_eq!(ask_chain(&nodes.0).with_context(caller).await, 42);
+        assert_eq!(ask_chain(&nodes.0).await, 42);
+    });
+    assert_eq!(
+        seen(),
+        vec![
+            (FRONT, trace.to_bytes()),
+            (BACK, trace.to_bytes()),
+            (FRONT, [0; 16]),
+            (BACK, [0; 16]),
+        ]
+    );
+}
+
+#[test]
+fn tell_makes_producer_and_consumer_spans_and_failed_ask_spans_carry_error_status() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    clear_trace_ids_seen();
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let mut t = telemetry::install(provider);
+    actix_rt::System::new().block_on(async {
+        let nodes = three_nodes().await;
+        let back = nodes.0.service(BACK, 1);
+        back.tell(&Inc(1)).await.expect("tell");
+        // Back does not handle Relay: the ask fails "unknown message" at once.
+        let e = back.ask(&Relay(1)).await;
+        assert!(
+            matches!(e, Err(AskError::Remote { .. })),
+            "unexpected answer {e:?}"
+        );
+        for _ in 0..200 {
+            if exporter.get_finished_spans().expect("spans").len() >= 4 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let spans = exporter.get_finished_spans().expect("spans");
+    t.shutdown();
+    assert_eq!(spans.len(), 4, "{spans:#?}");
+    let producer = one(&spans, SpanKind::Producer, "2002:1");
+    let consumer = one(&spans, SpanKind::Consumer, "2002:1");
+    assert_eq!(
+        consumer.span_context.trace_id(),
+        producer.span_context.trace_id()
+    );
+    assert_eq!(consumer.parent_span_id, producer.span_context.span_id());
+    assert!(consumer.parent_span_is_remote);
+    assert_eq!(producer.status, Status::Unset);
+    assert_eq!(consumer.status, Status::Unset);
+    let client = one(&spans, SpanKind::Client, "2002:1");
+    let server = one(&spans, SpanKind::Server, "2002:1");
+    assert_eq!(server.parent_span_id, client.span_context.span_id());
+    assert!(matches!(client.status, Status::Error { .. }), "{client:#?}");
+    assert!(matches!(server.status, Status::Error { .. }), "{server:#?}");
+}

@@ -1,0 +1,289 @@
+//! OpenTelemetry for the service layer: one call ([`init`]) sets up an OTLP/gRPC exporter,
+//! and every tell and ask ([`crate::ServiceRef`]) and every handled message gets a span.
+//!
+//! - A tell is a `Producer` span, an ask a `Client` span (ended when the reply or the error
+//!   arrives; errors are its status). Its span context travels in the envelope's binary trace
+//!   context ([`crate::service::envelope::TraceContext`]), not in W3C text headers.
+//! - The service handling it opens a `Server` span (ask) or `Consumer` span (tell) whose parent
+//!   is that remote span context, and makes it current while the handler runs and in the
+//!   futures the handler spawns ([`crate::Ctx::spawn`]): asks made there are its children, so a
+//!   request keeps one trace id across nodes.
+//! - Unsampled traces are not exported, but their context still propagates (sampled flag 0).
+//! - Without [`init`] (or [`install`]) no span is built; a trace context that came in with a
+//!   message is still passed on by the asks its handler makes. With neither, a message costs
+//!   a look at the current context: no span and no trace context are built.
+//! - A handler's span ends when the handler returns and the futures it spawned have finished
+//!   (a deferred reply is inside it).
+//! - Not covered yet: group messages ([`crate::service::GroupRef`]) and raw services.
+//!
+//! The exporter runs on its own small tokio runtime (two worker threads), so it works from an
+//! actix System; [`Telemetry`] flushes and shuts it down when dropped.
+
+use crate::service::envelope::TraceContext;
+use opentelemetry::trace::{
+    SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState, Tracer,
+};
+use opentelemetry::{global, Context, KeyValue};
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+
+/// The samplers [`init_with`] takes (re-exported from `opentelemetry_sdk`).
+pub use opentelemetry_sdk::trace::Sampler;
+use opentelemetry_sdk::Resource;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// The instrumentation scope of the spans made here.
+pub const TRACER_NAME: &str = "tipc";
+
+/// Whether a provider is installed (spans are built only then).
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Why telemetry could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TelemetryError {
+    /// The exporter's runtime could not start.
+    #[error("cannot start the exporter runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+    /// The OTLP exporter could not be built (a bad endpoint, for one).
+    #[error("cannot build the OTLP exporter: {0}")]
+    Exporter(String),
+}
+
+/// Installed telemetry: flushes the spans not yet exported and shuts the exporter down when
+/// dropped (or at [`shutdown`](Self::shutdown)). Keep it alive for as long as spans are made.
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Telemetry {
+    /// The tracer provider (to make spans of one's own, or to flush).
+    pub fn provider(&self) -> Option<&SdkTracerProvider> {
+        self.provider.as_ref()
+    }
+
+    /// Export what is buffered now.
+    pub fn flush(&self) {
+        if let Some(p) = &self.provider {
+            let _ = p.force_flush();
+        }
+    }
+
+    /// Flush, shut the exporter down and uninstall the provider (spans stop being made).
+    pub fn shutdown(&mut self) {
+        if let Some(p) = self.provider.take() {
+            ENABLED.store(false, Ordering::Release);
+            global::set_tracer_provider(opentelemetry::trace::noop::NoopTracerProvider::new());
+            let _ = p.force_flush();
+            let _ = p.shutdown();
+        }
+        if let Some(rt) = self.runtime.take() {
+            // Dropping a runtime may not block inside another runtime (an actix System).
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Export spans of `service_name` to the OTLP/gRPC collector at `otlp_endpoint` (for example
+/// `http://127.0.0.1:4317`), sampling every trace.
+pub fn init(service_name: &str, otlp_endpoint: &str) -> Result<Telemetry, TelemetryError> {
+    init_with(service_name, otlp_endpoint, Sampler::AlwaysOn)
+}
+
+/// [`init`] with another sampler (`Sampler::AlwaysOff` exports nothing but still propagates
+/// trace contexts; `Sampler::ParentBased(..)` follows the caller's decision).
+pub fn init_with(
+    service_name: &str,
+    otlp_endpoint: &str,
+    sampler: Sampler,
+) -> Result<Telemetry, TelemetryError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("otel-export")
+        .enable_all()
+        .build()?;
+    // tonic's channel starts its tasks on the runtime it is built under: ours, not the
+    // caller's (an actix System's current-thread runtime would deadlock a flush).
+    let exporter = {
+        let _g = runtime.enter();
+        opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(otlp_endpoint)
+            .with_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| TelemetryError::Exporter(e.to_string()))?
+    };
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_sampler(sampler)
+        .with_resource(
+            Resource::builder()
+                .with_service_name(service_name.to_string())
+                .build(),
+        )
+        .build();
+    let mut t = install(provider);
+    t.runtime = Some(runtime);
+    Ok(t)
+}
+
+/// Install `provider` (built with any exporter and sampler) as the global provider and start
+/// making spans. No propagator is set: contexts travel in the envelope.
+pub fn install(provider: SdkTracerProvider) -> Telemetry {
+    global::set_tracer_provider(provider.clone());
+    ENABLED.store(true, Ordering::Release);
+    Telemetry {
+        provider: Some(provider),
+        runtime: None,
+    }
+}
+
+/// Whether spans are being made.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+fn to_envelope(sc: &SpanContext) -> TraceContext {
+    TraceContext {
+        trace_id: sc.trace_id().to_bytes(),
+        span_id: sc.span_id().to_bytes(),
+        flags: sc.trace_flags().to_u8(),
+    }
+}
+
+/// The remote span context a message's trace context names.
+pub fn remote_span_context(t: &TraceContext) -> SpanContext {
+    SpanContext::new(
+        TraceId::from_bytes(t.trace_id),
+        SpanId::from_bytes(t.span_id),
+        TraceFlags::new(t.flags),
+        true,
+        TraceState::default(),
+    )
+}
+
+/// A sending span (tell or ask) and the trace context to put in its envelope.
+pub(crate) struct SendSpan {
+    cx: Option<Context>,
+    /// What goes into the envelope (None: no trace here).
+    pub trace: Option<TraceContext>,
+}
+
+impl SendSpan {
+    /// A span for sending message `id` to `target` from `node`; `ask` chooses `Client` over
+    /// `Producer`. Without a provider: no span, the current context (if any) passed on.
+    pub fn start(ask: bool, target: &dyn std::fmt::Display, id: u32, node: u32) -> SendSpan {
+        if !enabled() {
+            let trace = Context::map_current(|cx| {
+                let span = cx.span();
+                let sc = span.span_context();
+                sc.is_valid().then(|| to_envelope(sc))
+            });
+            return SendSpan { cx: None, trace };
+        }
+        let tracer = global::tracer(TRACER_NAME);
+        let verb = if ask { "ask" } else { "tell" };
+        let span = tracer
+            .span_builder(format!("tipc.{verb} {target} id={id}"))
+            .with_kind(if ask {
+                SpanKind::Client
+            } else {
+                SpanKind::Producer
+            })
+            .with_attributes([
+                KeyValue::new("tipc.node", node as i64),
+                KeyValue::new("tipc.message_id", id as i64),
+                KeyValue::new("tipc.target", target.to_string()),
+            ])
+            .start_with_context(&tracer, &Context::current());
+        let cx = Context::current_with_span(span);
+        let sc = cx.span().span_context().clone();
+        SendSpan {
+            trace: sc.is_valid().then(|| to_envelope(&sc)),
+            cx: Some(cx),
+        }
+    }
+
+    /// Record a failure as the span's status.
+    pub fn fail(&self, e: &dyn std::fmt::Display) {
+        if let Some(cx) = &self.cx {
+            cx.span().set_status(Status::error(e.to_string()));
+        }
+    }
+}
+
+impl Drop for SendSpan {
+    fn drop(&mut self) {
+        if let Some(cx) = &self.cx {
+            cx.span().end();
+        }
+    }
+}
+
+/// The span of one handled message, current while it lives (not `Send`: drop it on the thread
+/// that made it, before anything attached after it).
+pub(crate) struct ServeSpan {
+    _guard: Option<opentelemetry::ContextGuard>,
+}
+
+impl ServeSpan {
+    /// The span for handling message `id` at `service` on `node`, child of the sender's
+    /// `trace` context; `ask` chooses `Server` over `Consumer`. Without a provider: the
+    /// sender's context made current (so it propagates), or nothing at all.
+    pub fn start(
+        ask: bool,
+        trace: Option<&TraceContext>,
+        service: &dyn std::fmt::Display,
+        id: u32,
+        node: u32,
+    ) -> ServeSpan {
+        let parent = trace
+            .map(remote_span_context)
+            .filter(SpanContext::is_valid)
+            .map(|sc| Context::new().with_remote_span_context(sc));
+        if !enabled() {
+            return ServeSpan {
+                _guard: parent.map(Context::attach),
+            };
+        }
+        let parent = parent.unwrap_or_default();
+        let tracer = global::tracer(TRACER_NAME);
+        let verb = if ask { "handle ask" } else { "handle tell" };
+        let span = tracer
+            .span_builder(format!("tipc.{verb} {service} id={id}"))
+            .with_kind(if ask {
+                SpanKind::Server
+            } else {
+                SpanKind::Consumer
+            })
+            .with_attributes([
+                KeyValue::new("tipc.node", node as i64),
+                KeyValue::new("tipc.message_id", id as i64),
+                KeyValue::new("tipc.service", service.to_string()),
+            ])
+            .start_with_context(&tracer, &parent);
+        ServeSpan {
+            _guard: Some(parent.with_span(span).attach()),
+        }
+    }
+
+    /// Record a failure as the span's status.
+    pub fn fail(&self, e: &dyn std::fmt::Display) {
+        if self._guard.is_some() && enabled() {
+            Context::map_current(|cx| cx.span().set_status(Status::error(e.to_string())));
+        }
+    }
+}
+
+/// The current context, when it carries a span worth passing to a spawned future.
+pub(crate) fn current_traced() -> Option<Context> {
+    Context::map_current(|cx| cx.span().span_context().is_valid().then(|| cx.clone()))
+}

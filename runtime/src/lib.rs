@@ -26,8 +26,8 @@ pub mod telemetry;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::service::server::{
-        call, decode_request, unknown, Answers, Binding, Ctx, GroupOpts, MemberEvent, Outcome,
-        Raw, Request, Service,
+        call, decode_request, unknown, Answers, Binding, Ctx, GroupOpts, MemberEvent, Outcome, Raw,
+        Request, Service,
     };
     pub use crate::service::TipcMessage;
     pub use tipc_actors::addr::{Scope, ServiceRange};

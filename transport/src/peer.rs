@@ -19,9 +19,11 @@
 //!   or ACTIVATE with `redundant_link` clear shows that the peer's side is down too. So a
 //!   restarted node never joins the old node session its peer still holds (the kernel's rule).
 //! * **Signature** (§3.3 step 6, `tipc_node_check_dest`): a discovery message with a new
-//!   signature while the node is up, and the old one was seen since the node came up, means a
-//!   restart: every link is reset (`DownReason::PeerRestarted`) and the node goes down. (The
-//!   kernel only stores the signature and waits for the stale links to time out.)
+//!   signature while the link on its bearer is up is only stored, as the kernel does ("delayed
+//!   rediscovery"): discovery messages are not authenticated, so one spoofed message must not
+//!   take a working node down. A real restart shows on the links themselves: the new
+//!   instance's RESET resets them, or they time out, and the node FSM rule above keeps the new
+//!   instance out of the old node session until then.
 //! * **Second bc-init**: the peer sends its bc-init only on the first link of a node session
 //!   (§5.2). One arriving while our broadcast receive state is already set up means the peer
 //!   started a new session (restart, or it lost contact first): the other links are reset and
@@ -233,8 +235,8 @@ pub struct PeerStats {
     pub bcast_deferred: u64,
     /// Discovery duplicate alerts.
     pub duplicates: u64,
-    /// Peer restarts detected (a new signature while the node was up, or a second broadcast
-    /// init in one node session); every link to the old instance was reset.
+    /// Peer restarts detected (a second broadcast init in one node session); every link to
+    /// the old instance was reset.
     pub restarts: u64,
     /// Failovers: a link went down while another kept the node up, and its queue went over
     /// to the other in FAILOVER tunnel messages.
@@ -313,9 +315,6 @@ pub struct Peer {
     id: NodeId,
     caps: u16,
     signature: Option<u16>,
-    /// The stored signature was seen since the node last went down, so it names the instance
-    /// the node is up with (a new signature then means a restart, not a delayed rediscovery).
-    sig_current: bool,
     /// Node FSM `SELF_DOWN_PEER_LEAVING` (§4.2): our side of the node is down but the peer may
     /// still consider it up; everything that says "up" is dropped until a RESET or ACTIVATE
     /// with `redundant_link` clear shows that the peer has taken its side down too.
@@ -367,7 +366,6 @@ impl Peer {
             id,
             caps,
             signature: None,
-            sig_current: false,
             peer_leaving: true,
             links: Default::default(),
             node_up: false,
@@ -473,22 +471,6 @@ impl Peer {
         for s in self.links.iter_mut().flatten() {
             s.link.set_peer_caps(n.caps);
         }
-        // A peer that restarts draws a new signature. If the stored one was confirmed since the
-        // node came up, the links still up belong to the old instance: reset them all, so the
-        // node goes down (bindings purged) before links to the new instance bring it up again.
-        // The kernel only stores the signature here and lets the stale links time out, which
-        // leaves a window where a second link to the new instance joins the old node session.
-        // A different media address on a working link stays a duplicate alert, as in the kernel.
-        let addr_differs_on_up_link = self.links[idx]
-            .as_ref()
-            .is_some_and(|s| s.link.is_up() && s.media != n.media_addr);
-        if self.node_up
-            && self.sig_current
-            && self.signature.is_some_and(|s| s != n.signature)
-            && !addr_differs_on_up_link
-        {
-            self.reset_for_restart(now, None);
-        }
         let slot = self.links[idx].as_ref();
         let link_up = slot.is_some_and(|s| s.link.is_up());
         let addr_match = slot.is_some_and(|s| s.media == n.media_addr);
@@ -504,9 +486,6 @@ impl Peer {
         }
         if d.store_signature {
             self.signature = Some(n.signature);
-        }
-        if d.store_signature || sig_match {
-            self.sig_current = true;
         }
         if !d.accept_addr {
             return out;
@@ -1045,12 +1024,38 @@ impl Peer {
             l.force_reset(now, DownReason::Failover);
             self.drain_link(now, pl);
         }
+        // "Half-failover" (`tipc_node_link_failover`): the failed link was already down here
+        // before this link came up, so we never started a failover of our own and the peer
+        // would wait for our tunnel forever. Send it the kernel's dummy FAILOVER
+        // (`tipc_link_create_dummy_tnl_msg`: `msgcnt` 1, no packet of ours) so its failover
+        // ends.
+        let half = self.failover.is_none();
         let Some(l) = slot_link(&mut self.links, pl) else {
             return;
         };
+        let failed_peer_bearer = l.peer_bearer_id();
         // The failed link was already down here before this link came up: deliver
         // everything (the kernel's `tipc_link_failover_prepare`).
         l.begin_failover();
+        if half && self.link_up(j as BearerId) {
+            let dummy = Link::failover_dummy(self.own_addr, self.addr, Seqno(0));
+            let r = TunnelRepr {
+                mtype: TunnelType::Failover,
+                bcast_ack: 0,
+                ack: 0,
+                seqno: 0,
+                prevnode: self.own_addr,
+                fragm_no: 0,
+                nof_fragms: 0,
+                bearer_id: failed_peer_bearer,
+                orignode: self.own_addr,
+                destnode: self.addr,
+                msgcnt: 1,
+                data: &dummy,
+            };
+            self.send_tunnel(now, j, &r);
+            self.drain_link(now, j);
+        }
         let f = self.failover.get_or_insert(Failover {
             failed: pl,
             expected: None,
@@ -1194,7 +1199,6 @@ impl Peer {
             s.link.end_failover();
         }
         self.peer_leaving = peer_may_be_up;
-        self.sig_current = false;
         self.bc_up = false;
         self.bc_rcv_nxt = Seqno(1);
         self.bc_rcv_abs = 1;

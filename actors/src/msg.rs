@@ -217,6 +217,21 @@ pub struct Withdraw {
 #[rtype(result = "Vec<Publication>")]
 pub struct ShowTable;
 
+/// Ask the name table for the counters of the name distribution.
+#[derive(Debug, Message)]
+#[rtype(result = "NameStats")]
+pub struct NamesStatsQuery;
+
+/// Counters of the node's name distribution.
+#[derive(Debug, Clone, Copy, Default, MessageResponse)]
+pub struct NameStats {
+    /// What the name service applied, refused and purged.
+    pub service: crate::name_distr::NameServiceStats,
+    /// What the distributor dropped (malformed, old, over the queue, items in another
+    /// node's name).
+    pub distr: crate::name_distr::NameDistrStats,
+}
+
 /// Subscribe to a service range; events go to `events`.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<SubId, SubError>")]
@@ -251,6 +266,7 @@ pub(crate) struct NamesHandle {
     pub show: Recipient<ShowTable>,
     pub subscribe: Recipient<Subscribe>,
     pub mcast: Recipient<SendMcast>,
+    pub stats: Recipient<NamesStatsQuery>,
 }
 
 impl NamesHandle {
@@ -264,7 +280,8 @@ impl NamesHandle {
             + Handler<Withdraw>
             + Handler<ShowTable>
             + Handler<Subscribe>
-            + Handler<SendMcast>,
+            + Handler<SendMcast>
+            + Handler<NamesStatsQuery>,
     {
         NamesHandle {
             from_peer: a.clone().recipient(),
@@ -273,7 +290,8 @@ impl NamesHandle {
             withdraw: a.clone().recipient(),
             show: a.clone().recipient(),
             subscribe: a.clone().recipient(),
-            mcast: a.recipient(),
+            mcast: a.clone().recipient(),
+            stats: a.recipient(),
         }
     }
 }

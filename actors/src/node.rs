@@ -10,8 +10,8 @@ use crate::ctx::{
 };
 use crate::flow::lock_links;
 use crate::msg::{
-    BearerCmd, BearerStats, BearerStatsQuery, PeerQuery, PeerSnapshot, ShowTable, Shutdown,
-    Subscribe,
+    BearerCmd, BearerStats, BearerStatsQuery, NameStats, NamesStatsQuery, PeerQuery, PeerSnapshot,
+    ShowTable, Shutdown, Subscribe,
 };
 use crate::name_table::Publication;
 use crate::send::schedule_drain;
@@ -371,6 +371,15 @@ impl TransportNode {
         match self.ctx.names() {
             Some(n) => n.show.send(ShowTable).await.unwrap_or_default(),
             None => Vec::new(),
+        }
+    }
+
+    /// Counters of the name distribution: updates applied, refused and purged, and what was
+    /// dropped (malformed, out of order, items in another node's name).
+    pub async fn name_stats(&self) -> NameStats {
+        match self.ctx.names() {
+            Some(n) => n.stats.send(NamesStatsQuery).await.unwrap_or_default(),
+            None => NameStats::default(),
         }
     }
 

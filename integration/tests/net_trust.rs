@@ -137,7 +137,66 @@ async fn discovery_spoofed_new_signature_keeps_working_peer_up() {
     assert_eq!(nodes[0].stats.restarts, 0);
 }
 
-/// A raw TIPC message of user `usr` for `msg`-style tests: `len` bytes, 24-byte header.
+/// A NAME_DISTRIBUTOR bulk message from `from` to `to` publishing `{type_, 0, 0}` in the name
+/// of `orignode` (a bulk is applied at once, outside the named order).
+fn names_publication(from: NodeAddr, to: NodeAddr, orignode: NodeAddr, type_: u32) -> BytesMut {
+    use tipc_transport::wire::{DistrItem, NameDistrRepr, NameDistrType, INT_H_SIZE, ITEM_SIZE};
+    let repr = NameDistrRepr {
+        mtype: NameDistrType::Publication,
+        non_seq: false,
+        bulk: true,
+        last_bulk: false,
+        non_legacy: true,
+        bcast_ack: 0,
+        ack: 0,
+        seqno: 0,
+        prevnode: from,
+        named_seqno: 0,
+        w5: 0,
+        orignode,
+        destnode: to,
+        items: &[],
+    };
+    let item = DistrItem {
+        type_,
+        lower: 0,
+        upper: 0,
+        port: 4242,
+        key: type_,
+    };
+    let mut buf = BytesMut::zeroed(INT_H_SIZE + ITEM_SIZE);
+    repr.emit_with_items(&[item], &mut buf);
+    buf
+}
+
+/// Issue 14 item 9: a peer's NAME_DISTRIBUTOR messages published bindings for any node, the
+/// receiving node itself included, and those survived the real owner's loss. A peer may now
+/// publish only its own bindings; the rest is counted and dropped.
+#[actix_rt::test]
+async fn name_distr_publications_for_other_nodes_are_refused_and_counted() {
+    let (a, b, _ea, _eb, _) = pair("na", "nb").await;
+    let (fa, fb) = (a.addr(), b.addr());
+    let third = NodeId::from_str_id("nc").unwrap().hash();
+    for (orig, ty) in [(fa, 70001), (third, 70002), (fb, 70003)] {
+        b.send_wait(fa, names_publication(fb, fa, orig, ty), 1)
+            .await
+            .expect("send");
+    }
+    assert!(b.wait_delivered(&[fa], Duration::from_secs(5)).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let table = a.nametable().await;
+    let of = |ty: u32| table.iter().find(|p| p.range.type_() == ty).map(|p| p.node);
+    assert_eq!(of(70001), None, "published in our own name: {table:?}");
+    assert_eq!(
+        of(70002),
+        None,
+        "published in a third node's name: {table:?}"
+    );
+    assert_eq!(of(70003), Some(fb), "the peer's own publication must apply");
+    assert_eq!(a.name_stats().await.distr.foreign_items, 2);
+}
+
+/// A raw data message from `from` to `to` carrying `seq` (32 bytes of payload).
 #[allow(dead_code)]
 fn data_msg(from: NodeAddr, to: NodeAddr, seq: u64) -> BytesMut {
     use tipc_transport::wire::{Header, BASIC_H_SIZE};

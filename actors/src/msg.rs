@@ -12,7 +12,7 @@ use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 use tipc_transport::discovery::Neighbor;
 use tipc_transport::link::LinkSnapshot;
-use tipc_transport::{BearerId, NodeAddr, NodeId};
+use tipc_transport::{BearerId, MediaAddr, NodeAddr, NodeId};
 use tokio::sync::mpsc;
 
 // ------------------------------------------------------------------------------ peer actor
@@ -33,6 +33,8 @@ pub struct Discovered {
 pub struct Packets {
     /// Bearer they arrived on.
     pub bearer: BearerId,
+    /// The media address they came from (the frames' source as the media saw it).
+    pub src: MediaAddr,
     /// The packets.
     pub pkts: Vec<Bytes>,
 }
@@ -41,6 +43,10 @@ pub struct Packets {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct BcastPackets {
+    /// Bearer they arrived on.
+    pub bearer: BearerId,
+    /// The media address they came from.
+    pub src: MediaAddr,
     /// The packets.
     pub pkts: Vec<Bytes>,
 }

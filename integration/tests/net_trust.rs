@@ -196,8 +196,100 @@ async fn name_distr_publications_for_other_nodes_are_refused_and_counted() {
     assert_eq!(a.name_stats().await.distr.foreign_items, 2);
 }
 
+/// A link RESET from `from` to `to` with `session`, as a kernel sends it.
+fn reset_msg(from: NodeAddr, to: NodeAddr, session: u16) -> Vec<u8> {
+    use tipc_transport::wire::{LinkProtoRepr, LinkProtoType, IF_NAME_LEN, INT_H_SIZE};
+    let mut ifname = [0u8; IF_NAME_LEN];
+    ifname[..4].copy_from_slice(b"udp0");
+    let r = LinkProtoRepr {
+        mtype: LinkProtoType::Reset,
+        keepalive: false,
+        seq_gap: 0,
+        bcast_ack: 0,
+        ack: 0,
+        seqno: 0,
+        prevnode: from,
+        last_bcast: 0,
+        next_sent: 1,
+        session,
+        bc_ack_invalid: true,
+        peer_stopping: false,
+        redundant_link: false,
+        bearer_id: 0,
+        priority: 0,
+        net_plane: 0,
+        probe: false,
+        orignode: from,
+        destnode: to,
+        bc_gap: 0,
+        max_pkt: (1500 / 4) as u16,
+        tolerance: 0,
+        data: &ifname,
+    };
+    let mut buf = vec![0u8; INT_H_SIZE + IF_NAME_LEN];
+    let n = r.emit(&mut buf);
+    buf.truncate(n);
+    buf
+}
+
+/// Issue 14 item 5: packets injected into an established link from another source port (with
+/// the peer's address as `prevnode`) were accepted: 400 spoofed data packets were delivered,
+/// then the real peer's next messages were dropped as duplicates while both sides reported the
+/// link up, and 4 spoofed RESETs took the link down. Link traffic is now accepted only from
+/// the media address the link was set up with; the rest is counted and dropped.
+#[actix_rt::test]
+async fn link_packets_from_another_source_are_dropped_and_counted() {
+    let (a, b, mut ea, _eb, ports) = pair("la", "lb").await;
+    let (fa, fb) = (a.addr(), b.addr());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    a.set_delivery(tx);
+    let attacker = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // Real traffic b -> a, then the spoof (every seqno of the window ahead, tagged), then more
+    // real traffic.
+    const REAL: u64 = 500;
+    const SPOOF_TAG: u64 = 1 << 40;
+    for i in 0..REAL / 2 {
+        b.send_wait(fa, data_msg(fb, fa, i), 3).await.expect("send");
+    }
+    assert!(b.wait_delivered(&[fa], Duration::from_secs(5)).await);
+    for seqno in 0..=2000u16 {
+        let mut m = data_msg(fb, fa, SPOOF_TAG + seqno as u64);
+        tipc_transport::wire::Header::new_unchecked(&mut m[..]).set_seqno(seqno);
+        attacker.send_to(&m, local(ports[0])).await.unwrap();
+        if seqno % 200 == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    for session in [1u16, 16384, 32768, 49152] {
+        attacker
+            .send_to(&reset_msg(fb, fa, session), local(ports[0]))
+            .await
+            .unwrap();
+    }
+    for i in REAL / 2..REAL {
+        b.send_wait(fa, data_msg(fb, fa, i), 3).await.expect("send");
+    }
+    let mut next = 0u64;
+    while next < REAL {
+        let d = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("real traffic stalled at {next}"))
+            .expect("delivery");
+        let h = tipc_transport::wire::Header::new_checked(&d.msg[..]).unwrap();
+        let seq = u64::from_be_bytes(h.payload()[..8].try_into().unwrap());
+        assert!(seq < SPOOF_TAG, "a spoofed packet was delivered");
+        assert_eq!(seq, next, "real traffic lost, duplicated or reordered");
+        next += 1;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(rx.try_recv().is_err(), "a spoofed packet was delivered");
+    assert_eq!(downs(&mut ea), vec![], "the spoof took the link down");
+    let nodes = a.nodes().await;
+    assert!(nodes[0].up);
+    assert_eq!(nodes[0].stats.spoofed_source, 2001 + 4);
+}
+
 /// A raw data message from `from` to `to` carrying `seq` (32 bytes of payload).
-#[allow(dead_code)]
 fn data_msg(from: NodeAddr, to: NodeAddr, seq: u64) -> BytesMut {
     use tipc_transport::wire::{Header, BASIC_H_SIZE};
     let len = BASIC_H_SIZE + 32;

@@ -265,6 +265,10 @@ pub struct PeerStats {
     /// Delivered messages of a user no input queue takes (dropped, as the kernel's
     /// "illegal msg type").
     pub bad_user: u64,
+    /// Packets naming this peer (`prevnode`) that came from another media address than the one
+    /// its link on that bearer was set up with: spoofed, dropped
+    /// ([`Peer::handle_packet_from`], [`Peer::handle_broadcast_from`]).
+    pub spoofed_source: u64,
 }
 
 /// A failover in progress (node FSM `NODE_FAILINGOVER`, §4.12): link `failed` went down while
@@ -557,7 +561,49 @@ impl Peer {
         }
     }
 
-    /// A unicast-link packet from this peer arrived on `bearer` (already [`classify`]d).
+    /// A unicast-link packet from this peer arrived on `bearer` from the media address `src`
+    /// (the frame's source as the media saw it; already [`classify`]d). It is accepted only
+    /// from the media address the link on that bearer was set up with (the one discovery
+    /// accepted): any other source, even with this peer's address in `prevnode`, is a spoof,
+    /// counted in [`PeerStats::spoofed_source`] and dropped. (The kernel accepts a packet from
+    /// any source; one injected packet could then reset a link or desynchronise it.)
+    pub fn handle_packet_from(
+        &mut self,
+        now: Instant,
+        bearer: BearerId,
+        src: &MediaAddr,
+        pkt: Bytes,
+    ) {
+        match self.slot(bearer) {
+            None => self.stats.no_link += 1,
+            Some(s) if !s.media.same_endpoint(src) => self.stats.spoofed_source += 1,
+            Some(_) => self.handle_packet(now, bearer, pkt),
+        }
+    }
+
+    /// A broadcast-link packet from this peer arrived on `bearer` from the media address `src`:
+    /// [`Peer::handle_broadcast`] if `src` is the media address of the peer's link on that
+    /// bearer, otherwise counted in [`PeerStats::spoofed_source`] and dropped.
+    pub fn handle_broadcast_from(
+        &mut self,
+        now: Instant,
+        bearer: BearerId,
+        src: &MediaAddr,
+        pkt: Bytes,
+    ) {
+        if self
+            .slot(bearer)
+            .is_some_and(|s| s.media.same_endpoint(src))
+        {
+            self.handle_broadcast(now, pkt);
+        } else {
+            self.stats.spoofed_source += 1;
+        }
+    }
+
+    /// A unicast-link packet from this peer arrived on `bearer` (already [`classify`]d), from
+    /// a source the caller trusts to be the link's media address (an in-memory harness). A
+    /// driver reading a real media calls [`Peer::handle_packet_from`].
     pub fn handle_packet(&mut self, now: Instant, bearer: BearerId, pkt: Bytes) {
         let idx = bearer as usize;
         if !self.node_up && self.peer_leaving {

@@ -759,3 +759,33 @@ fn peer_fails_over_a_queue_longer_than_the_system_level_limit_without_resetting_
     assert_eq!(net.node_events(0), Vec::<&str>::new());
     assert!(net.peers[0].stats().tunnel_tx > 145);
 }
+
+/// Issue 14 item 5: a packet naming the peer but coming from another media address than its
+/// link's is counted and dropped; from the link's address it is taken.
+#[test]
+fn peer_packet_from_another_media_address_is_dropped_and_counted() {
+    let mut net = Net::new();
+    net.bring_up();
+    let (a, b) = (net.addrs[0], net.addrs[1]);
+    let now = net.now;
+    let spoofer = MediaAddr::Mem(99);
+    for seqno in 0..300u16 {
+        let mut m = data_msg(b, a);
+        Header::new_unchecked(&mut m[..]).set_seqno(seqno);
+        net.peers[0].handle_packet_from(now, 0, &spoofer, m.freeze());
+        net.peers[0].handle_broadcast_from(now, 0, &spoofer, data_msg(b, a).freeze());
+    }
+    net.flush();
+    assert_eq!(net.peers[0].stats().spoofed_source, 600);
+    assert!(
+        users(&net.events[0], false).is_empty(),
+        "a spoofed packet was delivered"
+    );
+    net.run_for(Duration::from_secs(2));
+    assert_eq!(net.down_reasons(0), vec![]);
+    assert_eq!(net.peers[0].up_links(), 2);
+    // From the peer's own media address (node 1 is `Mem(2)` to node 0, see `discover`).
+    let before = net.peers[0].stats().spoofed_source;
+    net.peers[0].handle_packet_from(net.now, 0, &MediaAddr::Mem(2), data_msg(b, a).freeze());
+    assert_eq!(net.peers[0].stats().spoofed_source, before);
+}

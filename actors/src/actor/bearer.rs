@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use tipc_transport::discovery::{Discoverer, DiscoveryConfig};
 use tipc_transport::media::{Media, RxFrame, TxFrame};
 use tipc_transport::peer::{classify, DropReason, Route};
-use tipc_transport::NodeAddr;
+use tipc_transport::{MediaAddr, NodeAddr};
 
 /// The actor driving one bearer.
 pub struct BearerActor<M: Media> {
@@ -165,13 +165,16 @@ impl<M: Media> StreamHandler<io::Result<Vec<RxFrame>>> for BearerActor<M> {
         };
         let now = now();
         let own = self.ctx.own_addr;
-        // Frames for one peer are usually consecutive: batch them per peer.
-        let mut batch: Option<(NodeAddr, Vec<Bytes>)> = None;
-        let flush = |b: &mut Option<(NodeAddr, Vec<Bytes>)>, me: &mut Self| {
-            if let Some((from, pkts)) = b.take() {
+        // Frames for one peer are usually consecutive: batch them per peer (and source: the
+        // peer's core accepts only its link's media address).
+        type Batch = Option<(NodeAddr, MediaAddr, Vec<Bytes>)>;
+        let mut batch: Batch = None;
+        let flush = |b: &mut Batch, me: &mut Self| {
+            if let Some((from, src, pkts)) = b.take() {
                 match me.peer_for(from) {
                     Some(p) => p.packets.do_send(Packets {
                         bearer: me.info.id,
+                        src,
                         pkts,
                     }),
                     None => me.stats.rx_unknown_peer += pkts.len() as u64,
@@ -191,14 +194,18 @@ impl<M: Media> StreamHandler<io::Result<Vec<RxFrame>>> for BearerActor<M> {
                     }
                 }
                 Ok(Route::Unicast(from)) => match &mut batch {
-                    Some((a, v)) if *a == from => v.push(f.data),
+                    Some((a, s, v)) if *a == from && *s == f.src => v.push(f.data),
                     _ => {
                         flush(&mut batch, self);
-                        batch = Some((from, vec![f.data]));
+                        batch = Some((from, f.src, vec![f.data]));
                     }
                 },
                 Ok(Route::Broadcast(from)) => match self.peer_for(from) {
-                    Some(p) => p.bcast.do_send(BcastPackets { pkts: vec![f.data] }),
+                    Some(p) => p.bcast.do_send(BcastPackets {
+                        bearer: self.info.id,
+                        src: f.src,
+                        pkts: vec![f.data],
+                    }),
                     None => self.stats.rx_unknown_peer += 1,
                 },
                 Err(DropReason::Malformed(_)) => self.stats.rx_malformed += 1,

@@ -357,7 +357,7 @@ impl Handler<Packets> for PeerActor {
         self.with_core(ctx, |_, l| {
             let now = now();
             for p in m.pkts {
-                l.core.handle_packet(now, m.bearer, p);
+                l.core.handle_packet_from(now, m.bearer, &m.src, p);
             }
         });
     }
@@ -369,7 +369,7 @@ impl Handler<BcastPackets> for PeerActor {
         self.with_core(ctx, |_, l| {
             let now = now();
             for p in m.pkts {
-                l.core.handle_broadcast(now, p);
+                l.core.handle_broadcast_from(now, m.bearer, &m.src, p);
             }
         });
     }

@@ -289,6 +289,59 @@ async fn link_packets_from_another_source_are_dropped_and_counted() {
     assert_eq!(nodes[0].stats.spoofed_source, 2001 + 4);
 }
 
+/// Issue 14 item 7: a second process started with an existing node's identity took over that
+/// node's link; the real node stayed cut off and nothing was logged. As the kernel
+/// (`tipc_disc_rcv`'s duplicate-address check), a discovery message from another media address
+/// for a node whose link is up is refused and counted; the impostor's link traffic comes from
+/// the wrong address and is dropped too.
+#[actix_rt::test]
+async fn duplicate_identity_does_not_take_over_working_link() {
+    let p = tipc_integration::cluster::free_udp_ports(3);
+    // `a` discovers on both ports (a shared segment): it hears the impostor and the impostor
+    // hears it.
+    let a = node("da", p[0], &[p[1], p[2]]);
+    let b = node("db", p[1], &[p[0]]);
+    let (mut ea, mut eb) = (a.events(), b.events());
+    wait_up(&mut ea, b.addr()).await;
+    wait_up(&mut eb, a.addr()).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    while ea.try_recv().is_ok() {}
+    while eb.try_recv().is_ok() {}
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    a.set_delivery(tx);
+    let impostor = node("db", p[2], &[p[0]]);
+    assert_eq!(impostor.addr(), b.addr());
+    let mut ei = impostor.events();
+    // The impostor discovers and keeps trying for a few seconds; real traffic goes on.
+    let (fa, fb) = (a.addr(), b.addr());
+    for i in 0..30u64 {
+        b.send_wait(fa, data_msg(fb, fa, i), 3).await.expect("send");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for i in 0..30u64 {
+        let d = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("real traffic stalled")
+            .expect("delivery");
+        let h = tipc_transport::wire::Header::new_checked(&d.msg[..]).unwrap();
+        assert_eq!(u64::from_be_bytes(h.payload()[..8].try_into().unwrap()), i);
+    }
+    assert_eq!(downs(&mut ea), vec![], "the impostor cut the real node");
+    assert_eq!(downs(&mut eb), vec![]);
+    let mut impostor_up = false;
+    while let Ok(e) = ei.try_recv() {
+        impostor_up |= matches!(e, NodeEvent::NodeUp(_));
+    }
+    assert!(!impostor_up, "the impostor got a link to the node");
+    let nodes = a.nodes().await;
+    assert_eq!(nodes.len(), 1);
+    assert!(nodes[0].up);
+    assert!(nodes[0].stats.duplicates > 0, "{:?}", nodes[0].stats);
+    let links = a.links().await;
+    assert_eq!(links.len(), 1);
+    impostor.shutdown().await;
+}
+
 /// A raw data message from `from` to `to` carrying `seq` (32 bytes of payload).
 fn data_msg(from: NodeAddr, to: NodeAddr, seq: u64) -> BytesMut {
     use tipc_transport::wire::{Header, BASIC_H_SIZE};

@@ -40,6 +40,8 @@ pub const DISC_INIT: Duration = Duration::from_millis(125);
 pub const DISC_FAST: Duration = Duration::from_millis(1000);
 /// Largest interval once the bearer has a working link (`TIPC_DISC_SLOW`).
 pub const DISC_SLOW: Duration = Duration::from_millis(60_000);
+/// Least time between two log lines about discovery messages carrying our own address.
+pub const DUPLICATE_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// Frames the transmit queue holds before newer ones are dropped (and counted), so that a driver
 /// that never drains cannot make the core grow without bound.
 pub const MAX_QUEUED_TRANSMITS: usize = 64;
@@ -282,6 +284,8 @@ pub struct Discoverer {
     first_sent: bool,
     up_links: usize,
     transmits: VecDeque<(Dest, Bytes)>,
+    /// When a message with our own address was last logged.
+    dup_logged_at: Option<Instant>,
     stats: DiscoveryStats,
 }
 
@@ -298,6 +302,7 @@ impl Discoverer {
             first_sent: false,
             up_links: 0,
             transmits: VecDeque::new(),
+            dup_logged_at: None,
             stats: DiscoveryStats::default(),
         }
     }
@@ -328,10 +333,9 @@ impl Discoverer {
     /// or the sender's address). Returns the neighbour for the node layer, which applies step 6
     /// ([`check_dest`]). Every drop is counted in [`stats`](Self::stats); nothing panics.
     ///
-    /// `msg` is the TIPC message (trailing padding allowed). `now` is not used yet (it would be
-    /// by an address trial).
+    /// `msg` is the TIPC message (trailing padding allowed). `now` paces the log line of a
+    /// duplicate address (at most one per [`DUPLICATE_LOG_INTERVAL`]).
     pub fn handle_frame(&mut self, now: Instant, msg: &[u8]) -> Option<Neighbor> {
-        let _ = now;
         self.stats.received += 1;
         match self.validate(msg) {
             Ok(n) => {
@@ -340,10 +344,17 @@ impl Discoverer {
             }
             Err(reason) => {
                 self.stats.count_drop(reason);
-                if reason == DropReason::DuplicateAddr {
+                let log_dup = reason == DropReason::DuplicateAddr
+                    && self
+                        .dup_logged_at
+                        .is_none_or(|t| now.duration_since(t) >= DUPLICATE_LOG_INTERVAL);
+                if log_dup {
+                    self.dup_logged_at = Some(now);
                     tracing::warn!(
                         bearer = self.cfg.bearer_id,
-                        "discovery message from a node using our own address (or 0) dropped"
+                        "discovery message from a node using our own address (or 0) dropped \
+                         (logged at most every {:?})",
+                        DUPLICATE_LOG_INTERVAL
                     );
                 } else {
                     tracing::debug!(

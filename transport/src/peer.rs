@@ -139,11 +139,20 @@ pub struct NeighborSighting {
 pub struct DiscoveryOutcome {
     /// Answer the request (if it was a request) with a DSC_RESP.
     pub respond: bool,
-    /// The message looked like a duplicate node address (kernel "duplicate alert").
+    /// The message looked like a duplicate node address (kernel "duplicate alert"): another
+    /// node with the peer's address, or another media address for a working link. Refused
+    /// and counted ([`PeerStats::duplicates`]).
     pub duplicate: bool,
+    /// Log the duplicate alert: the first one, then at most one per
+    /// [`DUPLICATE_LOG_INTERVAL`] per peer, so a flood cannot flood the log.
+    pub log_duplicate: bool,
     /// A new link was created.
     pub link_created: bool,
 }
+
+/// Least time between two logged duplicate alerts of one peer
+/// ([`DiscoveryOutcome::log_duplicate`]).
+pub const DUPLICATE_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// A node with no working link for this long is forgotten (`NODE_CLEANUP_AFTER`,
 /// `tipc_node_cleanup`): the owner drops the peer object ([`PeerEvent::Forget`]).
@@ -357,6 +366,8 @@ pub struct Peer {
     /// Reassembly of our own tunnel fragments coming back from a failed tunnel link.
     purge_reasm: Option<TunnelReasm>,
     lost_at: Option<Instant>,
+    /// When a duplicate alert was last logged.
+    dup_logged_at: Option<Instant>,
     stats: PeerStats,
 }
 
@@ -395,6 +406,7 @@ impl Peer {
             tnl_reasm: None,
             purge_reasm: None,
             lost_at: None,
+            dup_logged_at: None,
             stats: PeerStats::default(),
         }
     }
@@ -438,6 +450,10 @@ impl Peer {
     /// When the node lost its last link (for cleanup after 300 s).
     pub fn lost_at(&self) -> Option<Instant> {
         self.lost_at
+    }
+    /// The media address the link on `bearer` sends to (the one discovery accepted).
+    pub fn link_media(&self, bearer: BearerId) -> Option<MediaAddr> {
+        self.slot(bearer).map(|s| s.media)
     }
     /// Snapshots of all links.
     pub fn links(&self) -> Vec<(BearerId, LinkSnapshot)> {
@@ -483,10 +499,17 @@ impl Peer {
         let mut out = DiscoveryOutcome {
             respond: d.respond,
             duplicate: d.dup_alert,
+            log_duplicate: false,
             link_created: false,
         };
         if d.dup_alert {
             self.stats.duplicates += 1;
+            out.log_duplicate = self
+                .dup_logged_at
+                .is_none_or(|t| now.duration_since(t) >= DUPLICATE_LOG_INTERVAL);
+            if out.log_duplicate {
+                self.dup_logged_at = Some(now);
+            }
         }
         if d.store_signature {
             self.signature = Some(n.signature);

@@ -789,3 +789,37 @@ fn peer_packet_from_another_media_address_is_dropped_and_counted() {
     net.peers[0].handle_packet_from(net.now, 0, &MediaAddr::Mem(2), data_msg(b, a).freeze());
     assert_eq!(net.peers[0].stats().spoofed_source, before);
 }
+
+/// Issue 14 item 7: a discovery message from another media address for a node whose link is
+/// up (another process with the node's identity) is refused and counted, with one log line
+/// per `DUPLICATE_LOG_INTERVAL`; the working link keeps its address.
+#[test]
+fn peer_discovery_from_other_media_while_up_is_duplicate_counted_and_log_rate_limited() {
+    use tipc_transport::peer::DUPLICATE_LOG_INTERVAL;
+    let mut net = Net::new();
+    net.bring_up();
+    let impostor = NeighborSighting {
+        media_addr: MediaAddr::Mem(77),
+        id: net.ids[1],
+        caps: OWN_CAPABILITIES,
+        signature: 4242,
+    };
+    let b = bearer_mtu(0, 1500, 10);
+    let mut logged = 0;
+    for i in 0..20u32 {
+        let now = net.now + Duration::from_millis(100) * i;
+        let out = net.peers[0].handle_discovery(now, &b, &impostor, 500);
+        assert!(out.duplicate && !out.respond && !out.link_created);
+        logged += out.log_duplicate as u32;
+    }
+    assert_eq!(logged, 1, "one log line per interval");
+    let later = net.now + DUPLICATE_LOG_INTERVAL + Duration::from_secs(2);
+    assert!(
+        net.peers[0]
+            .handle_discovery(later, &b, &impostor, 500)
+            .log_duplicate
+    );
+    assert_eq!(net.peers[0].stats().duplicates, 21);
+    assert_eq!(net.peers[0].link_media(0), Some(MediaAddr::Mem(2)));
+    assert_eq!(net.peers[0].up_links(), 2);
+}

@@ -344,6 +344,18 @@ impl Handler<Discovered> for PeerActor {
             let out = l
                 .core
                 .handle_discovery(now(), &b.info.params, &sighting, session);
+            if out.log_duplicate {
+                let working = l.core.link_media(m.bearer);
+                tracing::warn!(
+                    bearer = %b.info.name,
+                    "duplicate node {:08x} ({}) at {} ignored: its link to {} is up \
+                     (another node uses its identity or address?)",
+                    n.addr,
+                    n.id.to_id_string(),
+                    n.media_addr,
+                    working.map_or_else(|| "?".to_string(), |a| a.to_string()),
+                );
+            }
             if out.respond && n.is_request {
                 b.ctl.do_send(BearerCmd::Respond(n));
             }

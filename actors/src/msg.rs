@@ -130,8 +130,14 @@ impl PeerHandle {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub enum BearerCmd {
-    /// Answer a discovery request from this neighbour.
-    Respond(Neighbor),
+    /// Answer a discovery request from this neighbour; `stranger`: it never answered on its
+    /// link (the response is rate-limited).
+    Respond {
+        /// The neighbour.
+        neighbor: Neighbor,
+        /// It never answered on its link.
+        stranger: bool,
+    },
     /// A link on this bearer came up.
     LinkUp,
     /// A link on this bearer went down.

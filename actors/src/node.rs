@@ -303,6 +303,12 @@ impl TransportNode {
         d
     }
 
+    /// Discovery messages from new nodes refused because the node had
+    /// [`TransportConfig::max_peers`](crate::TransportConfig::max_peers) peers.
+    pub fn peer_limit_refused(&self) -> u64 {
+        self.ctx.peer_limit_refused()
+    }
+
     /// Messages the receive dispatch dropped, by cause (malformed, not for sockets, not
     /// returnable, sender gone).
     pub fn rcv_stats(&self) -> RcvStats {

@@ -18,6 +18,15 @@ const NET_ID: u32 = 4711;
 /// An in-process node `id` with one UDP bearer on 127.0.0.1:`port`, discovering `peers` by
 /// unicast.
 fn node(id: &str, port: u16, peers: &[u16]) -> TransportNode {
+    node_cfg(
+        TransportConfig::new(NodeId::from_str_id(id).unwrap()),
+        port,
+        peers,
+    )
+}
+
+/// [`node`] with a configuration.
+fn node_cfg(cfg: TransportConfig, port: u16, peers: &[u16]) -> TransportNode {
     let udp = UdpMedia::bind(UdpConfig {
         local: local(port),
         remote: UdpRemote::Replicast(peers.iter().map(|p| local(*p)).collect()),
@@ -25,7 +34,7 @@ fn node(id: &str, port: u16, peers: &[u16]) -> TransportNode {
         name: "udp0".into(),
     })
     .expect("bind");
-    let n = TransportNode::new(TransportConfig::new(NodeId::from_str_id(id).unwrap()));
+    let n = TransportNode::new(cfg);
     n.enable_bearer(udp, "udp0", 50).expect("bearer");
     n
 }
@@ -340,6 +349,38 @@ async fn duplicate_identity_does_not_take_over_working_link() {
     let links = a.links().await;
     assert_eq!(links.len(), 1);
     impostor.shutdown().await;
+}
+
+/// Issue 14 item 4: the number of peer node objects is capped (`max_peers`, default 4096);
+/// discovery messages from further new nodes are refused and counted, known peers still get
+/// in.
+#[actix_rt::test]
+async fn discovery_from_new_nodes_beyond_peer_limit_is_refused_and_counted() {
+    let p = tipc_integration::cluster::free_udp_ports(2);
+    let mut cfg = TransportConfig::new(NodeId::from_str_id("capped").unwrap());
+    cfg.max_peers = 20;
+    let a = node_cfg(cfg, p[0], &[p[1]]);
+    let attacker = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let me = attacker.local_addr().unwrap();
+    for i in 0..100u32 {
+        let addr = 0x5200_0000 + i;
+        let m = disc_msg(DiscType::Request, addr, NodeId::from_addr(addr), me, 1);
+        attacker.send_to(&m, local(p[0])).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(a.nodes().await.len(), 20);
+    assert_eq!(a.peer_limit_refused(), 80);
+    // A known one asking again is no refusal.
+    let m = disc_msg(
+        DiscType::Request,
+        0x5200_0000,
+        NodeId::from_addr(0x5200_0000),
+        me,
+        1,
+    );
+    attacker.send_to(&m, local(p[0])).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(a.peer_limit_refused(), 80);
 }
 
 /// A raw data message from `from` to `to` carrying `seq` (32 bytes of payload).

@@ -132,7 +132,16 @@ pub struct NeighborSighting {
     pub caps: u16,
     /// The peer's signature.
     pub signature: u16,
+    /// The message was a `DSC_REQ`: the driver answers it with a `DSC_RESP` if the outcome
+    /// says `respond`, and that response is the one frame the message pays for while the
+    /// peer is a stranger ([`Peer::handle_discovery`]). A harness that never sends responses
+    /// passes `false`.
+    pub is_request: bool,
 }
+
+/// Frames a link may send to a peer that never answered, per discovery message received from
+/// it, at most this many saved up ([`Peer::handle_discovery`]).
+pub const STRANGER_CREDIT_MAX: u8 = 4;
 
 /// The outcome of [`Peer::handle_discovery`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -148,6 +157,10 @@ pub struct DiscoveryOutcome {
     pub log_duplicate: bool,
     /// A new link was created.
     pub link_created: bool,
+    /// The peer has not answered on this bearer yet (no link packet from its media address):
+    /// a response to it is unauthenticated traffic to a stranger, which the bearer's
+    /// discoverer rate-limits ([`crate::discovery::Discoverer::respond_to`]).
+    pub stranger: bool,
 }
 
 /// Least time between two logged duplicate alerts of one peer
@@ -278,6 +291,35 @@ pub struct PeerStats {
     /// its link on that bearer was set up with: spoofed, dropped
     /// ([`Peer::handle_packet_from`], [`Peer::handle_broadcast_from`]).
     pub spoofed_source: u64,
+    /// Link frames (RESET, ACTIVATE) not sent to a peer that never answered, beyond the one
+    /// frame each of its discovery messages pays for: a node is never a reflector
+    /// ([`Peer::handle_discovery`]).
+    pub stranger_suppressed: u64,
+}
+
+impl PeerStats {
+    /// Add `o`'s counters to these (totals over peers, forgotten ones included).
+    pub fn add(&mut self, o: &PeerStats) {
+        self.no_link += o.no_link;
+        self.bcast_rx += o.bcast_rx;
+        self.bcast_dropped += o.bcast_dropped;
+        self.bcast_deferred += o.bcast_deferred;
+        self.duplicates += o.duplicates;
+        self.restarts += o.restarts;
+        self.failovers += o.failovers;
+        self.tunnel_tx += o.tunnel_tx;
+        self.tunnel_rx += o.tunnel_rx;
+        self.tunnel_fragmented += o.tunnel_fragmented;
+        self.tunnel_reassembled += o.tunnel_reassembled;
+        self.tunnel_reasm_errors += o.tunnel_reasm_errors;
+        self.synchs += o.synchs;
+        self.synch_dropped += o.synch_dropped;
+        self.leaving_dropped += o.leaving_dropped;
+        self.unreturned += o.unreturned;
+        self.bad_user += o.bad_user;
+        self.spoofed_source += o.spoofed_source;
+        self.stranger_suppressed += o.stranger_suppressed;
+    }
 }
 
 /// A failover in progress (node FSM `NODE_FAILINGOVER`, §4.12): link `failed` went down while
@@ -317,6 +359,23 @@ struct TunnelReasm {
 struct LinkSlot {
     link: Link,
     media: MediaAddr,
+    /// A packet of the link came from `media`: the peer speaks TIPC there. Until then the
+    /// peer is a stranger (anyone may send a discovery message naming any address), and the
+    /// link sends only as many frames as discovery messages came from it (`credit`).
+    answered: bool,
+    /// Frames the link may still send to a stranger.
+    credit: u8,
+}
+
+impl LinkSlot {
+    fn new(link: Link, media: MediaAddr) -> LinkSlot {
+        LinkSlot {
+            link,
+            media,
+            answered: false,
+            credit: 0,
+        }
+    }
 }
 
 /// One remote node: identity, capabilities, links, broadcast receive state.
@@ -332,7 +391,9 @@ pub struct Peer {
     /// still consider it up; everything that says "up" is dropped until a RESET or ACTIVATE
     /// with `redundant_link` clear shows that the peer has taken its side down too.
     peer_leaving: bool,
-    links: [Option<LinkSlot>; MAX_BEARERS],
+    /// Boxed: a peer has one link, or two, rarely three; a node object that never comes up
+    /// (anyone can make one with a discovery message) then costs one link, not three.
+    links: [Option<Box<LinkSlot>>; MAX_BEARERS],
     node_up: bool,
     bc_up: bool,
     bc_rcv_nxt: Seqno,
@@ -471,7 +532,7 @@ impl Peer {
     }
 
     fn slot(&self, bearer: BearerId) -> Option<&LinkSlot> {
-        self.links.get(bearer as usize).and_then(|s| s.as_ref())
+        self.links.get(bearer as usize).and_then(|s| s.as_deref())
     }
 
     /// Discovery saw this peer on `bearer` (§3.3 step 6–7, `tipc_node_check_dest`). Creates the
@@ -488,6 +549,12 @@ impl Peer {
         if idx >= MAX_BEARERS {
             return DiscoveryOutcome::default();
         }
+        // A node object is deleted if it has no working link for NODE_CLEANUP_AFTER since it
+        // was created, not only since it was lost (the kernel's `delete_at`): otherwise every
+        // discovery message naming a new address would leave a node forever.
+        if !self.node_up && self.lost_at.is_none() {
+            self.lost_at = Some(now);
+        }
         for s in self.links.iter_mut().flatten() {
             s.link.set_peer_caps(n.caps);
         }
@@ -501,6 +568,7 @@ impl Peer {
             duplicate: d.dup_alert,
             log_duplicate: false,
             link_created: false,
+            stranger: false,
         };
         if d.dup_alert {
             self.stats.duplicates += 1;
@@ -515,6 +583,7 @@ impl Peer {
             self.signature = Some(n.signature);
         }
         if !d.accept_addr {
+            self.pay_for_discovery(now, idx, n, &mut out);
             return out;
         }
         if self.links[idx].is_none() {
@@ -545,19 +614,50 @@ impl Peer {
             };
             let mut link = Link::new(cfg, now);
             link.set_bcast_state(self.bc_rcv_nxt.sub(1).0, self.bc_up, self.last_bcast);
-            self.links[idx] = Some(LinkSlot {
-                link,
-                media: n.media_addr,
-            });
+            self.links[idx] = Some(Box::new(LinkSlot::new(link, n.media_addr)));
             out.link_created = true;
         } else if let Some(s) = self.links[idx].as_mut() {
+            if !s.media.same_endpoint(&n.media_addr) {
+                // A new address has to answer before it is trusted.
+                s.answered = false;
+                s.credit = 0;
+            }
             s.media = n.media_addr;
             if d.reset_link && s.link.is_up() {
                 s.link.force_reset(now, DownReason::PeerReset);
             }
         }
+        self.pay_for_discovery(now, idx, n, &mut out);
         self.drain_link(now, idx);
         out
+    }
+
+    /// A discovery message from the media address of the link on bearer `idx` pays for one
+    /// frame to that address while the peer has not answered there: the response to a
+    /// request, or else one frame of the link (a RESET). So a made-up neighbour never gets
+    /// more frames from us than it sent (the kernel sends its RESETs to whatever address the
+    /// message named, for as long as the node object lives).
+    fn pay_for_discovery(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        n: &NeighborSighting,
+        out: &mut DiscoveryOutcome,
+    ) {
+        let Some(s) = self.links[idx].as_mut() else {
+            return;
+        };
+        if s.answered || !s.media.same_endpoint(&n.media_addr) {
+            return;
+        }
+        out.stranger = true;
+        if !(out.respond && n.is_request) {
+            s.credit = s.credit.saturating_add(1).min(STRANGER_CREDIT_MAX);
+            // Spent at once (the RESET that was held back), not at the next tick.
+            if s.link.state() == crate::link::LinkState::Reset {
+                s.link.send_setup(now);
+            }
+        }
     }
 
     /// Remove the link on a bearer (bearer disabled): the peer is told (RESET with
@@ -629,6 +729,23 @@ impl Peer {
     /// driver reading a real media calls [`Peer::handle_packet_from`].
     pub fn handle_packet(&mut self, now: Instant, bearer: BearerId, pkt: Bytes) {
         let idx = bearer as usize;
+        let first = match self.links.get_mut(idx).and_then(|s| s.as_mut()) {
+            Some(s) => !std::mem::replace(&mut s.answered, true),
+            None => false,
+        };
+        self.packet_rcv(now, idx, pkt);
+        if first {
+            // The peer is there: the RESET held back goes now, not at the next tick (unless
+            // the packet was the peer's RESET or ACTIVATE, which the link answered itself).
+            if let Some(s) = self.links[idx].as_mut() {
+                if s.link.state() == crate::link::LinkState::Reset {
+                    s.link.send_setup(now);
+                }
+            }
+        }
+    }
+
+    fn packet_rcv(&mut self, now: Instant, idx: usize, pkt: Bytes) {
         if !self.node_up && self.peer_leaving {
             // `tipc_node_check_state` in SELF_DOWN_PEER_LEAVING: a packet "says up" unless it
             // is a RESET or ACTIVATE with `redundant_link` clear. Such a packet means the peer
@@ -817,8 +934,8 @@ impl Peer {
         let Some(cur) = self.active(0) else {
             return;
         };
-        fn up(s: &Option<LinkSlot>) -> Option<&LinkSlot> {
-            s.as_ref().filter(|s| s.link.is_up())
+        fn up(s: &Option<Box<LinkSlot>>) -> Option<&LinkSlot> {
+            s.as_deref().filter(|s| s.link.is_up())
         }
         let Some((best, prio)) = self
             .links
@@ -907,7 +1024,17 @@ impl Peer {
         for k in 0..MAX_BEARERS {
             let i = (self.tx_rr + k) % MAX_BEARERS;
             if let Some(s) = self.links[i].as_mut() {
-                if let Some((len, rest)) = s.link.poll_transmit_parts(out) {
+                while let Some((len, rest)) = s.link.poll_transmit_parts(out) {
+                    if !s.answered {
+                        if s.credit == 0 {
+                            // Not paid for: dropped (a RESET or ACTIVATE; the link sends
+                            // another at its next tick).
+                            out.truncate(out.len() - len);
+                            self.stats.stranger_suppressed += 1;
+                            continue;
+                        }
+                        s.credit -= 1;
+                    }
                     self.tx_rr = i;
                     let t = Transmit {
                         bearer: i as BearerId,
@@ -1408,7 +1535,7 @@ fn link_id(link: Option<&mut Link>, idx: usize) -> u32 {
     ((peer_bearer as u32) << 16) | idx as u32
 }
 
-fn slot_link(links: &mut [Option<LinkSlot>; MAX_BEARERS], idx: usize) -> Option<&mut Link> {
+fn slot_link(links: &mut [Option<Box<LinkSlot>>; MAX_BEARERS], idx: usize) -> Option<&mut Link> {
     links
         .get_mut(idx)
         .and_then(|s| s.as_mut())

@@ -72,6 +72,7 @@ impl Net {
             id: self.ids[1 - at],
             caps: OWN_CAPABILITIES,
             signature,
+            is_request: false,
         };
         let now = self.now;
         let i = bearer_id as usize;
@@ -803,6 +804,7 @@ fn peer_discovery_from_other_media_while_up_is_duplicate_counted_and_log_rate_li
         id: net.ids[1],
         caps: OWN_CAPABILITIES,
         signature: 4242,
+        is_request: false,
     };
     let b = bearer_mtu(0, 1500, 10);
     let mut logged = 0;

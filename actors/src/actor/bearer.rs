@@ -186,11 +186,13 @@ impl<M: Media> StreamHandler<io::Result<Vec<RxFrame>>> for BearerActor<M> {
             match classify(own, &f.data) {
                 Ok(Route::Discovery) => {
                     if let Some(n) = self.disc.handle_frame(now, &f.data) {
-                        let peer = self.ctx.peer_or_spawn(&n);
-                        peer.discovered.do_send(Discovered {
-                            bearer: self.info.id,
-                            neighbor: n,
-                        });
+                        // None: refused at the peer limit (counted by the context).
+                        if let Some(peer) = self.ctx.peer_or_spawn(&n) {
+                            peer.discovered.do_send(Discovered {
+                                bearer: self.info.id,
+                                neighbor: n,
+                            });
+                        }
                     }
                 }
                 Ok(Route::Unicast(from)) => match &mut batch {
@@ -236,7 +238,9 @@ impl<M: Media> Handler<BearerCmd> for BearerActor<M> {
     fn handle(&mut self, msg: BearerCmd, ctx: &mut Self::Context) {
         let now = now();
         match msg {
-            BearerCmd::Respond(n) => self.disc.respond(&n),
+            BearerCmd::Respond { neighbor, stranger } => {
+                self.disc.respond_to(now, &neighbor, stranger);
+            }
             BearerCmd::LinkUp => {
                 self.up_links += 1;
                 self.disc.set_up_links(now, self.up_links);

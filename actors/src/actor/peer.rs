@@ -160,7 +160,8 @@ impl PeerActor {
         }
         self.flush_batch(&mut batch);
         if forget {
-            self.ctx.peers.remove(&self.addr);
+            tracing::debug!(peer = %format!("{:08x}", self.addr), "node forgotten");
+            self.ctx.forget_peer(self.addr, &self.links, l.core.stats());
             ctx.stop();
             return false;
         }
@@ -338,6 +339,7 @@ impl Handler<Discovered> for PeerActor {
             id: n.id,
             caps: n.caps,
             signature: n.signature,
+            is_request: n.is_request,
         };
         let session = self.ctx.random_u16();
         self.with_core(ctx, |_, l| {
@@ -357,7 +359,10 @@ impl Handler<Discovered> for PeerActor {
                 );
             }
             if out.respond && n.is_request {
-                b.ctl.do_send(BearerCmd::Respond(n));
+                b.ctl.do_send(BearerCmd::Respond {
+                    neighbor: n,
+                    stranger: out.stranger,
+                });
             }
         });
     }

@@ -42,7 +42,7 @@ use crate::wire::{
 };
 use crate::{BearerId, NodeAddr, NodeId, MAX_BEARERS};
 use bytes::{Bytes, BytesMut};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// The least time between two STATEs sent for broadcasts the peer has not acknowledged.
@@ -399,7 +399,7 @@ pub struct Peer {
     bc_rcv_nxt: Seqno,
     /// `bc_rcv_nxt` unwrapped: keys the broadcast deferred queue.
     bc_rcv_abs: u64,
-    bc_deferred: BTreeMap<u64, Bytes>,
+    bc_deferred: crate::link::Deferred,
     bc_reasm: wire::Reassembler,
     bc_rcv_unacked: u16,
     /// Our broadcast link's `snd_nxt - 1` (the `last_bcast` our links send).
@@ -448,7 +448,7 @@ impl Peer {
             bc_up: false,
             bc_rcv_nxt: Seqno(1),
             bc_rcv_abs: 1,
-            bc_deferred: BTreeMap::new(),
+            bc_deferred: Default::default(),
             bc_reasm: wire::Reassembler::new(),
             bc_rcv_unacked: 0,
             last_bcast: 0,

@@ -361,7 +361,7 @@ impl Link {
         }
         let mut rcvgap = rcvgap;
         if probe || probe_reply {
-            if let Some((&k, _)) = self.deferdq.iter().next() {
+            if let Some(k) = self.deferdq.first_key() {
                 rcvgap = (k - self.rcv_nxt_abs) as u16;
             }
         }
@@ -379,7 +379,7 @@ impl Link {
                 .deferdq
                 .keys()
                 .filter(|_| rcvgap & 0x1FFF != 0)
-                .map(|&k| nxt.add((k - abs) as u16));
+                .map(|k| nxt.add((k - abs) as u16));
             wire::build_gap_ack_record(held, &mut data)
         } else {
             0

@@ -168,6 +168,14 @@ pub struct BearerStats {
     pub disc_received: u64,
     /// Discovery messages dropped (bad net id, media address, own address, malformed...).
     pub disc_dropped: u64,
+    /// Of them: malformed (header, media address of another kind, broadcast media address).
+    pub disc_malformed: u64,
+    /// Of them: another network id.
+    pub disc_wrong_network: u64,
+    /// Of them: carrying our own node address (or 0): another node uses it.
+    pub disc_own_addr: u64,
+    /// Responses to strangers not sent (rate limit).
+    pub disc_resp_limited: u64,
 }
 
 // ------------------------------------------------------------------------ name table actor

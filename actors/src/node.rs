@@ -54,6 +54,32 @@ pub struct NodeInfo {
     pub stats: tipc_transport::peer::PeerStats,
 }
 
+/// What the node dropped from the network, by cause, over its bearers and peers (those
+/// forgotten included): `tipcctl node stat`'s `network dropped:` line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetDrops {
+    /// Frames failing header validation, and malformed discovery messages.
+    pub malformed: u64,
+    /// Frames for another node, or with our own address (or 0) as their previous node.
+    pub misrouted: u64,
+    /// Link packets from nodes we have no peer for.
+    pub unknown_peer: u64,
+    /// Discovery messages of another network id.
+    pub wrong_network: u64,
+    /// Discovery messages with our own address, or from another media address for a peer
+    /// whose link is up (another node with its identity or address).
+    pub duplicate_address: u64,
+    /// Link packets naming a peer but coming from another media address than its link's.
+    pub spoofed_source: u64,
+    /// Discovery messages from new nodes refused at the peer limit.
+    pub peer_limit: u64,
+    /// Frames not sent to peers that never answered (responses over the rate limit, link
+    /// frames no discovery message paid for).
+    pub stranger_limited: u64,
+    /// Name-distribution items naming another node than the peer that sent them.
+    pub foreign_names: u64,
+}
+
 /// Errors of the transport node.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -300,6 +326,37 @@ impl TransportNode {
                 d.merge(g);
             }
         }
+        d
+    }
+
+    /// What the node dropped from the network, by cause ([`NetDrops`]).
+    pub async fn net_drops(&self) -> NetDrops {
+        let mut d = NetDrops {
+            peer_limit: self.ctx.peer_limit_refused(),
+            ..NetDrops::default()
+        };
+        for b in self.bearers() {
+            if let Some(s) = self.bearer_stats(b.id).await {
+                d.malformed += s.rx_malformed + s.disc_malformed;
+                d.misrouted += s.rx_misrouted;
+                d.unknown_peer += s.rx_unknown_peer;
+                d.wrong_network += s.disc_wrong_network;
+                d.duplicate_address += s.disc_own_addr;
+                d.stranger_limited += s.disc_resp_limited;
+            }
+        }
+        let mut peers = *self
+            .ctx
+            .peer_drops_gone
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for p in self.peers().await {
+            peers.add(&p.stats);
+        }
+        d.duplicate_address += peers.duplicates;
+        d.spoofed_source += peers.spoofed_source;
+        d.stranger_limited += peers.stranger_suppressed;
+        d.foreign_names = self.name_stats().await.distr.foreign_items;
         d
     }
 

@@ -12,6 +12,11 @@ use tipc_transport::{NodeAddr, NodeId, OWN_CAPABILITIES};
 
 /// A 76-byte discovery request from made-up node `addr`, naming `media` as its address.
 fn request(addr: NodeAddr, media: SocketAddr) -> Vec<u8> {
+    request_net(addr, media, 4711)
+}
+
+/// [`request`] of network `net_id`.
+fn request_net(addr: NodeAddr, media: SocketAddr, net_id: u32) -> Vec<u8> {
     let repr = DiscRepr {
         mtype: DiscType::Request,
         caps: OWN_CAPABILITIES,
@@ -19,7 +24,7 @@ fn request(addr: NodeAddr, media: SocketAddr) -> Vec<u8> {
         non_seq: true,
         dest_domain: 0,
         prevnode: addr,
-        net_id: 4711,
+        net_id,
         media_info: MediaAddr::Udp(media).to_media_info(),
         net_hash: 0,
         suggested: 0,
@@ -222,5 +227,131 @@ fn link_flood_ahead_of_a_gap_is_bounded_in_memory() {
     assert!(
         after.saturating_sub(before) < 32 * 1024,
         "RSS grew from {before} to {after} KiB"
+    );
+}
+
+/// The counters of `node stat`'s line starting with `prefix`, by name.
+fn counters(stat: &str, prefix: &str) -> std::collections::HashMap<String, u64> {
+    let line = stat
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no '{prefix}' line in node stat:\n{stat}"));
+    line[prefix.len()..]
+        .split_whitespace()
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once(':')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Issue 14 item 15 (network side): what the node drops from the network shows in `tipcctl
+/// node stat`, by cause: malformed frames, packets from unknown peers, discovery of another
+/// network, duplicate addresses, spoofed sources, refusals at the peer limit, name items in
+/// another node's name.
+#[test]
+fn tipcctl_node_stat_counts_network_drops_by_cause() {
+    use tipc_transport::wire::{
+        DistrItem, Header, LinkProtoType, NameDistrRepr, NameDistrType, BASIC_H_SIZE, INT_H_SIZE,
+        ITEM_SIZE,
+    };
+    let (node, port) = start_node("counted", &["--max-peers", "1"]);
+    let target: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let own = NodeId::from_str_id("counted").unwrap().hash();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let other = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (me, them) = (sock.local_addr().unwrap(), other.local_addr().unwrap());
+    let stop = Arc::new(AtomicU64::new(0));
+    let _a = count_datagrams(sock.try_clone().unwrap(), stop.clone());
+    let _b = count_datagrams(other.try_clone().unwrap(), stop.clone());
+    let fake = 0x5400_0001;
+    let pause = || std::thread::sleep(Duration::from_millis(100));
+    // 3 malformed frames.
+    for _ in 0..3 {
+        sock.send_to(&[0xff; 10], target).unwrap();
+    }
+    // Discovery of another network, and with our own address.
+    sock.send_to(&request_net(0x5400_0002, me, 1234), target)
+        .unwrap();
+    sock.send_to(&request(own, me), target).unwrap();
+    // A data packet from a node we do not know.
+    let mut data = vec![0u8; BASIC_H_SIZE + 8];
+    let mut h = Header::new_unchecked(&mut data[..]);
+    h.init(0, 3, BASIC_H_SIZE, BASIC_H_SIZE + 8, 0x5400_0003);
+    h.set_destnode(own);
+    sock.send_to(&data, target).unwrap();
+    // A peer brings a link up from its own address (the one peer the limit allows).
+    sock.send_to(&request(fake, me), target).unwrap();
+    pause();
+    sock.send_to(&proto(LinkProtoType::Reset, fake, own, 77), target)
+        .unwrap();
+    pause();
+    sock.send_to(&proto(LinkProtoType::State, fake, own, 77), target)
+        .unwrap();
+    pause();
+    let (ok, links, err) = node.ctl(&["link", "list"]);
+    assert!(ok && links.contains(": up"), "{links} {err}");
+    // A second new node: refused at the limit.
+    sock.send_to(&request(0x5400_0004, me), target).unwrap();
+    // The peer's address from another port: a link packet (spoofed) and a discovery message
+    // (a duplicate of a node whose link is up).
+    let mut spoofed = data.clone();
+    Header::new_unchecked(&mut spoofed[..]).set_prevnode(fake);
+    other.send_to(&spoofed, target).unwrap();
+    other.send_to(&request(fake, them), target).unwrap();
+    // The peer publishes in another node's name (its link's first sequenced packet).
+    let repr = NameDistrRepr {
+        mtype: NameDistrType::Publication,
+        non_seq: false,
+        bulk: true,
+        last_bulk: false,
+        non_legacy: true,
+        bcast_ack: 0,
+        ack: 0,
+        seqno: 1,
+        prevnode: fake,
+        named_seqno: 0,
+        w5: 0,
+        orignode: 0x5400_0005,
+        destnode: own,
+        items: &[],
+    };
+    let item = DistrItem {
+        type_: 90001,
+        lower: 0,
+        upper: 0,
+        port: 1,
+        key: 1,
+    };
+    let mut names = vec![0u8; INT_H_SIZE + ITEM_SIZE];
+    repr.emit_with_items(&[item], &mut names);
+    sock.send_to(&names, target).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let (ok, stat, err) = node.ctl(&["node", "stat"]);
+    stop.store(1, Ordering::Relaxed);
+    assert!(ok, "{err}");
+    let c = counters(&stat, "network dropped: ");
+    let want = [
+        ("malformed", 3),
+        ("misrouted", 0),
+        ("unknown_peer", 1),
+        ("wrong_network", 1),
+        ("duplicate_address", 2),
+        ("spoofed_source", 1),
+        ("peer_limit", 1),
+        ("foreign_names", 1),
+    ];
+    for (k, v) in want {
+        assert_eq!(c.get(k), Some(&v), "{k} in:\n{stat}");
+    }
+    assert!(c.contains_key("stranger_limited"), "{stat}");
+    let peer = counters(
+        &stat,
+        &format!("{} 54000001: ", NodeId::from_addr(fake).to_id_string()),
+    );
+    assert_eq!(
+        (peer["duplicates"], peer["spoofed_source"]),
+        (1, 1),
+        "{stat}"
     );
 }

@@ -227,6 +227,10 @@ impl<M: Media> Handler<BearerStatsQuery> for BearerActor<M> {
         BearerStats {
             disc_received: d.received,
             disc_dropped: d.total_dropped(),
+            disc_malformed: d.drop_malformed + d.drop_bad_media_addr + d.drop_broadcast_media_addr,
+            disc_wrong_network: d.drop_net_id,
+            disc_own_addr: d.drop_duplicate_addr,
+            disc_resp_limited: d.resp_limited,
             ..self.stats
         }
     }

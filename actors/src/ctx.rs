@@ -14,7 +14,7 @@ use crate::tx::TxPath;
 use actix::prelude::*;
 use bytes::Bytes;
 use dashmap::DashMap;
-use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 use tipc_transport::bcast::{BcastConfig, BcastLink};
@@ -45,6 +45,9 @@ pub struct TransportConfig {
     pub priority: u8,
     /// Seed for session numbers and the node signature (None: from the OS).
     pub seed: Option<u64>,
+    /// Most peer nodes the node keeps (up or not): discovery messages from further new nodes
+    /// are refused and counted ([`tipc_transport::discovery::DEFAULT_MAX_PEERS`]).
+    pub max_peers: usize,
 }
 
 impl TransportConfig {
@@ -57,6 +60,7 @@ impl TransportConfig {
             tolerance: tipc_transport::link::DEFAULT_TOLERANCE,
             priority: tipc_transport::link::DEFAULT_PRIORITY,
             seed: None,
+            max_peers: tipc_transport::discovery::DEFAULT_MAX_PEERS,
         }
     }
 }
@@ -211,6 +215,11 @@ pub(crate) struct NodeCtx {
     bcast_last: AtomicU16,
     /// The node-wide multicast method: 0 select by ratio, 1 broadcast, 2 replicast.
     bcast_mode: AtomicU8,
+    /// Discovery messages from new nodes refused because the node had `max_peers` peers.
+    peer_limit_refused: AtomicU64,
+    /// Node-level drop counters of peers that were forgotten (a forgotten peer's counters
+    /// would otherwise vanish from the totals).
+    pub peer_drops_gone: Mutex<tipc_transport::peer::PeerStats>,
 }
 
 impl NodeCtx {
@@ -252,6 +261,8 @@ impl NodeCtx {
             })),
             bcast_last: AtomicU16::new(0),
             bcast_mode: AtomicU8::new(0),
+            peer_limit_refused: AtomicU64::new(0),
+            peer_drops_gone: Mutex::new(Default::default()),
         }
     }
 
@@ -299,13 +310,59 @@ impl NodeCtx {
             .unwrap_or(1500)
     }
 
-    /// The actor of the peer node `n` discovered, started if there is none yet.
-    pub fn peer_or_spawn(self: &Arc<Self>, n: &Neighbor) -> Arc<PeerHandle> {
-        self.peers
-            .entry(n.addr)
-            .or_insert_with(|| Arc::new((self.spawn_peer)(self, n)))
-            .value()
-            .clone()
+    /// The actor of the peer node `n` discovered, started if there is none yet; `None` if
+    /// there is none and the node has [`TransportConfig::max_peers`] peers already (counted:
+    /// [`NodeCtx::peer_limit_refused`]).
+    pub fn peer_or_spawn(self: &Arc<Self>, n: &Neighbor) -> Option<Arc<PeerHandle>> {
+        if let Some(p) = self.peers.get(&n.addr) {
+            return Some(p.value().clone());
+        }
+        if !tipc_transport::discovery::admit_new_peer(self.peers.len(), self.cfg.max_peers) {
+            let refused = self.peer_limit_refused.fetch_add(1, Ordering::Relaxed);
+            if refused.is_power_of_two() || refused == 0 {
+                tracing::warn!(
+                    max_peers = self.cfg.max_peers,
+                    refused = refused + 1,
+                    "peer limit reached: discovery from new node {:08x} refused",
+                    n.addr
+                );
+            }
+            return None;
+        }
+        Some(
+            self.peers
+                .entry(n.addr)
+                .or_insert_with(|| Arc::new((self.spawn_peer)(self, n)))
+                .value()
+                .clone(),
+        )
+    }
+
+    /// Discovery messages from new nodes refused at the peer limit.
+    pub fn peer_limit_refused(&self) -> u64 {
+        self.peer_limit_refused.load(Ordering::Relaxed)
+    }
+
+    /// Peer `addr`'s actor stops (the node was forgotten, `tipc_node_cleanup`): drop what the
+    /// node kept for it, unless a new actor for that address took its place already
+    /// (`links`: the stopping actor's link core). `stats`: its counters, kept in the totals.
+    pub fn forget_peer(
+        &self,
+        addr: NodeAddr,
+        links: &Arc<Mutex<crate::flow::PeerLinks>>,
+        stats: &tipc_transport::peer::PeerStats,
+    ) {
+        self.peer_drops_gone
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .add(stats);
+        let ours = |f: &Arc<PeerFlow>| f.links().is_some_and(|l| Arc::ptr_eq(&l, links));
+        if self.flow.remove_if(&addr, |_, f| ours(f)).is_some() {
+            self.node_ids.remove(&addr);
+            self.node_caps.remove(&addr);
+            self.unblocked.remove(&addr);
+        }
+        self.peers.remove(&addr);
     }
 
     /// A fresh port for a socket.
@@ -421,7 +478,8 @@ impl Nodes for NodeCtx {
         if self.is_own(node) {
             return MAX_MSG_SIZE;
         }
-        match link_mss(&self.flow_of(node)) {
+        // Looked up, not created: any address may be asked about.
+        match self.flow.get(&node).map_or(0, |f| link_mss(f.value())) {
             0 => crate::socket::conn::MAX_PKT_DEFAULT,
             m => m,
         }

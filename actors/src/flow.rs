@@ -20,6 +20,9 @@ use tipc_transport::{BearerId, MAX_BEARERS};
 /// Transmit staging buffer allocation unit. Frames are zero-copy slices of it, so a chunk is
 /// freed only when every frame cut from it was sent; large chunks keep that rare.
 const OUT_CHUNK: usize = 256 * 1024;
+/// The staging buffer of a peer that is not up: it sends RESET and ACTIVATE only, and a node
+/// may hold thousands of such peers (anyone can create one with a discovery message).
+const SETUP_CHUNK: usize = 512;
 
 /// A poster waits for the peer actor every this many messages, so that at most this many
 /// messages sit in its mailbox before congestion can be seen.
@@ -162,7 +165,7 @@ impl PeerLinks {
     pub(crate) fn new(core: Peer) -> PeerLinks {
         PeerLinks {
             core,
-            out: BytesMut::with_capacity(OUT_CHUNK),
+            out: BytesMut::new(),
             order: Vec::new(),
             txs: Default::default(),
             armed: None,
@@ -173,9 +176,14 @@ impl PeerLinks {
     /// bearer's send path (looked up again only when the cached one closed).
     pub(crate) fn flush(&mut self, bearer_tx: &dyn Fn(BearerId) -> Option<Arc<TxPath>>) {
         self.order.clear();
-        if self.out.capacity() < 16 * 1024 {
+        let chunk = if self.core.is_up() {
+            OUT_CHUNK
+        } else {
+            SETUP_CHUNK
+        };
+        if self.out.capacity() < chunk.min(16 * 1024) {
             // Start a fresh chunk rather than letting `reserve` allocate one per frame burst.
-            self.out = BytesMut::with_capacity(OUT_CHUNK);
+            self.out = BytesMut::with_capacity(chunk);
         }
         while let Some(t) = self.core.poll_transmit_parts(&mut self.out) {
             self.order.push(t);

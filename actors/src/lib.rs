@@ -40,4 +40,4 @@ pub mod topsrv;
 pub mod tx;
 
 pub use ctx::{BearerInfo, Delivered, NodeEvent, SocketInfo, SocketKind, TransportConfig};
-pub use node::{LinkInfo, NodeInfo, TransportError, TransportNode};
+pub use node::{LinkInfo, NetDrops, NodeInfo, TransportError, TransportNode};

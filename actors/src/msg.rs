@@ -12,7 +12,7 @@ use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 use tipc_transport::discovery::Neighbor;
 use tipc_transport::link::LinkSnapshot;
-use tipc_transport::{BearerId, NodeAddr, NodeId};
+use tipc_transport::{BearerId, MediaAddr, NodeAddr, NodeId};
 use tokio::sync::mpsc;
 
 // ------------------------------------------------------------------------------ peer actor
@@ -33,6 +33,8 @@ pub struct Discovered {
 pub struct Packets {
     /// Bearer they arrived on.
     pub bearer: BearerId,
+    /// The media address they came from (the frames' source as the media saw it).
+    pub src: MediaAddr,
     /// The packets.
     pub pkts: Vec<Bytes>,
 }
@@ -41,6 +43,10 @@ pub struct Packets {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct BcastPackets {
+    /// Bearer they arrived on.
+    pub bearer: BearerId,
+    /// The media address they came from.
+    pub src: MediaAddr,
     /// The packets.
     pub pkts: Vec<Bytes>,
 }
@@ -124,8 +130,14 @@ impl PeerHandle {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub enum BearerCmd {
-    /// Answer a discovery request from this neighbour.
-    Respond(Neighbor),
+    /// Answer a discovery request from this neighbour; `stranger`: it never answered on its
+    /// link (the response is rate-limited).
+    Respond {
+        /// The neighbour.
+        neighbor: Neighbor,
+        /// It never answered on its link.
+        stranger: bool,
+    },
     /// A link on this bearer came up.
     LinkUp,
     /// A link on this bearer went down.
@@ -156,6 +168,14 @@ pub struct BearerStats {
     pub disc_received: u64,
     /// Discovery messages dropped (bad net id, media address, own address, malformed...).
     pub disc_dropped: u64,
+    /// Of them: malformed (header, media address of another kind, broadcast media address).
+    pub disc_malformed: u64,
+    /// Of them: another network id.
+    pub disc_wrong_network: u64,
+    /// Of them: carrying our own node address (or 0): another node uses it.
+    pub disc_own_addr: u64,
+    /// Responses to strangers not sent (rate limit).
+    pub disc_resp_limited: u64,
 }
 
 // ------------------------------------------------------------------------ name table actor
@@ -217,6 +237,21 @@ pub struct Withdraw {
 #[rtype(result = "Vec<Publication>")]
 pub struct ShowTable;
 
+/// Ask the name table for the counters of the name distribution.
+#[derive(Debug, Message)]
+#[rtype(result = "NameStats")]
+pub struct NamesStatsQuery;
+
+/// Counters of the node's name distribution.
+#[derive(Debug, Clone, Copy, Default, MessageResponse)]
+pub struct NameStats {
+    /// What the name service applied, refused and purged.
+    pub service: crate::name_distr::NameServiceStats,
+    /// What the distributor dropped (malformed, old, over the queue, items in another
+    /// node's name).
+    pub distr: crate::name_distr::NameDistrStats,
+}
+
 /// Subscribe to a service range; events go to `events`.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<SubId, SubError>")]
@@ -251,6 +286,7 @@ pub(crate) struct NamesHandle {
     pub show: Recipient<ShowTable>,
     pub subscribe: Recipient<Subscribe>,
     pub mcast: Recipient<SendMcast>,
+    pub stats: Recipient<NamesStatsQuery>,
 }
 
 impl NamesHandle {
@@ -264,7 +300,8 @@ impl NamesHandle {
             + Handler<Withdraw>
             + Handler<ShowTable>
             + Handler<Subscribe>
-            + Handler<SendMcast>,
+            + Handler<SendMcast>
+            + Handler<NamesStatsQuery>,
     {
         NamesHandle {
             from_peer: a.clone().recipient(),
@@ -273,7 +310,8 @@ impl NamesHandle {
             withdraw: a.clone().recipient(),
             show: a.clone().recipient(),
             subscribe: a.clone().recipient(),
-            mcast: a.recipient(),
+            mcast: a.clone().recipient(),
+            stats: a.recipient(),
         }
     }
 }

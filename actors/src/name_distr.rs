@@ -23,6 +23,9 @@
 //! kernel compares against an unset `rcv_nxt` of 0, dropping seqnos 32768..65535). The queue
 //! holds at most [`MAX_PENDING`] waiting messages per peer; more are dropped and counted.
 //! Items with `lower > upper` are dropped and counted (6.1.y stable kernels reject them too).
+//! Unlike the kernel, a message is applied only if its `orignode` is the peer whose link
+//! delivered it, never this node: a peer cannot publish or withdraw bindings in another node's
+//! name (the items are counted in [`NameDistrStats::foreign_items`]).
 
 use crate::addr::{Scope, ServiceRange};
 use crate::name_table::{BindingError, BindingTable, Publication};
@@ -70,6 +73,10 @@ pub struct NameDistrStats {
     pub overflow_dropped: u64,
     /// Messages applied.
     pub applied: u64,
+    /// Items refused because their message names another publishing node (`orignode`) than
+    /// the peer whose link delivered it, or this node: a peer speaks only for its own
+    /// bindings (the kernel takes `orignode` as it comes).
+    pub foreign_items: u64,
 }
 
 #[derive(Debug)]
@@ -232,7 +239,10 @@ impl NameDistributor {
     }
 
     /// Handle a NAME_DISTRIBUTOR message received from peer `from` (its link delivered it).
-    /// Returns the updates now applicable, in order; malformed input is counted and dropped.
+    /// Returns the updates now applicable, in order; malformed input is counted and dropped,
+    /// and so are the items of a message whose `orignode` is not `from` or is this node
+    /// ([`NameDistrStats::foreign_items`]): a peer may publish and withdraw only its own
+    /// bindings.
     pub fn handle_message(&mut self, from: NodeAddr, msg: &[u8]) -> Vec<Update> {
         let parsed = Header::new_checked(msg)
             .and_then(|h| NameDistrRepr::parse(&h))
@@ -258,6 +268,12 @@ impl NameDistributor {
         let mut out = Vec::new();
         while let Some(m) = Self::dequeue(rx, &mut self.stats) {
             self.stats.applied += 1;
+            // Consumed in its place in the peer's named order (so later updates still
+            // apply), but a message for another node's bindings changes nothing.
+            if m.orignode != from || m.orignode == self.own {
+                self.stats.foreign_items += m.items.len() as u64;
+                continue;
+            }
             for it in &m.items {
                 let Ok(range) = ServiceRange::new(it.type_, it.lower, it.upper) else {
                     self.stats.bad_items += 1;

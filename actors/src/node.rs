@@ -10,8 +10,8 @@ use crate::ctx::{
 };
 use crate::flow::lock_links;
 use crate::msg::{
-    BearerCmd, BearerStats, BearerStatsQuery, PeerQuery, PeerSnapshot, ShowTable, Shutdown,
-    Subscribe,
+    BearerCmd, BearerStats, BearerStatsQuery, NameStats, NamesStatsQuery, PeerQuery, PeerSnapshot,
+    ShowTable, Shutdown, Subscribe,
 };
 use crate::name_table::Publication;
 use crate::send::schedule_drain;
@@ -52,6 +52,32 @@ pub struct NodeInfo {
     pub up: bool,
     /// Node-level counters.
     pub stats: tipc_transport::peer::PeerStats,
+}
+
+/// What the node dropped from the network, by cause, over its bearers and peers (those
+/// forgotten included): `tipcctl node stat`'s `network dropped:` line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetDrops {
+    /// Frames failing header validation, and malformed discovery messages.
+    pub malformed: u64,
+    /// Frames for another node, or with our own address (or 0) as their previous node.
+    pub misrouted: u64,
+    /// Link packets from nodes we have no peer for.
+    pub unknown_peer: u64,
+    /// Discovery messages of another network id.
+    pub wrong_network: u64,
+    /// Discovery messages with our own address, or from another media address for a peer
+    /// whose link is up (another node with its identity or address).
+    pub duplicate_address: u64,
+    /// Link packets naming a peer but coming from another media address than its link's.
+    pub spoofed_source: u64,
+    /// Discovery messages from new nodes refused at the peer limit.
+    pub peer_limit: u64,
+    /// Frames not sent to peers that never answered (responses over the rate limit, link
+    /// frames no discovery message paid for).
+    pub stranger_limited: u64,
+    /// Name-distribution items naming another node than the peer that sent them.
+    pub foreign_names: u64,
 }
 
 /// Errors of the transport node.
@@ -303,6 +329,43 @@ impl TransportNode {
         d
     }
 
+    /// What the node dropped from the network, by cause ([`NetDrops`]).
+    pub async fn net_drops(&self) -> NetDrops {
+        let mut d = NetDrops {
+            peer_limit: self.ctx.peer_limit_refused(),
+            ..NetDrops::default()
+        };
+        for b in self.bearers() {
+            if let Some(s) = self.bearer_stats(b.id).await {
+                d.malformed += s.rx_malformed + s.disc_malformed;
+                d.misrouted += s.rx_misrouted;
+                d.unknown_peer += s.rx_unknown_peer;
+                d.wrong_network += s.disc_wrong_network;
+                d.duplicate_address += s.disc_own_addr;
+                d.stranger_limited += s.disc_resp_limited;
+            }
+        }
+        let mut peers = *self
+            .ctx
+            .peer_drops_gone
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for p in self.peers().await {
+            peers.add(&p.stats);
+        }
+        d.duplicate_address += peers.duplicates;
+        d.spoofed_source += peers.spoofed_source;
+        d.stranger_limited += peers.stranger_suppressed;
+        d.foreign_names = self.name_stats().await.distr.foreign_items;
+        d
+    }
+
+    /// Discovery messages from new nodes refused because the node had
+    /// [`TransportConfig::max_peers`](crate::TransportConfig::max_peers) peers.
+    pub fn peer_limit_refused(&self) -> u64 {
+        self.ctx.peer_limit_refused()
+    }
+
     /// Messages the receive dispatch dropped, by cause (malformed, not for sockets, not
     /// returnable, sender gone).
     pub fn rcv_stats(&self) -> RcvStats {
@@ -371,6 +434,15 @@ impl TransportNode {
         match self.ctx.names() {
             Some(n) => n.show.send(ShowTable).await.unwrap_or_default(),
             None => Vec::new(),
+        }
+    }
+
+    /// Counters of the name distribution: updates applied, refused and purged, and what was
+    /// dropped (malformed, out of order, items in another node's name).
+    pub async fn name_stats(&self) -> NameStats {
+        match self.ctx.names() {
+            Some(n) => n.stats.send(NamesStatsQuery).await.unwrap_or_default(),
+            None => NameStats::default(),
         }
     }
 

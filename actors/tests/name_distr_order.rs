@@ -240,3 +240,52 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+/// Issue 14 item 9: a peer's NAME_DISTRIBUTOR messages published bindings in the name of any
+/// node (`orignode`), this node included. Only the peer whose link delivered a message may
+/// publish or withdraw through it; the other items are counted and dropped, and the message
+/// still takes its place in the peer's named order (later singles apply).
+#[test]
+fn receive_items_naming_another_node_or_self_are_refused_and_counted() {
+    const OTHER: u32 = 0x6300_0000;
+    let mut nd = NameDistributor::new(RX);
+    let as_node = |orignode: u32, mut m: Vec<u8>| {
+        tipc_transport::wire::Header::new_unchecked(&mut m[..]).set_orignode(orignode);
+        m
+    };
+    let bulk = msg(NameDistrType::Publication, 1, true, true, &[item(0)]);
+    assert_eq!(
+        nd.handle_message(TX, &bulk),
+        vec![update(NameDistrType::Publication, item(0))]
+    );
+    // Singles 1 and 2 in the name of this node and of a third node; single 3 is the peer's.
+    let self_publ = as_node(
+        RX,
+        msg(
+            NameDistrType::Publication,
+            1,
+            false,
+            false,
+            &[item(1), item(2)],
+        ),
+    );
+    let other_withdraw = as_node(
+        OTHER,
+        msg(NameDistrType::Withdrawal, 2, false, false, &[item(0)]),
+    );
+    let own = msg(NameDistrType::Publication, 3, false, false, &[item(3)]);
+    assert_eq!(nd.handle_message(TX, &self_publ), vec![]);
+    assert_eq!(nd.handle_message(TX, &other_withdraw), vec![]);
+    assert_eq!(
+        nd.handle_message(TX, &own),
+        vec![update(NameDistrType::Publication, item(3))]
+    );
+    // A bulk (applied at once) in another node's name is refused as well.
+    let other_bulk = as_node(
+        OTHER,
+        msg(NameDistrType::Publication, 0, true, false, &[item(4)]),
+    );
+    assert_eq!(nd.handle_message(TX, &other_bulk), vec![]);
+    assert_eq!(nd.stats().foreign_items, 4);
+    assert_eq!(nd.pending(TX), 0);
+}

@@ -474,9 +474,10 @@ fn names_chaos_keeps_invariants_and_converges() {
 
 /// Formerly a transport defect: with two bearers, node 1 crashes and restarts before node 0's
 /// link on the other bearer times out; node 0's second link re-establishes with the new instance
-/// while the old link still counts as up. The peer now detects the restart (new discovery
-/// signature, or a second broadcast init in one node session), resets the stale link and takes
-/// the node down before it comes up again, so bindings are purged and bulks resent.
+/// while the old link still counts as up. The peer now detects the restart (a second broadcast
+/// init in one node session, or the new instance's RESETs and the supervision of the stale
+/// links; a new discovery signature is only stored, as the kernel does), resets the stale link
+/// and takes the node down before it comes up again, so bindings are purged and bulks resent.
 #[test]
 fn names_two_bearers_chaos_converges_after_fast_restart() {
     let nodes = 3;

@@ -9,6 +9,7 @@
 //! control = "/run/tipc/node.sock"  # control socket for tipcctl (mode 0600)
 //! control_group = "tipc"            # members of this group may use it too (mode 0660)
 //! tolerance_ms = 1500
+//! max_peers = 4096                  # peer nodes kept at most (discovery from more is refused)
 //! ```
 
 use serde::Deserialize;
@@ -40,6 +41,9 @@ pub struct NodeConfig {
     pub control_group: Option<String>,
     /// Link tolerance in ms (50..=30000).
     pub tolerance_ms: Option<u32>,
+    /// Most peer nodes kept, up or not (default 4096): discovery messages from further new
+    /// nodes are refused and counted.
+    pub max_peers: Option<usize>,
 }
 
 /// A configuration error.
@@ -61,6 +65,9 @@ pub enum ConfigError {
     /// Tolerance out of range.
     #[error("link tolerance {0} ms out of range 50..30000")]
     BadTolerance(u32),
+    /// A peer limit of 0.
+    #[error("max peers must be at least 1")]
+    BadMaxPeers,
     /// Identity too long or empty.
     #[error("node identity '{0}' must be 1 to 16 bytes")]
     BadIdentity(String),
@@ -104,6 +111,9 @@ impl NodeConfig {
         if cli.tolerance_ms.is_some() {
             self.tolerance_ms = cli.tolerance_ms;
         }
+        if cli.max_peers.is_some() {
+            self.max_peers = cli.max_peers;
+        }
         self.udp.extend(cli.udp);
         self.udp_peer.extend(cli.udp_peer);
         self.eth.extend(cli.eth);
@@ -120,6 +130,9 @@ impl NodeConfig {
             if !(50..=30000).contains(&t) {
                 return Err(ConfigError::BadTolerance(t));
             }
+        }
+        if self.max_peers == Some(0) {
+            return Err(ConfigError::BadMaxPeers);
         }
         if let Some(id) = &self.id {
             if id.is_empty() || id.len() > 16 {
@@ -220,6 +233,11 @@ mod tests {
         };
         assert!(matches!(bad.validate(), Err(ConfigError::BadIdentity(_))));
         assert_eq!(NodeConfig::default().validate(), Err(ConfigError::NoBearer));
+        let bad = NodeConfig {
+            max_peers: Some(0),
+            ..c.clone()
+        };
+        assert_eq!(bad.validate(), Err(ConfigError::BadMaxPeers));
     }
 
     /// Refused before any bearer is opened (a fourth bearer used to fail half-way through the

@@ -97,6 +97,9 @@ impl Node {
         if let Some(t) = cfg.tolerance_ms {
             tc.tolerance = Duration::from_millis(t as u64);
         }
+        if let Some(m) = cfg.max_peers {
+            tc.max_peers = m;
+        }
         let transport = TransportNode::new(tc);
         for (name, m) in udp_media {
             transport

@@ -40,6 +40,28 @@ pub const DISC_INIT: Duration = Duration::from_millis(125);
 pub const DISC_FAST: Duration = Duration::from_millis(1000);
 /// Largest interval once the bearer has a working link (`TIPC_DISC_SLOW`).
 pub const DISC_SLOW: Duration = Duration::from_millis(60_000);
+/// The default of the most peer nodes a node keeps ([`admit_new_peer`]): far above practical
+/// cluster sizes, low enough that discovery messages from made-up nodes cannot exhaust
+/// memory.
+pub const DEFAULT_MAX_PEERS: usize = 4096;
+
+/// May a discovery message from a node we have no peer object for create one, with `known`
+/// peer objects and a limit of `max_peers`? (The kernel has no limit: every discovery message
+/// naming a new address creates a node, until memory runs out.) A refusal is counted by the
+/// caller; the node is created when it asks again after others were forgotten.
+pub fn admit_new_peer(known: usize, max_peers: usize) -> bool {
+    known < max_peers
+}
+
+/// Responses to strangers (peers that never answered on their link, see
+/// [`crate::peer::DiscoveryOutcome::stranger`]) a bearer sends in a burst.
+pub const STRANGER_RESP_BURST: u32 = 128;
+/// Responses to strangers a bearer sends per second once the burst is spent: a flood of
+/// requests from made-up neighbours gets far fewer frames back than it sent.
+pub const STRANGER_RESP_PER_SEC: u32 = 32;
+
+/// Least time between two log lines about discovery messages carrying our own address.
+pub const DUPLICATE_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// Frames the transmit queue holds before newer ones are dropped (and counted), so that a driver
 /// that never drains cannot make the core grow without bound.
 pub const MAX_QUEUED_TRANSMITS: usize = 64;
@@ -189,6 +211,9 @@ pub struct DiscoveryStats {
     pub accepted: u64,
     /// Frames not queued because the transmit queue was full ([`MAX_QUEUED_TRANSMITS`]).
     pub tx_overflow: u64,
+    /// Responses to strangers not sent: over [`STRANGER_RESP_BURST`] and
+    /// [`STRANGER_RESP_PER_SEC`] ([`Discoverer::respond_to`]).
+    pub resp_limited: u64,
     /// Drops: [`DropReason::Malformed`].
     pub drop_malformed: u64,
     /// Drops: [`DropReason::NotDiscovery`].
@@ -282,6 +307,12 @@ pub struct Discoverer {
     first_sent: bool,
     up_links: usize,
     transmits: VecDeque<(Dest, Bytes)>,
+    /// When a message with our own address was last logged.
+    dup_logged_at: Option<Instant>,
+    /// Responses to strangers that may still be sent now, and when the count was last
+    /// refilled.
+    stranger_tokens: u32,
+    stranger_refill: Option<Instant>,
     stats: DiscoveryStats,
 }
 
@@ -298,6 +329,9 @@ impl Discoverer {
             first_sent: false,
             up_links: 0,
             transmits: VecDeque::new(),
+            dup_logged_at: None,
+            stranger_tokens: STRANGER_RESP_BURST,
+            stranger_refill: None,
             stats: DiscoveryStats::default(),
         }
     }
@@ -328,10 +362,9 @@ impl Discoverer {
     /// or the sender's address). Returns the neighbour for the node layer, which applies step 6
     /// ([`check_dest`]). Every drop is counted in [`stats`](Self::stats); nothing panics.
     ///
-    /// `msg` is the TIPC message (trailing padding allowed). `now` is not used yet (it would be
-    /// by an address trial).
+    /// `msg` is the TIPC message (trailing padding allowed). `now` paces the log line of a
+    /// duplicate address (at most one per [`DUPLICATE_LOG_INTERVAL`]).
     pub fn handle_frame(&mut self, now: Instant, msg: &[u8]) -> Option<Neighbor> {
-        let _ = now;
         self.stats.received += 1;
         match self.validate(msg) {
             Ok(n) => {
@@ -340,10 +373,17 @@ impl Discoverer {
             }
             Err(reason) => {
                 self.stats.count_drop(reason);
-                if reason == DropReason::DuplicateAddr {
+                let log_dup = reason == DropReason::DuplicateAddr
+                    && self
+                        .dup_logged_at
+                        .is_none_or(|t| now.duration_since(t) >= DUPLICATE_LOG_INTERVAL);
+                if log_dup {
+                    self.dup_logged_at = Some(now);
                     tracing::warn!(
                         bearer = self.cfg.bearer_id,
-                        "discovery message from a node using our own address (or 0) dropped"
+                        "discovery message from a node using our own address (or 0) dropped \
+                         (logged at most every {:?})",
+                        DUPLICATE_LOG_INTERVAL
                     );
                 } else {
                     tracing::debug!(
@@ -431,6 +471,47 @@ impl Discoverer {
         let msg = build_msg(&self.cfg, DiscType::Response, to.addr);
         if self.queue(Dest::Unicast(to.media_addr), msg) {
             self.stats.resp_sent += 1;
+        }
+    }
+
+    /// [`respond`](Self::respond), rate-limited when `stranger`: the neighbour never answered
+    /// on its link, so the media address inside its request is unverified and anyone may have
+    /// written it there. At most [`STRANGER_RESP_BURST`] such responses at once and
+    /// [`STRANGER_RESP_PER_SEC`] after that; the others are counted
+    /// ([`DiscoveryStats::resp_limited`]) and not sent (a real neighbour asks again). Returns
+    /// whether a response was queued.
+    pub fn respond_to(&mut self, now: Instant, to: &Neighbor, stranger: bool) -> bool {
+        if !to.is_request || to.bearer_id != self.cfg.bearer_id {
+            return false;
+        }
+        if stranger {
+            self.refill_stranger_tokens(now);
+            if self.stranger_tokens == 0 {
+                self.stats.resp_limited += 1;
+                return false;
+            }
+            self.stranger_tokens -= 1;
+        }
+        let before = self.stats.resp_sent;
+        self.respond(to);
+        self.stats.resp_sent > before
+    }
+
+    fn refill_stranger_tokens(&mut self, now: Instant) {
+        let Some(last) = self.stranger_refill else {
+            self.stranger_refill = Some(now);
+            return;
+        };
+        let per_token = Duration::from_secs(1) / STRANGER_RESP_PER_SEC;
+        let n = now.saturating_duration_since(last).as_nanos() / per_token.as_nanos();
+        if n > 0 {
+            let n = n.min(STRANGER_RESP_BURST as u128) as u32;
+            self.stranger_tokens = (self.stranger_tokens + n).min(STRANGER_RESP_BURST);
+            self.stranger_refill = Some(if self.stranger_tokens == STRANGER_RESP_BURST {
+                now
+            } else {
+                last + per_token * n
+            });
         }
     }
 
@@ -591,6 +672,46 @@ mod tests {
         }
         assert_eq!(d.transmits.len(), MAX_QUEUED_TRANSMITS);
         assert_eq!(d.stats().tx_overflow, 5);
+    }
+
+    fn request_from(addr: NodeAddr) -> Neighbor {
+        Neighbor {
+            bearer_id: 0,
+            media_addr: MediaAddr::Udp("10.0.0.9:6118".parse::<SocketAddr>().expect("addr")),
+            addr,
+            id: NodeId::from_addr(addr),
+            caps: crate::OWN_CAPABILITIES,
+            signature: 1,
+            is_request: true,
+        }
+    }
+
+    #[test]
+    fn respond_to_strangers_is_rate_limited_others_are_not() {
+        let t0 = Instant::now();
+        let mut d = Discoverer::new(cfg(), t0);
+        let mut sent = 0;
+        for i in 0..1000u32 {
+            sent += d.respond_to(t0, &request_from(0x100 + i), true) as u32;
+            while d.poll_transmit().is_some() {}
+        }
+        assert_eq!(sent, STRANGER_RESP_BURST);
+        assert_eq!(d.stats().resp_limited, 1000 - STRANGER_RESP_BURST as u64);
+        // A known peer is answered whatever the budget.
+        assert!(d.respond_to(t0, &request_from(0x42), false));
+        while d.poll_transmit().is_some() {}
+        // One second later: STRANGER_RESP_PER_SEC more.
+        let t1 = t0 + Duration::from_secs(1);
+        let mut later = 0;
+        for i in 0..1000u32 {
+            later += d.respond_to(t1, &request_from(0x5000 + i), true) as u32;
+            while d.poll_transmit().is_some() {}
+        }
+        assert_eq!(later, STRANGER_RESP_PER_SEC);
+        // Responses are never answered, whoever sent them.
+        let mut resp = request_from(0x77);
+        resp.is_request = false;
+        assert!(!d.respond_to(t1 + Duration::from_secs(60), &resp, true));
     }
 
     #[test]

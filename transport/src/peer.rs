@@ -19,9 +19,11 @@
 //!   or ACTIVATE with `redundant_link` clear shows that the peer's side is down too. So a
 //!   restarted node never joins the old node session its peer still holds (the kernel's rule).
 //! * **Signature** (§3.3 step 6, `tipc_node_check_dest`): a discovery message with a new
-//!   signature while the node is up, and the old one was seen since the node came up, means a
-//!   restart: every link is reset (`DownReason::PeerRestarted`) and the node goes down. (The
-//!   kernel only stores the signature and waits for the stale links to time out.)
+//!   signature while the link on its bearer is up is only stored, as the kernel does ("delayed
+//!   rediscovery"): discovery messages are not authenticated, so one spoofed message must not
+//!   take a working node down. A real restart shows on the links themselves: the new
+//!   instance's RESET resets them, or they time out, and the node FSM rule above keeps the new
+//!   instance out of the old node session until then.
 //! * **Second bc-init**: the peer sends its bc-init only on the first link of a node session
 //!   (§5.2). One arriving while our broadcast receive state is already set up means the peer
 //!   started a new session (restart, or it lost contact first): the other links are reset and
@@ -40,7 +42,7 @@ use crate::wire::{
 };
 use crate::{BearerId, NodeAddr, NodeId, MAX_BEARERS};
 use bytes::{Bytes, BytesMut};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// The least time between two STATEs sent for broadcasts the peer has not acknowledged.
@@ -130,18 +132,40 @@ pub struct NeighborSighting {
     pub caps: u16,
     /// The peer's signature.
     pub signature: u16,
+    /// The message was a `DSC_REQ`: the driver answers it with a `DSC_RESP` if the outcome
+    /// says `respond`, and that response is the one frame the message pays for while the
+    /// peer is a stranger ([`Peer::handle_discovery`]). A harness that never sends responses
+    /// passes `false`.
+    pub is_request: bool,
 }
+
+/// Frames a link may send to a peer that never answered, per discovery message received from
+/// it, at most this many saved up ([`Peer::handle_discovery`]).
+pub const STRANGER_CREDIT_MAX: u8 = 4;
 
 /// The outcome of [`Peer::handle_discovery`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DiscoveryOutcome {
     /// Answer the request (if it was a request) with a DSC_RESP.
     pub respond: bool,
-    /// The message looked like a duplicate node address (kernel "duplicate alert").
+    /// The message looked like a duplicate node address (kernel "duplicate alert"): another
+    /// node with the peer's address, or another media address for a working link. Refused
+    /// and counted ([`PeerStats::duplicates`]).
     pub duplicate: bool,
+    /// Log the duplicate alert: the first one, then at most one per
+    /// [`DUPLICATE_LOG_INTERVAL`] per peer, so a flood cannot flood the log.
+    pub log_duplicate: bool,
     /// A new link was created.
     pub link_created: bool,
+    /// The peer has not answered on this bearer yet (no link packet from its media address):
+    /// a response to it is unauthenticated traffic to a stranger, which the bearer's
+    /// discoverer rate-limits ([`crate::discovery::Discoverer::respond_to`]).
+    pub stranger: bool,
 }
+
+/// Least time between two logged duplicate alerts of one peer
+/// ([`DiscoveryOutcome::log_duplicate`]).
+pub const DUPLICATE_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// A node with no working link for this long is forgotten (`NODE_CLEANUP_AFTER`,
 /// `tipc_node_cleanup`): the owner drops the peer object ([`PeerEvent::Forget`]).
@@ -233,8 +257,8 @@ pub struct PeerStats {
     pub bcast_deferred: u64,
     /// Discovery duplicate alerts.
     pub duplicates: u64,
-    /// Peer restarts detected (a new signature while the node was up, or a second broadcast
-    /// init in one node session); every link to the old instance was reset.
+    /// Peer restarts detected (a second broadcast init in one node session); every link to
+    /// the old instance was reset.
     pub restarts: u64,
     /// Failovers: a link went down while another kept the node up, and its queue went over
     /// to the other in FAILOVER tunnel messages.
@@ -263,6 +287,39 @@ pub struct PeerStats {
     /// Delivered messages of a user no input queue takes (dropped, as the kernel's
     /// "illegal msg type").
     pub bad_user: u64,
+    /// Packets naming this peer (`prevnode`) that came from another media address than the one
+    /// its link on that bearer was set up with: spoofed, dropped
+    /// ([`Peer::handle_packet_from`], [`Peer::handle_broadcast_from`]).
+    pub spoofed_source: u64,
+    /// Link frames (RESET, ACTIVATE) not sent to a peer that never answered, beyond the one
+    /// frame each of its discovery messages pays for: a node is never a reflector
+    /// ([`Peer::handle_discovery`]).
+    pub stranger_suppressed: u64,
+}
+
+impl PeerStats {
+    /// Add `o`'s counters to these (totals over peers, forgotten ones included).
+    pub fn add(&mut self, o: &PeerStats) {
+        self.no_link += o.no_link;
+        self.bcast_rx += o.bcast_rx;
+        self.bcast_dropped += o.bcast_dropped;
+        self.bcast_deferred += o.bcast_deferred;
+        self.duplicates += o.duplicates;
+        self.restarts += o.restarts;
+        self.failovers += o.failovers;
+        self.tunnel_tx += o.tunnel_tx;
+        self.tunnel_rx += o.tunnel_rx;
+        self.tunnel_fragmented += o.tunnel_fragmented;
+        self.tunnel_reassembled += o.tunnel_reassembled;
+        self.tunnel_reasm_errors += o.tunnel_reasm_errors;
+        self.synchs += o.synchs;
+        self.synch_dropped += o.synch_dropped;
+        self.leaving_dropped += o.leaving_dropped;
+        self.unreturned += o.unreturned;
+        self.bad_user += o.bad_user;
+        self.spoofed_source += o.spoofed_source;
+        self.stranger_suppressed += o.stranger_suppressed;
+    }
 }
 
 /// A failover in progress (node FSM `NODE_FAILINGOVER`, §4.12): link `failed` went down while
@@ -302,6 +359,23 @@ struct TunnelReasm {
 struct LinkSlot {
     link: Link,
     media: MediaAddr,
+    /// A packet of the link came from `media`: the peer speaks TIPC there. Until then the
+    /// peer is a stranger (anyone may send a discovery message naming any address), and the
+    /// link sends only as many frames as discovery messages came from it (`credit`).
+    answered: bool,
+    /// Frames the link may still send to a stranger.
+    credit: u8,
+}
+
+impl LinkSlot {
+    fn new(link: Link, media: MediaAddr) -> LinkSlot {
+        LinkSlot {
+            link,
+            media,
+            answered: false,
+            credit: 0,
+        }
+    }
 }
 
 /// One remote node: identity, capabilities, links, broadcast receive state.
@@ -313,20 +387,19 @@ pub struct Peer {
     id: NodeId,
     caps: u16,
     signature: Option<u16>,
-    /// The stored signature was seen since the node last went down, so it names the instance
-    /// the node is up with (a new signature then means a restart, not a delayed rediscovery).
-    sig_current: bool,
     /// Node FSM `SELF_DOWN_PEER_LEAVING` (§4.2): our side of the node is down but the peer may
     /// still consider it up; everything that says "up" is dropped until a RESET or ACTIVATE
     /// with `redundant_link` clear shows that the peer has taken its side down too.
     peer_leaving: bool,
-    links: [Option<LinkSlot>; MAX_BEARERS],
+    /// Boxed: a peer has one link, or two, rarely three; a node object that never comes up
+    /// (anyone can make one with a discovery message) then costs one link, not three.
+    links: [Option<Box<LinkSlot>>; MAX_BEARERS],
     node_up: bool,
     bc_up: bool,
     bc_rcv_nxt: Seqno,
     /// `bc_rcv_nxt` unwrapped: keys the broadcast deferred queue.
     bc_rcv_abs: u64,
-    bc_deferred: BTreeMap<u64, Bytes>,
+    bc_deferred: crate::link::Deferred,
     bc_reasm: wire::Reassembler,
     bc_rcv_unacked: u16,
     /// Our broadcast link's `snd_nxt - 1` (the `last_bcast` our links send).
@@ -354,6 +427,8 @@ pub struct Peer {
     /// Reassembly of our own tunnel fragments coming back from a failed tunnel link.
     purge_reasm: Option<TunnelReasm>,
     lost_at: Option<Instant>,
+    /// When a duplicate alert was last logged.
+    dup_logged_at: Option<Instant>,
     stats: PeerStats,
 }
 
@@ -367,14 +442,13 @@ impl Peer {
             id,
             caps,
             signature: None,
-            sig_current: false,
             peer_leaving: true,
             links: Default::default(),
             node_up: false,
             bc_up: false,
             bc_rcv_nxt: Seqno(1),
             bc_rcv_abs: 1,
-            bc_deferred: BTreeMap::new(),
+            bc_deferred: Default::default(),
             bc_reasm: wire::Reassembler::new(),
             bc_rcv_unacked: 0,
             last_bcast: 0,
@@ -393,6 +467,7 @@ impl Peer {
             tnl_reasm: None,
             purge_reasm: None,
             lost_at: None,
+            dup_logged_at: None,
             stats: PeerStats::default(),
         }
     }
@@ -437,6 +512,10 @@ impl Peer {
     pub fn lost_at(&self) -> Option<Instant> {
         self.lost_at
     }
+    /// The media address the link on `bearer` sends to (the one discovery accepted).
+    pub fn link_media(&self, bearer: BearerId) -> Option<MediaAddr> {
+        self.slot(bearer).map(|s| s.media)
+    }
     /// Snapshots of all links.
     pub fn links(&self) -> Vec<(BearerId, LinkSnapshot)> {
         self.links
@@ -453,7 +532,7 @@ impl Peer {
     }
 
     fn slot(&self, bearer: BearerId) -> Option<&LinkSlot> {
-        self.links.get(bearer as usize).and_then(|s| s.as_ref())
+        self.links.get(bearer as usize).and_then(|s| s.as_deref())
     }
 
     /// Discovery saw this peer on `bearer` (§3.3 step 6–7, `tipc_node_check_dest`). Creates the
@@ -470,24 +549,14 @@ impl Peer {
         if idx >= MAX_BEARERS {
             return DiscoveryOutcome::default();
         }
+        // A node object is deleted if it has no working link for NODE_CLEANUP_AFTER since it
+        // was created, not only since it was lost (the kernel's `delete_at`): otherwise every
+        // discovery message naming a new address would leave a node forever.
+        if !self.node_up && self.lost_at.is_none() {
+            self.lost_at = Some(now);
+        }
         for s in self.links.iter_mut().flatten() {
             s.link.set_peer_caps(n.caps);
-        }
-        // A peer that restarts draws a new signature. If the stored one was confirmed since the
-        // node came up, the links still up belong to the old instance: reset them all, so the
-        // node goes down (bindings purged) before links to the new instance bring it up again.
-        // The kernel only stores the signature here and lets the stale links time out, which
-        // leaves a window where a second link to the new instance joins the old node session.
-        // A different media address on a working link stays a duplicate alert, as in the kernel.
-        let addr_differs_on_up_link = self.links[idx]
-            .as_ref()
-            .is_some_and(|s| s.link.is_up() && s.media != n.media_addr);
-        if self.node_up
-            && self.sig_current
-            && self.signature.is_some_and(|s| s != n.signature)
-            && !addr_differs_on_up_link
-        {
-            self.reset_for_restart(now, None);
         }
         let slot = self.links[idx].as_ref();
         let link_up = slot.is_some_and(|s| s.link.is_up());
@@ -497,18 +566,24 @@ impl Peer {
         let mut out = DiscoveryOutcome {
             respond: d.respond,
             duplicate: d.dup_alert,
+            log_duplicate: false,
             link_created: false,
+            stranger: false,
         };
         if d.dup_alert {
             self.stats.duplicates += 1;
+            out.log_duplicate = self
+                .dup_logged_at
+                .is_none_or(|t| now.duration_since(t) >= DUPLICATE_LOG_INTERVAL);
+            if out.log_duplicate {
+                self.dup_logged_at = Some(now);
+            }
         }
         if d.store_signature {
             self.signature = Some(n.signature);
         }
-        if d.store_signature || sig_match {
-            self.sig_current = true;
-        }
         if !d.accept_addr {
+            self.pay_for_discovery(now, idx, n, &mut out);
             return out;
         }
         if self.links[idx].is_none() {
@@ -539,19 +614,50 @@ impl Peer {
             };
             let mut link = Link::new(cfg, now);
             link.set_bcast_state(self.bc_rcv_nxt.sub(1).0, self.bc_up, self.last_bcast);
-            self.links[idx] = Some(LinkSlot {
-                link,
-                media: n.media_addr,
-            });
+            self.links[idx] = Some(Box::new(LinkSlot::new(link, n.media_addr)));
             out.link_created = true;
         } else if let Some(s) = self.links[idx].as_mut() {
+            if !s.media.same_endpoint(&n.media_addr) {
+                // A new address has to answer before it is trusted.
+                s.answered = false;
+                s.credit = 0;
+            }
             s.media = n.media_addr;
             if d.reset_link && s.link.is_up() {
                 s.link.force_reset(now, DownReason::PeerReset);
             }
         }
+        self.pay_for_discovery(now, idx, n, &mut out);
         self.drain_link(now, idx);
         out
+    }
+
+    /// A discovery message from the media address of the link on bearer `idx` pays for one
+    /// frame to that address while the peer has not answered there: the response to a
+    /// request, or else one frame of the link (a RESET). So a made-up neighbour never gets
+    /// more frames from us than it sent (the kernel sends its RESETs to whatever address the
+    /// message named, for as long as the node object lives).
+    fn pay_for_discovery(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        n: &NeighborSighting,
+        out: &mut DiscoveryOutcome,
+    ) {
+        let Some(s) = self.links[idx].as_mut() else {
+            return;
+        };
+        if s.answered || !s.media.same_endpoint(&n.media_addr) {
+            return;
+        }
+        out.stranger = true;
+        if !(out.respond && n.is_request) {
+            s.credit = s.credit.saturating_add(1).min(STRANGER_CREDIT_MAX);
+            // Spent at once (the RESET that was held back), not at the next tick.
+            if s.link.state() == crate::link::LinkState::Reset {
+                s.link.send_setup(now);
+            }
+        }
     }
 
     /// Remove the link on a bearer (bearer disabled): the peer is told (RESET with
@@ -578,9 +684,68 @@ impl Peer {
         }
     }
 
-    /// A unicast-link packet from this peer arrived on `bearer` (already [`classify`]d).
+    /// A unicast-link packet from this peer arrived on `bearer` from the media address `src`
+    /// (the frame's source as the media saw it; already [`classify`]d). It is accepted only
+    /// from the media address the link on that bearer was set up with (the one discovery
+    /// accepted): any other source, even with this peer's address in `prevnode`, is a spoof,
+    /// counted in [`PeerStats::spoofed_source`] and dropped. (The kernel accepts a packet from
+    /// any source; one injected packet could then reset a link or desynchronise it.)
+    pub fn handle_packet_from(
+        &mut self,
+        now: Instant,
+        bearer: BearerId,
+        src: &MediaAddr,
+        pkt: Bytes,
+    ) {
+        match self.slot(bearer) {
+            None => self.stats.no_link += 1,
+            Some(s) if !s.media.same_endpoint(src) => self.stats.spoofed_source += 1,
+            Some(_) => self.handle_packet(now, bearer, pkt),
+        }
+    }
+
+    /// A broadcast-link packet from this peer arrived on `bearer` from the media address `src`:
+    /// [`Peer::handle_broadcast`] if `src` is the media address of the peer's link on that
+    /// bearer, otherwise counted in [`PeerStats::spoofed_source`] and dropped.
+    pub fn handle_broadcast_from(
+        &mut self,
+        now: Instant,
+        bearer: BearerId,
+        src: &MediaAddr,
+        pkt: Bytes,
+    ) {
+        if self
+            .slot(bearer)
+            .is_some_and(|s| s.media.same_endpoint(src))
+        {
+            self.handle_broadcast(now, pkt);
+        } else {
+            self.stats.spoofed_source += 1;
+        }
+    }
+
+    /// A unicast-link packet from this peer arrived on `bearer` (already [`classify`]d), from
+    /// a source the caller trusts to be the link's media address (an in-memory harness). A
+    /// driver reading a real media calls [`Peer::handle_packet_from`].
     pub fn handle_packet(&mut self, now: Instant, bearer: BearerId, pkt: Bytes) {
         let idx = bearer as usize;
+        let first = match self.links.get_mut(idx).and_then(|s| s.as_mut()) {
+            Some(s) => !std::mem::replace(&mut s.answered, true),
+            None => false,
+        };
+        self.packet_rcv(now, idx, pkt);
+        if first {
+            // The peer is there: the RESET held back goes now, not at the next tick (unless
+            // the packet was the peer's RESET or ACTIVATE, which the link answered itself).
+            if let Some(s) = self.links[idx].as_mut() {
+                if s.link.state() == crate::link::LinkState::Reset {
+                    s.link.send_setup(now);
+                }
+            }
+        }
+    }
+
+    fn packet_rcv(&mut self, now: Instant, idx: usize, pkt: Bytes) {
         if !self.node_up && self.peer_leaving {
             // `tipc_node_check_state` in SELF_DOWN_PEER_LEAVING: a packet "says up" unless it
             // is a RESET or ACTIVATE with `redundant_link` clear. Such a packet means the peer
@@ -769,8 +934,8 @@ impl Peer {
         let Some(cur) = self.active(0) else {
             return;
         };
-        fn up(s: &Option<LinkSlot>) -> Option<&LinkSlot> {
-            s.as_ref().filter(|s| s.link.is_up())
+        fn up(s: &Option<Box<LinkSlot>>) -> Option<&LinkSlot> {
+            s.as_deref().filter(|s| s.link.is_up())
         }
         let Some((best, prio)) = self
             .links
@@ -859,7 +1024,17 @@ impl Peer {
         for k in 0..MAX_BEARERS {
             let i = (self.tx_rr + k) % MAX_BEARERS;
             if let Some(s) = self.links[i].as_mut() {
-                if let Some((len, rest)) = s.link.poll_transmit_parts(out) {
+                while let Some((len, rest)) = s.link.poll_transmit_parts(out) {
+                    if !s.answered {
+                        if s.credit == 0 {
+                            // Not paid for: dropped (a RESET or ACTIVATE; the link sends
+                            // another at its next tick).
+                            out.truncate(out.len() - len);
+                            self.stats.stranger_suppressed += 1;
+                            continue;
+                        }
+                        s.credit -= 1;
+                    }
                     self.tx_rr = i;
                     let t = Transmit {
                         bearer: i as BearerId,
@@ -1045,12 +1220,38 @@ impl Peer {
             l.force_reset(now, DownReason::Failover);
             self.drain_link(now, pl);
         }
+        // "Half-failover" (`tipc_node_link_failover`): the failed link was already down here
+        // before this link came up, so we never started a failover of our own and the peer
+        // would wait for our tunnel forever. Send it the kernel's dummy FAILOVER
+        // (`tipc_link_create_dummy_tnl_msg`: `msgcnt` 1, no packet of ours) so its failover
+        // ends.
+        let half = self.failover.is_none();
         let Some(l) = slot_link(&mut self.links, pl) else {
             return;
         };
+        let failed_peer_bearer = l.peer_bearer_id();
         // The failed link was already down here before this link came up: deliver
         // everything (the kernel's `tipc_link_failover_prepare`).
         l.begin_failover();
+        if half && self.link_up(j as BearerId) {
+            let dummy = Link::failover_dummy(self.own_addr, self.addr, Seqno(0));
+            let r = TunnelRepr {
+                mtype: TunnelType::Failover,
+                bcast_ack: 0,
+                ack: 0,
+                seqno: 0,
+                prevnode: self.own_addr,
+                fragm_no: 0,
+                nof_fragms: 0,
+                bearer_id: failed_peer_bearer,
+                orignode: self.own_addr,
+                destnode: self.addr,
+                msgcnt: 1,
+                data: &dummy,
+            };
+            self.send_tunnel(now, j, &r);
+            self.drain_link(now, j);
+        }
         let f = self.failover.get_or_insert(Failover {
             failed: pl,
             expected: None,
@@ -1194,7 +1395,6 @@ impl Peer {
             s.link.end_failover();
         }
         self.peer_leaving = peer_may_be_up;
-        self.sig_current = false;
         self.bc_up = false;
         self.bc_rcv_nxt = Seqno(1);
         self.bc_rcv_abs = 1;
@@ -1335,7 +1535,7 @@ fn link_id(link: Option<&mut Link>, idx: usize) -> u32 {
     ((peer_bearer as u32) << 16) | idx as u32
 }
 
-fn slot_link(links: &mut [Option<LinkSlot>; MAX_BEARERS], idx: usize) -> Option<&mut Link> {
+fn slot_link(links: &mut [Option<Box<LinkSlot>>; MAX_BEARERS], idx: usize) -> Option<&mut Link> {
     links
         .get_mut(idx)
         .and_then(|s| s.as_mut())

@@ -64,6 +64,7 @@ fn link_establishes_with_kernel_frames_and_emits_kernel_identical_messages() {
         id: a,
         caps: 0x0FFF,
         signature: 0xf1aa,
+        is_request: false,
     };
     // b's session in the capture was 12438.
     assert!(p.handle_discovery(t0, &bearer, &seen, 12438).link_created);
@@ -209,6 +210,7 @@ fn broadcast_packets_from_kernel_are_sequenced_acked_and_nacked() {
         id: b,
         caps: 0x0FFF,
         signature: 1,
+        is_request: false,
     };
     p.handle_discovery(t0, &bearer, &seen, 500);
     p.handle_packet(t0, 0, proto_msg(LinkProtoType::Reset, ba, aa, 9, 0));

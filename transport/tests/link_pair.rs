@@ -67,12 +67,14 @@ impl Net {
             id: idb,
             caps: OWN_CAPABILITIES,
             signature: 7,
+            is_request: false,
         };
         let sb = NeighborSighting {
             media_addr: MediaAddr::Mem(1),
             id: ida,
             caps: OWN_CAPABILITIES,
             signature: 9,
+            is_request: false,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         assert!(

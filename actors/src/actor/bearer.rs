@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use tipc_transport::discovery::{Discoverer, DiscoveryConfig};
 use tipc_transport::media::{Media, RxFrame, TxFrame};
 use tipc_transport::peer::{classify, DropReason, Route};
-use tipc_transport::NodeAddr;
+use tipc_transport::{MediaAddr, NodeAddr};
 
 /// The actor driving one bearer.
 pub struct BearerActor<M: Media> {
@@ -165,13 +165,16 @@ impl<M: Media> StreamHandler<io::Result<Vec<RxFrame>>> for BearerActor<M> {
         };
         let now = now();
         let own = self.ctx.own_addr;
-        // Frames for one peer are usually consecutive: batch them per peer.
-        let mut batch: Option<(NodeAddr, Vec<Bytes>)> = None;
-        let flush = |b: &mut Option<(NodeAddr, Vec<Bytes>)>, me: &mut Self| {
-            if let Some((from, pkts)) = b.take() {
+        // Frames for one peer are usually consecutive: batch them per peer (and source: the
+        // peer's core accepts only its link's media address).
+        type Batch = Option<(NodeAddr, MediaAddr, Vec<Bytes>)>;
+        let mut batch: Batch = None;
+        let flush = |b: &mut Batch, me: &mut Self| {
+            if let Some((from, src, pkts)) = b.take() {
                 match me.peer_for(from) {
                     Some(p) => p.packets.do_send(Packets {
                         bearer: me.info.id,
+                        src,
                         pkts,
                     }),
                     None => me.stats.rx_unknown_peer += pkts.len() as u64,
@@ -183,22 +186,28 @@ impl<M: Media> StreamHandler<io::Result<Vec<RxFrame>>> for BearerActor<M> {
             match classify(own, &f.data) {
                 Ok(Route::Discovery) => {
                     if let Some(n) = self.disc.handle_frame(now, &f.data) {
-                        let peer = self.ctx.peer_or_spawn(&n);
-                        peer.discovered.do_send(Discovered {
-                            bearer: self.info.id,
-                            neighbor: n,
-                        });
+                        // None: refused at the peer limit (counted by the context).
+                        if let Some(peer) = self.ctx.peer_or_spawn(&n) {
+                            peer.discovered.do_send(Discovered {
+                                bearer: self.info.id,
+                                neighbor: n,
+                            });
+                        }
                     }
                 }
                 Ok(Route::Unicast(from)) => match &mut batch {
-                    Some((a, v)) if *a == from => v.push(f.data),
+                    Some((a, s, v)) if *a == from && *s == f.src => v.push(f.data),
                     _ => {
                         flush(&mut batch, self);
-                        batch = Some((from, vec![f.data]));
+                        batch = Some((from, f.src, vec![f.data]));
                     }
                 },
                 Ok(Route::Broadcast(from)) => match self.peer_for(from) {
-                    Some(p) => p.bcast.do_send(BcastPackets { pkts: vec![f.data] }),
+                    Some(p) => p.bcast.do_send(BcastPackets {
+                        bearer: self.info.id,
+                        src: f.src,
+                        pkts: vec![f.data],
+                    }),
                     None => self.stats.rx_unknown_peer += 1,
                 },
                 Err(DropReason::Malformed(_)) => self.stats.rx_malformed += 1,
@@ -218,6 +227,10 @@ impl<M: Media> Handler<BearerStatsQuery> for BearerActor<M> {
         BearerStats {
             disc_received: d.received,
             disc_dropped: d.total_dropped(),
+            disc_malformed: d.drop_malformed + d.drop_bad_media_addr + d.drop_broadcast_media_addr,
+            disc_wrong_network: d.drop_net_id,
+            disc_own_addr: d.drop_duplicate_addr,
+            disc_resp_limited: d.resp_limited,
             ..self.stats
         }
     }
@@ -229,7 +242,9 @@ impl<M: Media> Handler<BearerCmd> for BearerActor<M> {
     fn handle(&mut self, msg: BearerCmd, ctx: &mut Self::Context) {
         let now = now();
         match msg {
-            BearerCmd::Respond(n) => self.disc.respond(&n),
+            BearerCmd::Respond { neighbor, stranger } => {
+                self.disc.respond_to(now, &neighbor, stranger);
+            }
             BearerCmd::LinkUp => {
                 self.up_links += 1;
                 self.disc.set_up_links(now, self.up_links);

@@ -16,7 +16,8 @@
 use crate::ctx::{now, Delivered, NodeCtx};
 use crate::group::Method;
 use crate::msg::{
-    FromPeer, Inbound, NamesHandle, PeerState, Publish, SendMcast, ShowTable, Subscribe, Withdraw,
+    FromPeer, Inbound, NameStats, NamesHandle, NamesStatsQuery, PeerState, Publish, SendMcast,
+    ShowTable, Subscribe, Withdraw,
 };
 use crate::name_distr::{NameService, NameServiceStats};
 use crate::name_table::{BindingError, Publication, TableEvent};
@@ -231,6 +232,17 @@ impl Handler<ShowTable> for NameTable {
 
     fn handle(&mut self, _: ShowTable, _: &mut Self::Context) -> Vec<Publication> {
         self.ctx.table().iter().copied().collect()
+    }
+}
+
+impl Handler<NamesStatsQuery> for NameTable {
+    type Result = NameStats;
+
+    fn handle(&mut self, _: NamesStatsQuery, _: &mut Self::Context) -> NameStats {
+        NameStats {
+            service: self.names.stats(),
+            distr: self.names.distributor().stats(),
+        }
     }
 }
 

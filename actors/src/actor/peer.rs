@@ -160,7 +160,8 @@ impl PeerActor {
         }
         self.flush_batch(&mut batch);
         if forget {
-            self.ctx.peers.remove(&self.addr);
+            tracing::debug!(peer = %format!("{:08x}", self.addr), "node forgotten");
+            self.ctx.forget_peer(self.addr, &self.links, l.core.stats());
             ctx.stop();
             return false;
         }
@@ -338,14 +339,30 @@ impl Handler<Discovered> for PeerActor {
             id: n.id,
             caps: n.caps,
             signature: n.signature,
+            is_request: n.is_request,
         };
         let session = self.ctx.random_u16();
         self.with_core(ctx, |_, l| {
             let out = l
                 .core
                 .handle_discovery(now(), &b.info.params, &sighting, session);
+            if out.log_duplicate {
+                let working = l.core.link_media(m.bearer);
+                tracing::warn!(
+                    bearer = %b.info.name,
+                    "duplicate node {:08x} ({}) at {} ignored: its link to {} is up \
+                     (another node uses its identity or address?)",
+                    n.addr,
+                    n.id.to_id_string(),
+                    n.media_addr,
+                    working.map_or_else(|| "?".to_string(), |a| a.to_string()),
+                );
+            }
             if out.respond && n.is_request {
-                b.ctl.do_send(BearerCmd::Respond(n));
+                b.ctl.do_send(BearerCmd::Respond {
+                    neighbor: n,
+                    stranger: out.stranger,
+                });
             }
         });
     }
@@ -357,7 +374,7 @@ impl Handler<Packets> for PeerActor {
         self.with_core(ctx, |_, l| {
             let now = now();
             for p in m.pkts {
-                l.core.handle_packet(now, m.bearer, p);
+                l.core.handle_packet_from(now, m.bearer, &m.src, p);
             }
         });
     }
@@ -369,7 +386,7 @@ impl Handler<BcastPackets> for PeerActor {
         self.with_core(ctx, |_, l| {
             let now = now();
             for p in m.pkts {
-                l.core.handle_broadcast(now, p);
+                l.core.handle_broadcast_from(now, m.bearer, &m.src, p);
             }
         });
     }

@@ -1001,11 +1001,12 @@ impl SimNode {
                     id: n.id,
                     caps: n.caps,
                     signature: n.signature,
+                    is_request: n.is_request,
                 };
                 let session = self.rng.next_u32() as u16;
                 let out = peer.handle_discovery(now, &self.bearers[b].params, &sighting, session);
                 if out.respond && n.is_request {
-                    self.bearers[b].disc.respond(&n);
+                    self.bearers[b].disc.respond_to(now, &n, out.stranger);
                 }
             }
             Ok(Route::Unicast(from)) => match self.peers.get_mut(&from) {

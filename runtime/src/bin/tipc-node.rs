@@ -41,6 +41,10 @@ struct Args {
     /// Link tolerance in ms (50..30000) [default: 1500].
     #[arg(long = "tolerance", value_name = "MS")]
     tolerance: Option<u32>,
+    /// Most peer nodes kept, up or not [default: 4096]: discovery messages from further new
+    /// nodes are refused and counted (`tipcctl node stat`).
+    #[arg(long = "max-peers", value_name = "N")]
+    max_peers: Option<usize>,
     /// Read settings from a TOML file (command-line flags override it).
     #[arg(long = "config", value_name = "FILE")]
     config: Option<PathBuf>,
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         control: args.control,
         control_group: args.control_group,
         tolerance_ms: args.tolerance,
+        max_peers: args.max_peers,
     };
     let cfg = match args.config {
         Some(p) => match NodeConfig::from_file(&p) {

@@ -244,7 +244,9 @@ enum NametableCmd {
 enum NodeCmd {
     /// List nodes: identity, hash (address), state.
     List,
-    /// Each peer node's counters: failovers, tunnel messages, synchronisations, restarts.
+    /// Each peer node's counters (failovers, tunnel messages, synchronisations, restarts,
+    /// duplicates, spoofed sources), then what the node dropped: from the network by cause,
+    /// in the receive dispatch, in groups, at the control socket.
     Stat,
 }
 

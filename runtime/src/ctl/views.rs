@@ -41,6 +41,10 @@ pub async fn node_list_rows(node: &Node) -> Rows {
 /// dropped, by cause, and one with what group member sockets dropped (`group dropped:
 /// non_member:N malformed:N stale:N deferred_overflow:N rcvbuf:N early:N after_leave:N`,
 /// members that left included). Not in the kernel's tool, whose counters are per link.
+///
+/// Then one line with what the node dropped from the network ([`tipc_actors::NetDrops`]):
+/// `network dropped: malformed:N misrouted:N unknown_peer:N wrong_network:N
+/// duplicate_address:N spoofed_source:N peer_limit:N stranger_limited:N foreign_names:N`.
 pub async fn node_stat(node: &Node) -> String {
     node_stat_rows(node).await.collect()
 }
@@ -54,7 +58,8 @@ pub async fn node_stat_rows(node: &Node) -> Rows {
         let t = &n.stats;
         format!(
             "{} {:08x}: failovers:{} tunnel tx:{} rx:{} fragmented:{} reassembled:{} \
-             reasm_errors:{} synchs:{} synch_dropped:{} restarts:{} unreturned:{} bad_user:{}\n",
+             reasm_errors:{} synchs:{} synch_dropped:{} restarts:{} unreturned:{} bad_user:{} \
+             duplicates:{} spoofed_source:{} stranger_limited:{}\n",
             n.id.to_id_string(),
             n.addr,
             t.failovers,
@@ -67,9 +72,27 @@ pub async fn node_stat_rows(node: &Node) -> Rows {
             t.synch_dropped,
             t.restarts,
             t.unreturned,
-            t.bad_user
+            t.bad_user,
+            t.duplicates,
+            t.spoofed_source,
+            t.stranger_suppressed
         )
     });
+    let n = node.transport().net_drops().await;
+    let net = format!(
+        "network dropped: malformed:{} misrouted:{} unknown_peer:{} wrong_network:{} \
+         duplicate_address:{} spoofed_source:{} peer_limit:{} stranger_limited:{} \
+         foreign_names:{}\n",
+        n.malformed,
+        n.misrouted,
+        n.unknown_peer,
+        n.wrong_network,
+        n.duplicate_address,
+        n.spoofed_source,
+        n.peer_limit,
+        n.stranger_limited,
+        n.foreign_names
+    );
     let dispatch = format!(
         "dispatch dropped: malformed:{} not_for_sockets:{} not_returnable:{} sender_gone:{}\n",
         d.malformed, d.not_for_sockets, d.not_returnable, d.sender_gone
@@ -78,7 +101,7 @@ pub async fn node_stat_rows(node: &Node) -> Rows {
         "group dropped: non_member:{} malformed:{} stale:{} deferred_overflow:{} rcvbuf:{} early:{} after_leave:{}\n",
         g.non_member, g.malformed, g.stale, g.deferred_overflow, g.rcvbuf, g.early, g.after_leave
     );
-    Box::new(peers.chain([dispatch, group]))
+    Box::new(peers.chain([net, dispatch, group]))
 }
 
 /// `tipc link list`.

@@ -63,6 +63,7 @@ fuzz_target!(|data: &[u8]| {
         id: a,
         caps: 0x7f,
         signature: 1,
+        is_request: false,
     };
     p.handle_discovery(t0, &bearer, &seen, 100);
     // Establish: the peer resets, then activates with our session.

@@ -2,7 +2,7 @@
 //! `link.c`: `tipc_link_failover_prepare`, `tipc_link_tnl_prepare`, `tipc_link_tnl_rcv`),
 //! spec §4.12. The tunnel itself is the node layer's ([`crate::peer`]).
 
-use super::{FailoverRx, Link, RCV_WINDOW};
+use super::{FailoverRx, Link, Refused, RCV_WINDOW};
 use crate::wire::{self, field, user, Header, Seqno};
 use crate::NodeAddr;
 use bytes::{Bytes, BytesMut};
@@ -59,8 +59,10 @@ impl Link {
         let pkt = pkt.slice(..size);
         if seqno != f.drop_point {
             let key = f.drop_abs + seqno.diff(f.drop_point) as u64;
-            if f.deferred.insert(key, pkt).is_some() {
-                self.stats.duplicates += 1;
+            match f.deferred.insert(key, &pkt) {
+                Ok(()) => {}
+                Err(Refused::Duplicate) => self.stats.duplicates += 1,
+                Err(Refused::Full) => self.stats.deferred_overflow += 1,
             }
             return;
         }
@@ -76,7 +78,7 @@ impl Link {
                 self.stats.rx_packets += 1;
                 self.input_with(now, p, true);
             }
-            next = self.failover.as_mut().and_then(|f| f.deferred.remove(&key));
+            next = self.failover.as_mut().and_then(|f| f.deferred.remove(key));
         }
     }
 

@@ -319,6 +319,22 @@ impl Link {
 
     // ------------------------------------------------------------------ protocol messages
 
+    /// Send the setup message of the current state now (RESET in RESET, ACTIVATE in
+    /// ESTABLISHING) instead of at the next tick: the node layer calls it when the peer's
+    /// first packet shows it is there, after setup messages to it were held back.
+    pub fn send_setup(&mut self, now: Instant) {
+        if self.failover.is_some() {
+            return;
+        }
+        match self.state {
+            LinkState::Reset => self.build_proto(LinkProtoType::Reset, false, false, 0, now),
+            LinkState::Establishing => {
+                self.build_proto(LinkProtoType::Activate, false, false, 0, now)
+            }
+            _ => {}
+        }
+    }
+
     /// Send a STATE now (an explicit ack of broadcast packets, or a broadcast NACK), if up.
     pub fn send_state(&mut self, now: Instant) {
         if self.is_up() {
@@ -345,7 +361,7 @@ impl Link {
         }
         let mut rcvgap = rcvgap;
         if probe || probe_reply {
-            if let Some((&k, _)) = self.deferdq.iter().next() {
+            if let Some(k) = self.deferdq.first_key() {
                 rcvgap = (k - self.rcv_nxt_abs) as u16;
             }
         }
@@ -363,7 +379,7 @@ impl Link {
                 .deferdq
                 .keys()
                 .filter(|_| rcvgap & 0x1FFF != 0)
-                .map(|&k| nxt.add((k - abs) as u16));
+                .map(|k| nxt.add((k - abs) as u16));
             wire::build_gap_ack_record(held, &mut data)
         } else {
             0

@@ -24,12 +24,16 @@
 //! (send, backlog, bundling, fragmenting, window, transmit), `rx` (receive, deferred queue,
 //! acks, gap ACK blocks, reassembly) and `failover` (the failed link's side of §4.12).
 
+pub use deferred::MAX_DEFERRED_BYTES;
+
 use crate::wire::{self, Seqno, IF_NAME_LEN, INT_H_SIZE};
 use crate::NodeAddr;
 use bytes::{Bytes, BytesMut};
-use std::collections::{BTreeMap, VecDeque};
+pub(crate) use deferred::{Deferred, Refused};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+mod deferred;
 mod failover;
 mod fsm;
 mod rx;
@@ -270,6 +274,9 @@ pub struct LinkStats {
     /// Packets the peer reported held in its deferred queue (gap ACK blocks) before its
     /// cumulative ack reached them: not retransmitted.
     pub gap_acked: u64,
+    /// Packets ahead of a gap not held because the deferred queue had [`MAX_DEFERRED_BYTES`]
+    /// (not acknowledged: the peer sends them again).
+    pub deferred_overflow: u64,
 }
 
 /// A snapshot of a link for management output.
@@ -293,6 +300,11 @@ pub struct LinkSnapshot {
     pub backlog_len: usize,
     /// Packets in the deferred queue.
     pub deferred_len: usize,
+    /// Bytes in the deferred queue (at most [`MAX_DEFERRED_BYTES`]).
+    pub deferred_bytes: usize,
+    /// Bytes the failover receive state holds (a failed link's deferred packets, kept from
+    /// its reset until the failover, or the decision that none follows, ends it).
+    pub failover_bytes: usize,
     /// The peer's bearer id (from its RESET/ACTIVATE).
     pub peer_bearer_id: u8,
     /// Failing over to a parallel link (down and blocked until the peer's tunnel arrived).
@@ -372,7 +384,7 @@ struct FailoverRx {
     drop_point: Seqno,
     /// `drop_point` unwrapped: keys `deferred`.
     drop_abs: u64,
-    deferred: BTreeMap<u64, Bytes>,
+    deferred: Deferred,
     reasm: wire::Reassembler,
 }
 
@@ -381,7 +393,7 @@ impl FailoverRx {
         FailoverRx {
             drop_point: Seqno(1),
             drop_abs: 1,
-            deferred: BTreeMap::new(),
+            deferred: Deferred::default(),
             reasm: wire::Reassembler::new(),
         }
     }
@@ -427,7 +439,7 @@ pub struct Link {
     corked: bool,
     /// The packet being filled while corked, with the importance of its first message.
     staged: Option<(u8, Frame)>,
-    deferdq: BTreeMap<u64, Bytes>,
+    deferdq: Deferred,
     reasm: wire::Reassembler,
     /// What the last reset took from the send queues, in order, seqnos written.
     failed_tx: Vec<Bytes>,
@@ -496,7 +508,7 @@ impl Link {
             bundle_open: false,
             corked: false,
             staged: None,
-            deferdq: BTreeMap::new(),
+            deferdq: Deferred::default(),
             reasm: wire::Reassembler::new(),
             failed_tx: Vec::new(),
             failed_next: Seqno(1),
@@ -616,6 +628,12 @@ impl Link {
             transmq_len: self.transmq.len(),
             backlog_len: self.backlogq.len(),
             deferred_len: self.deferdq.len(),
+            deferred_bytes: self.deferdq.bytes(),
+            failover_bytes: self
+                .failover
+                .as_ref()
+                .or(self.failed_rx.as_ref())
+                .map_or(0, |f| f.deferred.bytes() + f.reasm.pending_len()),
             peer_bearer_id: self.peer_bearer_id,
             failing_over: self.failover.is_some(),
             stats: self.stats,

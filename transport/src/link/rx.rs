@@ -3,7 +3,8 @@
 //! gap ACK blocks), §4.6 (retransmission), §4.9 (reassembly) and §4.10 (unbundling).
 
 use super::{
-    DownReason, Link, LinkEvent, LinkState, Outgoing, ACK_INTERVAL, RCV_WINDOW, RETRANSMIT_SPACING,
+    DownReason, Link, LinkEvent, LinkState, Outgoing, Refused, ACK_INTERVAL, RCV_WINDOW,
+    RETRANSMIT_SPACING,
 };
 use crate::wire::{self, field, user, Header, LinkProtoRepr, LinkProtoType, Seqno};
 use bytes::Bytes;
@@ -58,15 +59,21 @@ impl Link {
         let pkt = pkt.slice(..size);
         if seqno != self.rcv_nxt {
             let key = self.rcv_nxt_abs + seqno.diff(self.rcv_nxt) as u64;
-            if self.deferdq.contains_key(&key) {
-                self.stats.duplicates += 1;
-                return;
+            match self.deferdq.insert(key, &pkt) {
+                Ok(()) => {}
+                Err(Refused::Duplicate) => {
+                    self.stats.duplicates += 1;
+                    return;
+                }
+                Err(Refused::Full) => {
+                    self.stats.deferred_overflow += 1;
+                    return;
+                }
             }
-            self.deferdq.insert(key, pkt);
             self.stats.deferred += 1;
             let n = self.deferdq.len();
             if n >= 3 && (n - 3).is_multiple_of(16) {
-                let first = *self.deferdq.keys().next().unwrap_or(&key);
+                let first = self.deferdq.first_key().unwrap_or(key);
                 let gap = (first - self.rcv_nxt_abs) as u16;
                 self.build_proto(LinkProtoType::State, false, false, gap, now);
             }
@@ -74,7 +81,7 @@ impl Link {
         }
         self.accept_in_order(now, pkt);
         while self.is_up() {
-            let Some(p) = self.deferdq.remove(&self.rcv_nxt_abs) else {
+            let Some(p) = self.deferdq.remove(self.rcv_nxt_abs) else {
                 break;
             };
             self.accept_in_order(now, p);

@@ -127,7 +127,8 @@ impl Peer {
         let pkt = pkt.slice(..size);
         if seqno != self.bc_rcv_nxt {
             let key = self.bc_rcv_abs + seqno.diff(self.bc_rcv_nxt) as u64;
-            if self.bc_deferred.insert(key, pkt).is_some() {
+            // A duplicate, or beyond the deferred queue's byte bound (NACKed again later).
+            if self.bc_deferred.insert(key, &pkt).is_err() {
                 self.stats.bcast_dropped += 1;
                 return;
             }
@@ -140,7 +141,7 @@ impl Peer {
             return;
         }
         self.bc_accept(now, pkt);
-        while let Some(p) = self.bc_deferred.remove(&self.bc_rcv_abs) {
+        while let Some(p) = self.bc_deferred.remove(self.bc_rcv_abs) {
             self.bc_accept(now, p);
         }
         let gap = self.bc_gap();
@@ -165,9 +166,8 @@ impl Peer {
 
     pub(super) fn bc_gap(&self) -> u16 {
         self.bc_deferred
-            .keys()
-            .next()
-            .map_or(0, |&k| (k - self.bc_rcv_abs).min(0x3FF) as u16)
+            .first_key()
+            .map_or(0, |k| (k - self.bc_rcv_abs).min(0x3FF) as u16)
     }
 
     pub(super) fn bc_nack(&mut self, now: Instant) {

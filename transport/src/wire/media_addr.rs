@@ -36,6 +36,23 @@ impl MediaAddr {
         }
     }
 
+    /// Is `other` the same endpoint? The media address written in a discovery message and the
+    /// source address of a received frame are compared this way: UDP by IP and port only (an
+    /// IPv6 source carries a flow label and a scope id the media-info field has not; an
+    /// IPv4-mapped IPv6 address is its IPv4 address), the others exactly.
+    pub fn same_endpoint(&self, other: &MediaAddr) -> bool {
+        match (self, other) {
+            (MediaAddr::Udp(a), MediaAddr::Udp(b)) => {
+                let ip = |sa: &SocketAddr| match sa.ip() {
+                    IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+                    v4 => v4,
+                };
+                a.port() == b.port() && ip(a) == ip(b)
+            }
+            (a, b) => a == b,
+        }
+    }
+
     /// Encode into the 32-byte media-info field (zero-filled).
     pub fn to_media_info(&self) -> [u8; MEDIA_INFO_SIZE] {
         let mut b = [0u8; MEDIA_INFO_SIZE];
@@ -109,5 +126,24 @@ impl std::fmt::Display for MediaAddr {
             MediaAddr::Udp(sa) => write!(f, "{sa}"),
             MediaAddr::Mem(id) => write!(f, "mem:{id}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_endpoint_udp_ignores_scope_flow_and_v4_mapping() {
+        let v6: SocketAddr = "[fe80::1%3]:6118".parse().unwrap();
+        let v6_plain: SocketAddr = "[fe80::1]:6118".parse().unwrap();
+        assert!(MediaAddr::Udp(v6).same_endpoint(&MediaAddr::Udp(v6_plain)));
+        let mapped: SocketAddr = "[::ffff:10.0.0.1]:6118".parse().unwrap();
+        let v4: SocketAddr = "10.0.0.1:6118".parse().unwrap();
+        assert!(MediaAddr::Udp(mapped).same_endpoint(&MediaAddr::Udp(v4)));
+        let other_port: SocketAddr = "10.0.0.1:6119".parse().unwrap();
+        assert!(!MediaAddr::Udp(v4).same_endpoint(&MediaAddr::Udp(other_port)));
+        assert!(!MediaAddr::Mem(1).same_endpoint(&MediaAddr::Mem(2)));
+        assert!(MediaAddr::Eth([2; 6]).same_endpoint(&MediaAddr::Eth([2; 6])));
     }
 }

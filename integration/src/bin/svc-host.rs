@@ -52,13 +52,7 @@ fn main() {
         let t = tipc_integration::cluster::udp_node(&format!("svc{port}"), port, &peers);
         let node = Node::from_transport(t);
         let binding = Binding::service(ServiceRange::single(PROBE_TYPE, inst), Scope::Cluster);
-        let _h = match node.serve_at(Probe::new(tag), binding).await {
-            Ok(h) => h,
-            Err(e) => {
-                eprintln!("svc-host: {e}");
-                std::process::exit(1);
-            }
-        };
+        let _h = or_exit(node.serve_at(Probe::new(tag), binding).await);
         println!("READY");
         std::future::pending::<()>().await;
     });
@@ -84,13 +78,7 @@ fn group(args: &[String]) {
             slow,
             echo: true,
         };
-        let _h = match node.serve_at(probe, at).await {
-            Ok(h) => h,
-            Err(e) => {
-                eprintln!("svc-host: {e}");
-                std::process::exit(1);
-            }
-        };
+        let _h = or_exit(node.serve_at(probe, at).await);
         println!("READY");
         std::future::pending::<()>().await;
     });
@@ -110,29 +98,12 @@ fn raw(args: &[String], group: bool) {
             udp: vec![format!("{ip}:6118")],
             ..Default::default()
         };
-        let node = match Node::start(&cfg) {
-            Ok(n) => n,
-            Err(e) => {
-                eprintln!("svc-host: {e}");
-                std::process::exit(1);
-            }
-        };
+        let node = or_exit(Node::start(&cfg));
         // The handle is kept: the service runs until the process ends.
-        let started: Result<Box<dyn std::any::Any>, _> = if group {
-            node.serve(Shout)
-                .await
-                .map(|h| Box::new(h) as Box<dyn std::any::Any>)
+        let _keep = if group {
+            serve_kept(&node, Shout).await
         } else {
-            node.serve(Upper)
-                .await
-                .map(|h| Box::new(h) as Box<dyn std::any::Any>)
-        };
-        let _keep = match started {
-            Ok(k) => k,
-            Err(e) => {
-                eprintln!("svc-host: {e}");
-                std::process::exit(1);
-            }
+            serve_kept(&node, Upper).await
         };
         println!("READY");
         std::future::pending::<()>().await;
@@ -159,31 +130,17 @@ fn traced(args: &[String]) {
         _ => usage(),
     };
     let peers: Vec<u16> = peers.split(',').filter_map(|p| p.parse().ok()).collect();
-    let mut telemetry = match tipc_runtime::telemetry::init(&format!("svc-{role}"), endpoint) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("svc-host: {e}");
-            std::process::exit(1);
-        }
-    };
+    let mut telemetry = or_exit(tipc_runtime::telemetry::init(
+        &format!("svc-{role}"),
+        endpoint,
+    ));
     actix_rt::System::new().block_on(async move {
         let t = tipc_integration::cluster::udp_node(&format!("otel{port}"), port, &peers);
         let node = Node::from_transport(t);
-        let started: Result<Box<dyn std::any::Any>, _> = if front {
-            node.serve(Front)
-                .await
-                .map(|h| Box::new(h) as Box<dyn std::any::Any>)
+        let _keep = if front {
+            serve_kept(&node, Front).await
         } else {
-            node.serve(Back)
-                .await
-                .map(|h| Box::new(h) as Box<dyn std::any::Any>)
-        };
-        let _keep = match started {
-            Ok(k) => k,
-            Err(e) => {
-                eprintln!("svc-host: {e}");
-                std::process::exit(1);
-            }
+            serve_kept(&node, Back).await
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         std::thread::spawn(move || {
@@ -199,13 +156,7 @@ fn traced(args: &[String]) {
 
 fn traced_client(port: u16, peers: &str, endpoint: &str) {
     let peers: Vec<u16> = peers.split(',').filter_map(|p| p.parse().ok()).collect();
-    let mut telemetry = match tipc_runtime::telemetry::init("svc-client", endpoint) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("svc-host: {e}");
-            std::process::exit(1);
-        }
-    };
+    let mut telemetry = or_exit(tipc_runtime::telemetry::init("svc-client", endpoint));
     let ok = actix_rt::System::new().block_on(async move {
         let t = tipc_integration::cluster::udp_node(&format!("otel{port}"), port, &peers);
         let node = Node::from_transport(t);
@@ -231,4 +182,23 @@ fn traced_client(port: u16, peers: &str, endpoint: &str) {
     telemetry.shutdown();
     println!("FLUSHED");
     std::process::exit(if ok { 0 } else { 1 });
+}
+
+/// The value, or the error on stderr and exit status 1.
+fn or_exit<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("svc-host: {e}");
+            std::process::exit(1)
+        }
+    }
+}
+
+/// Start `svc` on `node`; the handle is kept by the caller until the process ends.
+async fn serve_kept<S: tipc_runtime::service::Service>(
+    node: &Node,
+    svc: S,
+) -> Box<dyn std::any::Any> {
+    Box::new(or_exit(node.serve(svc).await))
 }

@@ -518,6 +518,8 @@ pub struct ServiceActor<S: Service> {
     stopping: bool,
     /// Tells consumed per sending socket, not yet acknowledged.
     acks: std::collections::HashMap<SocketAddr, u32>,
+    /// Where it is bound (its name in spans).
+    range: ServiceRange,
 }
 
 impl<S: Service> Actor for ServiceActor<S> {
@@ -608,13 +610,15 @@ impl<S: Service> ServiceActor<S> {
         Some(error_reply(&Envelope::ask(id, corr), code, detail))
     }
 
-    fn member_event(&mut self, ev: MemberEvent, ctx: &mut Context<Self>) {
-        if self.stopping {
-            return;
-        }
-        let from = match ev {
-            MemberEvent::Joined(m) | MemberEvent::Left(m) => m.socket,
-        };
+    /// Run the user's code `f` with a [`Ctx`] for a message from `from`: a panic is caught
+    /// and counted, and after it, or after `cx.stop()`, the service stops.
+    fn call_user<R>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: SocketAddr,
+        req: Option<&Request>,
+        f: impl FnOnce(&mut S, &mut Ctx<'_, S>) -> R,
+    ) -> std::thread::Result<R> {
         let mut stop = false;
         let r = {
             let mut cx = Ctx {
@@ -623,11 +627,11 @@ impl<S: Service> ServiceActor<S> {
                 clients: &self.clients,
                 node: &self.node,
                 from,
-                req: None,
+                req,
                 stop: &mut stop,
             };
             let svc = &mut *self.svc;
-            catch_unwind(AssertUnwindSafe(|| svc.on_member(ev, &mut cx)))
+            catch_unwind(AssertUnwindSafe(|| f(svc, &mut cx)))
         };
         if r.is_err() {
             ServiceCounters::add(&self.counters.panics);
@@ -637,6 +641,17 @@ impl<S: Service> ServiceActor<S> {
             self.stopping = true;
             ctx.stop();
         }
+        r
+    }
+
+    fn member_event(&mut self, ev: MemberEvent, ctx: &mut Context<Self>) {
+        if self.stopping {
+            return;
+        }
+        let from = match ev {
+            MemberEvent::Joined(m) | MemberEvent::Left(m) => m.socket,
+        };
+        let _ = self.call_user(ctx, from, None, |svc, cx| svc.on_member(ev, cx));
     }
 
     fn one_raw(
@@ -650,38 +665,15 @@ impl<S: Service> ServiceActor<S> {
             ServiceCounters::add(&self.counters.refused_stopping);
             return;
         }
-        let mut stop = false;
-        let r = {
-            let mut cx = Ctx {
-                actx: ctx,
-                ep: &self.ep,
-                clients: &self.clients,
-                node: &self.node,
-                from,
-                req: None,
-                stop: &mut stop,
-            };
-            let svc = &mut *self.svc;
-            catch_unwind(AssertUnwindSafe(|| {
-                svc.dispatch_raw(Raw { data, from }, &mut cx)
-            }))
-        };
-        match r {
-            Ok(reply) => {
-                ServiceCounters::add(&self.counters.tells);
-                if let Some(b) = reply {
-                    ServiceCounters::add(&self.counters.replies);
-                    out.push((from, b));
-                }
+        let r = self.call_user(ctx, from, None, |svc, cx| {
+            svc.dispatch_raw(Raw { data, from }, cx)
+        });
+        if let Ok(reply) = r {
+            ServiceCounters::add(&self.counters.tells);
+            if let Some(b) = reply {
+                ServiceCounters::add(&self.counters.replies);
+                out.push((from, b));
             }
-            Err(_) => {
-                ServiceCounters::add(&self.counters.panics);
-                stop = true;
-            }
-        }
-        if stop {
-            self.stopping = true;
-            ctx.stop();
         }
     }
 
@@ -749,24 +741,11 @@ impl<S: Service> ServiceActor<S> {
         let span = ServeSpan::start(
             ask.is_some(),
             req.env.trace.as_ref(),
-            &ServiceName(S::binding().range),
+            &ServiceName(self.range),
             req.env.id,
             self.ep.addr().node,
         );
-        let mut stop = false;
-        let outcome = {
-            let mut cx = Ctx {
-                actx: ctx,
-                ep: &self.ep,
-                clients: &self.clients,
-                node: &self.node,
-                from,
-                req: Some(&req),
-                stop: &mut stop,
-            };
-            let svc = &mut *self.svc;
-            catch_unwind(AssertUnwindSafe(|| svc.dispatch(&req, &mut cx)))
-        };
+        let outcome = self.call_user(ctx, from, Some(&req), |svc, cx| svc.dispatch(&req, cx));
         match outcome {
             Ok(o) => {
                 ServiceCounters::add(if ask.is_some() {
@@ -790,7 +769,6 @@ impl<S: Service> ServiceActor<S> {
                 }
             }
             Err(panic) => {
-                ServiceCounters::add(&self.counters.panics);
                 let what = panic
                     .downcast_ref::<&str>()
                     .map(|s| s.to_string())
@@ -800,14 +778,9 @@ impl<S: Service> ServiceActor<S> {
                 if let Some(b) = self.refuse(ask, ErrorCode::Panicked, &what) {
                     out.push((from, b));
                 }
-                stop = true;
             }
         }
         drop(span);
-        if stop {
-            self.stopping = true;
-            ctx.stop();
-        }
     }
 }
 
@@ -975,6 +948,7 @@ impl<S: Service> ServiceHandle<S> {
                 node,
                 counters: c,
                 stopping: false,
+                range: binding.range,
                 acks: std::collections::HashMap::new(),
             }
         });

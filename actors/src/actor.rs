@@ -12,6 +12,7 @@
 
 pub mod bearer;
 pub mod conn;
+pub mod crypto;
 pub mod group;
 pub mod name_table;
 pub mod peer;

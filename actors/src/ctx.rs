@@ -5,6 +5,7 @@
 //! `NamesHandle`, and each bearer's send path and command recipients.
 
 use crate::addr::ServiceRange;
+use crate::crypto::NodeCrypto;
 use crate::flow::{link_mss, PeerFlow};
 use crate::msg::{BearerCmd, BearerStatsQuery, NamesHandle, PeerHandle, Publish, Withdraw};
 use crate::name_table::{BindingTable, Publication};
@@ -16,7 +17,7 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tipc_transport::bcast::{BcastConfig, BcastLink};
 use tipc_transport::discovery::Neighbor;
 use tipc_transport::peer::BearerParams;
@@ -24,11 +25,7 @@ use tipc_transport::wire::MAX_MSG_SIZE;
 use tipc_transport::{BearerId, NodeAddr, NodeId, MAX_BEARERS};
 use tokio::sync::{broadcast, mpsc, Notify};
 
-/// The time as the actors see it: tokio's clock, so that a test that pauses it
-/// (`tokio::time::pause()`, with tokio's `test-util`) runs the node in virtual time.
-pub fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
-}
+pub use crate::clock::now;
 
 /// Transport settings of a node.
 #[derive(Debug, Clone)]
@@ -220,6 +217,8 @@ pub(crate) struct NodeCtx {
     /// Node-level drop counters of peers that were forgotten (a forgotten peer's counters
     /// would otherwise vanish from the totals).
     pub peer_drops_gone: Mutex<tipc_transport::peer::PeerStats>,
+    /// The node's encryption: every bearer seals and opens through it.
+    pub crypto: Arc<NodeCrypto>,
 }
 
 impl NodeCtx {
@@ -234,6 +233,7 @@ impl NodeCtx {
         let (events, _) = broadcast::channel(1024);
         let own = cfg.id.hash();
         let cfg_net_id = cfg.net_id;
+        let cfg_id = cfg.id;
         NodeCtx {
             own_addr: own,
             cfg,
@@ -263,6 +263,7 @@ impl NodeCtx {
             bcast_mode: AtomicU8::new(0),
             peer_limit_refused: AtomicU64::new(0),
             peer_drops_gone: Mutex::new(Default::default()),
+            crypto: Arc::new(NodeCrypto::new(own, cfg_id)),
         }
     }
 

@@ -217,7 +217,7 @@ impl PeerLinks {
                 *cached = bearer_tx(b as BearerId);
             }
             if let Some(tx) = cached {
-                tx.send(frames);
+                tx.send(frames, Some(self.core.addr()));
             }
         }
     }

@@ -25,6 +25,8 @@
 
 pub mod actor;
 pub mod addr;
+pub mod clock;
+pub mod crypto;
 pub mod ctx;
 pub mod flow;
 pub mod group;
@@ -40,4 +42,4 @@ pub mod topsrv;
 pub mod tx;
 
 pub use ctx::{BearerInfo, Delivered, NodeEvent, SocketInfo, SocketKind, TransportConfig};
-pub use node::{LinkInfo, NetDrops, NodeInfo, TransportError, TransportNode};
+pub use node::{CryptoInfo, LinkInfo, NetDrops, NodeInfo, TransportError, TransportNode};

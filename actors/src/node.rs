@@ -23,6 +23,7 @@ use crate::socket::BindError;
 use crate::topsrv::{SubError, Subscription, TopoEvent};
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
+use tipc_transport::crypto::{CryptoError, CryptoStats, KeySetting, KeyState};
 use tipc_transport::link::LinkSnapshot;
 use tipc_transport::link::{SendError, SendStatus};
 use tipc_transport::media::Media;
@@ -80,6 +81,21 @@ pub struct NetDrops {
     pub foreign_names: u64,
 }
 
+/// The node's encryption state, for `tipcctl node crypto` and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CryptoInfo {
+    /// Frames are sealed (the TX side holds a key).
+    pub sealing: bool,
+    /// A master key is set.
+    pub master: bool,
+    /// Own TX slots (pending, active, passive; 0 = none).
+    pub tx: KeyState,
+    /// Node-wide counters (drops by reason: decrypt failed, replayed, no key, plaintext...).
+    pub stats: CryptoStats,
+    /// Each known peer's receive side: its RX slots and counters.
+    pub peers: Vec<(NodeAddr, KeyState, CryptoStats)>,
+}
+
 /// Errors of the transport node.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -113,6 +129,7 @@ impl TransportNode {
         });
         let ctx = Arc::new(NodeCtx::new(cfg, seed, crate::actor::peer::start));
         let names = crate::actor::name_table::start(&ctx);
+        crate::actor::crypto::spawn_driver(&ctx);
         let _ = ctx.names.set(names);
         TransportNode { ctx }
     }
@@ -358,6 +375,45 @@ impl TransportNode {
         d.stranger_limited += peers.stranger_suppressed;
         d.foreign_names = self.name_stats().await.distr.foreign_items;
         d
+    }
+
+    /// Install a key as `tipc node set key` does: the key (if any) goes to its target, then
+    /// the rekeying change (if any) applies. Returns the slot the key landed in (0: master,
+    /// or a per-node key of a peer not known yet, kept until it is discovered).
+    pub fn set_key(&self, s: KeySetting) -> Result<u8, CryptoError> {
+        let now = crate::ctx::now();
+        self.ctx.crypto.with(|c| {
+            let slot = match s.key {
+                Some(k) => c.set_key(now, k, s.target)?,
+                None => 0,
+            };
+            if let Some(r) = s.rekeying {
+                c.set_rekeying(now, r);
+            }
+            Ok(slot)
+        })
+    }
+
+    /// Remove every key, own and peers' (`tipc node flush key`): the node sends in clear
+    /// again.
+    pub fn flush_keys(&self) {
+        self.ctx.crypto.with(|c| c.flush_keys());
+    }
+
+    /// The node's encryption state and counters.
+    pub fn crypto_info(&self) -> CryptoInfo {
+        let mut peers: Vec<NodeAddr> = self.ctx.peers.iter().map(|e| *e.key()).collect();
+        peers.sort_unstable();
+        self.ctx.crypto.with_quiet(|c| CryptoInfo {
+            sealing: c.is_enabled(),
+            master: c.has_master_key(),
+            tx: c.tx_state(),
+            stats: c.stats().clone(),
+            peers: peers
+                .into_iter()
+                .filter_map(|a| Some((a, c.rx_state(a)?, c.peer_stats(a)?.clone())))
+                .collect(),
+        })
     }
 
     /// Discovery messages from new nodes refused because the node had

@@ -133,7 +133,7 @@ pub(crate) fn bcast_flush(ctx: &NodeCtx, link: &mut BcastLink) {
         .ok()
         .and_then(|b| b.iter().flatten().next().map(|s| s.tx.clone()));
     if let Some(tx) = tx {
-        tx.send(frames);
+        tx.send(frames, None);
     }
 }
 

@@ -3,8 +3,11 @@
 //! queue behind what is waiting, in order. Part of the node context (every peer's link core
 //! sends through it); the bearer actor owns the send task that drains the queue.
 
+use crate::crypto::NodeCrypto;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use tipc_transport::media::{Media, TxFrame};
+use tipc_transport::NodeAddr;
 use tokio::sync::mpsc;
 
 /// A batch of frames for one bearer.
@@ -23,6 +26,8 @@ pub(crate) struct TxPath {
     queued: AtomicUsize,
     /// The media, not kept alive by this path (its socket closes with the bearer's tasks).
     media: std::sync::Weak<dyn InlineSend>,
+    /// The node's crypto: frames are sealed on their way in (`None` in unit tests).
+    crypto: Option<Arc<NodeCrypto>>,
 }
 
 impl std::fmt::Debug for TxPath {
@@ -48,9 +53,17 @@ impl TxPath {
     /// Send `frames` in order after everything sent before through this path. Frames of one
     /// link come from one task (its peer actor), so "nothing queued" seen there means none
     /// of that link's earlier frames is still waiting.
-    pub(crate) fn send(&self, mut frames: Vec<TxFrame>) {
+    ///
+    /// `node` is the peer of the unicast link the frames belong to, `None` for discovery and
+    /// the broadcast link: under a key each frame is sealed for it here, in the sender's
+    /// task, before it is sent or queued (a retransmission is sealed again, with a new
+    /// sequence number).
+    pub(crate) fn send(&self, mut frames: Vec<TxFrame>, node: Option<NodeAddr>) {
         if frames.is_empty() {
             return;
+        }
+        if let Some(c) = self.crypto.as_ref().filter(|c| c.is_sealing()) {
+            frames = c.seal(crate::clock::now(), frames, node);
         }
         if let Some(media) = self
             .media
@@ -72,6 +85,7 @@ impl TxPath {
     /// A path to `media` and the receiving end its send task drains.
     pub(crate) fn new<M: Media>(
         media: &std::sync::Arc<M>,
+        crypto: Arc<NodeCrypto>,
     ) -> (std::sync::Arc<TxPath>, mpsc::UnboundedReceiver<TxBatch>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let m: std::sync::Arc<dyn InlineSend> = media.clone();
@@ -79,6 +93,7 @@ impl TxPath {
             tx,
             queued: AtomicUsize::new(0),
             media: std::sync::Arc::downgrade(&m),
+            crypto: Some(crypto),
         };
         (std::sync::Arc::new(path), rx)
     }
@@ -129,6 +144,7 @@ mod tests {
             tx,
             queued: AtomicUsize::new(queued),
             media: Arc::downgrade(&m),
+            crypto: None,
         };
         (p, fake, rx)
     }
@@ -142,7 +158,7 @@ mod tests {
     #[test]
     fn tx_path_sends_inline_when_nothing_is_queued() {
         let (p, fake, mut rx) = path(8, 0);
-        p.send(frames(&[b"a", b"b"]));
+        p.send(frames(&[b"a", b"b"]), None);
         assert_eq!(*fake.sent.lock().unwrap(), vec![&b"a"[..], &b"b"[..]]);
         assert!(rx.try_recv().is_err());
         assert_eq!(p.queued.load(Ordering::SeqCst), 0);
@@ -152,14 +168,14 @@ mod tests {
     fn tx_path_queues_everything_once_the_media_is_gone() {
         let (p, fake, mut rx) = path(8, 0);
         drop(fake);
-        p.send(frames(&[b"a"]));
+        p.send(frames(&[b"a"]), None);
         assert_eq!(rx.try_recv().expect("queued").frames.len(), 1);
     }
 
     #[test]
     fn tx_path_queues_behind_batches_still_waiting() {
         let (p, fake, mut rx) = path(8, 1);
-        p.send(frames(&[b"a"]));
+        p.send(frames(&[b"a"]), None);
         assert!(fake.sent.lock().unwrap().is_empty());
         let b = rx.try_recv().expect("queued");
         assert_eq!(b.frames.len(), 1);
@@ -169,14 +185,14 @@ mod tests {
     #[test]
     fn tx_path_queues_what_the_media_did_not_take_in_order() {
         let (p, fake, mut rx) = path(1, 0);
-        p.send(frames(&[b"a", b"b", b"c"]));
+        p.send(frames(&[b"a", b"b", b"c"]), None);
         assert_eq!(*fake.sent.lock().unwrap(), vec![&b"a"[..]]);
         let b = rx.try_recv().expect("rest queued");
         let rest: Vec<&[u8]> = b.frames.iter().map(|f| &f.data[..]).collect();
         assert_eq!(rest, vec![&b"b"[..], &b"c"[..]]);
         assert_eq!(p.queued.load(Ordering::SeqCst), 1);
         // The next send waits behind that batch.
-        p.send(frames(&[b"d"]));
+        p.send(frames(&[b"d"]), None);
         assert_eq!(fake.sent.lock().unwrap().len(), 1);
     }
 }

@@ -1041,7 +1041,17 @@ const ACTORS_LAYERS: [(&str, &[&str]); 6] = [
             "group/",
         ],
     ),
-    ("context", &["tx.rs", "flow.rs", "msg.rs", "ctx.rs"]),
+    (
+        "context",
+        &[
+            "clock.rs",
+            "crypto.rs",
+            "tx.rs",
+            "flow.rs",
+            "msg.rs",
+            "ctx.rs",
+        ],
+    ),
     ("routing", &["send.rs", "route.rs"]),
     ("actors", &["actor.rs", "actor/"]),
     ("user handles", &["sock.rs", "sock/"]),

@@ -10,11 +10,20 @@
 //! control_group = "tipc"            # members of this group may use it too (mode 0660)
 //! tolerance_ms = 1500
 //! max_peers = 4096                  # peer nodes kept at most (discovery from more is refused)
+//! key_file = "/etc/tipc/cluster.key"         # cluster key (`tipc node set key KEY`)
+//! master_key_file = "/etc/tipc/master.key"   # master key: session keys made and exchanged
+//! rekeying_minutes = 1440                    # 0: no automatic rekeying
+//! node_keys = [{ node = "node2", key_file = "/etc/tipc/node2.key" }]  # per-node keys
 //! ```
+//!
+//! A key file holds one key as iproute2's `tipc node set key` takes it: `0x` and hex digits,
+//! or text (20, 28 or 36 bytes: an AES-128, -192 or -256 key and a 4-byte salt); surrounding
+//! white space is ignored. A key file readable by other users is refused.
 
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use tipc_transport::crypto::{parse_node_id, Key, KeySetting, KeyTarget, Rekeying};
 use tipc_transport::media::udp::DEFAULT_PORT;
 use tipc_transport::MAX_BEARERS;
 
@@ -44,6 +53,26 @@ pub struct NodeConfig {
     /// Most peer nodes kept, up or not (default 4096): discovery messages from further new
     /// nodes are refused and counted.
     pub max_peers: Option<usize>,
+    /// Cluster key file (`tipc node set key KEY`).
+    pub key_file: Option<PathBuf>,
+    /// Master key file (`tipc node set key KEY master`).
+    pub master_key_file: Option<PathBuf>,
+    /// Per-node keys (`tipc node set key KEY nodeid ID`): this node's own TX key when `node`
+    /// is its identity, otherwise the key a peer sends with.
+    #[serde(default)]
+    pub node_keys: Vec<NodeKey>,
+    /// Automatic rekeying interval in minutes, 0 to turn it off (default: a day).
+    pub rekeying_minutes: Option<u32>,
+}
+
+/// A per-node key of the configuration.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeKey {
+    /// The node identity, as `tipc ... nodeid ID` takes it.
+    pub node: String,
+    /// The key file.
+    pub key_file: PathBuf,
 }
 
 /// A configuration error.
@@ -83,6 +112,12 @@ pub enum ConfigError {
     /// A control group without a control socket.
     #[error("--control-group needs --control PATH")]
     GroupWithoutControl,
+    /// A key file that cannot be used.
+    #[error("key file {0}: {1}")]
+    KeyFile(String, String),
+    /// A bad node identity in `node_keys`.
+    #[error("node_keys: {0}")]
+    BadNodeKey(String),
 }
 
 impl NodeConfig {
@@ -114,6 +149,16 @@ impl NodeConfig {
         if cli.max_peers.is_some() {
             self.max_peers = cli.max_peers;
         }
+        if cli.key_file.is_some() {
+            self.key_file = cli.key_file;
+        }
+        if cli.master_key_file.is_some() {
+            self.master_key_file = cli.master_key_file;
+        }
+        if cli.rekeying_minutes.is_some() {
+            self.rekeying_minutes = cli.rekeying_minutes;
+        }
+        self.node_keys.extend(cli.node_keys);
         self.udp.extend(cli.udp);
         self.udp_peer.extend(cli.udp_peer);
         self.eth.extend(cli.eth);
@@ -166,6 +211,68 @@ impl NodeConfig {
         }
         Ok((udp, peers))
     }
+}
+
+impl NodeConfig {
+    /// The keys to install before the first bearer is enabled, in order: master, cluster,
+    /// per-node, then the rekeying setting. Reads the key files.
+    pub fn key_settings(&self) -> Result<Vec<KeySetting>, ConfigError> {
+        let mut out = Vec::new();
+        if let Some(p) = &self.master_key_file {
+            out.push(KeySetting {
+                key: Some(read_key_file(p)?),
+                target: KeyTarget::Master,
+                rekeying: None,
+            });
+        }
+        if let Some(p) = &self.key_file {
+            out.push(KeySetting {
+                key: Some(read_key_file(p)?),
+                target: KeyTarget::Cluster,
+                rekeying: None,
+            });
+        }
+        for k in &self.node_keys {
+            let id = parse_node_id(&k.node).map_err(|e| ConfigError::BadNodeKey(e.to_string()))?;
+            out.push(KeySetting {
+                key: Some(read_key_file(&k.key_file)?),
+                target: KeyTarget::Node(id),
+                rekeying: None,
+            });
+        }
+        if let Some(m) = self.rekeying_minutes {
+            out.push(KeySetting {
+                key: None,
+                target: KeyTarget::Cluster,
+                rekeying: Some(Rekeying::Minutes(m)),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Read a key file: one key as `tipc node set key` takes it, white space around it ignored.
+/// Refused when other users may read it (as ssh refuses such a private key).
+pub fn read_key_file(path: &Path) -> Result<Key, ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    let p = path.display().to_string();
+    let err = |e: String| ConfigError::KeyFile(p.clone(), e);
+    let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(err("not a regular file".into()));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o004 != 0 {
+        return Err(err(format!(
+            "readable by other users (mode {mode:04o}): chmod 600 it"
+        )));
+    }
+    if meta.len() > 4096 {
+        return Err(err("too large for a key".into()));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let text = zeroize::Zeroizing::new(text);
+    Key::parse(text.trim()).map_err(|e| err(e.to_string()))
 }
 
 /// Parse `IP[:PORT]` (IPv6 with a port in brackets); the default port is 6118.

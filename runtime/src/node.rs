@@ -38,6 +38,9 @@ pub enum NodeError {
         /// The cause.
         err: io::Error,
     },
+    /// A configured key was refused.
+    #[error("cannot set key: {0}")]
+    Key(String),
     /// The transport refused the bearer.
     #[error("cannot enable bearer: {0}")]
     Bearer(String),
@@ -54,6 +57,9 @@ impl Node {
     /// Start a node with its bearers. Must run inside an actix System.
     pub fn start(cfg: &NodeConfig) -> Result<Node, NodeError> {
         let (udp, peers) = cfg.validate()?;
+        // Keys are read before any bearer opens, and set before the first one is enabled:
+        // the first discovery message is already sealed.
+        let keys = cfg.key_settings()?;
         let net_id = cfg.net_id.unwrap_or(4711);
         // Open the media first: the default identity comes from the first bearer (kernel rule).
         let mut udp_media = Vec::new();
@@ -101,6 +107,11 @@ impl Node {
             tc.max_peers = m;
         }
         let transport = TransportNode::new(tc);
+        for k in keys {
+            transport
+                .set_key(k)
+                .map_err(|e| NodeError::Key(e.to_string()))?;
+        }
         for (name, m) in udp_media {
             transport
                 .enable_bearer(m, &name, 50)

@@ -133,7 +133,7 @@ impl BcastLink {
 
     /// The largest message sent unfragmented.
     pub fn mss(&self) -> usize {
-        self.cfg.mtu.saturating_sub(INT_H_SIZE)
+        crate::crypto::max_inner_len(self.cfg.mtu).saturating_sub(INT_H_SIZE)
     }
 
     /// Change the MTU (the smallest of the broadcasting bearers): later sends use it.

@@ -461,7 +461,8 @@ fn link_with_traffic_stays_up_at_30_percent_loss_each_way() {
 #[test]
 fn link_corked_bursts_leave_bundled_and_arrive_exactly_once_in_order_under_loss() {
     const COUNT: u64 = 3_000;
-    let sizes = [64usize, 8, 300, 64, 1_420, 64, 4_000, 100];
+    // 1,380: too large to bundle, small enough to go unfragmented (mss 1,428 on a 1,500 MTU).
+    let sizes = [64usize, 8, 300, 64, 1_380, 64, 4_000, 100];
     for seed in 0..4u64 {
         let mut net = Net::new(
             300 + seed,

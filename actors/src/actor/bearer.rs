@@ -43,7 +43,7 @@ impl<M: Media> BearerActor<M> {
         media: M,
     ) -> (Addr<Self>, Arc<TxPath>) {
         let media = Arc::new(media);
-        let (tx, mut rx) = TxPath::new(&media);
+        let (tx, mut rx) = TxPath::new(&media, node.crypto.clone());
         let path = tx.clone();
         let now = now();
         let disc = Discoverer::new(
@@ -115,7 +115,7 @@ impl<M: Media> BearerActor<M> {
         while let Some((dest, data)) = self.disc.poll_transmit() {
             frames.push(TxFrame::new(dest, data));
         }
-        self.tx.send(frames);
+        self.tx.send(frames, None);
         let next = self.disc.poll_timeout();
         // Re-arm only when the deadline moved (this runs for every received batch).
         if next.is_some() && next == self.timer.as_ref().map(|(t, _)| *t) {
@@ -151,7 +151,7 @@ impl<M: Media> Actor for BearerActor<M> {
 
 impl<M: Media> StreamHandler<io::Result<Vec<RxFrame>>> for BearerActor<M> {
     fn handle(&mut self, item: io::Result<Vec<RxFrame>>, ctx: &mut Self::Context) {
-        let frames = match item {
+        let mut frames = match item {
             Ok(f) => f,
             Err(e) => {
                 self.stats.rx_errors += 1;
@@ -164,6 +164,8 @@ impl<M: Media> StreamHandler<io::Result<Vec<RxFrame>>> for BearerActor<M> {
             }
         };
         let now = now();
+        // Envelopes opened, plaintext refused under a key: before the header is looked at.
+        self.ctx.crypto.open(now, &mut frames);
         let own = self.ctx.own_addr;
         // Frames for one peer are usually consecutive: batch them per peer (and source: the
         // peer's core accepts only its link's media address).

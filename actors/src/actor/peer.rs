@@ -53,6 +53,8 @@ impl PeerActor {
     fn new(ctx: Arc<NodeCtx>, n: &Neighbor) -> PeerActor {
         ctx.node_ids.insert(n.addr, n.id);
         ctx.node_caps.insert(n.addr, n.caps);
+        let (addr, id) = (n.addr, n.id);
+        ctx.crypto.with(|c| c.add_peer(now(), addr, id));
         let mut core = Peer::new(ctx.own_addr, ctx.cfg.id, n.addr, n.id, n.caps);
         core.set_net_id(ctx.cfg.net_id);
         let flow = ctx.flow_of(n.addr);
@@ -101,6 +103,7 @@ impl PeerActor {
                 PeerEvent::Deliver(msg) => batch.push(Inbound::Sockets(msg)),
                 PeerEvent::DeliverMcast(msg) => batch.push(Inbound::Mcast(msg)),
                 PeerEvent::NameDistr(msg) => batch.push(Inbound::Names(msg)),
+                PeerEvent::KeyDistr(msg) => self.ctx.crypto.key_distr(now(), peer, &msg),
                 PeerEvent::LinkUp {
                     bearer,
                     name,
@@ -144,6 +147,7 @@ impl PeerActor {
                     let _ = self.ctx.events.send(NodeEvent::NodeUp(peer));
                 }
                 PeerEvent::NodeDown => {
+                    self.ctx.crypto.with(|c| c.peer_down(peer));
                     self.wake_raw_senders();
                     self.flush_batch(&mut batch);
                     self.to_names(PeerState::Down(peer));
@@ -161,6 +165,7 @@ impl PeerActor {
         self.flush_batch(&mut batch);
         if forget {
             tracing::debug!(peer = %format!("{:08x}", self.addr), "node forgotten");
+            self.ctx.crypto.with(|c| c.remove_peer(peer));
             self.ctx.forget_peer(self.addr, &self.links, l.core.stats());
             ctx.stop();
             return false;

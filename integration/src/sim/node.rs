@@ -930,6 +930,8 @@ impl SimNode {
             PeerEvent::Forget => {
                 self.peers.remove(&peer);
             }
+            // Simulated nodes hold no keys: their links never carry a key distribution.
+            PeerEvent::KeyDistr(_) => {}
             PeerEvent::Unblocked(_) | PeerEvent::BcastAck { .. } | PeerEvent::BcastReady => {}
         }
     }

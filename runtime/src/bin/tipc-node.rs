@@ -45,6 +45,13 @@ struct Args {
     /// nodes are refused and counted (`tipcctl node stat`).
     #[arg(long = "max-peers", value_name = "N")]
     max_peers: Option<usize>,
+    /// Encrypt with the cluster key in FILE (one key as `tipc node set key` takes it: `0x` and
+    /// hex digits, or text; 20, 28 or 36 bytes). The file must not be readable by others.
+    #[arg(long = "key-file", value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// Set the master key in FILE: session keys are made and exchanged automatically.
+    #[arg(long = "master-key-file", value_name = "FILE")]
+    master_key_file: Option<PathBuf>,
     /// Read settings from a TOML file (command-line flags override it).
     #[arg(long = "config", value_name = "FILE")]
     config: Option<PathBuf>,
@@ -69,6 +76,9 @@ fn main() -> ExitCode {
         control_group: args.control_group,
         tolerance_ms: args.tolerance,
         max_peers: args.max_peers,
+        key_file: args.key_file,
+        master_key_file: args.master_key_file,
+        ..Default::default()
     };
     let cfg = match args.config {
         Some(p) => match NodeConfig::from_file(&p) {

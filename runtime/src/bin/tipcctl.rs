@@ -246,8 +246,38 @@ enum NodeCmd {
     List,
     /// Each peer node's counters (failovers, tunnel messages, synchronisations, restarts,
     /// duplicates, spoofed sources), then what the node dropped: from the network by cause,
-    /// in the receive dispatch, in groups, at the control socket.
+    /// in the receive dispatch, in groups, at the control socket, and the encryption's
+    /// counters (decrypt failures, replays, plaintext refused...).
     Stat,
+    /// Set a node property: `key`.
+    Set {
+        #[command(subcommand)]
+        cmd: NodeSetCmd,
+    },
+    /// Remove a node property: `key` (every key: the node sends in clear again).
+    Flush {
+        #[command(subcommand)]
+        cmd: NodeFlushCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum NodeSetCmd {
+    /// `key KEY [algname gcm(aes)] [nodeid ID] [master] [rekeying N|now]`, as iproute2's
+    /// `tipc node set key`: KEY is `0x` and hex digits or text (20, 28 or 36 bytes). In place
+    /// of KEY, `file PATH` reads it from a file (keeps it out of the process list and shell
+    /// history).
+    Key {
+        /// The key (or `file PATH`) and options.
+        #[arg(num_args = 1.., allow_hyphen_values = true, value_name = "KEY [OPTIONS]")]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum NodeFlushCmd {
+    /// Remove every key, own and peers'.
+    Key,
 }
 
 #[derive(Subcommand, Debug)]
@@ -458,6 +488,21 @@ fn listen_conn(node: &std::path::Path, kind: Kind, l: ConnListen) -> ExitCode {
     )))
 }
 
+/// `node set key` arguments: `file PATH` replaced by the file's key in hex; checked here so
+/// that a typo is reported before anything is sent.
+fn key_args(mut args: Vec<String>) -> Result<Vec<String>, String> {
+    if args.first().map(String::as_str) == Some("file") {
+        let path = args.get(1).ok_or("node set key file: missing PATH")?;
+        let key = tipc_runtime::config::read_key_file(std::path::Path::new(path))
+            .map_err(|e| e.to_string())?;
+        let hex: String = key.material().iter().map(|b| format!("{b:02x}")).collect();
+        args.splice(0..2, [format!("0x{hex}")]);
+    }
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    tipc_transport::crypto::KeySetting::parse(&a).map_err(|e| format!("node set key: {e}"))?;
+    Ok(args)
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let req = match args.cmd {
@@ -470,6 +515,19 @@ fn main() -> ExitCode {
         cmd @ Cmd::Connect { .. } => return conn_command(&args.node, cmd),
         Cmd::Node { cmd: NodeCmd::List } => Request::NodeList,
         Cmd::Node { cmd: NodeCmd::Stat } => Request::NodeStat,
+        Cmd::Node {
+            cmd: NodeCmd::Set {
+                cmd: NodeSetCmd::Key { args },
+            },
+        } => match key_args(args) {
+            Ok(a) => Request::NodeSetKey(a),
+            Err(e) => return usage(&e),
+        },
+        Cmd::Node {
+            cmd: NodeCmd::Flush {
+                cmd: NodeFlushCmd::Key,
+            },
+        } => Request::NodeFlushKey,
         Cmd::Link { cmd: LinkCmd::List } => Request::LinkList,
         Cmd::Link {
             cmd: LinkCmd::Set {

@@ -104,6 +104,12 @@ pub enum Request {
     },
     /// `node stat`: each peer node's counters (failover, synch, restarts).
     NodeStat,
+    /// `node set key KEY [algname ALG] [nodeid ID] [master] [rekeying N|now]`, the arguments
+    /// as iproute2's `tipc node set key` takes them (the client has put a key read from a
+    /// file in their place, in hex).
+    NodeSetKey(Vec<String>),
+    /// `node flush key`: remove every key.
+    NodeFlushKey,
     /// `link set broadcast BROADCAST|REPLICAST|AUTOSELECT`: the node-wide multicast method.
     LinkSetBroadcast(BcastMode),
     /// `link get broadcast`.

@@ -178,6 +178,21 @@ async fn handle(
             let rows = views::node_stat_rows(&node).await;
             Ok(Box::new(rows.chain(std::iter::once(stats.line()))))
         }
+        Request::NodeSetKey(args) => {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            match tipc_transport::crypto::KeySetting::parse(&args) {
+                Ok(k) => node
+                    .transport()
+                    .set_key(k)
+                    .map(|_| -> Rows { Box::new(std::iter::empty()) })
+                    .map_err(|e| format!("node set key: {e}")),
+                Err(e) => Err(format!("node set key: {e}")),
+            }
+        }
+        Request::NodeFlushKey => {
+            node.transport().flush_keys();
+            Ok(Box::new(std::iter::empty()))
+        }
         Request::LinkList => Ok(views::link_list_rows(&node).await),
         Request::LinkStat(name) => views::link_stat_rows(&node, name.as_deref()).await,
         Request::LinkSetBroadcast(mode) => {

@@ -101,7 +101,42 @@ pub async fn node_stat_rows(node: &Node) -> Rows {
         "group dropped: non_member:{} malformed:{} stale:{} deferred_overflow:{} rcvbuf:{} early:{} after_leave:{}\n",
         g.non_member, g.malformed, g.stale, g.deferred_overflow, g.rcvbuf, g.early, g.after_leave
     );
-    Box::new(peers.chain([net, dispatch, group]))
+    Box::new(peers.chain([net, dispatch, group, crypto_line(node)]))
+}
+
+/// `node stat`'s encryption line: own TX slots (pending/active/passive), envelopes sealed
+/// and opened, and every reason a received frame was dropped.
+fn crypto_line(node: &Node) -> String {
+    use tipc_transport::crypto::CryptoDrop as D;
+    let c = node.transport().crypto_info();
+    let s = &c.stats;
+    format!(
+        "crypto: {} tx_keys:{}/{}/{}{} sealed:{} opened:{} clear_rx:{} dropped: \
+         decrypt_failed:{} replayed:{} too_old:{} no_key:{} plaintext:{} unknown_peer:{} \
+         bad_header:{} bad_inner:{} inconsistent:{} tx_failed:{} keys sent:{} received:{} \
+         refused:{}\n",
+        if c.sealing { "on" } else { "off" },
+        c.tx.pending,
+        c.tx.active,
+        c.tx.passive,
+        if c.master { " master" } else { "" },
+        s.tx_ok,
+        s.rx_ok,
+        s.rx_clear,
+        s.dropped(D::DecryptFailed),
+        s.dropped(D::Replayed),
+        s.dropped(D::TooOld),
+        s.dropped(D::NoKey),
+        s.dropped(D::PlaintextRefused),
+        s.dropped(D::UnknownPeer),
+        s.dropped(D::BadHeader),
+        s.dropped(D::BadInner),
+        s.dropped(D::Inconsistent),
+        s.dropped(D::NoTxKey) + s.dropped(D::KeyRevoked) + s.dropped(D::BadOutgoing),
+        s.keys_sent,
+        s.keys_received,
+        s.keys_refused
+    )
 }
 
 /// `tipc link list`.

@@ -202,7 +202,8 @@ enum Distr {
 /// One peer's receive side (the kernel's RX `struct tipc_crypto`).
 struct PeerCrypto {
     id: NodeId,
-    keys: KeySet<RxKey>,
+    /// Boxed: a known peer without keys (most of them, on an unkeyed node) costs little.
+    keys: KeySet<Box<RxKey>>,
     master_window: ReplayWindow,
     /// Which of our TX keys the peer reports decrypting with (`peer_rx_active`).
     peer_rx_active: u8,
@@ -255,6 +256,8 @@ enum Opener {
     Rx(u8),
     /// Our TX cluster key in this slot (to be cloned into the peer's RX at `tx_key`).
     TxCluster(u8),
+    /// A per-node key preset for a node not known yet (discovery only).
+    Preset,
 }
 
 /// A node's crypto: see the module documentation.
@@ -326,6 +329,14 @@ impl Crypto {
     /// encrypted.
     pub fn is_enabled(&self) -> bool {
         self.master.is_some() || !self.tx.is_empty()
+    }
+
+    /// Is plaintext refused (except discovery)? True while the TX crypto holds a key and
+    /// [`CryptoConfig::accept_plaintext`] is off. Then whatever a link delivers arrived
+    /// encrypted: a MSG_CRYPTO it delivers counts as decrypted
+    /// ([`Crypto::handle_key_distr`]).
+    pub fn requires_envelope(&self) -> bool {
+        self.is_enabled() && !self.cfg.accept_plaintext
     }
 
     /// Own TX slot states (pending, active, passive).
@@ -480,7 +491,7 @@ impl Crypto {
                 let in_use = p.pending_in_use();
                 let slot = p
                     .keys
-                    .attach(RxKey::new(aead), 0, in_use)
+                    .attach(Box::new(RxKey::new(aead)), 0, in_use)
                     .map_err(|_| CryptoError::Busy)?;
                 p.nokey = false;
                 self.arm_tick(now);
@@ -666,7 +677,7 @@ impl Crypto {
             Err(_) => return,
         };
         let in_use = p.pending_in_use();
-        match p.keys.attach(RxKey::new(aead), 0, in_use) {
+        match p.keys.attach(Box::new(RxKey::new(aead)), 0, in_use) {
             Ok(_) => {
                 p.skey_retry = None;
                 p.nokey = false;
@@ -842,7 +853,11 @@ impl Crypto {
     /// ([`CryptoDrop::PlaintextRefused`], counted).
     pub fn receive(&mut self, now: Instant, frame: Bytes) -> Result<Received, CryptoDrop> {
         if !super::ehdr::is_envelope(&frame) {
-            if self.is_enabled() && !self.cfg.accept_plaintext {
+            // Discovery in clear is accepted as the kernel accepts it (a keyed node answers it
+            // encrypted, so a keyless neighbour is seen but never gets a link).
+            let discovery =
+                Header::new_checked(&frame[..]).is_ok_and(|h| h.user() == user::LINK_CONFIG);
+            if self.requires_envelope() && !discovery {
                 self.stats.drop_one(CryptoDrop::PlaintextRefused);
                 return Err(CryptoDrop::PlaintextRefused);
             }
@@ -897,7 +912,7 @@ impl Crypto {
                 let w = match opener {
                     Opener::Master => Some(&p.master_window),
                     Opener::Rx(s) => p.keys.get(s).map(|k| &k.window),
-                    Opener::TxCluster(_) => None,
+                    Opener::TxCluster(_) | Opener::Preset => None,
                 };
                 if let Some(w) = w {
                     w.check(eh.seqno)?;
@@ -972,6 +987,18 @@ impl Crypto {
                 return Ok((b, Opener::TxCluster(slot)));
             }
         }
+        // A discovery message from a node not known yet whose per-node key was set in
+        // advance (`set key KEY nodeid ID`; the kernel creates the node then): D=0, so its IV
+        // needs no address.
+        if peer.is_none() {
+            if let EhdrOrigin::Id(id) = eh.origin {
+                if let Some(key) = self.presets.get(&id) {
+                    let aead =
+                        Aead::new(key.clone(), KeyMode::PerNode).map_err(|_| CryptoDrop::NoKey)?;
+                    return aead.open(envelope, own).map(|b| (b, Opener::Preset));
+                }
+            }
+        }
         if tried > 0 {
             return Err(CryptoDrop::DecryptFailed);
         }
@@ -1030,11 +1057,13 @@ impl Crypto {
                     if replay {
                         k.window.commit(eh.seqno);
                     }
-                    if p.keys.attach(k, eh.tx_key, in_use).is_ok() {
+                    if p.keys.attach(Box::new(k), eh.tx_key, in_use).is_ok() {
                         p.timer1 = Some(now);
                     }
                 }
             }
+            // Never with a known peer (the preset is attached to it by `add_peer`).
+            Opener::Preset => {}
         }
         p.stats.rx_ok += 1;
         // tipc_crypto_key_synch: act on the ehdr bits, now that the packet is authentic.

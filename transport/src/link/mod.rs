@@ -574,9 +574,16 @@ impl Link {
     pub fn rcv_nxt(&self) -> Seqno {
         self.rcv_nxt
     }
-    /// Largest message sent without fragmenting (`tipc_link_mss`): MTU minus a tunnel header.
+    /// Largest packet the link builds: the MTU less the room an encryption envelope takes
+    /// ([`crate::crypto::max_inner_len`]), reserved whether or not a key is set, as a kernel
+    /// built with `CONFIG_TIPC_CRYPTO` does (tipc-crypto.md §15.6 "Link MTU").
+    pub fn max_packet(&self) -> usize {
+        crate::crypto::max_inner_len(self.mtu)
+    }
+    /// Largest message sent without fragmenting (`tipc_link_mss`): [`Link::max_packet`]
+    /// minus a tunnel header.
     pub fn mss(&self) -> usize {
-        self.mtu - INT_H_SIZE
+        self.max_packet() - INT_H_SIZE
     }
     /// Current tolerance.
     pub fn tolerance(&self) -> Duration {

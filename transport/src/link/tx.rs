@@ -86,7 +86,8 @@ impl Link {
         // leaves room for (the node fragments a packet too large for it, §4.12).
         self.last_progress = now;
         self.tail_probed = false;
-        let fits = size <= self.mss() || (usr == user::TUNNEL_PROTOCOL && size <= self.mtu);
+        let fits =
+            size <= self.mss() || (usr == user::TUNNEL_PROTOCOL && size <= self.max_packet());
         if !fits {
             self.unstage();
             if let Err(msg) = self.send_fragmented(msg, imp as u8) {

@@ -56,6 +56,8 @@ pub enum InputQueue {
     Mcast,
     /// `namedq`, for `tipc_named_rcv`: NAME_DISTRIBUTOR.
     Names,
+    /// `tipc_crypto_msg_rcv`: MSG_CRYPTO (a key distribution, §15.5).
+    Crypto,
 }
 
 /// Which input queue a delivered message goes to; `None` for a user no queue takes (the
@@ -75,6 +77,7 @@ pub fn input_queue(h: &Header<&[u8]>) -> Option<InputQueue> {
         user::CONN_MANAGER => Some(InputQueue::Sockets),
         user::GROUP_PROTOCOL => Some(InputQueue::Mcast),
         user::NAME_DISTRIBUTOR => Some(InputQueue::Names),
+        user::MSG_CRYPTO => Some(InputQueue::Crypto),
         _ => None,
     }
 }

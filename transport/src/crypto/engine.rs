@@ -1000,6 +1000,9 @@ impl Crypto {
             }
         }
         if tried > 0 {
+            // As the kernel's last round (`tipc_crypto_key_pick_tx` has nothing left): no key
+            // of the peer's opened it, so report N=1 and the peer distributes its key.
+            self.mark_nokey(peer, tx_key);
             return Err(CryptoDrop::DecryptFailed);
         }
         self.mark_nokey(peer, tx_key);

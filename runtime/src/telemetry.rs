@@ -9,6 +9,9 @@
 //!   futures the handler spawns ([`crate::Ctx::spawn`]): asks made there are its children, so a
 //!   request keeps one trace id across nodes.
 //! - Unsampled traces are not exported, but their context still propagates (sampled flag 0).
+//!   The sampler sees a span's short name (`tipc.tell`, `tipc.handle ask`...) and its kind;
+//!   only a span it records gets its full name and attributes, so an unsampled span formats
+//!   and allocates nothing of ours.
 //! - Without [`init`] (or [`install`]) no span is built; a trace context that came in with a
 //!   message is still passed on by the asks its handler makes. With neither, a message costs
 //!   a look at the current context: no span and no trace context are built.
@@ -37,7 +40,7 @@ use opentelemetry::trace::{
 use opentelemetry::{global, Context, KeyValue};
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 
 pub mod metrics;
 
@@ -52,6 +55,37 @@ pub const TRACER_NAME: &str = "tipc";
 
 /// Whether a provider is installed (spans are built only then).
 static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// The installed provider's tracer (concrete: no global lock and no boxing per span).
+static TRACER: std::sync::RwLock<Option<SdkTracer>> = std::sync::RwLock::new(None);
+
+fn set_tracer(t: Option<SdkTracer>) {
+    *TRACER.write().unwrap_or_else(|p| p.into_inner()) = t;
+}
+
+/// Start a span of `kind` under `parent` with the installed tracer. The sampler sees the
+/// short `name` only; a span that records then gets its full name (`full`) and attributes
+/// (`attrs`), so a span the sampler drops formats and allocates nothing of ours.
+fn start_span<const N: usize>(
+    name: &'static str,
+    kind: SpanKind,
+    parent: &Context,
+    full: impl FnOnce() -> String,
+    attrs: impl FnOnce() -> [KeyValue; N],
+) -> Option<opentelemetry_sdk::trace::Span> {
+    use opentelemetry::trace::Span as _;
+    let guard = TRACER.read().unwrap_or_else(|p| p.into_inner());
+    let tracer = guard.as_ref()?;
+    let mut span = tracer
+        .span_builder(name)
+        .with_kind(kind)
+        .start_with_context(tracer, parent);
+    if span.is_recording() {
+        span.update_name(full());
+        span.set_attributes(attrs());
+    }
+    Some(span)
+}
 
 /// Why telemetry could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +146,7 @@ impl Telemetry {
     pub fn shutdown(&mut self) {
         if let Some(p) = self.provider.take() {
             ENABLED.store(false, Ordering::Release);
+            set_tracer(None);
             global::set_tracer_provider(opentelemetry::trace::noop::NoopTracerProvider::new());
             let _ = p.force_flush();
             let _ = p.shutdown();
@@ -201,7 +236,9 @@ pub fn init_with(
 /// Install `provider` (built with any exporter and sampler) as the global provider and start
 /// making spans. No propagator is set: contexts travel in the envelope.
 pub fn install(provider: SdkTracerProvider) -> Telemetry {
+    use opentelemetry::trace::TracerProvider as _;
     global::set_tracer_provider(provider.clone());
+    set_tracer(Some(provider.tracer(TRACER_NAME)));
     ENABLED.store(true, Ordering::Release);
     Telemetry {
         provider: Some(provider),
@@ -251,7 +288,7 @@ pub fn remote_span_context(t: &TraceContext) -> SpanContext {
 
 /// A sending span (tell or ask) and the trace context to put in its envelope.
 pub(crate) struct SendSpan {
-    cx: Option<Context>,
+    span: Option<opentelemetry_sdk::trace::Span>,
     /// What goes into the envelope (None: no trace here).
     pub trace: Option<TraceContext>,
 }
@@ -266,43 +303,51 @@ impl SendSpan {
                 let sc = span.span_context();
                 sc.is_valid().then(|| to_envelope(sc))
             });
-            return SendSpan { cx: None, trace };
+            return SendSpan { span: None, trace };
         }
-        let tracer = global::tracer(TRACER_NAME);
-        let verb = if ask { "ask" } else { "tell" };
-        let span = tracer
-            .span_builder(format!("tipc.{verb} {target} id={id}"))
-            .with_kind(if ask {
-                SpanKind::Client
-            } else {
-                SpanKind::Producer
-            })
-            .with_attributes([
-                KeyValue::new("tipc.node", node as i64),
-                KeyValue::new("tipc.message_id", id as i64),
-                KeyValue::new("tipc.target", target.to_string()),
-            ])
-            .start_with_context(&tracer, &Context::current());
-        let cx = Context::current_with_span(span);
-        let sc = cx.span().span_context().clone();
-        SendSpan {
-            trace: sc.is_valid().then(|| to_envelope(&sc)),
-            cx: Some(cx),
-        }
+        let (name, kind) = if ask {
+            ("tipc.ask", SpanKind::Client)
+        } else {
+            ("tipc.tell", SpanKind::Producer)
+        };
+        let span = Context::map_current(|current| {
+            start_span(
+                name,
+                kind,
+                current,
+                || format!("{name} {target} id={id}"),
+                || {
+                    [
+                        KeyValue::new("tipc.node", node as i64),
+                        KeyValue::new("tipc.message_id", id as i64),
+                        KeyValue::new("tipc.target", target.to_string()),
+                    ]
+                },
+            )
+        });
+        use opentelemetry::trace::Span as _;
+        let trace = span
+            .as_ref()
+            .map(|s| s.span_context())
+            .filter(|sc| sc.is_valid())
+            .map(to_envelope);
+        SendSpan { span, trace }
     }
 
     /// Record a failure as the span's status.
-    pub fn fail(&self, e: &dyn std::fmt::Display) {
-        if let Some(cx) = &self.cx {
-            cx.span().set_status(Status::error(e.to_string()));
+    pub fn fail(&mut self, e: &dyn std::fmt::Display) {
+        use opentelemetry::trace::Span as _;
+        if let Some(s) = &mut self.span {
+            s.set_status(Status::error(e.to_string()));
         }
     }
 }
 
 impl Drop for SendSpan {
     fn drop(&mut self) {
-        if let Some(cx) = &self.cx {
-            cx.span().end();
+        use opentelemetry::trace::Span as _;
+        if let Some(s) = &mut self.span {
+            s.end();
         }
     }
 }
@@ -334,23 +379,29 @@ impl ServeSpan {
             };
         }
         let parent = parent.unwrap_or_default();
-        let tracer = global::tracer(TRACER_NAME);
-        let verb = if ask { "handle ask" } else { "handle tell" };
-        let span = tracer
-            .span_builder(format!("tipc.{verb} {service} id={id}"))
-            .with_kind(if ask {
-                SpanKind::Server
-            } else {
-                SpanKind::Consumer
-            })
-            .with_attributes([
-                KeyValue::new("tipc.node", node as i64),
-                KeyValue::new("tipc.message_id", id as i64),
-                KeyValue::new("tipc.service", service.to_string()),
-            ])
-            .start_with_context(&tracer, &parent);
+        let (name, kind) = if ask {
+            ("tipc.handle ask", SpanKind::Server)
+        } else {
+            ("tipc.handle tell", SpanKind::Consumer)
+        };
+        let span = start_span(
+            name,
+            kind,
+            &parent,
+            || format!("{name} {service} id={id}"),
+            || {
+                [
+                    KeyValue::new("tipc.node", node as i64),
+                    KeyValue::new("tipc.message_id", id as i64),
+                    KeyValue::new("tipc.service", service.to_string()),
+                ]
+            },
+        );
         ServeSpan {
-            _guard: Some(parent.with_span(span).attach()),
+            _guard: Some(match span {
+                Some(span) => parent.with_span(span).attach(),
+                None => parent.attach(),
+            }),
         }
     }
 
@@ -360,17 +411,21 @@ impl ServeSpan {
         if !enabled() {
             return ServeSpan { _guard: None };
         }
-        let tracer = global::tracer(TRACER_NAME);
-        let span = tracer
-            .span_builder(format!("tipc.handle raw {service}"))
-            .with_kind(SpanKind::Server)
-            .with_attributes([
-                KeyValue::new("tipc.node", node as i64),
-                KeyValue::new("tipc.service", service.to_string()),
-            ])
-            .start_with_context(&tracer, &Context::new());
+        let name = "tipc.handle raw";
+        let span = start_span(
+            name,
+            SpanKind::Server,
+            &Context::new(),
+            || format!("{name} {service}"),
+            || {
+                [
+                    KeyValue::new("tipc.node", node as i64),
+                    KeyValue::new("tipc.service", service.to_string()),
+                ]
+            },
+        );
         ServeSpan {
-            _guard: Some(Context::new().with_span(span).attach()),
+            _guard: span.map(|s| Context::new().with_span(s).attach()),
         }
     }
 

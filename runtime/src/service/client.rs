@@ -574,7 +574,7 @@ impl ServiceRef {
     /// window of this node's tells unconsumed ([`TELL_WINDOW`]); a range multicast is not
     /// windowed (what overflows comes back and is counted in `tells_returned`).
     pub async fn tell<M: TipcMessage>(&self, msg: &M) -> Result<(), TellError> {
-        let span = self.span(false, M::ID);
+        let mut span = self.span(false, M::ID);
         let r = self.tell_in(msg, &span).await;
         if let Err(e) = &r {
             bump(&self.clients.stats.tells_failed);
@@ -627,7 +627,7 @@ impl ServiceRef {
     /// back in [`TryTellError::Congested`]. A range target is multicast through the name
     /// table, which may wait: use [`tell`](Self::tell) for it.
     pub fn try_tell<M: TipcMessage>(&self, msg: M) -> Result<(), TryTellError<M>> {
-        let span = self.span(false, M::ID);
+        let mut span = self.span(false, M::ID);
         let r = self.try_tell_in(msg, &span);
         if let Err(e) = &r {
             if let TryTellError::Failed(..) = e {
@@ -698,7 +698,7 @@ impl ServiceRef {
                 detail: "ask needs one destination: use tell for a range".into(),
             });
         }
-        let span = self.span(true, M::ID);
+        let mut span = self.span(true, M::ID);
         let r = self.ask_in(msg, timeout, &span).await;
         if let Err(e) = &r {
             bump(&self.clients.stats.ask_errors[e.kind_index()]);

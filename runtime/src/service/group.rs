@@ -154,9 +154,9 @@ impl GroupRef {
     /// Raw bytes (no envelope) to every member: what a plain TIPC group member (a kernel
     /// socket) reads as it is. Its span carries no context to the members.
     pub async fn broadcast_raw(&self, data: impl Into<bytes::Bytes>) -> Result<(), GroupTellError> {
-        let span = self.span(How::Broadcast, true, 0);
+        let mut span = self.span(How::Broadcast, true, 0);
         let r = self.member.broadcast(data).await.map_err(Into::into);
-        Self::end(&span, r)
+        Self::end(&mut span, r)
     }
 
     /// Raw bytes (no envelope) to one member socket.
@@ -165,9 +165,9 @@ impl GroupRef {
         to: SocketAddr,
         data: impl Into<bytes::Bytes>,
     ) -> Result<(), GroupTellError> {
-        let span = self.span(How::Unicast(to), true, 0);
+        let mut span = self.span(How::Unicast(to), true, 0);
         let r = self.member.unicast(to, data).await.map_err(Into::into);
-        Self::end(&span, r)
+        Self::end(&mut span, r)
     }
 
     fn span(&self, how: How, raw: bool, id: u32) -> SendSpan {
@@ -179,7 +179,7 @@ impl GroupRef {
         SendSpan::start(false, &target, id, self.member.addr().node)
     }
 
-    fn end(span: &SendSpan, r: Result<(), GroupTellError>) -> Result<(), GroupTellError> {
+    fn end(span: &mut SendSpan, r: Result<(), GroupTellError>) -> Result<(), GroupTellError> {
         if let Err(e) = &r {
             span.fail(e);
         }
@@ -187,7 +187,7 @@ impl GroupRef {
     }
 
     async fn typed<M: TipcMessage>(&self, how: How, msg: &M) -> Result<(), GroupTellError> {
-        let span = self.span(how, false, M::ID);
+        let mut span = self.span(how, false, M::ID);
         let r = async {
             let b = tell_bytes(msg, span.trace)?;
             let m = &self.member;
@@ -200,6 +200,6 @@ impl GroupRef {
             Ok(())
         }
         .await;
-        Self::end(&span, r)
+        Self::end(&mut span, r)
     }
 }

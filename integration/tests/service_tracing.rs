@@ -3,11 +3,14 @@
 //! one trace, A.client -> B.server -> B.client -> C.server, seen by an in-memory exporter and
 //! by a real OTLP/gRPC collector (fake-opentelemetry-collector, in-process); with the sampler
 //! off nothing is exported but the handlers still see the caller's trace id. The collector
-//! test runs B and C as `svc-host traced` processes (A is this test's process).
+//! test runs B and C as `svc-host traced` processes (A is this test's process). Group sends
+//! (all four modes) parent their members' spans; a raw handler gets a root server span. The
+//! same collector receives the metrics (`telemetry::init` sets up both): the tells and asks
+//! counted by the client and by the service in another process, and the links' packets.
 //!
 //! The tracer provider is process-wide: the tests take a lock so they run one at a time.
 
-use fake_opentelemetry_collector::{ExportedSpan, FakeCollectorServer};
+use fake_opentelemetry_collector::{ExportedMetric, ExportedSpan, FakeCollectorServer};
 use opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState,
 };
@@ -15,15 +18,15 @@ use opentelemetry::Context;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler, SdkTracerProvider, SpanData};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 use tipc_integration::cluster::{free_udp_ports, udp_cluster, udp_node};
 use tipc_integration::services::{
-    clear_trace_ids_seen, trace_ids_seen as seen, Back, Front, Inc, Relay, BACK_TYPE as BACK,
-    FRONT_TYPE as FRONT,
+    clear_trace_ids_seen, trace_ids_seen as seen, Back, Front, GroupProbe, Inc, Num, Relay, Upper,
+    BACK_TYPE as BACK, FRONT_TYPE as FRONT, GROUP_PROBE_TYPE, UPPER_TYPE,
 };
-use tipc_runtime::service::AskError;
-use tipc_runtime::{telemetry, Node, ServiceHandle};
+use tipc_runtime::service::{AskError, Binding};
+use tipc_runtime::{telemetry, Node, ServiceAddr, ServiceHandle, ServiceRange};
 
 /// One test at a time (one global tracer provider).
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -398,4 +401,226 @@ fn tell_makes_producer_and_consumer_spans_and_failed_ask_spans_carry_error_statu
     assert_eq!(server.parent_span_id, client.span_context.span_id());
     assert!(matches!(client.status, Status::Error { .. }), "{client:#?}");
     assert!(matches!(server.status, Status::Error { .. }), "{server:#?}");
+}
+
+#[test]
+fn group_sends_make_producer_spans_parenting_member_spans_and_raw_handlers_get_root_server_spans() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let mut t = telemetry::install(provider);
+    let (sender, receiver) = actix_rt::System::new().block_on(async {
+        let mut v = udp_cluster("otelgrp", 2).await;
+        let b = Node::from_transport(v.pop().expect("node"));
+        let a = Node::from_transport(v.pop().expect("node"));
+        let log: Arc<Mutex<Vec<String>>> = Default::default();
+        let member = |instance| {
+            let mut at = Binding::of::<GroupProbe>();
+            at.range = ServiceRange::single(GROUP_PROBE_TYPE, instance);
+            let probe = GroupProbe {
+                log: log.clone(),
+                slow: Duration::ZERO,
+                echo: false,
+            };
+            (probe, at)
+        };
+        let (pa, at_a) = member(1);
+        let (pb, at_b) = member(2);
+        let ha = a.serve_at(pa, at_a).await.expect("join on A");
+        let hb = b.serve_at(pb, at_b).await.expect("join on B");
+        let _upper = b.serve(Upper).await.expect("serve Upper");
+        let g = ha.group().expect("group");
+        for _ in 0..2_000 {
+            if g.members_up() == 1 && hb.group().is_some_and(|g| g.members_up() == 1) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        g.broadcast(&Num { n: 0 }).await.expect("broadcast");
+        g.multicast(2, &Num { n: 1 }).await.expect("multicast");
+        g.anycast(2, &Num { n: 2 }).await.expect("anycast");
+        g.unicast(hb.socket(), &Num { n: 3 })
+            .await
+            .expect("unicast");
+        // A plain RDM datagram to the raw service (no envelope, no trace context).
+        wait_binding(&a, UPPER_TYPE).await;
+        let raw = a.transport().dgram_socket();
+        let upper = ServiceAddr {
+            type_: UPPER_TYPE,
+            instance: 1,
+        };
+        raw.send_to_service(upper, b"hi").await.expect("raw send");
+        let r = tokio::time::timeout(Duration::from_secs(2), raw.recv())
+            .await
+            .expect("a raw reply")
+            .expect("socket open");
+        assert_eq!(&r.data[..], b"HI");
+        for _ in 0..400 {
+            if exporter.get_finished_spans().expect("spans").len() >= 9 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let got = log.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        assert_eq!(
+            got.iter().filter(|l| l.starts_with("MSG 1 ")).count(),
+            4,
+            "{got:?}"
+        );
+        (a.addr(), b.addr())
+    });
+    let spans = exporter.get_finished_spans().expect("spans");
+    t.shutdown();
+    assert_eq!(spans.len(), 9, "{spans:#?}");
+    for (how, mode) in [
+        ("group 3100 broadcast", "broadcast"),
+        ("group 3100:2 multicast", "multicast"),
+        ("group 3100:2 anycast", "anycast"),
+        ("group 3100 unicast", "unicast"),
+    ] {
+        let producer = one(&spans, SpanKind::Producer, how);
+        assert_eq!(node_of(producer), sender as i64, "{mode}");
+        assert_eq!(producer.parent_span_id, SpanId::INVALID, "{mode}");
+        let children: Vec<&SpanData> = spans
+            .iter()
+            .filter(|s| s.parent_span_id == producer.span_context.span_id())
+            .collect();
+        assert_eq!(children.len(), 1, "{mode}: {spans:#?}");
+        let consumer = children[0];
+        assert_eq!(consumer.span_kind, SpanKind::Consumer, "{mode}");
+        assert!(consumer.parent_span_is_remote, "{mode}");
+        assert!(consumer.name.contains("3100:2"), "{}", consumer.name);
+        assert_eq!(
+            consumer.span_context.trace_id(),
+            producer.span_context.trace_id()
+        );
+        assert_eq!(node_of(consumer), receiver as i64, "{mode}");
+    }
+    let raw = one(&spans, SpanKind::Server, "tipc.handle raw 2500:1");
+    assert_eq!(raw.parent_span_id, SpanId::INVALID);
+    assert!(raw.span_context.is_valid());
+    assert_eq!(node_of(raw), receiver as i64);
+}
+
+/// Every number data point the collector received: (metric name, attributes, value).
+fn metric_points(batches: &[ExportedMetric]) -> Vec<(String, String, i64)> {
+    let mut out = Vec::new();
+    for b in batches {
+        let v = serde_json::to_value(b).expect("metrics as JSON");
+        for m in v["metrics"].as_array().into_iter().flatten() {
+            let name = m["name"].as_str().unwrap_or_default().to_string();
+            let Some(data) = m["data"].as_object() else {
+                continue;
+            };
+            for (_, body) in data {
+                for p in body["data_points"].as_array().into_iter().flatten() {
+                    let Some(value) = p["value"]["AsInt"].as_i64() else {
+                        continue;
+                    };
+                    out.push((name.clone(), p["attributes"].to_string(), value));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The largest value of `name` among the points whose attributes contain every `needle`
+/// (counters are cumulative: the largest is the last).
+fn largest(points: &[(String, String, i64)], name: &str, needles: &[String]) -> Option<i64> {
+    points
+        .iter()
+        .filter(|(n, attrs, _)| n == name && needles.iter().all(|w| attrs.contains(w.as_str())))
+        .map(|p| p.2)
+        .max()
+}
+
+fn int_attr(v: u32) -> String {
+    format!("IntValue({v})")
+}
+
+fn str_attr(v: &str) -> String {
+    format!("StringValue(\\\"{v}\\\")")
+}
+
+#[test]
+fn collector_receives_link_and_service_metrics_with_the_counts_sent_from_two_node_processes() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    const TELLS: u64 = 25;
+    let rt = tokio::runtime::Runtime::new().expect("collector runtime");
+    let mut collector = rt
+        .block_on(FakeCollectorServer::start())
+        .expect("start the collector");
+    let endpoint = collector.endpoint();
+    let ports = free_udp_ports(2);
+    let c = Host::start(ports[1], &[ports[0]], "back", &endpoint);
+    let a_addr = actix_rt::System::new().block_on(async {
+        let mut t = telemetry::init("node-a", &endpoint).expect("telemetry");
+        let a = Node::from_transport(udp_node("otelMetA", ports[0], &[ports[1]]));
+        wait_binding(&a, BACK).await;
+        let back = a.service(BACK, 1);
+        for i in 0..TELLS {
+            back.tell(&Inc(i)).await.expect("tell");
+        }
+        // Answered after the tells (one client socket, one link, one service: in order).
+        assert_eq!(back.ask(&Inc(1)).await, Ok(2));
+        // Flushed while the node runs (its actors report the links), then shut down.
+        t.flush_async().await;
+        t.shutdown();
+        a.addr()
+    });
+    c.finish();
+    let mut batches = Vec::new();
+    let mut points = Vec::new();
+    let a = || vec![int_attr(a_addr)];
+    let back = || vec![str_attr("2002:1")];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        batches.extend(rt.block_on(collector.exported_metrics(1, Duration::from_millis(200))));
+        points = metric_points(&batches);
+        if largest(&points, "tipc.client.tells", &a()) == Some(TELLS as i64)
+            && largest(&points, "tipc.service.tells", &back()) == Some(TELLS as i64)
+        {
+            break;
+        }
+    }
+    let show = || format!("{points:#?}");
+    // The service layer on both sides counted what was sent.
+    assert_eq!(
+        largest(&points, "tipc.client.tells", &a()),
+        Some(TELLS as i64),
+        "{}",
+        show()
+    );
+    assert_eq!(largest(&points, "tipc.client.asks", &a()), Some(1));
+    assert_eq!(
+        largest(&points, "tipc.service.tells", &back()),
+        Some(TELLS as i64),
+        "{}",
+        show()
+    );
+    assert_eq!(largest(&points, "tipc.service.asks", &back()), Some(1));
+    assert_eq!(largest(&points, "tipc.service.replies", &back()), Some(1));
+    let no_errors = [back(), vec![str_attr("error_reply")]].concat();
+    assert_eq!(largest(&points, "tipc.service.errors", &no_errors), Some(0));
+    // The links carried them (bundled: fewer packets than messages), and C received them.
+    let a_tx = [a(), vec![str_attr("tx")]].concat();
+    let sent = largest(&points, "tipc.link.packets", &a_tx).expect("A's link packets");
+    assert!(sent > 0, "A sent {sent} packets: {}", show());
+    let received = points
+        .iter()
+        .filter(|(n, attrs, _)| {
+            n == "tipc.link.packets"
+                && attrs.contains(&str_attr("rx"))
+                && !attrs.contains(&int_attr(a_addr))
+        })
+        .map(|p| p.2)
+        .max()
+        .expect("C's link packets");
+    assert!(received > 0, "C received {received}");
+    assert!(largest(&points, "tipc.link.retransmitted", &a()).is_some());
+    assert_eq!(largest(&points, "tipc.peer.up", &a()), Some(1));
+    assert!(largest(&points, "tipc.node.sockets", &a()).is_some_and(|n| n >= 1));
 }

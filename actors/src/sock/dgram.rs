@@ -128,6 +128,17 @@ fn route_returned(ctx: &NodeCtx, returned: Vec<BytesMut>) {
     d.flush();
 }
 
+/// A datagram socket's receive queue at one moment ([`DgramSocket::queue_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Messages waiting to be read.
+    pub len: usize,
+    /// Bytes charged for them.
+    pub bytes: usize,
+    /// The queue's counters since the socket opened.
+    pub counters: crate::socket::RecvStats,
+}
+
 /// The two connectionless socket types (§9.1). Both are reliable node to node and both drop an
 /// undeliverable message unless made returnable; the only wire difference is that DGRAM sets
 /// w0 bit 18 (`src_droppable`), which no kernel code reads.
@@ -188,6 +199,17 @@ impl DgramSocket {
         SocketAddr {
             node: self.ctx.own_addr,
             port: self.port,
+        }
+    }
+
+    /// Its receive queue now: messages waiting, the bytes charged for them, and the queue's
+    /// counters (read-only; for metrics).
+    pub fn queue_stats(&self) -> QueueStats {
+        let st = self.inbox.lock();
+        QueueStats {
+            len: st.q.len(),
+            bytes: st.q.queued_bytes(),
+            counters: *st.q.stats(),
         }
     }
 

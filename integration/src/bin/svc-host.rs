@@ -11,8 +11,9 @@
 //! of group 3100 at INSTANCE, sleeping SLOW_US per message and printing its log lines.
 //!
 //! `svc-host traced PORT PEERS front|back|client OTLP_ENDPOINT`: the node serving [`Front`] or
-//! [`Back`] with telemetry exported to the OTLP/gRPC collector at OTLP_ENDPOINT; prints
-//! `READY`, and when its standard input closes, flushes the spans, prints `FLUSHED` and exits.
+//! [`Back`] with telemetry (spans and metrics) exported to the OTLP/gRPC collector at
+//! OTLP_ENDPOINT; prints `READY`, and when its standard input closes, flushes (while the node
+//! still runs, so its link figures are read then), prints `FLUSHED` and exits.
 //! As `client` it waits for Front and Back (at most 10 s), asks Front once, prints
 //! `ANSWER n` (or `FAILED reason`), flushes and exits.
 
@@ -134,6 +135,7 @@ fn traced(args: &[String]) {
         &format!("svc-{role}"),
         endpoint,
     ));
+    let flusher = &telemetry;
     actix_rt::System::new().block_on(async move {
         let t = tipc_integration::cluster::udp_node(&format!("otel{port}"), port, &peers);
         let node = Node::from_transport(t);
@@ -149,6 +151,7 @@ fn traced(args: &[String]) {
         });
         println!("READY");
         let _ = rx.await;
+        flusher.flush_async().await;
     });
     telemetry.shutdown();
     println!("FLUSHED");

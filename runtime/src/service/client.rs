@@ -66,6 +66,43 @@ pub enum AskError {
     Stopped,
 }
 
+impl AskError {
+    /// The kinds, in the order of [`AskError::kind_index`] (metric attribute values).
+    pub const KINDS: [&'static str; 10] = [
+        "no_service",
+        "service_gone",
+        "overloaded",
+        "node_down",
+        "timeout",
+        "panicked",
+        "remote",
+        "encode",
+        "decode",
+        "stopped",
+    ];
+
+    /// This error's place in [`AskError::KINDS`].
+    pub fn kind_index(&self) -> usize {
+        match self {
+            AskError::NoService => 0,
+            AskError::ServiceGone => 1,
+            AskError::Overloaded => 2,
+            AskError::NodeDown => 3,
+            AskError::Timeout(_) => 4,
+            AskError::Panicked => 5,
+            AskError::Remote { .. } => 6,
+            AskError::Encode(_) => 7,
+            AskError::Decode(_) => 8,
+            AskError::Stopped => 9,
+        }
+    }
+
+    /// Its kind as a short name (`"node_down"`, `"timeout"`...).
+    pub fn kind(&self) -> &'static str {
+        Self::KINDS[self.kind_index()]
+    }
+}
+
 /// Why a tell failed (a tell that was sent and lost later is counted, not reported).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -129,6 +166,10 @@ pub struct ClientStats {
     pub late_replies: u64,
     /// Messages on the client socket that were neither replies nor returns.
     pub malformed: u64,
+    /// Tells that failed at once (no service, node down, encoding, stopping).
+    pub tells_failed: u64,
+    /// Asks that failed, by kind (indexed as [`AskError::KINDS`]).
+    pub ask_errors: [u64; 10],
 }
 
 /// The tells in flight to one service socket.
@@ -147,6 +188,7 @@ struct Pending {
 /// waiting for replies, and the counters.
 pub struct Clients {
     sock: DgramSocket,
+    node: TransportNode,
     next: AtomicU64,
     pending: Mutex<HashMap<u64, Pending>>,
     flows: Mutex<HashMap<SocketAddr, Flow>>,
@@ -161,6 +203,8 @@ struct Counters {
     tells_returned: AtomicU64,
     late_replies: AtomicU64,
     malformed: AtomicU64,
+    tells_failed: AtomicU64,
+    ask_errors: [AtomicU64; 10],
 }
 
 fn bump(c: &AtomicU64) {
@@ -181,6 +225,7 @@ impl Clients {
         sock.set_returnable(true);
         let c = Arc::new(Clients {
             sock,
+            node: node.clone(),
             next: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
             flows: Mutex::new(HashMap::new()),
@@ -199,6 +244,7 @@ impl Clients {
                 }
             }
         });
+        register_metrics(&c);
         // The reply task holds the client side until the node stops (its socket's inbox
         // closes then, and every ask still pending fails with `Stopped`).
         let rx = c.clone();
@@ -284,7 +330,14 @@ impl Clients {
             tells_returned: g(&self.stats.tells_returned),
             late_replies: g(&self.stats.late_replies),
             malformed: g(&self.stats.malformed),
+            tells_failed: g(&self.stats.tells_failed),
+            ask_errors: std::array::from_fn(|i| g(&self.stats.ask_errors[i])),
         }
+    }
+
+    /// The transport node it sends through.
+    pub fn transport(&self) -> &TransportNode {
+        &self.node
     }
 
     /// Asks waiting for a reply now.
@@ -398,6 +451,45 @@ impl Clients {
     }
 }
 
+/// Make `c` known to the metrics ([`crate::telemetry::metrics`]): its transport, and its
+/// counters as `tipc.client.*` data points (read only when metrics are collected).
+fn register_metrics(c: &Arc<Clients>) {
+    use crate::telemetry::metrics::{kv, register_node, Points};
+    let addr = c.addr().node;
+    let weak = Arc::downgrade(c);
+    let transport_of = {
+        let weak = weak.clone();
+        Box::new(move || weak.upgrade().map(|c| c.node.clone()))
+    };
+    let last = Mutex::new((ClientStats::default(), 0usize));
+    let read = move |p: &mut Points| {
+        let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+        let alive = match weak.upgrade() {
+            Some(c) => {
+                *last = (c.stats(), c.pending_asks());
+                true
+            }
+            None => false,
+        };
+        let (s, pending) = &*last;
+        let node = || vec![kv("tipc.node", addr as i64)];
+        p.add("tipc.client.tells", s.tells, node());
+        p.add("tipc.client.asks", s.asks, node());
+        p.add("tipc.client.tells.returned", s.tells_returned, node());
+        p.add("tipc.client.tells.failed", s.tells_failed, node());
+        p.add("tipc.client.late_replies", s.late_replies, node());
+        p.add("tipc.client.malformed", s.malformed, node());
+        p.add("tipc.client.asks.pending", *pending as u64, node());
+        for (kind, v) in AskError::KINDS.iter().zip(s.ask_errors) {
+            let mut a = node();
+            a.push(kv("tipc.error", *kind));
+            p.add("tipc.client.ask.errors", v, a);
+        }
+        alive
+    };
+    register_node(addr, transport_of, Box::new(read));
+}
+
 /// Removes a pending ask when the ask's future ends or is dropped (cancel safety).
 struct PendingGuard<'a> {
     clients: &'a Clients,
@@ -482,9 +574,10 @@ impl ServiceRef {
     /// window of this node's tells unconsumed ([`TELL_WINDOW`]); a range multicast is not
     /// windowed (what overflows comes back and is counted in `tells_returned`).
     pub async fn tell<M: TipcMessage>(&self, msg: &M) -> Result<(), TellError> {
-        let span = self.span(false, M::ID);
+        let mut span = self.span(false, M::ID);
         let r = self.tell_in(msg, &span).await;
         if let Err(e) = &r {
+            bump(&self.clients.stats.tells_failed);
             span.fail(e);
         }
         r
@@ -534,9 +627,12 @@ impl ServiceRef {
     /// back in [`TryTellError::Congested`]. A range target is multicast through the name
     /// table, which may wait: use [`tell`](Self::tell) for it.
     pub fn try_tell<M: TipcMessage>(&self, msg: M) -> Result<(), TryTellError<M>> {
-        let span = self.span(false, M::ID);
+        let mut span = self.span(false, M::ID);
         let r = self.try_tell_in(msg, &span);
         if let Err(e) = &r {
+            if let TryTellError::Failed(..) = e {
+                bump(&self.clients.stats.tells_failed);
+            }
             span.fail(e);
         }
         r
@@ -602,9 +698,10 @@ impl ServiceRef {
                 detail: "ask needs one destination: use tell for a range".into(),
             });
         }
-        let span = self.span(true, M::ID);
+        let mut span = self.span(true, M::ID);
         let r = self.ask_in(msg, timeout, &span).await;
         if let Err(e) = &r {
+            bump(&self.clients.stats.ask_errors[e.kind_index()]);
             span.fail(e);
         }
         r

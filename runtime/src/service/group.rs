@@ -1,9 +1,12 @@
 //! Typed messages to a communication group (§10): [`GroupRef`], a group service's membership
 //! (from `Ctx::group` or `ServiceHandle::group`), sends tells to members by the group's four
 //! modes, flow-controlled by the group's windows and ordered per sender across modes.
+//! Each send is a `Producer` span ([`crate::telemetry`]) whose context travels in the
+//! envelope, so the members' handler spans are its children.
 
-use super::envelope::Envelope;
+use super::envelope::{Envelope, TraceContext};
 use super::message::{encode_into, CodecError, TipcMessage};
+use crate::telemetry::SendSpan;
 use std::sync::Arc;
 use tipc_actors::addr::{ServiceAddr, SocketAddr};
 use tipc_actors::group::GroupSendError;
@@ -53,11 +56,47 @@ pub struct GroupRef {
     member: Arc<GroupMember>,
 }
 
-fn tell_bytes<M: TipcMessage>(msg: &M) -> Result<Vec<u8>, GroupTellError> {
+fn tell_bytes<M: TipcMessage>(
+    msg: &M,
+    trace: Option<TraceContext>,
+) -> Result<Vec<u8>, GroupTellError> {
     let mut buf = Vec::with_capacity(64);
-    Envelope::tell(M::ID).emit(&mut buf);
+    let mut env = Envelope::tell(M::ID);
+    env.trace = trace;
+    env.emit(&mut buf);
     encode_into(msg, &mut buf).map_err(GroupTellError::Encode)?;
     Ok(buf)
+}
+
+/// Where a group send goes, as span names show it (`group 3100 broadcast`).
+struct GroupTarget {
+    type_: u32,
+    how: How,
+    raw: bool,
+}
+
+#[derive(Clone, Copy)]
+enum How {
+    Broadcast,
+    Multicast(u32),
+    Anycast(u32),
+    Unicast(SocketAddr),
+}
+
+impl std::fmt::Display for GroupTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = self.type_;
+        match self.how {
+            How::Broadcast => write!(f, "group {t} broadcast")?,
+            How::Multicast(i) => write!(f, "group {t}:{i} multicast")?,
+            How::Anycast(i) => write!(f, "group {t}:{i} anycast")?,
+            How::Unicast(s) => write!(f, "group {t} unicast to {s}")?,
+        }
+        if self.raw {
+            write!(f, " raw")?;
+        }
+        Ok(())
+    }
 }
 
 impl GroupRef {
@@ -82,7 +121,7 @@ impl GroupRef {
 
     /// To every member.
     pub async fn broadcast<M: TipcMessage>(&self, msg: &M) -> Result<(), GroupTellError> {
-        Ok(self.member.broadcast(tell_bytes(msg)?).await?)
+        self.typed(How::Broadcast, msg).await
     }
 
     /// To every member with `instance`.
@@ -91,7 +130,7 @@ impl GroupRef {
         instance: u32,
         msg: &M,
     ) -> Result<(), GroupTellError> {
-        Ok(self.member.multicast(instance, tell_bytes(msg)?).await?)
+        self.typed(How::Multicast(instance), msg).await
     }
 
     /// To one member with `instance` (round robin, preferring one whose window is open).
@@ -100,7 +139,7 @@ impl GroupRef {
         instance: u32,
         msg: &M,
     ) -> Result<(), GroupTellError> {
-        Ok(self.member.anycast(instance, tell_bytes(msg)?).await?)
+        self.typed(How::Anycast(instance), msg).await
     }
 
     /// To one member socket.
@@ -109,13 +148,15 @@ impl GroupRef {
         to: SocketAddr,
         msg: &M,
     ) -> Result<(), GroupTellError> {
-        Ok(self.member.unicast(to, tell_bytes(msg)?).await?)
+        self.typed(How::Unicast(to), msg).await
     }
 
     /// Raw bytes (no envelope) to every member: what a plain TIPC group member (a kernel
-    /// socket) reads as it is.
+    /// socket) reads as it is. Its span carries no context to the members.
     pub async fn broadcast_raw(&self, data: impl Into<bytes::Bytes>) -> Result<(), GroupTellError> {
-        Ok(self.member.broadcast(data).await?)
+        let mut span = self.span(How::Broadcast, true, 0);
+        let r = self.member.broadcast(data).await.map_err(Into::into);
+        Self::end(&mut span, r)
     }
 
     /// Raw bytes (no envelope) to one member socket.
@@ -124,6 +165,41 @@ impl GroupRef {
         to: SocketAddr,
         data: impl Into<bytes::Bytes>,
     ) -> Result<(), GroupTellError> {
-        Ok(self.member.unicast(to, data).await?)
+        let mut span = self.span(How::Unicast(to), true, 0);
+        let r = self.member.unicast(to, data).await.map_err(Into::into);
+        Self::end(&mut span, r)
+    }
+
+    fn span(&self, how: How, raw: bool, id: u32) -> SendSpan {
+        let target = GroupTarget {
+            type_: self.member.member().type_,
+            how,
+            raw,
+        };
+        SendSpan::start(false, &target, id, self.member.addr().node)
+    }
+
+    fn end(span: &mut SendSpan, r: Result<(), GroupTellError>) -> Result<(), GroupTellError> {
+        if let Err(e) = &r {
+            span.fail(e);
+        }
+        r
+    }
+
+    async fn typed<M: TipcMessage>(&self, how: How, msg: &M) -> Result<(), GroupTellError> {
+        let mut span = self.span(how, false, M::ID);
+        let r = async {
+            let b = tell_bytes(msg, span.trace)?;
+            let m = &self.member;
+            match how {
+                How::Broadcast => m.broadcast(b).await?,
+                How::Multicast(i) => m.multicast(i, b).await?,
+                How::Anycast(i) => m.anycast(i, b).await?,
+                How::Unicast(to) => m.unicast(to, b).await?,
+            }
+            Ok(())
+        }
+        .await;
+        Self::end(&mut span, r)
     }
 }

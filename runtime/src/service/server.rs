@@ -16,6 +16,7 @@ use super::client::Clients;
 use super::envelope::{error_payload, Envelope, EnvelopeError, ErrorCode, Kind};
 use super::group::{GroupRef, Member};
 use super::message::{decode, encode_into, TipcMessage};
+use crate::telemetry::metrics::{QueueLook, QueueProbe};
 use crate::telemetry::{current_traced, ServeSpan};
 use actix::prelude::*;
 use bytes::Bytes;
@@ -291,6 +292,39 @@ impl Endpoint {
             }
             Endpoint::Group(g) => {
                 let _ = g.unicast(to, bytes).await;
+            }
+        }
+    }
+
+    /// A look at its receive queue for metrics (messages, bytes, refused for overload),
+    /// holding the socket only weakly.
+    fn queue_probe(&self) -> crate::telemetry::metrics::QueueProbe {
+        match self {
+            Endpoint::Socket(s) => {
+                let w = Arc::downgrade(s);
+                Box::new(move || {
+                    w.upgrade().map(|s| {
+                        let q = s.queue_stats();
+                        QueueLook {
+                            len: Some(q.len as u64),
+                            bytes: q.bytes as u64,
+                            refused: q.counters.rejected_overload,
+                        }
+                    })
+                })
+            }
+            Endpoint::Group(g) => {
+                let w = Arc::downgrade(g);
+                Box::new(move || {
+                    w.upgrade().map(|g| {
+                        let st = g.stats();
+                        QueueLook {
+                            len: None,
+                            bytes: st.queued_bytes as u64,
+                            refused: st.driver.rcvbuf_dropped,
+                        }
+                    })
+                })
             }
         }
     }
@@ -665,9 +699,14 @@ impl<S: Service> ServiceActor<S> {
             ServiceCounters::add(&self.counters.refused_stopping);
             return;
         }
+        let span = ServeSpan::raw(&ServiceName(self.range), self.ep.addr().node);
         let r = self.call_user(ctx, from, None, |svc, cx| {
             svc.dispatch_raw(Raw { data, from }, cx)
         });
+        if r.is_err() {
+            span.fail(&"the handler panicked");
+        }
+        drop(span);
         if let Ok(reply) = r {
             ServiceCounters::add(&self.counters.tells);
             if let Some(b) = reply {
@@ -784,8 +823,9 @@ impl<S: Service> ServiceActor<S> {
     }
 }
 
-/// A service's name in span names: `type:instance` (or `type:lower-upper`).
-struct ServiceName(ServiceRange);
+/// A service's name in span names and metric attributes: `type:instance` (or
+/// `type:lower-upper`).
+pub(crate) struct ServiceName(pub(crate) ServiceRange);
 
 impl std::fmt::Display for ServiceName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -796,6 +836,56 @@ impl std::fmt::Display for ServiceName {
             write!(f, "{}:{}-{}", r.type_(), r.lower(), r.upper())
         }
     }
+}
+
+/// Make a service known to the metrics ([`crate::telemetry::metrics`]): its counters and
+/// queue as `tipc.service.*` data points (read only when metrics are collected).
+fn register_metrics(node: u32, name: String, counters: &Arc<ServiceCounters>, probe: QueueProbe) {
+    use crate::telemetry::metrics::{kv, register_service, Points};
+    let weak = Arc::downgrade(counters);
+    let last = std::sync::Mutex::new((ServiceStats::default(), QueueLook::default()));
+    let read = move |p: &mut Points| {
+        let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+        let alive = match weak.upgrade() {
+            Some(c) => {
+                last.0 = c.snapshot();
+                true
+            }
+            None => false,
+        };
+        if let Some(q) = probe() {
+            last.1 = q;
+        }
+        let (st, q) = &*last;
+        let a = || {
+            vec![
+                kv("tipc.node", node as i64),
+                kv("tipc.service", name.clone()),
+            ]
+        };
+        p.add("tipc.service.tells", st.tells, a());
+        p.add("tipc.service.asks", st.asks, a());
+        p.add("tipc.service.replies", st.replies, a());
+        for (kind, v) in [
+            ("error_reply", st.errors),
+            ("bad_tell", st.bad_tells),
+            ("malformed", st.malformed),
+            ("panic", st.panics),
+            ("reply_returned", st.returned),
+            ("refused_stopping", st.refused_stopping),
+        ] {
+            let mut attrs = a();
+            attrs.push(kv("tipc.error", kind));
+            p.add("tipc.service.errors", v, attrs);
+        }
+        if let Some(len) = q.len {
+            p.add("tipc.service.queue", len, a());
+        }
+        p.add("tipc.service.queue.bytes", q.bytes, a());
+        p.add("tipc.service.queue.refused", q.refused, a());
+        alive
+    };
+    register_service(Box::new(read));
 }
 
 /// Stop a service (the handle's `stop`).
@@ -912,6 +1002,12 @@ impl<S: Service> ServiceHandle<S> {
         };
         let counters = Arc::new(ServiceCounters::default());
         counters.running.store(true, Ordering::Release);
+        register_metrics(
+            ep.addr().node,
+            ServiceName(binding.range).to_string(),
+            &counters,
+            ep.queue_probe(),
+        );
         let c = counters.clone();
         let node = node.clone();
         let rx = ep.clone();

@@ -8,8 +8,10 @@
 //!   Aim ≤ 1.25×.
 //! * `group`: a group service broadcasting 64-byte tells to 3 members in the other process
 //!   against raw range multicast to 3 RDM sockets there. Aim ≥ 0.5×.
-//!
-//! (The tell with a propagated trace context comes with the OpenTelemetry layer.)
+//! * `traced tell`: the `tell` run with OpenTelemetry installed in both processes and the
+//!   sampler off (`ParentBased(AlwaysOff)`: nothing recorded or exported), so each tell makes
+//!   an unsampled span whose 26-byte trace context travels in the envelope, and the service
+//!   makes its own (unsampled) span under it. Aim ≥ 0.5× raw RDM.
 
 use super::{free_port, Server};
 use bytes::Bytes;
@@ -20,6 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tipc_actors::addr::{Scope, ServiceAddr, ServiceRange};
 use tipc_runtime::service::Binding;
+use tipc_runtime::telemetry::{self, Sampler, Telemetry};
 use tipc_runtime::{tipc_service, Node, TipcMessage};
 
 const SVC_TYPE: u32 = 78_000;
@@ -46,7 +49,21 @@ struct Echo {
 #[tipc(id = 3, reply = u64)]
 struct Count;
 
-struct Sink(u64);
+/// Telemetry on (sampler off) or off in the serving process; answered when done.
+#[derive(Serialize, Deserialize, TipcMessage)]
+#[tipc(id = 6, reply = bool)]
+struct Tracing(bool);
+
+/// OpenTelemetry installed with the sampler off: spans are made (not recorded) and trace
+/// contexts propagate; nothing is exported.
+fn tracing_sampler_off() -> Telemetry {
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)))
+        .build();
+    telemetry::install(provider)
+}
+
+struct Sink(u64, Option<Telemetry>);
 
 #[tipc_service(type = 78000, instance = 1)]
 impl Sink {
@@ -63,6 +80,14 @@ impl Sink {
     #[handle]
     fn count(&mut self, _m: Count) -> u64 {
         std::mem::take(&mut self.0)
+    }
+
+    #[handle]
+    fn tracing(&mut self, m: Tracing) -> bool {
+        // Dropping the previous one uninstalls it.
+        self.1 = None;
+        self.1 = m.0.then(tracing_sampler_off);
+        telemetry::enabled()
     }
 }
 
@@ -113,7 +138,7 @@ impl Member {
 pub(crate) fn serve(port: u16, peer: u16) {
     actix_rt::System::new().block_on(async move {
         let node = Node::from_transport(tipc_integration::cluster::udp_node("ssrv", port, &[peer]));
-        let _svc = node.serve(Sink(0)).await.expect("serve");
+        let _svc = node.serve(Sink(0, None)).await.expect("serve");
         let mut members = Vec::new();
         for i in 0..3 {
             let mut at = Binding::of::<Member>();
@@ -193,6 +218,19 @@ async fn pair() -> Pair {
 
 fn blob() -> Bytes {
     Bytes::from(vec![7u8; 64])
+}
+
+/// [`tell_rate`] with OpenTelemetry installed here and in the serving process, sampler off.
+async fn traced_tell_rate(p: &Pair, count: u64) -> f64 {
+    let svc = p.node.service(SVC_TYPE, 1);
+    let on = svc.ask(&Tracing(true)).await.expect("tracing on");
+    assert!(on, "the server did not install telemetry");
+    let mut t = tracing_sampler_off();
+    let rate = tell_rate(p, count).await;
+    t.shutdown();
+    let on = svc.ask(&Tracing(false)).await.expect("tracing off");
+    assert!(!on, "the server did not uninstall telemetry");
+    rate
 }
 
 async fn tell_rate(p: &Pair, count: u64) -> f64 {
@@ -340,6 +378,12 @@ pub(crate) fn run(count: u64, rtts: usize) {
             println!(
                 "round {round}: tell {tell:>10.0} msgs/s  raw RDM {raw:>10.0} msgs/s  {:.2}x (aim >= 0.6)",
                 tell / raw
+            );
+            let traced = traced_tell_rate(&p, count).await;
+            let raw = raw_rate(&p, count).await;
+            println!(
+                "round {round}: traced tell (sampler off) {traced:>10.0} msgs/s  raw RDM {raw:>10.0} msgs/s  {:.2}x (aim >= 0.5)",
+                traced / raw
             );
             let rr = raw_rr_p50(&p, rtts).await;
             let ask = ask_p50(&p, rtts).await;

@@ -9,9 +9,7 @@ use libfuzzer_sys::fuzz_target;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::time::Instant;
-use tipc_transport::crypto::{
-    Crypto, CryptoConfig, Ehdr, EhdrRepr, Key, KeyDistrRepr, KeyTarget,
-};
+use tipc_transport::crypto::{Crypto, CryptoConfig, Ehdr, EhdrRepr, Key, KeyDistrRepr, KeyTarget};
 use tipc_transport::NodeId;
 
 const A: u32 = 0x0100_1001;
@@ -37,8 +35,10 @@ fuzz_target!(|data: &[u8]| {
     let mut b = Crypto::new(cfg, ChaCha8Rng::seed_from_u64(1));
     b.add_peer(t0, A, NodeId::from_str_id("a").expect("id"));
     let key = |s: &str| Key::parse(s).expect("key");
-    b.set_key(t0, key("this_is_a_master_key"), KeyTarget::Master).expect("master");
-    b.set_key(t0, key("this_is_a_key16_salt"), KeyTarget::Cluster).expect("cluster");
+    b.set_key(t0, key("this_is_a_master_key"), KeyTarget::Master)
+        .expect("master");
+    b.set_key(t0, key("this_is_a_key16_salt"), KeyTarget::Cluster)
+        .expect("cluster");
     b.set_key(
         t0,
         key("0x000102030405060708090a0b0c0d0e0f101112131415161718191a1b"),

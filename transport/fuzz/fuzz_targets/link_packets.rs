@@ -15,7 +15,11 @@ fn proto(mtype: LinkProtoType, from: u32, to: u32, session: u16, dest_session: u
     let r = LinkProtoRepr {
         mtype,
         keepalive: false,
-        seq_gap: if mtype == LinkProtoType::Activate { 1 } else { 0 },
+        seq_gap: if mtype == LinkProtoType::Activate {
+            1
+        } else {
+            0
+        },
         bcast_ack: dest_session,
         ack: 0,
         seqno: 32768,
@@ -83,7 +87,7 @@ fuzz_target!(|data: &[u8]| {
             _ => {}
         }
         n += 1;
-        if n % 3 == 0 {
+        if n.is_multiple_of(3) {
             let len = BASIC_H_SIZE + (n as usize * 37) % 3000;
             let mut m = BytesMut::zeroed(len);
             let mut h = Header::new_unchecked(&mut m[..]);
@@ -91,7 +95,7 @@ fuzz_target!(|data: &[u8]| {
             h.set_destnode(aa);
             let _ = p.send(now, m, 1);
         }
-        if n % 5 == 0 {
+        if n.is_multiple_of(5) {
             now += Duration::from_millis(100);
             p.handle_timeout(now);
         }

@@ -397,8 +397,13 @@ impl ServeSpan {
                 ]
             },
         );
+        use opentelemetry::trace::Span as _;
         ServeSpan {
             _guard: Some(match span {
+                // Unsampled: nothing to end or record, only its context to make current.
+                Some(span) if !span.is_recording() => Context::new()
+                    .with_remote_span_context(span.span_context().clone())
+                    .attach(),
                 Some(span) => parent.with_span(span).attach(),
                 None => parent.attach(),
             }),

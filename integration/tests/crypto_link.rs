@@ -33,6 +33,18 @@ fn node(
     key_text: Option<&str>,
     faults: FaultConfig,
 ) -> TransportNode {
+    let keys: Vec<KeySetting> = key_text.into_iter().map(key).collect();
+    node_keyed(id, port, peer, keys, faults)
+}
+
+/// [`node`] with any keys, set before the bearer is enabled.
+fn node_keyed(
+    id: &str,
+    port: u16,
+    peer: u16,
+    keys: Vec<KeySetting>,
+    faults: FaultConfig,
+) -> TransportNode {
     let udp = UdpMedia::bind(UdpConfig {
         local: format!("127.0.0.1:{port}").parse().unwrap(),
         remote: UdpRemote::Replicast(vec![format!("127.0.0.1:{peer}").parse().unwrap()]),
@@ -43,8 +55,8 @@ fn node(
     let mut cfg = TransportConfig::new(NodeId::from_str_id(id).unwrap());
     cfg.seed = Some(port as u64);
     let n = TransportNode::new(cfg);
-    if let Some(k) = key_text {
-        n.set_key(key(k)).expect("set key");
+    for k in keys {
+        n.set_key(k).expect("set key");
     }
     n.enable_bearer(FaultyMedia::new(udp, faults, port as u64), "udp0", 50)
         .expect("bearer");
@@ -246,3 +258,38 @@ async fn node_with_another_key_or_none_never_gets_a_link_and_attempts_are_counte
 }
 
 use rand_core::SeedableRng;
+
+/// Master key on both nodes and a session key of each: the session keys are exchanged by
+/// unicast KEY_DISTR (each node fails the other's probe clones and reports N=1) and the link
+/// stays up.
+#[actix_rt::test]
+async fn master_key_nodes_exchange_their_session_keys() {
+    let none = FaultConfig::default();
+    let p = tipc_integration::cluster::free_udp_ports(2);
+    let master = "this_is_a_master_key";
+    let keys = |s: &str| {
+        vec![
+            KeySetting {
+                key: Some(Key::parse(master).unwrap()),
+                target: KeyTarget::Master,
+                rekeying: None,
+            },
+            key(s),
+        ]
+    };
+    let a = node_keyed("ma", p[0], p[1], keys("a_session_key16_salt"), none);
+    let b = node_keyed("mb", p[1], p[0], keys("b_session_key16_salt"), none);
+    assert!(wait_up(&a, Duration::from_secs(10)).await, "link up");
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        let (sa, sb) = (a.crypto_info().stats, b.crypto_info().stats);
+        if sa.keys_received >= 1 && sb.keys_received >= 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "keys not exchanged: {sa:?} {sb:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -2,8 +2,8 @@
 //! spec tipc-crypto.md §15): the same cluster key on both sides (`tipc node set key` in the VM,
 //! `tipc-node --key-file` here) brings the link up over UDP and over Ethernet, with RDM and a
 //! stream connection both ways and every frame from the kernel arriving sealed; per-node keys;
-//! a node with another key or none never gets a link, and its attempts are counted. (The master
-//! key with session keys distributed both ways does not work yet: see issue 14's notes.)
+//! a master key with each side's session key distributed to the other; a node with another key
+//! or none never gets a link, and its attempts are counted.
 //!
 //! Ignored by default (`#[ignore = "needs the kernel peer VM"]`); scripts/test runs it with
 //! `--include-ignored` as root, and it fails if the harness cannot boot the VM.
@@ -239,6 +239,155 @@ fn kernel_per_node_keys_link_up_and_traffic_both_ways() {
     for p in [kf, hf, cfg] {
         let _ = std::fs::remove_file(p);
     }
+    drop(node);
+    k.down().unwrap();
+}
+
+/// Master key on both sides, and a session key on each: the kernel distributes its session
+/// key to us (KEY_DISTR), ours goes to it, and traffic flows on the session keys.
+#[test]
+#[ignore = "needs the kernel peer VM"]
+fn kernel_master_key_exchanges_session_keys_both_ways() {
+    let ns = "tpk-mk";
+    let (_guard, mut k) = scenario_vm(ns, Bearer::None, None);
+    let master = "this_is_the_master_key_of_28";
+    kernel_keys(
+        &k,
+        &[&format!("{master} master"), "kernel_sessionk_salt"],
+        Bearer::Udp,
+    );
+    let mf = key_file("mk-m", master);
+    let sf = key_file("mk-s", "host_session_keysalt");
+    let args = [
+        "--id",
+        "host",
+        "--udp",
+        "10.99.0.1",
+        "--master-key-file",
+        mf.to_str().unwrap(),
+        "--key-file",
+        sf.to_str().unwrap(),
+    ];
+    let mut node = NodeProc::start(ns, &args, Some(ns));
+    node.wait_line("link up", Duration::from_secs(20))
+        .expect("link up with the master key");
+    traffic_both_ways(&node, &k);
+    // Each side fails the other's probe clones (sealed with a session key it lacks), reports
+    // N=1, and gets the session key 0.5-2.5 s later, by unicast under the master key.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let c = loop {
+        let c = crypto_counters(&node);
+        if (counter(&c, "received") >= 1 && counter(&c, "sent") >= 2) || Instant::now() > deadline {
+            break c;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let (_, kstats) = k
+        .exec("echo 0xfff1 > /proc/sys/net/tipc/max_tfms; sleep 1; dmesg | tail -n 22")
+        .unwrap();
+    assert!(
+        counter(&c, "received") >= 1,
+        "no key received from the kernel: {c:?}\n{kstats}"
+    );
+    assert!(
+        counter(&c, "sent") >= 2,
+        "no key sent to the kernel: {c:?}\n{kstats}"
+    );
+    assert_eq!(counter(&c, "refused"), 0, "{c:?}");
+    for p in [mf, sf] {
+        let _ = std::fs::remove_file(p);
+    }
+    drop(node);
+    k.down().unwrap();
+}
+
+/// A rekey while traffic flows, on each side in turn (`tipc node set key rekeying now` in the
+/// VM, `tipcctl node set key rekeying now` here): the new per-node-mode key is distributed
+/// under the cluster key, the sender moves to it, and not one of 60 echoed datagrams is lost.
+#[test]
+#[ignore = "needs the kernel peer VM"]
+fn kernel_rekey_while_traffic_flows_loses_nothing() {
+    let ns = "tpk-rk";
+    let (_guard, mut k) = scenario_vm(ns, Bearer::None, None);
+    kernel_keys(&k, &[KEY], Bearer::Udp);
+    let kf = key_file("rk", KEY);
+    let args = [
+        "--id",
+        "host",
+        "--udp",
+        "10.99.0.1",
+        "--key-file",
+        kf.to_str().unwrap(),
+    ];
+    let mut node = NodeProc::start(ns, &args, Some(ns));
+    node.wait_line("link up", Duration::from_secs(20))
+        .expect("link up");
+    let mut listen = CtlProc::spawn(&node, &["listen", "rdm", "2000:1", "--echo"], Lines::Stdout);
+    assert!(listen
+        .wait(|l| l.starts_with("READY"), Duration::from_secs(5))
+        .is_some());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !k.exec("tipc nametable show").unwrap().1.contains("2000 ") {
+        assert!(Instant::now() < deadline, "binding not seen by the kernel");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The kernel rekeys, then sends 30 datagrams, each echoed; then we rekey and it sends 30
+    // more. A datagram without its echo is reported.
+    let burst = |tag: &str| {
+        let cmd = format!(
+            "for i in $(seq 1 30); do tipc-helper rdm-client 2000:1 {tag}$i --timeout 2000 \
+             | grep -q 'DONE replies=1' || echo LOST {tag}$i; sleep 0.1; done; echo BURST-DONE"
+        );
+        let (rc, out) = k.exec(&cmd).unwrap();
+        assert_eq!(rc, 0, "{out}");
+        assert!(out.contains("BURST-DONE") && !out.contains("LOST"), "{out}");
+    };
+    // A pending key is not rekeyed (kernel rule): wait until both sides use their keys
+    // (TX pending -> active after 10 s of stable users).
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let (_, out, _) = node.ctl(&["node", "stat"]);
+        let (_, ks) = k
+            .exec("echo 0xfff1 > /proc/sys/net/tipc/max_tfms; sleep 0.5; dmesg | tail -n 22")
+            .unwrap();
+        let ours = out.contains("tx_keys:0/1/0");
+        let theirs = ks.lines().any(|l| l.contains("Key1: ACT"));
+        if ours && theirs {
+            break;
+        }
+        assert!(Instant::now() < deadline, "keys not active:\n{out}\n{ks}");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let (rc, out) = k.exec("tipc node set key rekeying now").unwrap();
+    assert_eq!(rc, 0, "{out}");
+    burst("k");
+    let (ok, out, err) = node.ctl(&["node", "set", "key", "rekeying", "now"]);
+    assert!(ok, "{out}{err}");
+    burst("h");
+    let c = crypto_counters(&node);
+    assert!(
+        counter(&c, "received") >= 1,
+        "the kernel's new key did not arrive: {c:?}"
+    );
+    assert_eq!(counter(&c, "refused"), 0, "{c:?}");
+    assert_eq!(counter(&c, "decrypt_failed"), 0, "{c:?}");
+    let (_, kstats) = k
+        .exec("echo 0xfff1 > /proc/sys/net/tipc/max_tfms; sleep 1; dmesg | tail -n 22")
+        .unwrap();
+    assert!(counter(&c, "sent") >= 2, "our new key was not sent: {c:?}");
+    // The kernel holds the key we made for it: its RX for us has a second key.
+    let rx: Vec<&str> = kstats
+        .lines()
+        .skip_while(|l| !l.contains("RX(   host)"))
+        .skip(1)
+        .take(3)
+        .collect();
+    let held = rx
+        .iter()
+        .filter(|l| l.contains("Key") && !l.trim_end().ends_with('-'))
+        .count();
+    assert!(held >= 2, "kernel RX keys for us: {rx:?}\n{kstats}");
+    let _ = std::fs::remove_file(kf);
     drop(node);
     k.down().unwrap();
 }

@@ -554,3 +554,47 @@ fn crypto_key_distr_refused_from_unknown_or_in_clear() {
     assert_eq!(b.handle_key_distr(t0, A, &msg, true), Ok(()));
     assert_eq!(b.stats().keys_refused, 3);
 }
+
+/// Both nodes hold the master key and a session key of their own (the kernel's "master +
+/// session" on both sides): each fails the other's probe clones, reports N=1, and gets the
+/// other's session key by unicast KEY_DISTR.
+#[test]
+fn crypto_master_key_pair_with_own_session_keys_exchange_them_both_ways() {
+    let (mut a, mut b, t0) = pair();
+    let m = "this_is_a_master_key";
+    for (c, s) in [
+        (&mut a, "a_session_key16_salt"),
+        (&mut b, "b_session_key16_salt"),
+    ] {
+        c.set_key(t0, key(m), KeyTarget::Master).unwrap();
+        c.set_key(t0, key(s), KeyTarget::Cluster).unwrap();
+        while c.poll_event().is_some() {}
+    }
+    let mut now = t0;
+    let (mut to_a, mut to_b) = (None, None);
+    for _ in 0..40 {
+        let s = a.encrypt(now, state(A, B, false), Some(B)).unwrap();
+        for f in s.frames() {
+            let _ = b.decrypt(now, f);
+        }
+        let s = b.encrypt(now, state(B, A, false), Some(A)).unwrap();
+        for f in s.frames() {
+            let _ = a.decrypt(now, f);
+        }
+        now += Duration::from_millis(125);
+        a.handle_timeout(now);
+        b.handle_timeout(now);
+        while let Some(e) = a.poll_event() {
+            if let CryptoEvent::SendKey { dest: Some(B), msg } = e {
+                to_b = Some(msg);
+            }
+        }
+        while let Some(e) = b.poll_event() {
+            if let CryptoEvent::SendKey { dest: Some(A), msg } = e {
+                to_a = Some(msg);
+            }
+        }
+    }
+    assert!(to_b.is_some(), "a never sent its key: {:?}", a.stats());
+    assert!(to_a.is_some(), "b never sent its key: {:?}", b.stats());
+}

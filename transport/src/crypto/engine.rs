@@ -1075,22 +1075,8 @@ impl Crypto {
             self.legacy_user = true;
         }
         if !eh.destined || h.header_len() < BASIC_H_SIZE || h.destnode() != own {
-            tracing::trace!(
-                peer = addr,
-                destined = eh.destined,
-                hlen = h.header_len(),
-                dest = h.destnode(),
-                nokey = eh.rx_nokey,
-                "key-state bits not for us"
-            );
             return;
         }
-        tracing::trace!(
-            peer = addr,
-            nokey = eh.rx_nokey,
-            active = eh.rx_key_active,
-            "key-state bits"
-        );
         if eh.rx_nokey {
             self.grace_from = Some(now);
             if tx_session && p.distr == Distr::Idle {

@@ -87,3 +87,120 @@ fn tipcctl_set_key_on_both_nodes_keeps_link_up_and_flush_returns_to_clear() {
     );
     let _ = std::fs::remove_file(f);
 }
+
+/// UDP payloads to `port` in a pcap file of the loopback interface (Ethernet framing).
+fn udp_payloads(pcap: &[u8], port: u16) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut off = 24;
+    while off + 16 <= pcap.len() {
+        let incl = u32::from_le_bytes(pcap[off + 8..off + 12].try_into().unwrap()) as usize;
+        let Some(frame) = pcap.get(off + 16..off + 16 + incl) else {
+            break;
+        };
+        off += 16 + incl;
+        // Ethernet (14), IPv4 (IHL), UDP (8).
+        if frame.len() < 14 + 20 + 8 || frame[12..14] != [0x08, 0x00] || frame[23] != 17 {
+            continue;
+        }
+        let ip = &frame[14..];
+        let ihl = ((ip[0] & 0x0f) as usize) * 4;
+        let Some(udp) = ip.get(ihl..) else { continue };
+        if udp.len() < 8 || u16::from_be_bytes([udp[2], udp[3]]) != port {
+            continue;
+        }
+        out.push(udp[8..].to_vec());
+    }
+    out
+}
+
+/// Real envelopes captured on the wire between two keyed nodes (tcpdump on the loopback
+/// interface) and sent again from a stranger's socket: every one is dropped as a replay, a
+/// tampered copy as a tag failure, none is delivered, and the link stays up.
+#[test]
+#[ignore = "needs root (tcpdump captures on the loopback interface)"]
+fn captured_envelopes_replayed_or_tampered_are_dropped_counted_and_never_delivered() {
+    assert!(
+        tipc_integration::netns::is_root(),
+        "this test needs root for tcpdump: run it as root, as scripts/test does (a plain \
+         `cargo test` leaves it ignored)"
+    );
+    let f = key_file("replay", 0o600);
+    let p = tipc_integration::cluster::free_udp_ports(2);
+    let keyed = |id: &str, me: u16, peer: u16| {
+        let args = [
+            "--id".to_string(),
+            id.to_string(),
+            "--udp".into(),
+            format!("127.0.0.1:{me}"),
+            "--udp-peer".into(),
+            format!("127.0.0.1:{peer}"),
+            "--key-file".into(),
+            f.display().to_string(),
+        ];
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        NodeProc::start(id, &a, None)
+    };
+    let mut a = keyed("rpa", p[0], p[1]);
+    let mut b = keyed("rpb", p[1], p[0]);
+    a.wait_line("node up", Duration::from_secs(5)).expect("up");
+    b.wait_line("node up", Duration::from_secs(5)).expect("up");
+    let pcap = std::env::temp_dir().join(format!("tipc-cn-{}.pcap", std::process::id()));
+    let mut dump = std::process::Command::new("tcpdump")
+        .args(["-i", "lo", "-U", "-w"])
+        .arg(&pcap)
+        .args(["udp", "and", "dst", "port", &p[1].to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tcpdump");
+    std::thread::sleep(Duration::from_millis(700));
+    let mut listen = tipc_integration::ctl_proc::CtlProc::spawn(
+        &b,
+        &["listen", "rdm", "3000:1"],
+        tipc_integration::ctl_proc::Lines::Stdout,
+    );
+    assert!(listen
+        .wait(|l| l.starts_with("READY"), Duration::from_secs(5))
+        .is_some());
+    std::thread::sleep(Duration::from_millis(500));
+    let (ok, out, err) = a.ctl(&["send", "rdm", "--service", "3000:1", "--count", "20", "m"]);
+    assert!(ok, "{out}{err}");
+    let got = |l: &mut tipc_integration::ctl_proc::CtlProc| {
+        l.wait(|_| false, Duration::from_millis(500));
+        l.seen.iter().filter(|(_, s)| s.starts_with("RECV")).count()
+    };
+    assert_eq!(got(&mut listen), 20);
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = dump.kill();
+    let _ = dump.wait();
+    let frames = udp_payloads(&std::fs::read(&pcap).expect("pcap"), p[1]);
+    let _ = std::fs::remove_file(&pcap);
+    assert!(frames.len() >= 5, "captured {} frames", frames.len());
+    assert!(
+        frames.iter().all(|f| f[0] >> 5 == 7),
+        "a frame went out in clear"
+    );
+    let before = crypto_line(&b);
+    let stranger = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = format!("127.0.0.1:{}", p[1]);
+    for fr in &frames {
+        stranger.send_to(fr, &to).unwrap();
+    }
+    let mut bad = frames.iter().max_by_key(|f| f.len()).unwrap().clone();
+    let last = bad.len() - 20;
+    bad[last] ^= 0x40;
+    stranger.send_to(&bad, &to).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let after = crypto_line(&b);
+    let d = |name: &str| counter(&after, name) - counter(&before, name);
+    assert_eq!(
+        d("replayed") + d("too_old"),
+        frames.len() as u64,
+        "{before}\n{after}"
+    );
+    assert_eq!(d("decrypt_failed"), 1, "{before}\n{after}");
+    assert_eq!(got(&mut listen), 20, "a replayed message was delivered");
+    let (ok, out, _) = b.ctl(&["link", "list"]);
+    assert!(ok && out.contains("rpb:udp0-rpa:udp0: up"), "{out}");
+    let _ = std::fs::remove_file(f);
+}

@@ -598,3 +598,42 @@ fn crypto_master_key_pair_with_own_session_keys_exchange_them_both_ways() {
     assert!(to_b.is_some(), "a never sent its key: {:?}", a.stats());
     assert!(to_a.is_some(), "b never sent its key: {:?}", b.stats());
 }
+
+/// Found by the keyed_link fuzz target: failed envelopes (anyone can send them) get a peer's
+/// RX key removed; the key comes back as a clone of our TX cluster key, and must come back
+/// with its replay history, so an old envelope replayed then is still refused.
+#[test]
+fn crypto_replay_refused_after_failures_removed_the_rx_key() {
+    let (mut a, mut b, t0) = pair();
+    for c in [&mut a, &mut b] {
+        c.set_key(t0, key("this_is_a_key16_salt"), KeyTarget::Cluster)
+            .unwrap();
+        while c.poll_event().is_some() {}
+    }
+    let first = a.encrypt(t0, data(A, B, 20), Some(B)).unwrap().frame;
+    b.decrypt(t0, &first).unwrap();
+    let second = a.encrypt(t0, data(A, B, 20), Some(B)).unwrap().frame;
+    b.decrypt(t0, &second).unwrap();
+    let mut now = t0;
+    // No success for a while: the active key goes back to pending with no users.
+    for _ in 0..12 {
+        now += Duration::from_millis(375);
+        b.handle_timeout(now);
+    }
+    // Forged envelopes for slot 1 from a's address: each failure takes a user off.
+    for i in 0..11u8 {
+        let mut f = second.to_vec();
+        let n = f.len();
+        f[n - 1] ^= i + 1;
+        assert!(b.decrypt(now, &f).is_err());
+    }
+    for _ in 0..4 {
+        now += Duration::from_millis(375);
+        b.handle_timeout(now);
+    }
+    assert_eq!(b.decrypt(now, &first), Err(CryptoDrop::Replayed));
+    assert_eq!(b.decrypt(now, &second), Err(CryptoDrop::Replayed));
+    // a's new traffic still opens.
+    let third = a.encrypt(now, data(A, B, 20), Some(B)).unwrap().frame;
+    assert!(b.decrypt(now, &third).is_ok());
+}

@@ -43,6 +43,8 @@ pub const RX_PASSIVE_LIM: Duration = Duration::from_secs(15);
 pub const REKEYING_INTV_DEF: Duration = Duration::from_secs(1440 * 60);
 /// Delay between retries of a busy key attach, and the key-distribution cooldown per peer.
 pub const KEY_RETRY: Duration = Duration::from_secs(5);
+/// Retired replay windows kept per peer.
+const RETIRED_MAX: usize = 3;
 /// Net failures after which a pending or passive RX key is dropped.
 const RX_FAIL_LIMIT: i32 = -10;
 
@@ -204,6 +206,10 @@ struct PeerCrypto {
     id: NodeId,
     /// Boxed: a known peer without keys (most of them, on an unkeyed node) costs little.
     keys: KeySet<Box<RxKey>>,
+    /// Replay windows of RX keys the state machine removed, with their key (at most
+    /// [`RETIRED_MAX`]): a key that comes back (cloned again from our TX cluster key, or
+    /// distributed again) keeps its history, so a removal never reopens old envelopes.
+    retired: Vec<(Key, Box<ReplayWindow>)>,
     master_window: ReplayWindow,
     /// Which of our TX keys the peer reports decrypting with (`peer_rx_active`).
     peer_rx_active: u8,
@@ -227,6 +233,7 @@ impl PeerCrypto {
         PeerCrypto {
             id,
             keys: KeySet::default(),
+            retired: Vec::new(),
             master_window: ReplayWindow::new(),
             peer_rx_active: 0,
             key_master: false,
@@ -239,6 +246,35 @@ impl PeerCrypto {
             timer2: None,
             stats: CryptoStats::default(),
         }
+    }
+
+    /// An RX key for `aead`, with the replay history of the same key if it was retired.
+    fn rx_key(&mut self, aead: Aead) -> RxKey {
+        let mut k = RxKey::new(aead);
+        if let Some(i) = self.retired.iter().position(|(key, _)| key == k.aead.key()) {
+            k.window = *self.retired.swap_remove(i).1;
+        }
+        k
+    }
+
+    /// Remove the RX key in `slot`, keeping its replay history.
+    fn retire(&mut self, slot: u8) {
+        if let Some(k) = self.keys.remove(slot) {
+            let k = *k;
+            if self.retired.len() == RETIRED_MAX {
+                self.retired.remove(0);
+            }
+            self.retired
+                .push((k.aead.key().clone(), Box::new(k.window)));
+        }
+    }
+
+    /// The retired replay history of `key`, if any.
+    fn retired_window(&self, key: &Key) -> Option<&ReplayWindow> {
+        self.retired
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, w)| &**w)
     }
 
     fn pending_in_use(&self) -> bool {
@@ -432,6 +468,7 @@ impl Crypto {
     pub fn peer_down(&mut self, addr: NodeAddr) {
         if let Some(p) = self.peers.get_mut(&addr) {
             p.master_window.reset();
+            p.retired.clear();
             for slot in 1..=3 {
                 if let Some(k) = p.keys.get_mut(slot) {
                     k.window.reset();
@@ -489,10 +526,8 @@ impl Crypto {
                 let aead = Aead::new(key, KeyMode::PerNode)?;
                 let p = self.peers.get_mut(&addr).ok_or(CryptoError::Busy)?;
                 let in_use = p.pending_in_use();
-                let slot = p
-                    .keys
-                    .attach(Box::new(RxKey::new(aead)), 0, in_use)
-                    .map_err(|_| CryptoError::Busy)?;
+                let k = Box::new(p.rx_key(aead));
+                let slot = p.keys.attach(k, 0, in_use).map_err(|_| CryptoError::Busy)?;
                 p.nokey = false;
                 self.arm_tick(now);
                 return Ok(slot);
@@ -677,7 +712,8 @@ impl Crypto {
             Err(_) => return,
         };
         let in_use = p.pending_in_use();
-        match p.keys.attach(Box::new(RxKey::new(aead)), 0, in_use) {
+        let k = p.rx_key(aead);
+        match p.keys.attach(Box::new(k), 0, in_use) {
             Ok(_) => {
                 p.skey_retry = None;
                 p.nokey = false;
@@ -912,7 +948,10 @@ impl Crypto {
                 let w = match opener {
                     Opener::Master => Some(&p.master_window),
                     Opener::Rx(s) => p.keys.get(s).map(|k| &k.window),
-                    Opener::TxCluster(_) | Opener::Preset => None,
+                    Opener::TxCluster(s) => {
+                        self.tx.get(s).and_then(|k| p.retired_window(k.aead.key()))
+                    }
+                    Opener::Preset => None,
                 };
                 if let Some(w) = w {
                     w.check(eh.seqno)?;
@@ -1055,7 +1094,7 @@ impl Crypto {
             Opener::TxCluster(_) => {
                 if let Some(aead) = clone {
                     let in_use = p.pending_in_use();
-                    let mut k = RxKey::new(aead);
+                    let mut k = p.rx_key(aead);
                     k.users = 1;
                     if replay {
                         k.window.commit(eh.seqno);
@@ -1246,7 +1285,7 @@ impl Crypto {
         }
         // Pending that keeps failing -> removed.
         if s.pending != 0 && users(p, s.pending) <= RX_FAIL_LIMIT {
-            p.keys.remove(s.pending);
+            p.retire(s.pending);
             return;
         }
         // Active without recent success, or without users -> pending.
@@ -1272,7 +1311,7 @@ impl Crypto {
         if s.passive != 0 {
             let young = p.timer2.is_some_and(|t| now < t + RX_PASSIVE_LIM);
             if !young || users(p, s.passive) <= RX_FAIL_LIMIT {
-                p.keys.remove(s.passive);
+                p.retire(s.passive);
             }
         }
     }

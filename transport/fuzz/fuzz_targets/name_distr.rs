@@ -3,9 +3,12 @@
 //! operations on the actors' sans-IO name service (`tipc_actors::name_distr::NameService` over
 //! a `BindingTable`, as the name table actor and the simulation drive it): messages from two
 //! peers (raw bytes, or well-formed messages with fuzzed fields, items and orignode), node up
-//! and down, local publish and withdraw. After every step:
-//! * the table holds bindings only of this node and of the two peers, never of a third node;
-//! * this node's own bindings are exactly those it published (a peer cannot add or remove them);
+//! and down, local publish and withdraw. After every step (through the table's events, so a
+//! step costs what it changed, not the table's size):
+//! * the table gains and loses bindings only of this node and of the two peers, never of a
+//!   third node, and a peer's are cluster scope;
+//! * this node's bindings change only by its own publish and withdraw (a peer cannot add or
+//!   remove them), and at the end they are exactly those it published;
 //! * a peer that went down has no binding left and no message waiting;
 //! * no peer has more than `MAX_PENDING` messages waiting;
 //! * every message the service sends parses, in this node's name.
@@ -15,7 +18,7 @@ use libfuzzer_sys::fuzz_target;
 use std::collections::BTreeSet;
 use tipc_actors::addr::{Scope, ServiceRange};
 use tipc_actors::name_distr::{NameService, MAX_PENDING};
-use tipc_actors::name_table::{BindingTable, Publication};
+use tipc_actors::name_table::{BindingTable, Publication, TableEvent};
 use tipc_transport::wire::{
     DistrItem, Header, NameDistrRepr, NameDistrType, INT_H_SIZE, ITEM_SIZE,
 };
@@ -112,6 +115,7 @@ fuzz_target!(|data: &[u8]| {
 
     let mut table = BindingTable::new(OWN);
     let mut ns = NameService::new(OWN, &mut table);
+    while table.poll_event().is_some() {}
     // This node's bindings as it published them (the node-state binding to start with).
     let mut mine: BTreeSet<Publication> = [Publication::node_state(OWN)].into();
     let mut s = Script(data);
@@ -120,6 +124,7 @@ fuzz_target!(|data: &[u8]| {
         steps += 1;
         let op = s.u8();
         let peer = PEERS[usize::from(op >> 7)];
+        let local = matches!(op % 8, 6 | 7);
         match op % 8 {
             0 | 1 => {
                 let len = usize::from(s.u16());
@@ -177,15 +182,22 @@ fuzz_target!(|data: &[u8]| {
             let r = NameDistrRepr::parse(&h).expect("sent message parses");
             assert_eq!((r.orignode, r.prevnode, r.destnode), (OWN, OWN, to));
         }
-        let own: BTreeSet<Publication> = table.bindings_of_node(OWN).into_iter().collect();
-        assert_eq!(own, mine, "this node's bindings changed by a peer");
-        for p in table.iter() {
-            assert!(p.node == OWN || PEERS.contains(&p.node), "binding of {p:?}");
-            assert!(p.node == OWN || p.scope == Scope::Cluster);
+        while let Some(e) = table.poll_event() {
+            let (TableEvent::Published { publ: p, .. } | TableEvent::Withdrawn { publ: p, .. }) = e;
+            if p.node == OWN {
+                assert!(local, "this node's binding changed by a peer: {e:?}");
+            } else {
+                assert!(PEERS.contains(&p.node), "binding of a third node: {e:?}");
+                assert_eq!(p.scope, Scope::Cluster);
+            }
         }
         for p in PEERS {
             assert!(ns.distributor().pending(p) <= MAX_PENDING);
         }
-        while table.poll_event().is_some() {}
+    }
+    let own: BTreeSet<Publication> = table.bindings_of_node(OWN).into_iter().collect();
+    assert_eq!(own, mine, "this node's bindings");
+    for p in table.iter() {
+        assert!(p.node == OWN || PEERS.contains(&p.node), "binding of {p:?}");
     }
 });

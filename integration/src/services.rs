@@ -106,9 +106,20 @@ pub struct Num {
     pub n: u64,
 }
 
+/// An ask to a group member: the square of the number.
+#[derive(Serialize, Deserialize, TipcMessage, Debug, Clone, Copy)]
+#[tipc(id = 2, reply = u64)]
+pub struct Square(pub u64);
+
+/// An ask to a group member that it never answers (it holds the reply until it stops).
+#[derive(Serialize, Deserialize, TipcMessage, Debug, Clone, Copy)]
+#[tipc(id = 3, reply = u64)]
+pub struct Hang;
+
 /// A group member that logs what it receives, in order: `MSG <instance> <n> <mode>`,
 /// `JOIN <instance>`, `LEAVE <instance>`; optionally slow (a sleep per message) and printing
-/// each line (`echo`) for a test that reads it from another process.
+/// each line (`echo`) for a test that reads it from another process. It answers [`Square`]
+/// asks and holds [`Hang`] asks unanswered.
 pub struct GroupProbe {
     /// The log, shared with the test.
     pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -116,6 +127,8 @@ pub struct GroupProbe {
     pub slow: Duration,
     /// Print each log line to stdout too.
     pub echo: bool,
+    /// The [`Hang`] asks held.
+    pub held: Vec<ReplyTo<u64>>,
 }
 
 impl GroupProbe {
@@ -139,6 +152,16 @@ impl GroupProbe {
         }
         let (member, mode) = cx.member().unwrap_or_default_member();
         self.record(format!("MSG {} {} {}", member.instance, m.n, mode.as_str()));
+    }
+
+    #[handle]
+    fn square(&mut self, m: Square) -> u64 {
+        m.0 * m.0
+    }
+
+    #[handle]
+    fn hang(&mut self, _m: Hang, reply: ReplyTo<u64>) {
+        self.held.push(reply);
     }
 
     #[on_join]

@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tipc_integration::cluster::{free_udp_ports, udp_cluster, udp_node};
-use tipc_integration::services::{GroupProbe, Num, GROUP_PROBE_TYPE};
-use tipc_runtime::service::{Binding, ServiceHandle};
+use tipc_integration::services::{GroupProbe, Hang, Num, Square, GROUP_PROBE_TYPE};
+use tipc_runtime::service::{AskError, Binding, ServiceHandle};
 use tipc_runtime::{Node, ServiceRange};
 
 type Log = Arc<Mutex<Vec<String>>>;
@@ -22,6 +22,7 @@ async fn member(node: &Node, instance: u32) -> (ServiceHandle<GroupProbe>, Log) 
         log: log.clone(),
         slow: Duration::ZERO,
         echo: false,
+        held: Vec::new(),
     };
     (node.serve_at(probe, at).await.expect("join"), log)
 }
@@ -193,4 +194,55 @@ fn group_slow_member_in_another_process_holds_the_sender_back_without_loss() {
     );
     assert!(rss < 64 * 1024, "slow member's peak RSS {rss} KiB");
     eprintln!("sender held {sent_in:?}; slow member's peak RSS {rss} KiB");
+}
+
+/// Asks inside a group: a member asks another by its socket and by instance (anycast) and
+/// gets the typed reply; an ask the other member holds fails with "service gone" as soon as
+/// that member leaves (its service stopped), long before the timeout; nothing stays pending.
+#[test]
+fn group_member_asks_are_answered_and_fail_at_once_when_the_member_leaves() {
+    actix_rt::System::new().block_on(async {
+        let nodes: Vec<Node> = udp_cluster("gask", 2)
+            .await
+            .into_iter()
+            .map(Node::from_transport)
+            .collect();
+        let (a, _la) = member(&nodes[0], 1).await;
+        let (b, _lb) = member(&nodes[1], 2).await;
+        let (ga, gb) = (a.group().expect("group"), b.group().expect("group"));
+        wait("members up", || {
+            ga.members_up() == 1 && gb.members_up() == 1
+        })
+        .await;
+        assert_eq!(ga.ask_unicast(b.socket(), &Square(12)).await, Ok(144));
+        assert_eq!(gb.ask_anycast(1, &Square(7)).await, Ok(49));
+        for n in 0..100u64 {
+            assert_eq!(ga.ask_anycast(2, &Square(n)).await, Ok(n * n));
+        }
+        assert!(matches!(
+            ga.ask_anycast(5, &Square(1)).await,
+            Err(AskError::NoService)
+        ));
+        // b holds this one; stopping b makes it leave the group.
+        let held = {
+            let ga = ga.clone();
+            let to = b.socket();
+            tokio::spawn(async move {
+                let t0 = Instant::now();
+                let r = ga
+                    .ask_unicast_timeout(to, &Hang, Duration::from_secs(10))
+                    .await;
+                (r, t0.elapsed())
+            })
+        };
+        wait("the held ask", || ga.pending_asks() == 1).await;
+        b.stop().await;
+        let (r, took) = held.await.expect("ask task");
+        assert!(
+            matches!(r, Err(AskError::ServiceGone)),
+            "held ask ended with {r:?}"
+        );
+        assert!(took < Duration::from_secs(2), "failed only after {took:?}");
+        assert_eq!(ga.pending_asks(), 0);
+    });
 }

@@ -423,6 +423,7 @@ fn group_sends_make_producer_spans_parenting_member_spans_and_raw_handlers_get_r
                 log: log.clone(),
                 slow: Duration::ZERO,
                 echo: false,
+                held: Vec::new(),
             };
             (probe, at)
         };

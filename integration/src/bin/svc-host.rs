@@ -78,6 +78,7 @@ fn group(args: &[String]) {
             log: Default::default(),
             slow,
             echo: true,
+            held: Vec::new(),
         };
         let _h = or_exit(node.serve_at(probe, at).await);
         println!("READY");

@@ -4,13 +4,19 @@
 //! Each send is a `Producer` span ([`crate::telemetry`]) whose context travels in the
 //! envelope, so the members' handler spans are its children.
 
-use super::envelope::{Envelope, TraceContext};
-use super::message::{encode_into, CodecError, TipcMessage};
+use super::client::{AskError, DEFAULT_ASK_TIMEOUT};
+use super::envelope::{parse_error_payload, Envelope, ErrorCode, Kind, TraceContext};
+use super::message::{decode, encode_into, CodecError, TipcMessage};
 use crate::telemetry::SendSpan;
-use std::sync::Arc;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 use tipc_actors::addr::{ServiceAddr, SocketAddr};
 use tipc_actors::group::GroupSendError;
 use tipc_actors::sock::group::GroupMember;
+use tokio::sync::oneshot;
 
 /// A member of a group, as events name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,11 +55,104 @@ impl From<GroupSendError> for GroupTellError {
     }
 }
 
-/// A group service's membership: typed tells to the group. Each send waits while a window
-/// it needs is closed (a slow member holds its senders back; nothing is dropped).
+/// A group service's membership: typed tells and asks to the group. Each send waits while a
+/// window it needs is closed (a slow member holds its senders back; nothing is dropped).
 #[derive(Clone)]
 pub struct GroupRef {
     member: Arc<GroupMember>,
+    asks: Arc<GroupAsks>,
+}
+
+type Waiter = oneshot::Sender<Result<Bytes, AskError>>;
+
+/// The asks a group member sent and waits for. The member that answers sends its reply back
+/// as a group unicast, which arrives with the member's other messages: the service routes it
+/// here ([`GroupAsks::complete`]).
+#[derive(Default)]
+pub(crate) struct GroupAsks {
+    next: AtomicU64,
+    /// Correlation id -> the member socket asked (`None`: anycast) and the waiter.
+    pending: Mutex<HashMap<u64, (Option<SocketAddr>, Waiter)>>,
+}
+
+impl GroupAsks {
+    fn pending(&self) -> MutexGuard<'_, HashMap<u64, (Option<SocketAddr>, Waiter)>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn register(
+        &self,
+        to: Option<SocketAddr>,
+    ) -> (u64, oneshot::Receiver<Result<Bytes, AskError>>) {
+        let corr = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.pending().insert(corr, (to, tx));
+        (corr, rx)
+    }
+
+    /// A reply or error envelope for one of our asks; false if no ask waits for it (late, or
+    /// not ours).
+    pub(crate) fn complete(&self, env: &Envelope, payload: Bytes) -> bool {
+        let r = match env.kind {
+            Kind::Reply => Ok(payload),
+            Kind::Error => Err(match parse_error_payload(&payload) {
+                (ErrorCode::Panicked, _) => AskError::Panicked,
+                (ErrorCode::ServiceGone, _) => AskError::ServiceGone,
+                (code, detail) => AskError::Remote { code, detail },
+            }),
+            _ => return false,
+        };
+        match self.pending().remove(&env.correlation) {
+            Some((_, tx)) => {
+                let _ = tx.send(r);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A member left (or its node was lost): the asks sent to it fail now.
+    pub(crate) fn member_left(&self, sock: SocketAddr) {
+        let gone: Vec<Waiter> = {
+            let mut p = self.pending();
+            let keys: Vec<u64> = p
+                .iter()
+                .filter(|(_, (to, _))| *to == Some(sock))
+                .map(|(k, _)| *k)
+                .collect();
+            keys.into_iter()
+                .filter_map(|k| p.remove(&k).map(|(_, tx)| tx))
+                .collect()
+        };
+        for tx in gone {
+            let _ = tx.send(Err(AskError::ServiceGone));
+        }
+    }
+
+    /// This member is leaving: every ask fails.
+    pub(crate) fn fail_all(&self) {
+        let all: Vec<Waiter> = self.pending().drain().map(|(_, (_, tx))| tx).collect();
+        for tx in all {
+            let _ = tx.send(Err(AskError::Stopped));
+        }
+    }
+
+    /// Asks waiting now.
+    pub(crate) fn len(&self) -> usize {
+        self.pending().len()
+    }
+}
+
+/// Removes an ask's entry when its future ends, however it ends (cancel safety).
+struct AskGuard<'a> {
+    asks: &'a GroupAsks,
+    corr: u64,
+}
+
+impl Drop for AskGuard<'_> {
+    fn drop(&mut self) {
+        self.asks.pending().remove(&self.corr);
+    }
 }
 
 fn tell_bytes<M: TipcMessage>(
@@ -100,8 +199,113 @@ impl std::fmt::Display for GroupTarget {
 }
 
 impl GroupRef {
-    pub(crate) fn new(member: Arc<GroupMember>) -> GroupRef {
-        GroupRef { member }
+    pub(crate) fn new(member: Arc<GroupMember>, asks: Arc<GroupAsks>) -> GroupRef {
+        GroupRef { member, asks }
+    }
+
+    /// Ask the member at socket `to` and wait for its reply, at most [`DEFAULT_ASK_TIMEOUT`].
+    /// The member answers as a service answers an ask; if it leaves first (its service
+    /// stopped, its node was lost: seen with member events on) the ask fails at once with
+    /// [`AskError::ServiceGone`]. Cancel-safe.
+    pub async fn ask_unicast<M: TipcMessage>(
+        &self,
+        to: SocketAddr,
+        msg: &M,
+    ) -> Result<M::Reply, AskError> {
+        self.ask_timeout(How::Unicast(to), msg, DEFAULT_ASK_TIMEOUT)
+            .await
+    }
+
+    /// Ask one member with `instance` (round robin, as [`GroupRef::anycast`]) and wait for
+    /// its reply, at most [`DEFAULT_ASK_TIMEOUT`]. Cancel-safe.
+    pub async fn ask_anycast<M: TipcMessage>(
+        &self,
+        instance: u32,
+        msg: &M,
+    ) -> Result<M::Reply, AskError> {
+        self.ask_timeout(How::Anycast(instance), msg, DEFAULT_ASK_TIMEOUT)
+            .await
+    }
+
+    /// [`GroupRef::ask_unicast`] with its own timeout.
+    pub async fn ask_unicast_timeout<M: TipcMessage>(
+        &self,
+        to: SocketAddr,
+        msg: &M,
+        timeout: Duration,
+    ) -> Result<M::Reply, AskError> {
+        self.ask_timeout(How::Unicast(to), msg, timeout).await
+    }
+
+    /// [`GroupRef::ask_anycast`] with its own timeout.
+    pub async fn ask_anycast_timeout<M: TipcMessage>(
+        &self,
+        instance: u32,
+        msg: &M,
+        timeout: Duration,
+    ) -> Result<M::Reply, AskError> {
+        self.ask_timeout(How::Anycast(instance), msg, timeout).await
+    }
+
+    /// Asks this member waits for now.
+    pub fn pending_asks(&self) -> usize {
+        self.asks.len()
+    }
+
+    async fn ask_timeout<M: TipcMessage>(
+        &self,
+        how: How,
+        msg: &M,
+        timeout: Duration,
+    ) -> Result<M::Reply, AskError> {
+        let mut span = self.span(how, false, M::ID);
+        let to = match how {
+            How::Unicast(to) => Some(to),
+            _ => None,
+        };
+        let (corr, rx) = self.asks.register(to);
+        let _guard = AskGuard {
+            asks: &self.asks,
+            corr,
+        };
+        let r = async {
+            let mut buf = Vec::with_capacity(64);
+            let mut env = Envelope::ask(M::ID, corr);
+            env.deadline_ms = Some(timeout.as_millis().min(u32::MAX as u128) as u32);
+            env.trace = span.trace;
+            env.emit(&mut buf);
+            encode_into(msg, &mut buf).map_err(AskError::Encode)?;
+            let m = &self.member;
+            let sent = match how {
+                How::Unicast(to) => tokio::time::timeout(timeout, m.unicast(to, buf)).await,
+                How::Anycast(i) => tokio::time::timeout(timeout, m.anycast(i, buf)).await,
+                _ => return Err(AskError::NoService),
+            };
+            match sent {
+                Err(_) => return Err(AskError::Timeout(timeout)),
+                Ok(Err(e)) => {
+                    return Err(match GroupTellError::from(e) {
+                        GroupTellError::NoMember => AskError::NoService,
+                        GroupTellError::TooLarge => {
+                            AskError::Encode(CodecError("message too large".into()))
+                        }
+                        _ => AskError::Stopped,
+                    })
+                }
+                Ok(Ok(())) => {}
+            }
+            match tokio::time::timeout(timeout, rx).await {
+                Err(_) => Err(AskError::Timeout(timeout)),
+                Ok(Err(_)) => Err(AskError::Stopped),
+                Ok(Ok(Err(e))) => Err(e),
+                Ok(Ok(Ok(payload))) => decode::<M::Reply>(&payload).map_err(AskError::Decode),
+            }
+        }
+        .await;
+        if let Err(e) = &r {
+            span.fail(e);
+        }
+        r
     }
 
     /// This member's address in the group (group type and instance).

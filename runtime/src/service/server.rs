@@ -14,7 +14,7 @@
 
 use super::client::Clients;
 use super::envelope::{error_payload, Envelope, EnvelopeError, ErrorCode, Kind};
-use super::group::{GroupRef, Member};
+use super::group::{GroupAsks, GroupRef, Member};
 use super::message::{decode, encode_into, TipcMessage};
 use crate::telemetry::metrics::{QueueLook, QueueProbe};
 use crate::telemetry::{current_traced, ServeSpan};
@@ -272,14 +272,14 @@ impl ReplySink {
 #[derive(Clone)]
 pub(crate) enum Endpoint {
     Socket(Arc<DgramSocket>),
-    Group(Arc<GroupMember>),
+    Group(Arc<GroupMember>, Arc<GroupAsks>),
 }
 
 impl Endpoint {
     fn addr(&self) -> SocketAddr {
         match self {
             Endpoint::Socket(s) => s.addr(),
-            Endpoint::Group(g) => g.addr(),
+            Endpoint::Group(g, _) => g.addr(),
         }
     }
 
@@ -290,7 +290,7 @@ impl Endpoint {
             Endpoint::Socket(s) => {
                 let _ = s.send_to_socket(to, &bytes).await;
             }
-            Endpoint::Group(g) => {
+            Endpoint::Group(g, _) => {
                 let _ = g.unicast(to, bytes).await;
             }
         }
@@ -313,7 +313,7 @@ impl Endpoint {
                     })
                 })
             }
-            Endpoint::Group(g) => {
+            Endpoint::Group(g, _) => {
                 let w = Arc::downgrade(g);
                 Box::new(move || {
                     w.upgrade().map(|g| {
@@ -333,7 +333,10 @@ impl Endpoint {
     async fn close(&self) {
         match self {
             Endpoint::Socket(s) => s.shutdown().await,
-            Endpoint::Group(g) => g.leave_shared(),
+            Endpoint::Group(g, asks) => {
+                g.leave_shared();
+                asks.fail_all();
+            }
         }
     }
 }
@@ -427,7 +430,7 @@ impl<S: Service> Ctx<'_, S> {
     /// For a group service: its membership, to send typed messages to the group.
     pub fn group(&self) -> Option<GroupRef> {
         match self.ep {
-            Endpoint::Group(g) => Some(GroupRef::new(g.clone())),
+            Endpoint::Group(g, a) => Some(GroupRef::new(g.clone(), a.clone())),
             Endpoint::Socket(_) => None,
         }
     }
@@ -685,6 +688,9 @@ impl<S: Service> ServiceActor<S> {
         let from = match ev {
             MemberEvent::Joined(m) | MemberEvent::Left(m) => m.socket,
         };
+        if let (MemberEvent::Left(m), Endpoint::Group(_, asks)) = (&ev, &self.ep) {
+            asks.member_left(m.socket);
+        }
         let _ = self.call_user(ctx, from, None, |svc, cx| svc.on_member(ev, cx));
     }
 
@@ -754,6 +760,14 @@ impl<S: Service> ServiceActor<S> {
             }
         };
         if !matches!(env.kind, Kind::Tell | Kind::Ask) {
+            // A group member's asks are answered by group unicasts to it: the replies arrive
+            // here, among the member's messages.
+            if let Endpoint::Group(_, asks) = &self.ep {
+                let payload = data.slice(data.len() - payload_len..);
+                if asks.complete(&env, payload) {
+                    return;
+                }
+            }
             ServiceCounters::add(&self.counters.malformed);
             return;
         }
@@ -997,7 +1011,7 @@ impl<S: Service> ServiceHandle<S> {
                     .join(spec)
                     .await
                     .map_err(|e| StartError::Join(e.to_string()))?;
-                Endpoint::Group(Arc::new(m))
+                Endpoint::Group(Arc::new(m), Arc::default())
             }
         };
         let counters = Arc::new(ServiceCounters::default());
@@ -1030,7 +1044,7 @@ impl<S: Service> ServiceHandle<S> {
                         (!v.is_empty()).then_some((Batch(v), s))
                     }));
                 }
-                Endpoint::Group(g) => {
+                Endpoint::Group(g, _) => {
                     ctx.add_stream(futures_util::stream::unfold(g, |g| async move {
                         let b = g.recv_batch(BATCH).await;
                         (!b.is_empty()).then(|| (group_batch(b), g))
@@ -1069,7 +1083,7 @@ impl<S: Service> ServiceHandle<S> {
     /// For a group service: its membership, to send typed messages to the group.
     pub fn group(&self) -> Option<GroupRef> {
         match &self.ep {
-            Endpoint::Group(g) => Some(GroupRef::new(g.clone())),
+            Endpoint::Group(g, a) => Some(GroupRef::new(g.clone(), a.clone())),
             Endpoint::Socket(_) => None,
         }
     }

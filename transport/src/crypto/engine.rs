@@ -210,7 +210,9 @@ struct PeerCrypto {
     /// [`RETIRED_MAX`]): a key that comes back (cloned again from our TX cluster key, or
     /// distributed again) keeps its history, so a removal never reopens old envelopes.
     retired: Vec<(Key, Box<ReplayWindow>)>,
-    master_window: ReplayWindow,
+    /// Replay window of the master key, made on the first envelope under it (a peer costs
+    /// little until then).
+    master_window: Option<Box<ReplayWindow>>,
     /// Which of our TX keys the peer reports decrypting with (`peer_rx_active`).
     peer_rx_active: u8,
     /// The peer's M bit.
@@ -234,7 +236,7 @@ impl PeerCrypto {
             id,
             keys: KeySet::default(),
             retired: Vec::new(),
-            master_window: ReplayWindow::new(),
+            master_window: None,
             peer_rx_active: 0,
             key_master: false,
             nokey: false,
@@ -467,7 +469,7 @@ impl Crypto {
     /// peer starts its sequence numbers again (the kernel's restart at 1).
     pub fn peer_down(&mut self, addr: NodeAddr) {
         if let Some(p) = self.peers.get_mut(&addr) {
-            p.master_window.reset();
+            p.master_window = None;
             p.retired.clear();
             for slot in 1..=3 {
                 if let Some(k) = p.keys.get_mut(slot) {
@@ -510,7 +512,7 @@ impl Crypto {
                     gen: self.key_gen,
                 });
                 for p in self.peers.values_mut() {
-                    p.master_window.reset();
+                    p.master_window = None;
                 }
                 0
             }
@@ -624,7 +626,7 @@ impl Crypto {
         self.legacy_user = false;
         for p in self.peers.values_mut() {
             p.keys.clear();
-            p.master_window.reset();
+            p.master_window = None;
             p.skey = None;
             p.skey_retry = None;
             p.peer_rx_active = 0;
@@ -946,7 +948,7 @@ impl Crypto {
         if self.cfg.replay_protection {
             if let Some(p) = peer.and_then(|a| self.peers.get(&a)) {
                 let w = match opener {
-                    Opener::Master => Some(&p.master_window),
+                    Opener::Master => p.master_window.as_deref(),
                     Opener::Rx(s) => p.keys.get(s).map(|k| &k.window),
                     Opener::TxCluster(s) => {
                         self.tx.get(s).and_then(|k| p.retired_window(k.aead.key()))
@@ -1079,7 +1081,9 @@ impl Crypto {
         match opener {
             Opener::Master => {
                 if replay {
-                    p.master_window.commit(eh.seqno);
+                    p.master_window
+                        .get_or_insert_with(Default::default)
+                        .commit(eh.seqno);
                 }
             }
             Opener::Rx(s) => {

@@ -9,6 +9,9 @@ use bytes::BytesMut;
 use std::sync::{Arc, Weak};
 use tipc_transport::crypto::CryptoEvent;
 
+/// How often an idle driver looks whether its node is still there.
+const IDLE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Start the driver of `ctx`'s crypto; it ends with the node (it holds the context weakly).
 pub(crate) fn spawn_driver(ctx: &Arc<NodeCtx>) {
     let weak: Weak<NodeCtx> = Arc::downgrade(ctx);
@@ -32,18 +35,15 @@ pub(crate) fn spawn_driver(ctx: &Arc<NodeCtx>) {
                     handle_event(&ctx, ev);
                 }
             }
-            let changed = c.clone();
-            drop(c);
-            match deadline {
-                Some(t) => {
-                    let t = tokio::time::Instant::from_std(t);
-                    tokio::select! {
-                        _ = changed.changed() => {}
-                        _ = tokio::time::sleep_until(t) => {}
-                    }
-                }
-                None => changed.changed().await,
+            // Without a deadline, still look again now and then: the task ends once the node
+            // is gone (it holds the crypto while it waits).
+            let t = deadline.unwrap_or_else(|| now() + IDLE_CHECK);
+            let t = tokio::time::Instant::from_std(t);
+            tokio::select! {
+                _ = c.changed() => {}
+                _ = tokio::time::sleep_until(t) => {}
             }
+            drop(c);
         }
     });
 }

@@ -116,7 +116,9 @@ pub(crate) struct RxBufs {
 
 /// Datagrams at least this large are lent out in their slot rather than copied.
 const LEND_MIN: usize = 8 * 1024;
-/// Most lent slots remembered for taking back (older ones are left to their frames).
+/// Most slots out on loan at once (4 MiB of 64 KiB slots). When all are still held (a
+/// receiver that lags, or a flood of large datagrams ahead of a gap) further large datagrams
+/// are copied out instead: a datagram then pins no more than its own size.
 const LENT_MAX: usize = 64;
 
 impl RxBufs {
@@ -155,12 +157,12 @@ impl RxBufs {
                 self.compact.extend_from_slice(&self.slots[i][..len]);
                 continue;
             }
-            let fresh = self.take_back();
+            let Some(fresh) = self.take_back() else {
+                out[i] = Bytes::copy_from_slice(&self.slots[i][..len]);
+                continue;
+            };
             let whole = std::mem::replace(&mut self.slots[i], fresh).freeze();
             out[i] = whole.slice(..len);
-            if self.lent.len() >= LENT_MAX {
-                self.lent.pop_front();
-            }
             self.lent.push_back(whole);
         }
         let packed = self.compact.split().freeze();
@@ -174,19 +176,20 @@ impl RxBufs {
         }
     }
 
-    /// A lent slot whose frames are all gone, or a new one.
-    fn take_back(&mut self) -> BytesMut {
+    /// A lent slot whose frames are all gone, or a new one while fewer than [`LENT_MAX`] are
+    /// out; `None` when that many are out and all still held.
+    fn take_back(&mut self) -> Option<BytesMut> {
         for _ in 0..self.lent.len() {
             let Some(b) = self.lent.pop_front() else {
                 break;
             };
             match b.try_into_mut() {
-                Ok(m) if m.len() == self.slot => return m,
+                Ok(m) if m.len() == self.slot => return Some(m),
                 Ok(_) => {}
                 Err(b) => self.lent.push_back(b),
             }
         }
-        BytesMut::zeroed(self.slot)
+        (self.lent.len() < LENT_MAX).then(|| BytesMut::zeroed(self.slot))
     }
 }
 
@@ -901,6 +904,43 @@ mod tests {
         r.land(&[0, LEND_MIN, 0], &mut third);
         assert_eq!(third[1].as_ptr(), before);
         assert_eq!(r.slots[1].as_ptr(), slot1, "the first lent slot came back");
+    }
+
+    /// A receiver that holds every large frame (a lagging one, or a flood ahead of a gap):
+    /// after [`LENT_MAX`] slots are out, large datagrams are copied to their own size, so the
+    /// memory they pin is bounded by what arrived, not 64 KiB each.
+    #[test]
+    fn rxbufs_copy_large_datagrams_once_lent_max_slots_are_held() {
+        let mut r = RxBufs::new(1, 8 * LEND_MIN);
+        let mut held = Vec::new();
+        let mut slot = r.slots[0].as_ptr();
+        for n in 0..LENT_MAX + 10 {
+            r.slots[0][..LEND_MIN].fill(n as u8);
+            let mut got: [Bytes; 1] = Default::default();
+            r.land(&[LEND_MIN], &mut got);
+            assert!(got[0].iter().all(|&x| x == n as u8), "frame {n} altered");
+            if n < LENT_MAX {
+                // Lent: the frame is the slot, and a fresh slot takes its place.
+                assert_eq!(got[0].as_ptr(), slot);
+                assert_ne!(r.slots[0].as_ptr(), slot);
+            } else {
+                // Copied: the slot stays (no new 64 KiB buffer), the frame is elsewhere.
+                assert_eq!(r.slots[0].as_ptr(), slot);
+                assert_ne!(got[0].as_ptr(), slot);
+            }
+            slot = r.slots[0].as_ptr();
+            held.push(got[0].clone());
+        }
+        assert_eq!(r.lent.len(), LENT_MAX);
+        assert!(held
+            .iter()
+            .enumerate()
+            .all(|(n, b)| b.iter().all(|&x| x == n as u8)));
+        // Frames released: lending resumes with a slot taken back.
+        held.clear();
+        let mut got: [Bytes; 1] = Default::default();
+        r.land(&[LEND_MIN], &mut got);
+        assert_eq!(r.lent.len(), LENT_MAX);
     }
 
     fn loopback_pair() -> (UdpMedia, UdpMedia, SocketAddr) {

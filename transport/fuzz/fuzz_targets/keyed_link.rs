@@ -19,6 +19,7 @@ use libfuzzer_sys::fuzz_target;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tipc_transport::crypto::{Crypto, CryptoConfig, Key, KeyTarget, Received};
 use tipc_transport::peer::{classify, BearerParams, NeighborSighting, Peer, Route};
@@ -89,12 +90,29 @@ fn data_packet(from: u32, to: u32, seqno: u16, ack: u16, len: usize) -> BytesMut
     m
 }
 
-fn crypto(own: u32, id: NodeId, peer: u32, peer_id: NodeId, seed: u64, t0: Instant) -> Crypto {
+/// Executions so far in this process: each uses a cluster key of its own. With one fixed key
+/// the envelopes are the same in every execution, and libFuzzer's comparison dictionary
+/// carries valid envelopes from earlier executions into later ones: genuine envelopes of the
+/// key, which an attacker without the key could not make, reported as forgeries. (A single
+/// input re-run in a fresh process is still deterministic.)
+static RUN: AtomicU64 = AtomicU64::new(0);
+
+fn crypto(
+    own: u32,
+    id: NodeId,
+    peer: u32,
+    peer_id: NodeId,
+    seed: u64,
+    t0: Instant,
+    run: u64,
+) -> Crypto {
     let mut cfg = CryptoConfig::new(own, id);
     cfg.rekeying = None;
     let mut c = Crypto::new(cfg, ChaCha8Rng::seed_from_u64(seed));
     c.add_peer(t0, peer, peer_id);
-    let key = Key::parse("this_is_a_key16_salt").expect("key");
+    let mut material = *b"this_is_a_key16_salt";
+    material[..8].copy_from_slice(&run.to_le_bytes());
+    let key = Key::from_bytes(&material).expect("key");
     c.set_key(t0, key, KeyTarget::Cluster).expect("cluster key");
     while c.poll_event().is_some() {}
     c
@@ -169,11 +187,12 @@ fuzz_target!(|data: &[u8]| {
     let a_id = NodeId::from_str_id("a").expect("id");
     let b_id = NodeId::from_str_id("b").expect("id");
     let (aa, ba) = (a_id.hash(), b_id.hash());
-    let mut ca = crypto(aa, a_id, ba, b_id, 1, t0);
+    let run = RUN.fetch_add(1, Ordering::Relaxed);
+    let mut ca = crypto(aa, a_id, ba, b_id, 1, t0, run);
     let mut node = Node {
         a: aa,
         b: ba,
-        crypto: crypto(ba, b_id, aa, a_id, 2, t0),
+        crypto: crypto(ba, b_id, aa, a_id, 2, t0, run),
         peer: Peer::new(ba, b_id, aa, a_id, 0x7f),
         sealed: HashSet::new(),
         accepted: HashSet::new(),

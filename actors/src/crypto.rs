@@ -21,7 +21,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tipc_transport::crypto::{is_envelope, Crypto, CryptoConfig, CryptoDrop, Received};
 use tipc_transport::media::{RxFrame, TxFrame};
-use tipc_transport::{NodeAddr, NodeId};
+use tipc_transport::{MediaAddr, NodeAddr, NodeId};
 use tokio::sync::Notify;
 
 /// Least time between two log lines about dropped envelopes.
@@ -169,7 +169,7 @@ impl NodeCrypto {
             return;
         }
         let mut g = self.lock();
-        let mut first_drop: Option<(CryptoDrop, String)> = None;
+        let mut first_drop: Option<(CryptoDrop, MediaAddr)> = None;
         frames.retain_mut(|f| match g.core.receive(now, f.data.clone()) {
             Ok(Received::Clear(b)) => {
                 f.data = b;
@@ -181,7 +181,7 @@ impl NodeCrypto {
             }
             Err(e) => {
                 if first_drop.is_none() && e != CryptoDrop::PlaintextRefused {
-                    first_drop = Some((e, f.src.to_string()));
+                    first_drop = Some((e, f.src));
                 }
                 false
             }

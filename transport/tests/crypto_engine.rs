@@ -573,17 +573,7 @@ fn crypto_master_key_pair_with_own_session_keys_exchange_them_both_ways() {
     let mut now = t0;
     let (mut to_a, mut to_b) = (None, None);
     for _ in 0..40 {
-        let s = a.encrypt(now, state(A, B, false), Some(B)).unwrap();
-        for f in s.frames() {
-            let _ = b.decrypt(now, f);
-        }
-        let s = b.encrypt(now, state(B, A, false), Some(A)).unwrap();
-        for f in s.frames() {
-            let _ = a.decrypt(now, f);
-        }
-        now += Duration::from_millis(125);
-        a.handle_timeout(now);
-        b.handle_timeout(now);
+        now = chat(&mut a, &mut b, now, 1, Duration::from_millis(125));
         while let Some(e) = a.poll_event() {
             if let CryptoEvent::SendKey { dest: Some(B), msg } = e {
                 to_b = Some(msg);

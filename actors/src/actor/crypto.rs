@@ -50,12 +50,12 @@ pub(crate) fn spawn_driver(ctx: &Arc<NodeCtx>) {
 
 fn handle_event(ctx: &NodeCtx, ev: CryptoEvent) {
     match ev {
-        CryptoEvent::SendKey { dest: Some(d), msg }
-            if !enqueue_to_peer(ctx, d, BytesMut::from(&msg[..])) =>
-        {
-            tracing::debug!(peer = %format!("{d:08x}"), "key distribution not sent: no peer");
+        CryptoEvent::SendKey { dest: Some(d), msg } => {
+            let queued = enqueue_to_peer(ctx, d, BytesMut::from(&msg[..]));
+            if !queued {
+                tracing::debug!(peer = %format!("{d:08x}"), "key distribution not sent: no peer");
+            }
         }
-        CryptoEvent::SendKey { dest: Some(_), .. } => {}
         CryptoEvent::SendKey { dest: None, msg } => {
             if let Err(e) = bcast_send(ctx, BytesMut::from(&msg[..])) {
                 tracing::debug!(error = ?e, "key distribution not broadcast");

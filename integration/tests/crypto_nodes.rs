@@ -108,9 +108,53 @@ fn udp_payloads(pcap: &[u8], port: u16) -> Vec<Vec<u8>> {
         if udp.len() < 8 || u16::from_be_bytes([udp[2], udp[3]]) != port {
             continue;
         }
-        out.push(udp[8..].to_vec());
+        out.extend(envelopes(&udp[8..]));
     }
     out
+}
+
+/// The envelopes in one captured UDP payload. A node sends a train of equal-sized frames to one
+/// destination as one GSO datagram, which a capture on the loopback interface records whole,
+/// unsegmented: such a payload is split where every segment (all of one size but the last, none
+/// larger) is an envelope with a sequence number above the one before it (a few apart at most).
+fn envelopes(p: &[u8]) -> Vec<Vec<u8>> {
+    use tipc_transport::crypto::ehdr::Ehdr;
+    let seqno = |b: &[u8]| Ehdr::new_checked(b).ok().map(|e| e.seqno());
+    for seg in 17..p.len() {
+        let mut last = None;
+        let fits = p.chunks(seg).all(|c| {
+            let s = seqno(c);
+            let ok = match (last, s) {
+                (None, Some(_)) => true,
+                (Some(l), Some(s)) => s > l && s - l < 1_000,
+                _ => false,
+            };
+            last = s;
+            ok
+        });
+        if fits {
+            return p.chunks(seg).map(<[u8]>::to_vec).collect();
+        }
+    }
+    vec![p.to_vec()]
+}
+
+#[test]
+fn captured_gso_train_is_split_into_its_envelopes_and_a_single_envelope_is_kept_whole() {
+    let env = |seqno: u64, len: usize| {
+        let mut e = vec![0x5a; len];
+        e[..4].copy_from_slice(&[0xe0, 0, 0, 0]);
+        e[4..12].copy_from_slice(&seqno.to_be_bytes());
+        e
+    };
+    let train: Vec<u8> = [env(5, 60), env(6, 60), env(8, 60), env(9, 41)].concat();
+    let got = envelopes(&train);
+    assert_eq!(got, vec![env(5, 60), env(6, 60), env(8, 60), env(9, 41)]);
+    let one = env(5, 200);
+    assert_eq!(envelopes(&one), vec![one.clone()]);
+    // Not a train: the second segment's sequence number is not above the first's.
+    let back: Vec<u8> = [env(6, 60), env(5, 60)].concat();
+    assert_eq!(envelopes(&back), vec![back.clone()]);
 }
 
 /// Real envelopes captured on the wire between two keyed nodes (tcpdump on the loopback

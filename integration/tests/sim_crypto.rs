@@ -283,50 +283,75 @@ fn keyed_node_restarted_before_its_peers_notice_recovers() {
 }
 
 /// The random fault schedules of `sim_chaos` (partitions, crashes, restarts, loss,
-/// duplication, reordering) on keyed clusters: every invariant, invariant 9 included, holds
-/// throughout. Rekeying runs with the master key only: a node restarted with nothing but
-/// the configured cluster key cannot talk to peers that rekeyed away from it (they dropped
-/// the cluster key at their switch, as the kernel does; the master key is what lets a node
-/// rejoin).
+/// duplication, reordering) on a keyed cluster, then every node restarted if down and the
+/// cluster brought up: every invariant, invariant 9 included, holds throughout. Even seeds
+/// run a cluster key, odd ones the master key with rekeying every 20 s (rekeying runs with
+/// the master key only: a node restarted with nothing but the configured cluster key cannot
+/// talk to peers that rekeyed away from it, as they dropped the cluster key at their switch,
+/// as the kernel does; the master key is what lets a node rejoin).
+fn keyed_chaos(seed: u64) {
+    let (keys, rekeying) = if seed.is_multiple_of(2) {
+        (SimKeys::Cluster, None)
+    } else {
+        (SimKeys::Master, Some(Duration::from_secs(20)))
+    };
+    let nodes = 3;
+    let mut sim = Sim::new(cfg(nodes, keys, rekeying), seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
+    sim.set_default_rule(FaultRule::lossy(0.1, 0.05, 0.1));
+    for _ in 0..8 {
+        sim.send_all_pairs(200);
+        let n = rng.next_u32() as usize % nodes;
+        match rng.next_u32() % 4 {
+            0 => sim.isolate(n),
+            1 => sim.partition(n, (n + 1) % nodes),
+            2 => sim.crash(n),
+            _ => {}
+        }
+        sim.run_for(Duration::from_millis(200 + (rng.next_u32() % 3000) as u64));
+        sim.heal();
+        for i in 0..nodes {
+            if sim.node(i).is_none() && rng.next_u32() % 2 == 0 {
+                sim.restart(i);
+            }
+        }
+        sim.run_for(Duration::from_millis((rng.next_u32() % 4000) as u64));
+    }
+    for i in 0..nodes {
+        sim.restart(i);
+    }
+    bring_up(&mut sim);
+    let t = assert_sealed(&sim);
+    report("chaos", &sim, &t);
+}
+
 #[test]
 fn keyed_chaos_schedules_keep_every_invariant() {
     for seed in seeds(60..68) {
-        let (keys, rekeying) = if seed % 2 == 0 {
-            (SimKeys::Cluster, None)
-        } else {
-            (SimKeys::Master, Some(Duration::from_secs(20)))
-        };
-        let nodes = 3;
-        let mut sim = Sim::new(cfg(nodes, keys, rekeying), seed);
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
-        sim.set_default_rule(FaultRule::lossy(0.1, 0.05, 0.1));
-        for _ in 0..8 {
-            sim.send_all_pairs(200);
-            let n = rng.next_u32() as usize % nodes;
-            match rng.next_u32() % 4 {
-                0 => sim.isolate(n),
-                1 => sim.partition(n, (n + 1) % nodes),
-                2 => sim.crash(n),
-                _ => {}
-            }
-            sim.run_for(Duration::from_millis(200 + (rng.next_u32() % 3000) as u64));
-            sim.heal();
-            for i in 0..nodes {
-                if sim.node(i).is_none() && rng.next_u32() % 2 == 0 {
-                    sim.restart(i);
-                }
-            }
-            sim.run_for(Duration::from_millis((rng.next_u32() % 4000) as u64));
-        }
-        for i in 0..nodes {
-            sim.restart(i);
-        }
-        bring_up(&mut sim);
-        let t = assert_sealed(&sim);
-        report("chaos", &sim, &t);
+        keyed_chaos(seed);
     }
 }
 
+/// Known product bug, found by this simulation (seeds 197 and 202 of `keyed_chaos`; 2 of
+/// the 121 seeds 100..=220): the replay windows a node keeps for a peer are reset only at
+/// its node-down for that peer (`Crypto::peer_down`). When the peer restarts before that
+/// node-down comes (or after a node-down, once frames of the old instance were accepted
+/// again while its link never came up), the new instance starts at a new random sequence
+/// number; when it is lower than the old instance's, every envelope it sends (discovery
+/// included, which is what would tell the node about the restart) is dropped as too old.
+/// Seed 202: node 2 restarts 1 s after its crash, node 0 drops its discovery as too old,
+/// a partition then hides the restart until node 0's link times out, and after the heal
+/// the pair stays apart past the recovery bound (node 2, its discovery slowed by its link
+/// to node 1, sends its next request 7.8 s later). Seed 197: node 0 and node 1 never
+/// re-link after a partition (no node-up, so no node-down), node 0 crashes and restarts,
+/// and node 1 drops every envelope of the new instance as too old, for good.
+#[test]
+#[ignore = "product bug: a restarted peer's envelopes are dropped as too old until a node-down"]
+fn keyed_chaos_restarted_peer_is_heard_again_known_bug() {
+    for seed in seeds([197, 202]) {
+        keyed_chaos(seed);
+    }
+}
 #[test]
 fn keyed_cluster_run_is_reproducible_from_its_seed() {
     let run = || {

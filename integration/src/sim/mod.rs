@@ -89,11 +89,14 @@
 //!    failed, no key, bad header, bad inner packet, inconsistent, plaintext refused) by the
 //!    envelopes the injector corrupted or garbled, plus the probe and grace copies received
 //!    (sealed before their frame with a key the receiver may not hold yet; the simulation
-//!    marks them as the crypto hands them out, [`OutFrame::probe`]), and the envelopes a
-//!    restarted node receives from a peer, sealed with a session key, before it holds any of
-//!    that peer's keys (the peer
-//!    may still seal for the previous instance, which held its session key). Envelopes from a node not (or no longer) known are
-//!    dropped like [`NodeStats::rx_unknown_peer`] and not bounded. Under crypto any flip of
+//!    marks them as the crypto hands them out, [`OutFrame::probe`]), and the envelopes sealed
+//!    with a session key the receiver had not activated in that slot for their sender when
+//!    they arrived (a restarted node's peers seal for its previous instance; a pending key
+//!    never used is replaced by a rekeyed one while its sender still seals with it; the
+//!    first envelopes under a new key). Failures of master-sealed envelopes, or of
+//!    envelopes under a key active at the receiver in their slot, are never explained.
+//!    Envelopes from a node not (or no longer) known are dropped like
+//!    [`NodeStats::rx_unknown_peer`] and not bounded. Under crypto any flip of
 //!    an envelope is caught by its tag, so [`FaultRule::corrupt`] flips a byte of the
 //!    ciphertext or tag (a decrypt failure) and [`FaultRule::garble`] runs with invariant 1
 //!    on.
@@ -372,7 +375,7 @@ impl CryptoTotals {
         t.wire_tampered += g.wire_tampered;
         t.wire_probes += g.wire_probes;
         t.wire_after_restart += g.wire_after_restart;
-        t.wire_to_restarted += g.wire_to_restarted;
+        t.wire_not_active += g.wire_not_active;
     }
 }
 
@@ -543,10 +546,6 @@ pub struct Sim {
     /// (receiver, restarted peer): envelopes from the peer's new instance may meet the
     /// receiver's replay windows of the old one (until the receiver's node-up or node-down).
     restart_exposed: BTreeSet<(usize, usize)>,
-    /// (restarted receiver, peer): the peer may still seal for the receiver's previous
-    /// instance, with a session key the new one does not hold (until it holds one of the
-    /// peer's keys).
-    fresh_receivers: BTreeSet<(usize, usize)>,
     /// Crypto counters of crashed node instances.
     crypto_gone: CryptoTotals,
 }
@@ -622,7 +621,6 @@ impl Sim {
             max_group_queue: 0,
             keys,
             restart_exposed: BTreeSet::new(),
-            fresh_receivers: BTreeSet::new(),
             crypto_gone: CryptoTotals::default(),
         };
         for i in 0..sim.cfg.nodes {
@@ -848,7 +846,6 @@ impl Sim {
             self.crypto_gone.add(&s, &gone.crypto_glue());
         }
         self.restart_exposed.retain(|&(o, _)| o != n);
-        self.fresh_receivers.retain(|&(o, _)| o != n);
         self.trace(format_args!("crash {n}"));
         self.up_deadline = None;
         self.names_deadline = None;
@@ -894,7 +891,6 @@ impl Sim {
         if self.cfg.crypto.is_some() {
             for o in (0..self.cfg.nodes).filter(|&o| o != n) {
                 self.restart_exposed.insert((o, n));
-                self.fresh_receivers.insert((n, o));
             }
         }
         for o in 0..self.cfg.nodes {
@@ -1025,15 +1021,14 @@ impl Sim {
                     g.wire_tampered += f.tampered as u64;
                     g.wire_probes += f.probe as u64;
                     g.wire_after_restart += self.restart_exposed.contains(&(f.to, f.from)) as u64;
-                    // Master-sealed envelopes (slot 0) every instance can open.
-                    let session = Ehdr::new_checked(&f.data[..]).is_ok_and(|e| e.tx_key() != 0);
-                    if session && self.fresh_receivers.contains(&(f.to, f.from)) {
+                    // Sealed with a session key the receiver has not activated in that slot
+                    // (not master-sealed, slot 0, which every node holds).
+                    let slot = Ehdr::new_checked(&f.data[..]).map_or(0, |e| e.tx_key());
+                    if slot != 0 {
                         let from = self.addrs[f.from];
-                        let keyed = node.crypto().and_then(|c| c.with(|c| c.rx_state(from)));
-                        if keyed.is_some_and(|k| k.active != 0 || k.pending != 0) {
-                            self.fresh_receivers.remove(&(f.to, f.from));
-                        } else {
-                            node.crypto_glue.wire_to_restarted += 1;
+                        let rx = node.crypto().and_then(|c| c.with(|c| c.rx_state(from)));
+                        if rx.is_none_or(|k| k.active != slot) {
+                            node.crypto_glue.wire_not_active += 1;
                         }
                     }
                 }
@@ -1368,11 +1363,11 @@ impl Sim {
                 ));
             }
             let auth: u64 = AUTH_DROPS.iter().map(|&r| s.dropped(r)).sum();
-            let explained = g.wire_tampered + g.wire_probes + g.wire_to_restarted;
+            let explained = g.wire_tampered + g.wire_probes + g.wire_not_active;
             if auth > explained {
                 self.violation(&format!(
                     "node {i}: {auth} envelopes failed authentication, only {explained} \
-                     tampered, probe or grace copies, or sealed for a previous instance: \
+                     tampered, probe or grace copies, or sealed with a key not active here: \
                      {s:?} {g:?}"
                 ));
             }

@@ -116,9 +116,9 @@ pub struct CryptoGlueStats {
     pub wire_tampered: u64,
     /// Probe or grace copies delivered here (sealed with a key the receiver may not hold).
     pub wire_probes: u64,
-    /// Envelopes delivered here, a restarted instance, from a peer before this instance
-    /// held any of the peer's keys.
-    pub wire_to_restarted: u64,
+    /// Envelopes delivered here sealed with a session key this node had not activated in
+    /// that slot for their sender.
+    pub wire_not_active: u64,
     /// Envelopes delivered here from a peer that restarted while this node may still hold
     /// the replay windows of its previous instance (until this node's node-down for it).
     pub wire_after_restart: u64,

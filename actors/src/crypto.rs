@@ -15,11 +15,13 @@
 //! to the core, to be counted).
 
 use bytes::{Bytes, BytesMut};
-use rand_core::SeedableRng;
+use rand_core::{RngCore, SeedableRng};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tipc_transport::crypto::{is_envelope, Crypto, CryptoConfig, CryptoDrop, Received};
+use tipc_transport::crypto::{
+    is_envelope, Crypto, CryptoConfig, CryptoDrop, CryptoError, CryptoEvent, KeySetting, Received,
+};
 use tipc_transport::media::{RxFrame, TxFrame};
 use tipc_transport::{MediaAddr, NodeAddr, NodeId};
 use tokio::sync::Notify;
@@ -71,9 +73,16 @@ impl NodeCrypto {
             tracing::warn!("no /dev/urandom: crypto random numbers are weak");
         }
         let rng = rand_chacha::ChaCha20Rng::from_seed(seed);
+        NodeCrypto::with_rng(CryptoConfig::new(own_addr, own_id), rng)
+    }
+
+    /// A node's crypto with no key, configured by `cfg`, its random numbers (initial sequence
+    /// numbers, key generations, rekeying keys) drawn from `rng`: the node uses the operating
+    /// system's randomness, the deterministic simulation a seeded RNG.
+    pub fn with_rng(cfg: CryptoConfig, rng: impl RngCore + Send + 'static) -> NodeCrypto {
         NodeCrypto {
             inner: Mutex::new(Inner {
-                core: Crypto::new(CryptoConfig::new(own_addr, own_id), rng),
+                core: Crypto::new(cfg, rng),
                 warned: None,
             }),
             sealing: AtomicBool::new(false),
@@ -114,6 +123,40 @@ impl NodeCrypto {
         r
     }
 
+    /// Install a key as `tipc node set key` does: the key (if any) goes to its target, then
+    /// the rekeying change (if any) applies. Returns the slot the key landed in (0: master,
+    /// or a per-node key of a peer not known yet, kept until it is discovered).
+    pub fn set_key(&self, now: Instant, s: KeySetting) -> Result<u8, CryptoError> {
+        self.with(|c| {
+            let slot = match s.key {
+                Some(k) => c.set_key(now, k, s.target)?,
+                None => 0,
+            };
+            if let Some(r) = s.rekeying {
+                c.set_rekeying(now, r);
+            }
+            Ok(slot)
+        })
+    }
+
+    /// One round of the crypto driver (kernel `tipc_crypto_timeout` and the work items):
+    /// run the timers due at `now`, then hand back when to run again (`None`: nothing
+    /// scheduled) and the events waiting ([`CryptoEvent::SendKey`]: KEY_DISTR messages to
+    /// send on the named unicast link, or on the broadcast link). The driver task and the
+    /// simulation call it; calling it before a deadline is harmless.
+    pub fn drive(&self, now: Instant) -> (Option<Instant>, Vec<CryptoEvent>) {
+        self.with_quiet(|core| {
+            core.handle_timeout(now);
+            let deadline = core.poll_timeout();
+            (deadline, std::iter::from_fn(|| core.poll_event()).collect())
+        })
+    }
+
+    /// When [`NodeCrypto::drive`] must next run (`None`: nothing scheduled).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.lock().core.poll_timeout()
+    }
+
     /// Does the node seal what it sends?
     pub fn is_sealing(&self) -> bool {
         self.sealing.load(Ordering::Acquire)
@@ -128,12 +171,7 @@ impl NodeCrypto {
     /// unicast link they belong to, `None` for discovery and the broadcast link. Frames the
     /// core refuses are dropped (counted by the core, [`CryptoDrop`]); the kernel's probe and
     /// grace copies go out just before their frame.
-    pub(crate) fn seal(
-        &self,
-        now: Instant,
-        frames: Vec<TxFrame>,
-        node: Option<NodeAddr>,
-    ) -> Vec<TxFrame> {
+    pub fn seal(&self, now: Instant, frames: Vec<TxFrame>, node: Option<NodeAddr>) -> Vec<TxFrame> {
         if !self.sealing.load(Ordering::Acquire) {
             return frames;
         }
@@ -164,7 +202,7 @@ impl NodeCrypto {
     /// Open received `frames` in place (kernel `tipc_crypto_rcv`, before `tipc_rcv` looks at
     /// the header): envelopes are decrypted, plaintext passes unless the node refuses it;
     /// whatever the core refuses is removed (counted by the core).
-    pub(crate) fn open(&self, now: Instant, frames: &mut Vec<RxFrame>) {
+    pub fn open(&self, now: Instant, frames: &mut Vec<RxFrame>) {
         if !self.refusing.load(Ordering::Acquire) && !frames.iter().any(|f| is_envelope(&f.data)) {
             return;
         }
@@ -196,7 +234,7 @@ impl NodeCrypto {
 
     /// A MSG_CRYPTO message a link from `from` delivered: under a key it arrived encrypted
     /// (the node refuses link traffic in clear), otherwise it is refused as plaintext.
-    pub(crate) fn key_distr(&self, now: Instant, from: NodeAddr, msg: &Bytes) {
+    pub fn key_distr(&self, now: Instant, from: NodeAddr, msg: &Bytes) {
         let r = self.with(|c| {
             let decrypted = c.requires_envelope();
             c.handle_key_distr(now, from, msg, decrypted)

@@ -381,17 +381,7 @@ impl TransportNode {
     /// the rekeying change (if any) applies. Returns the slot the key landed in (0: master,
     /// or a per-node key of a peer not known yet, kept until it is discovered).
     pub fn set_key(&self, s: KeySetting) -> Result<u8, CryptoError> {
-        let now = crate::ctx::now();
-        self.ctx.crypto.with(|c| {
-            let slot = match s.key {
-                Some(k) => c.set_key(now, k, s.target)?,
-                None => 0,
-            };
-            if let Some(r) = s.rekeying {
-                c.set_rekeying(now, r);
-            }
-            Ok(slot)
-        })
+        self.ctx.crypto.set_key(crate::ctx::now(), s)
     }
 
     /// Remove every key, own and peers' (`tipc node flush key`): the node sends in clear

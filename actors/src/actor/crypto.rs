@@ -21,12 +21,7 @@ pub(crate) fn spawn_driver(ctx: &Arc<NodeCtx>) {
             let Some(c) = crypto.upgrade() else {
                 return;
             };
-            let deadline = c.with_quiet(|core| {
-                core.handle_timeout(now());
-                core.poll_timeout()
-            });
-            let events: Vec<CryptoEvent> =
-                c.with_quiet(|core| std::iter::from_fn(|| core.poll_event()).collect());
+            let (deadline, events) = c.drive(now());
             {
                 let Some(ctx) = weak.upgrade() else {
                     return;

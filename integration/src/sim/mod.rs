@@ -11,7 +11,8 @@
 //! [`Sim`] owns N nodes, an event queue ordered by (virtual time, sequence number), a virtual
 //! clock that jumps to the next deadline (a frame arrival or the earliest `poll_timeout` of any
 //! core), one seeded RNG ([`ChaCha8Rng`]) from which everything random is drawn (delays, losses,
-//! node signatures, link sessions), per-direction [`FaultRule`]s, partitions, crashes and
+//! node signatures, link sessions; with [`SimConfig::crypto`] the keys and each crypto core's
+//! random numbers, on streams of their own derived from the seed), per-direction [`FaultRule`]s, partitions, crashes and
 //! restarts, and a traffic model (numbered `DIRECT_MSG` messages per (src, dst) flow, sent while
 //! the link is not congested, as a socket would).
 //!
@@ -75,6 +76,31 @@
 //!    between members that stayed in contact was read ([`Sim::group_check_complete`]). Details
 //!    in `groups.rs`.
 //!
+//! 9. **Encryption** (with [`SimConfig::crypto`], the crypto glue of `node.rs`: every node
+//!    holds keys from its start, and seals and opens through the actors' `NodeCrypto`): (a)
+//!    no frame goes on the wire in clear from a node that holds a key — discovery included,
+//!    since the kernel seals it too once keyed (a clear frame from a keyed node is accepted
+//!    only for discovery while the node does not seal yet); (b) nothing is refused on the
+//!    send side (no TX key, revoked, bad packet); (c) every crypto drop on a node instance
+//!    is explained by what the wire did to the frames it received: replayed and too-old
+//!    envelopes by the copies the injector duplicated or delayed extra, and by envelopes of
+//!    a restarted peer received before this node's node-down or node-up for it (its replay
+//!    windows still hold the previous instance's numbers); authentication failures (decrypt
+//!    failed, no key, bad header, bad inner packet, inconsistent, plaintext refused) by the
+//!    envelopes the injector corrupted or garbled, plus the probe and grace copies received
+//!    (sealed before their frame with a key the receiver may not hold yet; the simulation
+//!    marks them as the crypto hands them out, [`OutFrame::probe`]), and the envelopes sealed
+//!    with a session key the receiver had not activated in that slot for their sender when
+//!    they arrived (a restarted node's peers seal for its previous instance; a pending key
+//!    never used is replaced by a rekeyed one while its sender still seals with it; the
+//!    first envelopes under a new key). Failures of master-sealed envelopes, or of
+//!    envelopes under a key active at the receiver in their slot, are never explained.
+//!    Envelopes from a node not (or no longer) known are dropped like
+//!    [`NodeStats::rx_unknown_peer`] and not bounded. Under crypto any flip of
+//!    an envelope is caught by its tag, so [`FaultRule::corrupt`] flips a byte of the
+//!    ciphertext or tag (a decrypt failure) and [`FaultRule::garble`] runs with invariant 1
+//!    on.
+//!
 //! # Applications
 //!
 //! The simulation's applications sit on the nodes' ports: each node `i` has a harness socket
@@ -109,7 +135,9 @@ mod traffic;
 pub use conns::{ConnEnd, ConnSpec, ReadPace, SimConn, SimListener};
 pub use groups::SimMember;
 pub use names::{NameCmdError, RefMsg, RefState};
-pub use node::{Accepted, ConnGlueStats, GroupGlueStats, NameStats, SimNode, Upcall};
+pub use node::{
+    Accepted, ConnGlueStats, CryptoGlueStats, GroupGlueStats, NameStats, SimNode, Upcall,
+};
 pub use tipc_actors::sock::conn::ConnKind;
 pub use traffic::Flow;
 
@@ -119,6 +147,9 @@ use rand_chacha::ChaCha8Rng;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
+use tipc_transport::crypto::{
+    is_envelope, CryptoDrop, CryptoStats, Ehdr, Key, KeySetting, KeyTarget, EHDR_CFG_SIZE,
+};
 use tipc_transport::discovery::DISC_FAST;
 use tipc_transport::link::DownReason;
 use tipc_transport::media::Dest;
@@ -209,6 +240,26 @@ impl FaultRule {
     }
 }
 
+/// Which keys the nodes of a keyed simulation hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimKeys {
+    /// One cluster key on every node (`tipc node set key KEY`).
+    Cluster,
+    /// A master key on every node plus a session key of its own (`set key M master`, then
+    /// `set key Ki`): the session keys are exchanged in KEY_DISTR messages over the links.
+    Master,
+}
+
+/// Encryption of a simulated cluster: the keys, drawn from the seed, are set on every node
+/// at its start (and again at a restart, as a node's configuration would).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimCrypto {
+    /// The keys.
+    pub keys: SimKeys,
+    /// Automatic rekeying interval (virtual time); `None`: off.
+    pub rekeying: Option<Duration>,
+}
+
 /// Cluster parameters.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -241,6 +292,9 @@ pub struct SimConfig {
     /// Run the group applications ([`Sim::group_join`], [`Sim::group_send`]) and check
     /// invariant 8 (needs `names`: members find each other through bindings).
     pub groups: bool,
+    /// Encrypt (invariant 9): every node seals and opens through the actors' crypto glue.
+    /// `None` by default.
+    pub crypto: Option<SimCrypto>,
 }
 
 impl Default for SimConfig {
@@ -258,9 +312,88 @@ impl Default for SimConfig {
             names: false,
             conns: false,
             groups: false,
+            crypto: None,
         }
     }
 }
+
+/// Crypto counters summed over node instances (live and crashed ones).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CryptoTotals {
+    /// Envelopes sealed by the cores (probe and grace copies included).
+    pub tx_ok: u64,
+    /// Probe copies sealed with a pending key.
+    pub tx_probes: u64,
+    /// Grace copies sealed with the master key.
+    pub tx_grace: u64,
+    /// Envelopes opened and accepted.
+    pub rx_ok: u64,
+    /// Plaintext frames accepted.
+    pub rx_clear: u64,
+    /// KEY_DISTR messages queued by the cores.
+    pub keys_sent: u64,
+    /// KEY_DISTR messages accepted.
+    pub keys_received: u64,
+    /// KEY_DISTR messages refused.
+    pub keys_refused: u64,
+    /// Key activations.
+    pub switches: u64,
+    /// Drops by reason (index [`CryptoDrop::index`]).
+    pub drops: [u64; CryptoDrop::ALL.len()],
+    /// The glue's counters.
+    pub glue: CryptoGlueStats,
+}
+
+impl CryptoTotals {
+    /// Drops for `reason`.
+    pub fn dropped(&self, reason: CryptoDrop) -> u64 {
+        self.drops[reason.index()]
+    }
+    fn add(&mut self, s: &CryptoStats, g: &CryptoGlueStats) {
+        self.tx_ok += s.tx_ok;
+        self.tx_probes += s.tx_probes;
+        self.tx_grace += s.tx_grace;
+        self.rx_ok += s.rx_ok;
+        self.rx_clear += s.rx_clear;
+        self.keys_sent += s.keys_sent;
+        self.keys_received += s.keys_received;
+        self.keys_refused += s.keys_refused;
+        self.switches += s.switches;
+        for r in CryptoDrop::ALL {
+            self.drops[r.index()] += s.dropped(r);
+        }
+        let t = &mut self.glue;
+        t.sealed_sent += g.sealed_sent;
+        t.clear_sent += g.clear_sent;
+        t.envelopes_rx += g.envelopes_rx;
+        t.opened += g.opened;
+        t.keys_sent_unicast += g.keys_sent_unicast;
+        t.keys_sent_bcast += g.keys_sent_bcast;
+        t.keys_send_failed += g.keys_send_failed;
+        t.wire_dups += g.wire_dups;
+        t.wire_reordered += g.wire_reordered;
+        t.wire_tampered += g.wire_tampered;
+        t.wire_probes += g.wire_probes;
+        t.wire_after_restart += g.wire_after_restart;
+        t.wire_not_active += g.wire_not_active;
+    }
+}
+
+/// Drops that only a damaged (or not yet decryptable) envelope explains.
+const AUTH_DROPS: [CryptoDrop; 6] = [
+    CryptoDrop::DecryptFailed,
+    CryptoDrop::NoKey,
+    CryptoDrop::BadHeader,
+    CryptoDrop::BadInner,
+    CryptoDrop::Inconsistent,
+    CryptoDrop::PlaintextRefused,
+];
+/// Drops of the send side.
+const TX_DROPS: [CryptoDrop; 3] = [
+    CryptoDrop::NoTxKey,
+    CryptoDrop::KeyRevoked,
+    CryptoDrop::BadOutgoing,
+];
 
 /// Receive-side counters of a simulated node (the bearer actor's, summed over bearers).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -284,6 +417,9 @@ pub struct OutFrame {
     pub dest: Dest,
     /// The frame.
     pub data: Bytes,
+    /// A probe or grace copy the crypto sealed before its frame (with a key its receiver may
+    /// not hold yet).
+    pub probe: bool,
 }
 
 /// A frame on the simulated wire.
@@ -296,6 +432,12 @@ struct InFlight {
     bearer: BearerId,
     data: Bytes,
     corrupted: bool,
+    /// What the wire did to this copy (for invariant 9): the second copy of a duplicate,
+    /// delayed extra, corrupted or garbled.
+    dup: bool,
+    reordered: bool,
+    tampered: bool,
+    probe: bool,
 }
 
 impl PartialEq for InFlight {
@@ -399,6 +541,13 @@ pub struct Sim {
     /// When the first group traffic was asked for.
     traffic_start: Option<Instant>,
     max_group_queue: usize,
+    /// Every node's keys (index = node), with [`SimConfig::crypto`].
+    keys: Vec<Vec<KeySetting>>,
+    /// (receiver, restarted peer): envelopes from the peer's new instance may meet the
+    /// receiver's replay windows of the old one (until the receiver's node-up or node-down).
+    restart_exposed: BTreeSet<(usize, usize)>,
+    /// Crypto counters of crashed node instances.
+    crypto_gone: CryptoTotals,
 }
 
 pub(crate) fn pair(a: usize, b: usize) -> (usize, usize) {
@@ -427,6 +576,10 @@ impl Sim {
                 Some(SimNode::new(&cfg, i, ids[i], sig, rng.next_u64(), start))
             })
             .collect();
+        let keys = cfg
+            .crypto
+            .map(|c| sim_keys(c, cfg.nodes, seed))
+            .unwrap_or_default();
         let mut sim = Sim {
             cfg,
             seed,
@@ -466,7 +619,13 @@ impl Sim {
             anycasts_read: BTreeSet::new(),
             traffic_start: None,
             max_group_queue: 0,
+            keys,
+            restart_exposed: BTreeSet::new(),
+            crypto_gone: CryptoTotals::default(),
         };
+        for i in 0..sim.cfg.nodes {
+            sim.set_keys(i);
+        }
         sim.up_deadline = Some(start + sim.up_bound());
         sim.names_deadline = Some(start + sim.converge_bound());
         sim
@@ -680,9 +839,13 @@ impl Sim {
     /// Node `n` disappears with all its state; frames to it are lost. Messages it had sent
     /// may be missing at their destinations.
     pub fn crash(&mut self, n: usize) {
-        if self.nodes[n].take().is_none() {
+        let Some(gone) = self.nodes[n].take() else {
             return;
+        };
+        if let Some(s) = gone.crypto_stats() {
+            self.crypto_gone.add(&s, &gone.crypto_glue());
         }
+        self.restart_exposed.retain(|&(o, _)| o != n);
         self.trace(format_args!("crash {n}"));
         self.up_deadline = None;
         self.names_deadline = None;
@@ -724,6 +887,12 @@ impl Sim {
         let sig = self.rng.next_u32() as u16;
         let seed = self.rng.next_u64();
         self.nodes[n] = Some(SimNode::new(&self.cfg, n, self.ids[n], sig, seed, self.now));
+        self.set_keys(n);
+        if self.cfg.crypto.is_some() {
+            for o in (0..self.cfg.nodes).filter(|&o| o != n) {
+                self.restart_exposed.insert((o, n));
+            }
+        }
         for o in 0..self.cfg.nodes {
             if o != n {
                 self.fault(n, o);
@@ -736,6 +905,31 @@ impl Sim {
             self.severed.insert(pair(n, o), self.now);
         }
         self.pump(n);
+    }
+
+    /// Set node `n`'s keys, as its configuration would at its start.
+    fn set_keys(&mut self, n: usize) {
+        let now = self.now;
+        let Some(keys) = self.keys.get(n).cloned() else {
+            return;
+        };
+        if let Some(node) = self.nodes[n].as_mut() {
+            for k in keys {
+                node.set_key(now, k);
+            }
+        }
+    }
+
+    /// Crypto counters summed over every node instance, live and crashed (with
+    /// [`SimConfig::crypto`]).
+    pub fn crypto_totals(&self) -> CryptoTotals {
+        let mut t = self.crypto_gone.clone();
+        for n in self.nodes.iter().flatten() {
+            if let Some(s) = n.crypto_stats() {
+                t.add(&s, &n.crypto_glue());
+            }
+        }
+        t
     }
 
     fn trace(&self, what: std::fmt::Arguments<'_>) {
@@ -820,6 +1014,24 @@ impl Sim {
             }
             if let Some(node) = self.nodes[f.to].as_mut() {
                 self.corrupted_delivered += f.corrupted as u64;
+                if is_envelope(&f.data) || f.tampered {
+                    let g = &mut node.crypto_glue;
+                    g.wire_dups += f.dup as u64;
+                    g.wire_reordered += f.reordered as u64;
+                    g.wire_tampered += f.tampered as u64;
+                    g.wire_probes += f.probe as u64;
+                    g.wire_after_restart += self.restart_exposed.contains(&(f.to, f.from)) as u64;
+                    // Sealed with a session key the receiver has not activated in that slot
+                    // (not master-sealed, slot 0, which every node holds).
+                    let slot = Ehdr::new_checked(&f.data[..]).map_or(0, |e| e.tx_key());
+                    if slot != 0 {
+                        let from = self.addrs[f.from];
+                        let rx = node.crypto().and_then(|c| c.with(|c| c.rx_state(from)));
+                        if rx.is_none_or(|k| k.active != slot) {
+                            node.crypto_glue.wire_not_active += 1;
+                        }
+                    }
+                }
                 node.handle_frame(now, f.bearer, f.data);
                 self.pump(f.to);
             }
@@ -906,6 +1118,19 @@ impl Sim {
 
     fn transmit(&mut self, from: usize, f: OutFrame) {
         self.frames_sent += 1;
+        if self.cfg.crypto.is_some() && !is_envelope(&f.data) {
+            // 9a: nothing in clear from a keyed node.
+            let discovery = Header::new_checked(&f.data[..])
+                .is_ok_and(|h| h.user() == tipc_transport::wire::user::LINK_CONFIG);
+            let sealing = self.node(from).is_some_and(|n| n.is_sealing());
+            if sealing || !discovery {
+                self.violation(&format!(
+                    "node {from} sent a frame in clear ({} bytes, discovery: {discovery}, \
+                     sealing: {sealing})",
+                    f.data.len()
+                ));
+            }
+        }
         let targets: Vec<usize> = match f.dest {
             Dest::Broadcast => (0..self.cfg.nodes).filter(|&j| j != from).collect(),
             Dest::Unicast(MediaAddr::Mem(id)) => {
@@ -928,20 +1153,24 @@ impl Sim {
                 continue;
             }
             let copies = if self.chance(rule.dup) { 2 } else { 1 };
-            for _ in 0..copies {
+            for copy in 0..copies {
                 let mut delay = self.uniform(rule.delay_min, rule.delay_max);
-                if self.chance(rule.reorder) {
+                let reordered = self.chance(rule.reorder);
+                if reordered {
                     delay += self.uniform(Duration::ZERO, rule.reorder_max);
                 }
                 let mut data = f.data.clone();
                 let mut corrupted = false;
+                let mut tampered = false;
                 if self.chance(rule.corrupt) {
                     self.fault(from, to);
                     data = self.corrupt_detectably(&data);
                     corrupted = true;
+                    tampered = true;
                 } else if self.chance(rule.garble) {
                     self.fault(from, to);
                     data = self.garble(&data);
+                    tampered = true;
                 }
                 self.frame_seq += 1;
                 self.queue.push(InFlight {
@@ -952,6 +1181,10 @@ impl Sim {
                     bearer: f.bearer,
                     data,
                     corrupted,
+                    dup: copy == 1,
+                    reordered,
+                    tampered,
+                    probe: f.probe,
                 });
             }
         }
@@ -959,8 +1192,16 @@ impl Sim {
 
     /// Flip one byte so that header validation must reject the frame: the version bits of
     /// byte 0, or bit 16 of the message size (the size then exceeds the frame).
+    ///
+    /// An envelope instead gets one byte of its ciphertext or tag flipped (past the longest
+    /// encryption header): its tag must fail, a decrypt failure.
     fn corrupt_detectably(&mut self, data: &Bytes) -> Bytes {
         let mut b = BytesMut::from(&data[..]);
+        if is_envelope(data) && b.len() > EHDR_CFG_SIZE {
+            let i = EHDR_CFG_SIZE + self.rng.next_u32() as usize % (b.len() - EHDR_CFG_SIZE);
+            b[i] ^= (self.rng.next_u32() % 255 + 1) as u8;
+            return b.freeze();
+        }
         if b.len() < 2 {
             return data.clone();
         }
@@ -1026,8 +1267,14 @@ impl Sim {
         };
         match &ev {
             PeerEvent::LinkUp { bearer, .. } => log(LogKind::LinkUp(*bearer)),
-            PeerEvent::NodeUp => log(LogKind::NodeUp),
-            PeerEvent::NodeDown => log(LogKind::NodeDown),
+            PeerEvent::NodeUp => {
+                log(LogKind::NodeUp);
+                self.restart_exposed.remove(&(node, peer));
+            }
+            PeerEvent::NodeDown => {
+                log(LogKind::NodeDown);
+                self.restart_exposed.remove(&(node, peer));
+            }
             PeerEvent::LinkDown { bearer, reason, .. } => {
                 let (bearer, reason) = (*bearer, *reason);
                 log(LogKind::LinkDown(bearer, reason));
@@ -1095,6 +1342,38 @@ impl Sim {
         }
     }
 
+    /// Invariant 9 (b, c) on every live node instance.
+    fn check_crypto(&self) {
+        for (i, n) in self.nodes.iter().enumerate() {
+            let Some(n) = n else { continue };
+            let Some(s) = n.crypto_stats() else { continue };
+            let g = n.crypto_glue();
+            let tx: u64 = TX_DROPS.iter().map(|&r| s.dropped(r)).sum();
+            if tx > 0 {
+                self.violation(&format!(
+                    "node {i}: {tx} frames refused by the sealing: {s:?}"
+                ));
+            }
+            let replay = s.dropped(CryptoDrop::Replayed) + s.dropped(CryptoDrop::TooOld);
+            let explained = g.wire_dups + g.wire_reordered + g.wire_after_restart;
+            if replay > explained {
+                self.violation(&format!(
+                    "node {i}: {replay} envelopes dropped as replayed or too old, only \
+                     {explained} duplicated, delayed or from a restarted peer: {s:?} {g:?}"
+                ));
+            }
+            let auth: u64 = AUTH_DROPS.iter().map(|&r| s.dropped(r)).sum();
+            let explained = g.wire_tampered + g.wire_probes + g.wire_not_active;
+            if auth > explained {
+                self.violation(&format!(
+                    "node {i}: {auth} envelopes failed authentication, only {explained} \
+                     tampered, probe or grace copies, or sealed with a key not active here: \
+                     {s:?} {g:?}"
+                ));
+            }
+        }
+    }
+
     fn check_invariants(&mut self) {
         let now = self.now;
         // 2: bounded queues.
@@ -1147,6 +1426,10 @@ impl Sim {
         if self.cfg.groups {
             self.check_groups();
         }
+        // 9: encryption.
+        if self.cfg.crypto.is_some() {
+            self.check_crypto();
+        }
         // 4: recovery in time.
         if let Some(d) = self.up_deadline {
             if self.all_up() {
@@ -1167,6 +1450,37 @@ impl Sim {
                     self.up_bound()
                 ));
             }
+        }
+    }
+}
+
+/// Every node's keys for `c`, drawn from `seed` on a stream of their own (the wire's RNG
+/// keeps its sequence): the cluster key, or the master key and a session key per node.
+fn sim_keys(c: SimCrypto, nodes: usize, seed: u64) -> Vec<Vec<KeySetting>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6b65_7973);
+    let mut key = || Key::random(&mut rng, 36).expect("valid key length");
+    let setting = |key: Key, target| KeySetting {
+        key: Some(key),
+        target,
+        rekeying: None,
+    };
+    match c.keys {
+        SimKeys::Cluster => {
+            let k = key();
+            (0..nodes)
+                .map(|_| vec![setting(k.clone(), KeyTarget::Cluster)])
+                .collect()
+        }
+        SimKeys::Master => {
+            let m = key();
+            (0..nodes)
+                .map(|_| {
+                    vec![
+                        setting(m.clone(), KeyTarget::Master),
+                        setting(key(), KeyTarget::Cluster),
+                    ]
+                })
+                .collect()
         }
     }
 }

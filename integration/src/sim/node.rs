@@ -19,6 +19,16 @@
 //!   peers' links, parked in order while a link is congested, as the actors' send queue;
 //!   copies for this node through the multicast dispatch).
 //!
+//! * Encryption, as `actors/src/crypto.rs` and `actor/crypto.rs` (with [`SimConfig::crypto`]):
+//!   the node's [`NodeCrypto`], seeded from the simulation's RNG. Every frame the node sends
+//!   is sealed by [`NodeCrypto::seal`] in [`SimNode::drain`] (for the peer of its unicast
+//!   link, `None` for discovery and the broadcast link, as the bearers' send path); every
+//!   frame received is opened by [`NodeCrypto::open`] before it is classified (as the bearer
+//!   actor); a delivered `MSG_CRYPTO` goes to [`NodeCrypto::key_distr`]; the peer lifecycle
+//!   (`add_peer` at discovery, `peer_down` at node-down, `remove_peer` at forget) as the peer
+//!   actor; the crypto timers and the KEY_DISTR messages to send through
+//!   [`NodeCrypto::drive`] (as the driver task: to the peer's link, or the broadcast link).
+//!
 //! The node's ports are its connection sockets, its group member sockets and its harness sockets ("sinks": the traffic
 //! port `1000 + i` and the reference port `2000 + i` of node `i`), whose messages (delivered,
 //! or returned to them) go to the simulation as [`Upcall::Sink`]. Connections inside one node
@@ -31,6 +41,7 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 use tipc_actors::addr::{Scope, ServiceRange, SocketAddr};
+use tipc_actors::crypto::NodeCrypto;
 use tipc_actors::group::{
     route_transmit, BcastPolicy, GroupConfig, GroupCore, GroupDest, GroupEvent, GroupSendError,
     GroupSock, Route as GroupRoute,
@@ -43,8 +54,9 @@ use tipc_actors::socket::rcv::{
 };
 use tipc_actors::socket::replicast_copy;
 use tipc_transport::bcast::{BcastConfig, BcastLink, BcastSendError};
+use tipc_transport::crypto::{is_envelope, CryptoConfig, CryptoEvent, CryptoStats, KeySetting};
 use tipc_transport::discovery::{Discoverer, DiscoveryConfig};
-use tipc_transport::media::Dest;
+use tipc_transport::media::{Dest, RxFrame, TxFrame};
 use tipc_transport::peer::{
     classify, BearerParams, DropReason, NeighborSighting, Peer, PeerEvent, Route,
 };
@@ -76,6 +88,40 @@ struct SimBearer {
     params: BearerParams,
     disc: Discoverer,
     up_links: usize,
+}
+
+/// Counters of a simulated node's crypto glue, and what the simulation's wire did to the
+/// frames this node instance received (to explain the crypto's drops).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CryptoGlueStats {
+    /// Envelopes this node put on the wire.
+    pub sealed_sent: u64,
+    /// Frames this node put on the wire in clear.
+    pub clear_sent: u64,
+    /// Envelopes received (before opening).
+    pub envelopes_rx: u64,
+    /// Frames received and handed on after [`NodeCrypto::open`] (opened or accepted clear).
+    pub opened: u64,
+    /// KEY_DISTR messages sent on a unicast link.
+    pub keys_sent_unicast: u64,
+    /// KEY_DISTR messages sent on the broadcast link.
+    pub keys_sent_bcast: u64,
+    /// KEY_DISTR messages the link refused (no peer, link down, congested).
+    pub keys_send_failed: u64,
+    /// Envelope copies delivered here that the wire duplicated (the second copy).
+    pub wire_dups: u64,
+    /// Envelope copies delivered here that the wire delayed extra (reordering).
+    pub wire_reordered: u64,
+    /// Envelope copies delivered here that the wire corrupted or garbled.
+    pub wire_tampered: u64,
+    /// Probe or grace copies delivered here (sealed with a key the receiver may not hold).
+    pub wire_probes: u64,
+    /// Envelopes delivered here sealed with a session key this node had not activated in
+    /// that slot for their sender.
+    pub wire_not_active: u64,
+    /// Envelopes delivered here from a peer that restarted while this node may still hold
+    /// the replay windows of its previous instance (until this node's node-down for it).
+    pub wire_after_restart: u64,
 }
 
 /// Counters of a simulated node's connection glue.
@@ -165,6 +211,38 @@ pub struct SimNode {
     group_stats: GroupGlueStats,
     /// The node's broadcast send link (the actors' `NodeCtx::bcast`).
     bcast: BcastLink,
+    /// The node's crypto (with [`SimConfig::crypto`]).
+    crypto: Option<NodeCrypto>,
+    pub(super) crypto_glue: CryptoGlueStats,
+}
+
+/// Seal `frames[start..]` for `node` (the peer of their unicast link, `None` for discovery
+/// and the broadcast link) with the node's crypto, as the bearers' send path does.
+fn seal(
+    crypto: &Option<NodeCrypto>,
+    now: Instant,
+    frames: &mut Vec<OutFrame>,
+    start: usize,
+    node: Option<NodeAddr>,
+) {
+    let Some(c) = crypto.as_ref().filter(|c| c.is_sealing()) else {
+        return;
+    };
+    if frames.len() == start {
+        return;
+    }
+    // One call per frame: the core may add probe or grace copies before it.
+    let plain: Vec<OutFrame> = frames.drain(start..).collect();
+    for f in plain {
+        let sealed = c.seal(now, vec![TxFrame::new(f.dest, f.data)], node);
+        let copies = sealed.len().saturating_sub(1);
+        frames.extend(sealed.into_iter().enumerate().map(|(i, t)| OutFrame {
+            bearer: f.bearer,
+            dest: t.dest,
+            data: t.data,
+            probe: i < copies,
+        }));
+    }
 }
 
 /// The dispatch's view of a simulated node.
@@ -256,6 +334,13 @@ impl SimNode {
                 }
             })
             .collect();
+        let crypto = cfg.crypto.as_ref().map(|c| {
+            let mut cc = CryptoConfig::new(addr, id);
+            cc.rekeying = c.rekeying;
+            // Its own stream, so that the link sessions drawn from `rng_seed` stay the same.
+            let rng = ChaCha8Rng::seed_from_u64(rng_seed ^ 0x6372_7970_746f);
+            NodeCrypto::with_rng(cc, rng)
+        });
         let mut table = BindingTable::new(addr);
         // The node-state binding is published when the address is set; with the name glue
         // off it stays in the table, undistributed.
@@ -301,6 +386,8 @@ impl SimNode {
                 net_id: NET_ID,
                 mtu: cfg.first_mtu.unwrap_or(cfg.mtu).min(cfg.mtu),
             }),
+            crypto,
+            crypto_glue: CryptoGlueStats::default(),
         };
         node.table_changed();
         node
@@ -886,6 +973,9 @@ impl SimNode {
                 }
             }
             PeerEvent::NodeDown => {
+                if let Some(c) = &self.crypto {
+                    c.with(|c| c.peer_down(peer));
+                }
                 self.group_parked.remove(&peer);
                 for g in self.groups.values_mut() {
                     g.handle_node_down(peer);
@@ -928,10 +1018,16 @@ impl SimNode {
                 self.dispatch(now, |env, out| rcv::route(env, m, &mut |v| out(v)));
             }
             PeerEvent::Forget => {
+                if let Some(c) = &self.crypto {
+                    c.with(|c| c.remove_peer(peer));
+                }
                 self.peers.remove(&peer);
             }
-            // Simulated nodes hold no keys: their links never carry a key distribution.
-            PeerEvent::KeyDistr(_) => {}
+            PeerEvent::KeyDistr(m) => {
+                if let Some(c) = &self.crypto {
+                    c.key_distr(now, peer, m);
+                }
+            }
             PeerEvent::Unblocked(_) | PeerEvent::BcastAck { .. } | PeerEvent::BcastReady => {}
         }
     }
@@ -979,7 +1075,8 @@ impl SimNode {
             .sum()
     }
 
-    /// A frame arrived on `bearer` (the bearer actor's receive path).
+    /// A frame arrived on `bearer` (the bearer actor's receive path): opened by the crypto
+    /// first (with [`SimConfig::crypto`]), then classified.
     pub fn handle_frame(&mut self, now: Instant, bearer: BearerId, frame: Bytes) {
         self.stats.rx_frames += 1;
         self.sync_last_bcast();
@@ -987,13 +1084,38 @@ impl SimNode {
         if b >= self.bearers.len() {
             return;
         }
+        let frame = match &self.crypto {
+            Some(c) => {
+                self.crypto_glue.envelopes_rx += is_envelope(&frame) as u64;
+                // The simulated wire has no source address (the peers use the one in the
+                // discovery messages); the crypto uses it only in its log lines.
+                let mut frames = vec![RxFrame {
+                    src: MediaAddr::Mem(0),
+                    data: frame,
+                }];
+                c.open(now, &mut frames);
+                match frames.pop() {
+                    Some(f) => {
+                        self.crypto_glue.opened += 1;
+                        f.data
+                    }
+                    None => return,
+                }
+            }
+            None => frame,
+        };
         match classify(self.addr, &frame) {
             Ok(Route::Discovery) => {
                 let Some(n) = self.bearers[b].disc.handle_frame(now, &frame) else {
                     return;
                 };
                 let (own, own_id) = (self.addr, self.id);
+                let crypto = &self.crypto;
                 let peer = self.peers.entry(n.addr).or_insert_with(|| {
+                    // As the peer actor when it starts.
+                    if let Some(c) = crypto {
+                        c.with(|c| c.add_peer(now, n.addr, n.id));
+                    }
                     let mut p = Peer::new(own, own_id, n.addr, n.id, n.caps);
                     p.set_net_id(NET_ID);
                     p
@@ -1029,7 +1151,8 @@ impl SimNode {
         let d = self.bearers.iter().filter_map(|b| b.disc.poll_timeout());
         let p = self.peers.values().filter_map(|p| p.poll_timeout());
         let c = self.conns.values().filter_map(|c| c.poll_timeout());
-        d.chain(p).chain(c).min()
+        let k = self.crypto.as_ref().and_then(|c| c.poll_timeout());
+        d.chain(p).chain(c).chain(k).min()
     }
 
     /// Our broadcast link's `last_bcast` into every peer (as the peer actor before each run).
@@ -1074,8 +1197,13 @@ impl SimNode {
 
     /// Drain the cores: frames to send and node events (by peer address). Link up/down events
     /// update the bearers' discoverers, as the peer actor does.
+    ///
+    /// With crypto, the crypto driver runs first (its due timers; the KEY_DISTR messages it
+    /// wants sent go to the links), and every frame is sealed on its way out, as the bearers'
+    /// send path does.
     pub fn drain(&mut self, now: Instant) -> (Vec<OutFrame>, Vec<(NodeAddr, PeerEvent)>) {
         self.group_pump(now);
+        self.drive_crypto(now);
         let mut events = Vec::new();
         for (&addr, p) in self.peers.iter_mut() {
             while let Some(ev) = p.poll_event() {
@@ -1098,20 +1226,25 @@ impl SimNode {
             }
         }
         let mut frames = Vec::new();
-        for p in self.peers.values_mut() {
+        for (&addr, p) in self.peers.iter_mut() {
+            let start = frames.len();
             while let Some(t) = p.poll_transmit(&mut self.out) {
                 frames.push(OutFrame {
                     bearer: t.bearer,
                     dest: Dest::Unicast(t.dest),
                     data: self.out.split_to(t.len).freeze(),
+                    probe: false,
                 });
             }
+            seal(&self.crypto, now, &mut frames, start, Some(addr));
         }
+        let start = frames.len();
         while let Some(data) = self.bcast.poll_transmit() {
             frames.push(OutFrame {
                 bearer: 0,
                 dest: Dest::Broadcast,
                 data,
+                probe: false,
             });
         }
         for (i, b) in self.bearers.iter_mut().enumerate() {
@@ -1120,9 +1253,78 @@ impl SimNode {
                     bearer: i as BearerId,
                     dest,
                     data,
+                    probe: false,
                 });
             }
         }
+        seal(&self.crypto, now, &mut frames, start, None);
+        if self.crypto.is_some() {
+            for f in &frames {
+                if is_envelope(&f.data) {
+                    self.crypto_glue.sealed_sent += 1;
+                } else {
+                    self.crypto_glue.clear_sent += 1;
+                }
+            }
+        }
         (frames, events)
+    }
+
+    /// One round of the crypto driver: timers due, then the key distributions it asks for
+    /// on the peer's link or the broadcast link (as `actor/crypto.rs`).
+    fn drive_crypto(&mut self, now: Instant) {
+        let Some(c) = &self.crypto else {
+            return;
+        };
+        let (_, events) = c.drive(now);
+        for ev in events {
+            match ev {
+                CryptoEvent::SendKey { dest: Some(d), msg } => {
+                    let sent = self
+                        .peers
+                        .get_mut(&d)
+                        .is_some_and(|p| p.send(now, BytesMut::from(&msg[..]), 0).is_ok());
+                    if sent {
+                        self.crypto_glue.keys_sent_unicast += 1;
+                    } else {
+                        self.crypto_glue.keys_send_failed += 1;
+                    }
+                }
+                CryptoEvent::SendKey { dest: None, msg } => {
+                    match self.bcast.send(now, BytesMut::from(&msg[..])) {
+                        Ok(()) => self.crypto_glue.keys_sent_bcast += 1,
+                        Err(_) => self.crypto_glue.keys_send_failed += 1,
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ crypto
+
+    /// The node's crypto, with [`SimConfig::crypto`].
+    pub fn crypto(&self) -> Option<&NodeCrypto> {
+        self.crypto.as_ref()
+    }
+    /// Install a key as `tipc node set key` does ([`NodeCrypto::set_key`]).
+    pub fn set_key(&mut self, now: Instant, s: KeySetting) {
+        if let Some(c) = &self.crypto {
+            if let Err(e) = c.set_key(now, s) {
+                panic!("node {:08x}: key refused: {e}", self.addr);
+            }
+        }
+    }
+    /// The crypto core's counters (node-wide), with [`SimConfig::crypto`].
+    pub fn crypto_stats(&self) -> Option<CryptoStats> {
+        self.crypto.as_ref().map(|c| c.with(|c| c.stats().clone()))
+    }
+    /// The crypto glue's counters.
+    pub fn crypto_glue(&self) -> CryptoGlueStats {
+        self.crypto_glue
+    }
+    /// Does the node seal what it sends?
+    pub fn is_sealing(&self) -> bool {
+        self.crypto.as_ref().is_some_and(|c| c.is_sealing())
     }
 }

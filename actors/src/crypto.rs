@@ -73,7 +73,13 @@ impl NodeCrypto {
             tracing::warn!("no /dev/urandom: crypto random numbers are weak");
         }
         let rng = rand_chacha::ChaCha20Rng::from_seed(seed);
-        NodeCrypto::with_rng(CryptoConfig::new(own_addr, own_id), rng)
+        let mut cfg = CryptoConfig::new(own_addr, own_id);
+        // Sequence numbers that rise across restarts (a peer's replay window may still hold
+        // the previous instance's).
+        cfg.started_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(0));
+        NodeCrypto::with_rng(cfg, rng)
     }
 
     /// A node's crypto with no key, configured by `cfg`, its random numbers (initial sequence

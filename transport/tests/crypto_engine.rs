@@ -461,6 +461,51 @@ fn crypto_first_seqno_is_one_without_random_start() {
     assert!(r.tx_seqno(1).unwrap() < 1 << 62);
 }
 
+/// Node a restarted (same key, same address) before b saw it go down: b's replay window still
+/// holds the old instance's numbers. Started from the clock, the new instance's numbers are
+/// above them, so b hears it at once; two random starts put it below half the time.
+#[test]
+fn crypto_restarted_node_with_clock_start_is_accepted_by_peer_window_of_old_instance() {
+    let t0 = Instant::now();
+    let k = "this_is_a_key16_salt";
+    let started = 1_790_000_000_000_000u64;
+    let instance = |started_us: u64, seed: u64| {
+        let mut cfg = CryptoConfig::new(A, id("a"));
+        cfg.rekeying = None;
+        cfg.started_us = started_us;
+        let mut a = Crypto::new(cfg, ChaCha8Rng::seed_from_u64(seed));
+        a.add_peer(t0, B, id("b"));
+        a.set_key(t0, key(k), KeyTarget::Cluster).unwrap();
+        a
+    };
+    let mut b = node(B, "b");
+    b.add_peer(t0, A, id("a"));
+    b.set_key(t0, key(k), KeyTarget::Cluster).unwrap();
+    // The old instance sent a great deal (its counter far above its start).
+    let mut old = instance(started, 1);
+    let first = old.tx_seqno(1).unwrap();
+    assert_eq!(first >> 10, started, "the start is the clock, shifted");
+    assert!(old.set_tx_seqno(1, first + 500_000_000));
+    let s = old.encrypt(t0, state(A, B, false), Some(B)).unwrap();
+    b.decrypt(t0, &s.frame).unwrap();
+    // Restarted 1 s later, with a random part that is as low as it can be.
+    let mut new = (0..64)
+        .map(|seed| instance(started + 1_000_000, seed))
+        .min_by_key(|a| a.tx_seqno(1).unwrap())
+        .unwrap();
+    let s = new.encrypt(t0, state(A, B, false), Some(B)).unwrap();
+    assert!(b.decrypt(t0, &s.frame).is_ok(), "{:?}", b.stats());
+    assert_eq!(b.stats().dropped(CryptoDrop::TooOld), 0);
+    // Without the clock, a new random start below the old instance's counter is too old.
+    let low = (0..64)
+        .map(|seed| instance(0, seed))
+        .find(|a| a.tx_seqno(1).unwrap() + REPLAY_WINDOW < first)
+        .expect("a random start below the old one");
+    let mut low = low;
+    let s = low.encrypt(t0, state(A, B, false), Some(B)).unwrap();
+    assert_eq!(b.decrypt(t0, &s.frame), Err(CryptoDrop::TooOld));
+}
+
 #[test]
 fn crypto_inner_prevnode_differs_from_ehdr_counts_inconsistent() {
     let (_, mut b, t0) = pair();

@@ -147,6 +147,10 @@ use rand_chacha::ChaCha8Rng;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
+
+/// The wall-clock time (µs since the Unix epoch) at virtual time 0: nodes started later are
+/// given it plus the virtual time elapsed ([`SimNode::new`]).
+const SIM_EPOCH_US: u64 = 1_790_000_000_000_000;
 use tipc_transport::crypto::{
     is_envelope, CryptoDrop, CryptoStats, Ehdr, Key, KeySetting, KeyTarget, EHDR_CFG_SIZE,
 };
@@ -573,7 +577,15 @@ impl Sim {
         let nodes = (0..cfg.nodes)
             .map(|i| {
                 let sig = rng.next_u32() as u16;
-                Some(SimNode::new(&cfg, i, ids[i], sig, rng.next_u64(), start))
+                Some(SimNode::new(
+                    &cfg,
+                    i,
+                    ids[i],
+                    sig,
+                    rng.next_u64(),
+                    start,
+                    SIM_EPOCH_US,
+                ))
             })
             .collect();
         let keys = cfg
@@ -886,7 +898,16 @@ impl Sim {
         self.trace(format_args!("restart {n}"));
         let sig = self.rng.next_u32() as u16;
         let seed = self.rng.next_u64();
-        self.nodes[n] = Some(SimNode::new(&self.cfg, n, self.ids[n], sig, seed, self.now));
+        let wall = SIM_EPOCH_US + u64::try_from((self.now - self.start).as_micros()).unwrap_or(0);
+        self.nodes[n] = Some(SimNode::new(
+            &self.cfg,
+            n,
+            self.ids[n],
+            sig,
+            seed,
+            self.now,
+            wall,
+        ));
         self.set_keys(n);
         if self.cfg.crypto.is_some() {
             for o in (0..self.cfg.nodes).filter(|&o| o != n) {

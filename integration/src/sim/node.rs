@@ -291,7 +291,9 @@ impl Nodes for PeerView<'_> {
 
 impl SimNode {
     /// A fresh node instance: node `index` of the cluster, with its own signature and a seeded
-    /// RNG for link sessions. Its discoverers send their first request at `now`.
+    /// RNG for link sessions. Its discoverers send their first request at `now`; `started_us`
+    /// is the wall-clock time the instance starts (µs since the Unix epoch), as a real node
+    /// gives its crypto.
     pub fn new(
         cfg: &SimConfig,
         index: usize,
@@ -299,6 +301,7 @@ impl SimNode {
         signature: u16,
         rng_seed: u64,
         now: Instant,
+        started_us: u64,
     ) -> SimNode {
         let addr = id.hash();
         let bearers = (0..cfg.bearers.clamp(1, MAX_BEARERS))
@@ -337,6 +340,7 @@ impl SimNode {
         let crypto = cfg.crypto.as_ref().map(|c| {
             let mut cc = CryptoConfig::new(addr, id);
             cc.rekeying = c.rekeying;
+            cc.started_us = started_us;
             // Its own stream, so that the link sessions drawn from `rng_seed` stay the same.
             let rng = ChaCha8Rng::seed_from_u64(rng_seed ^ 0x6372_7970_746f);
             NodeCrypto::with_rng(cc, rng)

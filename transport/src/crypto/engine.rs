@@ -70,15 +70,34 @@ pub struct CryptoConfig {
     /// Accept plaintext packets from peers even while our TX crypto holds keys (the kernel
     /// does). With `false`, plaintext is accepted only while we have no TX key.
     pub accept_plaintext: bool,
-    /// Start each new TX key's sequence number at a random value below 2^62, so a restart that
-    /// re-installs the same key does not reuse nonces (§15.3). `false` starts at 0 as the kernel
-    /// does (first packet seqno 1).
+    /// Start each new TX key's sequence number away from 0, so a restart that re-installs the
+    /// same key does not reuse nonces (§15.3): from the clock ([`CryptoConfig::started_us`]) when
+    /// it is known, else at a random value below 2^62. `false` starts at 0 as the kernel does
+    /// (first packet seqno 1).
     pub random_initial_seqno: bool,
+    /// Wall-clock time the node started, in microseconds since the Unix epoch, given by the
+    /// caller (the core reads no clock); 0 when unknown. With it, a new TX key's sequence
+    /// numbers start at `started_us << 10` plus 10 random bits, so they keep rising across
+    /// restarts (the previous instance would have had to send over 1,024 packets per
+    /// microsecond to get there first). A peer's replay window, which may still hold the
+    /// previous instance's numbers when the node comes back before the peer saw it go down,
+    /// then accepts the new instance at once; a random start would be refused as too old half
+    /// the time, until that peer declared the node down (never, when their link was down
+    /// already).
+    pub started_us: u64,
 }
+
+/// Bits of random below the start time in an initial sequence number
+/// ([`CryptoConfig::started_us`]).
+const SEQNO_CLOCK_SHIFT: u32 = 10;
+/// Latest start time used as is (about the year 2112), so that the initial sequence number
+/// stays below 2^62, far from the counter's wrap.
+const MAX_STARTED_US: u64 = (1 << (62 - SEQNO_CLOCK_SHIFT)) - 1;
 
 impl CryptoConfig {
     /// Defaults for a node: kernel rekeying interval, key exchange on, replay protection on,
-    /// plaintext refused once keyed, random initial sequence numbers.
+    /// plaintext refused once keyed, random initial sequence numbers (`started_us` unknown:
+    /// set it to have them rise across restarts).
     pub fn new(own_addr: NodeAddr, own_id: NodeId) -> CryptoConfig {
         CryptoConfig {
             own_addr,
@@ -88,6 +107,7 @@ impl CryptoConfig {
             replay_protection: true,
             accept_plaintext: false,
             random_initial_seqno: true,
+            started_us: 0,
         }
     }
 }
@@ -543,10 +563,15 @@ impl Crypto {
     }
 
     fn initial_seqno(&mut self) -> u64 {
-        if self.cfg.random_initial_seqno {
-            self.rng.next_u64() >> 2
-        } else {
-            0
+        if !self.cfg.random_initial_seqno {
+            return 0;
+        }
+        let r = self.rng.next_u64();
+        match self.cfg.started_us {
+            0 => r >> 2,
+            t => {
+                (t.min(MAX_STARTED_US) << SEQNO_CLOCK_SHIFT) | (r & ((1 << SEQNO_CLOCK_SHIFT) - 1))
+            }
         }
     }
 

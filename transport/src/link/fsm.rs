@@ -279,6 +279,7 @@ impl Link {
         self.outq.clear();
         self.rcv_unacked = 0;
         self.snd_nxt = Seqno(1);
+        self.sent_in_session = 0;
         self.rcv_nxt = Seqno(1);
         self.rcv_nxt_abs = 1;
         self.snd_nxt_state = Seqno(1);

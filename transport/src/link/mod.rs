@@ -55,6 +55,9 @@ pub const ACK_INTERVAL: u16 = 16;
 pub const RCV_WINDOW: u16 = 8191;
 /// A packet is retransmitted at most once per this interval (`TIPC_UC_RETR_TIME`).
 pub const RETRANSMIT_SPACING: Duration = Duration::from_millis(1);
+/// Half the sequence number space less one: an ack up to this far behind `snd_nxt - 1` is
+/// behind it in serial arithmetic.
+const HALF_SEQNO_SPACE: u16 = u16::MAX / 2;
 /// Smallest bearer MTU (`MAX_H_SIZE + INT_H_SIZE`).
 pub const MIN_MTU: usize = 100;
 /// Window floor for `ssthresh`.
@@ -267,6 +270,9 @@ pub struct LinkStats {
     pub proto_ignored: u64,
     /// Packets dropped because the link was not up.
     pub dropped_not_up: u64,
+    /// Sequenced packets dropped because their `ack` names packets this session never sent:
+    /// the peer sent them in a previous session.
+    pub stale: u64,
     /// Messages returned to the owner after a reset.
     pub purged: u64,
     /// Malformed packets or bundled messages dropped.
@@ -421,6 +427,9 @@ pub struct Link {
     mtu: usize,
     // sequencing
     snd_nxt: Seqno,
+    /// Packets sent in this session (since the last reset), at most [`HALF_SEQNO_SPACE`]:
+    /// the acks the peer can send in it are `snd_nxt - 1` and the ones this far behind it.
+    sent_in_session: u16,
     rcv_nxt: Seqno,
     /// `rcv_nxt` as an unwrapped counter, keys the deferred queue.
     rcv_nxt_abs: u64,
@@ -497,6 +506,7 @@ impl Link {
             priority: cfg.priority,
             mtu: cfg.mtu,
             snd_nxt: Seqno(1),
+            sent_in_session: 0,
             rcv_nxt: Seqno(1),
             rcv_nxt_abs: 1,
             rcv_unacked: 0,

@@ -33,6 +33,24 @@ impl Link {
             }
             return;
         }
+        let ack = Seqno(h.ack());
+        if !self.ack_in_session(ack) {
+            // It acknowledges packets this session never sent, so the peer sent it in an
+            // earlier session (to our previous session, or to our node's previous instance)
+            // and it arrived after the link was re-established: a link reset by a restarted
+            // peer comes up again within a round trip, while the old session's packets are
+            // still in flight. Accepted, its `ack` would release packets the peer never
+            // received (lost without being returned to their senders), and the packet itself
+            // would be delivered, or held in the deferred queue in the place of the new
+            // session's packet with its seqno. The kernel (`tipc_link_rcv`) cannot tell, data
+            // packets carry no session: it accepts such a packet when its seqno falls in the
+            // receive window. We drop it whole, before it can bring an ESTABLISHING link up
+            // (there, with nothing sent, only `ack` 0 is possible, as `tipc_link_validate_msg`
+            // requires of a STATE). A stale packet whose `ack` happens to be possible in the
+            // new session is not caught.
+            self.stats.stale += 1;
+            return;
+        }
         if !self.is_up() {
             if self.state == LinkState::Establishing {
                 self.link_up(now);
@@ -41,7 +59,6 @@ impl Link {
             return;
         }
         let seqno = Seqno(h.seqno());
-        let ack = Seqno(h.ack());
         let size = h.size();
         self.silent_intv_cnt = 0;
         self.last_rx = now;
@@ -86,6 +103,13 @@ impl Link {
             };
             self.accept_in_order(now, p);
         }
+    }
+
+    /// Could the peer have sent `ack` in this session: is it at most our `snd_nxt - 1`, and
+    /// no further behind it than the packets this session sent (it starts at `snd_nxt = 1`,
+    /// the peer's `rcv_nxt - 1 = 0`)?
+    fn ack_in_session(&self, ack: Seqno) -> bool {
+        self.snd_nxt.sub(1).diff(ack) <= self.sent_in_session
     }
 
     fn accept_in_order(&mut self, now: Instant, pkt: Bytes) {

@@ -3,8 +3,8 @@
 //! (fragmentation), §4.10 (bundling) and §4.11 (window and congestion control).
 
 use super::{
-    DownReason, Frame, Link, LinkEvent, Outgoing, SendError, SendStatus, TxPkt, IMPORTANCE_LEVELS,
-    SPLIT_MIN, SSTHRESH_FLOOR, TUNNEL_LEVEL,
+    DownReason, Frame, Link, LinkEvent, Outgoing, SendError, SendStatus, TxPkt, HALF_SEQNO_SPACE,
+    IMPORTANCE_LEVELS, SPLIT_MIN, SSTHRESH_FLOOR, TUNNEL_LEVEL,
 };
 use crate::wire::{self, user, Header, Seqno};
 use crate::NodeAddr;
@@ -232,6 +232,7 @@ impl Link {
     fn push_transmq(&mut self, buf: Bytes, body: Bytes) {
         let seqno = self.snd_nxt;
         self.snd_nxt = self.snd_nxt.next();
+        self.sent_in_session = (self.sent_in_session + 1).min(HALF_SEQNO_SPACE);
         if Header::new_unchecked(&buf[..]).user() == user::MSG_BUNDLER {
             self.stats.tx_bundles += 1;
         }

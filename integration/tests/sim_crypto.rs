@@ -30,6 +30,17 @@ fn bring_up(sim: &mut Sim) {
     );
 }
 
+/// `count` more messages per ordered pair, all sent and acknowledged within 120 s.
+fn send_and_finish(sim: &mut Sim, count: u64) {
+    let seed = sim.seed();
+    sim.send_all_pairs(count);
+    assert!(
+        sim.run_until(Duration::from_secs(120), |s| s.traffic_done()),
+        "seed {seed}: traffic not done after {:?}",
+        sim.elapsed()
+    );
+}
+
 /// Every flow of the cluster delivered `count` messages, all in order.
 fn assert_all_delivered(sim: &Sim, count: u64) {
     let (seed, n) = (sim.seed(), sim.config().nodes);
@@ -93,12 +104,7 @@ fn cluster_key_four_nodes_deliver_exactly_once_in_order_under_loss_and_reorderin
         let mut sim = Sim::new(cfg(4, SimKeys::Cluster, None), seed);
         sim.set_default_rule(FaultRule::lossy(0.2, 0.05, 0.2));
         bring_up(&mut sim);
-        sim.send_all_pairs(400);
-        assert!(
-            sim.run_until(Duration::from_secs(120), |s| s.traffic_done()),
-            "seed {seed}: traffic not done after {:?}",
-            sim.elapsed()
-        );
+        send_and_finish(&mut sim, 400);
         assert_all_delivered(&sim, 400);
         assert_eq!(link_downs(&sim), 0, "seed {seed}: {:?}", sim.log());
         let t = assert_sealed(&sim);
@@ -129,13 +135,8 @@ fn cluster_key_corrupted_and_garbled_envelopes_are_dropped_and_never_delivered()
             ..FaultRule::lossy(0.05, 0.02, 0.1)
         });
         bring_up(&mut sim);
-        sim.send_all_pairs(300);
         // Invariant 1 stays on with garbling: under crypto any flipped byte is caught.
-        assert!(
-            sim.run_until(Duration::from_secs(120), |s| s.traffic_done()),
-            "seed {seed}: traffic not done after {:?}",
-            sim.elapsed()
-        );
+        send_and_finish(&mut sim, 300);
         assert_all_delivered(&sim, 300);
         let t = assert_sealed(&sim);
         assert!(t.glue.wire_tampered > 0, "seed {seed}: nothing tampered");
@@ -153,12 +154,7 @@ fn master_key_cluster_exchanges_session_keys_over_links_and_delivers_traffic() {
         let mut sim = Sim::new(cfg(3, SimKeys::Master, None), seed);
         sim.set_default_rule(FaultRule::lossy(0.1, 0.02, 0.1));
         bring_up(&mut sim);
-        sim.send_all_pairs(300);
-        assert!(
-            sim.run_until(Duration::from_secs(120), |s| s.traffic_done()),
-            "seed {seed}: traffic not done after {:?}",
-            sim.elapsed()
-        );
+        send_and_finish(&mut sim, 300);
         // Past the TX lasting time: every node switched to its session key.
         sim.run_for(Duration::from_secs(20));
         assert_all_delivered(&sim, 300);

@@ -3,7 +3,7 @@
 //! once when TIPC says why it cannot be answered: the message came back (no service, service
 //! gone, overload), or the serving node went down. The timeout is the last resort.
 
-use super::envelope::{parse_error_payload, Envelope, ErrorCode, Kind};
+use super::envelope::{parse_error_payload, Envelope, ErrorCode, Kind, TraceContext};
 use super::message::{decode, encode_into, CodecError, TipcMessage};
 use crate::telemetry::SendSpan;
 use bytes::Bytes;
@@ -420,17 +420,9 @@ impl Clients {
             self.release(r.from, env.id);
             return;
         }
-        let result = match env.kind {
-            Kind::Reply => Ok(r.data.slice_ref(payload)),
-            Kind::Error => Err(match parse_error_payload(payload) {
-                (ErrorCode::Panicked, _) => AskError::Panicked,
-                (ErrorCode::ServiceGone, _) => AskError::ServiceGone,
-                (code, detail) => AskError::Remote { code, detail },
-            }),
-            _ => {
-                bump(&self.stats.malformed);
-                return;
-            }
+        let Some(result) = answer(env.kind, r.data.slice_ref(payload)) else {
+            bump(&self.stats.malformed);
+            return;
         };
         if !self.complete(env.correlation, result) {
             bump(&self.stats.late_replies);
@@ -488,6 +480,49 @@ fn register_metrics(c: &Arc<Clients>) {
         alive
     };
     register_node(addr, transport_of, Box::new(read));
+}
+
+/// An ask's request: its envelope (correlation `corr`, the deadline `timeout`, the sender's
+/// trace context) and `msg` encoded. Used by service asks and group asks alike.
+pub(crate) fn ask_request<M: TipcMessage>(
+    msg: &M,
+    corr: u64,
+    timeout: Duration,
+    trace: Option<TraceContext>,
+) -> Result<Vec<u8>, AskError> {
+    let mut buf = Vec::with_capacity(64);
+    let mut env = Envelope::ask(M::ID, corr);
+    env.deadline_ms = Some(timeout.as_millis().min(u32::MAX as u128) as u32);
+    env.trace = trace;
+    env.emit(&mut buf);
+    encode_into(msg, &mut buf).map_err(AskError::Encode)?;
+    Ok(buf)
+}
+
+/// What a reply or error envelope of `kind` answers an ask with (`None`: not an answer).
+pub(crate) fn answer(kind: Kind, payload: Bytes) -> Option<Result<Bytes, AskError>> {
+    match kind {
+        Kind::Reply => Some(Ok(payload)),
+        Kind::Error => Some(Err(match parse_error_payload(&payload) {
+            (ErrorCode::Panicked, _) => AskError::Panicked,
+            (ErrorCode::ServiceGone, _) => AskError::ServiceGone,
+            (code, detail) => AskError::Remote { code, detail },
+        })),
+        _ => None,
+    }
+}
+
+/// Wait at most `timeout` for an ask's answer on `rx`, and decode it as `M`'s reply.
+pub(crate) async fn await_answer<M: TipcMessage>(
+    rx: oneshot::Receiver<Result<Bytes, AskError>>,
+    timeout: Duration,
+) -> Result<M::Reply, AskError> {
+    match tokio::time::timeout(timeout, rx).await {
+        Err(_) => Err(AskError::Timeout(timeout)),
+        Ok(Err(_)) => Err(AskError::Stopped),
+        Ok(Ok(Err(e))) => Err(e),
+        Ok(Ok(Ok(payload))) => decode::<M::Reply>(&payload).map_err(AskError::Decode),
+    }
 }
 
 /// Removes a pending ask when the ask's future ends or is dropped (cancel safety).
@@ -713,17 +748,12 @@ impl ServiceRef {
         timeout: Duration,
         span: &SendSpan,
     ) -> Result<M::Reply, AskError> {
-        let mut buf = Vec::with_capacity(64);
         let (corr, rx) = self.clients.register();
         let _guard = PendingGuard {
             clients: &self.clients,
             corr,
         };
-        let mut env = Envelope::ask(M::ID, corr);
-        env.deadline_ms = Some(timeout.as_millis().min(u32::MAX as u128) as u32);
-        env.trace = span.trace;
-        env.emit(&mut buf);
-        encode_into(msg, &mut buf).map_err(AskError::Encode)?;
+        let buf = ask_request(msg, corr, timeout, span.trace)?;
         let send = tokio::time::timeout(timeout, self.send(&buf)).await;
         match send {
             Err(_) => return Err(AskError::Timeout(timeout)),
@@ -735,11 +765,6 @@ impl ServiceRef {
             Ok(Ok(node)) => self.clients.set_node(corr, node),
         }
         bump(&self.clients.stats.asks);
-        match tokio::time::timeout(timeout, rx).await {
-            Err(_) => Err(AskError::Timeout(timeout)),
-            Ok(Err(_)) => Err(AskError::Stopped),
-            Ok(Ok(Err(e))) => Err(e),
-            Ok(Ok(Ok(payload))) => decode::<M::Reply>(&payload).map_err(AskError::Decode),
-        }
+        await_answer::<M>(rx, timeout).await
     }
 }

@@ -4,9 +4,9 @@
 //! Each send is a `Producer` span ([`crate::telemetry`]) whose context travels in the
 //! envelope, so the members' handler spans are its children.
 
-use super::client::{AskError, DEFAULT_ASK_TIMEOUT};
-use super::envelope::{parse_error_payload, Envelope, ErrorCode, Kind, TraceContext};
-use super::message::{decode, encode_into, CodecError, TipcMessage};
+use super::client::{answer, ask_request, await_answer, AskError, DEFAULT_ASK_TIMEOUT};
+use super::envelope::{Envelope, TraceContext};
+use super::message::{encode_into, CodecError, TipcMessage};
 use crate::telemetry::SendSpan;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -93,14 +93,8 @@ impl GroupAsks {
     /// A reply or error envelope for one of our asks; false if no ask waits for it (late, or
     /// not ours).
     pub(crate) fn complete(&self, env: &Envelope, payload: Bytes) -> bool {
-        let r = match env.kind {
-            Kind::Reply => Ok(payload),
-            Kind::Error => Err(match parse_error_payload(&payload) {
-                (ErrorCode::Panicked, _) => AskError::Panicked,
-                (ErrorCode::ServiceGone, _) => AskError::ServiceGone,
-                (code, detail) => AskError::Remote { code, detail },
-            }),
-            _ => return false,
+        let Some(r) = answer(env.kind, payload) else {
+            return false;
         };
         match self.pending().remove(&env.correlation) {
             Some((_, tx)) => {
@@ -269,12 +263,7 @@ impl GroupRef {
             corr,
         };
         let r = async {
-            let mut buf = Vec::with_capacity(64);
-            let mut env = Envelope::ask(M::ID, corr);
-            env.deadline_ms = Some(timeout.as_millis().min(u32::MAX as u128) as u32);
-            env.trace = span.trace;
-            env.emit(&mut buf);
-            encode_into(msg, &mut buf).map_err(AskError::Encode)?;
+            let buf = ask_request(msg, corr, timeout, span.trace)?;
             let m = &self.member;
             let sent = match how {
                 How::Unicast(to) => tokio::time::timeout(timeout, m.unicast(to, buf)).await,
@@ -294,12 +283,7 @@ impl GroupRef {
                 }
                 Ok(Ok(())) => {}
             }
-            match tokio::time::timeout(timeout, rx).await {
-                Err(_) => Err(AskError::Timeout(timeout)),
-                Ok(Err(_)) => Err(AskError::Stopped),
-                Ok(Ok(Err(e))) => Err(e),
-                Ok(Ok(Ok(payload))) => decode::<M::Reply>(&payload).map_err(AskError::Decode),
-            }
+            await_answer::<M>(rx, timeout).await
         }
         .await;
         if let Err(e) = &r {

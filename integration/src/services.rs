@@ -294,6 +294,8 @@ impl Front {
         cx.spawn(async move {
             // Dropped without a reply on an error: the asker gets an error reply.
             if let Ok(v) = back.ask(&Inc(m.0)).await {
+                // Recorded on this handler's span (spawned futures keep its context).
+                tracing::info!(answer = v, "front relayed");
                 reply.send(v);
             }
         });
@@ -308,6 +310,8 @@ impl Back {
     #[handle]
     fn inc(&mut self, m: Inc) -> u64 {
         trace_id_seen_now(BACK_TYPE);
+        // Recorded on this handler's span when the subscriber has the events layer.
+        tracing::info!(n = m.0, "back answered");
         m.0 + 1
     }
 }

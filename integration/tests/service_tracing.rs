@@ -8,6 +8,9 @@
 //! same collector receives the metrics (`telemetry::init` sets up both): the tells and asks
 //! counted by the client and by the service in another process, and the links' packets.
 //!
+//! A handler's `tracing` events are recorded on its span (`telemetry::events_layer`), in
+//! memory and as the collector received them from another process.
+//!
 //! The tracer provider is process-wide: the tests take a lock so they run one at a time.
 
 use fake_opentelemetry_collector::{ExportedMetric, ExportedSpan, FakeCollectorServer};
@@ -147,6 +150,74 @@ fn ask_chain_spans_share_one_trace_with_parentage_across_three_nodes_in_memory()
     );
 }
 
+/// The events layer in this thread's subscriber (the three nodes run on it).
+fn events_subscriber() -> tracing::subscriber::DefaultGuard {
+    use tracing_subscriber::prelude::*;
+    tracing::subscriber::set_default(tracing_subscriber::registry().with(telemetry::events_layer()))
+}
+
+fn event<'a>(s: &'a SpanData, name: &str) -> &'a opentelemetry::trace::Event {
+    let v: Vec<_> = s.events.iter().filter(|e| e.name == name).collect();
+    assert_eq!(
+        v.len(),
+        1,
+        "one event {name} on {}: {:#?}",
+        s.name,
+        s.events
+    );
+    v[0]
+}
+
+fn event_attr(e: &opentelemetry::trace::Event, key: &str) -> opentelemetry::Value {
+    e.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| kv.value.clone())
+        .unwrap_or_else(|| panic!("no {key} in {e:?}"))
+}
+
+#[test]
+fn handler_tracing_events_are_recorded_on_the_handled_message_span_and_nowhere_else() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let mut t = telemetry::install(provider);
+    let _sub = events_subscriber();
+    actix_rt::System::new().block_on(async {
+        let (a, _b, _c, _hb, _hc) = three_nodes().await;
+        // Outside any handled message: no span to record it on.
+        tracing::info!("before the ask");
+        assert_eq!(ask_chain(&a).await, 42);
+        for _ in 0..200 {
+            if exporter.get_finished_spans().expect("spans").len() >= 4 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let spans = exporter.get_finished_spans().expect("spans");
+    t.shutdown();
+    assert_eq!(spans.len(), 4, "{spans:#?}");
+    // Back's handler logged in the handler, Front's in the future its handler spawned.
+    let c_server = one(&spans, SpanKind::Server, "2002:1");
+    let e = event(c_server, "back answered");
+    assert_eq!(event_attr(e, "n"), opentelemetry::Value::I64(41));
+    assert_eq!(event_attr(e, "level"), "INFO".into());
+    assert_eq!(event_attr(e, "target"), "tipc_integration::services".into());
+    let b_server = one(&spans, SpanKind::Server, "2001:1");
+    let e = event(b_server, "front relayed");
+    assert_eq!(event_attr(e, "answer"), opentelemetry::Value::I64(42));
+    assert_eq!(c_server.events.len(), 1, "{:#?}", c_server.events);
+    assert_eq!(b_server.events.len(), 1, "{:#?}", b_server.events);
+    for kind in [SpanKind::Client] {
+        for s in spans.iter().filter(|s| s.span_kind == kind) {
+            assert!(s.events.is_empty(), "{}: {:#?}", s.name, s.events);
+        }
+    }
+}
+
 #[test]
 fn handlers_see_the_callers_trace_id_and_nothing_is_exported_when_sampler_is_off() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -157,6 +228,8 @@ fn handlers_see_the_callers_trace_id_and_nothing_is_exported_when_sampler_is_off
         .with_sampler(Sampler::AlwaysOff)
         .build();
     let mut t = telemetry::install(provider);
+    // The handlers' events are not recorded on unsampled spans either.
+    let _sub = events_subscriber();
     let trace = TraceId::from_bytes(*b"unsampled-trace!");
     let caller = Context::new().with_remote_span_context(SpanContext::new(
         trace,
@@ -320,6 +393,18 @@ fn collector_receives_one_trace_through_three_node_processes_with_parentage() {
     assert_eq!(b_client.parent_span_id, b_server.span_id);
     assert_eq!(c_server.parent_span_id, b_client.span_id);
     // Each span came from its own process (node address attribute).
+    // The handlers' `tracing` events (svc-host has the events layer) on their spans.
+    let ev = |s: &ExportedSpan, name: &str| -> std::collections::BTreeMap<String, String> {
+        let v: Vec<_> = s.events.iter().filter(|e| e.name == name).collect();
+        assert_eq!(v.len(), 1, "one {name} in {:#?}", s.events);
+        v[0].attributes.clone()
+    };
+    let back = ev(c_server, "back answered");
+    assert!(back["n"].contains(&int_attr(41)), "{back:?}");
+    assert!(back["level"].contains("StringValue(\"INFO\")"), "{back:?}");
+    let front = ev(b_server, "front relayed");
+    assert!(front["answer"].contains(&int_attr(42)), "{front:?}");
+    assert!(a_client.events.is_empty() && b_client.events.is_empty());
     let node = |s: &ExportedSpan| s.attributes.get("tipc.node").cloned();
     assert_ne!(node(a_client), node(b_server));
     assert_eq!(node(b_server), node(b_client));

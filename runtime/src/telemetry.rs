@@ -23,6 +23,10 @@
 //!   carries no context; a raw handler ([`crate::service::Raw`]) gets a `Server` span without
 //!   a parent.
 //!
+//! `tracing` events made while a message is handled become events of its span when the
+//! application's subscriber has [`events_layer`] (a handler's `tracing::info!` is then seen
+//! in the collector under the request it served).
+//!
 //! [`init`] also exports metrics ([`metrics`]): observable instruments read from the counters
 //! the node and its services keep anyway (links, peers, sockets, queues, retransmissions,
 //! returned messages, the service layer), collected every `OTEL_METRIC_EXPORT_INTERVAL`
@@ -42,7 +46,10 @@ use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 
+mod events;
 pub mod metrics;
+
+pub use events::{events_layer, EventsLayer};
 
 /// The samplers [`init_with`] takes (re-exported from `opentelemetry_sdk`).
 pub use opentelemetry_sdk::trace::Sampler;

@@ -11,8 +11,8 @@
 //! of group 3100 at INSTANCE, sleeping SLOW_US per message and printing its log lines.
 //!
 //! `svc-host traced PORT PEERS front|back|client OTLP_ENDPOINT`: the node serving [`Front`] or
-//! [`Back`] with telemetry (spans and metrics) exported to the OTLP/gRPC collector at
-//! OTLP_ENDPOINT; prints `READY`, and when its standard input closes, flushes (while the node
+//! [`Back`] with telemetry (spans with the handlers' `tracing` events, and metrics) exported
+//! to the OTLP/gRPC collector at OTLP_ENDPOINT; prints `READY`, and when its standard input closes, flushes (while the node
 //! still runs, so its link figures are read then), prints `FLUSHED` and exits.
 //! As `client` it waits for Front and Back (at most 10 s), asks Front once, prints
 //! `ANSWER n` (or `FAILED reason`), flushes and exits.
@@ -136,6 +136,13 @@ fn traced(args: &[String]) {
         &format!("svc-{role}"),
         endpoint,
     ));
+    // The handlers' `tracing` events go to their spans.
+    {
+        use tracing_subscriber::prelude::*;
+        tracing_subscriber::registry()
+            .with(tipc_runtime::telemetry::events_layer())
+            .init();
+    }
     let flusher = &telemetry;
     actix_rt::System::new().block_on(async move {
         let t = tipc_integration::cluster::udp_node(&format!("otel{port}"), port, &peers);

@@ -5,22 +5,28 @@
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::time::Duration;
-use tipc_integration::sim::{seeds, FaultRule, Sim, SimConfig};
+use tipc_integration::sim::{seeds, FaultRule, Sim, SimConfig, SimCrypto, SimKeys};
 
 fn chaos(seed: u64, nodes: usize, bearers: usize, rounds: usize) -> Sim {
     chaos_cfg(seed, nodes, bearers, rounds, false)
 }
 
 fn chaos_cfg(seed: u64, nodes: usize, bearers: usize, rounds: usize, names: bool) -> Sim {
-    let mut sim = Sim::new(
+    chaos_with(
+        seed,
         SimConfig {
             nodes,
             bearers,
             names,
             ..SimConfig::default()
         },
-        seed,
-    );
+        rounds,
+    )
+}
+
+fn chaos_with(seed: u64, config: SimConfig, rounds: usize) -> Sim {
+    let nodes = config.nodes;
+    let mut sim = Sim::new(config, seed);
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
     sim.set_default_rule(FaultRule::lossy(0.1, 0.05, 0.1));
     for _ in 0..rounds {
@@ -114,5 +120,28 @@ fn restarted_node_before_detection_keeps_invariants() {
         sim.crash(1);
         sim.restart(1);
         sim.run_for(Duration::from_secs(10));
+    }
+}
+
+/// The schedules with names on a keyed cluster with two bearers per pair (invariant 9:
+/// every frame sealed and opened, on both bearers, tunnels included): even seeds a cluster
+/// key, odd ones the master key with session keys rekeyed every 20 s.
+#[test]
+fn chaos_keyed_three_nodes_two_bearers_with_names_keeps_invariants() {
+    for seed in seeds(110..116) {
+        let (keys, rekeying) = if seed.is_multiple_of(2) {
+            (SimKeys::Cluster, None)
+        } else {
+            (SimKeys::Master, Some(Duration::from_secs(20)))
+        };
+        let config = SimConfig {
+            nodes: 3,
+            bearers: 2,
+            names: true,
+            crypto: Some(SimCrypto { keys, rekeying }),
+            ..SimConfig::default()
+        };
+        let t = chaos_with(seed, config, 6).crypto_totals();
+        assert!(t.tx_ok > 0 && t.rx_ok > 0, "seed {seed}: {t:?}");
     }
 }

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 use tipc_actors::group::GroupConfig;
-use tipc_integration::sim::{seeds, FaultRule, ReadPace, Sim, SimConfig};
+use tipc_integration::sim::{seeds, FaultRule, ReadPace, Sim, SimConfig, SimCrypto, SimKeys};
 
 const T: u32 = 4711;
 
@@ -89,7 +89,12 @@ fn sim_group_mixed_modes_are_read_in_order_and_complete_without_faults() {
 }
 
 fn chaos(nodes: usize, seed: u64) {
-    let mut sim = Sim::new(cfg(nodes), seed);
+    chaos_cfg(cfg(nodes), seed);
+}
+
+fn chaos_cfg(config: SimConfig, seed: u64) -> Sim {
+    let nodes = config.nodes;
+    let mut sim = Sim::new(config, seed);
     let total = members(&mut sim);
     sim.set_default_rule(FaultRule::lossy(0.3, 0.01, 0.05));
     for id in 0..total {
@@ -116,6 +121,7 @@ fn chaos(nodes: usize, seed: u64) {
         sim.elapsed()
     );
     assert!(read > sent, "seed {seed}: sent {sent}, read {read}");
+    sim
 }
 
 #[test]
@@ -129,5 +135,24 @@ fn sim_group_invariants_hold_under_loss_partition_and_crash_with_3_nodes() {
 fn sim_group_invariants_hold_under_loss_partition_and_crash_with_5_nodes() {
     for seed in seeds(200..220) {
         chaos(5, seed);
+    }
+}
+
+/// The same schedule on a keyed cluster (invariant 9: every frame sealed and opened): even
+/// seeds a cluster key, odd ones the master key with session keys rekeyed every 20 s.
+#[test]
+fn sim_group_keyed_invariants_hold_under_loss_partition_and_crash_with_3_nodes() {
+    for seed in seeds(120..126) {
+        let (keys, rekeying) = if seed.is_multiple_of(2) {
+            (SimKeys::Cluster, None)
+        } else {
+            (SimKeys::Master, Some(Duration::from_secs(20)))
+        };
+        let config = SimConfig {
+            crypto: Some(SimCrypto { keys, rekeying }),
+            ..cfg(3)
+        };
+        let t = chaos_cfg(config, seed).crypto_totals();
+        assert!(t.tx_ok > 0 && t.rx_ok > 0, "seed {seed}: {t:?}");
     }
 }

@@ -140,6 +140,7 @@ fn traced(args: &[String]) {
     {
         use tracing_subscriber::prelude::*;
         tracing_subscriber::registry()
+            .with(tracing_subscriber::filter::LevelFilter::INFO)
             .with(tipc_runtime::telemetry::events_layer())
             .init();
     }

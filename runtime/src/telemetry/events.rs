@@ -16,11 +16,14 @@ use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context as LayerContext, Layer};
 
 /// The `tracing` layer that records events on the span of the message being handled: add it
-/// to the application's subscriber, beside its own layers.
+/// to the application's subscriber, beside its own layers. It records what the subscriber's
+/// filter lets through: give the subscriber one (a level, or an `EnvFilter`), or give the layer
+/// its own with `.with_filter(..)`, so that `debug!` and `trace!` on hot paths stay disabled.
 ///
 /// ```no_run
 /// use tracing_subscriber::prelude::*;
 /// tracing_subscriber::registry()
+///     .with(tracing_subscriber::filter::LevelFilter::INFO)
 ///     .with(tracing_subscriber::fmt::layer())
 ///     .with(tipc_runtime::telemetry::events_layer())
 ///     .init();

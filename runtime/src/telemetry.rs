@@ -353,7 +353,8 @@ impl SendSpan {
 impl Drop for SendSpan {
     fn drop(&mut self) {
         use opentelemetry::trace::Span as _;
-        if let Some(s) = &mut self.span {
+        // An unsampled span has nothing to end (the SDK would still read the clock).
+        if let Some(s) = self.span.as_mut().filter(|s| s.is_recording()) {
             s.end();
         }
     }

@@ -38,7 +38,7 @@ use tipc_actors::TransportNode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const USAGE: &str = "usage: tipc-bench [--count N] [--rtts N] [--conns N] [--stream-mib N] \
-     [--only tput|lat|tipc-tput|tipc-lat|udp-lat|conn|conn-rr|stream|conn-lat|tipc-conn-rr|tipc-stream|tipc-conn-lat|group|group-mcast|service]   \
+     [--only tput|lat|tipc-tput|tipc-lat|udp-lat|conn|conn-rr|stream|conn-lat|tipc-conn-rr|tipc-stream|tipc-conn-lat|group|group-mcast|service|service-tell|service-traced|service-raw]   \
      (internal: --serve KIND PORT PEER, --only group-mcast-in --method multicast|replicast)";
 
 fn main() {
@@ -117,6 +117,8 @@ fn main() {
         "tipc-group-bcast" => group::run_part("group-bcast", count),
         "tipc-group-m2o" => group::run_part("group-m2o", count),
         "rdm-m2o" => group::run_part("rdm-m2o", count),
+        // Profiling aids: one phase of the service comparison, three times.
+        "service-tell" | "service-traced" | "service-raw" => service::run_part(&only, count),
         "conn" => run_conn(&cfg),
         "conn-rr" => print_conn_rr(&conn_rr_tipc(cfg.conns), &conn_rr_tcp(cfg.conns)),
         "stream" => {

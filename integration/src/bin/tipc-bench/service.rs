@@ -400,3 +400,19 @@ pub(crate) fn run(count: u64, rtts: usize) {
         }
     });
 }
+
+/// `--only service-tell|service-traced|service-raw`: one phase of [`run`] three times on one
+/// pair of processes (for a profiler).
+pub(crate) fn run_part(part: &str, count: u64) {
+    actix_rt::System::new().block_on(async move {
+        let p = pair().await;
+        for round in 1..=3 {
+            let rate = match part {
+                "service-tell" => tell_rate(&p, count).await,
+                "service-traced" => traced_tell_rate(&p, count).await,
+                _ => raw_rate(&p, count).await,
+            };
+            println!("round {round}: {part} {rate:>10.0} msgs/s");
+        }
+    });
+}

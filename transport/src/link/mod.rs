@@ -270,8 +270,9 @@ pub struct LinkStats {
     pub proto_ignored: u64,
     /// Packets dropped because the link was not up.
     pub dropped_not_up: u64,
-    /// Sequenced packets dropped because their `ack` names packets this session never sent:
-    /// the peer sent them in a previous session.
+    /// Sequenced packets dropped because the peer sent them in a previous session: their
+    /// `ack` names packets this session never sent, or (tunnel packets) they carry another
+    /// session than the peer's current one.
     pub stale: u64,
     /// Messages returned to the owner after a reset.
     pub purged: u64,

@@ -51,6 +51,22 @@ impl Link {
             self.stats.stale += 1;
             return;
         }
+        if h.user() == user::TUNNEL_PROTOCOL && !self.tunnel_in_session(&h) {
+            // A tunnel packet (FAILOVER, SYNCH) the peer's link sent in an earlier session:
+            // the failover of a parallel link, begun over this link while it still served
+            // the old session (the peer's previous instance, or ours), arrives after the link
+            // was re-established. Its `ack` (often 0, the old session had received nothing
+            // here) is possible in the new session, so the check above lets it pass; it would
+            // then be held in the place of the new session's packet with its seqno (that one
+            // dropped as a duplicate, acknowledged, lost without being returned), and, once
+            // delivered, take the parallel link down as a failover that is not happening.
+            // The kernel cannot tell (its tunnel header carries no session): we stamp our
+            // link's session in the tunnel header ([`field::TUNNEL_SESSION`]) and drop a
+            // packet stamped with another than the peer's current one. From a kernel peer
+            // (no stamp) the hole remains.
+            self.stats.stale += 1;
+            return;
+        }
         if !self.is_up() {
             if self.state == LinkState::Establishing {
                 self.link_up(now);
@@ -110,6 +126,20 @@ impl Link {
     /// the peer's `rcv_nxt - 1 = 0`)?
     fn ack_in_session(&self, ack: Seqno) -> bool {
         self.snd_nxt.sub(1).diff(ack) <= self.sent_in_session
+    }
+
+    /// Could the peer's link have sent this tunnel packet in the current session: unstamped
+    /// (a kernel peer, or a session whose stamp would be 0), or stamped with the peer's
+    /// session as its RESET or ACTIVATE announced it? Before a session is known nothing is
+    /// accepted anyway.
+    fn tunnel_in_session<T: AsRef<[u8]>>(&self, h: &Header<T>) -> bool {
+        let stamp = h.get(field::TUNNEL_SESSION) as u16;
+        !self.in_session || stamp == 0 || stamp == self.peer_session.wrapping_add(1)
+    }
+
+    /// The stamp of our tunnel packets ([`field::TUNNEL_SESSION`]): our session plus one.
+    pub(super) fn tunnel_stamp(&self) -> u16 {
+        self.session.wrapping_add(1)
     }
 
     fn accept_in_order(&mut self, now: Instant, pkt: Bytes) {

@@ -6,7 +6,7 @@ use super::{
     DownReason, Frame, Link, LinkEvent, Outgoing, SendError, SendStatus, TxPkt, HALF_SEQNO_SPACE,
     IMPORTANCE_LEVELS, SPLIT_MIN, SSTHRESH_FLOOR, TUNNEL_LEVEL,
 };
-use crate::wire::{self, user, Header, Seqno};
+use crate::wire::{self, field, user, Header, Seqno};
 use crate::NodeAddr;
 use bytes::{Bytes, BytesMut};
 use std::time::Instant;
@@ -327,6 +327,9 @@ impl Link {
                         h.set_seqno(s.0);
                         h.set_ack(ack);
                         h.set_bcast_ack(bcast_ack);
+                        if h.user() == user::TUNNEL_PROTOCOL {
+                            h.set(field::TUNNEL_SESSION, u32::from(self.tunnel_stamp()));
+                        }
                     }
                     // Every sequenced packet acks what we received, broadcast included.
                     self.rcv_unacked = 0;

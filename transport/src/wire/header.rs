@@ -106,6 +106,11 @@ pub(crate) mod field {
     pub const DESTPORT: Field = (5, 0, 0xFFFF_FFFF);
     /// LINK_PROTOCOL: own link session.
     pub const SESSION: Field = (5, 16, 0xFFFF);
+    /// TUNNEL_PROTOCOL: the session of the link that sent it, plus one (0: not stamped).
+    /// Our extension: the kernel sends these bits as 0 in tunnel messages (`tipc_msg_init`,
+    /// `tipc_msg_create`) and reads a session only from LINK_PROTOCOL messages. The receiving
+    /// link drops a tunnel packet of the peer's previous link session (`Link::handle_packet`).
+    pub const TUNNEL_SESSION: Field = (5, 16, 0xFFFF);
     /// LINK_PROTOCOL / NAME_DISTRIBUTOR / BCAST_PROTOCOL: ignore `bcast_ack`.
     pub const BC_ACK_INVALID: Field = (5, 14, 0x1);
     /// LINK_PROTOCOL RESET: the sender is taking the link down.

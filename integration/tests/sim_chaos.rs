@@ -101,6 +101,20 @@ fn chaos_four_nodes_two_bearers_stale_failover_packets_lose_nothing() {
     }
 }
 
+/// Four nodes, two bearers, names on: a node restarts before a peer got its bc-init (lost,
+/// not yet retransmitted) on the only link that peer had up to it. The new instance's link on
+/// the other bearer came up while the stale link kept the node up, and its bc-init was the
+/// first the peer took, so the "second bc-init" restart rule missed it: no node-down, and the
+/// peer never sent its name-table bulk to the new instance (seed 2448: node 0's view of node 2
+/// lacked node 2's node-state binding on a quiet link). A first bc-init under a signature
+/// announced since the node came up now restarts the node too (`Peer`, "Peer restarts").
+#[test]
+fn chaos_four_nodes_two_bearers_with_names_restart_before_bc_init_resends_bulk() {
+    for seed in seeds([2448]) {
+        chaos_cfg(seed, 4, 2, 6, true);
+    }
+}
+
 /// The long version with names: 100 seeds.
 #[test]
 fn chaos_three_nodes_one_bearer_with_names_many_seeds() {

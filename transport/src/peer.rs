@@ -27,7 +27,14 @@
 //! * **Second bc-init**: the peer sends its bc-init only on the first link of a node session
 //!   (§5.2). One arriving while our broadcast receive state is already set up means the peer
 //!   started a new session (restart, or it lost contact first): the other links are reset and
-//!   the node goes down and up again on the link that carried it.
+//!   the node goes down and up again on the link that carried it. So does a *first* bc-init
+//!   while the node is up if the peer announced a new signature since the node came up: the
+//!   old instance's bc-init never arrived (lost, and it restarted before retransmitting), so
+//!   the rule above cannot see the restart, and the node would otherwise stay up on a new
+//!   link to the new instance without either side's bulk (a first bc-init on another link
+//!   than ours, with the signature unchanged, is the normal case of the peer's first link
+//!   being another bearer). A new instance whose bc-init arrives before any of its discovery
+//!   messages is still only caught when the stale links go.
 //!
 //! [`classify`] is the packet entry of `tipc_rcv` (§4.1): it decides whether a received frame
 //! goes to discovery, to a peer's broadcast receive state or to a peer's unicast link.
@@ -314,6 +321,9 @@ pub struct Peer {
     id: NodeId,
     caps: u16,
     signature: Option<u16>,
+    /// The peer's signature when the current node session began ([`PeerEvent::NodeUp`]): the
+    /// instance our links were in session with then, as far as discovery told us.
+    session_signature: Option<u16>,
     /// Node FSM `SELF_DOWN_PEER_LEAVING` (§4.2): our side of the node is down but the peer may
     /// still consider it up; everything that says "up" is dropped until a RESET or ACTIVATE
     /// with `redundant_link` clear shows that the peer has taken its side down too.
@@ -369,6 +379,7 @@ impl Peer {
             id,
             caps,
             signature: None,
+            session_signature: None,
             peer_leaving: true,
             links: Default::default(),
             node_up: false,
@@ -1303,6 +1314,7 @@ impl Peer {
     fn node_established(&mut self, now: Instant, idx: usize) {
         self.node_up = true;
         self.peer_leaving = false;
+        self.session_signature = self.signature;
         self.events.push_back(PeerEvent::NodeUp);
         self.bc_init_last = self.last_bcast;
         let init = self.bc_init_msg();
@@ -1335,6 +1347,25 @@ impl Peer {
         self.lost_at = Some(now);
         self.sync_bc_state();
         self.events.push_back(PeerEvent::NodeDown);
+    }
+
+    /// A bc-init arriving while no bc-init was taken in this node session is normally the
+    /// peer's first one: its first link may be another than ours. But if the peer announced a
+    /// new signature since the node came up, it is a new instance's: the old instance's
+    /// bc-init never reached us (lost, then it restarted before a retransmission), and the
+    /// links that brought the node up are in session with an instance that is gone. Without
+    /// this the node stayed up across the restart and neither side's bulk reached the new
+    /// instance. (The signature alone, from unauthenticated discovery, never takes a node
+    /// down: a bc-init is a sequenced packet on a working link.) The cost of a wrong guess: if
+    /// the node came up with a new instance before any of its discovery messages arrived (the
+    /// old signature was stored then), its late signature followed by its first bc-init on
+    /// another link than ours takes the node down and up once more, a needless flap that
+    /// loses nothing.
+    fn new_instance_init(&self) -> bool {
+        self.node_up
+            && !self.bc_up
+            && self.session_signature.is_some()
+            && self.signature != self.session_signature
     }
 
     /// The peer's instance changed: reset every working link except `keep` (the one already in
@@ -1426,12 +1457,13 @@ impl Peer {
                     }
                 }
                 LinkEvent::BcInit { last_bcast } => {
-                    if self.bc_up && self.link_up(idx as BearerId) {
+                    if self.link_up(idx as BearerId) && (self.bc_up || self.new_instance_init()) {
                         // The peer sends its bc-init only on the first link of a node session
                         // (§5.2). A second one means the peer went down for us (it restarted, or
                         // its links timed out) while our other links kept the old session: they
-                        // are stale. Reset them and take the node down and up again on this link,
-                        // so both sides purge and resend their name tables (§7.4).
+                        // are stale. So does a first one from a new instance (see
+                        // `new_instance_init`). Reset them and take the node down and up again
+                        // on this link, so both sides purge and resend their name tables (§7.4).
                         self.reset_for_restart(now, Some(idx));
                         if self.node_up {
                             self.node_lost(now, false);

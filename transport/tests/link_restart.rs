@@ -38,6 +38,8 @@ struct Net {
     mtus: [usize; 2],
     /// Bearer priorities.
     prios: [u8; 2],
+    /// Node 1's bc-init (BCAST_PROTOCOL) frames are lost.
+    lose_bc_init_of_1: bool,
 }
 
 impl Net {
@@ -62,6 +64,7 @@ impl Net {
             cut_bearer: None,
             mtus: [1500, 1500],
             prios: [10, 10],
+            lose_bc_init_of_1: false,
         }
     }
 
@@ -100,6 +103,11 @@ impl Net {
             while let Some(t) = self.peers[i].poll_transmit(&mut out) {
                 let f = out.split_to(t.len).freeze();
                 if self.cut_bearer == Some(t.bearer) {
+                    continue;
+                }
+                let bc_init =
+                    Header::new_checked(&f[..]).is_ok_and(|h| h.user() == user::BCAST_PROTOCOL);
+                if i == 1 && self.lose_bc_init_of_1 && bc_init {
                     continue;
                 }
                 self.wire
@@ -396,6 +404,62 @@ fn peer_fails_over_unacknowledged_packets_to_remaining_link_and_delivers_each_on
             && n.peers[1].up_links() == 2),
         "failed link never came back"
     );
+}
+
+/// Node 0 is up with node 1 through link 1 only, and node 1's bc-init (its first packet there)
+/// is lost each time it is sent. Node 1 restarts; its new instance announces a new signature
+/// on bearer 0 and brings link 0 up (node 0's RESETs there say "node down": no bc-init taken),
+/// where its bc-init is the first node 0 receives.
+fn restart_behind_a_link_whose_bc_init_was_lost(new_signature: u16) -> Net {
+    let mut net = Net::new();
+    net.lose_bc_init_of_1 = true;
+    net.discover(0, 1, 9, 101);
+    net.discover(1, 1, 7, 201);
+    assert!(
+        net.run_until(Duration::from_secs(2), |n| n.peers[0].is_up()
+            && n.peers[1].is_up()),
+        "node never came up"
+    );
+    net.run_for(Duration::from_millis(100));
+    assert!(!net.peers[0].bc_rcv_state().0, "the bc-init arrived");
+    net.events = [Vec::new(), Vec::new()];
+    net.restart_b();
+    net.lose_bc_init_of_1 = false;
+    net.discover(0, 0, new_signature, 100);
+    net.discover(1, 0, 7, 200);
+    assert!(
+        net.run_until(Duration::from_millis(500), |n| n.peers[1].is_up()
+            && n.peers[0].link_up(0)
+            && n.peers[0].bc_rcv_state().0),
+        "link 0 to the new instance never came up"
+    );
+    net
+}
+
+/// Seed 2448 of the four-node chaos with names (`sim_chaos.rs`): node 0 kept the node up on
+/// its stale link 1 across the restart, so it never sent its name-table bulk to the new
+/// instance. The first bc-init under a new signature is a restart: the stale link is reset
+/// and the node goes down and up again on link 0.
+#[test]
+fn peer_first_bc_init_from_new_instance_while_up_takes_node_down_and_up_on_its_link() {
+    let mut net = restart_behind_a_link_whose_bc_init_was_lost(11);
+    net.flush();
+    assert_eq!(net.node_events(0), vec!["down", "up"]);
+    assert_eq!(net.down_reasons(0), vec![(1, DownReason::PeerRestarted)]);
+    assert_eq!(net.peers[0].stats().restarts, 1);
+    assert!(net.peers[0].is_up() && net.peers[0].link_up(0));
+}
+
+/// The same first bc-init on another link than the node came up on, with the signature
+/// unchanged: the peer's first link is simply another bearer than ours. Nothing is reset.
+#[test]
+fn peer_first_bc_init_on_another_link_with_same_signature_keeps_node_up() {
+    let mut net = restart_behind_a_link_whose_bc_init_was_lost(9);
+    net.flush();
+    assert_eq!(net.node_events(0), Vec::<&str>::new());
+    assert_eq!(net.down_reasons(0), vec![]);
+    assert_eq!(net.peers[0].stats().restarts, 0);
+    assert_eq!(net.peers[0].up_links(), 2);
 }
 
 #[test]

@@ -95,6 +95,20 @@ fn node_of(s: &SpanData) -> i64 {
         .expect("tipc.node attribute")
 }
 
+/// Wait until `exporter` holds at least `n` finished spans (at most `tries` × 5 ms); the
+/// number it holds then.
+async fn await_spans(exporter: &InMemorySpanExporter, n: usize, tries: usize) -> usize {
+    let mut got = 0;
+    for _ in 0..tries {
+        got = exporter.get_finished_spans().expect("spans").len();
+        if got >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    got
+}
+
 #[test]
 fn ask_chain_spans_share_one_trace_with_parentage_across_three_nodes_in_memory() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -108,15 +122,7 @@ fn ask_chain_spans_share_one_trace_with_parentage_across_three_nodes_in_memory()
         let (a, b, c, _hb, _hc) = three_nodes().await;
         assert_eq!(ask_chain(&a).await, 42);
         // B's server span ends when its spawned future has finished (after the reply left).
-        let mut n = 0;
-        for _ in 0..200 {
-            n = exporter.get_finished_spans().expect("spans").len();
-            if n >= 4 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        assert_eq!(n, 4, "four spans");
+        assert_eq!(await_spans(&exporter, 4, 200).await, 4, "four spans");
         (a.addr(), b.addr(), c.addr())
     });
     // Read before the shutdown (which empties the in-memory exporter).
@@ -190,12 +196,7 @@ fn handler_tracing_events_are_recorded_on_the_handled_message_span_and_nowhere_e
         // Outside any handled message: no span to record it on.
         tracing::info!("before the ask");
         assert_eq!(ask_chain(&a).await, 42);
-        for _ in 0..200 {
-            if exporter.get_finished_spans().expect("spans").len() >= 4 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        await_spans(&exporter, 4, 200).await;
     });
     let spans = exporter.get_finished_spans().expect("spans");
     t.shutdown();
@@ -461,12 +462,7 @@ fn tell_makes_producer_and_consumer_spans_and_failed_ask_spans_carry_error_statu
             matches!(e, Err(AskError::Remote { .. })),
             "unexpected answer {e:?}"
         );
-        for _ in 0..200 {
-            if exporter.get_finished_spans().expect("spans").len() >= 4 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        await_spans(&exporter, 4, 200).await;
     });
     let spans = exporter.get_finished_spans().expect("spans");
     t.shutdown();
@@ -543,12 +539,7 @@ fn group_sends_make_producer_spans_parenting_member_spans_and_raw_handlers_get_r
             .expect("a raw reply")
             .expect("socket open");
         assert_eq!(&r.data[..], b"HI");
-        for _ in 0..400 {
-            if exporter.get_finished_spans().expect("spans").len() >= 9 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        await_spans(&exporter, 9, 400).await;
         let got = log.lock().unwrap_or_else(|p| p.into_inner()).clone();
         assert_eq!(
             got.iter().filter(|l| l.starts_with("MSG 1 ")).count(),

@@ -7,57 +7,19 @@
 //! delivered nor returned to their senders (found by the simulation, `sim_chaos`, with a
 //! discovery change that re-establishes such links within a round trip).
 
-use bytes::{Bytes, BytesMut};
+mod common;
+
+use bytes::Bytes;
+use common::{cfg, data_msg, exchange, frames, number, user_of};
 use std::time::{Duration, Instant};
-use tipc_transport::link::{Link, LinkConfig, LinkEvent, LinkState, DEFAULT_TOLERANCE};
-use tipc_transport::wire::{Header, BASIC_H_SIZE};
-use tipc_transport::OWN_CAPABILITIES;
+use tipc_transport::link::{Link, LinkEvent, LinkState};
+use tipc_transport::wire::Header;
 
 const A: u32 = 0x0100_1001;
 const B: u32 = 0x0100_1002;
 
-fn cfg(own: u32, peer: u32, session: u16) -> LinkConfig {
-    LinkConfig {
-        own_addr: own,
-        peer_addr: peer,
-        peer_caps: OWN_CAPABILITIES,
-        name: format!("{own:x}:mem0-{peer:x}:mem0"),
-        if_name: "mem0".into(),
-        bearer_id: 0,
-        mtu: 1500,
-        encap_hlen: 0,
-        tolerance: DEFAULT_TOLERANCE,
-        priority: 10,
-        min_win: 50,
-        max_win: 50,
-        session,
-    }
-}
-
-fn data_msg(from: u32, to: u32, n: u64) -> BytesMut {
-    let len = BASIC_H_SIZE + 8;
-    let mut b = BytesMut::zeroed(len);
-    let mut h = Header::new_unchecked(&mut b[..]);
-    h.init(0, 3, BASIC_H_SIZE, len, from);
-    h.set_orignode(from);
-    h.set_destnode(to);
-    h.set_origport(1);
-    h.set_destport(2);
-    b[BASIC_H_SIZE..].copy_from_slice(&n.to_be_bytes());
-    b
-}
-
-fn frames(l: &mut Link) -> Vec<Bytes> {
-    let mut v = Vec::new();
-    let mut out = BytesMut::new();
-    while let Some(n) = l.poll_transmit(&mut out) {
-        v.push(out.split_to(n).freeze());
-    }
-    v
-}
-
 fn is_data(f: &Bytes) -> bool {
-    Header::new_checked(&f[..]).unwrap().user() == 0
+    user_of(f) == 0
 }
 
 /// The numbers of the data messages delivered since the last call, in order.
@@ -65,35 +27,18 @@ fn delivered(l: &mut Link) -> Vec<u64> {
     let mut v = Vec::new();
     while let Some(ev) = l.poll_event() {
         if let LinkEvent::Deliver(m) = ev {
-            let h = Header::new_checked(&m[..]).unwrap();
-            v.push(u64::from_be_bytes(h.payload()[..8].try_into().unwrap()));
+            v.push(number(&m));
         }
     }
     v
-}
-
-/// Deliver every frame both ways until neither link has anything to send.
-fn exchange(a: &mut Link, b: &mut Link, now: Instant) {
-    loop {
-        let (fa, fb) = (frames(a), frames(b));
-        if fa.is_empty() && fb.is_empty() {
-            return;
-        }
-        for f in fa {
-            b.handle_packet(now, f);
-        }
-        for f in fb {
-            a.handle_packet(now, f);
-        }
-    }
 }
 
 /// Link `a` up with `b`'s first instance, which acknowledged 40 packets of `a` and then sent
 /// a fourth data packet to `a` that is still in flight (returned, not delivered); then `b`'s
 /// new instance (a fresh link, new session) sends its RESET, which reaches `a`.
 fn old_session_then_peer_reset(now: Instant) -> (Link, Link, Bytes) {
-    let mut a = Link::new(cfg(A, B, 100), now);
-    let mut b = Link::new(cfg(B, A, 200), now);
+    let mut a = Link::new(cfg(A, B, 0, 100), now);
+    let mut b = Link::new(cfg(B, A, 0, 200), now);
     a.send_setup(now);
     b.send_setup(now);
     exchange(&mut a, &mut b, now);
@@ -118,7 +63,7 @@ fn old_session_then_peer_reset(now: Instant) -> (Link, Link, Bytes) {
     );
 
     // `b` restarts: a new instance, a new session, its RESET reaches `a`.
-    let mut b2 = Link::new(cfg(B, A, 300), now);
+    let mut b2 = Link::new(cfg(B, A, 0, 300), now);
     b2.send_setup(now);
     for f in frames(&mut b2) {
         a.handle_packet(now, f);

@@ -10,47 +10,18 @@
 //! parallel link (found by the simulation, `sim_chaos`, 4 nodes and 2 bearers, with a
 //! discovery change that re-establishes such links within a round trip).
 
-use bytes::{Bytes, BytesMut};
+mod common;
+
+use bytes::BytesMut;
+use common::{cfg, data_msg, exchange, frames, number, user_of};
 use std::time::{Duration, Instant};
-use tipc_transport::link::{Link, LinkConfig, LinkEvent, DEFAULT_TOLERANCE};
-use tipc_transport::wire::{user, Header, TunnelRepr, TunnelType, BASIC_H_SIZE};
-use tipc_transport::OWN_CAPABILITIES;
+use tipc_transport::link::{Link, LinkEvent};
+use tipc_transport::wire::{user, Header, TunnelRepr, TunnelType};
 
 /// The sender of the tunnel packets (its node fails a parallel link over to this one).
 const S: u32 = 0x0100_1001;
 /// The receiver, which restarts.
 const R: u32 = 0x0100_1002;
-
-fn cfg(own: u32, peer: u32, session: u16) -> LinkConfig {
-    LinkConfig {
-        own_addr: own,
-        peer_addr: peer,
-        peer_caps: OWN_CAPABILITIES,
-        name: format!("{own:x}:mem1-{peer:x}:mem1"),
-        if_name: "mem1".into(),
-        bearer_id: 1,
-        mtu: 1500,
-        encap_hlen: 0,
-        tolerance: DEFAULT_TOLERANCE,
-        priority: 10,
-        min_win: 50,
-        max_win: 50,
-        session,
-    }
-}
-
-fn data_msg(from: u32, to: u32, n: u64) -> BytesMut {
-    let len = BASIC_H_SIZE + 8;
-    let mut b = BytesMut::zeroed(len);
-    let mut h = Header::new_unchecked(&mut b[..]);
-    h.init(0, 3, BASIC_H_SIZE, len, from);
-    h.set_orignode(from);
-    h.set_destnode(to);
-    h.set_origport(1);
-    h.set_destport(2);
-    b[BASIC_H_SIZE..].copy_from_slice(&n.to_be_bytes());
-    b
-}
 
 /// A FAILOVER message for the parallel link (peer bearer 0) carrying data message `n`.
 fn failover_msg(n: u64) -> BytesMut {
@@ -74,31 +45,13 @@ fn failover_msg(n: u64) -> BytesMut {
     b
 }
 
-fn frames(l: &mut Link) -> Vec<Bytes> {
-    let mut v = Vec::new();
-    let mut out = BytesMut::new();
-    while let Some(n) = l.poll_transmit(&mut out) {
-        v.push(out.split_to(n).freeze());
-    }
-    v
-}
-
-fn user_of(f: &Bytes) -> u8 {
-    Header::new_checked(&f[..]).unwrap().user()
-}
-
 /// What the link delivered since the last call: data messages by number, tunnel messages as
 /// `None`.
 fn delivered(l: &mut Link) -> Vec<Option<u64>> {
     let mut v = Vec::new();
     while let Some(ev) = l.poll_event() {
         match ev {
-            LinkEvent::Deliver(m) => {
-                let h = Header::new_checked(&m[..]).unwrap();
-                v.push(Some(u64::from_be_bytes(
-                    h.payload()[..8].try_into().unwrap(),
-                )));
-            }
+            LinkEvent::Deliver(m) => v.push(Some(number(&m))),
             LinkEvent::Tunnel(_) => v.push(None),
             _ => {}
         }
@@ -106,27 +59,11 @@ fn delivered(l: &mut Link) -> Vec<Option<u64>> {
     v
 }
 
-/// Deliver every frame both ways until neither link has anything to send.
-fn exchange(a: &mut Link, b: &mut Link, now: Instant) {
-    loop {
-        let (fa, fb) = (frames(a), frames(b));
-        if fa.is_empty() && fb.is_empty() {
-            return;
-        }
-        for f in fa {
-            b.handle_packet(now, f);
-        }
-        for f in fb {
-            a.handle_packet(now, f);
-        }
-    }
-}
-
 #[test]
 fn stale_failover_tunnel_packet_of_previous_session_does_not_displace_new_sessions_packet() {
     let now = Instant::now() + Duration::from_secs(1);
-    let mut s = Link::new(cfg(S, R, 100), now);
-    let mut r = Link::new(cfg(R, S, 200), now);
+    let mut s = Link::new(cfg(S, R, 1, 100), now);
+    let mut r = Link::new(cfg(R, S, 1, 200), now);
     s.send_setup(now);
     r.send_setup(now);
     exchange(&mut s, &mut r, now);
@@ -154,7 +91,7 @@ fn stale_failover_tunnel_packet_of_previous_session_does_not_displace_new_sessio
 
     // `r` restarts: a new instance, a new session; its RESET reaches `s`, the link comes up
     // again at once. `r2` sent nothing yet, so ack 0 is what the new session expects.
-    let mut r2 = Link::new(cfg(R, S, 300), now);
+    let mut r2 = Link::new(cfg(R, S, 1, 300), now);
     r2.send_setup(now);
     exchange(&mut s, &mut r2, now);
     assert!(s.is_up() && r2.is_up(), "re-established at once");
@@ -197,13 +134,13 @@ fn stale_failover_tunnel_packet_of_previous_session_does_not_displace_new_sessio
 #[test]
 fn failover_tunnel_packet_of_current_session_is_delivered() {
     let now = Instant::now() + Duration::from_secs(1);
-    let mut s = Link::new(cfg(S, R, 100), now);
-    let mut r = Link::new(cfg(R, S, 200), now);
+    let mut s = Link::new(cfg(S, R, 1, 100), now);
+    let mut r = Link::new(cfg(R, S, 1, 200), now);
     s.send_setup(now);
     r.send_setup(now);
     exchange(&mut s, &mut r, now);
     // Reset and re-established once, so the sessions moved on from their first values.
-    let mut r2 = Link::new(cfg(R, S, 300), now);
+    let mut r2 = Link::new(cfg(R, S, 1, 300), now);
     r2.send_setup(now);
     exchange(&mut s, &mut r2, now);
     assert!(s.is_up() && r2.is_up());
